@@ -1,0 +1,53 @@
+# Handoff — the commands a new user types. Each first installs what is missing
+# (scripts/bootstrap), so a fresh Debian machine needs nothing done by hand.
+SHELL := /bin/bash
+SWIFT ?= swift
+FUZZ_SECONDS ?= 30
+FUZZ_BUILD := .build-fuzz
+
+.PHONY: all deps generate check-generated build build-release test test-swift test-python fuzz fuzz-long run bench clean
+
+all: build
+
+deps:
+	@scripts/bootstrap
+
+generate: deps
+	scripts/generate
+
+check-generated: deps
+	scripts/generate --check
+
+build: deps
+	$(SWIFT) build
+
+build-release: deps
+	$(SWIFT) build -c release
+
+# Everything CI proves: generated code current, Swift suites, Python suites,
+# and a bounded fuzzing run of the decoders.
+test: deps check-generated test-swift test-python fuzz
+
+test-swift: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+test-python: deps
+	python3 -m pytest -q clients/python/tests
+
+# libFuzzer over the envelope and message decoders (Tests/Fuzz), FUZZ_SECONDS long.
+fuzz: deps
+	$(SWIFT) build -c release --sanitize=fuzzer -Xswiftc -parse-as-library \
+	    --package-path Tests/Fuzz --scratch-path $(FUZZ_BUILD)
+	scripts/fuzz $(FUZZ_BUILD)/release/HandoffProtoFuzz $(FUZZ_SECONDS)
+
+# The longer documented mode: an hour, keeping the corpus in .fuzz-corpus/.
+fuzz-long:
+	$(MAKE) fuzz FUZZ_SECONDS=3600 FUZZ_KEEP=1
+
+run: deps
+	$(SWIFT) build -c release --product handoffd
+	.build/release/handoffd
+
+clean:
+	rm -rf .build $(FUZZ_BUILD)

@@ -1,0 +1,1 @@
+"""Generated protobuf modules for handoff.v1 (scripts/generate; do not edit)."""

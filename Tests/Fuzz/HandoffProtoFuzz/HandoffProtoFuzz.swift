@@ -13,7 +13,8 @@ public func handoffProtoFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     roundTrip(Envelope.self, bytes)
     if size > 0 {
         let types = ProtoRegistry.messageTypes
-        roundTrip(types[Int(data[0]) % types.count], UnsafeRawBufferPointer(rebasing: bytes.dropFirst()))
+        let type = types[Int(data[0]) % types.count]
+        roundTrip(type, UnsafeRawBufferPointer(rebasing: bytes.dropFirst()))
     }
     return 0
 }

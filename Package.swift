@@ -16,7 +16,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "Handoff",
-    platforms: [.macOS(.v15)],
+    platforms: [.macOS("26.0")],
     products: [
         .library(name: "HandoffProto", targets: ["HandoffProto"]),
         .executable(name: "handoffd", targets: ["handoffd"]),
@@ -57,6 +57,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The transport core: framing, calls multiplexed by id, status codes,
+        // deadlines, the server and client connection handlers. NIOCore only:
+        // no sockets, no TLS, nothing of sessions.
+        .target(
+            name: "HandoffRPC",
+            dependencies: [
+                "HandoffProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "handoffd",
             dependencies: [
@@ -77,6 +89,18 @@ let package = Package(
         .testTarget(
             name: "HandoffProtoTests",
             dependencies: ["HandoffProto"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HandoffRPCTests",
+            dependencies: [
+                "HandoffRPC",
+                "HandoffProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

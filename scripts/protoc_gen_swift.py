@@ -481,6 +481,24 @@ def gen_bridge(ctx, full, fields, oneofs):
 bridges = []
 
 
+def gen_service(ctx, f, svc, comments, path):
+    """A namespace of typed method descriptors for one service."""
+    out = comments.doc(path, "")
+    out.append(f"public enum {svc.name} {{")
+    out.append(f'    /// The fully qualified service name.')
+    out.append(f'    public static let serviceName = "{f.package}.{svc.name}"')
+    for mi, m in enumerate(svc.method):
+        req = ctx.messages[m.input_type][3]
+        resp = ctx.messages[m.output_type][3]
+        kind = "ServerStreamingMethod" if m.server_streaming else "UnaryMethod"
+        name = m.name[:1].lower() + m.name[1:]
+        out.append("")
+        out += comments.doc(path + [2, mi], "    ")
+        out.append(f'    public static let {swift_ident(name)} = {kind}<{req}, {resp}>(fullName: "{f.package}.{svc.name}/{m.name}")')
+    out.append("}")
+    return out
+
+
 def gen_file(ctx, f):
     global bridges
     bridges = []
@@ -494,6 +512,9 @@ def gen_file(ctx, f):
             continue
         body.append("")
         body += gen_message(ctx, f".{f.package}.{m.name}", comments, [4, mi], "")
+    for si, svc in enumerate(f.service):
+        body.append("")
+        body += gen_service(ctx, f, svc, comments, [6, si])
     for b in bridges:
         body.append("")
         body += b

@@ -81,3 +81,20 @@ public struct ProtoMethod: Sendable, CustomStringConvertible {
     public var fullName: String { "\(service)/\(name)" }
     public var description: String { fullName }
 }
+
+/// A unary method: one request, one response. Generated per RPC, for example
+/// `Health.ping`, so callers and servers name methods by value, not by string.
+public struct UnaryMethod<Request: ProtoMessage, Response: ProtoMessage>: Sendable, CustomStringConvertible {
+    /// The wire name, `handoff.v1.Health/Ping`.
+    public let fullName: String
+    public init(fullName: String) { self.fullName = fullName }
+    public var description: String { fullName }
+}
+
+/// A server-streaming method: one request, a stream of responses.
+public struct ServerStreamingMethod<Request: ProtoMessage, Response: ProtoMessage>: Sendable, CustomStringConvertible {
+    /// The wire name, `handoff.v1.Operators/Watch`.
+    public let fullName: String
+    public init(fullName: String) { self.fullName = fullName }
+    public var description: String { fullName }
+}

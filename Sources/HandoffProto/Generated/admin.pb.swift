@@ -137,6 +137,20 @@ public struct VerifyAuditChainResponse: ProtoMessage {
     }
 }
 
+/// Administration; admins only.
+public enum Admin {
+    /// The fully qualified service name.
+    public static let serviceName = "handoff.v1.Admin"
+
+    /// Reloads the configured policy file. A bad file fails the call with
+    /// INVALID_ARGUMENT naming the line and reason, and the old policy stays in
+    /// force.
+    public static let reloadPolicy = UnaryMethod<ReloadPolicyRequest, ReloadPolicyResponse>(fullName: "handoff.v1.Admin/ReloadPolicy")
+
+    /// Recomputes a session's event hash chain and names the first broken link.
+    public static let verifyAuditChain = UnaryMethod<VerifyAuditChainRequest, VerifyAuditChainResponse>(fullName: "handoff.v1.Admin/VerifyAuditChain")
+}
+
 extension ReloadPolicyRequest: _CBridged {
     typealias CStruct = Handoff__V1__ReloadPolicyRequest
 

@@ -188,6 +188,15 @@ public struct EscalationStatsResponse: ProtoMessage {
     }
 }
 
+/// Escalation analytics for the caller's tenant.
+public enum Analytics {
+    /// The fully qualified service name.
+    public static let serviceName = "handoff.v1.Analytics"
+
+    /// Computes escalation statistics over a window.
+    public static let escalationStats = UnaryMethod<EscalationStatsRequest, EscalationStatsResponse>(fullName: "handoff.v1.Analytics/EscalationStats")
+}
+
 extension EscalationStatsRequest: _CBridged {
     typealias CStruct = Handoff__V1__EscalationStatsRequest
 

@@ -368,6 +368,25 @@ public struct DecideApprovalResponse: ProtoMessage {
     }
 }
 
+/// Approval chains.
+public enum Approvals {
+    /// The fully qualified service name.
+    public static let serviceName = "handoff.v1.Approvals"
+
+    /// Builds an approval chain for an action and notifies the first approver.
+    public static let requestApproval = UnaryMethod<RequestApprovalRequest, RequestApprovalResponse>(fullName: "handoff.v1.Approvals/RequestApproval")
+
+    /// Reads one approval with its chain.
+    public static let getApproval = UnaryMethod<GetApprovalRequest, GetApprovalResponse>(fullName: "handoff.v1.Approvals/GetApproval")
+
+    /// Lists the approvals whose current step the caller may decide (all of the
+    /// tenant's pending approvals for an admin).
+    public static let listPendingApprovals = UnaryMethod<ListPendingApprovalsRequest, ListPendingApprovalsResponse>(fullName: "handoff.v1.Approvals/ListPendingApprovals")
+
+    /// Decides one or more approvals; each item succeeds or fails on its own.
+    public static let decideApproval = UnaryMethod<DecideApprovalRequest, DecideApprovalResponse>(fullName: "handoff.v1.Approvals/DecideApproval")
+}
+
 extension RequestApprovalRequest: _CBridged {
     typealias CStruct = Handoff__V1__RequestApprovalRequest
 

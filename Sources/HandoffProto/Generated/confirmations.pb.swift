@@ -303,6 +303,25 @@ public struct VerifyMultiFactorResponse: ProtoMessage {
     }
 }
 
+/// End-user confirmation of pending actions.
+public enum Confirmations {
+    /// The fully qualified service name.
+    public static let serviceName = "handoff.v1.Confirmations"
+
+    /// Asks for confirmation: the session awaits the user's answer to a prompt.
+    public static let requestConfirmation = UnaryMethod<RequestConfirmationRequest, RequestConfirmationResponse>(fullName: "handoff.v1.Confirmations/RequestConfirmation")
+
+    /// Hands in the user's answer; yes-words confirm (and release), no-words
+    /// decline, anything else re-prompts and stays pending.
+    public static let respondToConfirmation = UnaryMethod<RespondToConfirmationRequest, RespondToConfirmationResponse>(fullName: "handoff.v1.Confirmations/RespondToConfirmation")
+
+    /// Creates and delivers a new one-time code (invalidating any earlier one).
+    public static let startMultiFactor = UnaryMethod<StartMultiFactorRequest, StartMultiFactorResponse>(fullName: "handoff.v1.Confirmations/StartMultiFactor")
+
+    /// Checks a code; a correct one releases the action exactly once.
+    public static let verifyMultiFactor = UnaryMethod<VerifyMultiFactorRequest, VerifyMultiFactorResponse>(fullName: "handoff.v1.Confirmations/VerifyMultiFactor")
+}
+
 extension RequestConfirmationRequest: _CBridged {
     typealias CStruct = Handoff__V1__RequestConfirmationRequest
 

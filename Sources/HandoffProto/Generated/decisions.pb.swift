@@ -167,6 +167,21 @@ public struct ReportExecutionResponse: ProtoMessage {
     }
 }
 
+/// Waiting for decisions and reporting execution.
+public enum Decisions {
+    /// The fully qualified service name.
+    public static let serviceName = "handoff.v1.Decisions"
+
+    /// Streams one DecisionUpdate per listed pending action as soon as it is
+    /// settled (at once for those already settled), then ends with OK once
+    /// every listed action has had its update. A decision is durable before it
+    /// is sent, so a client that reconnects simply calls again.
+    public static let waitForDecision = ServerStreamingMethod<WaitForDecisionRequest, DecisionUpdate>(fullName: "handoff.v1.Decisions/WaitForDecision")
+
+    /// Records the execution of a released action.
+    public static let reportExecution = UnaryMethod<ReportExecutionRequest, ReportExecutionResponse>(fullName: "handoff.v1.Decisions/ReportExecution")
+}
+
 extension WaitForDecisionRequest: _CBridged {
     typealias CStruct = Handoff__V1__WaitForDecisionRequest
 

@@ -424,6 +424,32 @@ public struct ResolveResponse: ProtoMessage {
     }
 }
 
+/// Escalation tickets and the operator queue.
+public enum Escalations {
+    /// The fully qualified service name.
+    public static let serviceName = "handoff.v1.Escalations"
+
+    /// Opens a ticket for a session, or returns the one already open.
+    public static let escalate = UnaryMethod<EscalateRequest, EscalateResponse>(fullName: "handoff.v1.Escalations/Escalate")
+
+    /// Reads a ticket with its snapshot and the live session context.
+    public static let getTicket = UnaryMethod<GetTicketRequest, GetTicketResponse>(fullName: "handoff.v1.Escalations/GetTicket")
+
+    /// Lists the queue: by priority (SLA-breached first within a priority), then
+    /// oldest first.
+    public static let listQueue = UnaryMethod<ListQueueRequest, ListQueueResponse>(fullName: "handoff.v1.Escalations/ListQueue")
+
+    /// Assigns a ticket to an operator.
+    public static let claim = UnaryMethod<ClaimRequest, ClaimResponse>(fullName: "handoff.v1.Escalations/Claim")
+
+    /// Adds an operator turn to the escalated session's conversation.
+    public static let reply = UnaryMethod<ReplyRequest, ReplyResponse>(fullName: "handoff.v1.Escalations/Reply")
+
+    /// Closes a ticket, optionally deciding its pending action, and hands the
+    /// session back to the agent.
+    public static let resolve = UnaryMethod<ResolveRequest, ResolveResponse>(fullName: "handoff.v1.Escalations/Resolve")
+}
+
 extension EscalateRequest: _CBridged {
     typealias CStruct = Handoff__V1__EscalateRequest
 

@@ -62,6 +62,15 @@ public struct PingResponse: ProtoMessage {
     }
 }
 
+/// Liveness.
+public enum Health {
+    /// The fully qualified service name.
+    public static let serviceName = "handoff.v1.Health"
+
+    /// Echoes a payload with the server's clock and version; touches no store.
+    public static let ping = UnaryMethod<PingRequest, PingResponse>(fullName: "handoff.v1.Health/Ping")
+}
+
 extension PingRequest: _CBridged {
     typealias CStruct = Handoff__V1__PingRequest
 

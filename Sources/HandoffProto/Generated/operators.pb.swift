@@ -155,6 +155,16 @@ public struct DeskEvent: ProtoMessage {
     }
 }
 
+/// Live watch of the operator and approval desks.
+public enum Operators {
+    /// The fully qualified service name.
+    public static let serviceName = "handoff.v1.Operators"
+
+    /// Streams desk events of the caller's tenant that the caller may see
+    /// (approvers: approvals routed to them), oldest first, until cancelled.
+    public static let watch = ServerStreamingMethod<WatchRequest, DeskEvent>(fullName: "handoff.v1.Operators/Watch")
+}
+
 extension WatchRequest: _CBridged {
     typealias CStruct = Handoff__V1__WatchRequest
 

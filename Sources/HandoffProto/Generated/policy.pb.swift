@@ -192,6 +192,16 @@ public struct AssessActionResponse: ProtoMessage {
     }
 }
 
+/// Risk assessment of agent actions.
+public enum Policy {
+    /// The fully qualified service name.
+    public static let serviceName = "handoff.v1.Policy"
+
+    /// Assesses an action in a session; records an "action.assessed" event and,
+    /// unless the strategy is AUTOMATE, a pending action.
+    public static let assessAction = UnaryMethod<AssessActionRequest, AssessActionResponse>(fullName: "handoff.v1.Policy/AssessAction")
+}
+
 extension AssessActionRequest: _CBridged {
     typealias CStruct = Handoff__V1__AssessActionRequest
 

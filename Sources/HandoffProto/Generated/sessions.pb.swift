@@ -507,6 +507,35 @@ public struct ListEventsResponse: ProtoMessage {
     }
 }
 
+/// Session state, conversation and trace. Every change appends an event in the
+/// same transaction and is answered only once durable.
+public enum Sessions {
+    /// The fully qualified service name.
+    public static let serviceName = "handoff.v1.Sessions"
+
+    /// Creates a session. ALREADY_EXISTS when the client-chosen id is taken.
+    public static let createSession = UnaryMethod<CreateSessionRequest, CreateSessionResponse>(fullName: "handoff.v1.Sessions/CreateSession")
+
+    /// Reads one session, state included. NOT_FOUND when unknown.
+    public static let getSession = UnaryMethod<GetSessionRequest, GetSessionResponse>(fullName: "handoff.v1.Sessions/GetSession")
+
+    /// Changes the state by merge patch or replacement, with reasoning; ABORTED
+    /// on a stale expected_version, changing nothing.
+    public static let updateState = UnaryMethod<UpdateStateRequest, UpdateStateResponse>(fullName: "handoff.v1.Sessions/UpdateState")
+
+    /// Appends a conversation turn.
+    public static let addTurn = UnaryMethod<AddTurnRequest, AddTurnResponse>(fullName: "handoff.v1.Sessions/AddTurn")
+
+    /// Appends a memory.
+    public static let addMemory = UnaryMethod<AddMemoryRequest, AddMemoryResponse>(fullName: "handoff.v1.Sessions/AddMemory")
+
+    /// Reads the recent turns, the state and the memories in one call.
+    public static let getContext = UnaryMethod<GetContextRequest, GetContextResponse>(fullName: "handoff.v1.Sessions/GetContext")
+
+    /// Reads the event log, filtered and paged.
+    public static let listEvents = UnaryMethod<ListEventsRequest, ListEventsResponse>(fullName: "handoff.v1.Sessions/ListEvents")
+}
+
 extension CreateSessionRequest: _CBridged {
     typealias CStruct = Handoff__V1__CreateSessionRequest
 

@@ -1,0 +1,250 @@
+// Handoff — the client side of one connection: calls out, responses matched
+// back to their callers by call id, in whatever order they complete.
+
+import HandoffProto
+import NIOCore
+
+/// What a caller asks the connection to do.
+enum ClientOutbound: Sendable {
+    case start(OutboundCall)
+    case cancel(callID: UInt64, reason: RPCError)
+}
+
+/// A call to start: its frame fields and where its answer goes.
+struct OutboundCall: Sendable {
+    let callID: UInt64
+    let method: String
+    let payload: [UInt8]
+    let timeout: TimeAmount?
+    let metadata: [MetadataEntry]
+    let responder: Responder
+
+    enum Responder: Sendable {
+        /// One response payload, or the call's error.
+        case unary(EventLoopPromise<[UInt8]>)
+        /// Each streamed payload, then the end: nil for OK, else the error.
+        case stream(onMessage: @Sendable ([UInt8]) -> Void, onEnd: @Sendable (RPCError?) -> Void)
+    }
+}
+
+/// Runs the calls of one client connection; the last handler of the pipeline.
+final class RPCClientConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = Never
+    typealias OutboundIn = ClientOutbound
+    typealias OutboundOut = ByteBuffer
+
+    private struct Pending {
+        let responder: OutboundCall.Responder
+        var timer: Scheduled<Void>?
+    }
+
+    private var decoder: NIOSingleStepByteToMessageProcessor<FrameDecoder>
+    private var pending: [UInt64: Pending] = [:]
+    private var context: ChannelHandlerContext?
+    /// Set by a GOAWAY: calls above it were not started by the server.
+    private var goAwayLastCallID: UInt64?
+    private var closed: RPCError?
+    private let keepaliveInterval: TimeAmount?
+    private var keepaliveTask: RepeatedTask?
+    private var awaitingPong = false
+    private let state: RPCClientConnection.SharedState
+
+    init(maximumFrameSize: Int, keepaliveInterval: TimeAmount?, state: RPCClientConnection.SharedState) {
+        self.decoder = NIOSingleStepByteToMessageProcessor(
+            FrameDecoder(maximumFrameSize: maximumFrameSize), maximumBufferSize: maximumFrameSize + 4 + 65_536)
+        self.keepaliveInterval = keepaliveInterval
+        self.state = state
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { startKeepalive(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startKeepalive(context: context)
+        context.fireChannelActive()
+    }
+
+    private func startKeepalive(context: ChannelHandlerContext) {
+        guard let interval = keepaliveInterval, keepaliveTask == nil else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        keepaliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            bound.value.keepaliveTick()
+        }
+    }
+
+    private func keepaliveTick() {
+        guard let context else { return }
+        if awaitingPong {
+            // No answer to the last ping within a whole interval: the peer or the path is gone.
+            failAll(RPCError(code: .unavailable, message: "keepalive timed out: no PONG from the server"))
+            context.close(promise: nil)
+            return
+        }
+        awaitingPong = true
+        writeFrame(Envelope(kind: .ping, payload: []), context: context, flush: true)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(closed ?? RPCError(code: .unavailable, message: "connection closed"))
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        keepaliveTask?.cancel()
+        failAll(RPCError(code: .unavailable, message: "connection closed"))
+        self.context = nil
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let reason = RPCError(code: .unavailable, message: "connection failed: \(error)", cause: error)
+        closed = reason
+        failAll(reason)
+        context.close(promise: nil)
+    }
+
+    // MARK: Outbound
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .start(let call):
+            start(call, context: context)
+        case .cancel(let callID, let reason):
+            if let call = pending.removeValue(forKey: callID) {
+                call.timer?.cancel()
+                complete(call.responder, .failure(reason))
+                writeFrame(Envelope(kind: .cancel, callID: callID), context: context, flush: false)
+            }
+        }
+        promise?.succeed()
+    }
+
+    private func start(_ call: OutboundCall, context: ChannelHandlerContext) {
+        if let reason = closed ?? goAwayLastCallID.map({ _ in
+            RPCError(code: .unavailable, message: "the server is shutting down this connection; call not started")
+        }) {
+            complete(call.responder, .failure(reason))
+            return
+        }
+        var entry = Pending(responder: call.responder, timer: nil)
+        var timeoutMs: UInt64 = 0
+        if let timeout = call.timeout {
+            timeoutMs = UInt64(max(1, timeout.nanoseconds / 1_000_000))
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let id = call.callID
+            let ms = timeoutMs
+            entry.timer = context.eventLoop.scheduleTask(in: timeout) {
+                bound.value.deadlineExceeded(id, timeoutMs: ms)
+            }
+        }
+        pending[call.callID] = entry
+        writeFrame(
+            Envelope(
+                kind: .request, callID: call.callID, method: call.method, timeoutMs: timeoutMs,
+                metadata: call.metadata, payload: call.payload),
+            context: context, flush: false)
+    }
+
+    private func deadlineExceeded(_ id: UInt64, timeoutMs: UInt64) {
+        guard let call = pending.removeValue(forKey: id), let context else { return }
+        complete(call.responder, .failure(RPCError(code: .deadlineExceeded, message: "deadline of \(timeoutMs) ms exceeded")))
+        writeFrame(Envelope(kind: .cancel, callID: id), context: context, flush: true)
+    }
+
+    private func writeFrame(_ envelope: Envelope, context: ChannelHandlerContext, flush: Bool) {
+        var buffer = context.channel.allocator.buffer(capacity: 64 + envelope.payload.count)
+        do {
+            try buffer.writeFrame(envelope)
+        } catch {
+            return  // request payloads were encoded by the caller; metadata with U+0000 cannot be sent
+        }
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        do {
+            try decoder.process(buffer: buffer) { envelope in
+                self.received(envelope, context: context)
+            }
+        } catch {
+            let message = (error as? FrameError)?.message ?? "\(error)"
+            let reason = RPCError(code: .internalError, message: "bad frame from the server: \(message)")
+            closed = reason
+            failAll(reason)
+            context.close(promise: nil)
+        }
+    }
+
+    private func received(_ envelope: Envelope, context: ChannelHandlerContext) {
+        switch envelope.kind {
+        case .message:
+            if case .stream(let onMessage, _)? = pending[envelope.callID]?.responder {
+                onMessage(envelope.payload)
+            }
+        case .end:
+            // An END for a call no longer pending crossed a CANCEL or a deadline: drop it.
+            guard let call = pending.removeValue(forKey: envelope.callID) else { return }
+            call.timer?.cancel()
+            let code = RPCError.Code(rawValue: envelope.statusCode)
+            if code == .ok {
+                complete(call.responder, .success(envelope.payload))
+            } else {
+                complete(call.responder, .failure(RPCError(code: code, message: envelope.statusMessage)))
+            }
+        case .ping:
+            writeFrame(Envelope(kind: .pong, callID: envelope.callID, payload: envelope.payload), context: context, flush: true)
+        case .pong:
+            awaitingPong = false
+        case .goaway:
+            goAwayLastCallID = envelope.callID
+            state.markDraining()
+            let notStarted = pending.filter { $0.key > envelope.callID }
+            for (id, call) in notStarted {
+                pending.removeValue(forKey: id)
+                call.timer?.cancel()
+                complete(call.responder, .failure(RPCError(
+                    code: .unavailable, message: "the server is shutting down (\(envelope.statusMessage)); call not started")))
+            }
+        case .request, .cancel, .unspecified, .unrecognized:
+            let reason = RPCError(code: .internalError, message: "the server sent an invalid frame kind \(envelope.kind.rawValue)")
+            closed = reason
+            failAll(reason)
+            context.close(promise: nil)
+        }
+    }
+
+    private func complete(_ responder: OutboundCall.Responder, _ result: Result<[UInt8], RPCError>) {
+        switch (responder, result) {
+        case (.unary(let promise), .success(let payload)):
+            promise.succeed(payload)
+        case (.unary(let promise), .failure(let error)):
+            promise.fail(error)
+        case (.stream(_, let onEnd), .success):
+            onEnd(nil)
+        case (.stream(_, let onEnd), .failure(let error)):
+            onEnd(error)
+        }
+    }
+
+    private func failAll(_ reason: RPCError) {
+        state.markClosed()
+        let all = pending
+        pending.removeAll()
+        for call in all.values {
+            call.timer?.cancel()
+            complete(call.responder, .failure(reason))
+        }
+    }
+}
+
+@available(*, unavailable)
+extension RPCClientConnectionHandler: Sendable {}

@@ -1,0 +1,62 @@
+// Handoff — the table of methods a server answers.
+
+public import HandoffProto
+
+/// Maps wire method names to handlers. The domain registers its methods here
+/// with the generated descriptors (`registry.register(Health.ping) { … }`),
+/// so requests and responses are typed and decoded in one place.
+public struct MethodRegistry: Sendable {
+    typealias UnaryBody = @Sendable ([UInt8], ServerCallContext) async throws -> [UInt8]
+    typealias StreamingBody = @Sendable ([UInt8], ServerCallContext, RawResponseWriter) async throws -> Void
+
+    enum Handler: Sendable {
+        case unary(UnaryBody)
+        case serverStreaming(StreamingBody)
+    }
+
+    private(set) var handlers: [String: Handler] = [:]
+
+    public init() {}
+
+    /// The wire names of every registered method.
+    public var methodNames: [String] { handlers.keys.sorted() }
+
+    /// Registers a unary method; a second registration replaces the first.
+    public mutating func register<Request, Response>(
+        _ method: UnaryMethod<Request, Response>,
+        _ body: @escaping @Sendable (Request, ServerCallContext) async throws -> Response
+    ) {
+        handlers[method.fullName] = .unary { bytes, context in
+            let request = try decodeRequest(Request.self, bytes)
+            return try encodeResponse(try await body(request, context))
+        }
+    }
+
+    /// Registers a server-streaming method: the body writes each response to
+    /// the writer; returning ends the stream with OK, throwing with the error.
+    public mutating func register<Request, Response>(
+        _ method: ServerStreamingMethod<Request, Response>,
+        _ body: @escaping @Sendable (Request, ServerCallContext, ResponseWriter<Response>) async throws -> Void
+    ) {
+        handlers[method.fullName] = .serverStreaming { bytes, context, raw in
+            let request = try decodeRequest(Request.self, bytes)
+            try await body(request, context, ResponseWriter(raw: raw))
+        }
+    }
+}
+
+func decodeRequest<M: ProtoMessage>(_: M.Type, _ bytes: [UInt8]) throws(RPCError) -> M {
+    do {
+        return try M(serializedBytes: bytes)
+    } catch {
+        throw RPCError(code: .invalidArgument, message: "request is not a valid \(M.protoName): \(error.message)")
+    }
+}
+
+func encodeResponse<M: ProtoMessage>(_ message: M) throws(RPCError) -> [UInt8] {
+    do {
+        return try message.serializedBytes()
+    } catch {
+        throw RPCError(code: .internalError, message: "the response could not be encoded", cause: error)
+    }
+}

@@ -1,0 +1,426 @@
+// Handoff — the server side of one connection: frames in, calls dispatched,
+// responses out.
+//
+// Everything here runs on the connection's event loop. A call's handler is
+// started with `Task.immediate` preferring this loop's executor, so a handler
+// that does not suspend answers inside `channelRead`, and one that does
+// resumes on this same thread: no hop to the global executor and back.
+
+import HandoffProto
+public import Logging
+public import NIOCore
+
+/// Serves the calls of one connection. Sits above TLS (plaintext bytes in and
+/// out) and below nothing: it is the last handler of the server pipeline.
+public final class RPCServerConnectionHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = Never
+    public typealias OutboundIn = Never
+    public typealias OutboundOut = ByteBuffer
+
+    /// Limits and timeouts of one connection.
+    public struct Configuration: Sendable {
+        /// The largest envelope accepted (default 4 MiB).
+        public var maximumFrameSize = 4 << 20
+        /// Calls in flight at once; more are refused with RESOURCE_EXHAUSTED.
+        public var maximumConcurrentCalls = 1024
+        public init() {}
+    }
+
+    /// Sent down the pipeline (fireUserInboundEventTriggered) when the TLS
+    /// handshake has identified the peer.
+    public struct ConnectionInfoEvent: Sendable {
+        public var info: ConnectionInfo
+        public init(_ info: ConnectionInfo) { self.info = info }
+    }
+
+    /// Sent down the pipeline to begin a graceful close: GOAWAY now, new calls
+    /// refused, the connection closed when the calls in flight have finished.
+    public struct DrainEvent: Sendable {
+        public init() {}
+    }
+
+    private struct Call {
+        var task: Task<Void, Never>?
+        var deadline: Scheduled<Void>?
+        let streaming: Bool
+        let started: NIODeadline
+    }
+
+    private enum State {
+        case active
+        case draining
+        case closed
+    }
+
+    private let registry: MethodRegistry
+    private let configuration: Configuration
+    private let logger: Logger
+    private var decoder: NIOSingleStepByteToMessageProcessor<FrameDecoder>
+    private var calls: [UInt64: Call] = [:]
+    private var highestCallID: UInt64 = 0
+    private var state = State.active
+    private var info = ConnectionInfo()
+    private var context: ChannelHandlerContext?
+    private var executor: EventLoopTaskExecutor?
+    private var inRead = false
+    private var flushNeeded = false
+    private var flushScheduled = false
+    private var readHeld = false
+    private var writabilityWaiters: [EventLoopPromise<Void>] = []
+
+    public init(registry: MethodRegistry, configuration: Configuration = .init(), logger: Logger) {
+        self.registry = registry
+        self.configuration = configuration
+        self.logger = logger
+        self.decoder = NIOSingleStepByteToMessageProcessor(
+            FrameDecoder(maximumFrameSize: configuration.maximumFrameSize),
+            maximumBufferSize: configuration.maximumFrameSize + 4 + 65_536
+        )
+    }
+
+    /// Calls in flight (for tests and metrics).
+    var callsInFlight: Int { calls.count }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.executor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
+        if info.remoteAddress == nil, let address = context.channel.remoteAddress {
+            info.remoteAddress = address.description
+        }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        cancelAll(reason: RPCError(code: .unavailable, message: "connection closed"))
+        self.context = nil
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        state = .closed
+        cancelAll(reason: RPCError(code: .unavailable, message: "connection closed"))
+        context.fireChannelInactive()
+    }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A draining connection still reads: cancels and pings of calls in
+        // flight matter, and new requests are answered UNAVAILABLE.
+        if case .closed = state { return }
+        processFrames(context: context, data: data)
+    }
+
+    private func processFrames(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        inRead = true
+        defer { inRead = false }
+        do {
+            try decoder.process(buffer: buffer) { envelope in
+                self.received(envelope, context: context)
+            }
+        } catch let error as FrameError {
+            protocolViolation(code: error.code, message: error.message)
+        } catch {
+            protocolViolation(code: .internalError, message: "frame decoding failed")
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        if flushNeeded {
+            flushNeeded = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let event as ConnectionInfoEvent:
+            var updated = event.info
+            if updated.remoteAddress == nil { updated.remoteAddress = info.remoteAddress }
+            info = updated
+        case is DrainEvent:
+            drain()
+        case let event as IdleStateHandler.IdleStateEvent where event == .read:
+            logger.debug("closing idle connection", metadata: ["remote": "\(info.remoteAddress ?? "?")"])
+            sendGoAway(code: .unavailable, message: "idle timeout: nothing received")
+            closeNow()
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)", "remote": "\(info.remoteAddress ?? "?")"])
+        closeNow()
+    }
+
+    private func received(_ envelope: Envelope, context: ChannelHandlerContext) {
+        switch envelope.kind {
+        case .request:
+            startCall(envelope, context: context)
+        case .cancel:
+            cancelCall(envelope.callID)
+        case .ping:
+            write(Envelope(kind: .pong, callID: envelope.callID, payload: envelope.payload))
+        case .pong:
+            break
+        case .goaway:
+            // The client will start nothing more; finish what is in flight, then close.
+            drain(sendGoAway: false)
+        case .message, .end, .unspecified, .unrecognized:
+            protocolViolation(
+                code: .invalidArgument,
+                message: "frame kind \(envelope.kind.rawValue) is not valid from a client")
+        }
+    }
+
+    // MARK: Calls
+
+    private func startCall(_ envelope: Envelope, context: ChannelHandlerContext) {
+        let id = envelope.callID
+        guard id != 0, calls[id] == nil else {
+            protocolViolation(code: .invalidArgument, message: "call id \(id) is zero or already in flight")
+            return
+        }
+        guard case .active = state else {
+            write(.end(callID: id, status: .unavailable, message: "the server is shutting down; call not started"))
+            return
+        }
+        guard calls.count < configuration.maximumConcurrentCalls else {
+            write(.end(
+                callID: id, status: .resourceExhausted,
+                message: "too many calls in flight on this connection (limit \(configuration.maximumConcurrentCalls))"))
+            return
+        }
+        guard let handler = registry.handlers[envelope.method] else {
+            write(.end(callID: id, status: .unimplemented, message: "unknown method \"\(envelope.method)\""))
+            return
+        }
+        highestCallID = max(highestCallID, id)
+        let now = NIODeadline.now()
+        let deadline: NIODeadline? = envelope.timeoutMs > 0
+            ? now + .milliseconds(Int64(clamping: envelope.timeoutMs)) : nil
+        var callLogger = logger
+        callLogger[metadataKey: "call"] = "\(id)"
+        callLogger[metadataKey: "method"] = "\(envelope.method)"
+        let callContext = ServerCallContext(
+            method: envelope.method, callID: id, metadata: envelope.metadata, deadline: deadline,
+            connection: info, logger: callLogger)
+
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        var call = Call(task: nil, deadline: nil, streaming: false, started: now)
+        if let deadline {
+            call.deadline = context.eventLoop.scheduleTask(deadline: deadline) {
+                bound.value.deadlineExceeded(id, timeoutMs: envelope.timeoutMs)
+            }
+        }
+        let loop = context.eventLoop
+        let payload = envelope.payload
+        switch handler {
+        case .unary(let body):
+            calls[id] = call
+            let task = Task.immediate(executorPreference: executor) {
+                let result: Result<[UInt8], any Error>
+                do {
+                    result = .success(try await body(payload, callContext))
+                } catch {
+                    result = .failure(error)
+                }
+                if loop.inEventLoop {
+                    bound.value.callFinished(id, result)
+                } else {
+                    loop.execute { bound.value.callFinished(id, result) }
+                }
+            }
+            calls[id]?.task = task
+        case .serverStreaming(let body):
+            calls[id] = Call(task: nil, deadline: call.deadline, streaming: true, started: now)
+            let writer = RawResponseWriter(callID: id, handler: bound)
+            let task = Task.immediate(executorPreference: executor) {
+                let result: Result<[UInt8], any Error>
+                do {
+                    try await body(payload, callContext, writer)
+                    result = .success([])
+                } catch {
+                    result = .failure(error)
+                }
+                if loop.inEventLoop {
+                    bound.value.callFinished(id, result)
+                } else {
+                    loop.execute { bound.value.callFinished(id, result) }
+                }
+            }
+            calls[id]?.task = task
+        }
+    }
+
+    /// The handler returned or threw; answer unless the call was already ended
+    /// (cancelled by the client, past its deadline, or the connection closed).
+    private func callFinished(_ id: UInt64, _ result: Result<[UInt8], any Error>) {
+        guard let call = calls.removeValue(forKey: id) else { return }
+        call.deadline?.cancel()
+        switch result {
+        case .success(let payload):
+            write(.end(callID: id, status: .ok, message: "", payload: call.streaming ? [] : payload))
+        case .failure(let error):
+            let status = status(for: error, callID: id)
+            write(.end(callID: id, status: status.code, message: status.message))
+        }
+        closeIfDrained()
+    }
+
+    private func status(for error: any Error, callID: UInt64) -> RPCError {
+        switch error {
+        case let error as any RPCErrorConvertible:
+            return error.rpcError
+        case is CancellationError:
+            return RPCError(code: .cancelled, message: "the call was cancelled")
+        default:
+            // Never leak a non-status error's text to the caller; log it here.
+            logger.error("handler failed", metadata: ["call": "\(callID)", "error": "\(String(reflecting: error))"])
+            return RPCError(code: .internalError, message: "internal error")
+        }
+    }
+
+    private func deadlineExceeded(_ id: UInt64, timeoutMs: UInt64) {
+        guard let call = calls.removeValue(forKey: id) else { return }
+        call.task?.cancel()
+        write(.end(callID: id, status: .deadlineExceeded, message: "deadline of \(timeoutMs) ms exceeded"))
+        closeIfDrained()
+    }
+
+    private func cancelCall(_ id: UInt64) {
+        guard let call = calls.removeValue(forKey: id) else { return }
+        call.deadline?.cancel()
+        call.task?.cancel()
+        closeIfDrained()
+    }
+
+    private func cancelAll(reason: RPCError) {
+        let all = calls
+        calls.removeAll()
+        for call in all.values {
+            call.deadline?.cancel()
+            call.task?.cancel()
+        }
+        let waiters = writabilityWaiters
+        writabilityWaiters.removeAll()
+        for waiter in waiters { waiter.fail(reason) }
+    }
+
+    /// A streaming handler's message: written now, and the returned future
+    /// completes when the connection can take more.
+    func writeStreamMessage(callID: UInt64, payload: [UInt8], on loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let context, calls[callID] != nil else {
+            return loop.makeFailedFuture(RPCError(code: .cancelled, message: "the call has ended"))
+        }
+        write(Envelope(kind: .message, callID: callID, payload: payload))
+        if context.channel.isWritable {
+            return context.eventLoop.makeSucceededVoidFuture()
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        writabilityWaiters.append(promise)
+        return promise.futureResult
+    }
+
+    // MARK: Outbound and flow control
+
+    private func write(_ envelope: Envelope) {
+        guard let context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 64 + envelope.payload.count)
+        do {
+            try buffer.writeFrame(envelope)
+        } catch {
+            // Only a status message with U+0000 can get here; send the status without it.
+            logger.error("could not encode a frame", metadata: ["error": "\(error)"])
+            buffer.clear()
+            try? buffer.writeFrame(.end(callID: envelope.callID, status: .internalError, message: "internal error"))
+        }
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        scheduleFlush()
+    }
+
+    /// Responses written while reading are flushed together in
+    /// channelReadComplete; others at the end of this loop tick, so replies
+    /// that complete together share one syscall.
+    private func scheduleFlush() {
+        if inRead {
+            flushNeeded = true
+            return
+        }
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = bound.value
+            handler.flushScheduled = false
+            handler.context?.flush()
+        }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        // A client that does not read its responses gets no more requests
+        // read from it: memory stays bounded by the calls in flight.
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            let waiters = writabilityWaiters
+            writabilityWaiters.removeAll()
+            for waiter in waiters { waiter.succeed() }
+            if readHeld {
+                readHeld = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Closing
+
+    private func drain(sendGoAway: Bool = true) {
+        guard case .active = state else { return }
+        state = .draining
+        if sendGoAway {
+            write(Envelope(
+                kind: .goaway, callID: highestCallID, statusCode: RPCError.Code.unavailable.rawValue,
+                statusMessage: "the server is shutting down"))
+        }
+        closeIfDrained()
+    }
+
+    private func closeIfDrained() {
+        if case .draining = state, calls.isEmpty {
+            closeNow()
+        }
+    }
+
+    private func sendGoAway(code: RPCError.Code, message: String) {
+        write(Envelope(kind: .goaway, callID: highestCallID, statusCode: code.rawValue, statusMessage: message))
+    }
+
+    private func protocolViolation(code: RPCError.Code, message: String) {
+        logger.debug("protocol violation", metadata: ["reason": "\(message)", "remote": "\(info.remoteAddress ?? "?")"])
+        sendGoAway(code: code, message: message)
+        cancelAll(reason: RPCError(code: code, message: message))
+        closeNow()
+    }
+
+    private func closeNow() {
+        guard let context else { return }
+        if case .closed = state { return }
+        state = .closed
+        flushScheduled = false
+        context.flush()
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension RPCServerConnectionHandler: Sendable {}

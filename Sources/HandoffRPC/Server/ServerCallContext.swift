@@ -1,0 +1,58 @@
+// Handoff — what a server method handler knows about its call.
+
+public import HandoffProto
+public import Logging
+public import NIOCore
+
+/// The verified identity of the peer, from its TLS client certificate.
+public struct PeerIdentity: Sendable, Hashable {
+    /// The certificate's subject common name.
+    public var commonName: String?
+    /// The certificate's SAN URIs, for example `handoff://tenant/acme/operator/alice`.
+    public var uris: [String]
+    /// The certificate's SHA-256 fingerprint, lower-case hex.
+    public var fingerprint: String
+
+    public init(commonName: String?, uris: [String], fingerprint: String) {
+        self.commonName = commonName
+        self.uris = uris
+        self.fingerprint = fingerprint
+    }
+}
+
+/// What is known about a connection: where it comes from and who is on it.
+public struct ConnectionInfo: Sendable {
+    /// The peer's address, `127.0.0.1:53211`.
+    public var remoteAddress: String?
+    /// The negotiated TLS version, `TLSv1.3`, once the handshake completed.
+    public var tlsVersion: String?
+    /// The verified client certificate, when the client presented one.
+    public var peer: PeerIdentity?
+
+    public init(remoteAddress: String? = nil, tlsVersion: String? = nil, peer: PeerIdentity? = nil) {
+        self.remoteAddress = remoteAddress
+        self.tlsVersion = tlsVersion
+        self.peer = peer
+    }
+}
+
+/// The call a server handler is serving.
+public struct ServerCallContext: Sendable {
+    /// The method's wire name, `handoff.v1.Health/Ping`.
+    public let method: String
+    /// The call id on its connection.
+    public let callID: UInt64
+    /// The call's metadata, in the order sent (keys may repeat).
+    public let metadata: [MetadataEntry]
+    /// When the caller stops waiting; the handler is cancelled then.
+    public let deadline: NIODeadline?
+    /// The connection the call arrived on.
+    public let connection: ConnectionInfo
+    /// A logger carrying the call's method and id.
+    public let logger: Logger
+
+    /// The first value of metadata `key` (lower-case), if present.
+    public func metadataValue(_ key: String) -> String? {
+        metadata.first { $0.key == key }?.value
+    }
+}

@@ -1,0 +1,336 @@
+// Handoff — calls over real loopback sockets: multiplexing, status codes,
+// deadlines, cancellation, limits, flow control, keepalive, drain.
+
+import HandoffProto
+@testable import HandoffRPC
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+struct SecretFailure: Error {
+    let text = "the database password is hunter2"
+}
+
+@Suite("RPC connections")
+struct RPCConnectionTests {
+    private func pingRegistry(
+        _ body: @escaping @Sendable (PingRequest, ServerCallContext) async throws -> PingResponse = { request, _ in
+            PingResponse(payload: request.payload)
+        }
+    ) -> MethodRegistry {
+        var registry = MethodRegistry()
+        registry.register(Health.ping, body)
+        return registry
+    }
+
+    @Test("a unary call returns the handler's response")
+    func unary() async throws {
+        let loopback = try await Loopback(registry: pingRegistry())
+        let client = try await loopback.connect()
+        let response = try await client.call(Health.ping, PingRequest(payload: [1, 2, 3]))
+        #expect(response.payload == [1, 2, 3])
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("1,000 concurrent calls on one connection complete out of order, each with its own answer")
+    func thousandConcurrent() async throws {
+        let order = Mutex<[UInt8]>([])
+        let registry = pingRegistry { request, _ in
+            // Later-started calls finish first: the sleep shrinks as the index grows.
+            let index = Int(request.payload[0]) << 8 | Int(request.payload[1])
+            try await Task.sleep(for: .microseconds((1000 - index) * 20))
+            order.withLock { $0.append(request.payload[1]) }
+            return PingResponse(payload: request.payload)
+        }
+        let loopback = try await Loopback(registry: registry)
+        let client = try await loopback.connect()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<1000 {
+                group.addTask {
+                    let payload: [UInt8] = [UInt8(i >> 8), UInt8(i & 0xFF), 42]
+                    let response = try await client.call(Health.ping, PingRequest(payload: payload))
+                    #expect(response.payload == payload)
+                }
+            }
+            try await group.waitForAll()
+        }
+        let finished = order.withLock { $0 }
+        #expect(finished.count == 1000)
+        #expect(finished != finished.sorted(), "completion order followed start order: not out of order")
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("an unknown method is UNIMPLEMENTED, naming it")
+    func unknownMethod() async throws {
+        let loopback = try await Loopback(registry: pingRegistry())
+        let client = try await loopback.connect()
+        let error = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "s"))
+        }
+        #expect(error?.code == .unimplemented)
+        #expect(error?.message.contains("handoff.v1.Sessions/GetSession") == true)
+        // The connection stays usable.
+        #expect(try await client.call(Health.ping, PingRequest()).payload == [])
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("a deadline ends the call with DEADLINE_EXCEEDED and cancels the server's work")
+    func deadline() async throws {
+        let cancelled = Signal()
+        let loopback = try await Loopback(registry: pingRegistry { _, _ in
+            do {
+                try await Task.sleep(for: .seconds(30))
+            } catch {
+                cancelled.fire()
+                throw error
+            }
+            return PingResponse()
+        })
+        let client = try await loopback.connect()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let error = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Health.ping, PingRequest(), options: CallOptions(timeout: .milliseconds(200)))
+        }
+        #expect(error?.code == .deadlineExceeded)
+        #expect(clock.now - start < .seconds(5))
+        #expect(await cancelled.wait(), "the server handler was not cancelled at the deadline")
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("the server enforces a deadline the client does not (a raw client that never gives up)")
+    func serverSideDeadline() async throws {
+        let loopback = try await Loopback(registry: pingRegistry { _, _ in
+            try await Task.sleep(for: .seconds(30))
+            return PingResponse()
+        })
+        let raw = try await loopback.connectRaw()
+        try await raw.send(Envelope(
+            kind: .request, callID: 1, method: Health.ping.fullName, timeoutMs: 150,
+            payload: try PingRequest().serializedBytes()))
+        let end = await raw.next()
+        #expect(end?.kind == .end)
+        #expect(end?.statusCode == RPCError.Code.deadlineExceeded.rawValue)
+        try await loopback.shutdown()
+    }
+
+    @Test("cancelling the caller's task cancels the call on the server")
+    func cancellation() async throws {
+        let started = Signal()
+        let cancelled = Signal()
+        let loopback = try await Loopback(registry: pingRegistry { _, _ in
+            started.fire()
+            do {
+                try await Task.sleep(for: .seconds(30))
+            } catch {
+                cancelled.fire()
+                throw error
+            }
+            return PingResponse()
+        })
+        let client = try await loopback.connect()
+        let task = Task { try await client.call(Health.ping, PingRequest()) }
+        #expect(await started.wait())
+        task.cancel()
+        let result = await task.result
+        guard case .failure(let error as RPCError) = result else {
+            Issue.record("expected an RPCError, got \(result)")
+            return
+        }
+        #expect(error.code == .cancelled)
+        #expect(await cancelled.wait(), "the server handler did not observe the cancel")
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("a handler's non-status error is INTERNAL without its text")
+    func internalErrorsDoNotLeak() async throws {
+        let loopback = try await Loopback(registry: pingRegistry { _, _ in throw SecretFailure() })
+        let client = try await loopback.connect()
+        let error = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest()) }
+        #expect(error?.code == .internalError)
+        #expect(error?.message == "internal error")
+        #expect(error.map { "\($0)".contains("hunter2") } == false)
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("a handler's RPCError reaches the caller as sent")
+    func statusErrors() async throws {
+        let loopback = try await Loopback(registry: pingRegistry { _, _ in
+            throw RPCError(code: .failedPrecondition, message: "action pa-1 was never released")
+        })
+        let client = try await loopback.connect()
+        let error = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest()) }
+        #expect(error?.code == .failedPrecondition)
+        #expect(error?.message == "action pa-1 was never released")
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("calls beyond the per-connection limit are RESOURCE_EXHAUSTED")
+    func inFlightLimit() async throws {
+        let release = Signal()
+        var configuration = RPCServerConnectionHandler.Configuration()
+        configuration.maximumConcurrentCalls = 2
+        let loopback = try await Loopback(
+            registry: pingRegistry { request, _ in
+                _ = await release.wait(timeout: .seconds(10))
+                return PingResponse(payload: request.payload)
+            },
+            configuration: configuration)
+        let client = try await loopback.connect()
+        let first = Task { try await client.call(Health.ping, PingRequest(payload: [1])) }
+        let second = Task { try await client.call(Health.ping, PingRequest(payload: [2])) }
+        try await Task.sleep(for: .milliseconds(200))
+        let error = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest(payload: [3])) }
+        #expect(error?.code == .resourceExhausted)
+        #expect(error?.message.contains("limit 2") == true)
+        release.fire()
+        #expect(try await first.value.payload == [1])
+        #expect(try await second.value.payload == [2])
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("a server stream delivers every message, then ends OK")
+    func serverStreaming() async throws {
+        var registry = MethodRegistry()
+        registry.register(Operators.watch) { request, _, writer in
+            for i in 0..<5 {
+                try await writer.write(DeskEvent(cursor: "\(request.resumeCursor)-\(i)"))
+            }
+        }
+        let loopback = try await Loopback(registry: registry)
+        let client = try await loopback.connect()
+        var cursors: [String] = []
+        for try await event in client.stream(Operators.watch, WatchRequest(resumeCursor: "c")) {
+            cursors.append(event.cursor)
+        }
+        #expect(cursors == ["c-0", "c-1", "c-2", "c-3", "c-4"])
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("a client that stops reading a stream stalls the server's writer instead of growing its memory")
+    func slowReader() async throws {
+        let written = Atomic<Int>(0)
+        var registry = MethodRegistry()
+        registry.register(Operators.watch) { _, _, writer in
+            let big = String(repeating: "x", count: 64 * 1024)
+            for _ in 0..<2000 {  // 128 MiB if nothing held it back
+                try await writer.write(DeskEvent(cursor: big))
+                written.add(1, ordering: .relaxed)
+            }
+        }
+        let loopback = try await Loopback(registry: registry)
+        let raw = try await loopback.connectRaw(autoRead: false)
+        try await raw.send(Envelope(
+            kind: .request, callID: 1, method: Operators.watch.fullName, payload: try WatchRequest().serializedBytes()))
+        try await Task.sleep(for: .seconds(1))
+        let stalledAt = written.load(ordering: .relaxed)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(stalledAt < 200, "the writer ran ahead: \(stalledAt) messages of 64 KiB written to a client that reads nothing")
+        #expect(written.load(ordering: .relaxed) == stalledAt, "the writer kept going")
+        // Reading again lets the stream go on.
+        raw.channel.read()
+        try await raw.channel.setOption(.autoRead, value: true)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(written.load(ordering: .relaxed) > stalledAt)
+        try await raw.channel.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("an oversize frame ends the connection with a GOAWAY naming the limit")
+    func oversizeFrame() async throws {
+        var configuration = RPCServerConnectionHandler.Configuration()
+        configuration.maximumFrameSize = 1024
+        let loopback = try await Loopback(registry: pingRegistry(), configuration: configuration)
+        let raw = try await loopback.connectRaw()
+        var prefix: [UInt8] = []
+        withUnsafeBytes(of: UInt32(5000).bigEndian) { prefix.append(contentsOf: $0) }
+        try await raw.sendBytes(prefix)
+        let goaway = await raw.next()
+        #expect(goaway?.kind == .goaway)
+        #expect(goaway?.statusCode == RPCError.Code.resourceExhausted.rawValue)
+        #expect(goaway?.statusMessage.contains("exceeds the limit of 1024 bytes") == true)
+        #expect(await raw.next() == nil, "the connection stays open after the GOAWAY")
+        try await loopback.shutdown()
+    }
+
+    @Test("garbage instead of a frame ends the connection with a GOAWAY")
+    func garbage() async throws {
+        let loopback = try await Loopback(registry: pingRegistry())
+        let raw = try await loopback.connectRaw()
+        try await raw.sendBytes([0, 0, 0, 4, 0xFF, 0xFF, 0xFF, 0xFF])
+        let goaway = await raw.next()
+        #expect(goaway?.kind == .goaway)
+        #expect(goaway?.statusMessage.contains("undecodable frame") == true)
+        #expect(await raw.next() == nil)
+        try await loopback.shutdown()
+    }
+
+    @Test("PING is answered with PONG carrying the same payload")
+    func pingPong() async throws {
+        let loopback = try await Loopback(registry: pingRegistry())
+        let raw = try await loopback.connectRaw()
+        try await raw.send(Envelope(kind: .ping, payload: [9, 8, 7]))
+        let pong = await raw.next()
+        #expect(pong?.kind == .pong)
+        #expect(pong?.payload == [9, 8, 7])
+        try await raw.channel.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("a connection that sends nothing is closed by the idle timeout")
+    func idleTimeout() async throws {
+        let loopback = try await Loopback(registry: pingRegistry(), idleTimeout: .milliseconds(300))
+        let raw = try await loopback.connectRaw()
+        let goaway = await raw.next()
+        #expect(goaway?.kind == .goaway)
+        #expect(goaway?.statusMessage.contains("idle") == true)
+        #expect(await raw.next() == nil)
+        try await loopback.shutdown()
+    }
+
+    @Test("client keepalive pings keep an otherwise idle connection open past the idle timeout")
+    func keepalive() async throws {
+        let loopback = try await Loopback(registry: pingRegistry(), idleTimeout: .milliseconds(400))
+        let client = try await loopback.connect(keepalive: .milliseconds(100))
+        try await Task.sleep(for: .seconds(1))
+        #expect(client.isUsable)
+        #expect(try await client.call(Health.ping, PingRequest(payload: [1])).payload == [1])
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("draining lets calls in flight finish, refuses new ones, then closes")
+    func drain() async throws {
+        let started = Signal()
+        let release = Signal()
+        let loopback = try await Loopback(registry: pingRegistry { request, _ in
+            started.fire()
+            _ = await release.wait(timeout: .seconds(10))
+            return PingResponse(payload: request.payload)
+        })
+        let client = try await loopback.connect()
+        let inFlight = Task { try await client.call(Health.ping, PingRequest(payload: [7])) }
+        #expect(await started.wait())
+        #expect(loopback.drainAll() == 1)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!client.isUsable, "the client did not see the GOAWAY")
+        let refused = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest()) }
+        #expect(refused?.code == .unavailable)
+        release.fire()
+        #expect(try await inFlight.value.payload == [7], "the call in flight did not finish")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!client.channel.isActive, "the drained connection was not closed")
+        try await loopback.shutdown()
+    }
+
+}

@@ -45,9 +45,13 @@ fuzz: deps
 fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=3600 FUZZ_KEEP=1
 
+# Starts handoffd in the foreground with its embedded defaults (data in .handoff/,
+# development certificates made on first start). Ctrl-C stops it gracefully.
 run: deps
 	$(SWIFT) build -c release --product handoffd
-	.build/release/handoffd
+	$(SWIFT) build -c release --product handoff
+	@test -f .handoff/certs/server.pem || .build/release/handoff certs init .handoff/certs
+	.build/release/handoffd --data .handoff
 
 clean:
 	rm -rf .build $(FUZZ_BUILD)

@@ -1,9 +1,11 @@
 // Handoff — handoffd, the server.
 //
-// Parses flags, sets up logging and runs the server's services in a
-// ServiceGroup that shuts down gracefully on SIGTERM and SIGINT.
+// Settings come from defaults, then --config FILE, then flags. The RPC server
+// runs in a ServiceGroup that shuts down gracefully on SIGTERM and SIGINT.
 
 public import ArgumentParser
+import HandoffRPC
+import HandoffServer
 public import Logging
 import ServiceLifecycle
 
@@ -11,14 +13,30 @@ import ServiceLifecycle
 struct Handoffd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "handoffd",
-        abstract: "The Handoff human-in-the-loop server."
+        abstract: "The Handoff human-in-the-loop server.",
+        discussion: "Logs `listening on HOST:PORT` once it accepts connections; SIGTERM or SIGINT stop it gracefully."
     )
 
-    @Option(help: "Address to listen on, HOST:PORT; port 0 picks a free port.")
-    var listen = "127.0.0.1:7443"
+    @Option(help: "YAML settings file (see docs/OPERATIONS.md); flags override it.")
+    var config: String?
 
-    @Option(help: "Directory for the embedded store and generated files.")
-    var data = ".handoff"
+    @Option(help: "Address to listen on, HOST:PORT; port 0 picks a free port. [default: 127.0.0.1:7443]")
+    var listen: String?
+
+    @Option(help: "Directory for the embedded store and certificates. [default: .handoff]")
+    var data: String?
+
+    @Option(help: "Server certificate chain, PEM. [default: <data>/certs/server.pem]")
+    var tlsCert: String?
+
+    @Option(help: "Server private key, PEM. [default: <data>/certs/server.key]")
+    var tlsKey: String?
+
+    @Option(help: "CA bundle for client certificates, PEM. [default: <data>/certs/ca.pem]")
+    var clientCA: String?
+
+    @Flag(help: "Refuse clients without a certificate signed by --client-ca.")
+    var requireClientCert = false
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
@@ -31,22 +49,37 @@ struct Handoffd: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "handoffd")
+
+        var settings = ServerSettings()
+        do {
+            if let config { try settings.apply(yamlFile: config) }
+            if let listen { settings.listen = listen }
+            if let data { settings.data = data }
+            if let tlsCert { settings.tlsCertificate = tlsCert }
+            if let tlsKey { settings.tlsKey = tlsKey }
+            if let clientCA { settings.clientCA = clientCA }
+            if requireClientCert { settings.requireClientCertificate = true }
+            try settings.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+
+        var registry = MethodRegistry()
+        registry.registerHealth()
+        let server: RPCServer
+        do {
+            server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode.failure
+        }
         let group = ServiceGroup(
-            services: [IdleUntilShutdown()],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        )
-        logger.info("handoffd started", metadata: ["listen": "\(listen)", "data": "\(data)"])
+            configuration: .init(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         try await group.run()
-        logger.info("handoffd stopped")
     }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
-
-/// Holds the process open until graceful shutdown begins.
-struct IdleUntilShutdown: Service {
-    func run() async throws {
-        try? await gracefulShutdown()
-    }
-}

@@ -1,0 +1,204 @@
+// Handoff — the listening server: TLS, then calls, on every accepted
+// connection; graceful shutdown as a Service.
+
+public import HandoffRPC
+public import HandoffTLS
+public import Logging
+public import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+import Synchronization
+
+/// Serves a method registry over TLS on one address until graceful shutdown:
+/// then it stops accepting, sends GOAWAY on every connection, lets the calls in
+/// flight finish within the grace period, and closes what is left.
+public final class RPCServer: Service {
+    /// Where and how to listen.
+    public struct Configuration: Sendable {
+        public var host: String
+        /// 0 picks a free port; `localAddress` tells which.
+        public var port: Int
+        public var tls: TLSConfiguration
+        public var connection = RPCServerConnectionHandler.Configuration()
+        /// A connection that sends nothing for this long is closed (clients ping every 30 s).
+        public var idleTimeout: TimeAmount = .seconds(120)
+        /// How long calls in flight may run on after shutdown begins.
+        public var shutdownGracePeriod: Duration = .seconds(10)
+        /// Event loop threads; the default is one per core.
+        public var threads = System.coreCount
+
+        public init(host: String, port: Int, tls: TLSConfiguration) {
+            self.host = host
+            self.port = port
+            self.tls = tls
+        }
+    }
+
+    private let configuration: Configuration
+    private let registry: MethodRegistry
+    private let logger: Logger
+    private let tlsContext: TLSContext
+    private let group: MultiThreadedEventLoopGroup
+    private let connections = ConnectionSet()
+    private let bound = Mutex<(any Channel)?>(nil)
+    private let ready = Mutex<[CheckedContinuation<SocketAddress, any Error>]>([])
+
+    /// - Throws: `TLSError` when the certificate, key or CA files cannot be used.
+    public init(configuration: Configuration, registry: MethodRegistry, logger: Logger) throws(TLSError) {
+        self.configuration = configuration
+        self.registry = registry
+        self.logger = logger
+        self.tlsContext = try TLSContext(configuration: configuration.tls)
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+    }
+
+    /// The address the server listens on, once it does.
+    public var localAddress: SocketAddress? {
+        bound.withLock { $0?.localAddress }
+    }
+
+    /// Waits until the server listens, and returns its address.
+    public func waitUntilListening() async throws -> SocketAddress {
+        if let address = localAddress { return address }
+        return try await withCheckedThrowingContinuation { continuation in
+            let address: SocketAddress? = ready.withLock { waiters in
+                if let address = self.localAddress { return address }
+                waiters.append(continuation)
+                return nil
+            }
+            if let address { continuation.resume(returning: address) }
+        }
+    }
+
+    public func run() async throws {
+        let channel: any Channel
+        do {
+            channel = try await bootstrap().bind(host: configuration.host, port: configuration.port).get()
+        } catch {
+            let failure = ServerStartError(message: "cannot listen on \(configuration.host):\(configuration.port): \(error)")
+            for waiter in ready.withLock({ w in defer { w.removeAll() }; return w }) { waiter.resume(throwing: failure) }
+            try? await group.shutdownGracefully()
+            throw failure
+        }
+        bound.withLock { $0 = channel }
+        let address = channel.localAddress!
+        logger.info("listening on \(Self.describe(address))")
+        for waiter in ready.withLock({ w in defer { w.removeAll() }; return w }) { waiter.resume(returning: address) }
+
+        // Serve until graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    channel.closeFuture.whenComplete { _ in continuation.resume() }
+                }
+            } onGracefulShutdown: {
+                channel.close(promise: nil)
+            }
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+        await drain()
+        try? await group.shutdownGracefully()
+        logger.info("server stopped")
+    }
+
+    /// GOAWAY on every connection, then wait for them to close, up to the grace period.
+    private func drain() async {
+        let open = connections.all
+        if Task.isCancelled {
+            // Cancelled rather than asked to shut down: no grace period.
+            for connection in open { try? await connection.close() }
+            return
+        }
+        logger.info("shutting down", metadata: ["connections": "\(open.count)"])
+        for connection in open {
+            connection.pipeline.fireUserInboundEventTriggered(RPCServerConnectionHandler.DrainEvent())
+        }
+        let closedInTime = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for connection in open { try? await connection.closeFuture.get() }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: self.configuration.shutdownGracePeriod)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if !closedInTime {
+            let left = connections.all
+            logger.warning("grace period over; closing connections with calls still in flight", metadata: ["connections": "\(left.count)"])
+            for connection in left { try? await connection.close() }
+        }
+    }
+
+    private func bootstrap() -> ServerBootstrap {
+        let tlsContext = self.tlsContext
+        let registry = self.registry
+        let configuration = self.configuration
+        let logger = self.logger
+        let connections = self.connections
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                connections.insert(channel)
+                channel.closeFuture.whenComplete { _ in connections.remove(channel) }
+                return channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
+                    try pipeline.addHandler(TLSHandler(context: tlsContext))
+                    try pipeline.addHandler(TLSIdentityHandler())
+                    try pipeline.addHandler(
+                        RPCServerConnectionHandler(registry: registry, configuration: configuration.connection, logger: logger))
+                }
+            }
+    }
+
+    /// `127.0.0.1:7443`, or `[::1]:7443` for IPv6.
+    static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case .v6: return "[\(address.ipAddress ?? "::")]:\(address.port ?? 0)"
+        default: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        }
+    }
+}
+
+/// The server could not start.
+public struct ServerStartError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The open connections, so shutdown can reach them.
+final class ConnectionSet: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    func insert(_ channel: any Channel) { channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
+    func remove(_ channel: any Channel) { _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+    var all: [any Channel] { channels.withLock { Array($0.values) } }
+}
+
+/// Turns the TLS handshake's outcome into the connection's identity for the
+/// call handler above it.
+final class TLSIdentityHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted(let session) = event {
+            let peer = session.peer.map {
+                PeerIdentity(commonName: $0.subjectCommonName, uris: $0.uris, fingerprint: $0.sha256Fingerprint)
+            }
+            context.fireUserInboundEventTriggered(RPCServerConnectionHandler.ConnectionInfoEvent(ConnectionInfo(
+                remoteAddress: context.channel.remoteAddress.map(RPCServer.describe),
+                tlsVersion: session.protocolVersion, peer: peer)))
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+@available(*, unavailable)
+extension TLSIdentityHandler: Sendable {}

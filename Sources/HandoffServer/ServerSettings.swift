@@ -1,0 +1,247 @@
+// Handoff — handoffd's settings: defaults, a YAML file, then flags.
+
+import Foundation
+public import HandoffRPC
+public import HandoffTLS
+public import NIOCore
+import Yams
+
+/// Everything handoffd can be told. Defaults suit `make run`; a YAML file
+/// (`--config`) overrides them and command-line flags override the file.
+///
+/// ```yaml
+/// listen: 127.0.0.1:7443
+/// data: .handoff
+/// tls:
+///   cert: .handoff/certs/server.pem
+///   key: .handoff/certs/server.key
+///   client_ca: .handoff/certs/ca.pem
+///   require_client_cert: false
+/// limits:
+///   max_frame_bytes: 4194304
+///   max_calls_per_connection: 1024
+///   idle_timeout_seconds: 120
+///   shutdown_grace_seconds: 10
+/// ```
+public struct ServerSettings: Sendable, Equatable {
+    public var listen = "127.0.0.1:7443"
+    public var data = ".handoff"
+    /// Defaults to `<data>/certs/server.pem`.
+    public var tlsCertificate: String?
+    /// Defaults to `<data>/certs/server.key`.
+    public var tlsKey: String?
+    /// CA for client certificates; defaults to `<data>/certs/ca.pem`.
+    public var clientCA: String?
+    public var requireClientCertificate = false
+    public var crl: String?
+    public var maximumFrameBytes = 4 << 20
+    public var maximumCallsPerConnection = 1024
+    public var idleTimeoutSeconds = 120
+    public var shutdownGraceSeconds = 10
+    public var threads = System.coreCount
+
+    public init() {}
+
+    /// A settings problem, naming the file, line or value at fault.
+    public struct Error: Swift.Error, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Applies a YAML settings file on top of these settings.
+    public mutating func apply(yamlFile path: String) throws(Error) {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw Error(message: "cannot read config file \(path): \(error.localizedDescription)")
+        }
+        try apply(yaml: text, source: path)
+    }
+
+    /// Applies YAML settings text; `source` names it in errors.
+    public mutating func apply(yaml text: String, source: String) throws(Error) {
+        let file: File
+        do {
+            file = try YAMLDecoder().decode(File.self, from: text)
+        } catch let error as DecodingError {
+            throw Error(message: "\(source): \(Self.describe(error))")
+        } catch {
+            throw Error(message: "\(source): \(error)")
+        }
+        if let v = file.listen { listen = v }
+        if let v = file.data { data = v }
+        if let tls = file.tls {
+            if let v = tls.cert { tlsCertificate = v }
+            if let v = tls.key { tlsKey = v }
+            if let v = tls.clientCA { clientCA = v }
+            if let v = tls.requireClientCert { requireClientCertificate = v }
+            if let v = tls.crl { crl = v }
+        }
+        if let limits = file.limits {
+            if let v = limits.maxFrameBytes { maximumFrameBytes = v }
+            if let v = limits.maxCallsPerConnection { maximumCallsPerConnection = v }
+            if let v = limits.idleTimeoutSeconds { idleTimeoutSeconds = v }
+            if let v = limits.shutdownGraceSeconds { shutdownGraceSeconds = v }
+            if let v = limits.threads { threads = v }
+        }
+        try validate()
+    }
+
+    /// Checks ranges; a bad value is refused with its name and the accepted range.
+    public func validate() throws(Error) {
+        _ = try hostAndPort()
+        func check(_ name: String, _ value: Int, _ range: ClosedRange<Int>) throws(Error) {
+            guard range.contains(value) else {
+                throw Error(message: "\(name) is \(value); it must be within \(range.lowerBound)...\(range.upperBound)")
+            }
+        }
+        try check("limits.max_frame_bytes", maximumFrameBytes, 1024...(256 << 20))
+        try check("limits.max_calls_per_connection", maximumCallsPerConnection, 1...100_000)
+        try check("limits.idle_timeout_seconds", idleTimeoutSeconds, 1...86_400)
+        try check("limits.shutdown_grace_seconds", shutdownGraceSeconds, 0...3_600)
+        try check("limits.threads", threads, 1...256)
+    }
+
+    /// `listen` split into host and port; accepts `host:port` and `[v6]:port`.
+    public func hostAndPort() throws(Error) -> (host: String, port: Int) {
+        var host: Substring
+        var port: Substring
+        if listen.hasPrefix("["), let close = listen.firstIndex(of: "]") {
+            host = listen[listen.index(after: listen.startIndex)..<close]
+            port = listen[listen.index(after: close)...]
+            guard port.hasPrefix(":") else { throw Error(message: "listen address \(listen) has no :PORT") }
+            port = port.dropFirst()
+        } else {
+            guard let colon = listen.lastIndex(of: ":") else {
+                throw Error(message: "listen address \(listen) is not HOST:PORT")
+            }
+            host = listen[..<colon]
+            port = listen[listen.index(after: colon)...]
+        }
+        guard !host.isEmpty, let number = Int(port), (0...65_535).contains(number) else {
+            throw Error(message: "listen address \(listen) is not HOST:PORT with a port from 0 to 65535")
+        }
+        return (String(host), number)
+    }
+
+    /// The RPC server's configuration these settings describe.
+    public func serverConfiguration() throws(Error) -> RPCServer.Configuration {
+        let (host, port) = try hostAndPort()
+        let certs = (data as NSString).appendingPathComponent("certs")
+        let clientCA = self.clientCA ?? (certs as NSString).appendingPathComponent("ca.pem")
+        let tls = TLSConfiguration.server(
+            certificateChainPath: tlsCertificate ?? (certs as NSString).appendingPathComponent("server.pem"),
+            privateKeyPath: tlsKey ?? (certs as NSString).appendingPathComponent("server.key"),
+            clientCertificateTrustRootsPath: clientCA,
+            clientCertificates: requireClientCertificate ? .required : .optional,
+            crlPath: crl)
+        var configuration = RPCServer.Configuration(host: host, port: port, tls: tls)
+        configuration.connection.maximumFrameSize = maximumFrameBytes
+        configuration.connection.maximumConcurrentCalls = maximumCallsPerConnection
+        configuration.idleTimeout = .seconds(Int64(idleTimeoutSeconds))
+        configuration.shutdownGracePeriod = .seconds(shutdownGraceSeconds)
+        configuration.threads = threads
+        return configuration
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map(\.stringValue).joined(separator: ".")
+        }
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            let at = path(context)
+            return (at.isEmpty ? "" : "\(at): ") + context.debugDescription
+        case .keyNotFound(let key, let context):
+            return "\(path(context)): missing \(key.stringValue)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
+    /// The file's shape; every key optional, unknown keys refused.
+    private struct File: Decodable {
+        var listen: String?
+        var data: String?
+        var tls: TLS?
+        var limits: Limits?
+
+        struct TLS: Decodable {
+            var cert: String?
+            var key: String?
+            var clientCA: String?
+            var requireClientCert: Bool?
+            var crl: String?
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case cert, key, crl
+                case clientCA = "client_ca"
+                case requireClientCert = "require_client_cert"
+            }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                cert = try c.decodeIfPresent(String.self, forKey: .cert)
+                key = try c.decodeIfPresent(String.self, forKey: .key)
+                clientCA = try c.decodeIfPresent(String.self, forKey: .clientCA)
+                requireClientCert = try c.decodeIfPresent(Bool.self, forKey: .requireClientCert)
+                crl = try c.decodeIfPresent(String.self, forKey: .crl)
+            }
+        }
+
+        struct Limits: Decodable {
+            var maxFrameBytes: Int?
+            var maxCallsPerConnection: Int?
+            var idleTimeoutSeconds: Int?
+            var shutdownGraceSeconds: Int?
+            var threads: Int?
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case maxFrameBytes = "max_frame_bytes"
+                case maxCallsPerConnection = "max_calls_per_connection"
+                case idleTimeoutSeconds = "idle_timeout_seconds"
+                case shutdownGraceSeconds = "shutdown_grace_seconds"
+                case threads
+            }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                maxFrameBytes = try c.decodeIfPresent(Int.self, forKey: .maxFrameBytes)
+                maxCallsPerConnection = try c.decodeIfPresent(Int.self, forKey: .maxCallsPerConnection)
+                idleTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds)
+                shutdownGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .shutdownGraceSeconds)
+                threads = try c.decodeIfPresent(Int.self, forKey: .threads)
+            }
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case listen, data, tls, limits
+        }
+
+        init(from decoder: any Decoder) throws {
+            try refuseUnknownKeys(decoder, CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            listen = try c.decodeIfPresent(String.self, forKey: .listen)
+            data = try c.decodeIfPresent(String.self, forKey: .data)
+            tls = try c.decodeIfPresent(TLS.self, forKey: .tls)
+            limits = try c.decodeIfPresent(Limits.self, forKey: .limits)
+        }
+    }
+}
+
+private struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// A misspelt key would otherwise be ignored silently; refuse it by name.
+private func refuseUnknownKeys<K: CodingKey & CaseIterable>(_ decoder: any Decoder, _: K.Type) throws {
+    let container = try decoder.container(keyedBy: AnyKey.self)
+    let known = Set(K.allCases.map(\.stringValue))
+    for key in container.allKeys where !known.contains(key.stringValue) {
+        throw DecodingError.dataCorrupted(.init(
+            codingPath: decoder.codingPath + [key],
+            debugDescription: "unknown setting \"\(key.stringValue)\" (known: \(known.sorted().joined(separator: ", ")))"))
+    }
+}

@@ -1,0 +1,72 @@
+// Handoff — how a `handoff` command reaches the server.
+
+import ArgumentParser
+import Foundation
+import HandoffClient
+import HandoffTLS
+
+/// Server address and credentials, shared by every command that calls the server.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Server address HOST:PORT (env HANDOFF_SERVER).")
+    var server = ProcessInfo.processInfo.environment["HANDOFF_SERVER"] ?? "127.0.0.1:7443"
+
+    @Option(help: "Directory made by `handoff certs init` (env HANDOFF_CERTS).")
+    var certs = ProcessInfo.processInfo.environment["HANDOFF_CERTS"] ?? ".handoff/certs"
+
+    @Option(help: "Which client certificate of --certs to use: agent, operator, approver or admin.")
+    var role = ProcessInfo.processInfo.environment["HANDOFF_ROLE"] ?? "agent"
+
+    @Option(help: "CA bundle that signed the server certificate (default: <certs>/ca.pem).")
+    var ca: String?
+
+    @Option(help: "Client certificate (default: <certs>/<role>.pem).")
+    var cert: String?
+
+    @Option(help: "Client key (default: <certs>/<role>.key).")
+    var key: String?
+
+    @Option(help: "Seconds to wait for each call.")
+    var timeout: Double = 30
+
+    func hostAndPort() throws -> (String, Int) {
+        var host: Substring
+        var port: Substring
+        if server.hasPrefix("["), let close = server.firstIndex(of: "]") {
+            host = server[server.index(after: server.startIndex)..<close]
+            port = server[server.index(after: close)...].dropFirst()
+        } else if let colon = server.lastIndex(of: ":") {
+            host = server[..<colon]
+            port = server[server.index(after: colon)...]
+        } else {
+            throw ValidationError("--server \(server) is not HOST:PORT")
+        }
+        guard let number = Int(port), (1...65_535).contains(number), !host.isEmpty else {
+            throw ValidationError("--server \(server) is not HOST:PORT")
+        }
+        return (String(host), number)
+    }
+
+    func makeClient() throws -> HandoffClient {
+        let (host, port) = try hostAndPort()
+        let dir = URL(fileURLWithPath: certs)
+        let tls = TLSConfiguration.client(
+            trustRootsPath: ca ?? dir.appendingPathComponent("ca.pem").path,
+            serverHostname: host,
+            certificateChainPath: cert ?? dir.appendingPathComponent("\(role).pem").path,
+            privateKeyPath: key ?? dir.appendingPathComponent("\(role).key").path)
+        var configuration = HandoffClient.Configuration(host: host, port: port, tls: tls)
+        configuration.defaultTimeout = .milliseconds(Int64(timeout * 1000))
+        configuration.keepaliveInterval = nil
+        do {
+            return try HandoffClient(configuration: configuration)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+}
+
+/// A failure the command reports in one line and exits 1 for.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

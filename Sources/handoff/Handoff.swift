@@ -1,0 +1,12 @@
+// Handoff — `handoff`, the command-line client.
+
+import ArgumentParser
+
+@main
+struct Handoff: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "handoff",
+        abstract: "Command-line client of a Handoff server.",
+        subcommands: [Certs.self, Ping.self]
+    )
+}

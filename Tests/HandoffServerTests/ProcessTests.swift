@@ -1,0 +1,112 @@
+// Handoff — the real binaries: handoffd started as a process, driven by the
+// `handoff` CLI, stopped by SIGTERM.
+
+import Foundation
+import Testing
+
+/// A handoffd process listening on a free port.
+final class ServerProcess {
+    let process = Process()
+    let port: Int
+    private let errors: Pipe
+
+    init(arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: Binaries.path("handoffd"))
+        process.arguments = ["--listen", "127.0.0.1:0"] + arguments
+        errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // The one line scripts and tests read: "listening on HOST:PORT".
+        var seen = ""
+        let deadline = Date().addingTimeInterval(20)
+        var found: Int?
+        while found == nil, Date() < deadline, process.isRunning {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+            if let range = seen.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                found = Int(seen[range].split(separator: ":").last!)
+            }
+        }
+        guard let found else {
+            process.terminate()
+            throw CommandError(output: "handoffd did not report listening:\n\(seen)")
+        }
+        port = found
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    func terminate() -> Int32 {
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+struct CommandError: Error, CustomStringConvertible {
+    let output: String
+    var description: String { output }
+}
+
+/// Runs a binary to completion; returns its status and combined output.
+func run(_ binary: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Binaries.path(binary))
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+@Suite("Binaries", .serialized)
+struct ProcessTests {
+    @Test("certs init, handoffd, handoff ping over mutual TLS, SIGTERM exits 0")
+    func endToEnd() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("handoff-e2e-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let certs = (dir as NSString).appendingPathComponent("certs")
+        let made = try run("handoff", ["certs", "init", certs])
+        #expect(made.status == 0, "\(made.output)")
+        for key in ["ca.key", "server.key", "agent.key", "operator.key", "approver.key", "admin.key"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: (certs as NSString).appendingPathComponent(key))
+            #expect((attributes[.posixPermissions] as? Int) == 0o600, "\(key) is not mode 0600")
+        }
+        let again = try run("handoff", ["certs", "init", certs])
+        #expect(again.status != 0 && again.output.contains("already exists"), "a second init replaced the CA: \(again.output)")
+
+        let server = try ServerProcess(arguments: ["--data", dir, "--require-client-cert"])
+        let ping = try run("handoff", ["ping", "--server", "127.0.0.1:\(server.port)", "--certs", certs, "-c", "3", "--json"])
+        #expect(ping.status == 0, "\(ping.output)")
+        let json = try JSONSerialization.jsonObject(with: Data(ping.output.utf8)) as? [String: Any]
+        #expect(json?["count"] as? Int == 3)
+        #expect(json?["server_version"] as? String == "0.1.0")
+
+        let wrongRole = try run("handoff", ["ping", "--server", "127.0.0.1:\(server.port)", "--certs", certs, "--role", "nobody"])
+        #expect(wrongRole.status != 0)
+        #expect(wrongRole.output.contains("nobody.pem"), "the error does not name the missing file: \(wrongRole.output)")
+
+        #expect(server.terminate() == 0, "handoffd did not exit cleanly on SIGTERM")
+    }
+
+    @Test("handoffd refuses to start with a missing certificate, naming it")
+    func missingCertificate() throws {
+        let result = try run("handoffd", ["--listen", "127.0.0.1:0", "--data", "/nonexistent/handoff"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("/nonexistent/handoff/certs/server.pem"), "\(result.output)")
+    }
+
+    @Test("handoffd refuses a bad config file with the key at fault")
+    func badConfig() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).yaml").path
+        try "limits:\n  idle_timeout_second: 5\n".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = try run("handoffd", ["--config", file])
+        #expect(result.status != 0)
+        #expect(result.output.contains("idle_timeout_second"), "\(result.output)")
+    }
+}

@@ -1,0 +1,189 @@
+// Handoff — the server over real TLS sockets: identity, failures a client
+// sees with their reason, graceful shutdown with calls in flight.
+
+import Foundation
+import HandoffClient
+import HandoffProto
+import HandoffRPC
+import HandoffServer
+import HandoffTLS
+import Logging
+import NIOCore
+import ServiceLifecycle
+import ServiceLifecycleTestKit
+import Testing
+
+@Suite("Server over TLS")
+struct RPCServerTests {
+    private func registry(_ body: (@Sendable (PingRequest, ServerCallContext) async throws -> PingResponse)? = nil) -> MethodRegistry {
+        var registry = MethodRegistry()
+        registry.registerHealth()
+        if let body { registry.register(Health.ping, body) }
+        return registry
+    }
+
+    @Test("a client pings over mutual TLS and the handler sees the verified certificate")
+    func identity() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let running = try await RunningServer(
+            .init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()),
+            registry: registry { _, context in
+                let identity = "\(context.connection.tlsVersion ?? "-") \(context.connection.peer?.uris.first ?? "none")"
+                return PingResponse(payload: Array(identity.utf8), serverVersion: handoffVersion)
+            })
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        let pong = try await operatorClient.call(Health.ping, PingRequest())
+        #expect(String(decoding: pong.payload, as: UTF8.self) == "TLSv1.3 handoff://tenant/acme/operator/operator")
+        let anonymous = try running.client(fixtures.clientTLS(role: nil))
+        let anonymousPong = try await anonymous.call(Health.ping, PingRequest())
+        #expect(String(decoding: anonymousPong.payload, as: UTF8.self) == "TLSv1.3 none")
+        await operatorClient.close()
+        await anonymous.close()
+        await running.stop()
+    }
+
+    @Test("the health service answers with its version and clock")
+    func health() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry())
+        let client = try running.client(fixtures.clientTLS())
+        let before = Int64(Date().timeIntervalSince1970 * 1000)
+        let pong = try await client.call(Health.ping, PingRequest(payload: [1, 2, 3]))
+        #expect(pong.payload == [1, 2, 3])
+        #expect(pong.serverVersion == handoffVersion)
+        #expect(abs(pong.serverTimeUnixMs - before) < 10_000)
+        await client.close()
+        await running.stop()
+    }
+
+    @Test("a client that does not trust the server's CA fails UNAVAILABLE with OpenSSL's reason")
+    func unknownCA() async throws {
+        let fixtures = try Fixtures()
+        let other = try Fixtures()
+        defer { fixtures.remove(); other.remove() }
+        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry())
+        let client = try running.client(fixtures.clientTLS(ca: other.path("ca.pem")))
+        let error = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest()) }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("verify") == true, "\(String(describing: error))")
+        await running.stop()
+    }
+
+    @Test("a server that requires client certificates refuses a client without one")
+    func clientCertificateRequired() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let running = try await RunningServer(
+            .init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS(requireClientCertificate: true)), registry: registry())
+        let anonymous = try running.client(fixtures.clientTLS(role: nil))
+        let error = await #expect(throws: RPCError.self) { _ = try await anonymous.call(Health.ping, PingRequest()) }
+        #expect(error?.code == .unavailable)
+        let agent = try running.client(fixtures.clientTLS(role: "agent"))
+        #expect(try await agent.call(Health.ping, PingRequest(payload: [5])).payload == [5])
+        await agent.close()
+        await running.stop()
+    }
+
+    @Test("the client reconnects after the connection drops")
+    func reconnect() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry())
+        let client = try running.client(fixtures.clientTLS())
+        _ = try await client.call(Health.ping, PingRequest())
+        let first = try await client.connection()
+        try await first.channel.close()
+        #expect(try await client.call(Health.ping, PingRequest(payload: [9])).payload == [9])
+        let second = try await client.connection()
+        #expect(first !== second)
+        await client.close()
+        await running.stop()
+    }
+
+    @Test("graceful shutdown: stop accepting, GOAWAY, calls in flight finish, then the server returns")
+    func gracefulShutdown() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let server = try RPCServer(
+            configuration: .init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()),
+            registry: registry { request, _ in
+                try await Task.sleep(for: .milliseconds(600))
+                return PingResponse(payload: request.payload)
+            },
+            logger: Logger(label: "test"))
+        try await testGracefulShutdown { trigger in
+            let run = Task { try await server.run() }
+            let port = try await server.waitUntilListening().port!
+            var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: port, tls: fixtures.clientTLS())
+            configuration.defaultTimeout = .seconds(10)
+            let client = try HandoffClient(configuration: configuration)
+            _ = try await client.connection()
+            let inFlight = Task { try await client.call(Health.ping, PingRequest(payload: [4, 2])) }
+            try await Task.sleep(for: .milliseconds(150))
+            trigger.triggerGracefulShutdown()
+            #expect(try await inFlight.value.payload == [4, 2], "the call in flight was not allowed to finish")
+            try await run.value
+            let late = try HandoffClient(configuration: configuration)
+            let error = await #expect(throws: RPCError.self) { _ = try await late.call(Health.ping, PingRequest()) }
+            #expect(error?.code == .unavailable, "the server still accepted connections after shutdown")
+        }
+    }
+}
+
+@Suite("Server settings")
+struct ServerSettingsTests {
+    @Test("YAML overrides defaults; every key is read")
+    func yaml() throws {
+        var settings = ServerSettings()
+        try settings.apply(yaml: """
+            listen: "[::1]:9443"
+            data: /var/lib/handoff
+            tls:
+              cert: /etc/handoff/server.pem
+              key: /etc/handoff/server.key
+              client_ca: /etc/handoff/ca.pem
+              require_client_cert: true
+            limits:
+              max_frame_bytes: 1048576
+              max_calls_per_connection: 64
+              idle_timeout_seconds: 30
+              shutdown_grace_seconds: 5
+              threads: 2
+            """, source: "test.yaml")
+        #expect(try settings.hostAndPort() == ("::1", 9443))
+        let configuration = try settings.serverConfiguration()
+        #expect(configuration.connection.maximumFrameSize == 1_048_576)
+        #expect(configuration.connection.maximumConcurrentCalls == 64)
+        #expect(configuration.idleTimeout == .seconds(30))
+        #expect(configuration.tls.certificateChainPath == "/etc/handoff/server.pem")
+        #expect(configuration.tls.peerVerification == .required)
+    }
+
+    @Test("defaults point the certificates into the data directory")
+    func defaults() throws {
+        var settings = ServerSettings()
+        settings.data = "/srv/h"
+        let configuration = try settings.serverConfiguration()
+        #expect(configuration.tls.certificateChainPath == "/srv/h/certs/server.pem")
+        #expect(configuration.tls.trustRootsPath == "/srv/h/certs/ca.pem")
+        #expect(configuration.tls.peerVerification == .optional)
+    }
+
+    @Test("a misspelt key is refused by name", arguments: [
+        ("limits:\n  max_frame_byte: 5\n", "unknown setting \"max_frame_byte\""),
+        ("lisen: 1.2.3.4:5\n", "unknown setting \"lisen\""),
+        ("limits:\n  threads: many\n", "limits.threads"),
+        ("limits:\n  max_frame_bytes: 10\n", "max_frame_bytes is 10"),
+        ("listen: nowhere\n", "is not HOST:PORT"),
+        ("listen: 127.0.0.1:70000\n", "port from 0 to 65535"),
+    ])
+    func errors(_ yaml: String, _ expected: String) {
+        var settings = ServerSettings()
+        let error = #expect(throws: ServerSettings.Error.self) { try settings.apply(yaml: yaml, source: "bad.yaml") }
+        #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
+        #expect(error?.message.hasPrefix("bad.yaml") == true || expected.contains("is not") || expected.contains("port")
+            || expected.contains("is 10"))
+    }
+}

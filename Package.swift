@@ -132,9 +132,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What several test targets share (child processes without deadlocks).
+        .target(
+            name: "HandoffTestSupport",
+            path: "Tests/HandoffTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HandoffProtoTests",
-            dependencies: ["HandoffProto"],
+            dependencies: ["HandoffProto", "HandoffTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -152,6 +158,7 @@ let package = Package(
         .testTarget(
             name: "HandoffServerTests",
             dependencies: [
+                "HandoffTestSupport",
                 "HandoffServer",
                 "HandoffClient",
                 "HandoffTLS",
@@ -168,6 +175,7 @@ let package = Package(
         .testTarget(
             name: "HandoffTLSTests",
             dependencies: [
+                "HandoffTestSupport",
                 "HandoffTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -20,8 +20,6 @@ public final class RPCServer: Service {
         public var port: Int
         public var tls: TLSConfiguration
         public var connection = RPCServerConnectionHandler.Configuration()
-        /// A connection that sends nothing for this long is closed (clients ping every 30 s).
-        public var idleTimeout: TimeAmount = .seconds(120)
         /// How long calls in flight may run on after shutdown begins.
         public var shutdownGracePeriod: Duration = .seconds(10)
         /// Event loop threads; the default is one per core.
@@ -149,7 +147,6 @@ public final class RPCServer: Service {
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
                     try pipeline.addHandler(TLSHandler(context: tlsContext))
                     try pipeline.addHandler(TLSIdentityHandler())
                     try pipeline.addHandler(
@@ -183,7 +180,7 @@ final class ConnectionSet: Sendable {
 
 /// Turns the TLS handshake's outcome into the connection's identity for the
 /// call handler above it.
-final class TLSIdentityHandler: ChannelInboundHandler {
+final class TLSIdentityHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
@@ -195,6 +192,10 @@ final class TLSIdentityHandler: ChannelInboundHandler {
             context.fireUserInboundEventTriggered(RPCServerConnectionHandler.ConnectionInfoEvent(ConnectionInfo(
                 remoteAddress: context.channel.remoteAddress.map(RPCServer.describe),
                 tlsVersion: session.protocolVersion, peer: peer)))
+            context.fireUserInboundEventTriggered(event)
+            // Its work is done: leave the per-message path one hop shorter.
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }

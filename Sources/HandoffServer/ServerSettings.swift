@@ -139,7 +139,7 @@ public struct ServerSettings: Sendable, Equatable {
         var configuration = RPCServer.Configuration(host: host, port: port, tls: tls)
         configuration.connection.maximumFrameSize = maximumFrameBytes
         configuration.connection.maximumConcurrentCalls = maximumCallsPerConnection
-        configuration.idleTimeout = .seconds(Int64(idleTimeoutSeconds))
+        configuration.connection.idleTimeout = .seconds(Int64(idleTimeoutSeconds))
         configuration.shutdownGracePeriod = .seconds(shutdownGraceSeconds)
         configuration.threads = threads
         return configuration

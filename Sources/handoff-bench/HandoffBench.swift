@@ -4,10 +4,10 @@
 import ArgumentParser
 
 @main
-struct HandoffBench: ParsableCommand {
+struct HandoffBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "handoff-bench",
         abstract: "Benchmarks for Handoff (release builds only).",
-        subcommands: [CodecBenchmark.self]
+        subcommands: [RPCBenchmark.self, CodecBenchmark.self]
     )
 }

@@ -4,6 +4,7 @@
 
 import Foundation
 import HandoffProto
+import HandoffTestSupport
 import Testing
 
 @Suite("Cross-language vectors")
@@ -54,23 +55,17 @@ struct VectorTests {
     }
 
     @Test("Swift's encodings decode in Python (google.protobuf) to equal messages")
-    func swiftEncodingsDecodeInPython() throws {
+    func swiftEncodingsDecodeInPython() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("handoff-vectors-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         for (name, message) in VectorFixtures.all {
             try Data(message.serializedBytes()).write(to: dir.appendingPathComponent("\(name).bin"))
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", VectorFixtures.repositoryRoot.appendingPathComponent("scripts/vectors.py").path, "--check", dir.path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "python3 scripts/vectors.py --check failed:\n\(text)")
+        let script = VectorFixtures.repositoryRoot.appendingPathComponent("scripts/vectors.py").path
+        let path = dir.path
+        let (status, text) = try await runProcess("/usr/bin/env", ["python3", script, "--check", path])
+        #expect(status == 0, "python3 scripts/vectors.py --check failed:\n\(text)")
         #expect(text.contains("checked \(VectorFixtures.all.count) Swift encodings, 0 mismatched"), "\(text)")
     }
 }

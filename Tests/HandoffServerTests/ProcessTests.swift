@@ -2,10 +2,13 @@
 // `handoff` CLI, stopped by SIGTERM.
 
 import Foundation
+import HandoffTestSupport
 import Testing
 
 /// A handoffd process listening on a free port.
-final class ServerProcess {
+final class ServerProcess: @unchecked Sendable {
+    // @unchecked: created and terminated by one test, on one thread at a time
+    // (offPool); Process itself is not Sendable.
     let process = Process()
     let port: Int
     private let errors: Pipe
@@ -13,7 +16,7 @@ final class ServerProcess {
     init(arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: Binaries.path("handoffd"))
         process.arguments = ["--listen", "127.0.0.1:0"] + arguments
-        errors = Pipe()
+        errors = closeOnExecPipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
@@ -49,63 +52,55 @@ struct CommandError: Error, CustomStringConvertible {
     var description: String { output }
 }
 
-/// Runs a binary to completion; returns its status and combined output.
-func run(_ binary: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: Binaries.path(binary))
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+/// Runs one of the package's binaries to completion; returns its status and combined output.
+func run(_ binary: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    try await runProcess(Binaries.path(binary), arguments)
 }
 
 @Suite("Binaries", .serialized)
 struct ProcessTests {
     @Test("certs init, handoffd, handoff ping over mutual TLS, SIGTERM exits 0")
-    func endToEnd() throws {
+    func endToEnd() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("handoff-e2e-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let certs = (dir as NSString).appendingPathComponent("certs")
-        let made = try run("handoff", ["certs", "init", certs])
+        let made = try await run("handoff", ["certs", "init", certs])
         #expect(made.status == 0, "\(made.output)")
         for key in ["ca.key", "server.key", "agent.key", "operator.key", "approver.key", "admin.key"] {
             let attributes = try FileManager.default.attributesOfItem(atPath: (certs as NSString).appendingPathComponent(key))
             #expect((attributes[.posixPermissions] as? Int) == 0o600, "\(key) is not mode 0600")
         }
-        let again = try run("handoff", ["certs", "init", certs])
+        let again = try await run("handoff", ["certs", "init", certs])
         #expect(again.status != 0 && again.output.contains("already exists"), "a second init replaced the CA: \(again.output)")
 
-        let server = try ServerProcess(arguments: ["--data", dir, "--require-client-cert"])
-        let ping = try run("handoff", ["ping", "--server", "127.0.0.1:\(server.port)", "--certs", certs, "-c", "3", "--json"])
+        let server = try await offPool { try ServerProcess(arguments: ["--data", dir, "--require-client-cert"]) }
+        let ping = try await run("handoff", ["ping", "--server", "127.0.0.1:\(server.port)", "--certs", certs, "-c", "3", "--json"])
         #expect(ping.status == 0, "\(ping.output)")
         let json = try JSONSerialization.jsonObject(with: Data(ping.output.utf8)) as? [String: Any]
         #expect(json?["count"] as? Int == 3)
         #expect(json?["server_version"] as? String == "0.1.0")
 
-        let wrongRole = try run("handoff", ["ping", "--server", "127.0.0.1:\(server.port)", "--certs", certs, "--role", "nobody"])
+        let wrongRole = try await run("handoff", ["ping", "--server", "127.0.0.1:\(server.port)", "--certs", certs, "--role", "nobody"])
         #expect(wrongRole.status != 0)
         #expect(wrongRole.output.contains("nobody.pem"), "the error does not name the missing file: \(wrongRole.output)")
 
-        #expect(server.terminate() == 0, "handoffd did not exit cleanly on SIGTERM")
+        let status = try await offPool { server.terminate() }
+        #expect(status == 0, "handoffd did not exit cleanly on SIGTERM")
     }
 
     @Test("handoffd refuses to start with a missing certificate, naming it")
-    func missingCertificate() throws {
-        let result = try run("handoffd", ["--listen", "127.0.0.1:0", "--data", "/nonexistent/handoff"])
+    func missingCertificate() async throws {
+        let result = try await run("handoffd", ["--listen", "127.0.0.1:0", "--data", "/nonexistent/handoff"])
         #expect(result.status != 0)
         #expect(result.output.contains("/nonexistent/handoff/certs/server.pem"), "\(result.output)")
     }
 
     @Test("handoffd refuses a bad config file with the key at fault")
-    func badConfig() throws {
+    func badConfig() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).yaml").path
         try "limits:\n  idle_timeout_second: 5\n".write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let result = try run("handoffd", ["--config", file])
+        let result = try await run("handoffd", ["--config", file])
         #expect(result.status != 0)
         #expect(result.output.contains("idle_timeout_second"), "\(result.output)")
     }

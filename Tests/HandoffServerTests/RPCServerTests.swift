@@ -156,7 +156,7 @@ struct ServerSettingsTests {
         let configuration = try settings.serverConfiguration()
         #expect(configuration.connection.maximumFrameSize == 1_048_576)
         #expect(configuration.connection.maximumConcurrentCalls == 64)
-        #expect(configuration.idleTimeout == .seconds(30))
+        #expect(configuration.connection.idleTimeout == .seconds(30))
         #expect(configuration.tls.certificateChainPath == "/etc/handoff/server.pem")
         #expect(configuration.tls.peerVerification == .required)
     }

@@ -35,7 +35,6 @@ public final class RPCClientConnection: Sendable {
     /// Runs tasks on this connection's event loop: see `EventLoopTaskExecutor`.
     public let taskExecutor: EventLoopTaskExecutor
     private let state: SharedState
-    private let nextCallID = Atomic<UInt64>(1)
 
     /// Adds the call handler to `channel`'s pipeline (after TLS) and returns
     /// the connection. Must be called on the channel's event loop.
@@ -63,11 +62,6 @@ public final class RPCClientConnection: Sendable {
         try? await channel.close()
     }
 
-    private func allocateCallID() -> UInt64 {
-        // Odd ids counting up from 1, as docs/PROTOCOL.md says.
-        nextCallID.wrappingAdd(2, ordering: .relaxed).oldValue
-    }
-
     /// Makes a unary call.
     /// - Throws: `RPCError` with the call's status.
     public func call<Request, Response>(
@@ -75,9 +69,9 @@ public final class RPCClientConnection: Sendable {
     ) async throws(RPCError) -> Response {
         let payload = try encodeRequest(request)
         let promise = channel.eventLoop.makePromise(of: [UInt8].self)
-        let id = allocateCallID()
+        let handle = CallHandle(eventLoop: channel.eventLoop)
         let call = OutboundCall(
-            callID: id, method: method.fullName, payload: payload, timeout: options.timeout.map(TimeAmount.init),
+            handle: handle, method: method.fullName, payload: payload, timeout: options.timeout.map(TimeAmount.init),
             metadata: options.metadata, responder: .unary(promise))
         let channel = self.channel
         let bytes: [UInt8]
@@ -87,7 +81,7 @@ public final class RPCClientConnection: Sendable {
                 return try await promise.futureResult.get()
             } onCancel: {
                 channel.writeAndFlush(
-                    ClientOutbound.cancel(callID: id, reason: RPCError(code: .cancelled, message: "the call was cancelled")),
+                    ClientOutbound.cancel(handle, reason: RPCError(code: .cancelled, message: "the call was cancelled")),
                     promise: nil)
             }
         } catch let error as RPCError {
@@ -116,9 +110,9 @@ public final class RPCClientConnection: Sendable {
             continuation.finish(throwing: error)
             return stream
         }
-        let id = allocateCallID()
+        let handle = CallHandle(eventLoop: channel.eventLoop)
         let call = OutboundCall(
-            callID: id, method: method.fullName, payload: payload, timeout: options.timeout.map(TimeAmount.init),
+            handle: handle, method: method.fullName, payload: payload, timeout: options.timeout.map(TimeAmount.init),
             metadata: options.metadata,
             responder: .stream(
                 onMessage: { bytes in
@@ -136,7 +130,7 @@ public final class RPCClientConnection: Sendable {
         continuation.onTermination = { termination in
             if case .cancelled = termination {
                 channel.writeAndFlush(
-                    ClientOutbound.cancel(callID: id, reason: RPCError(code: .cancelled, message: "the stream was cancelled")),
+                    ClientOutbound.cancel(handle, reason: RPCError(code: .cancelled, message: "the stream was cancelled")),
                     promise: nil)
             }
         }

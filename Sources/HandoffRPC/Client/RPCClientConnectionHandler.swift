@@ -7,12 +7,21 @@ import NIOCore
 /// What a caller asks the connection to do.
 enum ClientOutbound: Sendable {
     case start(OutboundCall)
-    case cancel(callID: UInt64, reason: RPCError)
+    case cancel(CallHandle, reason: RPCError)
+}
+
+/// Names a call before it has an id: ids are given out on the event loop, in
+/// the order the REQUEST frames are written, so they increase on the wire
+/// (what makes a GOAWAY's "calls above N were not started" true).
+final class CallHandle: Sendable {
+    /// 0 until the call is started; touched only on the connection's loop.
+    let id: NIOLoopBoundBox<UInt64>
+    init(eventLoop: any EventLoop) { id = NIOLoopBoundBox.makeBoxSendingValue(UInt64(0), eventLoop: eventLoop) }
 }
 
 /// A call to start: its frame fields and where its answer goes.
 struct OutboundCall: Sendable {
-    let callID: UInt64
+    let handle: CallHandle
     let method: String
     let payload: [UInt8]
     let timeout: TimeAmount?
@@ -40,7 +49,10 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private var decoder: NIOSingleStepByteToMessageProcessor<FrameDecoder>
+    private let maximumFrameSize: Int
     private var pending: [UInt64: Pending] = [:]
+    /// Odd ids counting up from 1, as docs/PROTOCOL.md says.
+    private var nextCallID: UInt64 = 1
     private var context: ChannelHandlerContext?
     /// Set by a GOAWAY: calls above it were not started by the server.
     private var goAwayLastCallID: UInt64?
@@ -55,6 +67,7 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
             FrameDecoder(maximumFrameSize: maximumFrameSize), maximumBufferSize: maximumFrameSize + 4 + 65_536)
         self.keepaliveInterval = keepaliveInterval
         self.state = state
+        self.maximumFrameSize = maximumFrameSize
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -111,8 +124,9 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
         switch unwrapOutboundIn(data) {
         case .start(let call):
             start(call, context: context)
-        case .cancel(let callID, let reason):
-            if let call = pending.removeValue(forKey: callID) {
+        case .cancel(let handle, let reason):
+            let callID = handle.id.value
+            if callID != 0, let call = pending.removeValue(forKey: callID) {
                 call.timer?.cancel()
                 complete(call.responder, .failure(reason))
                 writeFrame(Envelope(kind: .cancel, callID: callID), context: context, flush: false)
@@ -128,23 +142,28 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
             complete(call.responder, .failure(reason))
             return
         }
+        let id = nextCallID
+        nextCallID &+= 2
+        call.handle.id.value = id
         var entry = Pending(responder: call.responder, timer: nil)
         var timeoutMs: UInt64 = 0
         if let timeout = call.timeout {
             timeoutMs = UInt64(max(1, timeout.nanoseconds / 1_000_000))
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let id = call.callID
             let ms = timeoutMs
             entry.timer = context.eventLoop.scheduleTask(in: timeout) {
                 bound.value.deadlineExceeded(id, timeoutMs: ms)
             }
         }
-        pending[call.callID] = entry
-        writeFrame(
-            Envelope(
-                kind: .request, callID: call.callID, method: call.method, timeoutMs: timeoutMs,
-                metadata: call.metadata, payload: call.payload),
-            context: context, flush: false)
+        let request = Envelope(
+            kind: .request, callID: id, method: call.method, timeoutMs: timeoutMs,
+            metadata: call.metadata, payload: call.payload)
+        if let refusal = writeFrame(request, context: context, flush: false) {
+            entry.timer?.cancel()
+            complete(call.responder, .failure(refusal))
+            return
+        }
+        pending[id] = entry
     }
 
     private func deadlineExceeded(_ id: UInt64, timeoutMs: UInt64) {
@@ -153,18 +172,27 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
         writeFrame(Envelope(kind: .cancel, callID: id), context: context, flush: true)
     }
 
-    private func writeFrame(_ envelope: Envelope, context: ChannelHandlerContext, flush: Bool) {
+    /// Writes one frame; returns why it cannot be sent (and sends nothing) when
+    /// it does not encode or exceeds the frame limit the server enforces too.
+    @discardableResult
+    private func writeFrame(_ envelope: Envelope, context: ChannelHandlerContext, flush: Bool) -> RPCError? {
         var buffer = context.channel.allocator.buffer(capacity: 64 + envelope.payload.count)
         do {
             try buffer.writeFrame(envelope)
         } catch {
-            return  // request payloads were encoded by the caller; metadata with U+0000 cannot be sent
+            return RPCError(code: .invalidArgument, message: "the request frame cannot be encoded: \(error.message)")
+        }
+        guard buffer.readableBytes - 4 <= maximumFrameSize else {
+            return RPCError(
+                code: .resourceExhausted,
+                message: "request frame of \(buffer.readableBytes - 4) bytes exceeds the limit of \(maximumFrameSize) bytes")
         }
         if flush {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         } else {
             context.write(wrapOutboundOut(buffer), promise: nil)
         }
+        return nil
     }
 
     // MARK: Inbound

@@ -24,6 +24,9 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
         public var maximumFrameSize = 4 << 20
         /// Calls in flight at once; more are refused with RESOURCE_EXHAUSTED.
         public var maximumConcurrentCalls = 1024
+        /// A connection that sends nothing for this long is closed with a
+        /// GOAWAY (within a quarter more); nil never closes an idle connection.
+        public var idleTimeout: TimeAmount? = .seconds(120)
         public init() {}
     }
 
@@ -68,6 +71,10 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
     private var flushScheduled = false
     private var readHeld = false
     private var writabilityWaiters: [EventLoopPromise<Void>] = []
+    /// Reads since the idle check last ran, and how many checks in a row saw none.
+    private var readsSinceIdleCheck = 0
+    private var idleChecks = 0
+    private var idleTask: RepeatedTask?
 
     public init(registry: MethodRegistry, configuration: Configuration = .init(), logger: Logger) {
         self.registry = registry
@@ -88,11 +95,40 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
         if info.remoteAddress == nil, let address = context.channel.remoteAddress {
             info.remoteAddress = address.description
         }
+        startIdleCheck(context: context)
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
+        idleTask?.cancel()
         cancelAll(reason: RPCError(code: .unavailable, message: "connection closed"))
         self.context = nil
+    }
+
+    /// Idle detection without a clock read per message: a check every quarter
+    /// of the timeout counts reads, and four checks in a row with none close
+    /// the connection (a half-open peer that vanished is found this way too).
+    private func startIdleCheck(context: ChannelHandlerContext) {
+        guard let timeout = configuration.idleTimeout else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let quarter = TimeAmount.nanoseconds(max(1_000_000, timeout.nanoseconds / 4))
+        idleTask = context.eventLoop.scheduleRepeatedTask(initialDelay: quarter, delay: quarter) { _ in
+            bound.value.idleCheck()
+        }
+    }
+
+    private func idleCheck() {
+        if readsSinceIdleCheck > 0 {
+            readsSinceIdleCheck = 0
+            idleChecks = 0
+            return
+        }
+        idleChecks += 1
+        if idleChecks >= 4, case .active = state {
+            idleTask?.cancel()
+            logger.debug("closing idle connection", metadata: ["remote": "\(info.remoteAddress ?? "?")"])
+            sendGoAway(code: .unavailable, message: "idle timeout: nothing received")
+            closeNow()
+        }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -107,6 +143,7 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
         // A draining connection still reads: cancels and pings of calls in
         // flight matter, and new requests are answered UNAVAILABLE.
         if case .closed = state { return }
+        readsSinceIdleCheck &+= 1
         processFrames(context: context, data: data)
     }
 
@@ -141,10 +178,6 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
             info = updated
         case is DrainEvent:
             drain()
-        case let event as IdleStateHandler.IdleStateEvent where event == .read:
-            logger.debug("closing idle connection", metadata: ["remote": "\(info.remoteAddress ?? "?")"])
-            sendGoAway(code: .unavailable, message: "idle timeout: nothing received")
-            closeNow()
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -179,14 +212,18 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
 
     private func startCall(_ envelope: Envelope, context: ChannelHandlerContext) {
         let id = envelope.callID
-        guard id != 0, calls[id] == nil else {
-            protocolViolation(code: .invalidArgument, message: "call id \(id) is zero or already in flight")
+        guard id > highestCallID else {
+            protocolViolation(
+                code: .invalidArgument,
+                message: "call id \(id) does not increase (the last was \(highestCallID)); ids are never reused")
             return
         }
         guard case .active = state else {
+            // Above the GOAWAY's id: not started, so not counted as accepted.
             write(.end(callID: id, status: .unavailable, message: "the server is shutting down; call not started"))
             return
         }
+        highestCallID = id
         guard calls.count < configuration.maximumConcurrentCalls else {
             write(.end(
                 callID: id, status: .resourceExhausted,
@@ -197,16 +234,12 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
             write(.end(callID: id, status: .unimplemented, message: "unknown method \"\(envelope.method)\""))
             return
         }
-        highestCallID = max(highestCallID, id)
         let now = NIODeadline.now()
         let deadline: NIODeadline? = envelope.timeoutMs > 0
             ? now + .milliseconds(Int64(clamping: envelope.timeoutMs)) : nil
-        var callLogger = logger
-        callLogger[metadataKey: "call"] = "\(id)"
-        callLogger[metadataKey: "method"] = "\(envelope.method)"
         let callContext = ServerCallContext(
             method: envelope.method, callID: id, metadata: envelope.metadata, deadline: deadline,
-            connection: info, logger: callLogger)
+            connection: info, connectionLogger: logger)
 
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         var call = Call(task: nil, deadline: nil, streaming: false, started: now)
@@ -335,7 +368,17 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
             // Only a status message with U+0000 can get here; send the status without it.
             logger.error("could not encode a frame", metadata: ["error": "\(error)"])
             buffer.clear()
+            guard envelope.kind == .end || envelope.kind == .message else { return }
             try? buffer.writeFrame(.end(callID: envelope.callID, status: .internalError, message: "internal error"))
+        }
+        if buffer.readableBytes - 4 > configuration.maximumFrameSize, envelope.kind == .end || envelope.kind == .message {
+            // The client enforces the same limit and would drop the connection.
+            let size = buffer.readableBytes - 4
+            buffer.clear()
+            if envelope.kind == .message { calls.removeValue(forKey: envelope.callID)?.task?.cancel() }
+            try? buffer.writeFrame(.end(
+                callID: envelope.callID, status: .resourceExhausted,
+                message: "response frame of \(size) bytes exceeds the limit of \(configuration.maximumFrameSize) bytes"))
         }
         context.write(wrapOutboundOut(buffer), promise: nil)
         scheduleFlush()

@@ -48,8 +48,17 @@ public struct ServerCallContext: Sendable {
     public let deadline: NIODeadline?
     /// The connection the call arrived on.
     public let connection: ConnectionInfo
+    /// The connection's logger; `logger` adds the call's method and id on use,
+    /// so calls that do not log pay nothing for the metadata.
+    let connectionLogger: Logger
+
     /// A logger carrying the call's method and id.
-    public let logger: Logger
+    public var logger: Logger {
+        var logger = connectionLogger
+        logger[metadataKey: "call"] = "\(callID)"
+        logger[metadataKey: "method"] = "\(method)"
+        return logger
+    }
 
     /// The first value of metadata `key` (lower-case), if present.
     public func metadataValue(_ key: String) -> String? {

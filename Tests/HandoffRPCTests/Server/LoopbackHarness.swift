@@ -30,16 +30,16 @@ final class Loopback: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let logger = Logger(label: "test")
         let children = self.children
+        var withIdle = configuration
+        withIdle.idleTimeout = idleTimeout
+        let connectionConfiguration = withIdle
         server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 children.append(channel)
                 return channel.eventLoop.makeCompletedFuture {
-                    if let idleTimeout {
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    }
                     try channel.pipeline.syncOperations.addHandler(
-                        RPCServerConnectionHandler(registry: registry, configuration: configuration, logger: logger))
+                        RPCServerConnectionHandler(registry: registry, configuration: connectionConfiguration, logger: logger))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()

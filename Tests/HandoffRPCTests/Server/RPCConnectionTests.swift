@@ -334,3 +334,61 @@ struct RPCConnectionTests {
     }
 
 }
+
+@Suite("RPC protocol rules")
+struct RPCProtocolRuleTests {
+    @Test("a call id that does not increase ends the connection with a GOAWAY naming the rule")
+    func callIDsIncrease() async throws {
+        var registry = MethodRegistry()
+        registry.register(Health.ping) { request, _ in PingResponse(payload: request.payload) }
+        let loopback = try await Loopback(registry: registry)
+        let raw = try await loopback.connectRaw()
+        let ping = try PingRequest().serializedBytes()
+        try await raw.send(Envelope(kind: .request, callID: 5, method: Health.ping.fullName, payload: ping))
+        #expect(await raw.next()?.kind == .end)
+        try await raw.send(Envelope(kind: .request, callID: 3, method: Health.ping.fullName, payload: ping))
+        let goaway = await raw.next()
+        #expect(goaway?.kind == .goaway)
+        #expect(goaway?.statusMessage.contains("does not increase") == true)
+        try await loopback.shutdown()
+    }
+
+    @Test("a response over the frame limit ends its call RESOURCE_EXHAUSTED; the connection stays up")
+    func oversizeResponse() async throws {
+        var configuration = RPCServerConnectionHandler.Configuration()
+        configuration.maximumFrameSize = 2048
+        var registry = MethodRegistry()
+        registry.register(Health.ping) { request, _ in
+            PingResponse(payload: [UInt8](repeating: 1, count: Int(request.payload.first ?? 0) * 100))
+        }
+        let loopback = try await Loopback(registry: registry, configuration: configuration)
+        let client = try await loopback.connect()
+        let error = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest(payload: [50])) }
+        #expect(error?.code == .resourceExhausted)
+        #expect(error?.message.contains("exceeds the limit of 2048 bytes") == true)
+        #expect(try await client.call(Health.ping, PingRequest(payload: [1])).payload.count == 100)
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("a request the client cannot send fails at once, without hanging")
+    func unsendableRequest() async throws {
+        var registry = MethodRegistry()
+        registry.register(Health.ping) { request, _ in PingResponse(payload: request.payload) }
+        let loopback = try await Loopback(registry: registry)
+        let client = try await loopback.connect()
+        let nul = await #expect(throws: RPCError.self) {
+            _ = try await client.call(
+                Health.ping, PingRequest(),
+                options: CallOptions(metadata: [MetadataEntry(key: "x", value: "a\u{0}b")]))
+        }
+        #expect(nul?.code == .invalidArgument)
+        let big = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Health.ping, PingRequest(payload: [UInt8](repeating: 0, count: 5 << 20)))
+        }
+        #expect(big?.code == .resourceExhausted)
+        #expect(try await client.call(Health.ping, PingRequest(payload: [2])).payload == [2], "the connection broke")
+        await client.close()
+        try await loopback.shutdown()
+    }
+}

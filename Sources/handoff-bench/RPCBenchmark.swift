@@ -1,0 +1,143 @@
+// Handoff — handoff-bench rpc: latency and throughput of calls against a
+// running handoffd (a separate process), printed in the same form as
+// ../shared/bench/floor so the two can be set side by side.
+
+import ArgumentParser
+import Foundation
+import HandoffClient
+import HandoffProto
+import HandoffRPC
+import HandoffTLS
+import Histogram
+import NIOPosix
+import Synchronization
+
+struct RPCBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rpc",
+        abstract: "Latency at 1 call in flight and throughput at many, against a running handoffd.",
+        discussion: """
+            Prints `anchor=handoff_<method> conc=<N> p50_us=… p99_us=… p999_us=… rps=…`. \
+            Run from a release build; `make bench` starts handoffd and runs the floor beside it.
+            """
+    )
+
+    @Option(help: "Server address HOST:PORT.")
+    var server = "127.0.0.1:7443"
+
+    @Option(help: "Directory made by `handoff certs init`; the agent certificate is used.")
+    var certs = ".handoff/certs"
+
+    @Option(help: "What to call: ping.")
+    var method = "ping"
+
+    @Option(help: "Calls before measuring latency.")
+    var warmup = 2000
+
+    @Option(help: "Calls measured at 1 in flight.")
+    var n = 20000
+
+    @Option(help: "Seconds of the throughput run.")
+    var seconds = 5.0
+
+    @Option(help: "Connections of the throughput run.")
+    var connections = 4
+
+    @Option(help: "Calls in flight in the throughput run, spread over the connections.")
+    var concurrency = 64
+
+    @Option(help: "Payload bytes of each ping.")
+    var size = 256
+
+    func run() async throws {
+        guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]) else {
+            throw ValidationError("--server \(server) is not HOST:PORT")
+        }
+        let host = String(server[..<colon])
+        let dir = URL(fileURLWithPath: certs)
+        let tls = TLSConfiguration.client(
+            trustRootsPath: dir.appendingPathComponent("ca.pem").path, serverHostname: host,
+            certificateChainPath: dir.appendingPathComponent("agent.pem").path,
+            privateKeyPath: dir.appendingPathComponent("agent.key").path)
+        var configuration = HandoffClient.Configuration(host: host, port: port, tls: tls)
+        configuration.defaultTimeout = .seconds(30)
+        configuration.keepaliveInterval = nil
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let call = try makeCall()
+
+        // Latency: one connection, one call at a time, the caller on the connection's loop.
+        let client = try HandoffClient(configuration: configuration, eventLoopGroup: group)
+        let connection = try await client.connection()
+        let warmup = self.warmup
+        let n = self.n
+        let (histogram, measured) = try await Task(executorPreference: connection.taskExecutor) {
+            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            let clock = ContinuousClock()
+            for _ in 0..<warmup { try await call(connection) }
+            let begin = clock.now
+            for _ in 0..<n {
+                let start = clock.now
+                try await call(connection)
+                _ = histogram.record(nanoseconds(clock.now - start))
+            }
+            return (histogram, clock.now - begin)
+        }.value
+        let latencyRPS = Double(n) / (Double(nanoseconds(measured)) / 1e9)
+        print(line(concurrency: 1, histogram, rps: latencyRPS))
+        await client.close()
+
+        // Throughput: `connections` connections, `concurrency` calls in flight in all.
+        var clients: [RPCClientConnection] = []
+        var owners: [HandoffClient] = []
+        for _ in 0..<max(1, connections) {
+            let owner = try HandoffClient(configuration: configuration, eventLoopGroup: group)
+            owners.append(owner)
+            clients.append(try await owner.connection())
+        }
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
+        let started = ContinuousClock.now
+        let total = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { tasks in
+            for worker in 0..<max(1, concurrency) {
+                let connection = clients[worker % clients.count]
+                tasks.addTask(executorPreference: connection.taskExecutor) {
+                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    let clock = ContinuousClock()
+                    while clock.now < deadline {
+                        let start = clock.now
+                        try await call(connection)
+                        _ = histogram.record(nanoseconds(clock.now - start))
+                    }
+                    return histogram
+                }
+            }
+            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            for try await part in tasks { merged.add(part) }
+            return merged
+        }
+        let elapsed = ContinuousClock.now - started
+        let rps = Double(total.totalCount) / (Double(nanoseconds(elapsed)) / 1e9)
+        print(line(concurrency: concurrency, total, rps: rps))
+        for owner in owners { await owner.close() }
+        try? await group.shutdownGracefully()
+    }
+
+    private func makeCall() throws -> @Sendable (RPCClientConnection) async throws -> Void {
+        switch method {
+        case "ping":
+            let request = PingRequest(payload: [UInt8](repeating: 0x5A, count: size))
+            return { connection in _ = try await connection.call(Health.ping, request) }
+        default:
+            throw ValidationError("unknown --method \(method); known: ping")
+        }
+    }
+
+    private func line(concurrency: Int, _ h: Histogram<UInt64>, rps: Double) -> String {
+        func us(_ p: Double) -> String { String(format: "%.1f", Double(h.valueAtPercentile(p)) / 1000) }
+        return "anchor=handoff_\(method) conc=\(concurrency) p50_us=\(us(50)) p99_us=\(us(99)) p999_us=\(us(99.9)) rps=\(Int(rps))"
+    }
+}
+
+private func nanoseconds(_ d: Duration) -> UInt64 {
+    let (s, a) = d.components
+    return UInt64(max(0, s * 1_000_000_000 + a / 1_000_000_000))
+}

@@ -27,16 +27,19 @@ build-release: deps
 # Everything CI proves: generated code current, Swift suites, Python suites,
 # and a bounded fuzzing run of the decoders.
 test: deps check-generated test-swift test-python fuzz
+	@scripts/test-summary .build/test-logs
 
 # --no-parallel: run in parallel on these 2-core machines, the suite was seen to
 # stall with no worker thread left to run pending tests (see the notes); serially
 # it takes about 10 seconds.
 test-swift: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --no-parallel
+	@mkdir -p .build/test-logs
+	set -o pipefail; $(SWIFT) test --skip-build --no-parallel --disable-xctest 2>&1 | tee .build/test-logs/swift.log
 
 test-python: deps
-	python3 -m pytest -q clients/python/tests
+	@mkdir -p .build/test-logs
+	set -o pipefail; python3 -m pytest -q clients/python/tests 2>&1 | tee .build/test-logs/python.log
 
 # libFuzzer over the envelope and message decoders (Tests/Fuzz), FUZZ_SECONDS long.
 fuzz: deps

@@ -115,6 +115,7 @@ let package = Package(
             name: "handoff",
             dependencies: [
                 "HandoffClient",
+                "HandoffRPC",
                 "HandoffTLS",
                 "HandoffProto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

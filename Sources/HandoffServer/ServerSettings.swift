@@ -105,24 +105,10 @@ public struct ServerSettings: Sendable, Equatable {
 
     /// `listen` split into host and port; accepts `host:port` and `[v6]:port`.
     public func hostAndPort() throws(Error) -> (host: String, port: Int) {
-        var host: Substring
-        var port: Substring
-        if listen.hasPrefix("["), let close = listen.firstIndex(of: "]") {
-            host = listen[listen.index(after: listen.startIndex)..<close]
-            port = listen[listen.index(after: close)...]
-            guard port.hasPrefix(":") else { throw Error(message: "listen address \(listen) has no :PORT") }
-            port = port.dropFirst()
-        } else {
-            guard let colon = listen.lastIndex(of: ":") else {
-                throw Error(message: "listen address \(listen) is not HOST:PORT")
-            }
-            host = listen[..<colon]
-            port = listen[listen.index(after: colon)...]
-        }
-        guard !host.isEmpty, let number = Int(port), (0...65_535).contains(number) else {
+        guard let address = HostAndPort(listen) else {
             throw Error(message: "listen address \(listen) is not HOST:PORT with a port from 0 to 65535")
         }
-        return (String(host), number)
+        return (address.host, address.port)
     }
 
     /// The RPC server's configuration these settings describe.

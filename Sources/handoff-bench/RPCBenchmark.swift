@@ -50,10 +50,10 @@ struct RPCBenchmark: AsyncParsableCommand {
     var size = 256
 
     func run() async throws {
-        guard let colon = server.lastIndex(of: ":"), let port = Int(server[server.index(after: colon)...]) else {
+        guard let address = HostAndPort(server), address.port > 0 else {
             throw ValidationError("--server \(server) is not HOST:PORT")
         }
-        let host = String(server[..<colon])
+        let (host, port) = (address.host, address.port)
         let dir = URL(fileURLWithPath: certs)
         let tls = TLSConfiguration.client(
             trustRootsPath: dir.appendingPathComponent("ca.pem").path, serverHostname: host,

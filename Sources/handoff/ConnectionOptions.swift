@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import HandoffClient
+import HandoffRPC
 import HandoffTLS
 
 /// Server address and credentials, shared by every command that calls the server.
@@ -29,21 +30,10 @@ struct ConnectionOptions: ParsableArguments {
     var timeout: Double = 30
 
     func hostAndPort() throws -> (String, Int) {
-        var host: Substring
-        var port: Substring
-        if server.hasPrefix("["), let close = server.firstIndex(of: "]") {
-            host = server[server.index(after: server.startIndex)..<close]
-            port = server[server.index(after: close)...].dropFirst()
-        } else if let colon = server.lastIndex(of: ":") {
-            host = server[..<colon]
-            port = server[server.index(after: colon)...]
-        } else {
+        guard let address = HostAndPort(server), address.port > 0 else {
             throw ValidationError("--server \(server) is not HOST:PORT")
         }
-        guard let number = Int(port), (1...65_535).contains(number), !host.isEmpty else {
-            throw ValidationError("--server \(server) is not HOST:PORT")
-        }
-        return (String(host), number)
+        return (address.host, address.port)
     }
 
     func makeClient() throws -> HandoffClient {

@@ -46,7 +46,7 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
     private struct Call {
         var task: Task<Void, Never>?
         var deadline: Scheduled<Void>?
-        let streaming: Bool
+        var streaming: Bool
         let started: NIODeadline
     }
 
@@ -248,44 +248,37 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
                 bound.value.deadlineExceeded(id, timeoutMs: envelope.timeoutMs)
             }
         }
-        let loop = context.eventLoop
         let payload = envelope.payload
+        let work: @Sendable () async throws -> [UInt8]
         switch handler {
         case .unary(let body):
-            calls[id] = call
-            let task = Task.immediate(executorPreference: executor) {
-                let result: Result<[UInt8], any Error>
-                do {
-                    result = .success(try await body(payload, callContext))
-                } catch {
-                    result = .failure(error)
-                }
-                if loop.inEventLoop {
-                    bound.value.callFinished(id, result)
-                } else {
-                    loop.execute { bound.value.callFinished(id, result) }
-                }
-            }
-            calls[id]?.task = task
+            work = { try await body(payload, callContext) }
         case .serverStreaming(let body):
-            calls[id] = Call(task: nil, deadline: call.deadline, streaming: true, started: now)
+            call.streaming = true
             let writer = RawResponseWriter(callID: id, handler: bound)
-            let task = Task.immediate(executorPreference: executor) {
-                let result: Result<[UInt8], any Error>
-                do {
-                    try await body(payload, callContext, writer)
-                    result = .success([])
-                } catch {
-                    result = .failure(error)
-                }
-                if loop.inEventLoop {
-                    bound.value.callFinished(id, result)
-                } else {
-                    loop.execute { bound.value.callFinished(id, result) }
-                }
+            work = {
+                try await body(payload, callContext, writer)
+                return []
             }
-            calls[id]?.task = task
         }
+        calls[id] = call
+        // Started after the call is recorded: a handler that does not suspend
+        // finishes inside Task.immediate, and callFinished must find it.
+        let loop = context.eventLoop
+        let task = Task.immediate(executorPreference: executor) {
+            let result: Result<[UInt8], any Error>
+            do {
+                result = .success(try await work())
+            } catch {
+                result = .failure(error)
+            }
+            if loop.inEventLoop {
+                bound.value.callFinished(id, result)
+            } else {
+                loop.execute { bound.value.callFinished(id, result) }
+            }
+        }
+        calls[id]?.task = task
     }
 
     /// The handler returned or threw; answer unless the call was already ended

@@ -73,6 +73,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The domain: sessions, policy, confirmations, desks. Knows nothing of
+        // the transport; talks to storage only through a Store protocol.
+        .target(
+            name: "HandoffCore",
+            swiftSettings: swiftSettings
+        ),
         // The server: listening, TLS, connection tracking and graceful shutdown,
         // configuration, and the methods wired to the domain.
         .target(
@@ -142,6 +148,11 @@ let package = Package(
         .testTarget(
             name: "HandoffProtoTests",
             dependencies: ["HandoffProto", "HandoffTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HandoffCoreTests",
+            dependencies: ["HandoffCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

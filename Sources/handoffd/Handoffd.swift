@@ -4,8 +4,11 @@
 // runs in a ServiceGroup that shuts down gracefully on SIGTERM and SIGINT.
 
 public import ArgumentParser
+import Foundation
+import HandoffCore
 import HandoffRPC
 import HandoffServer
+import HandoffSQLite
 public import Logging
 import ServiceLifecycle
 
@@ -64,8 +67,17 @@ struct Handoffd: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
 
+        let store: SQLiteStore
+        do {
+            try FileManager.default.createDirectory(atPath: settings.data, withIntermediateDirectories: true)
+            store = try SQLiteStore(path: (settings.data as NSString).appendingPathComponent("handoff.sqlite"))
+        } catch {
+            logger.critical("cannot open the store: \(error)")
+            throw ExitCode.failure
+        }
         var registry = MethodRegistry()
         registry.registerHealth()
+        registry.registerSessions(SessionService(store: store))
         let server: RPCServer
         do {
             server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)

@@ -1,0 +1,241 @@
+// Handoff — sessions: one actor per resident session serialises its changes;
+// a registry loads actors on demand and evicts the least recently used idle
+// ones beyond a ceiling, so memory stays bounded however many sessions exist.
+
+import Foundation
+
+/// Who is calling, as far as the domain cares.
+public struct Caller: Sendable, Hashable {
+    public var tenant: TenantID
+    /// A stable name for events, for example `handoff://tenant/acme/agent/bot`.
+    public var identity: String
+
+    public init(tenant: TenantID, identity: String) {
+        self.tenant = tenant
+        self.identity = identity
+    }
+}
+
+/// A refusal of the sessions domain; the server maps each case to a status code.
+public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
+    case invalidArgument(String)
+    case notFound(String)
+    case alreadyExists(String)
+    /// A version check failed: nothing was changed.
+    case aborted(String)
+    /// The store failed; the text is for logs.
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .invalidArgument(let m), .notFound(let m), .alreadyExists(let m), .aborted(let m), .unavailable(let m): m
+        }
+    }
+
+    init(_ error: StoreError) {
+        switch error {
+        case .alreadyExists: self = .alreadyExists(error.description)
+        case .notFound: self = .notFound(error.description)
+        case .versionConflict: self = .aborted(error.description)
+        case .failure: self = .unavailable(error.description)
+        }
+    }
+}
+
+/// The sessions of every tenant.
+public actor SessionService {
+    /// Limits of the service.
+    public struct Configuration: Sendable {
+        /// Resident session actors at most; idle ones beyond it are evicted.
+        public var residentCeiling = 10_000
+        /// The largest state, in bytes of canonical JSON.
+        public var stateSizeLimit = SessionState.defaultSizeLimit
+        public init() {}
+    }
+
+    private struct Key: Hashable {
+        let tenant: TenantID
+        let id: String
+    }
+
+    private let store: any Store
+    private let configuration: Configuration
+    private var resident: [Key: (actor: SessionActor, lastUse: UInt64)] = [:]
+    private var useClock: UInt64 = 0
+    private let clock: @Sendable () -> Int64
+
+    public init(
+        store: any Store, configuration: Configuration = .init(),
+        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
+    ) {
+        self.store = store
+        self.configuration = configuration
+        self.clock = clock
+    }
+
+    /// Milliseconds since 1970 by the system clock.
+    public static let wallClockMs: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// Resident actors now (for tests and metrics).
+    public var residentCount: Int { resident.count }
+
+    /// Creates a session; `id` nil or empty picks a random one.
+    public func create(
+        id: String?, stateJSON: String, labels: [String: String], reasoning: String, caller: Caller
+    ) async throws(SessionError) -> SessionRecord {
+        let id = (id?.isEmpty ?? true) ? UUID().uuidString.lowercased() : id!
+        guard id.utf8.count <= 128, !id.contains(where: { $0.isNewline || $0 == "\u{0}" }) else {
+            throw .invalidArgument("session_id must be at most 128 bytes without control characters")
+        }
+        let state: JSONValue
+        do {
+            state = stateJSON.isEmpty ? .object([:]) : try JSONValue(parsing: stateJSON)
+        } catch {
+            throw .invalidArgument("state_json is \(error.message)")
+        }
+        let json: String
+        do {
+            json = try SessionState.validate(state, sizeLimit: configuration.stateSizeLimit).json
+        } catch {
+            throw .invalidArgument(error.message)
+        }
+        let now = clock()
+        let record = SessionRecord(
+            tenant: caller.tenant, id: id, version: 1, stateJSON: json, status: "active", labels: labels,
+            createdAtMs: now, updatedAtMs: now)
+        let details = JSONValue.object(["state": state, "labels": .object(labels.mapValues(JSONValue.string))])
+        do {
+            _ = try await store.createSession(
+                record,
+                event: NewEvent(
+                    action: "session.created", actor: caller.identity, reasoning: reasoning,
+                    detailsJSON: details.serialized, occurredAtMs: now))
+        } catch {
+            throw SessionError(error)
+        }
+        return record
+    }
+
+    /// The session, from its resident actor or the store.
+    public func get(id: String, caller: Caller) async throws(SessionError) -> SessionRecord {
+        try await actor(for: id, caller: caller).current()
+    }
+
+    /// Applies a state change in order with every other change to the session.
+    public func updateState(
+        id: String, change: StateChange, reasoning: String, expectedVersion: Int64?, caller: Caller
+    ) async throws(SessionError) -> SessionRecord {
+        guard !reasoning.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw .invalidArgument("reasoning is required: say why the state changes")
+        }
+        return try await actor(for: id, caller: caller).update(
+            change: change, reasoning: reasoning, expectedVersion: expectedVersion, caller: caller,
+            sizeLimit: configuration.stateSizeLimit, now: clock())
+    }
+
+    private func actor(for id: String, caller: Caller) async throws(SessionError) -> SessionActor {
+        let key = Key(tenant: caller.tenant, id: id)
+        useClock &+= 1
+        if let entry = resident[key] {
+            resident[key]?.lastUse = useClock
+            return entry.actor
+        }
+        let record: SessionRecord?
+        do {
+            record = try await store.session(tenant: caller.tenant, id: id)
+        } catch {
+            throw SessionError(error)
+        }
+        guard let record else { throw .notFound("session \(id) not found") }
+        // Another caller may have loaded it while this one awaited the store.
+        if let entry = resident[key] { return entry.actor }
+        let actor = SessionActor(record: record, store: store)
+        resident[key] = (actor, useClock)
+        evictIfNeeded()
+        return actor
+    }
+
+    /// Drops the least recently used actors beyond the ceiling. An evicted
+    /// actor that is still serving a call finishes it; the next call loads a
+    /// fresh one from the store, where the version is checked anyway.
+    private func evictIfNeeded() {
+        let excess = resident.count - configuration.residentCeiling
+        guard excess > 0 else { return }
+        let oldest = resident.sorted { $0.value.lastUse < $1.value.lastUse }.prefix(excess)
+        for (key, _) in oldest { resident.removeValue(forKey: key) }
+    }
+}
+
+/// One resident session: its changes happen one at a time, in arrival order.
+actor SessionActor {
+    private var record: SessionRecord
+    private let store: any Store
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(record: SessionRecord, store: any Store) {
+        self.record = record
+        self.store = store
+    }
+
+    func current() -> SessionRecord { record }
+
+    func update(
+        change: StateChange, reasoning: String, expectedVersion: Int64?, caller: Caller, sizeLimit: Int, now: Int64
+    ) async throws(SessionError) -> SessionRecord {
+        // The store write suspends this actor; without the turn, a second update
+        // could start from the same version and be refused as stale.
+        await takeTurn()
+        defer { passTurn() }
+        if let expectedVersion, expectedVersion != record.version {
+            throw .aborted("stale version: expected \(expectedVersion), the session is at \(record.version)")
+        }
+        let current: JSONValue
+        do {
+            current = try JSONValue(parsing: record.stateJSON)
+        } catch {
+            throw .unavailable("stored state of \(record.id) does not parse: \(error.message)")
+        }
+        let next: String
+        do {
+            next = try SessionState.apply(change, to: current, sizeLimit: sizeLimit).json
+        } catch {
+            throw .invalidArgument(error.message)
+        }
+        let details: JSONValue
+        switch change {
+        case .mergePatch(let patch): details = .object(["merge_patch": patch, "version": .integer(record.version + 1)])
+        case .replacement(let state): details = .object(["replacement": state, "version": .integer(record.version + 1)])
+        }
+        do {
+            let (updated, _) = try await store.updateState(
+                tenant: record.tenant, id: record.id, expectedVersion: record.version, stateJSON: next, updatedAtMs: now,
+                event: NewEvent(
+                    action: "session.state_updated", actor: caller.identity, reasoning: reasoning,
+                    detailsJSON: details.serialized, occurredAtMs: now))
+            record = updated
+            return updated
+        } catch {
+            if case .versionConflict = error, let fresh = try? await store.session(tenant: record.tenant, id: record.id) {
+                record = fresh  // another node or an evicted twin wrote first
+            }
+            throw SessionError(error)
+        }
+    }
+
+    private func takeTurn() async {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            busy = true
+        }
+    }
+
+    private func passTurn() {
+        if waiting.isEmpty {
+            busy = false
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
+}

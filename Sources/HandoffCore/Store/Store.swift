@@ -1,0 +1,116 @@
+// Handoff — what the domain needs from storage. The embedded SQLite store
+// and (later) PostgreSQL implement it; versions are checked by the store, in
+// the same transaction as the write, never only in memory.
+
+/// A tenant: every record belongs to exactly one.
+public struct TenantID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    /// The tenant of every record until identities scope callers (issue 7).
+    public static let `default` = TenantID("default")
+    public var description: String { rawValue }
+}
+
+/// A session as stored.
+public struct SessionRecord: Sendable, Hashable {
+    public var tenant: TenantID
+    public var id: String
+    /// 1 at creation, one more with every state change.
+    public var version: Int64
+    /// Canonical JSON of the state object.
+    public var stateJSON: String
+    public var status: String
+    public var labels: [String: String]
+    public var createdAtMs: Int64
+    public var updatedAtMs: Int64
+
+    public init(
+        tenant: TenantID, id: String, version: Int64, stateJSON: String, status: String,
+        labels: [String: String], createdAtMs: Int64, updatedAtMs: Int64
+    ) {
+        self.tenant = tenant
+        self.id = id
+        self.version = version
+        self.stateJSON = stateJSON
+        self.status = status
+        self.labels = labels
+        self.createdAtMs = createdAtMs
+        self.updatedAtMs = updatedAtMs
+    }
+}
+
+/// An event to append; the store gives it its sequence number and hashes.
+public struct NewEvent: Sendable, Hashable {
+    public var action: String
+    /// Who did it, for example `handoff://tenant/acme/agent/bot`.
+    public var actor: String
+    public var reasoning: String
+    public var detailsJSON: String
+    public var occurredAtMs: Int64
+
+    public init(action: String, actor: String, reasoning: String, detailsJSON: String, occurredAtMs: Int64) {
+        self.action = action
+        self.actor = actor
+        self.reasoning = reasoning
+        self.detailsJSON = detailsJSON
+        self.occurredAtMs = occurredAtMs
+    }
+}
+
+/// An event as stored: its place in the session's chain and its hashes.
+public struct EventRecord: Sendable, Hashable {
+    public var tenant: TenantID
+    public var sessionID: String
+    /// 1, 2, 3, … per session.
+    public var sequence: Int64
+    public var event: NewEvent
+    /// The previous event's hash; 32 zero bytes for the first.
+    public var previousHash: [UInt8]
+    /// `EventChain.hash` of this event.
+    public var hash: [UInt8]
+
+    public init(tenant: TenantID, sessionID: String, sequence: Int64, event: NewEvent, previousHash: [UInt8], hash: [UInt8]) {
+        self.tenant = tenant
+        self.sessionID = sessionID
+        self.sequence = sequence
+        self.event = event
+        self.previousHash = previousHash
+        self.hash = hash
+    }
+}
+
+/// A storage failure the domain turns into a status.
+public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A session with that id exists in the tenant.
+    case alreadyExists(String)
+    /// No session with that id in the tenant.
+    case notFound(String)
+    /// The session's version is not the one the write expected.
+    case versionConflict(expected: Int64, current: Int64)
+    /// The store itself failed (disk, corruption, …); the text is for logs.
+    case failure(String)
+
+    public var description: String {
+        switch self {
+        case .alreadyExists(let id): "session \(id) already exists"
+        case .notFound(let id): "session \(id) not found"
+        case .versionConflict(let expected, let current): "stale version: expected \(expected), the session is at \(current)"
+        case .failure(let text): "store failure: \(text)"
+        }
+    }
+}
+
+/// Durable storage. Every method returns only after its transaction committed.
+public protocol Store: Sendable {
+    /// Creates a session and its `session.created` event.
+    func createSession(_ session: SessionRecord, event: NewEvent) async throws(StoreError) -> EventRecord
+    /// The session, or nil.
+    func session(tenant: TenantID, id: String) async throws(StoreError) -> SessionRecord?
+    /// Replaces the state if the stored version is `expectedVersion`, bumping
+    /// it by one, and appends `event` in the same transaction.
+    func updateState(
+        tenant: TenantID, id: String, expectedVersion: Int64, stateJSON: String, updatedAtMs: Int64, event: NewEvent
+    ) async throws(StoreError) -> (SessionRecord, EventRecord)
+    /// The session's events, oldest first.
+    func events(tenant: TenantID, sessionID: String) async throws(StoreError) -> [EventRecord]
+}

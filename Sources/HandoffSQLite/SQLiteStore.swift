@@ -1,0 +1,189 @@
+// Handoff — the embedded default store: one SQLite file in WAL mode with
+// synchronous=FULL, through GRDB. A write returns only after its transaction
+// committed; the version check and the event append share that transaction.
+
+import Foundation
+import GRDB
+public import HandoffCore
+
+/// Sessions and their event chains in a SQLite file.
+public final class SQLiteStore: Store {
+    private let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and brings its schema
+    /// up to date.
+    public init(path: String) throws(StoreError) {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            // WAL (DatabasePool's default) with FULL: a commit survives power loss.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError.failure("cannot open \(path): \(error)")
+        }
+    }
+
+    /// Versioned schema migrations; a new version is a new registered step.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: sessions and events") { db in
+            try db.execute(sql: """
+                CREATE TABLE sessions (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    state_json TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    labels_json TEXT NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    updated_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id)
+                ) WITHOUT ROWID;
+                CREATE TABLE events (
+                    tenant_id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    action TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    reasoning TEXT NOT NULL,
+                    details_json TEXT NOT NULL,
+                    occurred_at_ms INTEGER NOT NULL,
+                    prev_hash BLOB NOT NULL,
+                    hash BLOB NOT NULL,
+                    PRIMARY KEY (tenant_id, session_id, seq)
+                ) WITHOUT ROWID;
+                CREATE INDEX events_by_action ON events (tenant_id, action, occurred_at_ms);
+                """)
+        }
+        return migrator
+    }
+
+    public func createSession(_ session: SessionRecord, event: NewEvent) async throws(StoreError) -> EventRecord {
+        try await write { db in
+            let exists = try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM sessions WHERE tenant_id = ? AND id = ?",
+                arguments: [session.tenant.rawValue, session.id]) ?? false
+            if exists { throw StoreError.alreadyExists(session.id) }
+            try db.execute(
+                sql: """
+                    INSERT INTO sessions (tenant_id, id, version, state_json, status, labels_json, created_at_ms, updated_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    session.tenant.rawValue, session.id, session.version, session.stateJSON, session.status,
+                    Self.encodeLabels(session.labels), session.createdAtMs, session.updatedAtMs,
+                ])
+            return try Self.append(db, tenant: session.tenant, sessionID: session.id, event: event)
+        }
+    }
+
+    public func session(tenant: TenantID, id: String) async throws(StoreError) -> SessionRecord? {
+        do {
+            return try await pool.read { db in try Self.fetchSession(db, tenant: tenant, id: id) }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    public func updateState(
+        tenant: TenantID, id: String, expectedVersion: Int64, stateJSON: String, updatedAtMs: Int64, event: NewEvent
+    ) async throws(StoreError) -> (SessionRecord, EventRecord) {
+        try await write { db in
+            guard let current = try Int64.fetchOne(
+                db, sql: "SELECT version FROM sessions WHERE tenant_id = ? AND id = ?", arguments: [tenant.rawValue, id])
+            else { throw StoreError.notFound(id) }
+            guard current == expectedVersion else {
+                throw StoreError.versionConflict(expected: expectedVersion, current: current)
+            }
+            try db.execute(
+                sql: """
+                    UPDATE sessions SET version = version + 1, state_json = ?, updated_at_ms = ?
+                    WHERE tenant_id = ? AND id = ? AND version = ?
+                    """,
+                arguments: [stateJSON, updatedAtMs, tenant.rawValue, id, expectedVersion])
+            let record = try Self.append(db, tenant: tenant, sessionID: id, event: event)
+            guard let session = try Self.fetchSession(db, tenant: tenant, id: id) else { throw StoreError.notFound(id) }
+            return (session, record)
+        }
+    }
+
+    public func events(tenant: TenantID, sessionID: String) async throws(StoreError) -> [EventRecord] {
+        do {
+            return try await pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT * FROM events WHERE tenant_id = ? AND session_id = ? ORDER BY seq",
+                    arguments: [tenant.rawValue, sessionID]
+                ).map(Self.event(from:))
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    // MARK: Internals
+
+    /// Runs a write transaction, passing StoreErrors through and naming others.
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    /// Appends one event to a session's chain, inside the caller's transaction.
+    private static func append(_ db: Database, tenant: TenantID, sessionID: String, event: NewEvent) throws -> EventRecord {
+        let last = try Row.fetchOne(
+            db,
+            sql: "SELECT seq, hash FROM events WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT 1",
+            arguments: [tenant.rawValue, sessionID])
+        let sequence = (last?["seq"] as Int64? ?? 0) + 1
+        let previous = last.map { [UInt8]($0["hash"] as Data) } ?? EventChain.genesis
+        let hash = EventChain.hash(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: previous)
+        try db.execute(
+            sql: """
+                INSERT INTO events (tenant_id, session_id, seq, action, actor, reasoning, details_json, occurred_at_ms, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                tenant.rawValue, sessionID, sequence, event.action, event.actor, event.reasoning, event.detailsJSON,
+                event.occurredAtMs, Data(previous), Data(hash),
+            ])
+        return EventRecord(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: previous, hash: hash)
+    }
+
+    private static func fetchSession(_ db: Database, tenant: TenantID, id: String) throws -> SessionRecord? {
+        guard let row = try Row.fetchOne(
+            db, sql: "SELECT * FROM sessions WHERE tenant_id = ? AND id = ?", arguments: [tenant.rawValue, id])
+        else { return nil }
+        return SessionRecord(
+            tenant: TenantID(row["tenant_id"]), id: row["id"], version: row["version"], stateJSON: row["state_json"],
+            status: row["status"], labels: decodeLabels(row["labels_json"]), createdAtMs: row["created_at_ms"],
+            updatedAtMs: row["updated_at_ms"])
+    }
+
+    private static func event(from row: Row) -> EventRecord {
+        EventRecord(
+            tenant: TenantID(row["tenant_id"]), sessionID: row["session_id"], sequence: row["seq"],
+            event: NewEvent(
+                action: row["action"], actor: row["actor"], reasoning: row["reasoning"], detailsJSON: row["details_json"],
+                occurredAtMs: row["occurred_at_ms"]),
+            previousHash: [UInt8](row["prev_hash"] as Data), hash: [UInt8](row["hash"] as Data))
+    }
+
+    private static func encodeLabels(_ labels: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: (try? encoder.encode(labels)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    private static func decodeLabels(_ json: String) -> [String: String] {
+        (try? JSONDecoder().decode([String: String].self, from: Data(json.utf8))) ?? [:]
+    }
+}

@@ -1,0 +1,75 @@
+// Handoff — handoff.v1.Sessions wired to the domain's SessionService.
+
+public import HandoffCore
+import HandoffProto
+public import HandoffRPC
+
+extension SessionError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        switch self {
+        case .invalidArgument(let message): RPCError(code: .invalidArgument, message: message)
+        case .notFound(let message): RPCError(code: .notFound, message: message)
+        case .alreadyExists(let message): RPCError(code: .alreadyExists, message: message)
+        case .aborted(let message): RPCError(code: .aborted, message: message)
+        // The store's text stays in the logs; the caller learns it may retry.
+        case .unavailable: RPCError(code: .unavailable, message: "the store is unavailable; retry later", cause: self)
+        }
+    }
+}
+
+extension ServerCallContext {
+    /// The caller as the domain sees it. Every caller is in the default tenant
+    /// until identities scope them (issue 7); the certificate names the actor.
+    var caller: Caller {
+        let identity = connection.peer.map { $0.uris.first ?? $0.commonName ?? "certificate \($0.fingerprint.prefix(16))" }
+        return Caller(tenant: .default, identity: identity ?? "anonymous")
+    }
+}
+
+extension SessionRecord {
+    var proto: Session {
+        Session(
+            id: id, tenantID: tenant.rawValue, version: version, stateJSON: stateJSON, status: .active, labels: labels,
+            createdAtUnixMs: createdAtMs, updatedAtUnixMs: updatedAtMs)
+    }
+}
+
+extension MethodRegistry {
+    /// Registers CreateSession, GetSession and UpdateState.
+    public mutating func registerSessions(_ sessions: SessionService) {
+        register(Sessions.createSession) { request, context in
+            let record = try await sessions.create(
+                id: request.sessionID, stateJSON: request.stateJSON, labels: request.labels, reasoning: request.reasoning,
+                caller: context.caller)
+            return CreateSessionResponse(session: record.proto)
+        }
+        register(Sessions.getSession) { request, context in
+            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            return GetSessionResponse(session: try await sessions.get(id: request.sessionID, caller: context.caller).proto)
+        }
+        register(Sessions.updateState) { request, context in
+            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            let change: StateChange
+            switch request.change {
+            case .mergePatchJSON(let text):
+                change = .mergePatch(try parse(text, field: "merge_patch_json"))
+            case .replacementJSON(let text):
+                change = .replacement(try parse(text, field: "replacement_json"))
+            case nil:
+                throw RPCError(code: .invalidArgument, message: "set merge_patch_json or replacement_json")
+            }
+            let record = try await sessions.updateState(
+                id: request.sessionID, change: change, reasoning: request.reasoning,
+                expectedVersion: request.expectedVersion, caller: context.caller)
+            return UpdateStateResponse(version: record.version, stateJSON: record.stateJSON)
+        }
+    }
+}
+
+private func parse(_ text: String, field: String) throws(RPCError) -> JSONValue {
+    do {
+        return try JSONValue(parsing: text)
+    } catch {
+        throw RPCError(code: .invalidArgument, message: "\(field) is \(error.message)")
+    }
+}

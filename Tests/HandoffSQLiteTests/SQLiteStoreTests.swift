@@ -1,0 +1,149 @@
+// Handoff — the SQLite store on a real temporary file: versions checked in
+// the store, events chained in the same transaction, tenants apart, data
+// still there after reopening, concurrent writers.
+
+import Foundation
+import GRDB
+import HandoffCore
+import HandoffSQLite
+import Testing
+
+private func temporaryDatabase() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("handoff-\(UUID().uuidString).sqlite").path
+}
+
+private func session(_ id: String, tenant: TenantID = .default, state: String = "{}") -> SessionRecord {
+    SessionRecord(tenant: tenant, id: id, version: 1, stateJSON: state, status: "active", labels: ["channel": "web"],
+                  createdAtMs: 1000, updatedAtMs: 1000)
+}
+
+private func event(_ action: String, _ reasoning: String = "because", at ms: Int64 = 1000) -> NewEvent {
+    NewEvent(action: action, actor: "handoff://tenant/default/agent/bot", reasoning: reasoning, detailsJSON: "{}", occurredAtMs: ms)
+}
+
+@Suite("SQLite store")
+struct SQLiteStoreTests {
+    @Test("create, read back, and refuse a duplicate id")
+    func createAndGet() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        let first = try await store.createSession(session("s-1", state: #"{"a":1}"#), event: event("session.created"))
+        #expect(first.sequence == 1)
+        #expect(first.previousHash == EventChain.genesis)
+        let loaded = try await store.session(tenant: .default, id: "s-1")
+        #expect(loaded?.stateJSON == #"{"a":1}"#)
+        #expect(loaded?.labels == ["channel": "web"])
+        await #expect(throws: StoreError.alreadyExists("s-1")) {
+            _ = try await store.createSession(session("s-1"), event: event("session.created"))
+        }
+        #expect(try await store.session(tenant: .default, id: "nope") == nil)
+    }
+
+    @Test("a stale version is refused and changes nothing; the right one bumps it")
+    func versions() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        _ = try await store.createSession(session("s"), event: event("session.created"))
+        let (updated, record) = try await store.updateState(
+            tenant: .default, id: "s", expectedVersion: 1, stateJSON: #"{"b":2}"#, updatedAtMs: 2000,
+            event: event("session.state_updated", at: 2000))
+        #expect(updated.version == 2)
+        #expect(record.sequence == 2)
+        await #expect(throws: StoreError.versionConflict(expected: 1, current: 2)) {
+            _ = try await store.updateState(
+                tenant: .default, id: "s", expectedVersion: 1, stateJSON: #"{"c":3}"#, updatedAtMs: 3000,
+                event: event("session.state_updated"))
+        }
+        let after = try await store.session(tenant: .default, id: "s")
+        #expect(after?.stateJSON == #"{"b":2}"#)
+        #expect(after?.version == 2)
+        #expect(try await store.events(tenant: .default, sessionID: "s").count == 2, "a refused write appended an event")
+        await #expect(throws: StoreError.notFound("ghost")) {
+            _ = try await store.updateState(
+                tenant: .default, id: "ghost", expectedVersion: 1, stateJSON: "{}", updatedAtMs: 1, event: event("x"))
+        }
+    }
+
+    @Test("events form a hash chain that verifies, and tampering is found at the right event")
+    func chain() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        _ = try await store.createSession(session("s"), event: event("session.created"))
+        for version in Int64(1)...4 {
+            _ = try await store.updateState(
+                tenant: .default, id: "s", expectedVersion: version, stateJSON: #"{"v":\#(version)}"#,
+                updatedAtMs: 1000 + version, event: event("session.state_updated", "step \(version)"))
+        }
+        let events = try await store.events(tenant: .default, sessionID: "s")
+        #expect(events.map(\.sequence) == [1, 2, 3, 4, 5])
+        #expect(EventChain.verify(events) == nil)
+
+        // Rewrite the reasoning of event 3 behind the store's back.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE events SET reasoning = 'edited' WHERE session_id = 's' AND seq = 3")
+        }
+        let tampered = try await store.events(tenant: .default, sessionID: "s")
+        let broken = EventChain.verify(tampered)
+        #expect(broken?.sequence == 3)
+        #expect(broken?.reason == "content does not match its hash")
+    }
+
+    @Test("tenants are apart: the same id in two tenants are two sessions")
+    func tenants() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        let acme = TenantID("acme"), globex = TenantID("globex")
+        _ = try await store.createSession(session("s", tenant: acme, state: #"{"who":"acme"}"#), event: event("session.created"))
+        _ = try await store.createSession(session("s", tenant: globex, state: #"{"who":"globex"}"#), event: event("session.created"))
+        #expect(try await store.session(tenant: acme, id: "s")?.stateJSON == #"{"who":"acme"}"#)
+        #expect(try await store.session(tenant: globex, id: "s")?.stateJSON == #"{"who":"globex"}"#)
+        #expect(try await store.session(tenant: .default, id: "s") == nil)
+    }
+
+    @Test("what was committed is there after reopening the file")
+    func reopen() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            let store = try SQLiteStore(path: path)
+            _ = try await store.createSession(session("kept"), event: event("session.created"))
+            _ = try await store.updateState(
+                tenant: .default, id: "kept", expectedVersion: 1, stateJSON: #"{"x":1}"#, updatedAtMs: 2, event: event("u"))
+        }
+        let reopened = try SQLiteStore(path: path)
+        #expect(try await reopened.session(tenant: .default, id: "kept")?.version == 2)
+        #expect(EventChain.verify(try await reopened.events(tenant: .default, sessionID: "kept")) == nil)
+    }
+
+    @Test("concurrent writers on many sessions all land, each chain intact")
+    func concurrentWriters() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        let sessions = 20, updates = 10
+        for s in 0..<sessions { _ = try await store.createSession(session("s\(s)"), event: event("session.created")) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for s in 0..<sessions {
+                group.addTask {
+                    for u in 1...updates {
+                        _ = try await store.updateState(
+                            tenant: .default, id: "s\(s)", expectedVersion: Int64(u), stateJSON: #"{"u":\#(u)}"#,
+                            updatedAtMs: Int64(u), event: event("session.state_updated"))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for s in 0..<sessions {
+            #expect(try await store.session(tenant: .default, id: "s\(s)")?.version == Int64(updates + 1))
+            let events = try await store.events(tenant: .default, sessionID: "s\(s)")
+            #expect(events.count == updates + 1)
+            #expect(EventChain.verify(events) == nil)
+        }
+    }
+}

@@ -35,8 +35,16 @@ extension SessionRecord {
 }
 
 extension MethodRegistry {
-    /// Registers CreateSession, GetSession and UpdateState.
+    /// Registers CreateSession, GetSession, UpdateState and Admin/VerifyAuditChain.
     public mutating func registerSessions(_ sessions: SessionService) {
+        register(Admin.verifyAuditChain) { request, context in
+            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            let result = try await sessions.verifyAuditChain(id: request.sessionID, caller: context.caller)
+            return VerifyAuditChainResponse(
+                ok: result.firstBreak == nil, eventsChecked: Int64(result.eventsChecked),
+                firstBrokenSequence: result.firstBreak?.sequence ?? 0, reason: result.firstBreak?.reason ?? "",
+                headHash: result.headHash)
+        }
         register(Sessions.createSession) { request, context in
             let record = try await sessions.create(
                 id: request.sessionID, stateJSON: request.stateJSON, labels: request.labels, reasoning: request.reasoning,

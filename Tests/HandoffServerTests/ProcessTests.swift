@@ -88,6 +88,43 @@ struct ProcessTests {
         #expect(status == 0, "handoffd did not exit cleanly on SIGTERM")
     }
 
+    @Test("handoff session and audit commands against a real handoffd and its SQLite file")
+    func sessionCommands() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("handoff-cli-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let certs = (dir as NSString).appendingPathComponent("certs")
+        #expect(try await run("handoff", ["certs", "init", certs]).status == 0)
+        let server = try await offPool { try ServerProcess(arguments: ["--data", dir]) }
+        let common = ["--server", "127.0.0.1:\(server.port)", "--certs", certs]
+
+        let created = try await run("handoff", ["session", "create"] + common + ["--id", "s-cli", "--state", #"{"a":1}"#, "--label", "channel=cli", "--reasoning", "test", "--json"])
+        #expect(created.status == 0, "\(created.output)")
+        let patched = try await run("handoff", ["session", "update", "s-cli"] + common + ["--patch", #"{"b":2}"#, "--reasoning", "add b", "--expect-version", "1", "--json"])
+        #expect(patched.output.contains(#""version":2"#), "\(patched.output)")
+        let stale = try await run("handoff", ["session", "update", "s-cli"] + common + ["--patch", "{}", "--reasoning", "r", "--expect-version", "1"])
+        #expect(stale.status != 0)
+        #expect(stale.output.contains("ABORTED"), "\(stale.output)")
+        let got = try await run("handoff", ["session", "get", "s-cli"] + common + ["--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(got.output.utf8)) as? [String: Any]
+        #expect(object?["state_json"] as? String == #"{"a":1,"b":2}"#)
+        #expect((object?["labels"] as? [String: String]) == ["channel": "cli"])
+
+        let verified = try await run("handoff", ["audit", "verify", "s-cli"] + common + ["--json"])
+        #expect(verified.status == 0, "\(verified.output)")
+        #expect(verified.output.contains(#""events_checked":2"#) && verified.output.contains(#""ok":true"#), "\(verified.output)")
+
+        // Rewrite history behind the server's back: the audit must name event 1.
+        let database = (dir as NSString).appendingPathComponent("handoff.sqlite")
+        let edit = try await runProcess("/usr/bin/sqlite3", [database, "UPDATE events SET reasoning = 'forged' WHERE seq = 1;"])
+        #expect(edit.status == 0, "\(edit.output)")
+        let broken = try await run("handoff", ["audit", "verify", "s-cli"] + common)
+        #expect(broken.status != 0)
+        #expect(broken.output.contains("first_broken_sequence: 1"), "\(broken.output)")
+        #expect(broken.output.contains("content does not match its hash"), "\(broken.output)")
+        let status = try await offPool { server.terminate() }
+        #expect(status == 0)
+    }
+
     @Test("handoffd refuses to start with a missing certificate, naming it")
     func missingCertificate() async throws {
         let result = try await run("handoffd", ["--listen", "127.0.0.1:0", "--data", "/nonexistent/handoff"])

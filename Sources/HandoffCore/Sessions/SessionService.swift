@@ -133,6 +133,27 @@ public actor SessionService {
             sizeLimit: configuration.stateSizeLimit, now: clock())
     }
 
+    /// The outcome of recomputing a session's event chain.
+    public struct AuditResult: Sendable, Hashable {
+        public var eventsChecked: Int
+        /// nil when every link holds.
+        public var firstBreak: EventChain.Break?
+        /// The hash of the last event.
+        public var headHash: [UInt8]
+    }
+
+    /// Recomputes the session's hash chain from the store and names the first broken link.
+    public func verifyAuditChain(id: String, caller: Caller) async throws(SessionError) -> AuditResult {
+        let events: [EventRecord]
+        do {
+            events = try await store.events(tenant: caller.tenant, sessionID: id)
+        } catch {
+            throw SessionError(error)
+        }
+        guard !events.isEmpty else { throw .notFound("session \(id) not found") }
+        return AuditResult(eventsChecked: events.count, firstBreak: EventChain.verify(events), headHash: events.last!.hash)
+    }
+
     private func actor(for id: String, caller: Caller) async throws(SessionError) -> SessionActor {
         let key = Key(tenant: caller.tenant, id: id)
         useClock &+= 1

@@ -58,6 +58,31 @@ public final class SQLiteStore: Store {
                 CREATE INDEX events_by_action ON events (tenant_id, action, occurred_at_ms);
                 """)
         }
+        migrator.registerMigration("v2: turns and memories") { db in
+            try db.execute(sql: """
+                CREATE TABLE turns (
+                    tenant_id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    input TEXT NOT NULL,
+                    output TEXT NOT NULL,
+                    metadata_json TEXT NOT NULL,
+                    reasoning TEXT NOT NULL,
+                    author TEXT NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, session_id, seq)
+                ) WITHOUT ROWID;
+                CREATE TABLE memories (
+                    tenant_id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    content TEXT NOT NULL,
+                    metadata_json TEXT NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, session_id, seq)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 
@@ -124,7 +149,88 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord {
+        try await write { db in
+            try Self.requireSession(db, tenant: tenant, id: turn.sessionID)
+            var stored = turn
+            stored.sequence = try Self.nextSequence(db, table: "turns", tenant: tenant, sessionID: turn.sessionID)
+            try db.execute(
+                sql: """
+                    INSERT INTO turns (tenant_id, session_id, seq, input, output, metadata_json, reasoning, author, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    tenant.rawValue, stored.sessionID, stored.sequence, stored.input, stored.output, stored.metadataJSON,
+                    stored.reasoning, stored.author, stored.createdAtMs,
+                ])
+            _ = try Self.append(db, tenant: tenant, sessionID: turn.sessionID, event: event)
+            return stored
+        }
+    }
+
+    public func addMemory(tenant: TenantID, memory: MemoryRecord, event: NewEvent) async throws(StoreError) -> MemoryRecord {
+        try await write { db in
+            try Self.requireSession(db, tenant: tenant, id: memory.sessionID)
+            var stored = memory
+            stored.sequence = try Self.nextSequence(db, table: "memories", tenant: tenant, sessionID: memory.sessionID)
+            try db.execute(
+                sql: """
+                    INSERT INTO memories (tenant_id, session_id, seq, content, metadata_json, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [tenant.rawValue, stored.sessionID, stored.sequence, stored.content, stored.metadataJSON, stored.createdAtMs])
+            _ = try Self.append(db, tenant: tenant, sessionID: memory.sessionID, event: event)
+            return stored
+        }
+    }
+
+    public func context(tenant: TenantID, sessionID: String, turnLimit: Int) async throws(StoreError) -> SessionContext? {
+        do {
+            return try await pool.read { db in
+                guard let session = try Self.fetchSession(db, tenant: tenant, id: sessionID) else { return nil }
+                // The latest `turnLimit` turns by the primary key, then oldest first.
+                let turns = try Row.fetchAll(
+                    db,
+                    sql: "SELECT * FROM turns WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT ?",
+                    arguments: [tenant.rawValue, sessionID, turnLimit]
+                ).reversed().map { row in
+                    TurnRecord(
+                        sessionID: row["session_id"], sequence: row["seq"], input: row["input"], output: row["output"],
+                        metadataJSON: row["metadata_json"], reasoning: row["reasoning"], author: row["author"],
+                        createdAtMs: row["created_at_ms"])
+                }
+                let memories = try Row.fetchAll(
+                    db, sql: "SELECT * FROM memories WHERE tenant_id = ? AND session_id = ? ORDER BY seq",
+                    arguments: [tenant.rawValue, sessionID]
+                ).map { row in
+                    MemoryRecord(
+                        sessionID: row["session_id"], sequence: row["seq"], content: row["content"],
+                        metadataJSON: row["metadata_json"], createdAtMs: row["created_at_ms"])
+                }
+                let total = try Int64.fetchOne(
+                    db, sql: "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE tenant_id = ? AND session_id = ?",
+                    arguments: [tenant.rawValue, sessionID]) ?? 0
+                return SessionContext(session: session, turns: Array(turns), memories: memories, totalTurns: total)
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
     // MARK: Internals
+
+    private static func requireSession(_ db: Database, tenant: TenantID, id: String) throws {
+        let exists = try Bool.fetchOne(
+            db, sql: "SELECT 1 FROM sessions WHERE tenant_id = ? AND id = ?", arguments: [tenant.rawValue, id]) ?? false
+        if !exists { throw StoreError.notFound(id) }
+    }
+
+    private static func nextSequence(_ db: Database, table: String, tenant: TenantID, sessionID: String) throws -> Int64 {
+        // `table` is one of two literals of this file, never caller input.
+        (try Int64.fetchOne(
+            db, sql: "SELECT COALESCE(MAX(seq), 0) + 1 FROM \(table) WHERE tenant_id = ? AND session_id = ?",
+            arguments: [tenant.rawValue, sessionID]) ?? 1)
+    }
 
     /// Runs a write transaction, passing StoreErrors through and naming others.
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {

@@ -34,9 +34,46 @@ extension SessionRecord {
     }
 }
 
+extension TurnRecord {
+    func proto(tenant: TenantID) -> Turn {
+        Turn(
+            sessionID: sessionID, sequence: sequence, input: input, output: output, metadataJSON: metadataJSON,
+            reasoning: reasoning, source: .agent, author: Identity(tenantID: tenant.rawValue, name: author),
+            createdAtUnixMs: createdAtMs)
+    }
+}
+
+extension MemoryRecord {
+    var proto: Memory {
+        Memory(sessionID: sessionID, sequence: sequence, content: content, metadataJSON: metadataJSON, createdAtUnixMs: createdAtMs)
+    }
+}
+
 extension MethodRegistry {
-    /// Registers CreateSession, GetSession, UpdateState and Admin/VerifyAuditChain.
+    /// Registers CreateSession, GetSession, UpdateState, AddTurn, AddMemory,
+    /// GetContext and Admin/VerifyAuditChain.
     public mutating func registerSessions(_ sessions: SessionService) {
+        register(Sessions.addTurn) { request, context in
+            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            let turn = try await sessions.addTurn(
+                id: request.sessionID, input: request.input, output: request.output, metadataJSON: request.metadataJSON,
+                reasoning: request.reasoning, caller: context.caller)
+            return AddTurnResponse(turn: turn.proto(tenant: context.caller.tenant))
+        }
+        register(Sessions.addMemory) { request, context in
+            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            let memory = try await sessions.addMemory(
+                id: request.sessionID, content: request.content, metadataJSON: request.metadataJSON,
+                reasoning: request.reasoning, caller: context.caller)
+            return AddMemoryResponse(memory: memory.proto)
+        }
+        register(Sessions.getContext) { request, context in
+            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            let found = try await sessions.context(id: request.sessionID, turnLimit: Int(request.turnLimit), caller: context.caller)
+            return GetContextResponse(
+                session: found.session.proto, turns: found.turns.map { $0.proto(tenant: found.session.tenant) },
+                memories: found.memories.map(\.proto), totalTurns: found.totalTurns)
+        }
         register(Admin.verifyAuditChain) { request, context in
             guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
             let result = try await sessions.verifyAuditChain(id: request.sessionID, caller: context.caller)

@@ -80,3 +80,57 @@ struct SessionsMethodsTests {
         await running.stop()
     }
 }
+
+@Suite("Turns, memories and context over TLS")
+struct ContextMethodsTests {
+    @Test("60 turns and 2 memories: GetContext returns the latest turns oldest first, the memories and the total")
+    func context() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let store = try SQLiteStore(path: (fixtures.directory as NSString).appendingPathComponent("handoff.sqlite"))
+        var registry = MethodRegistry()
+        registry.registerSessions(SessionService(store: store))
+        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
+        let client = try running.client(fixtures.clientTLS(role: "agent"))
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "chat", reasoning: "start"))
+        for i in 1...60 {
+            let added = try await client.call(
+                Sessions.addTurn,
+                AddTurnRequest(sessionID: "chat", input: "question \(i)", output: "answer \(i)", metadataJSON: #"{"i":\#(i)}"#, reasoning: "turn"))
+            #expect(added.turn?.sequence == Int64(i))
+        }
+        _ = try await client.call(Sessions.addMemory, AddMemoryRequest(sessionID: "chat", content: "prefers aisle seats", reasoning: "said so"))
+        _ = try await client.call(Sessions.addMemory, AddMemoryRequest(sessionID: "chat", content: "vegetarian", reasoning: "said so"))
+
+        let defaults = try await client.call(Sessions.getContext, GetContextRequest(sessionID: "chat"))
+        #expect(defaults.turns.count == 50, "the default limit is 50")
+        #expect(defaults.turns.first?.input == "question 11")
+        #expect(defaults.turns.last?.input == "question 60")
+        #expect(defaults.totalTurns == 60)
+        #expect(defaults.memories.map(\.content) == ["prefers aisle seats", "vegetarian"])
+        #expect(defaults.turns.last?.author?.name == "handoff://tenant/acme/agent/agent")
+
+        let three = try await client.call(Sessions.getContext, GetContextRequest(sessionID: "chat", turnLimit: 3))
+        #expect(three.turns.map(\.sequence) == [58, 59, 60])
+
+        let tooMany = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Sessions.getContext, GetContextRequest(sessionID: "chat", turnLimit: 501))
+        }
+        #expect(tooMany?.message.contains("turn_limit must be from 0 to 500") == true)
+        let missing = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Sessions.addTurn, AddTurnRequest(sessionID: "ghost", input: "x", reasoning: "r"))
+        }
+        #expect(missing?.code == .notFound)
+        let badMetadata = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Sessions.addTurn, AddTurnRequest(sessionID: "chat", metadataJSON: "[1]", reasoning: "r"))
+        }
+        #expect(badMetadata?.message.contains("metadata_json must be a JSON object") == true)
+
+        let events = try await store.events(tenant: .default, sessionID: "chat")
+        #expect(events.count == 1 + 60 + 2)
+        #expect(events.filter { $0.event.action == "session.turn_added" }.count == 60)
+        #expect(EventChain.verify(events) == nil)
+        await client.close()
+        await running.stop()
+    }
+}

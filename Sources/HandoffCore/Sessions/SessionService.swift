@@ -50,6 +50,12 @@ public actor SessionService {
         public var residentCeiling = 10_000
         /// The largest state, in bytes of canonical JSON.
         public var stateSizeLimit = SessionState.defaultSizeLimit
+        /// GetContext's turns when the caller asks for none in particular.
+        public var defaultTurnLimit = 50
+        /// The most turns one GetContext may ask for.
+        public var maximumTurnLimit = 500
+        /// The largest turn or memory text field, in bytes.
+        public var textSizeLimit = 256 * 1024
         public init() {}
     }
 
@@ -133,6 +139,96 @@ public actor SessionService {
             sizeLimit: configuration.stateSizeLimit, now: clock())
     }
 
+    /// Appends a turn of the conversation, in order with the session's other changes.
+    public func addTurn(
+        id: String, input: String, output: String, metadataJSON: String, reasoning: String, caller: Caller
+    ) async throws(SessionError) -> TurnRecord {
+        for (name, text) in [("input", input), ("output", output), ("reasoning", reasoning), ("metadata_json", metadataJSON)]
+        where text.utf8.count > configuration.textSizeLimit {
+            throw .invalidArgument("\(name) is \(text.utf8.count) bytes; the limit is \(configuration.textSizeLimit)")
+        }
+        let metadata = try Self.jsonObject(metadataJSON, field: "metadata_json")
+        let now = clock()
+        let turn = TurnRecord(
+            sessionID: id, sequence: 0, input: input, output: output, metadataJSON: metadata.serialized, reasoning: reasoning,
+            author: caller.identity, createdAtMs: now)
+        let store = self.store
+        return try await actor(for: id, caller: caller).serialized { () throws(SessionError) -> TurnRecord in
+            do throws(StoreError) {
+                let stored = try await store.addTurn(
+                    tenant: caller.tenant, turn: turn,
+                    event: NewEvent(
+                        action: "session.turn_added", actor: caller.identity, reasoning: reasoning,
+                        detailsJSON: JSONValue.object(["input": .string(input), "output": .string(output), "metadata": metadata]).serialized,
+                        occurredAtMs: now))
+                return stored
+            } catch {
+                throw SessionError(error)
+            }
+        }
+    }
+
+    /// Appends a memory to the session.
+    public func addMemory(
+        id: String, content: String, metadataJSON: String, reasoning: String, caller: Caller
+    ) async throws(SessionError) -> MemoryRecord {
+        guard !content.isEmpty else { throw .invalidArgument("content is required") }
+        guard content.utf8.count <= configuration.textSizeLimit else {
+            throw .invalidArgument("content is \(content.utf8.count) bytes; the limit is \(configuration.textSizeLimit)")
+        }
+        let metadata = try Self.jsonObject(metadataJSON, field: "metadata_json")
+        let now = clock()
+        let memory = MemoryRecord(sessionID: id, sequence: 0, content: content, metadataJSON: metadata.serialized, createdAtMs: now)
+        let store = self.store
+        return try await actor(for: id, caller: caller).serialized { () throws(SessionError) -> MemoryRecord in
+            do throws(StoreError) {
+                return try await store.addMemory(
+                    tenant: caller.tenant, memory: memory,
+                    event: NewEvent(
+                        action: "session.memory_added", actor: caller.identity, reasoning: reasoning,
+                        detailsJSON: JSONValue.object(["content": .string(content), "metadata": metadata]).serialized,
+                        occurredAtMs: now))
+            } catch {
+                throw SessionError(error)
+            }
+        }
+    }
+
+    /// The session with its most recent turns (oldest first) and its memories.
+    /// `turnLimit` 0 means the default (50); above the maximum is refused.
+    public func context(id: String, turnLimit: Int, caller: Caller) async throws(SessionError) -> SessionContext {
+        guard turnLimit >= 0, turnLimit <= configuration.maximumTurnLimit else {
+            throw .invalidArgument("turn_limit must be from 0 to \(configuration.maximumTurnLimit), not \(turnLimit)")
+        }
+        let limit = turnLimit == 0 ? configuration.defaultTurnLimit : turnLimit
+        do {
+            guard let context = try await store.context(tenant: caller.tenant, sessionID: id, turnLimit: limit) else {
+                throw SessionError.notFound("session \(id) not found")
+            }
+            return context
+        } catch let error as SessionError {
+            throw error
+        } catch let error as StoreError {
+            throw SessionError(error)
+        } catch {
+            throw .unavailable("\(error)")
+        }
+    }
+
+    /// Empty text is an empty object; anything else must be a JSON object.
+    private static func jsonObject(_ text: String, field: String) throws(SessionError) -> JSONValue {
+        if text.isEmpty { return .object([:]) }
+        do {
+            let value = try JSONValue(parsing: text)
+            guard case .object = value else { throw SessionError.invalidArgument("\(field) must be a JSON object") }
+            return value
+        } catch let error as SessionError {
+            throw error
+        } catch {
+            throw .invalidArgument("\(field) is \(error)")
+        }
+    }
+
     /// The outcome of recomputing a session's event chain.
     public struct AuditResult: Sendable, Hashable {
         public var eventsChecked: Int
@@ -200,6 +296,14 @@ actor SessionActor {
     }
 
     func current() -> SessionRecord { record }
+
+    /// Runs `work` in this session's turn: after every change that arrived
+    /// before it, before every change that arrives after.
+    func serialized<T: Sendable>(_ work: @Sendable () async throws(SessionError) -> T) async throws(SessionError) -> T {
+        await takeTurn()
+        defer { passTurn() }
+        return try await work()
+    }
 
     func update(
         change: StateChange, reasoning: String, expectedVersion: Int64?, caller: Caller, sizeLimit: Int, now: Int64

@@ -79,6 +79,67 @@ public struct EventRecord: Sendable, Hashable {
     }
 }
 
+/// A turn of the conversation as stored.
+public struct TurnRecord: Sendable, Hashable {
+    public var sessionID: String
+    /// 1, 2, 3, … per session.
+    public var sequence: Int64
+    public var input: String
+    public var output: String
+    public var metadataJSON: String
+    public var reasoning: String
+    /// Who added it (the caller's identity).
+    public var author: String
+    public var createdAtMs: Int64
+
+    public init(
+        sessionID: String, sequence: Int64, input: String, output: String, metadataJSON: String, reasoning: String,
+        author: String, createdAtMs: Int64
+    ) {
+        self.sessionID = sessionID
+        self.sequence = sequence
+        self.input = input
+        self.output = output
+        self.metadataJSON = metadataJSON
+        self.reasoning = reasoning
+        self.author = author
+        self.createdAtMs = createdAtMs
+    }
+}
+
+/// A memory of a session as stored.
+public struct MemoryRecord: Sendable, Hashable {
+    public var sessionID: String
+    public var sequence: Int64
+    public var content: String
+    public var metadataJSON: String
+    public var createdAtMs: Int64
+
+    public init(sessionID: String, sequence: Int64, content: String, metadataJSON: String, createdAtMs: Int64) {
+        self.sessionID = sessionID
+        self.sequence = sequence
+        self.content = content
+        self.metadataJSON = metadataJSON
+        self.createdAtMs = createdAtMs
+    }
+}
+
+/// What an agent needs to continue: the session, its latest turns (oldest
+/// first), its memories, and how many turns there are in all.
+public struct SessionContext: Sendable, Hashable {
+    public var session: SessionRecord
+    public var turns: [TurnRecord]
+    public var memories: [MemoryRecord]
+    public var totalTurns: Int64
+
+    public init(session: SessionRecord, turns: [TurnRecord], memories: [MemoryRecord], totalTurns: Int64) {
+        self.session = session
+        self.turns = turns
+        self.memories = memories
+        self.totalTurns = totalTurns
+    }
+}
+
 /// A storage failure the domain turns into a status.
 public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A session with that id exists in the tenant.
@@ -113,4 +174,10 @@ public protocol Store: Sendable {
     ) async throws(StoreError) -> (SessionRecord, EventRecord)
     /// The session's events, oldest first.
     func events(tenant: TenantID, sessionID: String) async throws(StoreError) -> [EventRecord]
+    /// Appends a turn (numbered in the store) and its event in one transaction.
+    func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord
+    /// Appends a memory (numbered in the store) and its event in one transaction.
+    func addMemory(tenant: TenantID, memory: MemoryRecord, event: NewEvent) async throws(StoreError) -> MemoryRecord
+    /// The session with its `turnLimit` latest turns and its memories, or nil.
+    func context(tenant: TenantID, sessionID: String, turnLimit: Int) async throws(StoreError) -> SessionContext?
 }

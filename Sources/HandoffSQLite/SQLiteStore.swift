@@ -83,6 +83,9 @@ public final class SQLiteStore: Store {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v3: events by time") { db in
+            try db.execute(sql: "CREATE INDEX events_by_time ON events (tenant_id, occurred_at_ms, session_id, seq)")
+        }
         return migrator
     }
 
@@ -181,6 +184,43 @@ public final class SQLiteStore: Store {
                 arguments: [tenant.rawValue, stored.sessionID, stored.sequence, stored.content, stored.metadataJSON, stored.createdAtMs])
             _ = try Self.append(db, tenant: tenant, sessionID: memory.sessionID, event: event)
             return stored
+        }
+    }
+
+    public func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> [EventRecord] {
+        var clauses = ["tenant_id = ?"]
+        var arguments: [any DatabaseValueConvertible] = [tenant.rawValue]
+        if let sessionID = query.sessionID {
+            clauses.append("session_id = ?")
+            arguments.append(sessionID)
+        }
+        if !query.actions.isEmpty {
+            clauses.append("action IN (\(Array(repeating: "?", count: query.actions.count).joined(separator: ", ")))")
+            arguments.append(contentsOf: query.actions)
+        }
+        if let since = query.since {
+            clauses.append("occurred_at_ms >= ?")
+            arguments.append(since)
+        }
+        if let until = query.until {
+            clauses.append("occurred_at_ms < ?")
+            arguments.append(until)
+        }
+        if let after = query.after {
+            clauses.append("(occurred_at_ms, session_id, seq) \(query.newestFirst ? "<" : ">") (?, ?, ?)")
+            arguments.append(contentsOf: [after.occurredAtMs, after.sessionID, after.sequence] as [any DatabaseValueConvertible])
+        }
+        let direction = query.newestFirst ? "DESC" : "ASC"
+        let sql = """
+            SELECT * FROM events WHERE \(clauses.joined(separator: " AND "))
+            ORDER BY occurred_at_ms \(direction), session_id \(direction), seq \(direction) LIMIT ?
+            """
+        arguments.append(query.limit)
+        let bound = StatementArguments(arguments.map { Optional($0) })
+        do {
+            return try await pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.event(from:)) }
+        } catch {
+            throw StoreError.failure("\(error)")
         }
     }
 

@@ -1,5 +1,6 @@
 // Handoff — handoff.v1.Sessions wired to the domain's SessionService.
 
+import Foundation
 public import HandoffCore
 import HandoffProto
 public import HandoffRPC
@@ -49,6 +50,30 @@ extension MemoryRecord {
     }
 }
 
+extension EventRecord {
+    var proto: Event {
+        Event(
+            sequence: sequence, sessionID: sessionID, action: event.action,
+            actor: Identity(tenantID: tenant.rawValue, name: event.actor), reasoning: event.reasoning,
+            detailsJSON: event.detailsJSON, occurredAtUnixMs: event.occurredAtMs, prevHash: previousHash, hash: hash)
+    }
+}
+
+/// The opaque page token of ListEvents: where the previous page ended.
+enum EventPageToken {
+    static func encode(_ position: EventPosition) -> String {
+        Data("\(position.occurredAtMs):\(position.sequence):\(position.sessionID)".utf8).base64EncodedString()
+    }
+
+    static func decode(_ token: String) throws(RPCError) -> EventPosition {
+        let refusal = RPCError(code: .invalidArgument, message: "page_token is not one this server issued")
+        guard let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8) else { throw refusal }
+        let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, let time = Int64(parts[0]), let sequence = Int64(parts[1]) else { throw refusal }
+        return EventPosition(occurredAtMs: time, sessionID: String(parts[2]), sequence: sequence)
+    }
+}
+
 extension MethodRegistry {
     /// Registers CreateSession, GetSession, UpdateState, AddTurn, AddMemory,
     /// GetContext and Admin/VerifyAuditChain.
@@ -66,6 +91,18 @@ extension MethodRegistry {
                 id: request.sessionID, content: request.content, metadataJSON: request.metadataJSON,
                 reasoning: request.reasoning, caller: context.caller)
             return AddMemoryResponse(memory: memory.proto)
+        }
+        register(Sessions.listEvents) { request, context in
+            var query = EventQuery()
+            query.sessionID = request.sessionID.isEmpty ? nil : request.sessionID
+            query.actions = request.actions
+            query.since = request.sinceUnixMs == 0 ? nil : request.sinceUnixMs
+            query.until = request.untilUnixMs == 0 ? nil : request.untilUnixMs
+            query.newestFirst = request.order == .newestFirst
+            query.limit = request.pageSize == 0 ? 50 : Int(request.pageSize)
+            query.after = request.pageToken.isEmpty ? nil : try EventPageToken.decode(request.pageToken)
+            let page = try await sessions.listEvents(query: query, caller: context.caller)
+            return ListEventsResponse(events: page.events.map(\.proto), nextPageToken: page.next.map(EventPageToken.encode) ?? "")
         }
         register(Sessions.getContext) { request, context in
             guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }

@@ -1,6 +1,7 @@
 // Handoff — handoff.v1.Sessions over real TLS, into a real SQLite file.
 
 import Foundation
+import Synchronization
 import HandoffClient
 import HandoffCore
 import HandoffProto
@@ -133,4 +134,64 @@ struct ContextMethodsTests {
         await client.close()
         await running.stop()
     }
+}
+
+@Suite("ListEvents over TLS")
+struct ListEventsTests {
+    @Test("filters by session, action and time; pages in both orders without gaps or repeats")
+    func paging() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let store = try SQLiteStore(path: (fixtures.directory as NSString).appendingPathComponent("handoff.sqlite"))
+        let clock = ManualClock()
+        var registry = MethodRegistry()
+        registry.registerSessions(SessionService(store: store, clock: { clock.tick() }))
+        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
+        let client = try running.client(fixtures.clientTLS(role: "agent"))
+        for s in ["a", "b"] {
+            _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: s, reasoning: "start"))
+            for v in 1...6 {
+                _ = try await client.call(
+                    Sessions.updateState,
+                    UpdateStateRequest(sessionID: s, reasoning: "v\(v)", change: .mergePatchJSON(#"{"v":\#(v)}"#)))
+            }
+        }
+        // 14 events: 2 created + 12 updates, at times 1...14.
+        func all(_ base: ListEventsRequest) async throws -> [Event] {
+            var request = base
+            var out: [Event] = []
+            while true {
+                let page = try await client.call(Sessions.listEvents, request)
+                out += page.events
+                if page.nextPageToken.isEmpty { return out }
+                request.pageToken = page.nextPageToken
+            }
+        }
+        let oldest = try await all(ListEventsRequest(pageSize: 4))
+        #expect(oldest.count == 14)
+        #expect(oldest.map(\.occurredAtUnixMs) == Array(1...14))
+        let newest = try await all(ListEventsRequest(order: .newestFirst, pageSize: 5))
+        #expect(newest.map(\.occurredAtUnixMs) == Array((1...14).reversed()))
+        let onlyA = try await all(ListEventsRequest(sessionID: "a", actions: ["session.state_updated"], pageSize: 2))
+        #expect(onlyA.count == 6)
+        #expect(onlyA.allSatisfy { $0.sessionID == "a" && $0.action == "session.state_updated" })
+        let window = try await all(ListEventsRequest(sinceUnixMs: 3, untilUnixMs: 6, pageSize: 10))
+        #expect(window.map(\.occurredAtUnixMs) == [3, 4, 5])
+        let bad = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Sessions.listEvents, ListEventsRequest(pageToken: "not-a-token"))
+        }
+        #expect(bad?.code == .invalidArgument)
+        let tooBig = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Sessions.listEvents, ListEventsRequest(pageSize: 10_000))
+        }
+        #expect(tooBig?.message.contains("page_size must be from 1 to 500") == true)
+        await client.close()
+        await running.stop()
+    }
+}
+
+/// A clock that moves one millisecond per reading, so event times are known.
+final class ManualClock: Sendable {
+    private let now = Mutex<Int64>(0)
+    func tick() -> Int64 { now.withLock { $0 += 1; return $0 } }
 }

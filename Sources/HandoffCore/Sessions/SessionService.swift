@@ -215,6 +215,26 @@ public actor SessionService {
         }
     }
 
+    /// A page of the event log and where the next one starts (nil at the end).
+    public func listEvents(query: EventQuery, caller: Caller) async throws(SessionError) -> (events: [EventRecord], next: EventPosition?) {
+        guard (1...configuration.maximumTurnLimit).contains(query.limit) else {
+            throw .invalidArgument("page_size must be from 1 to \(configuration.maximumTurnLimit), not \(query.limit)")
+        }
+        var probe = query
+        probe.limit = query.limit + 1  // one more tells whether a next page exists
+        let found: [EventRecord]
+        do {
+            found = try await store.listEvents(tenant: caller.tenant, query: probe)
+        } catch {
+            throw SessionError(error)
+        }
+        let page = Array(found.prefix(query.limit))
+        let next = found.count > query.limit
+            ? page.last.map { EventPosition(occurredAtMs: $0.event.occurredAtMs, sessionID: $0.sessionID, sequence: $0.sequence) }
+            : nil
+        return (page, next)
+    }
+
     /// Empty text is an empty object; anything else must be a JSON object.
     private static func jsonObject(_ text: String, field: String) throws(SessionError) -> JSONValue {
         if text.isEmpty { return .object([:]) }

@@ -140,6 +140,37 @@ public struct SessionContext: Sendable, Hashable {
     }
 }
 
+/// Which events to list, and from where.
+public struct EventQuery: Sendable, Hashable {
+    /// One session's events, or every session's of the tenant.
+    public var sessionID: String?
+    /// Only these actions; empty means every action.
+    public var actions: [String] = []
+    /// At or after this time (ms since 1970), if set.
+    public var since: Int64?
+    /// Before this time, if set.
+    public var until: Int64?
+    public var newestFirst = false
+    public var limit = 50
+    /// Continue after this event (the last of the previous page).
+    public var after: EventPosition?
+
+    public init() {}
+}
+
+/// An event's place in a listing: time, then session, then sequence.
+public struct EventPosition: Sendable, Hashable {
+    public var occurredAtMs: Int64
+    public var sessionID: String
+    public var sequence: Int64
+
+    public init(occurredAtMs: Int64, sessionID: String, sequence: Int64) {
+        self.occurredAtMs = occurredAtMs
+        self.sessionID = sessionID
+        self.sequence = sequence
+    }
+}
+
 /// A storage failure the domain turns into a status.
 public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A session with that id exists in the tenant.
@@ -178,6 +209,8 @@ public protocol Store: Sendable {
     func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord
     /// Appends a memory (numbered in the store) and its event in one transaction.
     func addMemory(tenant: TenantID, memory: MemoryRecord, event: NewEvent) async throws(StoreError) -> MemoryRecord
+    /// Events matching `query`, at most `query.limit`, in the asked order.
+    func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> [EventRecord]
     /// The session with its `turnLimit` latest turns and its memories, or nil.
     func context(tenant: TenantID, sessionID: String, turnLimit: Int) async throws(StoreError) -> SessionContext?
 }

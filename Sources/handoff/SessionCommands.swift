@@ -39,7 +39,91 @@ func sessionFields(_ session: Session?) -> [(String, Any)] {
 struct SessionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "session", abstract: "Sessions: create, get and update their state.",
-        subcommands: [Create.self, Get.self, Update.self])
+        subcommands: [Create.self, Get.self, Update.self, AddTurn.self, AddMemory.self, Context.self, Events.self])
+
+    struct AddTurn: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "turn", abstract: "Add a turn of the conversation.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Session id.") var id: String
+        @Option(help: "What the user said.") var input = ""
+        @Option(help: "What the agent answered.") var output = ""
+        @Option(help: "Metadata, a JSON object.") var metadata = ""
+        @Option(help: "Why the turn is recorded.") var reasoning = ""
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let response = try await perform(
+                client, Sessions.addTurn,
+                AddTurnRequest(sessionID: id, input: input, output: output, metadataJSON: metadata, reasoning: reasoning))
+            await client.close()
+            try emit([("session_id", id), ("sequence", response.turn?.sequence ?? 0)], json: json)
+        }
+    }
+
+    struct AddMemory: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "memory", abstract: "Add a memory to a session.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Session id.") var id: String
+        @Option(help: "What to remember.") var content: String
+        @Option(help: "Metadata, a JSON object.") var metadata = ""
+        @Option(help: "Why it is remembered.") var reasoning = ""
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let response = try await perform(
+                client, Sessions.addMemory,
+                AddMemoryRequest(sessionID: id, content: content, metadataJSON: metadata, reasoning: reasoning))
+            await client.close()
+            try emit([("session_id", id), ("sequence", response.memory?.sequence ?? 0)], json: json)
+        }
+    }
+
+    struct Context: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the recent turns, the state and the memories.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Session id.") var id: String
+        @Option(help: "How many recent turns (0: the server's default, 50).") var turnLimit: Int32 = 0
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let response = try await perform(client, Sessions.getContext, GetContextRequest(sessionID: id, turnLimit: turnLimit))
+            await client.close()
+            let turns = response.turns.map { ["sequence": $0.sequence, "input": $0.input, "output": $0.output] as [String: Any] }
+            let memories = response.memories.map(\.content)
+            try emit(sessionFields(response.session) + [("total_turns", response.totalTurns), ("turns", turns), ("memories", memories)], json: json)
+        }
+    }
+
+    struct Events: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List events, oldest first unless --newest-first.")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Only this session's events.") var session: String?
+        @Option(help: "Only this action (repeatable).") var action: [String] = []
+        @Option(help: "At or after this time, ms since 1970.") var since: Int64 = 0
+        @Option(help: "Before this time, ms since 1970.") var until: Int64 = 0
+        @Flag(help: "Newest first.") var newestFirst = false
+        @Option(help: "Events per page.") var pageSize: Int32 = 50
+        @Option(help: "The next_page_token of the previous page.") var pageToken = ""
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let response = try await perform(
+                client, Sessions.listEvents,
+                ListEventsRequest(
+                    sessionID: session ?? "", actions: action, sinceUnixMs: since, untilUnixMs: until,
+                    order: newestFirst ? .newestFirst : .oldestFirst, pageSize: pageSize, pageToken: pageToken))
+            await client.close()
+            let events = response.events.map {
+                ["session_id": $0.sessionID, "sequence": $0.sequence, "action": $0.action, "actor": $0.actor?.name ?? "",
+                 "reasoning": $0.reasoning, "details_json": $0.detailsJSON, "occurred_at_unix_ms": $0.occurredAtUnixMs] as [String: Any]
+            }
+            try emit([("events", events), ("next_page_token", response.nextPageToken)], json: json)
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a session.")

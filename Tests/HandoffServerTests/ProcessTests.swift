@@ -109,9 +109,18 @@ struct ProcessTests {
         #expect(object?["state_json"] as? String == #"{"a":1,"b":2}"#)
         #expect((object?["labels"] as? [String: String]) == ["channel": "cli"])
 
+        #expect(try await run("handoff", ["session", "turn", "s-cli"] + common + ["--input", "hi", "--output", "hello", "--reasoning", "r"]).status == 0)
+        #expect(try await run("handoff", ["session", "memory", "s-cli"] + common + ["--content", "likes tea", "--reasoning", "r"]).status == 0)
+        let context = try await run("handoff", ["session", "context", "s-cli"] + common + ["--json"])
+        #expect(context.output.contains(#""total_turns":1"#) && context.output.contains("likes tea"), "\(context.output)")
+        let events = try await run("handoff", ["session", "events"] + common + ["--session", "s-cli", "--json"])
+        for action in ["session.created", "session.state_updated", "session.turn_added", "session.memory_added"] {
+            #expect(events.output.contains(action), "\(events.output)")
+        }
+
         let verified = try await run("handoff", ["audit", "verify", "s-cli"] + common + ["--json"])
         #expect(verified.status == 0, "\(verified.output)")
-        #expect(verified.output.contains(#""events_checked":2"#) && verified.output.contains(#""ok":true"#), "\(verified.output)")
+        #expect(verified.output.contains(#""events_checked":4"#) && verified.output.contains(#""ok":true"#), "\(verified.output)")
 
         // Rewrite history behind the server's back: the audit must name event 1.
         let database = (dir as NSString).appendingPathComponent("handoff.sqlite")

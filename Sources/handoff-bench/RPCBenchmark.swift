@@ -28,8 +28,11 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "Directory made by `handoff certs init`; the agent certificate is used.")
     var certs = ".handoff/certs"
 
-    @Option(help: "What to call: ping.")
+    @Option(help: "What to call: ping, update_state or get_context.")
     var method = "ping"
+
+    @Option(help: "Sessions the throughput run spreads its calls over (update_state, get_context).")
+    var sessions = 1000
 
     @Option(help: "Calls before measuring latency.")
     var warmup = 2000
@@ -63,7 +66,10 @@ struct RPCBenchmark: AsyncParsableCommand {
         configuration.defaultTimeout = .seconds(30)
         configuration.keepaliveInterval = nil
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let call = try makeCall()
+        let setup = try HandoffClient(configuration: configuration, eventLoopGroup: group)
+        let sessionIDs = try await prepareSessions(setup)
+        await setup.close()
+        let call = try makeCall(sessionIDs)
 
         // Latency: one connection, one call at a time, the caller on the connection's loop.
         let client = try HandoffClient(configuration: configuration, eventLoopGroup: group)
@@ -121,13 +127,53 @@ struct RPCBenchmark: AsyncParsableCommand {
         try? await group.shutdownGracefully()
     }
 
-    private func makeCall() throws -> @Sendable (RPCClientConnection) async throws -> Void {
+    /// Creates the sessions the stateful methods work on (none for ping).
+    private func prepareSessions(_ client: HandoffClient) async throws -> [String] {
+        guard method != "ping" else { return [] }
+        let prefix = "bench-\(UInt32.random(in: 0...UInt32.max))"
+        let ids = (0..<max(1, sessions)).map { "\(prefix)-\($0)" }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for chunk in stride(from: 0, to: ids.count, by: max(1, ids.count / 16)) {
+                let slice = ids[chunk..<min(ids.count, chunk + max(1, ids.count / 16))]
+                group.addTask {
+                    for id in slice {
+                        _ = try await client.call(
+                            Sessions.createSession,
+                            CreateSessionRequest(sessionID: id, stateJSON: #"{"cart":{"items":[]},"step":"start"}"#, reasoning: "bench"))
+                        if method == "get_context" {
+                            _ = try await client.call(
+                                Sessions.addTurn, AddTurnRequest(sessionID: id, input: "hello", output: "hi", reasoning: "bench"))
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        return ids
+    }
+
+    private func makeCall(_ ids: [String]) throws -> @Sendable (RPCClientConnection) async throws -> Void {
         switch method {
         case "ping":
             let request = PingRequest(payload: [UInt8](repeating: 0x5A, count: size))
             return { connection in _ = try await connection.call(Health.ping, request) }
+        case "update_state":
+            // A 200-byte state change with 40 bytes of reasoning, on a random session.
+            let patch = #"{"cart":{"items":[{"sku":"A-17","qty":2}],"total":"129.90"},"step":"checkout","note":"#
+                + "\"" + String(repeating: "x", count: 100) + "\"}"
+            return { connection in
+                _ = try await connection.call(
+                    Sessions.updateState,
+                    UpdateStateRequest(
+                        sessionID: ids.randomElement()!, reasoning: "user confirmed the shipping address ok",
+                        change: .mergePatchJSON(patch)))
+            }
+        case "get_context":
+            return { connection in
+                _ = try await connection.call(Sessions.getContext, GetContextRequest(sessionID: ids.randomElement()!, turnLimit: 50))
+            }
         default:
-            throw ValidationError("unknown --method \(method); known: ping")
+            throw ValidationError("unknown --method \(method); known: ping, update_state, get_context")
         }
     }
 

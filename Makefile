@@ -5,7 +5,7 @@ SWIFT ?= swift
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := .build-fuzz
 
-.PHONY: all deps generate check-generated build build-release test test-swift test-python fuzz fuzz-long run bench clean
+.PHONY: all deps generate check-generated build build-release test test-swift test-python fuzz fuzz-long durability run bench clean
 
 all: build
 
@@ -40,6 +40,11 @@ test-swift: deps
 test-python: deps
 	@mkdir -p .build/test-logs
 	set -o pipefail; python3 -m pytest -q clients/python/tests 2>&1 | tee .build/test-logs/python.log
+
+# handoffd SIGKILLed under concurrent writes and restarted, three times (also part of make test).
+durability: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --disable-xctest --filter DurabilityTests
 
 # libFuzzer over the envelope and message decoders (Tests/Fuzz), FUZZ_SECONDS long.
 fuzz: deps

@@ -9,6 +9,7 @@ public import HandoffCore
 /// Sessions and their event chains in a SQLite file.
 public final class SQLiteStore: Store {
     private let pool: DatabasePool
+    private let batcher: WriteBatcher
 
     /// Opens (creating if needed) the database at `path` and brings its schema
     /// up to date.
@@ -19,11 +20,18 @@ public final class SQLiteStore: Store {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            let pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
+            self.pool = pool
+            self.batcher = WriteBatcher(pool: pool)
         } catch {
             throw StoreError.failure("cannot open \(path): \(error)")
         }
+    }
+
+    /// Group-commit transactions so far; for tests, not for monitoring.
+    public var _testOnly_commitCount: Int {
+        get async { await batcher.commits }
     }
 
     /// Versioned schema migrations; a new version is a new registered step.
@@ -272,10 +280,10 @@ public final class SQLiteStore: Store {
             arguments: [tenant.rawValue, sessionID]) ?? 1)
     }
 
-    /// Runs a write transaction, passing StoreErrors through and naming others.
+    /// Runs a write in the next group commit, passing StoreErrors through and naming others.
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         do {
-            return try await pool.write(body)
+            return try await batcher.submit(body)
         } catch let error as StoreError {
             throw error
         } catch {

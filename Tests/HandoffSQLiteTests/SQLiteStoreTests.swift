@@ -146,4 +146,40 @@ struct SQLiteStoreTests {
             #expect(EventChain.verify(events) == nil)
         }
     }
+
+    @Test("concurrent writes share commits; a refused write in a batch rolls back alone")
+    func groupCommit() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        for s in 0..<20 { _ = try await store.createSession(session("g\(s)"), event: event("session.created")) }
+        let before = await store._testOnly_commitCount
+        let refused = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for s in 0..<20 {
+                for u in 1...10 {
+                    group.addTask {
+                        // Half of these race for the same version: exactly one per (session, version) lands.
+                        do {
+                            _ = try await store.updateState(
+                                tenant: .default, id: "g\(s)", expectedVersion: Int64((u + 1) / 2), stateJSON: #"{"u":\#(u)}"#,
+                                updatedAtMs: Int64(u), event: event("session.state_updated"))
+                            return false
+                        } catch StoreError.versionConflict {
+                            return true
+                        }
+                    }
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        let commits = await store._testOnly_commitCount - before
+        #expect(commits < 200, "200 concurrent writes took \(commits) commits: no group commit")
+        for s in 0..<20 {
+            let events = try await store.events(tenant: .default, sessionID: "g\(s)")
+            let version = try await store.session(tenant: .default, id: "g\(s)")?.version ?? 0
+            #expect(Int64(events.count) == version, "g\(s): \(events.count) events at version \(version)")
+            #expect(EventChain.verify(events) == nil)
+        }
+        #expect(refused > 0, "no write was refused: the race did not happen")
+    }
 }

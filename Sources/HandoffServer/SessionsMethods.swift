@@ -79,14 +79,14 @@ extension MethodRegistry {
     /// GetContext and Admin/VerifyAuditChain.
     public mutating func registerSessions(_ sessions: SessionService) {
         register(Sessions.addTurn) { request, context in
-            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            try requireSessionID(request.sessionID)
             let turn = try await sessions.addTurn(
                 id: request.sessionID, input: request.input, output: request.output, metadataJSON: request.metadataJSON,
                 reasoning: request.reasoning, caller: context.caller)
             return AddTurnResponse(turn: turn.proto(tenant: context.caller.tenant))
         }
         register(Sessions.addMemory) { request, context in
-            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            try requireSessionID(request.sessionID)
             let memory = try await sessions.addMemory(
                 id: request.sessionID, content: request.content, metadataJSON: request.metadataJSON,
                 reasoning: request.reasoning, caller: context.caller)
@@ -105,14 +105,14 @@ extension MethodRegistry {
             return ListEventsResponse(events: page.events.map(\.proto), nextPageToken: page.next.map(EventPageToken.encode) ?? "")
         }
         register(Sessions.getContext) { request, context in
-            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            try requireSessionID(request.sessionID)
             let found = try await sessions.context(id: request.sessionID, turnLimit: Int(request.turnLimit), caller: context.caller)
             return GetContextResponse(
                 session: found.session.proto, turns: found.turns.map { $0.proto(tenant: found.session.tenant) },
                 memories: found.memories.map(\.proto), totalTurns: found.totalTurns)
         }
         register(Admin.verifyAuditChain) { request, context in
-            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            try requireSessionID(request.sessionID)
             let result = try await sessions.verifyAuditChain(id: request.sessionID, caller: context.caller)
             return VerifyAuditChainResponse(
                 ok: result.firstBreak == nil, eventsChecked: Int64(result.eventsChecked),
@@ -126,11 +126,11 @@ extension MethodRegistry {
             return CreateSessionResponse(session: record.proto)
         }
         register(Sessions.getSession) { request, context in
-            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            try requireSessionID(request.sessionID)
             return GetSessionResponse(session: try await sessions.get(id: request.sessionID, caller: context.caller).proto)
         }
         register(Sessions.updateState) { request, context in
-            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            try requireSessionID(request.sessionID)
             let change: StateChange
             switch request.change {
             case .mergePatchJSON(let text):
@@ -146,6 +146,10 @@ extension MethodRegistry {
             return UpdateStateResponse(version: record.version, stateJSON: record.stateJSON)
         }
     }
+}
+
+private func requireSessionID(_ id: String) throws(RPCError) {
+    guard !id.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
 }
 
 private func parse(_ text: String, field: String) throws(RPCError) -> JSONValue {

@@ -306,6 +306,8 @@ public actor SessionService {
 /// One resident session: its changes happen one at a time, in arrival order.
 actor SessionActor {
     private var record: SessionRecord
+    /// `record.stateJSON` parsed, kept so an update does not parse it again.
+    private var parsedState: JSONValue?
     private let store: any Store
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
@@ -336,14 +338,18 @@ actor SessionActor {
             throw .aborted("stale version: expected \(expectedVersion), the session is at \(record.version)")
         }
         let current: JSONValue
-        do {
-            current = try JSONValue(parsing: record.stateJSON)
-        } catch {
-            throw .unavailable("stored state of \(record.id) does not parse: \(error.message)")
+        if let parsedState {
+            current = parsedState
+        } else {
+            do {
+                current = try JSONValue(parsing: record.stateJSON)
+            } catch {
+                throw .unavailable("stored state of \(record.id) does not parse: \(error.message)")
+            }
         }
-        let next: String
+        let next: (state: JSONValue, json: String)
         do {
-            next = try SessionState.apply(change, to: current, sizeLimit: sizeLimit).json
+            next = try SessionState.apply(change, to: current, sizeLimit: sizeLimit)
         } catch {
             throw .invalidArgument(error.message)
         }
@@ -354,15 +360,17 @@ actor SessionActor {
         }
         do {
             let (updated, _) = try await store.updateState(
-                tenant: record.tenant, id: record.id, expectedVersion: record.version, stateJSON: next, updatedAtMs: now,
+                tenant: record.tenant, id: record.id, expectedVersion: record.version, stateJSON: next.json, updatedAtMs: now,
                 event: NewEvent(
                     action: "session.state_updated", actor: caller.identity, reasoning: reasoning,
                     detailsJSON: details.serialized, occurredAtMs: now))
             record = updated
+            parsedState = next.state
             return updated
         } catch {
             if case .versionConflict = error, let fresh = try? await store.session(tenant: record.tenant, id: record.id) {
                 record = fresh  // another node or an evicted twin wrote first
+                parsedState = nil
             }
             throw SessionError(error)
         }

@@ -9,7 +9,7 @@ public import HandoffCore
 /// Sessions and their event chains in a SQLite file.
 public final class SQLiteStore: Store {
     private let pool: DatabasePool
-    private let batcher: WriteBatcher
+    private let writer: GroupCommitWriter
 
     /// Opens (creating if needed) the database at `path` and brings its schema
     /// up to date.
@@ -23,16 +23,14 @@ public final class SQLiteStore: Store {
             let pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
             self.pool = pool
-            self.batcher = WriteBatcher(pool: pool)
+            self.writer = GroupCommitWriter(pool: pool)
         } catch {
             throw StoreError.failure("cannot open \(path): \(error)")
         }
     }
 
     /// Group-commit transactions so far; for tests, not for monitoring.
-    public var _testOnly_commitCount: Int {
-        get async { await batcher.commits }
-    }
+    public var _testOnly_commitCount: Int { writer.commits }
 
     /// Versioned schema migrations; a new version is a new registered step.
     static var migrator: DatabaseMigrator {
@@ -99,16 +97,13 @@ public final class SQLiteStore: Store {
 
     public func createSession(_ session: SessionRecord, event: NewEvent) async throws(StoreError) -> EventRecord {
         try await write { db in
-            let exists = try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM sessions WHERE tenant_id = ? AND id = ?",
-                arguments: [session.tenant.rawValue, session.id]) ?? false
-            if exists { throw StoreError.alreadyExists(session.id) }
-            try db.execute(
-                sql: """
-                    INSERT INTO sessions (tenant_id, id, version, state_json, status, labels_json, created_at_ms, updated_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
+            if try Self.sessionExists(db, tenant: session.tenant, id: session.id) {
+                throw StoreError.alreadyExists(session.id)
+            }
+            try db.cachedStatement(sql: """
+                INSERT INTO sessions (tenant_id, id, version, state_json, status, labels_json, created_at_ms, updated_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
                     session.tenant.rawValue, session.id, session.version, session.stateJSON, session.status,
                     Self.encodeLabels(session.labels), session.createdAtMs, session.updatedAtMs,
                 ])
@@ -126,23 +121,21 @@ public final class SQLiteStore: Store {
 
     public func updateState(
         tenant: TenantID, id: String, expectedVersion: Int64, stateJSON: String, updatedAtMs: Int64, event: NewEvent
-    ) async throws(StoreError) -> (SessionRecord, EventRecord) {
+    ) async throws(StoreError) -> EventRecord {
         try await write { db in
-            guard let current = try Int64.fetchOne(
-                db, sql: "SELECT version FROM sessions WHERE tenant_id = ? AND id = ?", arguments: [tenant.rawValue, id])
-            else { throw StoreError.notFound(id) }
-            guard current == expectedVersion else {
+            // The version check is the UPDATE's own condition: no read before it.
+            try db.cachedStatement(sql: """
+                UPDATE sessions SET version = version + 1, state_json = ?, updated_at_ms = ?
+                WHERE tenant_id = ? AND id = ? AND version = ?
+                """).execute(arguments: [stateJSON, updatedAtMs, tenant.rawValue, id, expectedVersion])
+            if db.changesCount == 0 {
+                guard let current = try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT version FROM sessions WHERE tenant_id = ? AND id = ?"),
+                    arguments: [tenant.rawValue, id])
+                else { throw StoreError.notFound(id) }
                 throw StoreError.versionConflict(expected: expectedVersion, current: current)
             }
-            try db.execute(
-                sql: """
-                    UPDATE sessions SET version = version + 1, state_json = ?, updated_at_ms = ?
-                    WHERE tenant_id = ? AND id = ? AND version = ?
-                    """,
-                arguments: [stateJSON, updatedAtMs, tenant.rawValue, id, expectedVersion])
-            let record = try Self.append(db, tenant: tenant, sessionID: id, event: event)
-            guard let session = try Self.fetchSession(db, tenant: tenant, id: id) else { throw StoreError.notFound(id) }
-            return (session, record)
+            return try Self.append(db, tenant: tenant, sessionID: id, event: event)
         }
     }
 
@@ -165,12 +158,10 @@ public final class SQLiteStore: Store {
             try Self.requireSession(db, tenant: tenant, id: turn.sessionID)
             var stored = turn
             stored.sequence = try Self.nextSequence(db, table: "turns", tenant: tenant, sessionID: turn.sessionID)
-            try db.execute(
-                sql: """
-                    INSERT INTO turns (tenant_id, session_id, seq, input, output, metadata_json, reasoning, author, created_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
+            try db.cachedStatement(sql: """
+                INSERT INTO turns (tenant_id, session_id, seq, input, output, metadata_json, reasoning, author, created_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
                     tenant.rawValue, stored.sessionID, stored.sequence, stored.input, stored.output, stored.metadataJSON,
                     stored.reasoning, stored.author, stored.createdAtMs,
                 ])
@@ -184,12 +175,10 @@ public final class SQLiteStore: Store {
             try Self.requireSession(db, tenant: tenant, id: memory.sessionID)
             var stored = memory
             stored.sequence = try Self.nextSequence(db, table: "memories", tenant: tenant, sessionID: memory.sessionID)
-            try db.execute(
-                sql: """
-                    INSERT INTO memories (tenant_id, session_id, seq, content, metadata_json, created_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [tenant.rawValue, stored.sessionID, stored.sequence, stored.content, stored.metadataJSON, stored.createdAtMs])
+            try db.cachedStatement(sql: """
+                INSERT INTO memories (tenant_id, session_id, seq, content, metadata_json, created_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [tenant.rawValue, stored.sessionID, stored.sequence, stored.content, stored.metadataJSON, stored.createdAtMs])
             _ = try Self.append(db, tenant: tenant, sessionID: memory.sessionID, event: event)
             return stored
         }
@@ -238,26 +227,27 @@ public final class SQLiteStore: Store {
                 guard let session = try Self.fetchSession(db, tenant: tenant, id: sessionID) else { return nil }
                 // The latest `turnLimit` turns by the primary key, then oldest first.
                 let turns = try Row.fetchAll(
-                    db,
-                    sql: "SELECT * FROM turns WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT ?",
+                    db.cachedStatement(sql: """
+                        SELECT seq, input, output, metadata_json, reasoning, author, created_at_ms
+                        FROM turns WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT ?
+                        """),
                     arguments: [tenant.rawValue, sessionID, turnLimit]
                 ).reversed().map { row in
                     TurnRecord(
-                        sessionID: row["session_id"], sequence: row["seq"], input: row["input"], output: row["output"],
-                        metadataJSON: row["metadata_json"], reasoning: row["reasoning"], author: row["author"],
-                        createdAtMs: row["created_at_ms"])
+                        sessionID: sessionID, sequence: row[0], input: row[1], output: row[2], metadataJSON: row[3],
+                        reasoning: row[4], author: row[5], createdAtMs: row[6])
                 }
                 let memories = try Row.fetchAll(
-                    db, sql: "SELECT * FROM memories WHERE tenant_id = ? AND session_id = ? ORDER BY seq",
+                    db.cachedStatement(sql: """
+                        SELECT seq, content, metadata_json, created_at_ms
+                        FROM memories WHERE tenant_id = ? AND session_id = ? ORDER BY seq
+                        """),
                     arguments: [tenant.rawValue, sessionID]
                 ).map { row in
-                    MemoryRecord(
-                        sessionID: row["session_id"], sequence: row["seq"], content: row["content"],
-                        metadataJSON: row["metadata_json"], createdAtMs: row["created_at_ms"])
+                    MemoryRecord(sessionID: sessionID, sequence: row[0], content: row[1], metadataJSON: row[2], createdAtMs: row[3])
                 }
-                let total = try Int64.fetchOne(
-                    db, sql: "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE tenant_id = ? AND session_id = ?",
-                    arguments: [tenant.rawValue, sessionID]) ?? 0
+                // The newest turn's number is how many there are (turns are numbered 1, 2, 3, …).
+                let total = turns.last?.sequence ?? 0
                 return SessionContext(session: session, turns: Array(turns), memories: memories, totalTurns: total)
             }
         } catch {
@@ -268,22 +258,26 @@ public final class SQLiteStore: Store {
     // MARK: Internals
 
     private static func requireSession(_ db: Database, tenant: TenantID, id: String) throws {
-        let exists = try Bool.fetchOne(
-            db, sql: "SELECT 1 FROM sessions WHERE tenant_id = ? AND id = ?", arguments: [tenant.rawValue, id]) ?? false
-        if !exists { throw StoreError.notFound(id) }
+        if try !sessionExists(db, tenant: tenant, id: id) { throw StoreError.notFound(id) }
+    }
+
+    private static func sessionExists(_ db: Database, tenant: TenantID, id: String) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT 1 FROM sessions WHERE tenant_id = ? AND id = ?"),
+            arguments: [tenant.rawValue, id]) ?? false
     }
 
     private static func nextSequence(_ db: Database, table: String, tenant: TenantID, sessionID: String) throws -> Int64 {
         // `table` is one of two literals of this file, never caller input.
         (try Int64.fetchOne(
-            db, sql: "SELECT COALESCE(MAX(seq), 0) + 1 FROM \(table) WHERE tenant_id = ? AND session_id = ?",
+            db.cachedStatement(sql: "SELECT COALESCE(MAX(seq), 0) + 1 FROM \(table) WHERE tenant_id = ? AND session_id = ?"),
             arguments: [tenant.rawValue, sessionID]) ?? 1)
     }
 
     /// Runs a write in the next group commit, passing StoreErrors through and naming others.
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         do {
-            return try await batcher.submit(body)
+            return try await writer.submit(body)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -294,18 +288,15 @@ public final class SQLiteStore: Store {
     /// Appends one event to a session's chain, inside the caller's transaction.
     private static func append(_ db: Database, tenant: TenantID, sessionID: String, event: NewEvent) throws -> EventRecord {
         let last = try Row.fetchOne(
-            db,
-            sql: "SELECT seq, hash FROM events WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT 1",
+            db.cachedStatement(sql: "SELECT seq, hash FROM events WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT 1"),
             arguments: [tenant.rawValue, sessionID])
-        let sequence = (last?["seq"] as Int64? ?? 0) + 1
-        let previous = last.map { [UInt8]($0["hash"] as Data) } ?? EventChain.genesis
+        let sequence = (last?[0] as Int64? ?? 0) + 1
+        let previous = last.map { [UInt8]($0[1] as Data) } ?? EventChain.genesis
         let hash = EventChain.hash(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: previous)
-        try db.execute(
-            sql: """
-                INSERT INTO events (tenant_id, session_id, seq, action, actor, reasoning, details_json, occurred_at_ms, prev_hash, hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
+        try db.cachedStatement(sql: """
+            INSERT INTO events (tenant_id, session_id, seq, action, actor, reasoning, details_json, occurred_at_ms, prev_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
                 tenant.rawValue, sessionID, sequence, event.action, event.actor, event.reasoning, event.detailsJSON,
                 event.occurredAtMs, Data(previous), Data(hash),
             ])
@@ -314,12 +305,15 @@ public final class SQLiteStore: Store {
 
     private static func fetchSession(_ db: Database, tenant: TenantID, id: String) throws -> SessionRecord? {
         guard let row = try Row.fetchOne(
-            db, sql: "SELECT * FROM sessions WHERE tenant_id = ? AND id = ?", arguments: [tenant.rawValue, id])
+            db.cachedStatement(sql: """
+                SELECT version, state_json, status, labels_json, created_at_ms, updated_at_ms
+                FROM sessions WHERE tenant_id = ? AND id = ?
+                """),
+            arguments: [tenant.rawValue, id])
         else { return nil }
         return SessionRecord(
-            tenant: TenantID(row["tenant_id"]), id: row["id"], version: row["version"], stateJSON: row["state_json"],
-            status: row["status"], labels: decodeLabels(row["labels_json"]), createdAtMs: row["created_at_ms"],
-            updatedAtMs: row["updated_at_ms"])
+            tenant: tenant, id: id, version: row[0], stateJSON: row[1], status: row[2], labels: decodeLabels(row[3]),
+            createdAtMs: row[4], updatedAtMs: row[5])
     }
 
     private static func event(from row: Row) -> EventRecord {
@@ -332,12 +326,11 @@ public final class SQLiteStore: Store {
     }
 
     private static func encodeLabels(_ labels: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: (try? encoder.encode(labels)) ?? Data("{}".utf8), as: UTF8.self)
+        JSONValue.object(labels.mapValues(JSONValue.string)).serialized
     }
 
     private static func decodeLabels(_ json: String) -> [String: String] {
-        (try? JSONDecoder().decode([String: String].self, from: Data(json.utf8))) ?? [:]
+        guard let members = (try? JSONValue(parsing: json))?.objectValue else { return [:] }
+        return members.compactMapValues { if case .string(let text) = $0 { text } else { nil } }
     }
 }

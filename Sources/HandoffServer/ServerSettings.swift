@@ -1,7 +1,8 @@
 // Handoff — handoffd's settings: defaults, a YAML file, then flags.
 
 import Foundation
-public import HandoffRPC
+public import HandoffCore
+import HandoffRPC
 public import HandoffTLS
 public import NIOCore
 import Yams
@@ -22,6 +23,13 @@ import Yams
 ///   max_calls_per_connection: 1024
 ///   idle_timeout_seconds: 120
 ///   shutdown_grace_seconds: 10
+/// sessions:
+///   resident_ceiling: 10000
+///   state_size_limit_bytes: 262144
+///   default_turn_limit: 50
+///   max_turn_limit: 500
+///   text_size_limit_bytes: 262144
+///   context_cache_bytes: 32768
 /// ```
 public struct ServerSettings: Sendable, Equatable {
     public var listen = "127.0.0.1:7443"
@@ -39,8 +47,22 @@ public struct ServerSettings: Sendable, Equatable {
     public var idleTimeoutSeconds = 120
     public var shutdownGraceSeconds = 10
     public var threads = System.coreCount
+    /// Session limits (resident actors, state size, turn limits, context cache).
+    public var sessions = SessionService.Configuration()
 
     public init() {}
+
+    public static func == (a: ServerSettings, b: ServerSettings) -> Bool {
+        func sessionLimits(_ s: ServerSettings) -> [Int] {
+            let c = s.sessions
+            return [c.residentCeiling, c.stateSizeLimit, c.defaultTurnLimit, c.maximumTurnLimit, c.textSizeLimit, c.contextCacheBytes]
+        }
+        return (a.listen, a.data, a.tlsCertificate, a.tlsKey, a.clientCA) == (b.listen, b.data, b.tlsCertificate, b.tlsKey, b.clientCA)
+            && (a.requireClientCertificate, a.crl, a.maximumFrameBytes, a.maximumCallsPerConnection)
+                == (b.requireClientCertificate, b.crl, b.maximumFrameBytes, b.maximumCallsPerConnection)
+            && (a.idleTimeoutSeconds, a.shutdownGraceSeconds, a.threads) == (b.idleTimeoutSeconds, b.shutdownGraceSeconds, b.threads)
+            && sessionLimits(a) == sessionLimits(b)
+    }
 
     /// A settings problem, naming the file, line or value at fault.
     public struct Error: Swift.Error, CustomStringConvertible {
@@ -85,6 +107,14 @@ public struct ServerSettings: Sendable, Equatable {
             if let v = limits.shutdownGraceSeconds { shutdownGraceSeconds = v }
             if let v = limits.threads { threads = v }
         }
+        if let v = file.sessions {
+            if let x = v.residentCeiling { sessions.residentCeiling = x }
+            if let x = v.stateSizeLimitBytes { sessions.stateSizeLimit = x }
+            if let x = v.defaultTurnLimit { sessions.defaultTurnLimit = x }
+            if let x = v.maxTurnLimit { sessions.maximumTurnLimit = x }
+            if let x = v.textSizeLimitBytes { sessions.textSizeLimit = x }
+            if let x = v.contextCacheBytes { sessions.contextCacheBytes = x }
+        }
         try validate()
     }
 
@@ -101,6 +131,12 @@ public struct ServerSettings: Sendable, Equatable {
         try check("limits.idle_timeout_seconds", idleTimeoutSeconds, 1...86_400)
         try check("limits.shutdown_grace_seconds", shutdownGraceSeconds, 0...3_600)
         try check("limits.threads", threads, 1...256)
+        try check("sessions.resident_ceiling", sessions.residentCeiling, 1...10_000_000)
+        try check("sessions.state_size_limit_bytes", sessions.stateSizeLimit, 2...(64 << 20))
+        try check("sessions.max_turn_limit", sessions.maximumTurnLimit, 1...100_000)
+        try check("sessions.default_turn_limit", sessions.defaultTurnLimit, 1...sessions.maximumTurnLimit)
+        try check("sessions.text_size_limit_bytes", sessions.textSizeLimit, 1...(64 << 20))
+        try check("sessions.context_cache_bytes", sessions.contextCacheBytes, 0...(64 << 20))
     }
 
     /// `listen` split into host and port; accepts `host:port` and `[v6]:port`.
@@ -152,6 +188,34 @@ public struct ServerSettings: Sendable, Equatable {
         var data: String?
         var tls: TLS?
         var limits: Limits?
+        var sessions: Sessions?
+
+        struct Sessions: Decodable {
+            var residentCeiling: Int?
+            var stateSizeLimitBytes: Int?
+            var defaultTurnLimit: Int?
+            var maxTurnLimit: Int?
+            var textSizeLimitBytes: Int?
+            var contextCacheBytes: Int?
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case residentCeiling = "resident_ceiling"
+                case stateSizeLimitBytes = "state_size_limit_bytes"
+                case defaultTurnLimit = "default_turn_limit"
+                case maxTurnLimit = "max_turn_limit"
+                case textSizeLimitBytes = "text_size_limit_bytes"
+                case contextCacheBytes = "context_cache_bytes"
+            }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                residentCeiling = try c.decodeIfPresent(Int.self, forKey: .residentCeiling)
+                stateSizeLimitBytes = try c.decodeIfPresent(Int.self, forKey: .stateSizeLimitBytes)
+                defaultTurnLimit = try c.decodeIfPresent(Int.self, forKey: .defaultTurnLimit)
+                maxTurnLimit = try c.decodeIfPresent(Int.self, forKey: .maxTurnLimit)
+                textSizeLimitBytes = try c.decodeIfPresent(Int.self, forKey: .textSizeLimitBytes)
+                contextCacheBytes = try c.decodeIfPresent(Int.self, forKey: .contextCacheBytes)
+            }
+        }
 
         struct TLS: Decodable {
             var cert: String?
@@ -200,7 +264,7 @@ public struct ServerSettings: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case listen, data, tls, limits
+            case listen, data, tls, limits, sessions
         }
 
         init(from decoder: any Decoder) throws {
@@ -210,6 +274,7 @@ public struct ServerSettings: Sendable, Equatable {
             data = try c.decodeIfPresent(String.self, forKey: .data)
             tls = try c.decodeIfPresent(TLS.self, forKey: .tls)
             limits = try c.decodeIfPresent(Limits.self, forKey: .limits)
+            sessions = try c.decodeIfPresent(Sessions.self, forKey: .sessions)
         }
     }
 }

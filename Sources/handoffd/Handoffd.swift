@@ -77,7 +77,7 @@ struct Handoffd: AsyncParsableCommand {
         }
         var registry = MethodRegistry()
         registry.registerHealth()
-        registry.registerSessions(SessionService(store: store))
+        registry.registerSessions(SessionService(store: store, configuration: settings.sessions))
         let server: RPCServer
         do {
             server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)

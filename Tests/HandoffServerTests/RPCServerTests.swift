@@ -151,7 +151,20 @@ struct ServerSettingsTests {
               idle_timeout_seconds: 30
               shutdown_grace_seconds: 5
               threads: 2
+            sessions:
+              resident_ceiling: 500
+              state_size_limit_bytes: 1024
+              default_turn_limit: 20
+              max_turn_limit: 100
+              text_size_limit_bytes: 2048
+              context_cache_bytes: 0
             """, source: "test.yaml")
+        #expect(settings.sessions.residentCeiling == 500)
+        #expect(settings.sessions.stateSizeLimit == 1024)
+        #expect(settings.sessions.defaultTurnLimit == 20)
+        #expect(settings.sessions.maximumTurnLimit == 100)
+        #expect(settings.sessions.textSizeLimit == 2048)
+        #expect(settings.sessions.contextCacheBytes == 0)
         #expect(try settings.hostAndPort() == ("::1", 9443))
         let configuration = try settings.serverConfiguration()
         #expect(configuration.connection.maximumFrameSize == 1_048_576)
@@ -178,12 +191,14 @@ struct ServerSettingsTests {
         ("limits:\n  max_frame_bytes: 10\n", "max_frame_bytes is 10"),
         ("listen: nowhere\n", "is not HOST:PORT"),
         ("listen: 127.0.0.1:70000\n", "port from 0 to 65535"),
+        ("sessions:\n  resident_celing: 5\n", "unknown setting \"resident_celing\""),
+        ("sessions:\n  default_turn_limit: 600\n", "sessions.default_turn_limit is 600; it must be within 1...500"),
     ])
     func errors(_ yaml: String, _ expected: String) {
         var settings = ServerSettings()
         let error = #expect(throws: ServerSettings.Error.self) { try settings.apply(yaml: yaml, source: "bad.yaml") }
         #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
         #expect(error?.message.hasPrefix("bad.yaml") == true || expected.contains("is not") || expected.contains("port")
-            || expected.contains("is 10"))
+            || expected.contains("is 10") || expected.contains("is 600"))
     }
 }

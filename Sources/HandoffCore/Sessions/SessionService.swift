@@ -3,6 +3,7 @@
 // ones beyond a ceiling, so memory stays bounded however many sessions exist.
 
 import Foundation
+import Synchronization
 
 /// Who is calling, as far as the domain cares.
 public struct Caller: Sendable, Hashable {
@@ -43,7 +44,11 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The sessions of every tenant.
-public actor SessionService {
+///
+/// Not an actor: a call looks its session up in a locked table and goes
+/// straight to that session's actor, so calls on different sessions never
+/// queue behind one another, and no call pays a hop through a shared actor.
+public final class SessionService: Sendable {
     /// Limits of the service.
     public struct Configuration: Sendable {
         /// Resident session actors at most; idle ones beyond it are evicted.
@@ -56,18 +61,33 @@ public actor SessionService {
         public var maximumTurnLimit = 500
         /// The largest turn or memory text field, in bytes.
         public var textSizeLimit = 256 * 1024
+        /// Bytes of turns and memories a resident session keeps for GetContext;
+        /// a context that does not fit is read from the store instead.
+        public var contextCacheBytes = 32 * 1024
         public init() {}
     }
 
-    private struct Key: Hashable {
+    struct Key: Hashable, Sendable {
         let tenant: TenantID
         let id: String
     }
 
+    private struct Entry {
+        let actor: SessionActor
+        var lastUse: UInt64
+        /// Calls using the actor now; an entry in use is never evicted, so a
+        /// write in flight always finishes in the actor every later call sees.
+        var users: Int
+    }
+
+    private struct Registry {
+        var entries: [Key: Entry] = [:]
+        var useClock: UInt64 = 0
+    }
+
     private let store: any Store
     private let configuration: Configuration
-    private var resident: [Key: (actor: SessionActor, lastUse: UInt64)] = [:]
-    private var useClock: UInt64 = 0
+    private let registry = Mutex(Registry())
     private let clock: @Sendable () -> Int64
 
     public init(
@@ -83,7 +103,7 @@ public actor SessionService {
     public static let wallClockMs: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
 
     /// Resident actors now (for tests and metrics).
-    public var residentCount: Int { resident.count }
+    public var residentCount: Int { registry.withLock { $0.entries.count } }
 
     /// Creates a session; `id` nil or empty picks a random one.
     public func create(
@@ -119,12 +139,21 @@ public actor SessionService {
         } catch {
             throw SessionError(error)
         }
+        // The next call finds the session resident, on the creator's executor.
+        let key = Key(tenant: caller.tenant, id: id)
+        registry.withLock { registry in
+            if registry.entries[key] == nil {
+                registry.useClock &+= 1
+                registry.entries[key] = Entry(actor: makeActor(key, loaded: record), lastUse: registry.useClock, users: 0)
+            }
+            evictIfNeeded(&registry)
+        }
         return record
     }
 
     /// The session, from its resident actor or the store.
     public func get(id: String, caller: Caller) async throws(SessionError) -> SessionRecord {
-        try await actor(for: id, caller: caller).current()
+        try await withSession(id, caller) { actor throws(SessionError) in try await actor.current() }
     }
 
     /// Applies a state change in order with every other change to the session.
@@ -134,9 +163,10 @@ public actor SessionService {
         guard !reasoning.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw .invalidArgument("reasoning is required: say why the state changes")
         }
-        return try await actor(for: id, caller: caller).update(
-            change: change, reasoning: reasoning, expectedVersion: expectedVersion, caller: caller,
-            sizeLimit: configuration.stateSizeLimit, now: clock())
+        let now = clock()
+        return try await withSession(id, caller) { actor throws(SessionError) in
+            try await actor.update(change: change, reasoning: reasoning, expectedVersion: expectedVersion, caller: caller, now: now)
+        }
     }
 
     /// Appends a turn of the conversation, in order with the session's other changes.
@@ -152,20 +182,11 @@ public actor SessionService {
         let turn = TurnRecord(
             sessionID: id, sequence: 0, input: input, output: output, metadataJSON: metadata.serialized, reasoning: reasoning,
             author: caller.identity, createdAtMs: now)
-        let store = self.store
-        return try await actor(for: id, caller: caller).serialized { () throws(SessionError) -> TurnRecord in
-            do throws(StoreError) {
-                let stored = try await store.addTurn(
-                    tenant: caller.tenant, turn: turn,
-                    event: NewEvent(
-                        action: "session.turn_added", actor: caller.identity, reasoning: reasoning,
-                        detailsJSON: JSONValue.object(["input": .string(input), "output": .string(output), "metadata": metadata]).serialized,
-                        occurredAtMs: now))
-                return stored
-            } catch {
-                throw SessionError(error)
-            }
-        }
+        let event = NewEvent(
+            action: "session.turn_added", actor: caller.identity, reasoning: reasoning,
+            detailsJSON: JSONValue.object(["input": .string(input), "output": .string(output), "metadata": metadata]).serialized,
+            occurredAtMs: now)
+        return try await withSession(id, caller) { actor throws(SessionError) in try await actor.addTurn(turn, event: event) }
     }
 
     /// Appends a memory to the session.
@@ -179,19 +200,11 @@ public actor SessionService {
         let metadata = try Self.jsonObject(metadataJSON, field: "metadata_json")
         let now = clock()
         let memory = MemoryRecord(sessionID: id, sequence: 0, content: content, metadataJSON: metadata.serialized, createdAtMs: now)
-        let store = self.store
-        return try await actor(for: id, caller: caller).serialized { () throws(SessionError) -> MemoryRecord in
-            do throws(StoreError) {
-                return try await store.addMemory(
-                    tenant: caller.tenant, memory: memory,
-                    event: NewEvent(
-                        action: "session.memory_added", actor: caller.identity, reasoning: reasoning,
-                        detailsJSON: JSONValue.object(["content": .string(content), "metadata": metadata]).serialized,
-                        occurredAtMs: now))
-            } catch {
-                throw SessionError(error)
-            }
-        }
+        let event = NewEvent(
+            action: "session.memory_added", actor: caller.identity, reasoning: reasoning,
+            detailsJSON: JSONValue.object(["content": .string(content), "metadata": metadata]).serialized,
+            occurredAtMs: now)
+        return try await withSession(id, caller) { actor throws(SessionError) in try await actor.addMemory(memory, event: event) }
     }
 
     /// The session with its most recent turns (oldest first) and its memories.
@@ -201,18 +214,7 @@ public actor SessionService {
             throw .invalidArgument("turn_limit must be from 0 to \(configuration.maximumTurnLimit), not \(turnLimit)")
         }
         let limit = turnLimit == 0 ? configuration.defaultTurnLimit : turnLimit
-        do {
-            guard let context = try await store.context(tenant: caller.tenant, sessionID: id, turnLimit: limit) else {
-                throw SessionError.notFound("session \(id) not found")
-            }
-            return context
-        } catch let error as SessionError {
-            throw error
-        } catch let error as StoreError {
-            throw SessionError(error)
-        } catch {
-            throw .unavailable("\(error)")
-        }
+        return try await withSession(id, caller) { actor throws(SessionError) in try await actor.context(turnLimit: limit) }
     }
 
     /// A page of the event log and where the next one starts (nil at the end).
@@ -270,125 +272,62 @@ public actor SessionService {
         return AuditResult(eventsChecked: events.count, firstBreak: EventChain.verify(events), headHash: events.last!.hash)
     }
 
-    private func actor(for id: String, caller: Caller) async throws(SessionError) -> SessionActor {
+    /// Runs `body` with the session's resident actor, making one (not yet
+    /// loaded: it loads itself in its first call) if there is none.
+    private func withSession<T: Sendable>(
+        _ id: String, _ caller: Caller, _ body: (SessionActor) async throws(SessionError) -> T
+    ) async throws(SessionError) -> T {
         let key = Key(tenant: caller.tenant, id: id)
-        useClock &+= 1
-        if let entry = resident[key] {
-            resident[key]?.lastUse = useClock
-            return entry.actor
+        let actor = registry.withLock { registry -> SessionActor in
+            registry.useClock &+= 1
+            if var entry = registry.entries[key] {
+                entry.lastUse = registry.useClock
+                entry.users += 1
+                registry.entries[key] = entry
+                return entry.actor
+            }
+            let actor = makeActor(key, loaded: nil)
+            registry.entries[key] = Entry(actor: actor, lastUse: registry.useClock, users: 1)
+            evictIfNeeded(&registry)
+            return actor
         }
-        let record: SessionRecord?
-        do {
-            record = try await store.session(tenant: caller.tenant, id: id)
+        let result: Result<T, SessionError>
+        do throws(SessionError) {
+            result = .success(try await body(actor))
         } catch {
-            throw SessionError(error)
+            result = .failure(error)
         }
-        guard let record else { throw .notFound("session \(id) not found") }
-        // Another caller may have loaded it while this one awaited the store.
-        if let entry = resident[key] { return entry.actor }
-        let actor = SessionActor(record: record, store: store)
-        resident[key] = (actor, useClock)
-        evictIfNeeded()
-        return actor
+        registry.withLock { registry in
+            guard var entry = registry.entries[key], entry.actor === actor else { return }
+            entry.users -= 1
+            // An id that named no session leaves nothing behind.
+            if entry.users == 0, !actor.isLoaded {
+                registry.entries.removeValue(forKey: key)
+            } else {
+                registry.entries[key] = entry
+            }
+            // Entries in use when the ceiling was passed are evicted once idle.
+            evictIfNeeded(&registry)
+        }
+        return try result.get()
     }
 
-    /// Drops the least recently used actors beyond the ceiling. An evicted
-    /// actor that is still serving a call finishes it; the next call loads a
-    /// fresh one from the store, where the version is checked anyway.
-    private func evictIfNeeded() {
-        let excess = resident.count - configuration.residentCeiling
-        guard excess > 0 else { return }
-        let oldest = resident.sorted { $0.value.lastUse < $1.value.lastUse }.prefix(excess)
-        for (key, _) in oldest { resident.removeValue(forKey: key) }
+    private func makeActor(_ key: Key, loaded: SessionRecord?) -> SessionActor {
+        SessionActor(
+            key: key, loaded: loaded, store: store,
+            limits: .init(stateSizeLimit: configuration.stateSizeLimit, contextCacheBytes: configuration.contextCacheBytes))
+    }
+
+    /// Beyond the ceiling, drops the least recently used idle actors down to
+    /// nine tenths of it (so the sort is paid once per many new sessions, not
+    /// per call). The next call on an evicted session loads it again.
+    private func evictIfNeeded(_ registry: inout Registry) {
+        guard registry.entries.count > configuration.residentCeiling else { return }
+        let target = configuration.residentCeiling - configuration.residentCeiling / 10
+        let idle = registry.entries.filter { $0.value.users == 0 }.sorted { $0.value.lastUse < $1.value.lastUse }
+        for (key, _) in idle.prefix(registry.entries.count - target) {
+            registry.entries.removeValue(forKey: key)
+        }
     }
 }
 
-/// One resident session: its changes happen one at a time, in arrival order.
-actor SessionActor {
-    private var record: SessionRecord
-    /// `record.stateJSON` parsed, kept so an update does not parse it again.
-    private var parsedState: JSONValue?
-    private let store: any Store
-    private var busy = false
-    private var waiting: [CheckedContinuation<Void, Never>] = []
-
-    init(record: SessionRecord, store: any Store) {
-        self.record = record
-        self.store = store
-    }
-
-    func current() -> SessionRecord { record }
-
-    /// Runs `work` in this session's turn: after every change that arrived
-    /// before it, before every change that arrives after.
-    func serialized<T: Sendable>(_ work: @Sendable () async throws(SessionError) -> T) async throws(SessionError) -> T {
-        await takeTurn()
-        defer { passTurn() }
-        return try await work()
-    }
-
-    func update(
-        change: StateChange, reasoning: String, expectedVersion: Int64?, caller: Caller, sizeLimit: Int, now: Int64
-    ) async throws(SessionError) -> SessionRecord {
-        // The store write suspends this actor; without the turn, a second update
-        // could start from the same version and be refused as stale.
-        await takeTurn()
-        defer { passTurn() }
-        if let expectedVersion, expectedVersion != record.version {
-            throw .aborted("stale version: expected \(expectedVersion), the session is at \(record.version)")
-        }
-        let current: JSONValue
-        if let parsedState {
-            current = parsedState
-        } else {
-            do {
-                current = try JSONValue(parsing: record.stateJSON)
-            } catch {
-                throw .unavailable("stored state of \(record.id) does not parse: \(error.message)")
-            }
-        }
-        let next: (state: JSONValue, json: String)
-        do {
-            next = try SessionState.apply(change, to: current, sizeLimit: sizeLimit)
-        } catch {
-            throw .invalidArgument(error.message)
-        }
-        let details: JSONValue
-        switch change {
-        case .mergePatch(let patch): details = .object(["merge_patch": patch, "version": .integer(record.version + 1)])
-        case .replacement(let state): details = .object(["replacement": state, "version": .integer(record.version + 1)])
-        }
-        do {
-            let (updated, _) = try await store.updateState(
-                tenant: record.tenant, id: record.id, expectedVersion: record.version, stateJSON: next.json, updatedAtMs: now,
-                event: NewEvent(
-                    action: "session.state_updated", actor: caller.identity, reasoning: reasoning,
-                    detailsJSON: details.serialized, occurredAtMs: now))
-            record = updated
-            parsedState = next.state
-            return updated
-        } catch {
-            if case .versionConflict = error, let fresh = try? await store.session(tenant: record.tenant, id: record.id) {
-                record = fresh  // another node or an evicted twin wrote first
-                parsedState = nil
-            }
-            throw SessionError(error)
-        }
-    }
-
-    private func takeTurn() async {
-        if busy {
-            await withCheckedContinuation { waiting.append($0) }
-        } else {
-            busy = true
-        }
-    }
-
-    private func passTurn() {
-        if waiting.isEmpty {
-            busy = false
-        } else {
-            waiting.removeFirst().resume()
-        }
-    }
-}

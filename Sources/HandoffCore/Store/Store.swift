@@ -199,10 +199,11 @@ public protocol Store: Sendable {
     /// The session, or nil.
     func session(tenant: TenantID, id: String) async throws(StoreError) -> SessionRecord?
     /// Replaces the state if the stored version is `expectedVersion`, bumping
-    /// it by one, and appends `event` in the same transaction.
+    /// it to `expectedVersion + 1`, and appends `event` in the same transaction.
+    /// - Throws: `.versionConflict` (nothing changed) or `.notFound`.
     func updateState(
         tenant: TenantID, id: String, expectedVersion: Int64, stateJSON: String, updatedAtMs: Int64, event: NewEvent
-    ) async throws(StoreError) -> (SessionRecord, EventRecord)
+    ) async throws(StoreError) -> EventRecord
     /// The session's events, oldest first.
     func events(tenant: TenantID, sessionID: String) async throws(StoreError) -> [EventRecord]
     /// Appends a turn (numbered in the store) and its event in one transaction.

@@ -63,7 +63,7 @@ struct SessionServiceTests {
             _ = try await sessions.create(id: "s\(i)", stateJSON: "{}", labels: [:], reasoning: "r", caller: caller)
             _ = try await sessions.get(id: "s\(i)", caller: caller)
         }
-        #expect(await sessions.residentCount <= 8)
+        #expect(sessions.residentCount <= 8)
         // An evicted session still answers, from the store.
         #expect(try await sessions.get(id: "s0", caller: caller).id == "s0")
     }
@@ -76,5 +76,99 @@ struct SessionServiceTests {
         await #expect(throws: SessionError.invalidArgument("reasoning is required: say why the state changes")) {
             _ = try await sessions.updateState(id: "s", change: .replacement(.object([:])), reasoning: reasoning, expectedVersion: nil, caller: caller)
         }
+    }
+}
+
+@Suite("Session context from the resident actor")
+struct SessionContextCacheTests {
+    private let caller = Caller(tenant: .default, identity: "handoff://tenant/default/agent/bot")
+
+    private func service(cacheBytes: Int = 32 * 1024, ceiling: Int = 10_000) throws -> (SessionService, SQLiteStore, String) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("handoff-\(UUID().uuidString).sqlite").path
+        let store = try SQLiteStore(path: path)
+        var configuration = SessionService.Configuration()
+        configuration.contextCacheBytes = cacheBytes
+        configuration.residentCeiling = ceiling
+        return (SessionService(store: store, configuration: configuration), store, path)
+    }
+
+    /// The context as the store alone has it: what every answer must equal.
+    private func fromStore(_ store: SQLiteStore, _ id: String, _ limit: Int) async throws -> SessionContext {
+        try #require(try await store.context(tenant: .default, sessionID: id, turnLimit: limit))
+    }
+
+    @Test("every answer equals the store's, whatever the cache budget, as turns and memories arrive",
+          arguments: [0, 600, 32 * 1024])
+    func matchesStore(_ cacheBytes: Int) async throws {
+        let (sessions, store, path) = try service(cacheBytes: cacheBytes)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await sessions.create(id: "s", stateJSON: #"{"n":0}"#, labels: [:], reasoning: "start", caller: caller)
+        for step in 1...60 {
+            _ = try await sessions.addTurn(
+                id: "s", input: "question \(step)", output: String(repeating: "a", count: step), metadataJSON: "",
+                reasoning: "r", caller: caller)
+            if step % 7 == 0 {
+                _ = try await sessions.addMemory(id: "s", content: "fact \(step)", metadataJSON: "", reasoning: "r", caller: caller)
+                _ = try await sessions.updateState(
+                    id: "s", change: .mergePatch(.object(["n": .integer(Int64(step))])), reasoning: "r", expectedVersion: nil,
+                    caller: caller)
+            }
+            for limit in [1, 5, 50, 60, 100] where step % 10 == 0 || limit == 5 {
+                let answer = try await sessions.context(id: "s", turnLimit: limit, caller: caller)
+                let expected = try await fromStore(store, "s", limit)
+                #expect(answer == expected, "step \(step), limit \(limit)")
+            }
+        }
+        let last = try await sessions.context(id: "s", turnLimit: 0, caller: caller)
+        #expect(last.turns.count == 50)
+        #expect(last.turns.last?.output == String(repeating: "a", count: 60))
+        #expect(last.totalTurns == 60)
+        #expect(last.memories.count == 8)
+        #expect(last.session.stateJSON == #"{"n":56}"#)
+    }
+
+    @Test("an unknown id leaves no resident actor behind")
+    func unknownLeavesNothing() async throws {
+        let (sessions, _, path) = try service()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for i in 0..<20 {
+            await #expect(throws: SessionError.notFound("session ghost\(i) not found")) {
+                _ = try await sessions.context(id: "ghost\(i)", turnLimit: 0, caller: caller)
+            }
+        }
+        #expect(sessions.residentCount == 0)
+        // Created after a miss, the session is found at once.
+        _ = try await sessions.create(id: "ghost0", stateJSON: "{}", labels: [:], reasoning: "r", caller: caller)
+        #expect(try await sessions.get(id: "ghost0", caller: caller).version == 1)
+    }
+
+    @Test("eviction under concurrent writes loses nothing: every turn is in the context afterwards")
+    func evictionUnderLoad() async throws {
+        let (sessions, store, path) = try service(ceiling: 4)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for i in 0..<16 {
+            _ = try await sessions.create(id: "s\(i)", stateJSON: "{}", labels: [:], reasoning: "r", caller: caller)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<16 {
+                group.addTask {
+                    for step in 0..<10 {
+                        let id = "s\((worker + step) % 16)"
+                        _ = try await sessions.addTurn(
+                            id: id, input: "w\(worker) s\(step)", output: "", metadataJSON: "", reasoning: "r", caller: caller)
+                        _ = try await sessions.context(id: id, turnLimit: 0, caller: caller)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        var total: Int64 = 0
+        for i in 0..<16 {
+            let answer = try await sessions.context(id: "s\(i)", turnLimit: 500, caller: caller)
+            #expect(answer == (try await fromStore(store, "s\(i)", 500)))
+            total += answer.totalTurns
+        }
+        #expect(total == 160)
+        #expect(sessions.residentCount <= 4)
     }
 }

@@ -1,0 +1,278 @@
+// Handoff — one resident session: its changes happen one at a time, in
+// arrival order, and it keeps what GetContext needs so that a read of a
+// resident session does not touch the store.
+
+import Synchronization
+
+/// One session, resident: the last committed record, its parsed state, and
+/// (once asked for) a bounded copy of its latest turns and its memories.
+///
+/// A default actor on purpose. Called from a server handler, whose task
+/// prefers its connection's event loop as task executor, it runs on that
+/// loop's thread (SE-0417), so a call does not hop threads to reach it. An
+/// earlier version gave it the loop as a custom serial executor instead; under
+/// 64 concurrent calls a resumed continuation was then occasionally never run
+/// and the call hung (seen in about one `handoff-bench rpc --method update_state
+/// --sessions 20 --concurrency 64 --connections 1` run in fifteen; none in
+/// fifty runs since).
+///
+/// Every change to the session goes through this actor, one at a time, so
+/// what it holds is what the store holds once each change committed; a read
+/// made while a change waits for its commit sees the state before that
+/// change, which is the last acknowledged one.
+actor SessionActor {
+    struct Limits: Sendable {
+        var stateSizeLimit: Int
+        var contextCacheBytes: Int
+    }
+
+    /// The latest turns and the memories, within `Limits.contextCacheBytes`.
+    private struct ContextCache {
+        /// The latest turns, oldest first (a suffix of all of them).
+        var turns: [TurnRecord]
+        var turnBytes: Int
+        /// Every memory, or nil when they do not fit.
+        var memories: [MemoryRecord]?
+        var memoryBytes: Int
+        var totalTurns: Int64
+    }
+
+    private let key: SessionService.Key
+    private let store: any Store
+    private let limits: Limits
+    /// Set once the record is loaded; read by the registry without awaiting.
+    private nonisolated let loaded = Atomic<Bool>(false)
+
+    private var record: SessionRecord?
+    /// `record.stateJSON` parsed, kept so an update does not parse it again.
+    private var parsedState: JSONValue?
+    private var cached: ContextCache?
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(key: SessionService.Key, loaded record: SessionRecord?, store: any Store, limits: Limits) {
+        self.key = key
+        self.record = record
+        self.store = store
+        self.limits = limits
+        if record != nil { loaded.store(true, ordering: .relaxed) }
+    }
+
+    /// Whether the actor holds its session (false until loaded, and for an id that names none).
+    nonisolated var isLoaded: Bool { loaded.load(ordering: .relaxed) }
+
+    func current() async throws(SessionError) -> SessionRecord {
+        if let record { return record }
+        await takeTurn()
+        defer { passTurn() }
+        return try await load()
+    }
+
+    func update(
+        change: StateChange, reasoning: String, expectedVersion: Int64?, caller: Caller, now: Int64
+    ) async throws(SessionError) -> SessionRecord {
+        // The store write suspends this actor; without the turn, a second update
+        // could start from the same version and be refused as stale.
+        await takeTurn()
+        defer { passTurn() }
+        var record = try await load()
+        if let expectedVersion, expectedVersion != record.version {
+            throw .aborted("stale version: expected \(expectedVersion), the session is at \(record.version)")
+        }
+        let current: JSONValue
+        if let parsedState {
+            current = parsedState
+        } else {
+            do {
+                current = try JSONValue(parsing: record.stateJSON)
+            } catch {
+                throw .unavailable("stored state of \(record.id) does not parse: \(error.message)")
+            }
+        }
+        let next: (state: JSONValue, json: String)
+        do {
+            next = try SessionState.apply(change, to: current, sizeLimit: limits.stateSizeLimit)
+        } catch {
+            throw .invalidArgument(error.message)
+        }
+        let details: JSONValue
+        switch change {
+        case .mergePatch(let patch): details = .object(["merge_patch": patch, "version": .integer(record.version + 1)])
+        case .replacement(let state): details = .object(["replacement": state, "version": .integer(record.version + 1)])
+        }
+        do {
+            _ = try await store.updateState(
+                tenant: record.tenant, id: record.id, expectedVersion: record.version, stateJSON: next.json, updatedAtMs: now,
+                event: NewEvent(
+                    action: "session.state_updated", actor: caller.identity, reasoning: reasoning,
+                    detailsJSON: details.serialized, occurredAtMs: now))
+        } catch {
+            if case .versionConflict = error {
+                forget()  // another node wrote first: the next call reloads
+            }
+            throw SessionError(error)
+        }
+        record.version += 1
+        record.stateJSON = next.json
+        record.updatedAtMs = now
+        self.record = record
+        parsedState = next.state
+        return record
+    }
+
+    func addTurn(_ turn: TurnRecord, event: NewEvent) async throws(SessionError) -> TurnRecord {
+        await takeTurn()
+        defer { passTurn() }
+        _ = try await load()
+        let stored: TurnRecord
+        do {
+            stored = try await store.addTurn(tenant: key.tenant, turn: turn, event: event)
+        } catch {
+            throw SessionError(error)
+        }
+        if var cache = cached {
+            cache.turns.append(stored)
+            cache.turnBytes += Self.size(of: stored)
+            cache.totalTurns = stored.sequence
+            trimTurns(&cache)
+            cached = cache
+        }
+        return stored
+    }
+
+    func addMemory(_ memory: MemoryRecord, event: NewEvent) async throws(SessionError) -> MemoryRecord {
+        await takeTurn()
+        defer { passTurn() }
+        _ = try await load()
+        let stored: MemoryRecord
+        do {
+            stored = try await store.addMemory(tenant: key.tenant, memory: memory, event: event)
+        } catch {
+            throw SessionError(error)
+        }
+        if var cache = cached, cache.memories != nil {
+            cache.memoryBytes += Self.size(of: stored)
+            if cache.memoryBytes + cache.turnBytes > limits.contextCacheBytes {
+                cache.memories = nil  // too many to keep: read them from the store
+            } else {
+                cache.memories!.append(stored)
+            }
+            cached = cache
+        }
+        return stored
+    }
+
+    /// The session, its latest `turnLimit` turns (oldest first) and its memories.
+    func context(turnLimit: Int) async throws(SessionError) -> SessionContext {
+        if let record, let cache = cached, let answer = Self.answer(record, cache, turnLimit) { return answer }
+        // Filling the cache needs the turn: no change may commit between the
+        // store read and keeping what it returned.
+        await takeTurn()
+        defer { passTurn() }
+        let record = try await load()
+        if cached == nil {
+            let found: SessionContext?
+            do {
+                found = try await store.context(tenant: key.tenant, sessionID: key.id, turnLimit: max(turnLimit, 50))
+            } catch {
+                throw SessionError(error)
+            }
+            guard let found else { throw .notFound("session \(key.id) not found") }
+            var cache = ContextCache(
+                turns: found.turns, turnBytes: found.turns.reduce(0) { $0 + Self.size(of: $1) },
+                memories: found.memories, memoryBytes: found.memories.reduce(0) { $0 + Self.size(of: $1) },
+                totalTurns: found.totalTurns)
+            if cache.memoryBytes > limits.contextCacheBytes {
+                cache.memories = nil
+            }
+            trimTurns(&cache)
+            cached = cache
+            // The read answers this call whatever the cache keeps.
+            if found.turns.count >= turnLimit || Int64(found.turns.count) == found.totalTurns {
+                return SessionContext(
+                    session: record, turns: Array(found.turns.suffix(turnLimit)), memories: found.memories,
+                    totalTurns: found.totalTurns)
+            }
+        }
+        if let cache = cached, let answer = Self.answer(record, cache, turnLimit) { return answer }
+        // More than the cache holds: straight from the store.
+        do {
+            guard let found = try await store.context(tenant: key.tenant, sessionID: key.id, turnLimit: turnLimit) else {
+                throw SessionError.notFound("session \(key.id) not found")
+            }
+            return SessionContext(session: record, turns: found.turns, memories: found.memories, totalTurns: found.totalTurns)
+        } catch let error as SessionError {
+            throw error
+        } catch let error as StoreError {
+            throw SessionError(error)
+        } catch {
+            throw .unavailable("\(error)")
+        }
+    }
+
+    /// The context from the cache, when the cache can answer it.
+    private static func answer(_ record: SessionRecord, _ cache: ContextCache, _ turnLimit: Int) -> SessionContext? {
+        guard let memories = cache.memories,
+              cache.turns.count >= turnLimit || Int64(cache.turns.count) == cache.totalTurns
+        else { return nil }
+        return SessionContext(session: record, turns: Array(cache.turns.suffix(turnLimit)), memories: memories, totalTurns: cache.totalTurns)
+    }
+
+    /// Drops the oldest cached turns until turns and memories fit the budget.
+    private func trimTurns(_ cache: inout ContextCache) {
+        let budget = limits.contextCacheBytes - (cache.memories == nil ? 0 : cache.memoryBytes)
+        var drop = 0
+        while cache.turnBytes > budget, drop < cache.turns.count {
+            cache.turnBytes -= Self.size(of: cache.turns[drop])
+            drop += 1
+        }
+        if drop > 0 { cache.turns.removeFirst(drop) }
+    }
+
+    private static func size(of turn: TurnRecord) -> Int {
+        turn.input.utf8.count + turn.output.utf8.count + turn.metadataJSON.utf8.count + turn.reasoning.utf8.count
+            + turn.author.utf8.count + 64
+    }
+
+    private static func size(of memory: MemoryRecord) -> Int {
+        memory.content.utf8.count + memory.metadataJSON.utf8.count + 48
+    }
+
+    /// The record, loading it from the store the first time; the caller holds the turn.
+    private func load() async throws(SessionError) -> SessionRecord {
+        if let record { return record }
+        let found: SessionRecord?
+        do {
+            found = try await store.session(tenant: key.tenant, id: key.id)
+        } catch {
+            throw SessionError(error)
+        }
+        guard let found else { throw .notFound("session \(key.id) not found") }
+        record = found
+        loaded.store(true, ordering: .relaxed)
+        return found
+    }
+
+    /// Drops what the actor holds; the next call reads the store again.
+    private func forget() {
+        record = nil
+        parsedState = nil
+        cached = nil
+    }
+
+    private func takeTurn() async {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            busy = true
+        }
+    }
+
+    private func passTurn() {
+        if waiting.isEmpty {
+            busy = false
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
+}

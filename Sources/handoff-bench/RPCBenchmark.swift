@@ -153,10 +153,12 @@ struct RPCBenchmark: AsyncParsableCommand {
     }
 
     private func makeCall(_ ids: [String]) throws -> @Sendable (RPCClientConnection) async throws -> Void {
+        // A call that never returns fails the run instead of hanging it.
+        let deadline = CallOptions(timeout: .seconds(10))
         switch method {
         case "ping":
             let request = PingRequest(payload: [UInt8](repeating: 0x5A, count: size))
-            return { connection in _ = try await connection.call(Health.ping, request) }
+            return { connection in _ = try await connection.call(Health.ping, request, options: deadline) }
         case "update_state":
             // A 200-byte state change with 40 bytes of reasoning, on a random session.
             let patch = #"{"cart":{"items":[{"sku":"A-17","qty":2}],"total":"129.90"},"step":"checkout","note":"#
@@ -166,11 +168,11 @@ struct RPCBenchmark: AsyncParsableCommand {
                     Sessions.updateState,
                     UpdateStateRequest(
                         sessionID: ids.randomElement()!, reasoning: "user confirmed the shipping address ok",
-                        change: .mergePatchJSON(patch)))
+                        change: .mergePatchJSON(patch)), options: deadline)
             }
         case "get_context":
             return { connection in
-                _ = try await connection.call(Sessions.getContext, GetContextRequest(sessionID: ids.randomElement()!, turnLimit: 50))
+                _ = try await connection.call(Sessions.getContext, GetContextRequest(sessionID: ids.randomElement()!, turnLimit: 50), options: deadline)
             }
         default:
             throw ValidationError("unknown --method \(method); known: ping, update_state, get_context")

@@ -14,19 +14,25 @@ public final class SQLiteStore: Store {
     /// Opens (creating if needed) the database at `path` and brings its schema
     /// up to date.
     public init(path: String) throws(StoreError) {
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            // WAL (DatabasePool's default) with FULL: a commit survives power loss.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
+        let configuration = Configuration()
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
+            // DatabasePool sets the writer to synchronous=NORMAL after
+            // prepareDatabase ran (GRDB's WAL setup), which fsyncs only at
+            // checkpoints: a commit could be lost to a power cut. Set FULL
+            // again on the writer, the one connection whose commits matter.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try Self.migrator.migrate(pool)
             self.pool = pool
             self.writer = GroupCommitWriter(pool: pool)
         } catch {
             throw StoreError.failure("cannot open \(path): \(error)")
         }
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 is FULL); for tests.
+    public var _testOnly_writerSynchronous: Int {
+        get throws { try pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 } }
     }
 
     /// Group-commit transactions so far; for tests, not for monitoring.

@@ -23,6 +23,17 @@ private func event(_ action: String, _ reasoning: String = "because", at ms: Int
 
 @Suite("SQLite store")
 struct SQLiteStoreTests {
+    @Test("commits are synchronous=FULL on the writer, in WAL mode (GRDB's pool would leave NORMAL)")
+    func durableSettings() throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        #expect(try store._testOnly_writerSynchronous == 2)
+        // Reopening an existing file sets it again.
+        let again = try SQLiteStore(path: path)
+        #expect(try again._testOnly_writerSynchronous == 2)
+    }
+
     @Test("create, read back, and refuse a duplicate id")
     func createAndGet() async throws {
         let path = temporaryDatabase()

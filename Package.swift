@@ -147,6 +147,8 @@ let package = Package(
                 "HandoffProto",
                 "HandoffClient",
                 "HandoffRPC",
+                "HandoffCore",
+                "HandoffSQLite",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -5,7 +5,7 @@ SWIFT ?= swift
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := .build-fuzz
 
-.PHONY: all deps generate check-generated build build-release test test-swift test-python fuzz fuzz-long durability run bench clean
+.PHONY: all deps generate check-generated build build-release test test-swift test-python fuzz fuzz-long durability run bench bench-sessions clean
 
 all: build
 
@@ -64,6 +64,14 @@ bench: deps
 	$(SWIFT) build -c release --product handoff
 	$(SWIFT) build -c release --product handoff-bench
 	scripts/bench
+
+# The figures that need a big store: memory with 100,000 sessions touched, and
+# GetContext with 10 sessions in the store against 1,000,000 (BIG=N to change).
+bench-sessions: deps
+	$(SWIFT) build -c release --product handoffd
+	$(SWIFT) build -c release --product handoff
+	$(SWIFT) build -c release --product handoff-bench
+	scripts/bench-sessions
 
 run: deps
 	$(SWIFT) build -c release --product handoffd

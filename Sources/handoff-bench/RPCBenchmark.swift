@@ -34,13 +34,19 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "Sessions the throughput run spreads its calls over (update_state, get_context).")
     var sessions = 1000
 
+    @Option(help: "Session ids are PREFIX-0, PREFIX-1, …; random if not given.")
+    var sessionPrefix: String?
+
+    @Flag(help: "Use sessions an earlier run created with the same --session-prefix instead of creating them.")
+    var skipCreate = false
+
     @Option(help: "Calls before measuring latency.")
     var warmup = 2000
 
     @Option(help: "Calls measured at 1 in flight.")
     var n = 20000
 
-    @Option(help: "Seconds of the throughput run.")
+    @Option(help: "Seconds of the throughput run (0 skips it).")
     var seconds = 5.0
 
     @Option(help: "Connections of the throughput run.")
@@ -92,6 +98,10 @@ struct RPCBenchmark: AsyncParsableCommand {
         print(line(concurrency: 1, histogram, rps: latencyRPS))
         await client.close()
 
+        guard seconds > 0 else {
+            try? await group.shutdownGracefully()
+            return
+        }
         // Throughput: `connections` connections, `concurrency` calls in flight in all.
         var clients: [RPCClientConnection] = []
         var owners: [HandoffClient] = []
@@ -130,11 +140,13 @@ struct RPCBenchmark: AsyncParsableCommand {
     /// Creates the sessions the stateful methods work on (none for ping).
     private func prepareSessions(_ client: HandoffClient) async throws -> [String] {
         guard method != "ping" else { return [] }
-        let prefix = "bench-\(UInt32.random(in: 0...UInt32.max))"
+        let prefix = sessionPrefix ?? "bench-\(UInt32.random(in: 0...UInt32.max))"
         let ids = (0..<max(1, sessions)).map { "\(prefix)-\($0)" }
+        if skipCreate { return ids }
+        let step = max(1, ids.count / 64)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for chunk in stride(from: 0, to: ids.count, by: max(1, ids.count / 16)) {
-                let slice = ids[chunk..<min(ids.count, chunk + max(1, ids.count / 16))]
+            for chunk in stride(from: 0, to: ids.count, by: step) {
+                let slice = ids[chunk..<min(ids.count, chunk + step)]
                 group.addTask {
                     for id in slice {
                         _ = try await client.call(

@@ -169,8 +169,8 @@ actor SessionActor {
         // store read and keeping what it returned.
         await takeTurn()
         defer { passTurn() }
-        let record = try await load()
         if cached == nil {
+            // One read brings the session (if not loaded yet) and its context.
             let found: SessionContext?
             do {
                 found = try await store.context(tenant: key.tenant, sessionID: key.id, turnLimit: max(turnLimit, 50))
@@ -178,6 +178,11 @@ actor SessionActor {
                 throw SessionError(error)
             }
             guard let found else { throw .notFound("session \(key.id) not found") }
+            if self.record == nil {
+                self.record = found.session
+                loaded.store(true, ordering: .relaxed)
+            }
+            let record = self.record!
             var cache = ContextCache(
                 turns: found.turns, turnBytes: found.turns.reduce(0) { $0 + Self.size(of: $1) },
                 memories: found.memories, memoryBytes: found.memories.reduce(0) { $0 + Self.size(of: $1) },
@@ -194,6 +199,7 @@ actor SessionActor {
                     totalTurns: found.totalTurns)
             }
         }
+        let record = try await load()
         if let cache = cached, let answer = Self.answer(record, cache, turnLimit) { return answer }
         // More than the cache holds: straight from the store.
         do {

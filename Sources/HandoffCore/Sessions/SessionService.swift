@@ -160,7 +160,7 @@ public final class SessionService: Sendable {
     public func updateState(
         id: String, change: StateChange, reasoning: String, expectedVersion: Int64?, caller: Caller
     ) async throws(SessionError) -> SessionRecord {
-        guard !reasoning.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+        guard reasoning.unicodeScalars.contains(where: { !$0.properties.isWhitespace }) else {
             throw .invalidArgument("reasoning is required: say why the state changes")
         }
         let now = clock()

@@ -84,6 +84,15 @@ let package = Package(
         ),
         // The embedded default store: SQLite in WAL mode through GRDB.
         .target(
+            name: "HandoffPolicy",
+            dependencies: [
+                "HandoffCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HandoffSQLite",
             dependencies: ["HandoffCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
@@ -134,6 +143,8 @@ let package = Package(
             name: "handoff",
             dependencies: [
                 "HandoffClient",
+                "HandoffCore",
+                "HandoffPolicy",
                 "HandoffRPC",
                 "HandoffTLS",
                 "HandoffProto",
@@ -149,6 +160,7 @@ let package = Package(
                 "HandoffRPC",
                 "HandoffCore",
                 "HandoffSQLite",
+                "HandoffPolicy",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -163,6 +175,11 @@ let package = Package(
         .testTarget(
             name: "HandoffProtoTests",
             dependencies: ["HandoffProto", "HandoffTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HandoffPolicyTests",
+            dependencies: ["HandoffPolicy", "HandoffCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -150,4 +150,40 @@ struct ProcessTests {
         #expect(result.status != 0)
         #expect(result.output.contains("idle_timeout_second"), "\(result.output)")
     }
+
+    @Test("handoff policy check accepts the shipped policy and refuses a bad file with line and reason")
+    func policyCheck() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let shipped = try await run("handoff", ["policy", "default"])
+        #expect(shipped.status == 0)
+        let good = (directory as NSString).appendingPathComponent("policy.yaml")
+        try shipped.output.write(toFile: good, atomically: true, encoding: .utf8)
+        let ok = try await run("handoff", ["policy", "check", good])
+        #expect(ok.status == 0)
+        #expect(ok.output.contains("ok (version handoff-standard-1; 3 tool rules, 6 word rules"), "\(ok.output)")
+
+        let bad = (directory as NSString).appendingPathComponent("bad.yaml")
+        try "version: x\namount: {id: a, threshold: 100, risk: severe}\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let refused = try await run("handoff", ["policy", "check", bad])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("bad.yaml:2: amount.risk: unknown risk \"severe\""), "\(refused.output)")
+    }
+
+    @Test("handoff policy explain names the rules that matched and why, without a server")
+    func policyExplain() async throws {
+        let result = try await run("handoff", [
+            "policy", "explain", "--tool", "issue_refund", "--description", "Refund my order of 250 dollars",
+            "--amount", "250", "--currency", "USD", "--json",
+        ])
+        #expect(result.status == 0, "\(result.output)")
+        let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+        #expect(object?["strategy"] as? String == "escalate")
+        #expect(object?["risk"] as? String == "high")
+        #expect((object?["matched_rules"] as? [String])?.contains("amount.high (amount): amount 250 USD > 100") == true)
+        let refused = try await run("handoff", ["policy", "explain", "--tool", "x", "--confidence", "1.5"])
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("--confidence 1.5 is not within 0...1"), "\(refused.output)")
+    }
 }

@@ -1,0 +1,238 @@
+// Handoff — reading a policy file. The YAML is composed into nodes that keep
+// their line numbers, so every refusal names the line, the key and the reason;
+// unknown keys are refused by name (a misspelt rule would otherwise be a rule
+// that silently never applies).
+
+import Crypto
+public import Foundation
+import Yams
+
+/// A policy file that cannot be used, with where and why.
+public struct PolicyError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+extension Policy {
+    /// Reads a policy from YAML text; `source` names it in errors (a path).
+    /// Decision types and risk strategies the file leaves out keep the
+    /// standard table's values; rules the file leaves out do not apply.
+    public init(yaml text: String, source: String) throws(PolicyError) {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw PolicyError(message: "\(source): \(Self.describe(error))")
+        } catch {
+            throw PolicyError(message: "\(source): \(error)")
+        }
+        guard let root else { throw PolicyError(message: "\(source): the file is empty") }
+        let reader = PolicyReader(source: source)
+        self = try reader.policy(root, text: text)
+    }
+
+    /// Reads a policy file.
+    public init(contentsOfFile path: String) throws(PolicyError) {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw PolicyError(message: "cannot read policy file \(path): \(error.localizedDescription)")
+        }
+        try self.init(yaml: text, source: path)
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return "line \(mark.line): \(problem)"
+        default:
+            return "\(error)"
+        }
+    }
+}
+
+/// Walks the composed YAML, naming the line and key of every problem.
+private struct PolicyReader {
+    let source: String
+
+    func fail(_ node: Node?, _ path: String, _ reason: String) -> PolicyError {
+        let line = node?.mark.map { ":\($0.line)" } ?? ""
+        return PolicyError(message: "\(source)\(line): \(path.isEmpty ? "" : "\(path): ")\(reason)")
+    }
+
+    func policy(_ root: Node, text: String) throws(PolicyError) -> Policy {
+        let keys = try mapping(root, "", allowed: [
+            "version", "decision_types", "risk_strategies", "default_decision_type", "tools", "words", "amount",
+            "personal_data", "confidence", "standing_decisions", "sampling_rate",
+        ])
+        var policy = Policy.standardTable
+        if let node = keys["version"] {
+            policy.version = try string(node, "version")
+        } else {
+            policy.version = "sha256:" + SHA256.hash(data: Data(text.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()
+        }
+        if let node = keys["decision_types"] {
+            let types = try mapping(node, "decision_types", allowed: DecisionType.allCases.map(\.rawValue))
+            for (name, value) in types {
+                let path = "decision_types.\(name)"
+                let fields = try mapping(value, path, allowed: ["risk", "strategy"], required: ["risk", "strategy"])
+                policy.types[DecisionType(rawValue: name)!] = Policy.TypeDefaults(
+                    risk: try risk(fields["risk"]!, "\(path).risk"), strategy: try strategy(fields["strategy"]!, "\(path).strategy"))
+            }
+        }
+        if let node = keys["risk_strategies"] {
+            let risks = try mapping(node, "risk_strategies", allowed: RiskLevel.allCases.map(\.description))
+            for (name, value) in risks {
+                policy.riskStrategies[RiskLevel.allCases.first { $0.description == name }!] =
+                    try strategy(value, "risk_strategies.\(name)")
+            }
+        }
+        if let node = keys["default_decision_type"] {
+            policy.fallbackType = try decisionType(node, "default_decision_type")
+        }
+        if let node = keys["tools"] {
+            policy.toolRules = []
+            for (index, item) in try list(node, "tools").enumerated() {
+                let path = "tools[\(index)]"
+                let fields = try mapping(item, path, allowed: ["id", "tools", "decision_type"], required: ["id", "tools", "decision_type"])
+                let tools = try list(fields["tools"]!, "\(path).tools").enumerated().map { (i, tool) throws(PolicyError) in
+                    try string(tool, "\(path).tools[\(i)]")
+                }
+                policy.toolRules.append(Policy.ToolRule(
+                    id: try string(fields["id"]!, "\(path).id"), tools: Set(tools),
+                    decisionType: try decisionType(fields["decision_type"]!, "\(path).decision_type")))
+            }
+        }
+        if let node = keys["words"] {
+            policy.wordRules = []
+            for (index, item) in try list(node, "words").enumerated() {
+                let path = "words[\(index)]"
+                let fields = try mapping(item, path, allowed: ["id", "words", "decision_type"], required: ["id", "words", "decision_type"])
+                var words: [String] = []
+                for (i, wordNode) in try list(fields["words"]!, "\(path).words").enumerated() {
+                    let word = try string(wordNode, "\(path).words[\(i)]").lowercased()
+                    guard !word.isEmpty, word.allSatisfy({ $0.isLetter || $0.isNumber }) else {
+                        throw fail(wordNode, "\(path).words[\(i)]", "\"\(word)\" is not a single word (letters and digits only; rules match whole words)")
+                    }
+                    words.append(word)
+                }
+                policy.wordRules.append(Policy.WordRule(
+                    id: try string(fields["id"]!, "\(path).id"), words: words,
+                    decisionType: try decisionType(fields["decision_type"]!, "\(path).decision_type")))
+            }
+        }
+        if let node = keys["amount"] {
+            let fields = try mapping(node, "amount", allowed: ["id", "threshold", "risk"], required: ["id", "threshold", "risk"])
+            let text = try string(fields["threshold"]!, "amount.threshold")
+            guard let threshold = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")), threshold >= 0,
+                  text.allSatisfy({ $0.isNumber || $0 == "." })
+            else { throw fail(fields["threshold"], "amount.threshold", "\"\(text)\" is not a non-negative decimal number") }
+            policy.amount = Policy.AmountRule(
+                id: try string(fields["id"]!, "amount.id"), threshold: threshold, risk: try risk(fields["risk"]!, "amount.risk"))
+        }
+        if let node = keys["personal_data"] {
+            let fields = try mapping(node, "personal_data", allowed: ["id", "fields", "risk"], required: ["id", "fields", "risk"])
+            let names = try list(fields["fields"]!, "personal_data.fields").enumerated().map { (i, field) throws(PolicyError) in
+                try string(field, "personal_data.fields[\(i)]").lowercased()
+            }
+            policy.personalData = Policy.PersonalDataRule(
+                id: try string(fields["id"]!, "personal_data.id"), fields: Set(names),
+                risk: try risk(fields["risk"]!, "personal_data.risk"))
+        }
+        if let node = keys["confidence"] {
+            let fields = try mapping(node, "confidence", allowed: ["id", "threshold", "strategy"], required: ["id", "threshold", "strategy"])
+            let threshold = try number(fields["threshold"]!, "confidence.threshold")
+            guard (0...1).contains(threshold) else {
+                throw fail(fields["threshold"], "confidence.threshold", "\(threshold) is not within 0...1 (0.70 means 70%)")
+            }
+            policy.confidence = Policy.ConfidenceRule(
+                id: try string(fields["id"]!, "confidence.id"), threshold: threshold,
+                strategy: try strategy(fields["strategy"]!, "confidence.strategy"))
+        }
+        if let node = keys["standing_decisions"] {
+            policy.standingDecisions = []
+            for (index, item) in try list(node, "standing_decisions").enumerated() {
+                let path = "standing_decisions[\(index)]"
+                let fields = try mapping(
+                    item, path, allowed: ["id", "tenant", "tool", "strategy"], required: ["id", "tenant", "tool", "strategy"])
+                policy.standingDecisions.append(Policy.StandingDecision(
+                    id: try string(fields["id"]!, "\(path).id"), tenant: try string(fields["tenant"]!, "\(path).tenant"),
+                    tool: try string(fields["tool"]!, "\(path).tool"), strategy: try strategy(fields["strategy"]!, "\(path).strategy")))
+            }
+        }
+        if let node = keys["sampling_rate"] {
+            let rate = try number(node, "sampling_rate")
+            guard (0...1).contains(rate) else { throw fail(node, "sampling_rate", "\(rate) is not within 0...1") }
+            policy.samplingRate = rate
+        }
+        var ids: [String: String] = [:]
+        let allIDs = policy.toolRules.map(\.id) + policy.wordRules.map(\.id) + policy.standingDecisions.map(\.id)
+            + [policy.amount?.id, policy.personalData?.id, policy.confidence?.id].compactMap { $0 }
+        for id in allIDs {
+            guard ids[id] == nil else { throw fail(nil, "", "rule id \"\(id)\" is used twice; ids name rules in explanations") }
+            ids[id] = id
+        }
+        return policy
+    }
+
+    // MARK: Node readers
+
+    func mapping(_ node: Node, _ path: String, allowed: [String], required: [String] = []) throws(PolicyError) -> [String: Node] {
+        guard case .mapping(let pairs) = node else { throw fail(node, path, "expected a mapping of keys to values") }
+        var result: [String: Node] = [:]
+        for (key, value) in pairs {
+            guard case .scalar(let scalar) = key else { throw fail(key, path, "keys must be plain names") }
+            let name = scalar.string
+            guard allowed.contains(name) else {
+                throw fail(key, path.isEmpty ? name : "\(path).\(name)", "unknown key (known: \(allowed.joined(separator: ", ")))")
+            }
+            guard result[name] == nil else { throw fail(key, path.isEmpty ? name : "\(path).\(name)", "given twice") }
+            result[name] = value
+        }
+        for name in required where result[name] == nil {
+            throw fail(node, path, "missing \(name)")
+        }
+        return result
+    }
+
+    func list(_ node: Node, _ path: String) throws(PolicyError) -> [Node] {
+        guard case .sequence(let items) = node else { throw fail(node, path, "expected a list") }
+        return Array(items)
+    }
+
+    func string(_ node: Node, _ path: String) throws(PolicyError) -> String {
+        guard case .scalar(let scalar) = node else { throw fail(node, path, "expected a single value") }
+        return scalar.string
+    }
+
+    func number(_ node: Node, _ path: String) throws(PolicyError) -> Double {
+        let text = try string(node, path)
+        guard let value = Double(text), value.isFinite else { throw fail(node, path, "\"\(text)\" is not a number") }
+        return value
+    }
+
+    func risk(_ node: Node, _ path: String) throws(PolicyError) -> RiskLevel {
+        let text = try string(node, path)
+        guard let level = RiskLevel.allCases.first(where: { $0.description == text }) else {
+            throw fail(node, path, "unknown risk \"\(text)\" (known: \(RiskLevel.allCases.map(\.description).joined(separator: ", ")))")
+        }
+        return level
+    }
+
+    func strategy(_ node: Node, _ path: String) throws(PolicyError) -> Strategy {
+        let text = try string(node, path)
+        guard let strategy = Strategy.allCases.first(where: { $0.description == text }) else {
+            throw fail(node, path, "unknown strategy \"\(text)\" (known: \(Strategy.allCases.map(\.description).joined(separator: ", ")))")
+        }
+        return strategy
+    }
+
+    func decisionType(_ node: Node, _ path: String) throws(PolicyError) -> DecisionType {
+        let text = try string(node, path)
+        guard let type = DecisionType(rawValue: text) else {
+            throw fail(node, path, "unknown decision type \"\(text)\" (known: \(DecisionType.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return type
+    }
+}

@@ -1,0 +1,152 @@
+// Handoff — the risk policy: the shipped table, each kind of rule, the
+// highest risk winning, and policy files refused with line and reason.
+
+import Foundation
+import HandoffCore
+import HandoffPolicy
+import Testing
+
+@Suite("Risk policy")
+struct PolicyTests {
+    let policy = Policy.standard
+
+    func assess(_ action: ProposedAction, tenant: String = "acme", sample: Double = 1) -> Assessment {
+        policy.assess(action, tenant: tenant, sample: sample)
+    }
+
+    @Test("the shipped table: each declared decision type gets its risk and strategy", arguments: [
+        (DecisionType.informational, RiskLevel.low, Strategy.automate),
+        (.preferences, .lowMedium, .confirm),
+        (.transactional, .medium, .explicitConfirm),
+        (.financial, .high, .escalate),
+        (.legal, .critical, .escalate),
+        (.medical, .critical, .escalate),
+        (.destructive, .high, .multiFactor),
+    ])
+    func table(_ type: DecisionType, _ risk: RiskLevel, _ strategy: Strategy) {
+        let result = assess(ProposedAction(toolName: "do_it", declaredType: type))
+        #expect(result.decisionType == type)
+        #expect(result.risk == risk)
+        #expect(result.strategy == strategy)
+        #expect(result.matched.first?.kind == .declaredType)
+        #expect(result.policyVersion == "handoff-standard-1")
+    }
+
+    @Test("the seed scenario's actions, from tool names and words alone", arguments: [
+        ("get_weather", "What's the weather in Paris?", nil as Decimal?, DecisionType.informational, Strategy.automate),
+        ("book_flight", "Book a flight to NYC", nil, .transactional, .explicitConfirm),
+        ("issue_refund", "Refund my order of 250 dollars", Decimal(250), .financial, .escalate),
+        ("delete_user_data", "Delete all my data", nil, .destructive, .multiFactor),
+        ("answer_question", "Is this rash a symptom of measles? What dosage?", nil, .medical, .escalate),
+        ("recommend_hotel", "Suggest a hotel near the venue", nil, .preferences, .confirm),
+    ])
+    func scenario(_ tool: String, _ text: String, _ amount: Decimal?, _ type: DecisionType, _ strategy: Strategy) {
+        let result = assess(ProposedAction(toolName: tool, description: text, amount: amount, currency: "USD"))
+        #expect(result.decisionType == type, "\(result.matched)")
+        #expect(result.strategy == strategy, "\(result.matched)")
+    }
+
+    @Test("words match whole words, case-insensitively, and nothing else")
+    func wordBoundaries() {
+        // "updated" is not "update"; "cancellation" matches because it is listed.
+        #expect(assess(ProposedAction(toolName: "note", description: "I updated my notes")).decisionType == .informational)
+        let cancel = assess(ProposedAction(toolName: "note", description: "Process the CANCELLATION, please."))
+        #expect(cancel.decisionType == .destructive)
+        #expect(cancel.matched.contains { $0.explanation == "word \"cancellation\" in description" })
+        // Inside another word it does not match: "bookkeeping" is not "book", "Deleted" is listed.
+        #expect(assess(ProposedAction(toolName: "note", description: "bookkeeping")).decisionType == .informational)
+        #expect(assess(ProposedAction(toolName: "note", description: "Deleted!")).decisionType == .destructive)
+        // Words in the parameters' text and in the tool name count too.
+        let params = assess(ProposedAction(toolName: "run", parameters: .object(["what": .array([.string("refund it")])])))
+        #expect(params.matched.contains { $0.explanation == "word \"refund\" in parameters" })
+        #expect(assess(ProposedAction(toolName: "wipe_disk")).decisionType == .destructive)
+    }
+
+    @Test("an amount above the threshold raises the risk to high and says why")
+    func amount() {
+        let result = assess(ProposedAction(toolName: "book_flight", description: "Book a flight", amount: Decimal(250), currency: "USD"))
+        #expect(result.risk == .high)
+        #expect(result.decisionType == .transactional)
+        #expect(result.strategy == .multiFactor, "high risk needs at least multi-factor")
+        #expect(result.matched.contains { $0.id == "amount.high" && $0.explanation == "amount 250 USD > 100" })
+        let cheap = assess(ProposedAction(toolName: "book_flight", description: "Book a flight", amount: Decimal(100)))
+        #expect(cheap.risk == .medium, "100 is not above 100")
+    }
+
+    @Test("personal-data fields at any depth raise the risk to at least medium")
+    func personalData() {
+        let result = assess(ProposedAction(
+            toolName: "save_profile", parameters: .object(["user": .object(["name": .string("Ann"), "SSN": .string("078-05-1120")])])))
+        #expect(result.risk == .medium)
+        #expect(result.strategy == .explicitConfirm)
+        #expect(result.matched.contains { $0.kind == .personalData && $0.explanation == "personal data field \"ssn\" in parameters" })
+        // At least medium: a critical action stays critical.
+        let medical = assess(ProposedAction(toolName: "x", declaredType: .medical, parameters: .object(["medical_record": .string("r")])))
+        #expect(medical.risk == .critical)
+    }
+
+    @Test("a confidence below 0.70 escalates; 0.70 itself does not")
+    func confidence() {
+        let low = assess(ProposedAction(toolName: "get_weather", confidence: 0.55))
+        #expect(low.strategy == .escalate)
+        #expect(low.matched.contains { $0.explanation == "confidence 0.55 < 0.70" })
+        #expect(assess(ProposedAction(toolName: "get_weather", confidence: 0.70)).strategy == .automate)
+        #expect(assess(ProposedAction(toolName: "get_weather", confidence: 0.0)).strategy == .escalate, "0.0 is a real confidence")
+    }
+
+    @Test("the highest risk wins, with every matching rule listed in order")
+    func highestWins() {
+        let result = assess(ProposedAction(
+            toolName: "book_flight", declaredType: .preferences, description: "Book it and delete the old booking"))
+        #expect(result.decisionType == .destructive)
+        #expect(result.risk == .high)
+        #expect(result.matched.map(\.kind) == [.declaredType, .word, .word])
+        #expect(result.matched.map(\.id) == ["declared_type", "words.destructive", "words.transactional"])
+    }
+
+    @Test("standing decisions apply to their tenant only; sampling picks automated actions")
+    func standingAndSampling() throws {
+        let custom = try Policy(yaml: """
+            standing_decisions:
+              - {id: standing.acme.refunds, tenant: acme, tool: issue_refund, strategy: automate}
+            sampling_rate: 0.25
+            """, source: "custom.yaml")
+        let refund = ProposedAction(toolName: "issue_refund", amount: Decimal(20))
+        let acme = custom.assess(refund, tenant: "acme", sample: 0.1)
+        #expect(acme.strategy == .automate)
+        #expect(acme.sampledForReview)
+        #expect(acme.matched.last?.explanation == "standing decision: automate for tool issue_refund in tenant acme")
+        #expect(!custom.assess(refund, tenant: "acme", sample: 0.3).sampledForReview)
+        // A file without rules keeps the table but classifies nothing by name.
+        #expect(custom.assess(refund, tenant: "globex").strategy == .automate)
+        #expect(custom.assess(ProposedAction(toolName: "x", declaredType: .financial), tenant: "globex").strategy == .escalate)
+        #expect(!Policy.standard.assess(ProposedAction(toolName: "issue_refund"), tenant: "acme", sample: 0).sampledForReview,
+                "escalated actions are never 'sampled'")
+        #expect(custom.version.hasPrefix("sha256:"), "a file without a version is named by its hash")
+    }
+
+    @Test("a bad policy file is refused with the line, the key and the reason", arguments: [
+        ("version: x\nwords:\n  - id: w\n    words: [check-in]\n    decision_type: transactional\n",
+         "bad.yaml:4: words[0].words[0]: \"check-in\" is not a single word"),
+        ("version: x\namount: {id: a, threshold: lots, risk: high}\n", "bad.yaml:2: amount.threshold: \"lots\" is not a non-negative decimal number"),
+        ("version: x\nconfidence: {id: c, threshold: 70, strategy: escalate}\n", "bad.yaml:2: confidence.threshold: 70.0 is not within 0...1"),
+        ("version: x\ntools:\n  - id: t\n    tools: [a]\n    decision_type: risky\n", "bad.yaml:5: tools[0].decision_type: unknown decision type \"risky\""),
+        ("version: x\nword:\n  - id: w\n", "bad.yaml:2: word: unknown key"),
+        ("version: x\ndecision_types:\n  financial: {risk: high}\n", "bad.yaml:3: decision_types.financial: missing strategy"),
+        ("version: x\nrisk_strategies: {high: pray}\n", "bad.yaml:2: risk_strategies.high: unknown strategy \"pray\""),
+        ("version: [x\n", "bad.yaml: line 2:"),
+        ("", "bad.yaml: the file is empty"),
+        ("version: x\ntools:\n  - {id: same, tools: [a], decision_type: legal}\nwords:\n  - {id: same, words: [b], decision_type: legal}\n",
+         "rule id \"same\" is used twice"),
+    ])
+    func badFiles(_ yaml: String, _ expected: String) {
+        let error = #expect(throws: PolicyError.self) { _ = try Policy(yaml: yaml, source: "bad.yaml") }
+        #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
+    }
+
+    @Test("the shipped policy text loads and is the one Policy.standard holds")
+    func shippedLoads() throws {
+        #expect(try Policy(yaml: Policy.standardYAML, source: "x") == Policy.standard)
+        #expect(Policy.standard.wordRules.count == 6)
+    }
+}

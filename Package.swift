@@ -102,6 +102,7 @@ let package = Package(
         .target(
             name: "HandoffServer",
             dependencies: [
+                "HandoffPolicy",
                 "HandoffCore",
                 "HandoffSQLite",
                 "HandoffRPC",
@@ -130,6 +131,7 @@ let package = Package(
         .executableTarget(
             name: "handoffd",
             dependencies: [
+                "HandoffPolicy",
                 "HandoffServer",
                 "HandoffCore",
                 "HandoffSQLite",

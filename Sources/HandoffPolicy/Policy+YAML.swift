@@ -64,7 +64,7 @@ private struct PolicyReader {
     func policy(_ root: Node, text: String) throws(PolicyError) -> Policy {
         let keys = try mapping(root, "", allowed: [
             "version", "decision_types", "risk_strategies", "default_decision_type", "tools", "words", "amount",
-            "personal_data", "confidence", "standing_decisions", "sampling_rate",
+            "personal_data", "confidence", "standing_decisions", "sampling_rate", "pending_expiry_seconds", "confirmation",
         ])
         var policy = Policy.standardTable
         if let node = keys["version"] {
@@ -165,6 +165,49 @@ private struct PolicyReader {
             let rate = try number(node, "sampling_rate")
             guard (0...1).contains(rate) else { throw fail(node, "sampling_rate", "\(rate) is not within 0...1") }
             policy.samplingRate = rate
+        }
+        if let node = keys["pending_expiry_seconds"] {
+            let text = try string(node, "pending_expiry_seconds")
+            if text == "never" {
+                policy.pendingExpirySeconds = nil
+            } else {
+                guard let seconds = Int(text), seconds > 0 else {
+                    throw fail(node, "pending_expiry_seconds", "\"\(text)\" is not a positive number of seconds or never")
+                }
+                policy.pendingExpirySeconds = seconds
+            }
+        }
+        if let node = keys["confirmation"] {
+            let fields = try mapping(node, "confirmation", allowed: ["yes_words", "no_words", "timeout_seconds", "reprompt"])
+            func phrases(_ key: String) throws(PolicyError) -> [String]? {
+                guard let list = fields[key] else { return nil }
+                var result: [String] = []
+                for (i, item) in try self.list(list, "confirmation.\(key)").enumerated() {
+                    let text = try string(item, "confirmation.\(key)[\(i)]")
+                    let words = Policy.words(in: text)
+                    guard !words.isEmpty else { throw fail(item, "confirmation.\(key)[\(i)]", "\"\(text)\" has no word in it") }
+                    result.append(words.joined(separator: " "))
+                }
+                return result
+            }
+            if let yes = try phrases("yes_words") { policy.confirmation.yesWords = yes }
+            if let no = try phrases("no_words") { policy.confirmation.noWords = no }
+            let overlap = Set(policy.confirmation.yesWords).intersection(policy.confirmation.noWords)
+            if let word = overlap.sorted().first {
+                throw fail(node, "confirmation", "\"\(word)\" is both a yes-word and a no-word")
+            }
+            if let timeout = fields["timeout_seconds"] {
+                let text = try string(timeout, "confirmation.timeout_seconds")
+                if text == "never" {
+                    policy.confirmation.timeoutSeconds = nil
+                } else {
+                    guard let seconds = Int(text), seconds > 0 else {
+                        throw fail(timeout, "confirmation.timeout_seconds", "\"\(text)\" is not a positive number of seconds or never")
+                    }
+                    policy.confirmation.timeoutSeconds = seconds
+                }
+            }
+            if let reprompt = fields["reprompt"] { policy.confirmation.reprompt = try string(reprompt, "confirmation.reprompt") }
         }
         var ids: [String: String] = [:]
         let allIDs = policy.toolRules.map(\.id) + policy.wordRules.map(\.id) + policy.standingDecisions.map(\.id)

@@ -103,6 +103,11 @@ public struct MatchedRule: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(id): \(explanation)" }
 }
 
+/// How an answer to a confirmation reads.
+public enum ConfirmationAnswer: String, Sendable, Hashable {
+    case confirmed, declined, ambiguous
+}
+
 /// The policy's verdict on an action.
 public struct Assessment: Sendable, Hashable {
     public var risk: RiskLevel
@@ -190,6 +195,53 @@ public struct Policy: Sendable, Hashable {
     public var standingDecisions: [StandingDecision]
     /// Share (0...1) of automated actions also sent for review after the fact.
     public var samplingRate: Double
+    /// How long an undecided pending action lives, in seconds; nil: forever.
+    public var pendingExpirySeconds: Int? = 3600
+    /// How the end user's answers to a confirmation are read.
+    public var confirmation = Confirmation()
+
+    /// The words that confirm and decline, and how long a confirmation waits.
+    public struct Confirmation: Sendable, Hashable {
+        /// Lower-case words or phrases (words separated by one space) that confirm.
+        public var yesWords = ["yes", "y", "yeah", "yep", "sure", "ok", "okay", "confirm", "confirmed", "proceed", "go ahead", "do it", "approve"]
+        /// Lower-case words or phrases that decline.
+        public var noWords = ["no", "n", "nope", "nah", "cancel", "stop", "decline", "don t", "do not", "dont", "abort"]
+        /// Seconds an asked confirmation waits for an answer; nil: for ever.
+        public var timeoutSeconds: Int? = 600
+        /// What an ambiguous answer is told, before the question again.
+        public var reprompt = "Sorry, I need a clear yes or no."
+
+        public init() {}
+
+        /// How the user's answer reads: both or neither kind of word is
+        /// ambiguous. A yes-word right after a negation ("not sure", "don't do
+        /// it") does not confirm.
+        public func classify(_ text: String) -> ConfirmationAnswer {
+            let words = Policy.words(in: text)
+            let yes = yesWords.contains { Self.contains(words, phrase: $0, unlessNegated: true) }
+            let no = noWords.contains { Self.contains(words, phrase: $0, unlessNegated: false) }
+            switch (yes, no) {
+            case (true, false): return .confirmed
+            case (false, true): return .declined
+            default: return .ambiguous
+            }
+        }
+
+        /// Words that turn the yes-word right after them into no yes.
+        static let negations: [[String]] = [["not"], ["never"], ["dont"], ["don", "t"], ["no"]]
+
+        static func contains(_ words: [String], phrase: String, unlessNegated: Bool) -> Bool {
+            let parts = phrase.split(separator: " ").map(String.init)
+            guard !parts.isEmpty, parts.count <= words.count else { return false }
+            for start in 0...(words.count - parts.count) where words[start..<(start + parts.count)].elementsEqual(parts) {
+                let negated = unlessNegated && negations.contains { negation in
+                    start >= negation.count && words[(start - negation.count)..<start].elementsEqual(negation)
+                }
+                if !negated { return true }
+            }
+            return false
+        }
+    }
 
     init(
         version: String, types: [DecisionType: TypeDefaults], riskStrategies: [RiskLevel: Strategy], fallbackType: DecisionType,
@@ -309,6 +361,13 @@ public struct Policy: Sendable, Hashable {
         }
         strings(action.parameters)
         scan(action.toolName, "tool name", found)
+    }
+
+    /// The words of `text` (runs of letters and digits), lower-cased, in order.
+    static func words(in text: String) -> [String] {
+        var words: [String] = []
+        scan(text, "") { word, _ in words.append(word) }
+        return words
     }
 
     /// Splits `text` into words (runs of letters and digits), lower-cased.

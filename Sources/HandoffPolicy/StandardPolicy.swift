@@ -112,6 +112,18 @@ extension Policy {
 
         # Share of automated actions also sent to operators for review after the fact.
         sampling_rate: 0.0
+
+        # How long an undecided pending action waits before it expires (seconds, or never).
+        pending_expiry_seconds: 3600
+
+        # Reading the end user's answer to a confirmation: a yes-word (or phrase)
+        # confirms, a no-word declines; both or neither re-prompts. An asked
+        # confirmation expires unanswered after timeout_seconds (or never).
+        confirmation:
+          yes_words: [yes, y, yeah, yep, sure, ok, okay, confirm, confirmed, proceed, go ahead, do it, approve]
+          no_words: [no, n, nope, nah, cancel, stop, decline, don't, do not, dont, abort]
+          timeout_seconds: 600
+          reprompt: Sorry, I need a clear yes or no.
         """
 
     /// The shipped policy.

@@ -98,6 +98,48 @@ public final class SQLiteStore: Store {
         migrator.registerMigration("v3: events by time") { db in
             try db.execute(sql: "CREATE INDEX events_by_time ON events (tenant_id, occurred_at_ms, session_id, seq)")
         }
+        migrator.registerMigration("v4: pending actions and assessments") { db in
+            try db.execute(sql: """
+                CREATE TABLE pending_actions (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    action_json TEXT NOT NULL,
+                    risk INTEGER NOT NULL,
+                    decision_type TEXT NOT NULL,
+                    strategy INTEGER NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    updated_at_ms INTEGER NOT NULL,
+                    expires_at_ms INTEGER NOT NULL,
+                    idempotency_key TEXT NOT NULL,
+                    action_hash BLOB NOT NULL,
+                    assessed_version INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id)
+                ) WITHOUT ROWID;
+                CREATE INDEX pending_actions_by_session ON pending_actions (tenant_id, session_id, status);
+                CREATE TABLE assessments (
+                    tenant_id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    idempotency_key TEXT NOT NULL,
+                    request_hash BLOB NOT NULL,
+                    assessment_json TEXT NOT NULL,
+                    pending_action_id TEXT,
+                    created_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, session_id, idempotency_key)
+                ) WITHOUT ROWID;
+                """)
+        }
+        migrator.registerMigration("v5: confirmations") { db in
+            try db.execute(sql: """
+                ALTER TABLE pending_actions ADD COLUMN awaiting_confirmation INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE pending_actions ADD COLUMN prompt TEXT NOT NULL DEFAULT '';
+                ALTER TABLE pending_actions ADD COLUMN reprompt_count INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE pending_actions ADD COLUMN confirmation_expires_at_ms INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE pending_actions ADD COLUMN release_token_hash BLOB;
+                ALTER TABLE pending_actions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 
@@ -258,6 +300,123 @@ public final class SQLiteStore: Store {
             }
         } catch {
             throw StoreError.failure("\(error)")
+        }
+    }
+
+    public func recordAssessment(
+        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, event: NewEvent
+    ) async throws(StoreError) -> RecordedAssessment {
+        try await write { db in
+            try Self.requireSession(db, tenant: tenant, id: assessment.sessionID)
+            if !assessment.idempotencyKey.isEmpty, let row = try Row.fetchOne(
+                db.cachedStatement(sql: """
+                    SELECT request_hash, assessment_json, pending_action_id FROM assessments
+                    WHERE tenant_id = ? AND session_id = ? AND idempotency_key = ?
+                    """),
+                arguments: [tenant.rawValue, assessment.sessionID, assessment.idempotencyKey]) {
+                guard [UInt8](row[0] as Data) == assessment.requestHash else {
+                    throw StoreError.keyReused(assessment.idempotencyKey)
+                }
+                let pendingID: String? = row[2]
+                let earlier = try pendingID.flatMap { try Self.fetchPendingAction(db, tenant: tenant, id: $0) }
+                return RecordedAssessment(assessmentJSON: row[1], pending: earlier, replayed: true)
+            }
+            if let pending {
+                try db.cachedStatement(sql: """
+                    INSERT INTO pending_actions (tenant_id, id, session_id, status, action_json, risk, decision_type, strategy,
+                        created_at_ms, updated_at_ms, expires_at_ms, idempotency_key, action_hash, assessed_version)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [
+                        tenant.rawValue, pending.id, pending.sessionID, pending.status, pending.actionJSON, pending.risk,
+                        pending.decisionType, pending.strategy, pending.createdAtMs, pending.updatedAtMs, pending.expiresAtMs,
+                        pending.idempotencyKey, Data(pending.actionHash), pending.assessedVersion,
+                    ])
+            }
+            if !assessment.idempotencyKey.isEmpty {
+                try db.cachedStatement(sql: """
+                    INSERT INTO assessments (tenant_id, session_id, idempotency_key, request_hash, assessment_json,
+                        pending_action_id, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [
+                        tenant.rawValue, assessment.sessionID, assessment.idempotencyKey, Data(assessment.requestHash),
+                        assessment.assessmentJSON, assessment.pendingActionID, assessment.createdAtMs,
+                    ])
+            }
+            _ = try Self.append(db, tenant: tenant, sessionID: assessment.sessionID, event: event)
+            return RecordedAssessment(assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false)
+        }
+    }
+
+    public func pendingAction(tenant: TenantID, id: String) async throws(StoreError) -> PendingActionRecord? {
+        do {
+            return try await pool.read { db in try Self.fetchPendingAction(db, tenant: tenant, id: id) }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    private static func fetchPendingAction(_ db: Database, tenant: TenantID, id: String) throws -> PendingActionRecord? {
+        guard let row = try Row.fetchOne(
+            db.cachedStatement(sql: """
+                SELECT session_id, status, action_json, risk, decision_type, strategy, created_at_ms, updated_at_ms,
+                    expires_at_ms, idempotency_key, action_hash, assessed_version, awaiting_confirmation, prompt,
+                    reprompt_count, confirmation_expires_at_ms, release_token_hash, revision
+                FROM pending_actions WHERE tenant_id = ? AND id = ?
+                """),
+            arguments: [tenant.rawValue, id])
+        else { return nil }
+        var record = PendingActionRecord(
+            tenant: tenant, id: id, sessionID: row[0], status: row[1], actionJSON: row[2], risk: row[3], decisionType: row[4],
+            strategy: row[5], createdAtMs: row[6], updatedAtMs: row[7], expiresAtMs: row[8], idempotencyKey: row[9],
+            actionHash: [UInt8](row[10] as Data), assessedVersion: row[11])
+        record.awaitingConfirmation = row[12]
+        record.prompt = row[13]
+        record.repromptCount = row[14]
+        record.confirmationExpiresAtMs = row[15]
+        record.releaseTokenHash = (row[16] as Data?).map { [UInt8]($0) }
+        record.revision = row[17]
+        return record
+    }
+
+    public func updatePendingAction(
+        _ action: PendingActionRecord, events: [NewEvent]
+    ) async throws(StoreError) -> (PendingActionRecord, String) {
+        try await write { db in
+            var stored = action
+            stored.revision = action.revision + 1
+            try db.cachedStatement(sql: """
+                UPDATE pending_actions SET status = ?, action_json = ?, updated_at_ms = ?, expires_at_ms = ?,
+                    awaiting_confirmation = ?, prompt = ?, reprompt_count = ?, confirmation_expires_at_ms = ?,
+                    release_token_hash = ?, revision = ?
+                WHERE tenant_id = ? AND id = ? AND revision = ?
+                """).execute(arguments: [
+                    stored.status, stored.actionJSON, stored.updatedAtMs, stored.expiresAtMs, stored.awaitingConfirmation,
+                    stored.prompt, stored.repromptCount, stored.confirmationExpiresAtMs, stored.releaseTokenHash.map { Data($0) },
+                    stored.revision, action.tenant.rawValue, action.id, action.revision,
+                ])
+            if db.changesCount == 0 {
+                guard let current = try Self.fetchPendingAction(db, tenant: action.tenant, id: action.id) else {
+                    throw StoreError.notFound(action.id)
+                }
+                throw StoreError.versionConflict(expected: action.revision, current: current.revision)
+            }
+            for event in events {
+                _ = try Self.append(db, tenant: action.tenant, sessionID: action.sessionID, event: event)
+            }
+            let awaiting = try Bool.fetchOne(
+                db.cachedStatement(sql: """
+                    SELECT EXISTS (SELECT 1 FROM pending_actions
+                    WHERE tenant_id = ? AND session_id = ? AND awaiting_confirmation = 1 AND status = 'pending')
+                    """),
+                arguments: [action.tenant.rawValue, action.sessionID]) ?? false
+            let status = awaiting ? "awaiting_confirmation" : "active"
+            try db.cachedStatement(sql: """
+                UPDATE sessions SET status = ? WHERE tenant_id = ? AND id = ? AND status IN ('active', 'awaiting_confirmation')
+                """).execute(arguments: [status, action.tenant.rawValue, action.sessionID])
+            let current = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT status FROM sessions WHERE tenant_id = ? AND id = ?"),
+                arguments: [action.tenant.rawValue, action.sessionID]) ?? status
+            return (stored, current)
         }
     }
 

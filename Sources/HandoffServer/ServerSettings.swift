@@ -13,6 +13,7 @@ import Yams
 /// ```yaml
 /// listen: 127.0.0.1:7443
 /// data: .handoff
+/// policy: policy.yaml        # the shipped policy when absent
 /// tls:
 ///   cert: .handoff/certs/server.pem
 ///   key: .handoff/certs/server.key
@@ -42,6 +43,8 @@ public struct ServerSettings: Sendable, Equatable {
     public var clientCA: String?
     public var requireClientCertificate = false
     public var crl: String?
+    /// The risk policy file; nil: the shipped policy.
+    public var policy: String?
     public var maximumFrameBytes = 4 << 20
     public var maximumCallsPerConnection = 1024
     public var idleTimeoutSeconds = 120
@@ -57,7 +60,8 @@ public struct ServerSettings: Sendable, Equatable {
             let c = s.sessions
             return [c.residentCeiling, c.stateSizeLimit, c.defaultTurnLimit, c.maximumTurnLimit, c.textSizeLimit, c.contextCacheBytes]
         }
-        return (a.listen, a.data, a.tlsCertificate, a.tlsKey, a.clientCA) == (b.listen, b.data, b.tlsCertificate, b.tlsKey, b.clientCA)
+        return (a.listen, a.data, a.tlsCertificate, a.tlsKey, a.clientCA, a.policy)
+            == (b.listen, b.data, b.tlsCertificate, b.tlsKey, b.clientCA, b.policy)
             && (a.requireClientCertificate, a.crl, a.maximumFrameBytes, a.maximumCallsPerConnection)
                 == (b.requireClientCertificate, b.crl, b.maximumFrameBytes, b.maximumCallsPerConnection)
             && (a.idleTimeoutSeconds, a.shutdownGraceSeconds, a.threads) == (b.idleTimeoutSeconds, b.shutdownGraceSeconds, b.threads)
@@ -93,6 +97,7 @@ public struct ServerSettings: Sendable, Equatable {
         }
         if let v = file.listen { listen = v }
         if let v = file.data { data = v }
+        if let v = file.policy { policy = v }
         if let tls = file.tls {
             if let v = tls.cert { tlsCertificate = v }
             if let v = tls.key { tlsKey = v }
@@ -186,6 +191,7 @@ public struct ServerSettings: Sendable, Equatable {
     private struct File: Decodable {
         var listen: String?
         var data: String?
+        var policy: String?
         var tls: TLS?
         var limits: Limits?
         var sessions: Sessions?
@@ -264,7 +270,7 @@ public struct ServerSettings: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case listen, data, tls, limits, sessions
+            case listen, data, policy, tls, limits, sessions
         }
 
         init(from decoder: any Decoder) throws {
@@ -272,6 +278,7 @@ public struct ServerSettings: Sendable, Equatable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             listen = try c.decodeIfPresent(String.self, forKey: .listen)
             data = try c.decodeIfPresent(String.self, forKey: .data)
+            policy = try c.decodeIfPresent(String.self, forKey: .policy)
             tls = try c.decodeIfPresent(TLS.self, forKey: .tls)
             limits = try c.decodeIfPresent(Limits.self, forKey: .limits)
             sessions = try c.decodeIfPresent(Sessions.self, forKey: .sessions)

@@ -12,6 +12,7 @@ extension SessionError: RPCErrorConvertible {
         case .notFound(let message): RPCError(code: .notFound, message: message)
         case .alreadyExists(let message): RPCError(code: .alreadyExists, message: message)
         case .aborted(let message): RPCError(code: .aborted, message: message)
+        case .failedPrecondition(let message): RPCError(code: .failedPrecondition, message: message)
         // The store's text stays in the logs; the caller learns it may retry.
         case .unavailable: RPCError(code: .unavailable, message: "the store is unavailable; retry later", cause: self)
         }
@@ -30,7 +31,9 @@ extension ServerCallContext {
 extension SessionRecord {
     var proto: Session {
         Session(
-            id: id, tenantID: tenant.rawValue, version: version, stateJSON: stateJSON, status: .active, labels: labels,
+            id: id, tenantID: tenant.rawValue, version: version, stateJSON: stateJSON,
+            status: status == "awaiting_confirmation" ? .awaitingConfirmation : status == "escalated" ? .escalated : .active,
+            labels: labels,
             createdAtUnixMs: createdAtMs, updatedAtUnixMs: updatedAtMs)
     }
 }

@@ -28,7 +28,7 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "Directory made by `handoff certs init`; the agent certificate is used.")
     var certs = ".handoff/certs"
 
-    @Option(help: "What to call: ping, update_state or get_context.")
+    @Option(help: "What to call: ping, update_state, get_context or assess_action.")
     var method = "ping"
 
     @Option(help: "Sessions the throughput run spreads its calls over (update_state, get_context).")
@@ -182,12 +182,22 @@ struct RPCBenchmark: AsyncParsableCommand {
                         sessionID: ids.randomElement()!, reasoning: "user confirmed the shipping address ok",
                         change: .mergePatchJSON(patch)), options: deadline)
             }
+        case "assess_action":
+            // A refund of 250: four rules match, a pending action and an event are written.
+            let action = Action(
+                toolName: "issue_refund", parametersJSON: #"{"order_id":"A-1842","reason":"damaged in transit"}"#,
+                description: "Refund my order of 250 dollars to the card on file", amount: "250", currency: "USD", confidence: 0.88)
+            return { connection in
+                _ = try await connection.call(
+                    HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: ids.randomElement()!, action: action),
+                    options: deadline)
+            }
         case "get_context":
             return { connection in
                 _ = try await connection.call(Sessions.getContext, GetContextRequest(sessionID: ids.randomElement()!, turnLimit: 50), options: deadline)
             }
         default:
-            throw ValidationError("unknown --method \(method); known: ping, update_state, get_context")
+            throw ValidationError("unknown --method \(method); known: ping, update_state, get_context, assess_action")
         }
     }
 

@@ -6,6 +6,7 @@
 public import ArgumentParser
 import Foundation
 import HandoffCore
+import HandoffPolicy
 import HandoffRPC
 import HandoffServer
 import HandoffSQLite
@@ -41,6 +42,9 @@ struct Handoffd: AsyncParsableCommand {
     @Flag(help: "Refuse clients without a certificate signed by --client-ca.")
     var requireClientCert = false
 
+    @Option(help: "Risk policy file (YAML; `handoff policy default` prints the shipped one). SIGHUP reloads it. [default: the shipped policy]")
+    var policy: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
@@ -61,6 +65,7 @@ struct Handoffd: AsyncParsableCommand {
             if let tlsCert { settings.tlsCertificate = tlsCert }
             if let tlsKey { settings.tlsKey = tlsKey }
             if let clientCA { settings.clientCA = clientCA }
+            if let policy { settings.policy = policy }
             if requireClientCert { settings.requireClientCertificate = true }
             try settings.validate()
         } catch {
@@ -75,9 +80,34 @@ struct Handoffd: AsyncParsableCommand {
             logger.critical("cannot open the store: \(error)")
             throw ExitCode.failure
         }
+        let policyHolder: PolicyHolder
+        do {
+            policyHolder = try PolicyHolder(path: settings.policy)
+        } catch {
+            logger.critical("cannot load the policy: \(error)")
+            throw ExitCode.failure
+        }
+        logger.info("policy \(policyHolder.current.policy.version) in force", metadata: ["file": "\(settings.policy ?? "shipped")"])
+        // SIGHUP reloads the policy file; a bad one is logged and the old one stays.
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP)
+        hangup.setEventHandler {
+            do {
+                let loaded = try policyHolder.reload()
+                logger.notice("policy reloaded: \(loaded.policy.version) in force")
+            } catch {
+                logger.error("policy not reloaded, the old one stays in force: \(error)")
+            }
+        }
+        hangup.resume()
+        defer { hangup.cancel() }
+
+        let sessions = SessionService(store: store, configuration: settings.sessions)
         var registry = MethodRegistry()
         registry.registerHealth()
-        registry.registerSessions(SessionService(store: store, configuration: settings.sessions))
+        registry.registerSessions(sessions)
+        registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: policyHolder), policy: policyHolder)
+        registry.registerConfirmations(ConfirmationService(store: store, sessions: sessions, policy: policyHolder))
         let server: RPCServer
         do {
             server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)

@@ -149,4 +149,34 @@ struct PolicyTests {
         #expect(try Policy(yaml: Policy.standardYAML, source: "x") == Policy.standard)
         #expect(Policy.standard.wordRules.count == 6)
     }
+
+    @Test("answers to a confirmation: yes-words, no-words, phrases; both or neither is ambiguous", arguments: [
+        ("Yes", ConfirmationAnswer.confirmed), ("yes please!", .confirmed), ("OK, go ahead", .confirmed), ("Sure.", .confirmed),
+        ("No", .declined), ("nope", .declined), ("Don't do it", .declined), ("please cancel", .declined),
+        ("maybe", .ambiguous), ("hmm, what time?", .ambiguous), ("yes... no", .ambiguous), ("I'm not sure", .ambiguous),
+        ("yesterday", .ambiguous), ("", .ambiguous), ("going ahead", .ambiguous), ("not ok", .ambiguous),
+        ("Do not do it", .declined), ("never, no", .declined),
+    ])
+    func classify(_ text: String, _ expected: ConfirmationAnswer) {
+        #expect(Policy.standard.confirmation.classify(text) == expected, "\(text)")
+    }
+
+    @Test("confirmation settings from the file; a word that is both yes and no is refused")
+    func confirmationSettings() throws {
+        let custom = try Policy(yaml: """
+            confirmation:
+              yes_words: [si, "d'accord"]
+              no_words: [non]
+              timeout_seconds: never
+              reprompt: Oui ou non ?
+            """, source: "c.yaml")
+        #expect(custom.confirmation.classify("D'accord") == .confirmed)
+        #expect(custom.confirmation.classify("yes") == .ambiguous, "the file replaces the word lists")
+        #expect(custom.confirmation.timeoutSeconds == nil)
+        #expect(custom.confirmation.reprompt == "Oui ou non ?")
+        let error = #expect(throws: PolicyError.self) {
+            _ = try Policy(yaml: "confirmation:\n  yes_words: [ok]\n  no_words: [OK]\n", source: "c.yaml")
+        }
+        #expect(error?.message == "c.yaml:2: confirmation: \"ok\" is both a yes-word and a no-word", "\(String(describing: error))")
+    }
 }

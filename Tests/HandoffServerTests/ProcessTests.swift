@@ -2,6 +2,9 @@
 // `handoff` CLI, stopped by SIGTERM.
 
 import Foundation
+import HandoffClient
+import HandoffPolicy
+import HandoffProto
 import HandoffTestSupport
 import Testing
 
@@ -185,5 +188,59 @@ struct ProcessTests {
         let refused = try await run("handoff", ["policy", "explain", "--tool", "x", "--confidence", "1.5"])
         #expect(refused.status != 0)
         #expect(refused.output.contains("--confidence 1.5 is not within 0...1"), "\(refused.output)")
+    }
+
+    @Test("handoffd --policy: SIGHUP reloads the file; a bad file is logged and the old policy stays")
+    func sighupReload() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let file = fixtures.path("policy.yaml")
+        try Policy.standardYAML.write(toFile: file, atomically: true, encoding: .utf8)
+        let server = try await offPool {
+            try ServerProcess(arguments: [
+                "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
+                "--client-ca", fixtures.path("ca.pem"), "--policy", file,
+            ])
+        }
+        var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
+        configuration.defaultTimeout = .seconds(10)
+        let client = try HandoffClient(configuration: configuration)
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "r"))
+        let weather = AssessActionRequest(sessionID: "s", action: Action(toolName: "get_weather"))
+        #expect(try await client.call(HandoffProto.Policy.assessAction, weather).policyVersion == "handoff-standard-1")
+
+        func reloaded(to version: String) async throws -> Bool {
+            kill(server.process.processIdentifier, SIGHUP)
+            for _ in 0..<100 {
+                if try await client.call(HandoffProto.Policy.assessAction, weather).policyVersion == version { return true }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return false
+        }
+        try Policy.standardYAML.replacingOccurrences(of: "handoff-standard-1", with: "after-hup")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try await reloaded(to: "after-hup"))
+        try "version: [unclosed\n".write(toFile: file, atomically: true, encoding: .utf8)
+        kill(server.process.processIdentifier, SIGHUP)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await client.call(HandoffProto.Policy.assessAction, weather).policyVersion == "after-hup")
+        await client.close()
+        let status = try await offPool { server.terminate() }
+        #expect(status == 0)
+    }
+
+    @Test("handoffd refuses to start with a bad policy file, naming the line")
+    func badPolicyAtStart() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("policy-\(UUID().uuidString).yaml").path
+        try "version: x\nsampling_rate: 2\n".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let result = try await run("handoffd", [
+            "--listen", "127.0.0.1:0", "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"),
+            "--tls-key", fixtures.path("server.key"), "--policy", file,
+        ])
+        #expect(result.status != 0)
+        #expect(result.output.contains(":2: sampling_rate: 2.0 is not within 0...1"), "\(result.output)")
     }
 }

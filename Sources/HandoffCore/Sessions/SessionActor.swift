@@ -162,6 +162,20 @@ actor SessionActor {
         return stored
     }
 
+    /// Runs a change to something of the session's kept elsewhere (a pending
+    /// action) in the session's turn, and takes the session status the store
+    /// computed in the same transaction.
+    func changeBeside<T: Sendable>(
+        _ work: @Sendable () async throws(SessionError) -> (T, status: String)
+    ) async throws(SessionError) -> T {
+        await takeTurn()
+        defer { passTurn() }
+        _ = try await load()
+        let (value, status) = try await work()
+        record?.status = status
+        return value
+    }
+
     /// The session, its latest `turnLimit` turns (oldest first) and its memories.
     func context(turnLimit: Int) async throws(SessionError) -> SessionContext {
         if let record, let cache = cached, let answer = Self.answer(record, cache, turnLimit) { return answer }

@@ -24,20 +24,24 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
     case alreadyExists(String)
     /// A version check failed: nothing was changed.
     case aborted(String)
+    /// The request conflicts with what was done before (for example an idempotency key reused).
+    case failedPrecondition(String)
     /// The store failed; the text is for logs.
     case unavailable(String)
 
     public var description: String {
         switch self {
-        case .invalidArgument(let m), .notFound(let m), .alreadyExists(let m), .aborted(let m), .unavailable(let m): m
+        case .invalidArgument(let m), .notFound(let m), .alreadyExists(let m), .aborted(let m), .failedPrecondition(let m),
+             .unavailable(let m): m
         }
     }
 
-    init(_ error: StoreError) {
+    public init(_ error: StoreError) {
         switch error {
         case .alreadyExists: self = .alreadyExists(error.description)
         case .notFound: self = .notFound(error.description)
         case .versionConflict: self = .aborted(error.description)
+        case .keyReused: self = .failedPrecondition(error.description)
         case .failure: self = .unavailable(error.description)
         }
     }
@@ -270,6 +274,15 @@ public final class SessionService: Sendable {
         }
         guard !events.isEmpty else { throw .notFound("session \(id) not found") }
         return AuditResult(eventsChecked: events.count, firstBreak: EventChain.verify(events), headHash: events.last!.hash)
+    }
+
+    /// Runs `work`, a change to one of the session's pending actions, in order
+    /// with the session's other changes; `work` returns the session status the
+    /// store computed, which the resident session takes.
+    public func changeBeside<T: Sendable>(
+        id: String, caller: Caller, _ work: @escaping @Sendable () async throws(SessionError) -> (T, status: String)
+    ) async throws(SessionError) -> T {
+        try await withSession(id, caller) { actor throws(SessionError) in try await actor.changeBeside(work) }
     }
 
     /// Runs `body` with the session's resident actor, making one (not yet

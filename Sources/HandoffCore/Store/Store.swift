@@ -179,6 +179,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case notFound(String)
     /// The session's version is not the one the write expected.
     case versionConflict(expected: Int64, current: Int64)
+    /// An idempotency key already used for a different request.
+    case keyReused(String)
     /// The store itself failed (disk, corruption, …); the text is for logs.
     case failure(String)
 
@@ -187,6 +189,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .alreadyExists(let id): "session \(id) already exists"
         case .notFound(let id): "session \(id) not found"
         case .versionConflict(let expected, let current): "stale version: expected \(expected), the session is at \(current)"
+        case .keyReused(let key): "idempotency key \(key) was already used for a different action"
         case .failure(let text): "store failure: \(text)"
         }
     }
@@ -214,4 +217,21 @@ public protocol Store: Sendable {
     func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> [EventRecord]
     /// The session with its `turnLimit` latest turns and its memories, or nil.
     func context(tenant: TenantID, sessionID: String, turnLimit: Int) async throws(StoreError) -> SessionContext?
+    /// Records an assessment in one transaction: its pending action (if any),
+    /// its idempotency record (if it has a key) and its event. When the key was
+    /// used before for the same request, returns what was stored then and
+    /// writes nothing.
+    /// - Throws: `.notFound` (no such session), `.keyReused` (same key, other request).
+    func recordAssessment(
+        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, event: NewEvent
+    ) async throws(StoreError) -> RecordedAssessment
+    /// A pending action, or nil.
+    func pendingAction(tenant: TenantID, id: String) async throws(StoreError) -> PendingActionRecord?
+    /// Writes `action` (its revision bumped) if the stored one is still at
+    /// `action.revision`, appends `events` to its session, and brings the
+    /// session's status up to date (awaiting confirmation while any of its
+    /// pending actions awaits one), in one transaction.
+    /// - Returns: the stored action and the session's status.
+    /// - Throws: `.versionConflict` when another change came first (nothing written).
+    func updatePendingAction(_ action: PendingActionRecord, events: [NewEvent]) async throws(StoreError) -> (PendingActionRecord, String)
 }

@@ -77,7 +77,13 @@ public final class RPCClientConnection: Sendable {
         let bytes: [UInt8]
         do {
             bytes = try await withTaskCancellationHandler {
-                channel.writeAndFlush(ClientOutbound.start(call), promise: nil)
+                // A write that never reaches the call handler (the channel closed
+                // in the meantime) would leave the caller waiting for ever.
+                let written = channel.eventLoop.makePromise(of: Void.self)
+                written.futureResult.whenFailure { error in
+                    promise.fail(RPCError(code: .unavailable, message: "the connection is closed; the call was not sent", cause: error))
+                }
+                channel.writeAndFlush(ClientOutbound.start(call), promise: written)
                 return try await promise.futureResult.get()
             } onCancel: {
                 channel.writeAndFlush(
@@ -134,7 +140,11 @@ public final class RPCClientConnection: Sendable {
                     promise: nil)
             }
         }
-        channel.writeAndFlush(ClientOutbound.start(call), promise: nil)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { _ in
+            continuation.finish(throwing: RPCError(code: .unavailable, message: "the connection is closed; the call was not sent"))
+        }
+        channel.writeAndFlush(ClientOutbound.start(call), promise: written)
         return stream
     }
 

@@ -1,0 +1,110 @@
+// Handoff — pending actions and recorded assessments, as stored. The policy
+// (HandoffPolicy) decides; these records keep what it decided, so a repeat
+// with the same idempotency key gets the first answer back.
+
+/// An action that may not run on its own, kept until it is settled.
+public struct PendingActionRecord: Sendable, Hashable {
+    public var tenant: TenantID
+    public var id: String
+    public var sessionID: String
+    /// `pending`, `confirmed`, `declined`, `expired`, `approved`, `rejected`,
+    /// `released`, `executed` or `cancelled`.
+    public var status: String
+    /// The action, canonical JSON (tool, decision type, parameters, description, amount, currency, confidence).
+    public var actionJSON: String
+    /// Risk level as its protocol number (1 low … 5 critical).
+    public var risk: Int
+    public var decisionType: String
+    /// Strategy as its protocol number (2 confirm … 5 escalate).
+    public var strategy: Int
+    public var createdAtMs: Int64
+    public var updatedAtMs: Int64
+    /// 0: never expires.
+    public var expiresAtMs: Int64
+    public var idempotencyKey: String
+    /// SHA-256 over the tool name, the canonical parameters and `assessedVersion`.
+    public var actionHash: [UInt8]
+    public var assessedVersion: Int64
+    /// A confirmation was asked and waits for the end user's answer.
+    public var awaitingConfirmation = false
+    /// The question put to the end user.
+    public var prompt = ""
+    /// Ambiguous answers so far.
+    public var repromptCount = 0
+    /// When an asked confirmation expires unanswered; 0: never (or none asked).
+    public var confirmationExpiresAtMs: Int64 = 0
+    /// SHA-256 of the release token (the token itself is never stored).
+    public var releaseTokenHash: [UInt8]?
+    /// Bumped by every change; a change is written only over the revision it read.
+    public var revision: Int64 = 0
+
+    public init(
+        tenant: TenantID, id: String, sessionID: String, status: String, actionJSON: String, risk: Int, decisionType: String,
+        strategy: Int, createdAtMs: Int64, updatedAtMs: Int64, expiresAtMs: Int64, idempotencyKey: String, actionHash: [UInt8],
+        assessedVersion: Int64
+    ) {
+        self.tenant = tenant
+        self.id = id
+        self.sessionID = sessionID
+        self.status = status
+        self.actionJSON = actionJSON
+        self.risk = risk
+        self.decisionType = decisionType
+        self.strategy = strategy
+        self.createdAtMs = createdAtMs
+        self.updatedAtMs = updatedAtMs
+        self.expiresAtMs = expiresAtMs
+        self.idempotencyKey = idempotencyKey
+        self.actionHash = actionHash
+        self.assessedVersion = assessedVersion
+    }
+}
+
+extension PendingActionRecord {
+    /// Whether it waits for a decision.
+    public var isUndecided: Bool { status == "pending" }
+
+    /// Whether it is undecided and past an expiry at `now`.
+    public func hasExpired(at now: Int64) -> Bool {
+        isUndecided && ((expiresAtMs > 0 && now >= expiresAtMs)
+            || (awaitingConfirmation && confirmationExpiresAtMs > 0 && now >= confirmationExpiresAtMs))
+    }
+}
+
+/// An assessment kept under the agent's idempotency key.
+public struct AssessmentRecord: Sendable, Hashable {
+    public var sessionID: String
+    public var idempotencyKey: String
+    /// SHA-256 of the canonical action: the same key with another action is refused.
+    public var requestHash: [UInt8]
+    /// The assessment as canonical JSON, replayed as is.
+    public var assessmentJSON: String
+    public var pendingActionID: String?
+    public var createdAtMs: Int64
+
+    public init(
+        sessionID: String, idempotencyKey: String, requestHash: [UInt8], assessmentJSON: String, pendingActionID: String?,
+        createdAtMs: Int64
+    ) {
+        self.sessionID = sessionID
+        self.idempotencyKey = idempotencyKey
+        self.requestHash = requestHash
+        self.assessmentJSON = assessmentJSON
+        self.pendingActionID = pendingActionID
+        self.createdAtMs = createdAtMs
+    }
+}
+
+/// What recording an assessment stored, or found under its idempotency key.
+public struct RecordedAssessment: Sendable, Hashable {
+    public var assessmentJSON: String
+    public var pending: PendingActionRecord?
+    /// True when the idempotency key had been used: nothing new was written.
+    public var replayed: Bool
+
+    public init(assessmentJSON: String, pending: PendingActionRecord?, replayed: Bool) {
+        self.assessmentJSON = assessmentJSON
+        self.pending = pending
+        self.replayed = replayed
+    }
+}

@@ -1,0 +1,226 @@
+// Handoff — AssessAction in the domain: assess a proposed action with the
+// policy in force, keep a pending action when it may not run on its own, and
+// record an `action.assessed` event, all in one transaction; the same
+// idempotency key gets the first answer back.
+
+import Crypto
+public import Foundation
+public import HandoffCore
+import Synchronization
+
+/// The policy in force, swapped whole on reload so no call sees half of one.
+public final class PolicyHolder: Sendable {
+    public struct Loaded: Sendable {
+        public var policy: Policy
+        /// SHA-256 of the file's bytes (of the shipped text when no file).
+        public var hash: [UInt8]
+        public var loadedAtMs: Int64
+    }
+
+    /// The file it reloads from; nil: the shipped policy, which never changes.
+    public let path: String?
+    private let state: Mutex<Loaded>
+
+    /// Loads `path` (or the shipped policy); a bad file is refused with line and reason.
+    public init(path: String?) throws(PolicyError) {
+        self.path = path
+        state = Mutex(try Self.load(path))
+    }
+
+    public var current: Loaded { state.withLock { $0 } }
+
+    /// Reads the file again. A bad file throws and leaves the policy in force;
+    /// `apply: false` only checks it.
+    @discardableResult
+    public func reload(apply: Bool = true) throws(PolicyError) -> Loaded {
+        let loaded = try Self.load(path)
+        if apply { state.withLock { $0 = loaded } }
+        return loaded
+    }
+
+    private static func load(_ path: String?) throws(PolicyError) -> Loaded {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        guard let path else {
+            return Loaded(policy: .standard, hash: Array(SHA256.hash(data: Data(Policy.standardYAML.utf8))), loadedAtMs: now)
+        }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw PolicyError(message: "cannot read policy file \(path): \(error.localizedDescription)")
+        }
+        let policy = try Policy(yaml: String(decoding: data, as: UTF8.self), source: path)
+        return Loaded(policy: policy, hash: Array(SHA256.hash(data: data)), loadedAtMs: now)
+    }
+}
+
+/// What AssessAction answers.
+public struct AssessmentOutcome: Sendable, Hashable {
+    public var assessment: Assessment
+    /// Set exactly when the strategy is not automate.
+    public var pending: PendingActionRecord?
+    /// True when the idempotency key had been used: the first answer, again.
+    public var replayed: Bool
+}
+
+public final class AssessmentService: Sendable {
+    private let store: any Store
+    private let sessions: SessionService
+    private let policy: PolicyHolder
+    private let clock: @Sendable () -> Int64
+    private let random: @Sendable () -> Double
+
+    public init(
+        store: any Store, sessions: SessionService, policy: PolicyHolder,
+        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs,
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+    ) {
+        self.store = store
+        self.sessions = sessions
+        self.policy = policy
+        self.clock = clock
+        self.random = random
+    }
+
+    /// Assesses `action` in session `sessionID`.
+    /// - Throws: `.notFound` (no such session), `.failedPrecondition` (the key was
+    ///   used for another action), `.invalidArgument`.
+    public func assess(
+        sessionID: String, action: ProposedAction, idempotencyKey: String, caller: Caller
+    ) async throws(SessionError) -> AssessmentOutcome {
+        guard !action.toolName.isEmpty else { throw .invalidArgument("action.tool_name is required") }
+        guard idempotencyKey.utf8.count <= 128 else { throw .invalidArgument("idempotency_key is longer than 128 bytes") }
+        let session = try await sessions.get(id: sessionID, caller: caller)
+        let loaded = policy.current
+        let assessment = loaded.policy.assess(action, tenant: caller.tenant.rawValue, sample: random())
+        let now = clock()
+        let actionJSON = action.canonicalJSON.serialized
+        var pending: PendingActionRecord?
+        if assessment.strategy != .automate {
+            pending = PendingActionRecord(
+                tenant: caller.tenant, id: "pa-" + UUID().uuidString.lowercased(), sessionID: sessionID, status: "pending",
+                actionJSON: actionJSON, risk: assessment.risk.rawValue, decisionType: assessment.decisionType.rawValue,
+                strategy: assessment.strategy.rawValue, createdAtMs: now, updatedAtMs: now,
+                expiresAtMs: loaded.policy.pendingExpirySeconds.map { now + Int64($0) * 1000 } ?? 0,
+                idempotencyKey: idempotencyKey, actionHash: action.bindingHash(sessionVersion: session.version),
+                assessedVersion: session.version)
+        }
+        let assessmentJSON = assessment.json.serialized
+        var details = assessment.json.objectValue ?? [:]
+        details["tool"] = .string(action.toolName)
+        details["pending_action_id"] = pending.map { .string($0.id) } ?? .null
+        details["idempotency_key"] = .string(idempotencyKey)
+        let recorded: RecordedAssessment
+        do {
+            recorded = try await store.recordAssessment(
+                tenant: caller.tenant,
+                assessment: AssessmentRecord(
+                    sessionID: sessionID, idempotencyKey: idempotencyKey,
+                    requestHash: Array(SHA256.hash(data: Data(actionJSON.utf8))), assessmentJSON: assessmentJSON,
+                    pendingActionID: pending?.id, createdAtMs: now),
+                pending: pending,
+                event: NewEvent(
+                    action: "action.assessed", actor: caller.identity, reasoning: action.description,
+                    detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now))
+        } catch {
+            throw SessionError(error)
+        }
+        guard recorded.replayed else { return AssessmentOutcome(assessment: assessment, pending: pending, replayed: false) }
+        guard let first = try? Assessment(json: JSONValue(parsing: recorded.assessmentJSON)) else {
+            throw .unavailable("the stored assessment under key \(idempotencyKey) does not parse")
+        }
+        return AssessmentOutcome(assessment: first, pending: recorded.pending, replayed: true)
+    }
+}
+
+extension ProposedAction {
+    /// The action as canonical JSON: what is stored and what idempotency compares.
+    public var canonicalJSON: JSONValue {
+        var members: [String: JSONValue] = [
+            "tool_name": .string(toolName), "parameters": parameters, "description": .string(description),
+            "currency": .string(currency),
+        ]
+        members["decision_type"] = declaredType.map { .string($0.rawValue) } ?? .null
+        members["amount"] = amount.map { .string("\($0)") } ?? .null
+        members["confidence"] = confidence.map { .number($0) } ?? .null
+        return .object(members)
+    }
+
+    /// Reads `canonicalJSON` back.
+    public init?(canonicalJSON value: JSONValue) {
+        guard let members = value.objectValue, case .string(let tool)? = members["tool_name"] else { return nil }
+        var declared: DecisionType?
+        if case .string(let name)? = members["decision_type"] { declared = DecisionType(rawValue: name) }
+        var amount: Decimal?
+        if case .string(let text)? = members["amount"] { amount = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")) }
+        var confidence: Double?
+        switch members["confidence"] {
+        case .number(let v)?: confidence = v
+        case .integer(let v)?: confidence = Double(v)
+        default: break
+        }
+        var description = "", currency = ""
+        if case .string(let text)? = members["description"] { description = text }
+        if case .string(let text)? = members["currency"] { currency = text }
+        self.init(
+            toolName: tool, declaredType: declared, parameters: members["parameters"] ?? .object([:]), description: description,
+            amount: amount, currency: currency, confidence: confidence)
+    }
+
+    /// SHA-256 over the tool name, the canonical parameters and the session
+    /// version it was assessed at: what a release is bound to.
+    public func bindingHash(sessionVersion: Int64) -> [UInt8] {
+        var hasher = SHA256()
+        for text in ["handoff.action.v1", toolName, parameters.serialized] {
+            let bytes = Array(text.utf8)
+            withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { hasher.update(bufferPointer: $0) }
+            hasher.update(data: bytes)
+        }
+        withUnsafeBytes(of: sessionVersion.bigEndian) { hasher.update(bufferPointer: $0) }
+        return Array(hasher.finalize())
+    }
+}
+
+extension Assessment {
+    /// The assessment as JSON: stored for replays and written into the event.
+    public var json: JSONValue {
+        .object([
+            "risk": .string(risk.description), "decision_type": .string(decisionType.rawValue),
+            "strategy": .string(strategy.description), "sampled_for_review": .bool(sampledForReview),
+            "policy_version": .string(policyVersion),
+            "matched_rules": .array(matched.map { rule in
+                .object([
+                    "id": .string(rule.id), "kind": .string(rule.kind.rawValue), "explanation": .string(rule.explanation),
+                    "risk": rule.risk.map { .string($0.description) } ?? .null,
+                    "decision_type": rule.decisionType.map { .string($0.rawValue) } ?? .null,
+                ])
+            }),
+        ])
+    }
+
+    /// Reads `json` back; nil when it is not one.
+    public init?(json: JSONValue) {
+        guard let members = json.objectValue,
+              case .string(let riskName)? = members["risk"], let risk = RiskLevel.allCases.first(where: { $0.description == riskName }),
+              case .string(let typeName)? = members["decision_type"], let type = DecisionType(rawValue: typeName),
+              case .string(let strategyName)? = members["strategy"],
+              let strategy = Strategy.allCases.first(where: { $0.description == strategyName }),
+              case .bool(let sampled)? = members["sampled_for_review"],
+              case .string(let version)? = members["policy_version"],
+              case .array(let rules)? = members["matched_rules"]
+        else { return nil }
+        var matched: [MatchedRule] = []
+        for rule in rules {
+            guard let fields = rule.objectValue, case .string(let id)? = fields["id"],
+                  case .string(let kindName)? = fields["kind"], let kind = RuleKind(rawValue: kindName),
+                  case .string(let explanation)? = fields["explanation"]
+            else { return nil }
+            var ruleRisk: RiskLevel?
+            if case .string(let name)? = fields["risk"] { ruleRisk = RiskLevel.allCases.first { $0.description == name } }
+            var ruleType: DecisionType?
+            if case .string(let name)? = fields["decision_type"] { ruleType = DecisionType(rawValue: name) }
+            matched.append(MatchedRule(id: id, kind: kind, explanation: explanation, risk: ruleRisk, decisionType: ruleType))
+        }
+        self.init(risk: risk, decisionType: type, strategy: strategy, matched: matched, sampledForReview: sampled, policyVersion: version)
+    }
+}

@@ -1,0 +1,183 @@
+// Handoff — confirmations: the end user is asked about a pending action and
+// answers in words. A yes-word releases the action with a single-use token, a
+// no-word declines it, anything else keeps it pending with a re-prompt; an
+// unanswered one expires and releases nothing. Every step is an event, written
+// in the same transaction as the change.
+
+import Crypto
+import Foundation
+public import HandoffCore
+
+/// What RequestConfirmation and RespondToConfirmation answer.
+public struct ConfirmationOutcome: Sendable, Hashable {
+    /// nil for RequestConfirmation.
+    public var answer: ConfirmationAnswer?
+    /// The question to show the user (RequestConfirmation), or the re-prompt (ambiguous).
+    public var prompt: String
+    public var action: PendingActionRecord
+    /// The release token, only in the reply that released the action.
+    public var releaseToken: String?
+}
+
+public final class ConfirmationService: Sendable {
+    private let store: any Store
+    private let sessions: SessionService
+    private let policy: PolicyHolder
+    private let clock: @Sendable () -> Int64
+
+    public init(
+        store: any Store, sessions: SessionService, policy: PolicyHolder,
+        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
+    ) {
+        self.store = store
+        self.sessions = sessions
+        self.policy = policy
+        self.clock = clock
+    }
+
+    /// Asks the end user to confirm a pending action of strategy confirm or explicit confirm.
+    public func request(pendingActionID: String, prompt: String, caller: Caller) async throws(SessionError) -> ConfirmationOutcome {
+        let found = try await load(pendingActionID, caller: caller)
+        let settings = policy.current.policy.confirmation
+        return try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) -> (Result<ConfirmationOutcome, SessionError>, status: String) in
+            var action = try await self.load(pendingActionID, caller: caller)
+            let now = self.clock()
+            if let expired = try await self.expire(&action, now: now, caller: caller) { return (.failure(expired.error), expired.status) }
+            guard action.isUndecided else {
+                throw .failedPrecondition("pending action \(action.id) is \(action.status), not pending")
+            }
+            let strategy = Strategy(rawValue: action.strategy)
+            guard strategy == .confirm || strategy == .explicitConfirm else {
+                throw .failedPrecondition(
+                    "pending action \(action.id) needs \(strategy.map { "\($0)" } ?? "another decision"), not a confirmation")
+            }
+            let question = prompt.isEmpty || strategy == .explicitConfirm
+                ? Self.prompt(for: action, explicit: strategy == .explicitConfirm, agentPrompt: prompt) : prompt
+            action.awaitingConfirmation = true
+            action.prompt = question
+            action.updatedAtMs = now
+            action.confirmationExpiresAtMs = settings.timeoutSeconds.map { now + Int64($0) * 1000 } ?? 0
+            let (stored, status) = try await self.write(action, events: [
+                self.event("confirmation.requested", action, caller, now, [
+                    "prompt": .string(question),
+                    "expires_at_unix_ms": .integer(action.confirmationExpiresAtMs),
+                ]),
+            ])
+            return (.success(ConfirmationOutcome(answer: nil, prompt: question, action: stored, releaseToken: nil)), status)
+        }.get()
+    }
+
+    /// Reads the end user's answer.
+    public func respond(pendingActionID: String, text: String, caller: Caller) async throws(SessionError) -> ConfirmationOutcome {
+        guard text.utf8.count <= 4096 else { throw .invalidArgument("text is longer than 4096 bytes") }
+        let found = try await load(pendingActionID, caller: caller)
+        let settings = policy.current.policy.confirmation
+        return try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) -> (Result<ConfirmationOutcome, SessionError>, status: String) in
+            var action = try await self.load(pendingActionID, caller: caller)
+            let now = self.clock()
+            if let expired = try await self.expire(&action, now: now, caller: caller) { return (.failure(expired.error), expired.status) }
+            guard action.isUndecided, action.awaitingConfirmation else {
+                throw .failedPrecondition(action.isUndecided
+                    ? "pending action \(action.id) awaits no confirmation: call RequestConfirmation first"
+                    : "pending action \(action.id) is \(action.status), not pending")
+            }
+            let answer = settings.classify(text)
+            action.updatedAtMs = now
+            var releaseToken: String?
+            var events = [self.event("confirmation.answered", action, caller, now, [
+                "text": .string(text), "outcome": .string(answer.rawValue),
+            ])]
+            switch answer {
+            case .confirmed:
+                // Confirmed and released in one transaction; the token is
+                // returned once and only its hash is kept.
+                let token = Self.newToken()
+                releaseToken = token
+                action.status = "released"
+                action.awaitingConfirmation = false
+                action.releaseTokenHash = Array(SHA256.hash(data: Data(token.utf8)))
+                events.append(self.event("action.released", action, caller, now, ["by": .string("confirmation")]))
+            case .declined:
+                action.status = "declined"
+                action.awaitingConfirmation = false
+                events.append(self.event("action.declined", action, caller, now, [:]))
+            case .ambiguous:
+                action.repromptCount += 1
+            }
+            let (stored, status) = try await self.write(action, events: events)
+            let reprompt = answer == .ambiguous ? "\(settings.reprompt) \(stored.prompt)" : ""
+            return (.success(ConfirmationOutcome(answer: answer, prompt: reprompt, action: stored, releaseToken: releaseToken)), status)
+        }.get()
+    }
+
+    private func load(_ id: String, caller: Caller) async throws(SessionError) -> PendingActionRecord {
+        guard !id.isEmpty else { throw .invalidArgument("pending_action_id is required") }
+        let found: PendingActionRecord?
+        do {
+            found = try await store.pendingAction(tenant: caller.tenant, id: id)
+        } catch {
+            throw SessionError(error)
+        }
+        guard let found else { throw .notFound("pending action \(id) not found") }
+        return found
+    }
+
+    /// An undecided action past its expiry is marked expired (an event says
+    /// so), and the call is to be refused: nothing is released after the deadline.
+    private func expire(
+        _ action: inout PendingActionRecord, now: Int64, caller: Caller
+    ) async throws(SessionError) -> (error: SessionError, status: String)? {
+        guard action.hasExpired(at: now) else { return nil }
+        action.status = "expired"
+        action.awaitingConfirmation = false
+        action.updatedAtMs = now
+        let (_, status) = try await write(action, events: [event("action.expired", action, caller, now, [:])])
+        return (.failedPrecondition("pending action \(action.id) expired unanswered; nothing was released"), status)
+    }
+
+    private func write(_ action: PendingActionRecord, events: [NewEvent]) async throws(SessionError) -> (PendingActionRecord, String) {
+        do {
+            return try await store.updatePendingAction(action, events: events)
+        } catch {
+            if case .versionConflict = error {
+                throw .aborted("pending action \(action.id) changed meanwhile; read it again and retry")
+            }
+            throw SessionError(error)
+        }
+    }
+
+    private func event(
+        _ name: String, _ action: PendingActionRecord, _ caller: Caller, _ now: Int64, _ extra: [String: JSONValue]
+    ) -> NewEvent {
+        var details = extra
+        details["pending_action_id"] = .string(action.id)
+        details["status"] = .string(action.status)
+        details["reprompt_count"] = .integer(Int64(action.repromptCount))
+        return NewEvent(action: name, actor: caller.identity, reasoning: "", detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
+    }
+
+    /// The question, worded from the action; explicit confirmations spell out
+    /// the tool, its parameters and the amount.
+    static func prompt(for action: PendingActionRecord, explicit: Bool, agentPrompt: String) -> String {
+        let proposed = (try? JSONValue(parsing: action.actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
+        let what = proposed.map { $0.description.isEmpty ? $0.toolName : $0.description } ?? "this action"
+        guard explicit, let proposed else { return "Shall I go ahead: \(what)? Please answer yes or no." }
+        var lines = [agentPrompt.isEmpty ? "Please confirm exactly this action:" : agentPrompt]
+        lines.append("- what: \(what)")
+        lines.append("- tool: \(proposed.toolName)")
+        if case .object(let members) = proposed.parameters, !members.isEmpty {
+            lines.append("- details: \(proposed.parameters.serialized)")
+        }
+        if let amount = proposed.amount {
+            lines.append("- amount: \(amount) \(proposed.currency)".trimmingCharacters(in: .whitespaces))
+        }
+        lines.append("Answer yes to go ahead or no to cancel.")
+        return lines.joined(separator: "\n")
+    }
+
+    /// 32 random bytes from the system's CSPRNG, as hex.
+    static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+}

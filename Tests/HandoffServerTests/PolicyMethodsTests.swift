@@ -1,0 +1,349 @@
+// Handoff — Policy/AssessAction and Admin/ReloadPolicy over real TLS, into a
+// real SQLite file.
+
+import Foundation
+import Synchronization
+import HandoffClient
+import HandoffCore
+import HandoffPolicy
+import HandoffProto
+import HandoffRPC
+import HandoffServer
+import HandoffSQLite
+import Testing
+
+@Suite("Policy over TLS")
+struct PolicyMethodsTests {
+    /// A server with sessions and the policy in `policyFile` (nil: shipped), and a session "s".
+    private func start(
+        _ fixtures: Fixtures, policyFile: String? = nil, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
+    ) async throws -> (RunningServer, HandoffClient, PolicyHolder) {
+        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+        let sessions = SessionService(store: store, clock: clock)
+        let holder = try PolicyHolder(path: policyFile)
+        var registry = MethodRegistry()
+        registry.registerSessions(sessions)
+        registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: holder, clock: clock), policy: holder)
+        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
+        let client = try running.client(fixtures.clientTLS(role: "agent"))
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
+        return (running, client, holder)
+    }
+
+    private func refusal(_ client: HandoffClient, _ request: AssessActionRequest) async -> RPCError? {
+        do {
+            _ = try await client.call(HandoffProto.Policy.assessAction, request)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("the seed scenario's actions: strategy, rules with why, a pending action exactly when not automated, an event each")
+    func seedActions() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let now: Int64 = 1_800_000_000_000
+        let (running, client, _) = try await start(fixtures, clock: { now })
+        let cases: [(Action, HandoffProto.Strategy, HandoffProto.RiskLevel)] = [
+            (Action(toolName: "get_weather", parametersJSON: #"{"city":"Paris"}"#, description: "What's the weather?"), .automate, .low),
+            (Action(toolName: "book_flight", description: "Book a flight to NYC"), .explicitConfirm, .medium),
+            (Action(toolName: "issue_refund", description: "Refund my order of 250 dollars", amount: "250", currency: "USD"), .escalate, .high),
+            (Action(toolName: "delete_user_data", description: "Delete all my data"), .multiFactor, .high),
+            (Action(toolName: "answer", description: "What dosage of ibuprofen should I take?", confidence: 0.4), .escalate, .critical),
+        ]
+        var pendingIDs: Set<String> = []
+        for (action, strategy, risk) in cases {
+            let reply = try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: action))
+            #expect(reply.strategy == strategy, "\(action.toolName): \(reply.matchedRules)")
+            #expect(reply.risk == risk, "\(action.toolName)")
+            #expect(reply.policyVersion == "handoff-standard-1")
+            if strategy == .automate {
+                #expect(reply.pendingAction == nil)
+            } else {
+                let pending = try #require(reply.pendingAction)
+                #expect(pending.status == .pending)
+                #expect(pending.sessionID == "s")
+                #expect(pending.strategy == strategy)
+                #expect(pending.action?.toolName == action.toolName)
+                #expect(pending.expiresAtUnixMs == now + 3_600_000)
+                #expect(pending.actionHash.count == 32)
+                #expect(pending.assessedSessionVersion == 1)
+                pendingIDs.insert(pending.id)
+            }
+        }
+        #expect(pendingIDs.count == 4, "each pending action has its own id")
+        let refund = try await client.call(
+            HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: cases[2].0))
+        #expect(refund.matchedRules.contains { $0.ruleID == "amount.high" && $0.kind == .amount && $0.explanation == "amount 250 USD > 100" })
+        let medical = try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: cases[4].0))
+        #expect(medical.matchedRules.contains { $0.kind == .confidence && $0.explanation == "confidence 0.40 < 0.70" })
+
+        let events = try await client.call(
+            Sessions.listEvents, ListEventsRequest(sessionID: "s", actions: ["action.assessed"], pageSize: 50))
+        #expect(events.events.count == 7)
+        let first = try JSONValue(parsing: events.events[0].detailsJSON).objectValue
+        #expect(first?["strategy"] == .string("automate"))
+        #expect(first?["tool"] == .string("get_weather"))
+        let audit = try await client.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: "s"))
+        #expect(audit.ok)
+        await running.stop()
+    }
+
+    @Test("the same idempotency key returns the same pending action and writes nothing new; another action under it is refused")
+    func idempotency() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, client, _) = try await start(fixtures)
+        let refund = Action(toolName: "issue_refund", description: "Refund 40", amount: "40", currency: "EUR")
+        let request = AssessActionRequest(sessionID: "s", action: refund, idempotencyKey: "turn-7-call-1")
+        let first = try await client.call(HandoffProto.Policy.assessAction, request)
+        let again = try await client.call(HandoffProto.Policy.assessAction, request)
+        #expect(first.pendingAction?.id != nil)
+        #expect(again.pendingAction?.id == first.pendingAction?.id)
+        #expect(again.matchedRules == first.matchedRules)
+        let events = try await client.call(
+            Sessions.listEvents, ListEventsRequest(sessionID: "s", actions: ["action.assessed"], pageSize: 50))
+        #expect(events.events.count == 1, "a replay records no second event")
+
+        var other = request
+        other.action?.amount = "41"
+        let error = await refusal(client, other)
+        #expect(error?.code == .failedPrecondition)
+        #expect(error?.message.contains("turn-7-call-1") == true)
+        // Without a key every call is a new assessment.
+        let a = try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: refund))
+        let b = try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: refund))
+        #expect(a.pendingAction?.id != b.pendingAction?.id)
+        await running.stop()
+    }
+
+    @Test("bad actions are INVALID_ARGUMENT naming the field; an unknown session is NOT_FOUND", arguments: [
+        (Action(toolName: ""), "action.tool_name is required"),
+        (Action(toolName: "t", parametersJSON: "[1]"), "action.parameters_json must be a JSON object"),
+        (Action(toolName: "t", parametersJSON: "{oops"), "action.parameters_json is not valid JSON"),
+        (Action(toolName: "t", amount: "12,50", currency: "EUR"), "action.amount \"12,50\" is not decimal text"),
+        (Action(toolName: "t", amount: "12.50"), "action.currency must be an ISO 4217 code"),
+        (Action(toolName: "t", confidence: 1.5), "action.confidence 1.5 is not within 0.0...1.0"),
+        (Action(toolName: "t", confidence: .nan), "action.confidence nan is not within 0.0...1.0"),
+    ])
+    func badActions(_ action: Action, _ expected: String) async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, client, _) = try await start(fixtures)
+        let error = await refusal(client, AssessActionRequest(sessionID: "s", action: action))
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
+        let missing = await refusal(client, AssessActionRequest(sessionID: "nope", action: Action(toolName: "t")))
+        #expect(missing?.code == .notFound)
+        await running.stop()
+    }
+
+    @Test("ReloadPolicy applies a good file, refuses a bad one with line and reason and keeps the old policy")
+    func reload() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let file = fixtures.path("policy.yaml")
+        try Policy.standardYAML.write(toFile: file, atomically: true, encoding: .utf8)
+        let (running, client, _) = try await start(fixtures, policyFile: file)
+        let weather = AssessActionRequest(sessionID: "s", action: Action(toolName: "get_weather"))
+        #expect(try await client.call(HandoffProto.Policy.assessAction, weather).strategy == .automate)
+
+        // A file that escalates everything informational, checked only, then applied.
+        let strict = Policy.standardYAML
+            .replacingOccurrences(of: "version: handoff-standard-1", with: "version: strict-2")
+            .replacingOccurrences(of: "informational: {risk: low, strategy: automate}", with: "informational: {risk: low, strategy: escalate}")
+        try strict.write(toFile: file, atomically: true, encoding: .utf8)
+        let checked = try await client.call(Admin.reloadPolicy, ReloadPolicyRequest(validateOnly: true))
+        #expect(checked.policyVersion == "strict-2")
+        #expect(!checked.applied)
+        #expect(try await client.call(HandoffProto.Policy.assessAction, weather).strategy == .automate, "validate_only applies nothing")
+        let applied = try await client.call(Admin.reloadPolicy, ReloadPolicyRequest())
+        #expect(applied.applied)
+        #expect(applied.policyHash.count == 32)
+        let reply = try await client.call(HandoffProto.Policy.assessAction, weather)
+        #expect(reply.strategy == .escalate)
+        #expect(reply.policyVersion == "strict-2")
+
+        try "version: broken\nwords:\n  - id: w\n    words: [two words]\n    decision_type: legal\n"
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        var error: RPCError?
+        do {
+            _ = try await client.call(Admin.reloadPolicy, ReloadPolicyRequest())
+        } catch let refused {
+            error = refused
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("policy.yaml:4: words[0].words[0]") == true, "\(String(describing: error))")
+        #expect(try await client.call(HandoffProto.Policy.assessAction, weather).policyVersion == "strict-2", "the old policy stays")
+        await running.stop()
+    }
+}
+
+/// A clock the test moves by hand.
+final class TestClock: Sendable {
+    private let now = Mutex<Int64>(1_800_000_000_000)
+    func read() -> Int64 { now.withLock { $0 } }
+    func advance(seconds: Int64) { now.withLock { $0 += seconds * 1000 } }
+}
+
+@Suite("Confirmations over TLS")
+struct ConfirmationsMethodsTests {
+    private func start(_ fixtures: Fixtures, policyYAML: String? = nil, clock: TestClock) async throws -> (RunningServer, HandoffClient) {
+        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+        let sessions = SessionService(store: store, clock: { clock.read() })
+        var policyFile: String?
+        if let policyYAML {
+            policyFile = fixtures.path("policy.yaml")
+            try policyYAML.write(toFile: policyFile!, atomically: true, encoding: .utf8)
+        }
+        let holder = try PolicyHolder(path: policyFile)
+        var registry = MethodRegistry()
+        registry.registerSessions(sessions)
+        registry.registerPolicy(
+            AssessmentService(store: store, sessions: sessions, policy: holder, clock: { clock.read() }), policy: holder)
+        registry.registerConfirmations(ConfirmationService(store: store, sessions: sessions, policy: holder, clock: { clock.read() }))
+        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
+        let client = try running.client(fixtures.clientTLS(role: "agent"))
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
+        return (running, client)
+    }
+
+    private func assess(_ client: HandoffClient, _ action: Action) async throws -> PendingAction {
+        try #require(try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: action)).pendingAction)
+    }
+
+    private func refusal<Request, Response>(
+        _ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request
+    ) async -> RPCError? {
+        do {
+            _ = try await client.call(method, request)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private func status(_ client: HandoffClient) async throws -> SessionStatus? {
+        try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status
+    }
+
+    @Test("explicit confirmation: the action spelled out, maybe and a question re-prompt, yes releases once with a token")
+    func yesAfterAmbiguity() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let (running, client) = try await start(fixtures, clock: clock)
+        let booking = try await assess(client, Action(
+            toolName: "book_flight", parametersJSON: #"{"to":"NYC","date":"2026-12-24"}"#, description: "Book a flight to NYC"))
+        #expect(booking.strategy == .explicitConfirm)
+        #expect(try await status(client) == .active)
+
+        let asked = try await client.call(
+            Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
+        #expect(asked.prompt.contains("- tool: book_flight"), "\(asked.prompt)")
+        #expect(asked.prompt.contains(#"{"date":"2026-12-24","to":"NYC"}"#), "\(asked.prompt)")
+        #expect(asked.prompt.contains("Answer yes"))
+        #expect(try await status(client) == .awaitingConfirmation)
+
+        for (text, count) in [("hmm, what time?", 1), ("maybe", 2), ("yes but no", 3)] {
+            let reply = try await client.call(
+                Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: text))
+            #expect(reply.outcome == .ambiguous, "\(text)")
+            #expect(reply.repromptCount == Int32(count))
+            #expect(reply.reprompt.hasPrefix("Sorry, I need a clear yes or no."))
+            #expect(reply.pendingAction?.status == .pending)
+            #expect(reply.pendingAction?.releaseToken == "")
+        }
+        let yes = try await client.call(
+            Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "Yes, go ahead!"))
+        #expect(yes.outcome == .confirmed)
+        #expect(yes.pendingAction?.status == .released)
+        let token = try #require(yes.pendingAction?.releaseToken)
+        #expect(token.count == 64)
+        #expect(try await status(client) == .active)
+
+        let again = await refusal(
+            client, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
+        #expect(again?.code == .failedPrecondition)
+        #expect(again?.message.contains("released") == true)
+
+        let events = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50)).events.map(\.action)
+        #expect(events == [
+            "session.created", "action.assessed", "confirmation.requested", "confirmation.answered", "confirmation.answered",
+            "confirmation.answered", "confirmation.answered", "action.released",
+        ])
+        #expect(try await client.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: "s")).ok)
+        await running.stop()
+        // Only the token's hash is kept.
+        let database = try Data(contentsOf: URL(fileURLWithPath: fixtures.path("handoff.sqlite")))
+            + ((try? Data(contentsOf: URL(fileURLWithPath: fixtures.path("handoff.sqlite-wal")))) ?? Data())
+        #expect(database.range(of: Data(token.utf8)) == nil, "the release token is in the database")
+    }
+
+    @Test("a no-word declines and releases nothing; wrong strategy, unknown id and an unasked answer are refused")
+    func declineAndRefusals() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, client) = try await start(fixtures, clock: TestClock())
+        let preference = try await assess(client, Action(toolName: "recommend_hotel", description: "Suggest a hotel"))
+        #expect(preference.strategy == .confirm)
+        let early = await refusal(
+            client, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: preference.id, text: "yes"))
+        #expect(early?.code == .failedPrecondition)
+        #expect(early?.message.contains("call RequestConfirmation first") == true)
+        let asked = try await client.call(
+            Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: preference.id, prompt: "Shall I book the Ritz?"))
+        #expect(asked.prompt == "Shall I book the Ritz?", "a plain confirmation keeps the agent's words")
+        let no = try await client.call(
+            Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: preference.id, text: "No, don't."))
+        #expect(no.outcome == .declined)
+        #expect(no.pendingAction?.status == .declined)
+        #expect(no.pendingAction?.releaseToken == "")
+        #expect(try await status(client) == .active)
+
+        let refund = try await assess(client, Action(toolName: "issue_refund", amount: "250", currency: "USD"))
+        let wrong = await refusal(client, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: refund.id))
+        #expect(wrong?.code == .failedPrecondition)
+        #expect(wrong?.message.contains("needs escalate, not a confirmation") == true, "\(String(describing: wrong))")
+        let unknown = await refusal(client, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: "pa-nope"))
+        #expect(unknown?.code == .notFound)
+        await running.stop()
+    }
+
+    @Test("an unanswered confirmation expires after the timeout and releases nothing; 'never' waits for ever")
+    func timeout() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let (running, client) = try await start(fixtures, clock: clock)
+        let booking = try await assess(client, Action(toolName: "book_flight", description: "Book a flight"))
+        _ = try await client.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
+        #expect(try await status(client) == .awaitingConfirmation)
+        clock.advance(seconds: 601)
+        let late = await refusal(
+            client, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
+        #expect(late?.code == .failedPrecondition)
+        #expect(late?.message.contains("expired unanswered; nothing was released") == true, "\(String(describing: late))")
+        #expect(try await status(client) == .active)
+        let events = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50)).events.map(\.action)
+        #expect(events.last == "action.expired")
+        #expect(!events.contains("action.released"))
+        await running.stop()
+
+        let patient = try Fixtures()
+        defer { patient.remove() }
+        let forever = Policy.standardYAML
+            .replacingOccurrences(of: "timeout_seconds: 600", with: "timeout_seconds: never")
+            .replacingOccurrences(of: "pending_expiry_seconds: 3600", with: "pending_expiry_seconds: never")
+        let (server2, client2) = try await start(patient, policyYAML: forever, clock: clock)
+        let later = try await assess(client2, Action(toolName: "book_flight", description: "Book a flight"))
+        #expect(later.expiresAtUnixMs == 0)
+        _ = try await client2.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: later.id))
+        clock.advance(seconds: 365 * 24 * 3600)
+        let yes = try await client2.call(
+            Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: later.id, text: "yes"))
+        #expect(yes.outcome == .confirmed)
+        await server2.stop()
+    }
+}

@@ -37,12 +37,9 @@ public final class ConfirmationService: Sendable {
 
     /// Asks the end user to confirm a pending action of strategy confirm or explicit confirm.
     public func request(pendingActionID: String, prompt: String, caller: Caller) async throws(SessionError) -> ConfirmationOutcome {
-        let found = try await load(pendingActionID, caller: caller)
         let settings = policy.current.policy.confirmation
-        return try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) -> (Result<ConfirmationOutcome, SessionError>, status: String) in
-            var action = try await self.load(pendingActionID, caller: caller)
-            let now = self.clock()
-            if let expired = try await self.expire(&action, now: now, caller: caller) { return (.failure(expired.error), expired.status) }
+        return try await decide(pendingActionID, caller: caller) { (found, now) throws(SessionError) in
+            var action = found
             guard action.isUndecided else {
                 throw .failedPrecondition("pending action \(action.id) is \(action.status), not pending")
             }
@@ -63,19 +60,16 @@ public final class ConfirmationService: Sendable {
                     "expires_at_unix_ms": .integer(action.confirmationExpiresAtMs),
                 ]),
             ])
-            return (.success(ConfirmationOutcome(answer: nil, prompt: question, action: stored, releaseToken: nil)), status)
-        }.get()
+            return (ConfirmationOutcome(answer: nil, prompt: question, action: stored, releaseToken: nil), status)
+        }
     }
 
     /// Reads the end user's answer.
     public func respond(pendingActionID: String, text: String, caller: Caller) async throws(SessionError) -> ConfirmationOutcome {
         guard text.utf8.count <= 4096 else { throw .invalidArgument("text is longer than 4096 bytes") }
-        let found = try await load(pendingActionID, caller: caller)
         let settings = policy.current.policy.confirmation
-        return try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) -> (Result<ConfirmationOutcome, SessionError>, status: String) in
-            var action = try await self.load(pendingActionID, caller: caller)
-            let now = self.clock()
-            if let expired = try await self.expire(&action, now: now, caller: caller) { return (.failure(expired.error), expired.status) }
+        return try await decide(pendingActionID, caller: caller) { (found, now) throws(SessionError) in
+            var action = found
             guard action.isUndecided, action.awaitingConfirmation else {
                 throw .failedPrecondition(action.isUndecided
                     ? "pending action \(action.id) awaits no confirmation: call RequestConfirmation first"
@@ -106,7 +100,24 @@ public final class ConfirmationService: Sendable {
             }
             let (stored, status) = try await self.write(action, events: events)
             let reprompt = answer == .ambiguous ? "\(settings.reprompt) \(stored.prompt)" : ""
-            return (.success(ConfirmationOutcome(answer: answer, prompt: reprompt, action: stored, releaseToken: releaseToken)), status)
+            return (ConfirmationOutcome(answer: answer, prompt: reprompt, action: stored, releaseToken: releaseToken), status)
+        }
+    }
+
+    /// Runs `body` on the pending action as stored, in its session's turn,
+    /// after marking it expired (and refusing the call) if its time is up.
+    private func decide(
+        _ id: String, caller: Caller,
+        _ body: @escaping @Sendable (PendingActionRecord, Int64) async throws(SessionError) -> (ConfirmationOutcome, status: String)
+    ) async throws(SessionError) -> ConfirmationOutcome {
+        let found = try await load(id, caller: caller)
+        return try await sessions.changeBeside(id: found.sessionID, caller: caller) {
+            () throws(SessionError) -> (Result<ConfirmationOutcome, SessionError>, status: String) in
+            var action = try await self.load(id, caller: caller)
+            let now = self.clock()
+            if let expired = try await self.expire(&action, now: now, caller: caller) { return (.failure(expired.error), expired.status) }
+            let (outcome, status) = try await body(action, now)
+            return (.success(outcome), status)
         }.get()
     }
 

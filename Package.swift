@@ -102,6 +102,7 @@ let package = Package(
         .target(
             name: "HandoffServer",
             dependencies: [
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "HandoffPolicy",
                 "HandoffCore",
                 "HandoffSQLite",
@@ -131,6 +132,7 @@ let package = Package(
         .executableTarget(
             name: "handoffd",
             dependencies: [
+                .product(name: "NIOPosix", package: "swift-nio"),
                 "HandoffPolicy",
                 "HandoffServer",
                 "HandoffCore",
@@ -219,6 +221,8 @@ let package = Package(
                 "HandoffProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),

@@ -23,15 +23,17 @@ public final class ConfirmationService: Sendable {
     private let store: any Store
     private let sessions: SessionService
     private let policy: PolicyHolder
-    private let clock: @Sendable () -> Int64
+    let clock: @Sendable () -> Int64
+    let multiFactor: MultiFactorSettings
 
     public init(
-        store: any Store, sessions: SessionService, policy: PolicyHolder,
+        store: any Store, sessions: SessionService, policy: PolicyHolder, multiFactor: MultiFactorSettings,
         clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
     ) {
         self.store = store
         self.sessions = sessions
         self.policy = policy
+        self.multiFactor = multiFactor
         self.clock = clock
     }
 
@@ -106,13 +108,13 @@ public final class ConfirmationService: Sendable {
 
     /// Runs `body` on the pending action as stored, in its session's turn,
     /// after marking it expired (and refusing the call) if its time is up.
-    private func decide(
+    func decide<T: Sendable>(
         _ id: String, caller: Caller,
-        _ body: @escaping @Sendable (PendingActionRecord, Int64) async throws(SessionError) -> (ConfirmationOutcome, status: String)
-    ) async throws(SessionError) -> ConfirmationOutcome {
+        _ body: @escaping @Sendable (PendingActionRecord, Int64) async throws(SessionError) -> (T, status: String)
+    ) async throws(SessionError) -> T {
         let found = try await load(id, caller: caller)
         return try await sessions.changeBeside(id: found.sessionID, caller: caller) {
-            () throws(SessionError) -> (Result<ConfirmationOutcome, SessionError>, status: String) in
+            () throws(SessionError) -> (Result<T, SessionError>, status: String) in
             var action = try await self.load(id, caller: caller)
             let now = self.clock()
             if let expired = try await self.expire(&action, now: now, caller: caller) { return (.failure(expired.error), expired.status) }
@@ -146,7 +148,7 @@ public final class ConfirmationService: Sendable {
         return (.failedPrecondition("pending action \(action.id) expired unanswered; nothing was released"), status)
     }
 
-    private func write(_ action: PendingActionRecord, events: [NewEvent]) async throws(SessionError) -> (PendingActionRecord, String) {
+    func write(_ action: PendingActionRecord, events: [NewEvent]) async throws(SessionError) -> (PendingActionRecord, String) {
         do {
             return try await store.updatePendingAction(action, events: events)
         } catch {
@@ -157,7 +159,7 @@ public final class ConfirmationService: Sendable {
         }
     }
 
-    private func event(
+    func event(
         _ name: String, _ action: PendingActionRecord, _ caller: Caller, _ now: Int64, _ extra: [String: JSONValue]
     ) -> NewEvent {
         var details = extra

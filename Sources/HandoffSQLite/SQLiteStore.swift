@@ -140,6 +140,13 @@ public final class SQLiteStore: Store {
                 ALTER TABLE pending_actions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        migrator.registerMigration("v6: multi-factor codes") { db in
+            try db.execute(sql: """
+                ALTER TABLE pending_actions ADD COLUMN mfa_code_hash BLOB;
+                ALTER TABLE pending_actions ADD COLUMN mfa_expires_at_ms INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE pending_actions ADD COLUMN mfa_attempts_left INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 
@@ -360,7 +367,8 @@ public final class SQLiteStore: Store {
             db.cachedStatement(sql: """
                 SELECT session_id, status, action_json, risk, decision_type, strategy, created_at_ms, updated_at_ms,
                     expires_at_ms, idempotency_key, action_hash, assessed_version, awaiting_confirmation, prompt,
-                    reprompt_count, confirmation_expires_at_ms, release_token_hash, revision
+                    reprompt_count, confirmation_expires_at_ms, release_token_hash, revision, mfa_code_hash,
+                    mfa_expires_at_ms, mfa_attempts_left
                 FROM pending_actions WHERE tenant_id = ? AND id = ?
                 """),
             arguments: [tenant.rawValue, id])
@@ -375,6 +383,9 @@ public final class SQLiteStore: Store {
         record.confirmationExpiresAtMs = row[15]
         record.releaseTokenHash = (row[16] as Data?).map { [UInt8]($0) }
         record.revision = row[17]
+        record.mfaCodeHash = (row[18] as Data?).map { [UInt8]($0) }
+        record.mfaExpiresAtMs = row[19]
+        record.mfaAttemptsLeft = row[20]
         return record
     }
 
@@ -387,12 +398,13 @@ public final class SQLiteStore: Store {
             try db.cachedStatement(sql: """
                 UPDATE pending_actions SET status = ?, action_json = ?, updated_at_ms = ?, expires_at_ms = ?,
                     awaiting_confirmation = ?, prompt = ?, reprompt_count = ?, confirmation_expires_at_ms = ?,
-                    release_token_hash = ?, revision = ?
+                    release_token_hash = ?, revision = ?, mfa_code_hash = ?, mfa_expires_at_ms = ?, mfa_attempts_left = ?
                 WHERE tenant_id = ? AND id = ? AND revision = ?
                 """).execute(arguments: [
                     stored.status, stored.actionJSON, stored.updatedAtMs, stored.expiresAtMs, stored.awaitingConfirmation,
                     stored.prompt, stored.repromptCount, stored.confirmationExpiresAtMs, stored.releaseTokenHash.map { Data($0) },
-                    stored.revision, action.tenant.rawValue, action.id, action.revision,
+                    stored.revision, stored.mfaCodeHash.map { Data($0) }, stored.mfaExpiresAtMs, stored.mfaAttemptsLeft,
+                    action.tenant.rawValue, action.id, action.revision,
                 ])
             if db.changesCount == 0 {
                 guard let current = try Self.fetchPendingAction(db, tenant: action.tenant, id: action.id) else {
@@ -406,7 +418,8 @@ public final class SQLiteStore: Store {
             let awaiting = try Bool.fetchOne(
                 db.cachedStatement(sql: """
                     SELECT EXISTS (SELECT 1 FROM pending_actions
-                    WHERE tenant_id = ? AND session_id = ? AND awaiting_confirmation = 1 AND status = 'pending')
+                    WHERE tenant_id = ? AND session_id = ? AND status = 'pending'
+                        AND (awaiting_confirmation = 1 OR mfa_code_hash IS NOT NULL))
                     """),
                 arguments: [action.tenant.rawValue, action.sessionID]) ?? false
             let status = awaiting ? "awaiting_confirmation" : "active"

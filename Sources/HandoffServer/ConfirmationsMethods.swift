@@ -7,7 +7,8 @@ import HandoffProto
 public import HandoffRPC
 
 extension MethodRegistry {
-    /// Registers Confirmations/RequestConfirmation and RespondToConfirmation.
+    /// Registers Confirmations: RequestConfirmation, RespondToConfirmation,
+    /// StartMultiFactor and VerifyMultiFactor.
     public mutating func registerConfirmations(_ confirmations: ConfirmationService) {
         register(Confirmations.requestConfirmation) { request, context in
             let outcome = try await confirmations.request(
@@ -27,6 +28,20 @@ extension MethodRegistry {
             }
             return RespondToConfirmationResponse(
                 outcome: answer, reprompt: outcome.prompt, repromptCount: Int32(outcome.action.repromptCount), pendingAction: pending)
+        }
+        register(Confirmations.startMultiFactor) { request, context in
+            let start = try await confirmations.startMultiFactor(pendingActionID: request.pendingActionID, caller: context.caller)
+            return StartMultiFactorResponse(
+                channels: start.channels, expiresAtUnixMs: start.expiresAtMs, codeLength: Int32(start.codeLength),
+                attemptsRemaining: Int32(start.attempts))
+        }
+        register(Confirmations.verifyMultiFactor) { request, context in
+            let result = try await confirmations.verifyMultiFactor(
+                pendingActionID: request.pendingActionID, code: request.code, caller: context.caller)
+            var pending = result.action.proto
+            pending.releaseToken = result.releaseToken ?? ""
+            return VerifyMultiFactorResponse(
+                verified: result.verified, attemptsRemaining: Int32(result.attemptsRemaining), pendingAction: pending)
         }
     }
 }

@@ -2,6 +2,7 @@
 
 import Foundation
 public import HandoffCore
+public import HandoffPolicy
 import HandoffRPC
 public import HandoffTLS
 public import NIOCore
@@ -24,6 +25,14 @@ import Yams
 ///   max_calls_per_connection: 1024
 ///   idle_timeout_seconds: 120
 ///   shutdown_grace_seconds: 10
+/// multi_factor:
+///   code_length: 6
+///   lifetime_seconds: 300
+///   attempts: 3
+///   key_file: .handoff/mfa.key          # made (0600) on first start
+///   channels:                           # default: one file channel, <data>/mfa-codes.jsonl
+///     - {type: webhook, url: "http://127.0.0.1:9000/codes", secret_file: /etc/handoff/webhook.secret}
+///     - {type: file, path: .handoff/mfa-codes.jsonl}
 /// sessions:
 ///   resident_ceiling: 10000
 ///   state_size_limit_bytes: 262144
@@ -52,6 +61,23 @@ public struct ServerSettings: Sendable, Equatable {
     public var threads = System.coreCount
     /// Session limits (resident actors, state size, turn limits, context cache).
     public var sessions = SessionService.Configuration()
+    /// Multi-factor codes: how they are made and where they go.
+    public var multiFactor = MultiFactor()
+
+    public struct MultiFactor: Sendable, Equatable {
+        public var codeLength = 6
+        public var lifetimeSeconds = 300
+        public var attempts = 3
+        /// The server key codes are HMACed with; default `<data>/mfa.key`.
+        public var keyFile: String?
+        /// nil: one file channel at `<data>/mfa-codes.jsonl` (development).
+        public var channels: [Channel]?
+
+        public enum Channel: Sendable, Equatable {
+            case file(path: String)
+            case webhook(url: String, secretFile: String)
+        }
+    }
 
     public init() {}
 
@@ -65,7 +91,7 @@ public struct ServerSettings: Sendable, Equatable {
             && (a.requireClientCertificate, a.crl, a.maximumFrameBytes, a.maximumCallsPerConnection)
                 == (b.requireClientCertificate, b.crl, b.maximumFrameBytes, b.maximumCallsPerConnection)
             && (a.idleTimeoutSeconds, a.shutdownGraceSeconds, a.threads) == (b.idleTimeoutSeconds, b.shutdownGraceSeconds, b.threads)
-            && sessionLimits(a) == sessionLimits(b)
+            && sessionLimits(a) == sessionLimits(b) && a.multiFactor == b.multiFactor
     }
 
     /// A settings problem, naming the file, line or value at fault.
@@ -112,6 +138,28 @@ public struct ServerSettings: Sendable, Equatable {
             if let v = limits.shutdownGraceSeconds { shutdownGraceSeconds = v }
             if let v = limits.threads { threads = v }
         }
+        if let v = file.multiFactor {
+            if let x = v.codeLength { multiFactor.codeLength = x }
+            if let x = v.lifetimeSeconds { multiFactor.lifetimeSeconds = x }
+            if let x = v.attempts { multiFactor.attempts = x }
+            if let x = v.keyFile { multiFactor.keyFile = x }
+            if let channels = v.channels {
+                multiFactor.channels = try channels.enumerated().map { (index, channel) throws(Error) in
+                    switch channel.type {
+                    case "file":
+                        guard let path = channel.path else { throw Error(message: "\(source): multi_factor.channels[\(index)]: a file channel needs path") }
+                        return .file(path: path)
+                    case "webhook":
+                        guard let url = channel.url, let secret = channel.secretFile else {
+                            throw Error(message: "\(source): multi_factor.channels[\(index)]: a webhook channel needs url and secret_file")
+                        }
+                        return .webhook(url: url, secretFile: secret)
+                    default:
+                        throw Error(message: "\(source): multi_factor.channels[\(index)]: unknown type \"\(channel.type)\" (known: file, webhook)")
+                    }
+                }
+            }
+        }
         if let v = file.sessions {
             if let x = v.residentCeiling { sessions.residentCeiling = x }
             if let x = v.stateSizeLimitBytes { sessions.stateSizeLimit = x }
@@ -142,6 +190,9 @@ public struct ServerSettings: Sendable, Equatable {
         try check("sessions.default_turn_limit", sessions.defaultTurnLimit, 1...sessions.maximumTurnLimit)
         try check("sessions.text_size_limit_bytes", sessions.textSizeLimit, 1...(64 << 20))
         try check("sessions.context_cache_bytes", sessions.contextCacheBytes, 0...(64 << 20))
+        try check("multi_factor.code_length", multiFactor.codeLength, 6...8)
+        try check("multi_factor.lifetime_seconds", multiFactor.lifetimeSeconds, 30...3_600)
+        try check("multi_factor.attempts", multiFactor.attempts, 1...10)
     }
 
     /// `listen` split into host and port; accepts `host:port` and `[v6]:port`.
@@ -195,6 +246,50 @@ public struct ServerSettings: Sendable, Equatable {
         var tls: TLS?
         var limits: Limits?
         var sessions: Sessions?
+        var multiFactor: MultiFactorFile?
+
+        struct MultiFactorFile: Decodable {
+            var codeLength: Int?
+            var lifetimeSeconds: Int?
+            var attempts: Int?
+            var keyFile: String?
+            var channels: [ChannelFile]?
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case codeLength = "code_length"
+                case lifetimeSeconds = "lifetime_seconds"
+                case attempts
+                case keyFile = "key_file"
+                case channels
+            }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                codeLength = try c.decodeIfPresent(Int.self, forKey: .codeLength)
+                lifetimeSeconds = try c.decodeIfPresent(Int.self, forKey: .lifetimeSeconds)
+                attempts = try c.decodeIfPresent(Int.self, forKey: .attempts)
+                keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
+                channels = try c.decodeIfPresent([ChannelFile].self, forKey: .channels)
+            }
+        }
+
+        struct ChannelFile: Decodable {
+            var type: String
+            var path: String?
+            var url: String?
+            var secretFile: String?
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case type, path, url
+                case secretFile = "secret_file"
+            }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                type = try c.decode(String.self, forKey: .type)
+                path = try c.decodeIfPresent(String.self, forKey: .path)
+                url = try c.decodeIfPresent(String.self, forKey: .url)
+                secretFile = try c.decodeIfPresent(String.self, forKey: .secretFile)
+            }
+        }
 
         struct Sessions: Decodable {
             var residentCeiling: Int?
@@ -271,6 +366,7 @@ public struct ServerSettings: Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case listen, data, policy, tls, limits, sessions
+            case multiFactor = "multi_factor"
         }
 
         init(from decoder: any Decoder) throws {
@@ -282,6 +378,7 @@ public struct ServerSettings: Sendable, Equatable {
             tls = try c.decodeIfPresent(TLS.self, forKey: .tls)
             limits = try c.decodeIfPresent(Limits.self, forKey: .limits)
             sessions = try c.decodeIfPresent(Sessions.self, forKey: .sessions)
+            multiFactor = try c.decodeIfPresent(MultiFactorFile.self, forKey: .multiFactor)
         }
     }
 }
@@ -301,5 +398,57 @@ private func refuseUnknownKeys<K: CodingKey & CaseIterable>(_ decoder: any Decod
         throw DecodingError.dataCorrupted(.init(
             codingPath: decoder.codingPath + [key],
             debugDescription: "unknown setting \"\(key.stringValue)\" (known: \(known.sorted().joined(separator: ", ")))"))
+    }
+}
+
+extension ServerSettings {
+    /// The multi-factor settings made real: the server key (read, or made with
+    /// mode 0600 on first start) and the channels (webhook secrets read from
+    /// their files). A problem names the file at fault; no secret is printed.
+    public func multiFactorSettings(group: any EventLoopGroup) throws(Error) -> MultiFactorSettings {
+        let keyPath = multiFactor.keyFile ?? (data as NSString).appendingPathComponent("mfa.key")
+        let key = try Self.secret(at: keyPath, createIfMissing: true)
+        var channels: [any CodeChannel] = []
+        for channel in multiFactor.channels ?? [.file(path: (data as NSString).appendingPathComponent("mfa-codes.jsonl"))] {
+            switch channel {
+            case .file(let path):
+                channels.append(FileCodeChannel(path: path))
+            case .webhook(let url, let secretFile):
+                do {
+                    channels.append(try WebhookCodeChannel(url: url, secret: try Self.secret(at: secretFile, createIfMissing: false), group: group))
+                } catch let error as Error {
+                    throw error
+                } catch {
+                    throw Error(message: "multi_factor.channels: \(error)")
+                }
+            }
+        }
+        var settings = MultiFactorSettings(key: key, channels: channels)
+        settings.codeLength = multiFactor.codeLength
+        settings.lifetimeSeconds = multiFactor.lifetimeSeconds
+        settings.attempts = multiFactor.attempts
+        return settings
+    }
+
+    /// The bytes of a secret file (trailing newline dropped); `createIfMissing`
+    /// writes 32 random bytes with mode 0600 first.
+    static func secret(at path: String, createIfMissing: Bool) throws(Error) -> [UInt8] {
+        if !FileManager.default.fileExists(atPath: path) {
+            guard createIfMissing else { throw Error(message: "secret file \(path) does not exist") }
+            var generator = SystemRandomNumberGenerator()
+            let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw Error(message: "cannot create secret file \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+                throw Error(message: "cannot write secret file \(path)")
+            }
+            return bytes
+        }
+        guard let contents = FileManager.default.contents(atPath: path) else { throw Error(message: "cannot read secret file \(path)") }
+        var bytes = [UInt8](contents)
+        while bytes.last == UInt8(ascii: "\n") || bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+        guard bytes.count >= 16 else { throw Error(message: "secret file \(path) holds fewer than 16 bytes") }
+        return bytes
     }
 }

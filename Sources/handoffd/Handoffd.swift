@@ -6,6 +6,7 @@
 public import ArgumentParser
 import Foundation
 import HandoffCore
+import NIOPosix
 import HandoffPolicy
 import HandoffRPC
 import HandoffServer
@@ -107,7 +108,15 @@ struct Handoffd: AsyncParsableCommand {
         registry.registerHealth()
         registry.registerSessions(sessions)
         registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: policyHolder), policy: policyHolder)
-        registry.registerConfirmations(ConfirmationService(store: store, sessions: sessions, policy: policyHolder))
+        let multiFactor: MultiFactorSettings
+        do {
+            multiFactor = try settings.multiFactorSettings(group: MultiThreadedEventLoopGroup.singleton)
+        } catch {
+            logger.critical("cannot set up multi-factor codes: \(error)")
+            throw ExitCode.failure
+        }
+        registry.registerConfirmations(
+            ConfirmationService(store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor))
         let server: RPCServer
         do {
             server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)

@@ -2,6 +2,7 @@
 // real SQLite file.
 
 import Foundation
+import NIOPosix
 import Synchronization
 import HandoffClient
 import HandoffCore
@@ -189,7 +190,9 @@ final class TestClock: Sendable {
 
 @Suite("Confirmations over TLS")
 struct ConfirmationsMethodsTests {
-    private func start(_ fixtures: Fixtures, policyYAML: String? = nil, clock: TestClock) async throws -> (RunningServer, HandoffClient) {
+    private func start(
+        _ fixtures: Fixtures, policyYAML: String? = nil, clock: TestClock, channels: [any CodeChannel] = []
+    ) async throws -> (RunningServer, HandoffClient) {
         let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
         let sessions = SessionService(store: store, clock: { clock.read() })
         var policyFile: String?
@@ -202,7 +205,10 @@ struct ConfirmationsMethodsTests {
         registry.registerSessions(sessions)
         registry.registerPolicy(
             AssessmentService(store: store, sessions: sessions, policy: holder, clock: { clock.read() }), policy: holder)
-        registry.registerConfirmations(ConfirmationService(store: store, sessions: sessions, policy: holder, clock: { clock.read() }))
+        var multiFactor = MultiFactorSettings(key: Array(repeating: 7, count: 32), channels: channels)
+        multiFactor.codeLength = 6
+        registry.registerConfirmations(
+            ConfirmationService(store: store, sessions: sessions, policy: holder, multiFactor: multiFactor, clock: { clock.read() }))
         let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
         let client = try running.client(fixtures.clientTLS(role: "agent"))
         _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
@@ -345,5 +351,175 @@ struct ConfirmationsMethodsTests {
             Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: later.id, text: "yes"))
         #expect(yes.outcome == .confirmed)
         await server2.stop()
+    }
+}
+
+@Suite("Multi-factor codes over TLS")
+struct MultiFactorMethodsTests {
+    private let secret = Array("webhook-shared-secret-for-tests".utf8)
+
+    private func start(
+        _ fixtures: Fixtures, clock: TestClock, channels: [any CodeChannel]
+    ) async throws -> (RunningServer, HandoffClient) {
+        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+        let sessions = SessionService(store: store, clock: { clock.read() })
+        let holder = try PolicyHolder(path: nil)
+        var registry = MethodRegistry()
+        registry.registerSessions(sessions)
+        registry.registerPolicy(
+            AssessmentService(store: store, sessions: sessions, policy: holder, clock: { clock.read() }), policy: holder)
+        registry.registerConfirmations(ConfirmationService(
+            store: store, sessions: sessions, policy: holder,
+            multiFactor: MultiFactorSettings(key: Array(repeating: 9, count: 32), channels: channels), clock: { clock.read() }))
+        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
+        let client = try running.client(fixtures.clientTLS(role: "agent"))
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
+        return (running, client)
+    }
+
+    private func deletion(_ client: HandoffClient) async throws -> PendingAction {
+        let reply = try await client.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(sessionID: "s", action: Action(toolName: "delete_user_data", description: "Delete all my data")))
+        let pending = try #require(reply.pendingAction)
+        #expect(pending.strategy == .multiFactor)
+        return pending
+    }
+
+    private func verify(_ client: HandoffClient, _ id: String, _ code: String) async throws -> VerifyMultiFactorResponse {
+        try await client.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: id, code: code))
+    }
+
+    private func refusal(_ client: HandoffClient, _ id: String, _ code: String) async -> RPCError? {
+        do {
+            _ = try await client.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: id, code: code))
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("the code reaches a real webhook, signed; the right code releases exactly once; the code is in no reply and not in the store")
+    func rightCode() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let receiver = try await WebhookReceiver(secret: secret)
+        let webhook = try WebhookCodeChannel(
+            url: "http://127.0.0.1:\(receiver.port)/codes", secret: secret, group: MultiThreadedEventLoopGroup.singleton)
+        let file = FileCodeChannel(path: fixtures.path("codes.jsonl"))
+        let clock = TestClock()
+        let (running, client) = try await start(fixtures, clock: clock, channels: [webhook, file])
+        let pending = try await deletion(client)
+
+        let started = try await client.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: pending.id))
+        #expect(started.channels == ["webhook", "file"])
+        #expect(started.codeLength == 6)
+        #expect(started.attemptsRemaining == 3)
+        #expect(started.expiresAtUnixMs == clock.read() + 300_000)
+        #expect(try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .awaitingConfirmation)
+        let delivery = try #require(receiver.deliveries.first)
+        #expect(delivery.signatureValid, "the receiver could not verify the signature")
+        #expect(delivery.path == "/codes")
+        #expect(delivery.body["pending_action_id"] == pending.id)
+        let code = try #require(delivery.body["code"])
+        #expect(code.count == 6 && code.allSatisfy(\.isNumber))
+        let fileLine = try String(contentsOfFile: fixtures.path("codes.jsonl"), encoding: .utf8)
+        #expect(fileLine.contains(code))
+        let mode = try FileManager.default.attributesOfItem(atPath: fixtures.path("codes.jsonl"))[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+
+        let ok = try await verify(client, pending.id, code)
+        #expect(ok.verified)
+        #expect(ok.pendingAction?.status == .released)
+        #expect(ok.pendingAction?.releaseToken.count == 64)
+        let replay = await refusal(client, pending.id, code)
+        #expect(replay?.code == .failedPrecondition, "a used code must not release twice")
+        #expect(try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .active)
+
+        let events = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50))
+        #expect(events.events.map(\.action).suffix(3) == ["mfa.started", "mfa.verified", "action.released"])
+        #expect(!events.events.contains { $0.detailsJSON.contains(code) }, "the code is in an event")
+        await running.stop()
+        await receiver.close()
+        let database = try Data(contentsOf: URL(fileURLWithPath: fixtures.path("handoff.sqlite")))
+            + ((try? Data(contentsOf: URL(fileURLWithPath: fixtures.path("handoff.sqlite-wal")))) ?? Data())
+        #expect(database.range(of: Data("\"\(code)\"".utf8)) == nil && database.range(of: Data(":\(code)".utf8)) == nil,
+                "the code is in the database")
+    }
+
+    @Test("three wrong codes, then the fourth attempt cancels the action even with the right code")
+    func wrongThrice() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let file = FileCodeChannel(path: fixtures.path("codes.jsonl"))
+        let (running, client) = try await start(fixtures, clock: TestClock(), channels: [file])
+        let pending = try await deletion(client)
+        _ = try await client.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: pending.id))
+        let code = try Self.lastCode(fixtures)
+        let wrong = code == "000000" ? "000001" : "000000"
+        for left in [2, 1, 0] {
+            let reply = try await verify(client, pending.id, wrong)
+            #expect(!reply.verified)
+            #expect(reply.attemptsRemaining == Int32(left))
+            #expect(reply.pendingAction?.status == .pending)
+        }
+        let fourth = try await verify(client, pending.id, code)
+        #expect(!fourth.verified, "the fourth attempt is refused even with the right code")
+        #expect(fourth.pendingAction?.status == .cancelled)
+        #expect((await refusal(client, pending.id, code))?.code == .failedPrecondition)
+        await running.stop()
+    }
+
+    @Test("an expired code cancels; a new code replaces the old; a failing webhook alone is UNAVAILABLE")
+    func expiryAndReplacement() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let file = FileCodeChannel(path: fixtures.path("codes.jsonl"))
+        let (running, client) = try await start(fixtures, clock: clock, channels: [file])
+
+        let first = try await deletion(client)
+        _ = try await client.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: first.id))
+        let code = try Self.lastCode(fixtures)
+        clock.advance(seconds: 301)
+        let late = try await verify(client, first.id, code)
+        #expect(!late.verified)
+        #expect(late.pendingAction?.status == .cancelled)
+
+        let second = try await deletion(client)
+        _ = try await client.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: second.id))
+        let old = try Self.lastCode(fixtures)
+        _ = try await client.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: second.id))
+        let new = try Self.lastCode(fixtures)
+        if old != new {
+            let stale = try await verify(client, second.id, old)
+            #expect(!stale.verified, "the replaced code still works")
+        }
+        #expect(try await verify(client, second.id, new).verified)
+        await running.stop()
+
+        // A receiver that answers 500: the only channel failed, the call says so.
+        let failing = try Fixtures()
+        defer { failing.remove() }
+        let receiver = try await WebhookReceiver(secret: secret)
+        receiver.status.withLock { $0 = .internalServerError }
+        let webhook = try WebhookCodeChannel(
+            url: "http://127.0.0.1:\(receiver.port)/codes", secret: secret, group: MultiThreadedEventLoopGroup.singleton)
+        let (server2, client2) = try await start(failing, clock: clock, channels: [webhook])
+        let third = try await deletion(client2)
+        do {
+            _ = try await client2.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: third.id))
+            Issue.record("a start whose only channel failed succeeded")
+        } catch {
+            #expect(error.code == .unavailable)
+        }
+        await server2.stop()
+        await receiver.close()
+    }
+
+    static func lastCode(_ fixtures: Fixtures) throws -> String {
+        let lines = try String(contentsOfFile: fixtures.path("codes.jsonl"), encoding: .utf8).split(separator: "\n")
+        let json = try JSONSerialization.jsonObject(with: Data(try #require(lines.last).utf8)) as? [String: Any]
+        return try #require(json?["code"] as? String)
     }
 }

@@ -15,6 +15,8 @@ final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
     private let errors: Pipe
+    /// What handoffd wrote to stderr before it reported listening.
+    private(set) var startupOutput = ""
 
     init(arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: Binaries.path("handoffd"))
@@ -40,6 +42,7 @@ final class ServerProcess: @unchecked Sendable {
             throw CommandError(output: "handoffd did not report listening:\n\(seen)")
         }
         port = found
+        startupOutput = seen
     }
 
     /// Sends SIGTERM and returns the exit status.
@@ -47,6 +50,11 @@ final class ServerProcess: @unchecked Sendable {
         process.terminate()
         process.waitUntilExit()
         return process.terminationStatus
+    }
+
+    /// Everything handoffd wrote to stderr; call after it exited.
+    func allOutput() -> String {
+        startupOutput + String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }
 }
 
@@ -242,5 +250,43 @@ struct ProcessTests {
         ])
         #expect(result.status != 0)
         #expect(result.output.contains(":2: sampling_rate: 2.0 is not within 0...1"), "\(result.output)")
+    }
+
+    @Test("a multi-factor code appears in no log line (trace level) and not in the SQLite file")
+    func codeNotLogged() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let server = try await offPool {
+            try ServerProcess(arguments: [
+                "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
+                "--client-ca", fixtures.path("ca.pem"), "--log-level", "trace",
+            ])
+        }
+        var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
+        configuration.defaultTimeout = .seconds(10)
+        let client = try HandoffClient(configuration: configuration)
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "r"))
+        let pending = try #require(try await client.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(sessionID: "s", action: Action(toolName: "delete_user_data", description: "Delete all my data"))
+        ).pendingAction)
+        let started = try await client.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: pending.id))
+        #expect(started.channels == ["file"], "the default channel is the development file")
+        let line = try String(contentsOfFile: fixtures.path("mfa-codes.jsonl"), encoding: .utf8)
+        let code = try #require((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["code"] as? String)
+        _ = try await client.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: pending.id, code: "12345678"))
+        let ok = try await client.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: pending.id, code: code))
+        #expect(ok.verified)
+        await client.close()
+        #expect(try await offPool { server.terminate() } == 0)
+        let log = server.allOutput()
+        #expect(log.contains("listening on"), "the log was not captured")
+        #expect(!log.contains(code), "the code is in the server log")
+        for file in ["handoff.sqlite", "handoff.sqlite-wal"] {
+            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: fixtures.path(file)))) ?? Data()
+            #expect(bytes.range(of: Data(code.utf8)) == nil, "the code is in \(file)")
+        }
+        let key = try FileManager.default.attributesOfItem(atPath: fixtures.path("mfa.key"))[.posixPermissions] as? Int
+        #expect(key == 0o600, "the server key is not mode 0600")
     }
 }

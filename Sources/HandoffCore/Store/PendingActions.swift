@@ -35,6 +35,12 @@ public struct PendingActionRecord: Sendable, Hashable {
     public var confirmationExpiresAtMs: Int64 = 0
     /// SHA-256 of the release token (the token itself is never stored).
     public var releaseTokenHash: [UInt8]?
+    /// HMAC-SHA256 (server key) of the multi-factor code issued last; never the code.
+    public var mfaCodeHash: [UInt8]?
+    /// When that code expires; 0 when none was issued.
+    public var mfaExpiresAtMs: Int64 = 0
+    /// Wrong codes it still allows.
+    public var mfaAttemptsLeft = 0
     /// Bumped by every change; a change is written only over the revision it read.
     public var revision: Int64 = 0
 

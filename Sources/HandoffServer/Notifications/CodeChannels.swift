@@ -1,0 +1,141 @@
+// Handoff — the channels that bring a multi-factor code to the end user: a
+// webhook (an HTTP POST of JSON, signed with HMAC-SHA256 so the receiver can
+// check it came from this server) and a file, for development. Neither logs
+// the code.
+
+import Crypto
+import Foundation
+public import HandoffPolicy
+public import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Appends each code as a JSON line to a file made with mode 0600 (development:
+/// the user's "phone" is `tail -f`).
+public struct FileCodeChannel: CodeChannel {
+    public let name = "file"
+    public let path: String
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    public func deliver(_ delivery: CodeDelivery) async throws {
+        let line = try JSONSerialization.data(withJSONObject: delivery.json, options: [.sortedKeys]) + Data("\n".utf8)
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CodeChannelError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == line.count else { throw CodeChannelError("cannot write \(path)") }
+    }
+}
+
+/// POSTs each code as JSON to an http:// URL. Headers: `X-Handoff-Timestamp`
+/// (ms since 1970) and `X-Handoff-Signature: sha256=<hex>`, the HMAC-SHA256 with
+/// the shared secret over "<timestamp>.<body>". A 2xx answer is delivery.
+public struct WebhookCodeChannel: CodeChannel {
+    public let name = "webhook"
+    let host: String
+    let port: Int
+    let path: String
+    let secret: [UInt8]
+    let timeout: TimeAmount
+    let group: any EventLoopGroup
+
+    /// - Throws: when `url` is not http://HOST[:PORT]/PATH.
+    public init(url: String, secret: [UInt8], timeout: TimeAmount = .seconds(5), group: any EventLoopGroup) throws {
+        guard let parsed = URL(string: url), parsed.scheme == "http", let host = parsed.host, !secret.isEmpty else {
+            throw CodeChannelError("webhook url \(url) is not http://HOST[:PORT]/PATH, or its secret is empty")
+        }
+        self.host = host
+        self.port = parsed.port ?? 80
+        self.path = parsed.path.isEmpty ? "/" : parsed.path
+        self.secret = secret
+        self.timeout = timeout
+        self.group = group
+    }
+
+    /// The signature a receiver recomputes to check a delivery.
+    public static func signature(secret: [UInt8], timestamp: String, body: [UInt8]) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(timestamp.utf8) + Array(".".utf8) + body, using: SymmetricKey(data: secret))
+        return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+    }
+
+    public func deliver(_ delivery: CodeDelivery) async throws {
+        let body = try [UInt8](JSONSerialization.data(withJSONObject: delivery.json, options: [.sortedKeys]))
+        let timestamp = String(Int64(Date().timeIntervalSince1970 * 1000))
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: "\(host):\(port)")
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.count))
+        headers.add(name: "Connection", value: "close")
+        headers.add(name: "X-Handoff-Timestamp", value: timestamp)
+        headers.add(name: "X-Handoff-Signature", value: Self.signature(secret: secret, timestamp: timestamp, body: body))
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
+
+        let loop = group.next()
+        let answered = loop.makePromise(of: HTTPResponseStatus.self)
+        let channel = try await ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ResponseStatusHandler(answered: answered))
+                }
+            }
+            .connect(host: host, port: port).get()
+        let timer = loop.scheduleTask(in: timeout) {
+            answered.fail(CodeChannelError("webhook \(host):\(port) did not answer within \(timeout)"))
+        }
+        defer {
+            timer.cancel()
+            channel.close(promise: nil)
+        }
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
+        try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+        let status = try await answered.futureResult.get()
+        guard (200..<300).contains(status.code) else {
+            throw CodeChannelError("webhook \(host):\(port) answered \(status.code)")
+        }
+    }
+}
+
+/// Completes with the response's status (or fails when the connection ends first).
+private final class ResponseStatusHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    let answered: EventLoopPromise<HTTPResponseStatus>
+
+    init(answered: EventLoopPromise<HTTPResponseStatus>) {
+        self.answered = answered
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data) { answered.succeed(head.status) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        answered.fail(CodeChannelError("the webhook closed the connection without answering"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        answered.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+/// A delivery that failed; the text names the channel and why, never the code.
+public struct CodeChannelError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension CodeDelivery {
+    var json: [String: Any] {
+        [
+            "tenant_id": tenant.rawValue, "session_id": sessionID, "pending_action_id": pendingActionID, "summary": summary,
+            "code": code, "expires_at_unix_ms": expiresAtMs,
+        ]
+    }
+}

@@ -20,20 +20,22 @@ public struct ConfirmationOutcome: Sendable, Hashable {
 }
 
 public final class ConfirmationService: Sendable {
-    private let store: any Store
+    let store: any Store
     private let sessions: SessionService
     private let policy: PolicyHolder
     let clock: @Sendable () -> Int64
     let multiFactor: MultiFactorSettings
+    let decisions: DecisionHub
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, multiFactor: MultiFactorSettings,
-        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
+        decisions: DecisionHub = DecisionHub(), clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
     ) {
         self.store = store
         self.sessions = sessions
         self.policy = policy
         self.multiFactor = multiFactor
+        self.decisions = decisions
         self.clock = clock
     }
 
@@ -87,7 +89,7 @@ public final class ConfirmationService: Sendable {
             case .confirmed:
                 // Confirmed and released in one transaction; the token is
                 // returned once and only its hash is kept.
-                let token = Self.newToken()
+                let token = self.releaseToken(for: action)
                 releaseToken = token
                 action.status = "released"
                 action.awaitingConfirmation = false
@@ -110,11 +112,11 @@ public final class ConfirmationService: Sendable {
     /// after marking it expired (and refusing the call) if its time is up.
     func decide<T: Sendable>(
         _ id: String, caller: Caller,
-        _ body: @escaping @Sendable (PendingActionRecord, Int64) async throws(SessionError) -> (T, status: String)
+        _ body: @escaping @Sendable (PendingActionRecord, Int64) async throws(SessionError) -> (T, status: String?)
     ) async throws(SessionError) -> T {
         let found = try await load(id, caller: caller)
         return try await sessions.changeBeside(id: found.sessionID, caller: caller) {
-            () throws(SessionError) -> (Result<T, SessionError>, status: String) in
+            () throws(SessionError) -> (Result<T, SessionError>, status: String?) in
             var action = try await self.load(id, caller: caller)
             let now = self.clock()
             if let expired = try await self.expire(&action, now: now, caller: caller) { return (.failure(expired.error), expired.status) }
@@ -123,7 +125,7 @@ public final class ConfirmationService: Sendable {
         }.get()
     }
 
-    private func load(_ id: String, caller: Caller) async throws(SessionError) -> PendingActionRecord {
+    func load(_ id: String, caller: Caller) async throws(SessionError) -> PendingActionRecord {
         guard !id.isEmpty else { throw .invalidArgument("pending_action_id is required") }
         let found: PendingActionRecord?
         do {
@@ -150,7 +152,9 @@ public final class ConfirmationService: Sendable {
 
     func write(_ action: PendingActionRecord, events: [NewEvent]) async throws(SessionError) -> (PendingActionRecord, String) {
         do {
-            return try await store.updatePendingAction(action, events: events)
+            let written = try await store.updatePendingAction(action, events: events)
+            decisions.publish(written.0)  // after the commit: durable before anyone hears of it
+            return written
         } catch {
             if case .versionConflict = error {
                 throw .aborted("pending action \(action.id) changed meanwhile; read it again and retry")
@@ -186,11 +190,5 @@ public final class ConfirmationService: Sendable {
         }
         lines.append("Answer yes to go ahead or no to cancel.")
         return lines.joined(separator: "\n")
-    }
-
-    /// 32 random bytes from the system's CSPRNG, as hex.
-    static func newToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
 }

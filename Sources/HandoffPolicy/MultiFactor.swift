@@ -139,7 +139,7 @@ extension ConfirmationService {
             let right = HMAC<SHA256>.isValidAuthenticationCode(
                 expected, authenticating: Data("\(action.id):\(code)".utf8), using: settings.key)
             if right {
-                let token = Self.newToken()
+                let token = self.releaseToken(for: action)
                 action.status = "released"
                 action.mfaCodeHash = nil
                 action.releaseTokenHash = Array(SHA256.hash(data: Data(token.utf8)))

@@ -147,6 +147,16 @@ public final class SQLiteStore: Store {
                 ALTER TABLE pending_actions ADD COLUMN mfa_attempts_left INTEGER NOT NULL DEFAULT 0;
                 """)
         }
+        migrator.registerMigration("v7: executions") { db in
+            try db.execute(sql: """
+                ALTER TABLE pending_actions ADD COLUMN executed_at_ms INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE pending_actions ADD COLUMN execution_key TEXT;
+                ALTER TABLE pending_actions ADD COLUMN result_json TEXT;
+                ALTER TABLE pending_actions ADD COLUMN execution_error TEXT;
+                CREATE INDEX pending_actions_by_release_token ON pending_actions (tenant_id, release_token_hash)
+                    WHERE release_token_hash IS NOT NULL;
+                """)
+        }
         return migrator
     }
 
@@ -364,17 +374,37 @@ public final class SQLiteStore: Store {
 
     private static func fetchPendingAction(_ db: Database, tenant: TenantID, id: String) throws -> PendingActionRecord? {
         guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: """
-                SELECT session_id, status, action_json, risk, decision_type, strategy, created_at_ms, updated_at_ms,
-                    expires_at_ms, idempotency_key, action_hash, assessed_version, awaiting_confirmation, prompt,
-                    reprompt_count, confirmation_expires_at_ms, release_token_hash, revision, mfa_code_hash,
-                    mfa_expires_at_ms, mfa_attempts_left
-                FROM pending_actions WHERE tenant_id = ? AND id = ?
-                """),
+            db.cachedStatement(sql: "\(pendingActionColumns) WHERE tenant_id = ? AND id = ?"),
             arguments: [tenant.rawValue, id])
         else { return nil }
+        return pendingAction(row, tenant: tenant)
+    }
+
+    public func pendingAction(tenant: TenantID, releaseTokenHash: [UInt8]) async throws(StoreError) -> PendingActionRecord? {
+        do {
+            return try await pool.read { db in
+                try Row.fetchOne(
+                    db.cachedStatement(sql: "\(Self.pendingActionColumns) WHERE tenant_id = ? AND release_token_hash = ?"),
+                    arguments: [tenant.rawValue, Data(releaseTokenHash)]
+                ).map { Self.pendingAction($0, tenant: tenant) }
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    /// The columns `pendingAction(_:tenant:)` reads, in its order.
+    private static let pendingActionColumns = """
+        SELECT session_id, status, action_json, risk, decision_type, strategy, created_at_ms, updated_at_ms,
+            expires_at_ms, idempotency_key, action_hash, assessed_version, awaiting_confirmation, prompt,
+            reprompt_count, confirmation_expires_at_ms, release_token_hash, revision, mfa_code_hash,
+            mfa_expires_at_ms, mfa_attempts_left, executed_at_ms, execution_key, result_json, execution_error, id
+        FROM pending_actions
+        """
+
+    private static func pendingAction(_ row: Row, tenant: TenantID) -> PendingActionRecord {
         var record = PendingActionRecord(
-            tenant: tenant, id: id, sessionID: row[0], status: row[1], actionJSON: row[2], risk: row[3], decisionType: row[4],
+            tenant: tenant, id: row[25], sessionID: row[0], status: row[1], actionJSON: row[2], risk: row[3], decisionType: row[4],
             strategy: row[5], createdAtMs: row[6], updatedAtMs: row[7], expiresAtMs: row[8], idempotencyKey: row[9],
             actionHash: [UInt8](row[10] as Data), assessedVersion: row[11])
         record.awaitingConfirmation = row[12]
@@ -386,6 +416,10 @@ public final class SQLiteStore: Store {
         record.mfaCodeHash = (row[18] as Data?).map { [UInt8]($0) }
         record.mfaExpiresAtMs = row[19]
         record.mfaAttemptsLeft = row[20]
+        record.executedAtMs = row[21]
+        record.executionKey = row[22]
+        record.resultJSON = row[23]
+        record.executionError = row[24]
         return record
     }
 
@@ -398,12 +432,14 @@ public final class SQLiteStore: Store {
             try db.cachedStatement(sql: """
                 UPDATE pending_actions SET status = ?, action_json = ?, updated_at_ms = ?, expires_at_ms = ?,
                     awaiting_confirmation = ?, prompt = ?, reprompt_count = ?, confirmation_expires_at_ms = ?,
-                    release_token_hash = ?, revision = ?, mfa_code_hash = ?, mfa_expires_at_ms = ?, mfa_attempts_left = ?
+                    release_token_hash = ?, revision = ?, mfa_code_hash = ?, mfa_expires_at_ms = ?, mfa_attempts_left = ?,
+                    executed_at_ms = ?, execution_key = ?, result_json = ?, execution_error = ?
                 WHERE tenant_id = ? AND id = ? AND revision = ?
                 """).execute(arguments: [
                     stored.status, stored.actionJSON, stored.updatedAtMs, stored.expiresAtMs, stored.awaitingConfirmation,
                     stored.prompt, stored.repromptCount, stored.confirmationExpiresAtMs, stored.releaseTokenHash.map { Data($0) },
                     stored.revision, stored.mfaCodeHash.map { Data($0) }, stored.mfaExpiresAtMs, stored.mfaAttemptsLeft,
+                    stored.executedAtMs, stored.executionKey, stored.resultJSON, stored.executionError,
                     action.tenant.rawValue, action.id, action.revision,
                 ])
             if db.changesCount == 0 {

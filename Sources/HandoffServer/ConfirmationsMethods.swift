@@ -45,3 +45,26 @@ extension MethodRegistry {
         }
     }
 }
+
+extension MethodRegistry {
+    /// Registers Decisions/WaitForDecision and Decisions/ReportExecution.
+    public mutating func registerDecisions(_ confirmations: ConfirmationService) {
+        register(Decisions.waitForDecision) { request, context, writer in
+            let decisions = try await confirmations.waitForDecision(pendingActionIDs: request.pendingActionIDs, caller: context.caller)
+            for try await decision in decisions {
+                let pending = decision.action.proto
+                try await writer.write(DecisionUpdate(
+                    pendingActionID: decision.action.id, status: pending.status, releaseToken: decision.releaseToken ?? "",
+                    action: pending.action, decidedAtUnixMs: decision.action.updatedAtMs))
+            }
+        }
+        register(Decisions.reportExecution) { request, context in
+            let report = try await confirmations.reportExecution(
+                releaseToken: request.releaseToken, resultJSON: request.resultJSON, idempotencyKey: request.idempotencyKey,
+                errorMessage: request.errorMessage, caller: context.caller)
+            return ReportExecutionResponse(
+                recorded: true, duplicate: report.duplicate, executedAtUnixMs: report.action.executedAtMs,
+                pendingActionID: report.action.id, resultJSON: report.action.resultJSON ?? "")
+        }
+    }
+}

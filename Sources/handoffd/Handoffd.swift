@@ -115,8 +115,9 @@ struct Handoffd: AsyncParsableCommand {
             logger.critical("cannot set up multi-factor codes: \(error)")
             throw ExitCode.failure
         }
-        registry.registerConfirmations(
-            ConfirmationService(store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor))
+        let confirmations = ConfirmationService(store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor)
+        registry.registerConfirmations(confirmations)
+        registry.registerDecisions(confirmations)
         let server: RPCServer
         do {
             server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)

@@ -181,6 +181,33 @@ struct PolicyMethodsTests {
     }
 }
 
+/// A server with sessions, the policy (the shipped one, or `policyYAML`),
+/// confirmations, codes and decisions, on `clock`, with a session "s".
+func startDecisionServer(
+    _ fixtures: Fixtures, clock: TestClock, policyYAML: String? = nil, channels: [any CodeChannel] = []
+) async throws -> (RunningServer, HandoffClient) {
+    let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+    let sessions = SessionService(store: store, clock: { clock.read() })
+    var policyFile: String?
+    if let policyYAML {
+        policyFile = fixtures.path("policy.yaml")
+        try policyYAML.write(toFile: policyFile!, atomically: true, encoding: .utf8)
+    }
+    let holder = try PolicyHolder(path: policyFile)
+    var registry = MethodRegistry()
+    registry.registerSessions(sessions)
+    registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: holder, clock: { clock.read() }), policy: holder)
+    let confirmations = ConfirmationService(
+        store: store, sessions: sessions, policy: holder,
+        multiFactor: MultiFactorSettings(key: Array(repeating: 9, count: 32), channels: channels), clock: { clock.read() })
+    registry.registerConfirmations(confirmations)
+    registry.registerDecisions(confirmations)
+    let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
+    let client = try running.client(fixtures.clientTLS(role: "agent"))
+    _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
+    return (running, client)
+}
+
 /// A clock the test moves by hand.
 final class TestClock: Sendable {
     private let now = Mutex<Int64>(1_800_000_000_000)
@@ -190,29 +217,8 @@ final class TestClock: Sendable {
 
 @Suite("Confirmations over TLS")
 struct ConfirmationsMethodsTests {
-    private func start(
-        _ fixtures: Fixtures, policyYAML: String? = nil, clock: TestClock, channels: [any CodeChannel] = []
-    ) async throws -> (RunningServer, HandoffClient) {
-        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
-        let sessions = SessionService(store: store, clock: { clock.read() })
-        var policyFile: String?
-        if let policyYAML {
-            policyFile = fixtures.path("policy.yaml")
-            try policyYAML.write(toFile: policyFile!, atomically: true, encoding: .utf8)
-        }
-        let holder = try PolicyHolder(path: policyFile)
-        var registry = MethodRegistry()
-        registry.registerSessions(sessions)
-        registry.registerPolicy(
-            AssessmentService(store: store, sessions: sessions, policy: holder, clock: { clock.read() }), policy: holder)
-        var multiFactor = MultiFactorSettings(key: Array(repeating: 7, count: 32), channels: channels)
-        multiFactor.codeLength = 6
-        registry.registerConfirmations(
-            ConfirmationService(store: store, sessions: sessions, policy: holder, multiFactor: multiFactor, clock: { clock.read() }))
-        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
-        let client = try running.client(fixtures.clientTLS(role: "agent"))
-        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
-        return (running, client)
+    private func start(_ fixtures: Fixtures, policyYAML: String? = nil, clock: TestClock) async throws -> (RunningServer, HandoffClient) {
+        try await startDecisionServer(fixtures, clock: clock, policyYAML: policyYAML)
     }
 
     private func assess(_ client: HandoffClient, _ action: Action) async throws -> PendingAction {
@@ -361,20 +367,7 @@ struct MultiFactorMethodsTests {
     private func start(
         _ fixtures: Fixtures, clock: TestClock, channels: [any CodeChannel]
     ) async throws -> (RunningServer, HandoffClient) {
-        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
-        let sessions = SessionService(store: store, clock: { clock.read() })
-        let holder = try PolicyHolder(path: nil)
-        var registry = MethodRegistry()
-        registry.registerSessions(sessions)
-        registry.registerPolicy(
-            AssessmentService(store: store, sessions: sessions, policy: holder, clock: { clock.read() }), policy: holder)
-        registry.registerConfirmations(ConfirmationService(
-            store: store, sessions: sessions, policy: holder,
-            multiFactor: MultiFactorSettings(key: Array(repeating: 9, count: 32), channels: channels), clock: { clock.read() }))
-        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
-        let client = try running.client(fixtures.clientTLS(role: "agent"))
-        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
-        return (running, client)
+        try await startDecisionServer(fixtures, clock: clock, channels: channels)
     }
 
     private func deletion(_ client: HandoffClient) async throws -> PendingAction {
@@ -521,5 +514,135 @@ struct MultiFactorMethodsTests {
         let lines = try String(contentsOfFile: fixtures.path("codes.jsonl"), encoding: .utf8).split(separator: "\n")
         let json = try JSONSerialization.jsonObject(with: Data(try #require(lines.last).utf8)) as? [String: Any]
         return try #require(json?["code"] as? String)
+    }
+}
+
+@Suite("Decisions over TLS")
+struct DecisionsMethodsTests {
+    private func assess(_ client: HandoffClient, _ action: Action) async throws -> PendingAction {
+        try #require(try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: action)).pendingAction)
+    }
+
+    /// Asks and answers a confirmation; returns the reply's pending action.
+    private func answer(_ client: HandoffClient, _ id: String, _ text: String) async throws -> PendingAction? {
+        _ = try await client.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: id))
+        return try await client.call(
+            Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: id, text: text)).pendingAction
+    }
+
+    private func report(_ client: HandoffClient, _ request: ReportExecutionRequest) async throws(RPCError) -> ReportExecutionResponse {
+        try await client.call(Decisions.reportExecution, request)
+    }
+
+    @Test("ReportExecution records once per token; a repeat with the same key returns the first report; anything else is refused")
+    func reportExecution() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, client) = try await startDecisionServer(fixtures, clock: TestClock())
+        let booking = try await assess(client, Action(toolName: "book_flight", parametersJSON: #"{"to":"NYC"}"#, description: "Book a flight"))
+        let released = try #require(try await answer(client, booking.id, "yes"))
+        let token = released.releaseToken
+        #expect(released.status == .released && token.count == 64)
+
+        let first = try await report(client, ReportExecutionRequest(
+            releaseToken: token, resultJSON: #"{"confirmation":"AB12"}"#, idempotencyKey: "exec-1"))
+        #expect(first.recorded && !first.duplicate)
+        #expect(first.pendingActionID == booking.id)
+        let again = try await report(client, ReportExecutionRequest(releaseToken: token, resultJSON: #"{"other":1}"#, idempotencyKey: "exec-1"))
+        #expect(again.duplicate)
+        #expect(again.resultJSON == #"{"confirmation":"AB12"}"#, "a duplicate returns the first result")
+        #expect(again.executedAtUnixMs == first.executedAtUnixMs)
+        func refused(_ request: ReportExecutionRequest) async -> RPCError? {
+            do {
+                _ = try await report(client, request)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect(await refused(ReportExecutionRequest(releaseToken: token, idempotencyKey: "exec-2"))?.code == .failedPrecondition)
+        #expect(await refused(ReportExecutionRequest(releaseToken: String(repeating: "0", count: 64), idempotencyKey: "k"))?.code
+            == .failedPrecondition, "a token never issued")
+        #expect(await refused(ReportExecutionRequest(releaseToken: token))?.code == .invalidArgument, "the key is required")
+        #expect(await refused(ReportExecutionRequest(releaseToken: token, resultJSON: "{oops", idempotencyKey: "k"))?.code == .invalidArgument)
+        // A declined action never had a token to report with.
+        let other = try await assess(client, Action(toolName: "recommend_hotel", description: "Suggest a hotel"))
+        #expect(try await answer(client, other.id, "no")?.releaseToken == "")
+        let events = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", actions: ["action.executed"], pageSize: 10))
+        #expect(events.events.count == 1)
+        await running.stop()
+    }
+
+    @Test("WaitForDecision yields each of several actions as it is decided, then ends; a waiter that reconnects gets it from the store")
+    func waitForDecisions() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, client) = try await startDecisionServer(fixtures, clock: TestClock())
+        let booking = try await assess(client, Action(toolName: "book_flight", description: "Book a flight"))
+        let hotel = try await assess(client, Action(toolName: "recommend_hotel", description: "Suggest a hotel"))
+
+        let waiter = try running.client(fixtures.clientTLS(role: "agent"))
+        let updates = Task {
+            var seen: [DecisionUpdate] = []
+            for try await update in try await waiter.stream(Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id, hotel.id, booking.id])) {
+                seen.append(update)
+            }
+            return seen
+        }
+        try await Task.sleep(for: .milliseconds(200))  // the waiter is waiting
+        let released = try #require(try await answer(client, booking.id, "yes please"))
+        _ = try await answer(client, hotel.id, "no")
+        let seen = try await updates.value
+        #expect(seen.map(\.pendingActionID) == [booking.id, hotel.id])
+        #expect(seen.first?.status == .released)
+        #expect(seen.first?.releaseToken == released.releaseToken, "the waiter gets the same token")
+        #expect(seen.first?.action?.toolName == "book_flight")
+        #expect(seen.last?.status == .declined)
+        #expect(seen.last?.releaseToken == "")
+        await waiter.close()
+
+        // A new connection asking later gets the durable decision at once.
+        let later = try running.client(fixtures.clientTLS(role: "agent"))
+        var again: [DecisionUpdate] = []
+        for try await update in try await later.stream(Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id])) {
+            again.append(update)
+        }
+        #expect(again.map(\.status) == [.released])
+        #expect(again.first?.releaseToken == released.releaseToken)
+        await later.close()
+
+        var failure: (any Error)?
+        do {
+            for try await _ in try await client.stream(Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id, "pa-nope"])) {}
+        } catch {
+            failure = error
+        }
+        #expect((failure as? RPCError)?.code == .notFound)
+        failure = nil
+        do {
+            for try await _ in try await client.stream(Decisions.waitForDecision, WaitForDecisionRequest()) {}
+        } catch {
+            failure = error
+        }
+        #expect((failure as? RPCError)?.code == .invalidArgument)
+        await running.stop()
+    }
+
+    @Test("a waiter on an action past its expiry gets EXPIRED at once, and the expiry is recorded")
+    func expiredWhileNobodyLooked() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let (running, client) = try await startDecisionServer(fixtures, clock: clock)
+        let booking = try await assess(client, Action(toolName: "book_flight", description: "Book a flight"))
+        clock.advance(seconds: 3601)
+        var seen: [DecisionUpdate] = []
+        for try await update in try await client.stream(Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id])) {
+            seen.append(update)
+        }
+        #expect(seen.map(\.status) == [.expired])
+        let events = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", actions: ["action.expired"], pageSize: 10))
+        #expect(events.events.count == 1)
+        await running.stop()
     }
 }

@@ -164,15 +164,15 @@ actor SessionActor {
 
     /// Runs a change to something of the session's kept elsewhere (a pending
     /// action) in the session's turn, and takes the session status the store
-    /// computed in the same transaction.
+    /// computed in the same transaction (nil: nothing was written).
     func changeBeside<T: Sendable>(
-        _ work: @Sendable () async throws(SessionError) -> (T, status: String)
+        _ work: @Sendable () async throws(SessionError) -> (T, status: String?)
     ) async throws(SessionError) -> T {
         await takeTurn()
         defer { passTurn() }
         _ = try await load()
         let (value, status) = try await work()
-        record?.status = status
+        if let status { record?.status = status }
         return value
     }
 

@@ -280,7 +280,7 @@ public final class SessionService: Sendable {
     /// with the session's other changes; `work` returns the session status the
     /// store computed, which the resident session takes.
     public func changeBeside<T: Sendable>(
-        id: String, caller: Caller, _ work: @escaping @Sendable () async throws(SessionError) -> (T, status: String)
+        id: String, caller: Caller, _ work: @escaping @Sendable () async throws(SessionError) -> (T, status: String?)
     ) async throws(SessionError) -> T {
         try await withSession(id, caller) { actor throws(SessionError) in try await actor.changeBeside(work) }
     }

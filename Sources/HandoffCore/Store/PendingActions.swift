@@ -41,6 +41,14 @@ public struct PendingActionRecord: Sendable, Hashable {
     public var mfaExpiresAtMs: Int64 = 0
     /// Wrong codes it still allows.
     public var mfaAttemptsLeft = 0
+    /// When its execution was reported; 0 until then.
+    public var executedAtMs: Int64 = 0
+    /// The idempotency key of that report.
+    public var executionKey: String?
+    /// The result reported (JSON), if any.
+    public var resultJSON: String?
+    /// Why the execution failed, if it did.
+    public var executionError: String?
     /// Bumped by every change; a change is written only over the revision it read.
     public var revision: Int64 = 0
 
@@ -69,6 +77,19 @@ public struct PendingActionRecord: Sendable, Hashable {
 extension PendingActionRecord {
     /// Whether it waits for a decision.
     public var isUndecided: Bool { status == "pending" }
+
+    /// Whether a decision was made (released counts: it was decided, not yet run).
+    public var isSettled: Bool {
+        ["released", "declined", "rejected", "expired", "cancelled", "executed"].contains(status)
+    }
+
+    /// When it will expire if nobody decides, or nil.
+    public var nextExpiryMs: Int64? {
+        guard isUndecided else { return nil }
+        let candidates = [expiresAtMs, awaitingConfirmation ? confirmationExpiresAtMs : 0, mfaCodeHash != nil ? mfaExpiresAtMs : 0]
+            .filter { $0 > 0 }
+        return candidates.min()
+    }
 
     /// Whether it is undecided and past an expiry at `now`.
     public func hasExpired(at now: Int64) -> Bool {

@@ -227,6 +227,8 @@ public protocol Store: Sendable {
     ) async throws(StoreError) -> RecordedAssessment
     /// A pending action, or nil.
     func pendingAction(tenant: TenantID, id: String) async throws(StoreError) -> PendingActionRecord?
+    /// The pending action whose release token hashes to `releaseTokenHash`, or nil.
+    func pendingAction(tenant: TenantID, releaseTokenHash: [UInt8]) async throws(StoreError) -> PendingActionRecord?
     /// Writes `action` (its revision bumped) if the stored one is still at
     /// `action.revision`, appends `events` to its session, and brings the
     /// session's status up to date (awaiting confirmation while any of its

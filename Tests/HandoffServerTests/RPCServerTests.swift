@@ -158,7 +158,22 @@ struct ServerSettingsTests {
               max_turn_limit: 100
               text_size_limit_bytes: 2048
               context_cache_bytes: 0
+            multi_factor:
+              code_length: 8
+              lifetime_seconds: 120
+              attempts: 5
+              key_file: /etc/handoff/mfa.key
+              channels:
+                - {type: webhook, url: "http://127.0.0.1:9000/codes", secret_file: /etc/handoff/hook.secret}
+                - {type: file, path: /tmp/codes.jsonl}
             """, source: "test.yaml")
+        #expect(settings.multiFactor.codeLength == 8)
+        #expect(settings.multiFactor.lifetimeSeconds == 120)
+        #expect(settings.multiFactor.attempts == 5)
+        #expect(settings.multiFactor.keyFile == "/etc/handoff/mfa.key")
+        #expect(settings.multiFactor.channels == [
+            .webhook(url: "http://127.0.0.1:9000/codes", secretFile: "/etc/handoff/hook.secret"), .file(path: "/tmp/codes.jsonl"),
+        ])
         #expect(settings.sessions.residentCeiling == 500)
         #expect(settings.sessions.stateSizeLimit == 1024)
         #expect(settings.sessions.defaultTurnLimit == 20)
@@ -193,12 +208,14 @@ struct ServerSettingsTests {
         ("listen: 127.0.0.1:70000\n", "port from 0 to 65535"),
         ("sessions:\n  resident_celing: 5\n", "unknown setting \"resident_celing\""),
         ("sessions:\n  default_turn_limit: 600\n", "sessions.default_turn_limit is 600; it must be within 1...500"),
+        ("multi_factor:\n  channels:\n    - {type: sms}\n", "multi_factor.channels[0]: unknown type \"sms\""),
+        ("multi_factor:\n  code_length: 4\n", "multi_factor.code_length is 4"),
     ])
     func errors(_ yaml: String, _ expected: String) {
         var settings = ServerSettings()
         let error = #expect(throws: ServerSettings.Error.self) { try settings.apply(yaml: yaml, source: "bad.yaml") }
         #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
         #expect(error?.message.hasPrefix("bad.yaml") == true || expected.contains("is not") || expected.contains("port")
-            || expected.contains("is 10") || expected.contains("is 600"))
+            || expected.contains("is 10") || expected.contains("is 600") || expected.contains("is 4"))
     }
 }

@@ -68,8 +68,16 @@ public final class ConfirmationService: Sendable {
         }
     }
 
+    /// Refuses an agent answering for the end user unless the policy makes the agent the user's channel.
+    func requireUserChannel(_ caller: Caller) throws(SessionError) {
+        if caller.role == "agent", !policy.current.policy.confirmation.agentRelaysUser {
+            throw .permissionDenied("the policy does not let an agent answer for the end user (confirmation.agent_relays_user is false)")
+        }
+    }
+
     /// Reads the end user's answer.
     public func respond(pendingActionID: String, text: String, caller: Caller) async throws(SessionError) -> ConfirmationOutcome {
+        try requireUserChannel(caller)
         guard text.utf8.count <= 4096 else { throw .invalidArgument("text is longer than 4096 bytes") }
         let settings = policy.current.policy.confirmation
         return try await decide(pendingActionID, caller: caller) { (found, now) throws(SessionError) in

@@ -115,6 +115,7 @@ extension ConfirmationService {
     /// Checks a code. A wrong one is an answer (verified false, attempts left);
     /// one after expiry or after the attempts ran out cancels the action.
     public func verifyMultiFactor(pendingActionID: String, code: String, caller: Caller) async throws(SessionError) -> MultiFactorVerification {
+        try requireUserChannel(caller)
         guard !code.isEmpty, code.utf8.count <= 32 else { throw .invalidArgument("code must be 1 to 32 characters") }
         let settings = multiFactor
         return try await decide(pendingActionID, caller: caller) { (found, now) throws(SessionError) in

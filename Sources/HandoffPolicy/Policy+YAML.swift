@@ -178,7 +178,15 @@ private struct PolicyReader {
             }
         }
         if let node = keys["confirmation"] {
-            let fields = try mapping(node, "confirmation", allowed: ["yes_words", "no_words", "timeout_seconds", "reprompt"])
+            let fields = try mapping(
+                node, "confirmation", allowed: ["yes_words", "no_words", "timeout_seconds", "reprompt", "agent_relays_user"])
+            if let relays = fields["agent_relays_user"] {
+                switch try string(relays, "confirmation.agent_relays_user") {
+                case "true": policy.confirmation.agentRelaysUser = true
+                case "false": policy.confirmation.agentRelaysUser = false
+                case let other: throw fail(relays, "confirmation.agent_relays_user", "\"\(other)\" is not true or false")
+                }
+            }
             func phrases(_ key: String) throws(PolicyError) -> [String]? {
                 guard let list = fields[key] else { return nil }
                 var result: [String] = []

@@ -210,6 +210,9 @@ public struct Policy: Sendable, Hashable {
         public var timeoutSeconds: Int? = 600
         /// What an ambiguous answer is told, before the question again.
         public var reprompt = "Sorry, I need a clear yes or no."
+        /// The agent is the end user's channel: it may relay the user's answers
+        /// and codes. When false, an agent identity may not answer them.
+        public var agentRelaysUser = true
 
         public init() {}
 

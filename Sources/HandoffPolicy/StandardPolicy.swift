@@ -124,6 +124,9 @@ extension Policy {
           no_words: [no, n, nope, nah, cancel, stop, decline, don't, do not, dont, abort]
           timeout_seconds: 600
           reprompt: Sorry, I need a clear yes or no.
+          # The agent relays the end user's answers and codes (a chat agent). With
+          # false, an agent identity may not answer a confirmation or enter a code.
+          agent_relays_user: true
         """
 
     /// The shipped policy.

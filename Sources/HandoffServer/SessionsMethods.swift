@@ -13,18 +13,10 @@ extension SessionError: RPCErrorConvertible {
         case .alreadyExists(let message): RPCError(code: .alreadyExists, message: message)
         case .aborted(let message): RPCError(code: .aborted, message: message)
         case .failedPrecondition(let message): RPCError(code: .failedPrecondition, message: message)
+        case .permissionDenied(let message): RPCError(code: .permissionDenied, message: message)
         // The store's text stays in the logs; the caller learns it may retry.
         case .unavailable: RPCError(code: .unavailable, message: "the store is unavailable; retry later", cause: self)
         }
-    }
-}
-
-extension ServerCallContext {
-    /// The caller as the domain sees it. Every caller is in the default tenant
-    /// until identities scope them (issue 7); the certificate names the actor.
-    var caller: Caller {
-        let identity = connection.peer.map { $0.uris.first ?? $0.commonName ?? "certificate \($0.fingerprint.prefix(16))" }
-        return Caller(tenant: .default, identity: identity ?? "anonymous")
     }
 }
 

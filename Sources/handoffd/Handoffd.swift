@@ -105,6 +105,7 @@ struct Handoffd: AsyncParsableCommand {
 
         let sessions = SessionService(store: store, configuration: settings.sessions)
         var registry = MethodRegistry()
+        registry.enforceAccessRules()
         registry.registerHealth()
         registry.registerSessions(sessions)
         registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: policyHolder), policy: policyHolder)

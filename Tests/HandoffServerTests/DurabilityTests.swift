@@ -39,7 +39,12 @@ struct DurabilityTests {
             trustRootsPath: (certs as NSString).appendingPathComponent("ca.pem"), serverHostname: "127.0.0.1",
             certificateChainPath: (certs as NSString).appendingPathComponent("agent.pem"),
             privateKeyPath: (certs as NSString).appendingPathComponent("agent.key"))
-        func client(_ port: Int) throws -> HandoffClient {
+        // The audit check is an operator's or admin's call.
+        let auditor = TLSConfiguration.client(
+            trustRootsPath: (certs as NSString).appendingPathComponent("ca.pem"), serverHostname: "127.0.0.1",
+            certificateChainPath: (certs as NSString).appendingPathComponent("admin.pem"),
+            privateKeyPath: (certs as NSString).appendingPathComponent("admin.key"))
+        func client(_ port: Int, tls: TLSConfiguration = tls) throws -> HandoffClient {
             var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: port, tls: tls)
             configuration.defaultTimeout = .seconds(5)
             configuration.keepaliveInterval = nil
@@ -102,6 +107,7 @@ struct DurabilityTests {
             // Restart on the same data and check every session.
             server = try await offPool { try ServerProcess(arguments: ["--data", dir]) }
             let reader = try client(server.port)
+            let admin = try client(server.port, tls: auditor)
             for id in sessions {
                 let known = acknowledged.withLock { $0[id]! }
                 let context = try await reader.call(Sessions.getContext, GetContextRequest(sessionID: id, turnLimit: 500))
@@ -111,12 +117,13 @@ struct DurabilityTests {
                 // No partial write: the state always says the version it was written at.
                 #expect(context.session?.stateJSON == #"{"n":\#(version)}"#, "\(id): state \(context.session?.stateJSON ?? "-") at version \(version)")
                 #expect(context.totalTurns == known.turns || context.totalTurns == known.turns + 1, "\(id): \(context.totalTurns) turns, acknowledged \(known.turns)")
-                let audit = try await reader.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: id))
+                let audit = try await admin.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: id))
                 #expect(audit.ok, "\(id): chain broken at \(audit.firstBrokenSequence): \(audit.reason)")
                 // Continue from what is stored: the next round's writers must match it.
                 acknowledged.withLock { $0[id] = Acknowledged(version: version, turns: context.totalTurns) }
             }
             await reader.close()
+            await admin.close()
         }
         #expect(totalAcknowledged > 50)
         let last = server

@@ -323,6 +323,24 @@ struct ConfirmationsMethodsTests {
         await running.stop()
     }
 
+    @Test("with agent_relays_user false an agent may not answer for the user, nor enter a code")
+    func agentIsNotTheUsersChannel() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let strict = Policy.standardYAML.replacingOccurrences(of: "agent_relays_user: true", with: "agent_relays_user: false")
+        let (running, client) = try await start(fixtures, policyYAML: strict, clock: TestClock())
+        let booking = try await assess(client, Action(toolName: "book_flight", description: "Book a flight"))
+        _ = try await client.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
+        let answer = await refusal(
+            client, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
+        #expect(answer?.code == .permissionDenied)
+        #expect(answer?.message.contains("agent_relays_user is false") == true)
+        let code = await refusal(
+            client, Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: booking.id, code: "123456"))
+        #expect(code?.code == .permissionDenied)
+        await running.stop()
+    }
+
     @Test("an unanswered confirmation expires after the timeout and releases nothing; 'never' waits for ever")
     func timeout() async throws {
         let fixtures = try Fixtures()

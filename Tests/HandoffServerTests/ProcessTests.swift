@@ -129,7 +129,7 @@ struct ProcessTests {
             #expect(events.output.contains(action), "\(events.output)")
         }
 
-        let verified = try await run("handoff", ["audit", "verify", "s-cli"] + common + ["--json"])
+        let verified = try await run("handoff", ["audit", "verify", "s-cli"] + common + ["--role", "admin", "--json"])
         #expect(verified.status == 0, "\(verified.output)")
         #expect(verified.output.contains(#""events_checked":4"#) && verified.output.contains(#""ok":true"#), "\(verified.output)")
 
@@ -137,7 +137,7 @@ struct ProcessTests {
         let database = (dir as NSString).appendingPathComponent("handoff.sqlite")
         let edit = try await runProcess("/usr/bin/sqlite3", [database, "UPDATE events SET reasoning = 'forged' WHERE seq = 1;"])
         #expect(edit.status == 0, "\(edit.output)")
-        let broken = try await run("handoff", ["audit", "verify", "s-cli"] + common)
+        let broken = try await run("handoff", ["audit", "verify", "s-cli"] + common + ["--role", "admin"])
         #expect(broken.status != 0)
         #expect(broken.output.contains("first_broken_sequence: 1"), "\(broken.output)")
         #expect(broken.output.contains("content does not match its hash"), "\(broken.output)")

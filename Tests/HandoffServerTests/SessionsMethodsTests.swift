@@ -73,7 +73,7 @@ struct SessionsMethodsTests {
                 "a refused call changed the session")
 
         // The events carry the caller's certificate identity and chain intact.
-        let events = try await store.events(tenant: .default, sessionID: "s-1")
+        let events = try await store.events(tenant: TenantID("acme"), sessionID: "s-1")
         #expect(events.map(\.event.action) == ["session.created", "session.state_updated", "session.state_updated"])
         #expect(events.allSatisfy { $0.event.actor == "handoff://tenant/acme/agent/agent" })
         #expect(EventChain.verify(events) == nil)
@@ -127,7 +127,7 @@ struct ContextMethodsTests {
         }
         #expect(badMetadata?.message.contains("metadata_json must be a JSON object") == true)
 
-        let events = try await store.events(tenant: .default, sessionID: "chat")
+        let events = try await store.events(tenant: TenantID("acme"), sessionID: "chat")
         #expect(events.count == 1 + 60 + 2)
         #expect(events.filter { $0.event.action == "session.turn_added" }.count == 60)
         #expect(EventChain.verify(events) == nil)

@@ -10,10 +10,13 @@ public struct Caller: Sendable, Hashable {
     public var tenant: TenantID
     /// A stable name for events, for example `handoff://tenant/acme/agent/bot`.
     public var identity: String
+    /// `agent`, `operator`, `approver` or `admin`.
+    public var role: String
 
-    public init(tenant: TenantID, identity: String) {
+    public init(tenant: TenantID, identity: String, role: String = "agent") {
         self.tenant = tenant
         self.identity = identity
+        self.role = role
     }
 }
 
@@ -26,13 +29,15 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
     case aborted(String)
     /// The request conflicts with what was done before (for example an idempotency key reused).
     case failedPrecondition(String)
+    /// The caller may not do this (a rule beyond its role).
+    case permissionDenied(String)
     /// The store failed; the text is for logs.
     case unavailable(String)
 
     public var description: String {
         switch self {
         case .invalidArgument(let m), .notFound(let m), .alreadyExists(let m), .aborted(let m), .failedPrecondition(let m),
-             .unavailable(let m): m
+             .permissionDenied(let m), .unavailable(let m): m
         }
     }
 

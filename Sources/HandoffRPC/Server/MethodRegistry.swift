@@ -16,6 +16,11 @@ public struct MethodRegistry: Sendable {
 
     private(set) var handlers: [String: Handler] = [:]
 
+    /// Runs before every call is dispatched, also for a method no handler
+    /// serves: the place for authentication and authorization. Throwing ends
+    /// the call with that status before the request is decoded.
+    public var accessCheck: (@Sendable (_ method: String, _ context: ServerCallContext) throws(RPCError) -> Void)?
+
     public init() {}
 
     /// The wire names of every registered method.

@@ -230,16 +230,24 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
                 message: "too many calls in flight on this connection (limit \(configuration.maximumConcurrentCalls))"))
             return
         }
-        guard let handler = registry.handlers[envelope.method] else {
-            write(.end(callID: id, status: .unimplemented, message: "unknown method \"\(envelope.method)\""))
-            return
-        }
         let now = NIODeadline.now()
         let deadline: NIODeadline? = envelope.timeoutMs > 0
             ? now + .milliseconds(Int64(clamping: envelope.timeoutMs)) : nil
         let callContext = ServerCallContext(
             method: envelope.method, callID: id, metadata: envelope.metadata, deadline: deadline,
             connection: info, connectionLogger: logger)
+        if let check = registry.accessCheck {
+            do throws(RPCError) {
+                try check(envelope.method, callContext)
+            } catch {
+                write(.end(callID: id, status: error.code, message: error.message))
+                return
+            }
+        }
+        guard let handler = registry.handlers[envelope.method] else {
+            write(.end(callID: id, status: .unimplemented, message: "unknown method \"\(envelope.method)\""))
+            return
+        }
 
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         var call = Call(task: nil, deadline: nil, streaming: false, started: now)

@@ -1,0 +1,154 @@
+// Handoff — who may call what. The caller's identity comes from its verified
+// client certificate (a SAN URI handoff://tenant/<tenant>/<role>/<name>); every
+// RPC has one rule in `AccessRules.table`, checked before the call is
+// dispatched. A test walks the whole role × RPC matrix from this table, and a
+// method without a rule fails it.
+
+import Foundation
+public import HandoffCore
+import HandoffProto
+public import HandoffRPC
+
+/// The roles of Handoff, each scoped to one tenant.
+public enum Role: String, Sendable, CaseIterable, Hashable {
+    case agent, `operator`, approver, admin
+}
+
+/// A verified caller: tenant, role and name, from the certificate.
+public struct Principal: Sendable, Hashable {
+    public var tenant: TenantID
+    public var role: Role
+    public var name: String
+    /// The identity as written in events, `handoff://tenant/acme/operator/alice`.
+    public var uri: String
+
+    /// Reads `handoff://tenant/<tenant>/<role>/<name>`; nil for anything else.
+    public init?(uri: String) {
+        let prefix = "handoff://tenant/"
+        guard uri.hasPrefix(prefix) else { return nil }
+        let parts = uri.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, let role = Role(rawValue: String(parts[1])),
+              parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 128 && $0.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) } })
+        else { return nil }
+        tenant = TenantID(String(parts[0]))
+        self.role = role
+        name = String(parts[2])
+        self.uri = uri
+    }
+
+    /// The principal of a call, or UNAUTHENTICATED naming what is missing.
+    static func of(_ context: ServerCallContext) throws(RPCError) -> Principal {
+        guard let peer = context.connection.peer else {
+            throw RPCError(
+                code: .unauthenticated,
+                message: "a client certificate naming handoff://tenant/<tenant>/<role>/<name> is required")
+        }
+        guard let principal = peer.uris.lazy.compactMap(Principal.init(uri:)).first else {
+            throw RPCError(
+                code: .unauthenticated,
+                message: "the client certificate names no Handoff identity: expected a SAN URI "
+                    + "handoff://tenant/<tenant>/<agent|operator|approver|admin>/<name>")
+        }
+        return principal
+    }
+}
+
+/// One RPC's rule.
+public struct AccessRule: Sendable {
+    /// The roles that may call it.
+    public var roles: Set<Role>
+    /// Callers without a certificate may call it too.
+    public var anonymous = false
+    /// Further checks made by the method itself, in words (for the table's readers).
+    public var furtherChecks = ""
+}
+
+public enum AccessRules {
+    static let everyone = Set(Role.allCases)
+
+    /// Every RPC's rule. A method missing here is refused to everybody, and
+    /// `AccessMatrixTests` fails.
+    public static let table: [String: AccessRule] = [
+        "handoff.v1.Health/Ping": AccessRule(roles: everyone, anonymous: true),
+
+        "handoff.v1.Sessions/CreateSession": AccessRule(roles: [.agent, .admin]),
+        "handoff.v1.Sessions/GetSession": AccessRule(roles: everyone),
+        "handoff.v1.Sessions/UpdateState": AccessRule(roles: [.agent, .admin]),
+        "handoff.v1.Sessions/AddTurn": AccessRule(roles: [.agent, .admin]),
+        "handoff.v1.Sessions/AddMemory": AccessRule(roles: [.agent, .admin]),
+        "handoff.v1.Sessions/GetContext": AccessRule(roles: everyone),
+        "handoff.v1.Sessions/ListEvents": AccessRule(roles: [.agent, .operator, .admin]),
+
+        "handoff.v1.Policy/AssessAction": AccessRule(roles: [.agent, .admin]),
+
+        "handoff.v1.Confirmations/RequestConfirmation": AccessRule(roles: [.agent]),
+        "handoff.v1.Confirmations/RespondToConfirmation": AccessRule(
+            roles: [.agent], furtherChecks: "the policy must mark the agent as the user's channel (confirmation.agent_relays_user)"),
+        "handoff.v1.Confirmations/StartMultiFactor": AccessRule(roles: [.agent]),
+        "handoff.v1.Confirmations/VerifyMultiFactor": AccessRule(
+            roles: [.agent], furtherChecks: "the policy must mark the agent as the user's channel (confirmation.agent_relays_user)"),
+
+        "handoff.v1.Decisions/WaitForDecision": AccessRule(roles: [.agent, .admin]),
+        "handoff.v1.Decisions/ReportExecution": AccessRule(roles: [.agent]),
+
+        "handoff.v1.Escalations/Escalate": AccessRule(roles: [.agent, .operator, .admin]),
+        "handoff.v1.Escalations/GetTicket": AccessRule(roles: [.operator, .admin]),
+        "handoff.v1.Escalations/ListQueue": AccessRule(roles: [.operator, .admin]),
+        "handoff.v1.Escalations/Claim": AccessRule(
+            roles: [.operator, .admin], furtherChecks: "a claimed ticket is reassigned only by an admin"),
+        "handoff.v1.Escalations/Reply": AccessRule(roles: [.operator], furtherChecks: "only on a ticket the operator claimed"),
+        "handoff.v1.Escalations/Resolve": AccessRule(
+            roles: [.operator, .admin], furtherChecks: "an operator resolves only tickets they claimed"),
+
+        "handoff.v1.Approvals/RequestApproval": AccessRule(roles: [.agent, .operator]),
+        "handoff.v1.Approvals/GetApproval": AccessRule(roles: [.agent, .approver, .admin]),
+        "handoff.v1.Approvals/ListPendingApprovals": AccessRule(roles: [.approver, .admin]),
+        "handoff.v1.Approvals/DecideApproval": AccessRule(
+            roles: [.approver], furtherChecks: "only steps routed to the approver or their group; never an approval they requested"),
+
+        "handoff.v1.Operators/Watch": AccessRule(roles: [.operator, .approver, .admin]),
+        "handoff.v1.Analytics/EscalationStats": AccessRule(roles: [.operator, .admin]),
+
+        "handoff.v1.Admin/ReloadPolicy": AccessRule(roles: [.admin]),
+        "handoff.v1.Admin/VerifyAuditChain": AccessRule(roles: [.operator, .admin]),
+    ]
+
+    /// Checks a call against its rule: UNAUTHENTICATED without a usable
+    /// identity, PERMISSION_DENIED naming the rule when the role is not in it.
+    static func check(_ method: String, _ context: ServerCallContext) throws(RPCError) {
+        guard let rule = table[method] else {
+            // Not a Handoff method: the dispatcher answers UNIMPLEMENTED.
+            if !ProtoRegistry.methods.contains(where: { $0.fullName == method }) { return }
+            throw RPCError(code: .permissionDenied, message: "\(method) has no access rule; nobody may call it")
+        }
+        if rule.anonymous, context.connection.peer == nil { return }
+        let principal = try Principal.of(context)
+        guard rule.roles.contains(principal.role) else {
+            let allowed = Role.allCases.filter { rule.roles.contains($0) }.map(\.rawValue).joined(separator: ", ")
+            throw RPCError(
+                code: .permissionDenied,
+                message: "\(method) is for \(allowed); \(principal.uri) is \(principal.role.rawValue)")
+        }
+    }
+}
+
+extension MethodRegistry {
+    /// Checks every call against `AccessRules.table` before it is dispatched.
+    public mutating func enforceAccessRules() {
+        accessCheck = { method, context throws(RPCError) in try AccessRules.check(method, context) }
+    }
+}
+
+extension ServerCallContext {
+    /// The caller as the domain sees it: its tenant, its identity URI and role.
+    /// Only called behind `enforceAccessRules`, which refused calls without one;
+    /// a registry without it (some tests) sees certificate holders in the
+    /// default tenant.
+    var caller: Caller {
+        if let peer = connection.peer, let principal = peer.uris.lazy.compactMap(Principal.init(uri:)).first {
+            return Caller(tenant: principal.tenant, identity: principal.uri, role: principal.role.rawValue)
+        }
+        let identity = connection.peer.map { $0.uris.first ?? $0.commonName ?? "certificate \($0.fingerprint.prefix(16))" }
+        return Caller(tenant: .default, identity: identity ?? "anonymous", role: "agent")
+    }
+}

@@ -1,0 +1,155 @@
+// Handoff — every cell of the role × RPC matrix, from AccessRules.table, over
+// real mutual TLS with certificates made by `handoff certs init` for two
+// tenants; and tenants kept apart.
+
+import Foundation
+import HandoffClient
+import HandoffCore
+import HandoffPolicy
+import HandoffProto
+import HandoffRPC
+import HandoffServer
+import HandoffSQLite
+import HandoffTLS
+import HandoffTestSupport
+import Testing
+
+@Suite("Access rules", .serialized)
+struct AccessMatrixTests {
+    @Test("every RPC of the protocol has exactly one rule, and every rule names an RPC")
+    func tableIsComplete() {
+        let methods = Set(ProtoRegistry.methods.map(\.fullName))
+        let ruled = Set(AccessRules.table.keys)
+        #expect(methods.subtracting(ruled).isEmpty, "RPCs without a rule: \(methods.subtracting(ruled).sorted())")
+        #expect(ruled.subtracting(methods).isEmpty, "rules for no RPC: \(ruled.subtracting(methods).sorted())")
+    }
+
+    /// A server with every implemented service and the rules enforced, on certificates from `handoff certs init`.
+    private func start(_ directory: String) async throws -> RunningServer {
+        let made = try await runProcess(Binaries.path("handoff"), ["certs", "init", directory, "--tenant", "acme", "--tenant", "globex"])
+        #expect(made.status == 0, "\(made.output)")
+        func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
+        let store = try SQLiteStore(path: path("handoff.sqlite"))
+        let sessions = SessionService(store: store)
+        let policy = try PolicyHolder(path: nil)
+        let confirmations = ConfirmationService(
+            store: store, sessions: sessions, policy: policy,
+            multiFactor: MultiFactorSettings(key: Array(repeating: 1, count: 32), channels: [FileCodeChannel(path: path("codes.jsonl"))]))
+        var registry = MethodRegistry()
+        registry.enforceAccessRules()
+        registry.registerHealth()
+        registry.registerSessions(sessions)
+        registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: policy), policy: policy)
+        registry.registerConfirmations(confirmations)
+        registry.registerDecisions(confirmations)
+        let tls = TLSConfiguration.server(
+            certificateChainPath: path("server.pem"), privateKeyPath: path("server.key"), clientCertificateTrustRootsPath: path("ca.pem"),
+            clientCertificates: .optional)
+        return try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: tls), registry: registry)
+    }
+
+    private func client(_ running: RunningServer, _ directory: String, _ name: String?) throws -> HandoffClient {
+        func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
+        return try running.client(.client(
+            trustRootsPath: path("ca.pem"), serverHostname: "127.0.0.1",
+            certificateChainPath: name.map { path("\($0).pem") }, privateKeyPath: name.map { path("\($0).key") }))
+    }
+
+    /// The status of calling `method` with an empty request.
+    private func status(_ client: HandoffClient, _ method: ProtoMethod) async -> RPCError.Code {
+        func unary<Request: ProtoMessage, Response: ProtoMessage>(_: Request.Type, _: Response.Type) async -> RPCError.Code {
+            do {
+                _ = try await client.call(UnaryMethod<Request, Response>(fullName: method.fullName), try Request(serializedBytes: []))
+                return .ok
+            } catch let error as RPCError {
+                return error.code
+            } catch {
+                return .unknown
+            }
+        }
+        func stream<Request: ProtoMessage, Response: ProtoMessage>(_: Request.Type, _: Response.Type) async -> RPCError.Code {
+            do {
+                for try await _ in try await client.stream(
+                    ServerStreamingMethod<Request, Response>(fullName: method.fullName), try Request(serializedBytes: [])) {
+                    break
+                }
+                return .ok
+            } catch let error as RPCError {
+                return error.code
+            } catch {
+                return .unknown
+            }
+        }
+        return method.serverStreaming
+            ? await stream(method.requestType, method.responseType) : await unary(method.requestType, method.responseType)
+    }
+
+    @Test("each role (and no certificate) against each RPC: allowed calls get past the rule, the others are refused by it")
+    func matrix() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let running = try await start(directory)
+        var cells = 0
+        for role in Role.allCases {
+            let caller = try client(running, directory, "globex.\(role.rawValue)")
+            for method in ProtoRegistry.methods {
+                let rule = try #require(AccessRules.table[method.fullName])
+                let code = await status(caller, method)
+                if rule.roles.contains(role) {
+                    #expect(code != .permissionDenied && code != .unauthenticated, "\(role) on \(method.fullName): \(code)")
+                } else {
+                    #expect(code == .permissionDenied, "\(role) on \(method.fullName): \(code)")
+                }
+                cells += 1
+            }
+            await caller.close()
+        }
+        let anonymous = try client(running, directory, nil)
+        for method in ProtoRegistry.methods {
+            let code = await status(anonymous, method)
+            #expect(code == (AccessRules.table[method.fullName]!.anonymous ? .ok : .unauthenticated), "anonymous on \(method.fullName): \(code)")
+            cells += 1
+        }
+        await anonymous.close()
+        #expect(cells == (Role.allCases.count + 1) * ProtoRegistry.methods.count)
+        await running.stop()
+    }
+
+    @Test("a refusal names the rule; another tenant's session and pending action are NOT_FOUND, not PERMISSION_DENIED")
+    func tenantsApart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let running = try await start(directory)
+        let acme = try client(running, directory, "acme.agent")
+        let globex = try client(running, directory, "globex.agent")
+        let acmeOperator = try client(running, directory, "acme.operator")
+
+        _ = try await acme.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", stateJSON: #"{"who":"acme"}"#, reasoning: "r"))
+        let pending = try #require(try await acme.call(
+            HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: Action(toolName: "book_flight", description: "Book"))
+        ).pendingAction)
+        func code<Request, Response>(_ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request) async -> RPCError? {
+            do {
+                _ = try await client.call(method, request)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        #expect(await code(globex, Sessions.getSession, GetSessionRequest(sessionID: "s"))?.code == .notFound)
+        #expect(await code(globex, Sessions.updateState, UpdateStateRequest(sessionID: "s", reasoning: "r", change: .mergePatchJSON("{}")))?.code == .notFound)
+        #expect(await code(globex, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: pending.id))?.code == .notFound)
+        // The same id in globex is another session.
+        _ = try await globex.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", stateJSON: #"{"who":"globex"}"#, reasoning: "r"))
+        #expect(try await acme.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.stateJSON == #"{"who":"acme"}"#)
+        #expect(try await acme.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.tenantID == "acme")
+
+        let denied = await code(acmeOperator, Sessions.updateState, UpdateStateRequest(sessionID: "s", reasoning: "r", change: .mergePatchJSON("{}")))
+        #expect(denied?.code == .permissionDenied)
+        #expect(denied?.message == "handoff.v1.Sessions/UpdateState is for agent, admin; handoff://tenant/acme/operator/operator is operator")
+        // An operator reads the context of its own tenant's session.
+        #expect(try await acmeOperator.call(Sessions.getContext, GetContextRequest(sessionID: "s")).session?.stateJSON == #"{"who":"acme"}"#)
+        for client in [acme, globex, acmeOperator] { await client.close() }
+        await running.stop()
+    }
+}

@@ -146,6 +146,7 @@ let package = Package(
         .executableTarget(
             name: "handoff",
             dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
                 "HandoffClient",
                 "HandoffCore",
                 "HandoffPolicy",

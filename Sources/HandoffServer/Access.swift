@@ -4,7 +4,9 @@
 // dispatched. A test walks the whole role × RPC matrix from this table, and a
 // method without a rule fails it.
 
+import Crypto
 import Foundation
+import Synchronization
 public import HandoffCore
 import HandoffProto
 public import HandoffRPC
@@ -36,21 +38,6 @@ public struct Principal: Sendable, Hashable {
         self.uri = uri
     }
 
-    /// The principal of a call, or UNAUTHENTICATED naming what is missing.
-    static func of(_ context: ServerCallContext) throws(RPCError) -> Principal {
-        guard let peer = context.connection.peer else {
-            throw RPCError(
-                code: .unauthenticated,
-                message: "a client certificate naming handoff://tenant/<tenant>/<role>/<name> is required")
-        }
-        guard let principal = peer.uris.lazy.compactMap(Principal.init(uri:)).first else {
-            throw RPCError(
-                code: .unauthenticated,
-                message: "the client certificate names no Handoff identity: expected a SAN URI "
-                    + "handoff://tenant/<tenant>/<agent|operator|approver|admin>/<name>")
-        }
-        return principal
-    }
 }
 
 /// One RPC's rule.
@@ -113,29 +100,125 @@ public enum AccessRules {
         "handoff.v1.Admin/VerifyAuditChain": AccessRule(roles: [.operator, .admin]),
     ]
 
+}
+
+/// A bearer token a deployment configured, kept as the SHA-256 of the token.
+public struct TokenGrant: Sendable, Hashable {
+    public var principal: Principal
+    /// SHA-256 of the token, lower-case hex.
+    public var sha256: String
+    /// Unix ms after which the token is refused; nil: no expiry.
+    public var expiresAtMs: Int64?
+
+    public init(principal: Principal, sha256: String, expiresAtMs: Int64?) {
+        self.principal = principal
+        self.sha256 = sha256.lowercased()
+        self.expiresAtMs = expiresAtMs
+    }
+}
+
+/// Authentication (certificate or bearer token), the rule table, and the
+/// per-identity rate limits on the guessable calls.
+public final class AccessControl: Sendable {
+    /// Calls a minute one identity may make to the guessable methods.
+    public static let guessableMethods: [String: Int] = [
+        "handoff.v1.Confirmations/VerifyMultiFactor": 20,
+    ]
+    /// Failed token presentations a minute from one address before it is refused outright.
+    public static let tokenFailuresPerMinute = 10
+
+    private let tokens: [String: TokenGrant]
+    private let clock: @Sendable () -> Int64
+    private let windows = Mutex<[String: (start: Int64, count: Int)]>([:])
+
+    public init(tokens: [TokenGrant] = [], clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs) {
+        self.tokens = Dictionary(tokens.map { ($0.sha256, $0) }, uniquingKeysWith: { first, _ in first })
+        self.clock = clock
+    }
+
+    /// Counts one event in a one-minute window; false when `limit` is passed.
+    private func allow(_ key: String, limit: Int) -> Bool {
+        let now = clock()
+        return windows.withLock { windows in
+            var window = windows[key] ?? (now, 0)
+            if now - window.start >= 60_000 { window = (now, 0) }
+            window.count += 1
+            windows[key] = window
+            if windows.count > 100_000 { windows = windows.filter { now - $0.value.start < 60_000 } }
+            return window.count <= limit
+        }
+    }
+
+    /// Events counted under `key` in its current one-minute window.
+    private func recent(_ key: String) -> Int {
+        let now = clock()
+        return windows.withLock { windows in
+            guard let window = windows[key], now - window.start < 60_000 else { return 0 }
+            return window.count
+        }
+    }
+
+    /// The caller of a call, or UNAUTHENTICATED naming what is wrong.
+    func principal(_ context: ServerCallContext) throws(RPCError) -> Principal? {
+        if let peer = context.connection.peer {
+            guard let principal = peer.uris.lazy.compactMap(Principal.init(uri:)).first else {
+                throw RPCError(
+                    code: .unauthenticated,
+                    message: "the client certificate names no Handoff identity: expected a SAN URI "
+                        + "handoff://tenant/<tenant>/<agent|operator|approver|admin>/<name>")
+            }
+            return principal
+        }
+        guard let header = context.metadataValue("authorization") else { return nil }
+        let address = (context.connection.remoteAddress ?? "?").split(separator: ":").dropLast().joined(separator: ":")
+        guard recent("token-failures:\(address)") < Self.tokenFailuresPerMinute else {
+            throw RPCError(code: .resourceExhausted, message: "too many failed token presentations from this address; wait a minute")
+        }
+        let token = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
+        let hash = SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        guard !token.isEmpty, let grant = tokens[hash] else {
+            _ = allow("token-failures:\(address)", limit: Self.tokenFailuresPerMinute)
+            throw RPCError(code: .unauthenticated, message: "the bearer token is not one this server knows")
+        }
+        if let expiry = grant.expiresAtMs, clock() >= expiry {
+            throw RPCError(code: .unauthenticated, message: "the bearer token of \(grant.principal.uri) has expired")
+        }
+        return grant.principal
+    }
+
     /// Checks a call against its rule: UNAUTHENTICATED without a usable
-    /// identity, PERMISSION_DENIED naming the rule when the role is not in it.
-    static func check(_ method: String, _ context: ServerCallContext) throws(RPCError) {
-        guard let rule = table[method] else {
+    /// identity, PERMISSION_DENIED naming the rule when the role is not in it,
+    /// RESOURCE_EXHAUSTED past a rate limit. Returns the caller's identity.
+    func check(_ method: String, _ context: ServerCallContext) throws(RPCError) -> String? {
+        guard let rule = AccessRules.table[method] else {
             // Not a Handoff method: the dispatcher answers UNIMPLEMENTED.
-            if !ProtoRegistry.methods.contains(where: { $0.fullName == method }) { return }
+            if !ProtoRegistry.methods.contains(where: { $0.fullName == method }) { return nil }
             throw RPCError(code: .permissionDenied, message: "\(method) has no access rule; nobody may call it")
         }
-        if rule.anonymous, context.connection.peer == nil { return }
-        let principal = try Principal.of(context)
+        let found = try principal(context)
+        guard let principal = found else {
+            if rule.anonymous { return nil }
+            throw RPCError(
+                code: .unauthenticated,
+                message: "a client certificate naming handoff://tenant/<tenant>/<role>/<name>, or a bearer token, is required")
+        }
         guard rule.roles.contains(principal.role) else {
             let allowed = Role.allCases.filter { rule.roles.contains($0) }.map(\.rawValue).joined(separator: ", ")
             throw RPCError(
                 code: .permissionDenied,
                 message: "\(method) is for \(allowed); \(principal.uri) is \(principal.role.rawValue)")
         }
+        if let limit = Self.guessableMethods[method], !allow("\(method):\(principal.uri)", limit: limit) {
+            throw RPCError(code: .resourceExhausted, message: "\(method): at most \(limit) calls a minute per identity; wait")
+        }
+        return principal.uri
     }
 }
 
 extension MethodRegistry {
-    /// Checks every call against `AccessRules.table` before it is dispatched.
-    public mutating func enforceAccessRules() {
-        accessCheck = { method, context throws(RPCError) in try AccessRules.check(method, context) }
+    /// Checks every call with `access` before it is dispatched.
+    public mutating func enforceAccessRules(_ access: AccessControl = AccessControl()) {
+        accessCheck = { method, context throws(RPCError) in try access.check(method, context) }
     }
 }
 
@@ -145,6 +228,9 @@ extension ServerCallContext {
     /// a registry without it (some tests) sees certificate holders in the
     /// default tenant.
     var caller: Caller {
+        if let identity, let principal = Principal(uri: identity) {
+            return Caller(tenant: principal.tenant, identity: principal.uri, role: principal.role.rawValue)
+        }
         if let peer = connection.peer, let principal = peer.uris.lazy.compactMap(Principal.init(uri:)).first {
             return Caller(tenant: principal.tenant, identity: principal.uri, role: principal.role.rawValue)
         }

@@ -25,6 +25,8 @@ import Yams
 ///   max_calls_per_connection: 1024
 ///   idle_timeout_seconds: 120
 ///   shutdown_grace_seconds: 10
+/// tokens:                               # bearer tokens (handoff tokens new), stored as SHA-256
+///   - {identity: "handoff://tenant/acme/agent/bot", sha256: "<64 hex>", expires: "2027-01-01T00:00:00Z"}
 /// multi_factor:
 ///   code_length: 6
 ///   lifetime_seconds: 300
@@ -63,6 +65,8 @@ public struct ServerSettings: Sendable, Equatable {
     public var sessions = SessionService.Configuration()
     /// Multi-factor codes: how they are made and where they go.
     public var multiFactor = MultiFactor()
+    /// Bearer tokens, as their SHA-256.
+    public var tokens: [TokenGrant] = []
 
     public struct MultiFactor: Sendable, Equatable {
         public var codeLength = 6
@@ -91,7 +95,7 @@ public struct ServerSettings: Sendable, Equatable {
             && (a.requireClientCertificate, a.crl, a.maximumFrameBytes, a.maximumCallsPerConnection)
                 == (b.requireClientCertificate, b.crl, b.maximumFrameBytes, b.maximumCallsPerConnection)
             && (a.idleTimeoutSeconds, a.shutdownGraceSeconds, a.threads) == (b.idleTimeoutSeconds, b.shutdownGraceSeconds, b.threads)
-            && sessionLimits(a) == sessionLimits(b) && a.multiFactor == b.multiFactor
+            && sessionLimits(a) == sessionLimits(b) && a.multiFactor == b.multiFactor && a.tokens == b.tokens
     }
 
     /// A settings problem, naming the file, line or value at fault.
@@ -137,6 +141,25 @@ public struct ServerSettings: Sendable, Equatable {
             if let v = limits.idleTimeoutSeconds { idleTimeoutSeconds = v }
             if let v = limits.shutdownGraceSeconds { shutdownGraceSeconds = v }
             if let v = limits.threads { threads = v }
+        }
+        if let entries = file.tokens {
+            tokens = try entries.enumerated().map { (index, entry) throws(Error) in
+                let at = "\(source): tokens[\(index)]"
+                guard let principal = Principal(uri: entry.identity) else {
+                    throw Error(message: "\(at): identity \(entry.identity) is not handoff://tenant/<tenant>/<role>/<name>")
+                }
+                guard entry.sha256.count == 64, entry.sha256.allSatisfy(\.isHexDigit) else {
+                    throw Error(message: "\(at): sha256 must be 64 hex digits (the hash `handoff tokens new` prints, not the token)")
+                }
+                var expiry: Int64?
+                if let text = entry.expires {
+                    guard let date = ISO8601DateFormatter().date(from: text) else {
+                        throw Error(message: "\(at): expires \(text) is not an ISO 8601 time such as 2027-01-01T00:00:00Z")
+                    }
+                    expiry = Int64(date.timeIntervalSince1970 * 1000)
+                }
+                return TokenGrant(principal: principal, sha256: entry.sha256, expiresAtMs: expiry)
+            }
         }
         if let v = file.multiFactor {
             if let x = v.codeLength { multiFactor.codeLength = x }
@@ -247,6 +270,23 @@ public struct ServerSettings: Sendable, Equatable {
         var limits: Limits?
         var sessions: Sessions?
         var multiFactor: MultiFactorFile?
+        var tokens: [TokenFile]?
+
+        struct TokenFile: Decodable {
+            var identity: String
+            var sha256: String
+            var expires: String?
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case identity, sha256, expires
+            }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                identity = try c.decode(String.self, forKey: .identity)
+                sha256 = try c.decode(String.self, forKey: .sha256)
+                expires = try c.decodeIfPresent(String.self, forKey: .expires)
+            }
+        }
 
         struct MultiFactorFile: Decodable {
             var codeLength: Int?
@@ -365,7 +405,7 @@ public struct ServerSettings: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case listen, data, policy, tls, limits, sessions
+            case listen, data, policy, tls, limits, sessions, tokens
             case multiFactor = "multi_factor"
         }
 
@@ -379,6 +419,7 @@ public struct ServerSettings: Sendable, Equatable {
             limits = try c.decodeIfPresent(Limits.self, forKey: .limits)
             sessions = try c.decodeIfPresent(Sessions.self, forKey: .sessions)
             multiFactor = try c.decodeIfPresent(MultiFactorFile.self, forKey: .multiFactor)
+            tokens = try c.decodeIfPresent([TokenFile].self, forKey: .tokens)
         }
     }
 }
@@ -450,5 +491,22 @@ extension ServerSettings {
         while bytes.last == UInt8(ascii: "\n") || bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
         guard bytes.count >= 16 else { throw Error(message: "secret file \(path) holds fewer than 16 bytes") }
         return bytes
+    }
+}
+
+extension ServerSettings {
+    /// Refuses private keys and secrets that others may read: a key with mode
+    /// 0644 has leaked already on a shared machine.
+    public func checkSecretPermissions() throws(Error) {
+        let certs = (data as NSString).appendingPathComponent("certs")
+        var files = [tlsKey ?? (certs as NSString).appendingPathComponent("server.key")]
+        files.append(multiFactor.keyFile ?? (data as NSString).appendingPathComponent("mfa.key"))
+        for case .webhook(_, let secretFile) in multiFactor.channels ?? [] { files.append(secretFile) }
+        for file in files where FileManager.default.fileExists(atPath: file) {
+            let mode = ((try? FileManager.default.attributesOfItem(atPath: file))?[.posixPermissions] as? Int) ?? 0
+            if mode & 0o077 != 0 {
+                throw Error(message: "\(file) is readable by others (mode \(String(mode, radix: 8))); run chmod 600 \(file)")
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import HandoffClient
+import HandoffProto
 import HandoffRPC
 import HandoffTLS
 
@@ -26,6 +27,9 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Client key (default: <certs>/<role>.key).")
     var key: String?
 
+    @Option(help: "A bearer token instead of a client certificate (env HANDOFF_TOKEN); see `handoff tokens new`.")
+    var token = ProcessInfo.processInfo.environment["HANDOFF_TOKEN"]
+
     @Option(help: "Seconds to wait for each call.")
     var timeout: Double = 30
 
@@ -39,12 +43,14 @@ struct ConnectionOptions: ParsableArguments {
     func makeClient() throws -> HandoffClient {
         let (host, port) = try hostAndPort()
         let dir = URL(fileURLWithPath: certs)
+        // With a token the connection carries no client certificate.
         let tls = TLSConfiguration.client(
             trustRootsPath: ca ?? dir.appendingPathComponent("ca.pem").path,
             serverHostname: host,
-            certificateChainPath: cert ?? dir.appendingPathComponent("\(role).pem").path,
-            privateKeyPath: key ?? dir.appendingPathComponent("\(role).key").path)
+            certificateChainPath: token != nil ? nil : cert ?? dir.appendingPathComponent("\(role).pem").path,
+            privateKeyPath: token != nil ? nil : key ?? dir.appendingPathComponent("\(role).key").path)
         var configuration = HandoffClient.Configuration(host: host, port: port, tls: tls)
+        if let token { configuration.metadata = [MetadataEntry(key: "authorization", value: "Bearer \(token)")] }
         configuration.defaultTimeout = .milliseconds(Int64(timeout * 1000))
         configuration.keepaliveInterval = nil
         do {

@@ -69,6 +69,7 @@ struct Handoffd: AsyncParsableCommand {
             if let policy { settings.policy = policy }
             if requireClientCert { settings.requireClientCertificate = true }
             try settings.validate()
+            try settings.checkSecretPermissions()
         } catch {
             throw ValidationError("\(error)")
         }
@@ -105,7 +106,7 @@ struct Handoffd: AsyncParsableCommand {
 
         let sessions = SessionService(store: store, configuration: settings.sessions)
         var registry = MethodRegistry()
-        registry.enforceAccessRules()
+        registry.enforceAccessRules(AccessControl(tokens: settings.tokens))
         registry.registerHealth()
         registry.registerSessions(sessions)
         registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: policyHolder), policy: policyHolder)

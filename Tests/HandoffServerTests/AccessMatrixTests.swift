@@ -2,6 +2,7 @@
 // real mutual TLS with certificates made by `handoff certs init` for two
 // tenants; and tenants kept apart.
 
+import Crypto
 import Foundation
 import HandoffClient
 import HandoffCore
@@ -25,7 +26,7 @@ struct AccessMatrixTests {
     }
 
     /// A server with every implemented service and the rules enforced, on certificates from `handoff certs init`.
-    private func start(_ directory: String) async throws -> RunningServer {
+    private func start(_ directory: String, access: AccessControl = AccessControl()) async throws -> RunningServer {
         let made = try await runProcess(Binaries.path("handoff"), ["certs", "init", directory, "--tenant", "acme", "--tenant", "globex"])
         #expect(made.status == 0, "\(made.output)")
         func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
@@ -36,7 +37,7 @@ struct AccessMatrixTests {
             store: store, sessions: sessions, policy: policy,
             multiFactor: MultiFactorSettings(key: Array(repeating: 1, count: 32), channels: [FileCodeChannel(path: path("codes.jsonl"))]))
         var registry = MethodRegistry()
-        registry.enforceAccessRules()
+        registry.enforceAccessRules(access)
         registry.registerHealth()
         registry.registerSessions(sessions)
         registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: policy), policy: policy)
@@ -150,6 +151,72 @@ struct AccessMatrixTests {
         // An operator reads the context of its own tenant's session.
         #expect(try await acmeOperator.call(Sessions.getContext, GetContextRequest(sessionID: "s")).session?.stateJSON == #"{"who":"acme"}"#)
         for client in [acme, globex, acmeOperator] { await client.close() }
+        await running.stop()
+    }
+
+    @Test("bearer tokens: a known one acts as its identity, an unknown or expired one is UNAUTHENTICATED, guessing is cut off")
+    func bearerTokens() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func hash(_ token: String) -> String { SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined() }
+        let bot = try #require(Principal(uri: "handoff://tenant/acme/agent/bot"))
+        let access = AccessControl(tokens: [
+            TokenGrant(principal: bot, sha256: hash("good-token"), expiresAtMs: nil),
+            TokenGrant(principal: bot, sha256: hash("old-token"), expiresAtMs: 1_000),
+        ])
+        let running = try await start(directory, access: access)
+        func tokenClient(_ token: String) throws -> HandoffClient {
+            var configuration = HandoffClient.Configuration(
+                host: "127.0.0.1", port: running.port,
+                tls: .client(trustRootsPath: (directory as NSString).appendingPathComponent("ca.pem"), serverHostname: "127.0.0.1"))
+            configuration.metadata = [MetadataEntry(key: "authorization", value: "Bearer \(token)")]
+            configuration.defaultTimeout = .seconds(10)
+            return try HandoffClient(configuration: configuration)
+        }
+        let good = try tokenClient("good-token")
+        let created = try await good.call(Sessions.createSession, CreateSessionRequest(sessionID: "t", reasoning: "r"))
+        #expect(created.session?.tenantID == "acme")
+        let events = try await good.call(Sessions.listEvents, ListEventsRequest(sessionID: "t", pageSize: 5))
+        #expect(events.events.first?.actor?.name == "handoff://tenant/acme/agent/bot")
+
+        func refusal(_ client: HandoffClient) async -> RPCError? {
+            do {
+                _ = try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "t"))
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let old = try tokenClient("old-token")
+        #expect((await refusal(old))?.message.contains("has expired") == true)
+        let wrong = try tokenClient("guess")
+        var codes: [RPCError.Code] = []
+        for _ in 0..<(AccessControl.tokenFailuresPerMinute + 2) { codes.append((await refusal(wrong))?.code ?? .ok) }
+        #expect(codes.prefix(AccessControl.tokenFailuresPerMinute).allSatisfy { $0 == .unauthenticated }, "\(codes)")
+        #expect(codes.last == .resourceExhausted, "\(codes)")
+        for client in [good, old, wrong] { await client.close() }
+        await running.stop()
+    }
+
+    @Test("VerifyMultiFactor is rate-limited per identity")
+    func verifyRateLimit() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let running = try await start(directory)
+        let agent = try client(running, directory, "acme.agent")
+        let limit = try #require(AccessControl.guessableMethods["handoff.v1.Confirmations/VerifyMultiFactor"])
+        var codes: [RPCError.Code] = []
+        for _ in 0...limit {
+            do {
+                _ = try await agent.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: "pa-x", code: "123456"))
+                codes.append(.ok)
+            } catch {
+                codes.append(error.code)
+            }
+        }
+        #expect(codes.prefix(limit).allSatisfy { $0 == .notFound }, "\(codes)")
+        #expect(codes.last == .resourceExhausted)
+        await agent.close()
         await running.stop()
     }
 }

@@ -289,4 +289,41 @@ struct ProcessTests {
         let key = try FileManager.default.attributesOfItem(atPath: fixtures.path("mfa.key"))[.posixPermissions] as? Int
         #expect(key == 0o600, "the server key is not mode 0600")
     }
+
+    @Test("handoffd refuses a private key others can read; handoff tokens new makes a token handoffd accepts from its config")
+    func keyModesAndTokens() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        chmod(fixtures.path("server.key"), 0o644)
+        let open = try await run("handoffd", [
+            "--listen", "127.0.0.1:0", "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"),
+            "--tls-key", fixtures.path("server.key"),
+        ])
+        #expect(open.status != 0)
+        #expect(open.output.contains("server.key is readable by others (mode 644)"), "\(open.output)")
+        chmod(fixtures.path("server.key"), 0o600)
+
+        let made = try await run("handoff", ["tokens", "new", "--identity", "handoff://tenant/acme/agent/bot", "--days", "1"])
+        #expect(made.status == 0, "\(made.output)")
+        let token = try #require(made.output.split(separator: "\n").first?.split(separator: " ").last.map(String.init))
+        let line = try #require(made.output.split(separator: "\n").last.map(String.init))
+        #expect(!line.contains(token), "the config line holds the token itself")
+        let config = fixtures.path("handoffd.yaml")
+        try "tokens:\n\(line)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let server = try await offPool {
+            try ServerProcess(arguments: [
+                "--config", config, "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"),
+                "--tls-key", fixtures.path("server.key"), "--client-ca", fixtures.path("ca.pem"),
+            ])
+        }
+        let common = ["--server", "127.0.0.1:\(server.port)", "--ca", fixtures.path("ca.pem")]
+        let created = try await run("handoff", ["session", "create", "--id", "tok", "--reasoning", "r", "--token", token, "--json"] + common)
+        #expect(created.status == 0, "\(created.output)")
+        #expect(created.output.contains(#""tenant_id":"acme""#), "\(created.output)")
+        let refused = try await run("handoff", ["session", "get", "tok", "--token", "hot_wrong"] + common)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("UNAUTHENTICATED"), "\(refused.output)")
+        #expect(try await offPool { server.terminate() } == 0)
+        #expect(!server.allOutput().contains(token), "the token is in the server log")
+    }
 }

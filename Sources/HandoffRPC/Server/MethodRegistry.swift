@@ -17,9 +17,10 @@ public struct MethodRegistry: Sendable {
     private(set) var handlers: [String: Handler] = [:]
 
     /// Runs before every call is dispatched, also for a method no handler
-    /// serves: the place for authentication and authorization. Throwing ends
-    /// the call with that status before the request is decoded.
-    public var accessCheck: (@Sendable (_ method: String, _ context: ServerCallContext) throws(RPCError) -> Void)?
+    /// serves: the place for authentication and authorization. It returns the
+    /// caller's identity (handed to the handler as `ServerCallContext.identity`)
+    /// or throws to end the call with that status before the request is decoded.
+    public var accessCheck: (@Sendable (_ method: String, _ context: ServerCallContext) throws(RPCError) -> String?)?
 
     public init() {}
 

@@ -233,17 +233,18 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
         let now = NIODeadline.now()
         let deadline: NIODeadline? = envelope.timeoutMs > 0
             ? now + .milliseconds(Int64(clamping: envelope.timeoutMs)) : nil
-        let callContext = ServerCallContext(
+        var checked = ServerCallContext(
             method: envelope.method, callID: id, metadata: envelope.metadata, deadline: deadline,
             connection: info, connectionLogger: logger)
         if let check = registry.accessCheck {
             do throws(RPCError) {
-                try check(envelope.method, callContext)
+                checked.identity = try check(envelope.method, checked)
             } catch {
                 write(.end(callID: id, status: error.code, message: error.message))
                 return
             }
         }
+        let callContext = checked
         guard let handler = registry.handlers[envelope.method] else {
             write(.end(callID: id, status: .unimplemented, message: "unknown method \"\(envelope.method)\""))
             return

@@ -48,6 +48,9 @@ public struct ServerCallContext: Sendable {
     public let deadline: NIODeadline?
     /// The connection the call arrived on.
     public let connection: ConnectionInfo
+    /// Who the registry's access check found the caller to be (its identity
+    /// URI), or nil when there is no check or the call is anonymous.
+    public internal(set) var identity: String?
     /// The connection's logger; `logger` adds the call's method and id on use,
     /// so calls that do not log pay nothing for the metadata.
     let connectionLogger: Logger

@@ -64,7 +64,7 @@ private struct PolicyReader {
     func policy(_ root: Node, text: String) throws(PolicyError) -> Policy {
         let keys = try mapping(root, "", allowed: [
             "version", "decision_types", "risk_strategies", "default_decision_type", "tools", "words", "amount",
-            "personal_data", "confidence", "standing_decisions", "sampling_rate", "pending_expiry_seconds", "confirmation",
+            "personal_data", "confidence", "standing_decisions", "sampling_rate", "pending_expiry_seconds", "confirmation", "escalation",
         ])
         var policy = Policy.standardTable
         if let node = keys["version"] {
@@ -216,6 +216,34 @@ private struct PolicyReader {
                 }
             }
             if let reprompt = fields["reprompt"] { policy.confirmation.reprompt = try string(reprompt, "confirmation.reprompt") }
+        }
+        if let node = keys["escalation"] {
+            let fields = try mapping(node, "escalation", allowed: ["priorities", "sla_seconds"])
+            let names = ["normal": 1, "high": 2, "urgent": 3]
+            if let list = fields["priorities"] {
+                policy.escalation.rules = []
+                for (i, item) in try self.list(list, "escalation.priorities").enumerated() {
+                    let path = "escalation.priorities[\(i)]"
+                    let rule = try mapping(item, path, allowed: ["words", "priority"], required: ["words", "priority"])
+                    let words = try self.list(rule["words"]!, "\(path).words").enumerated().map { (j, word) throws(PolicyError) in
+                        try string(word, "\(path).words[\(j)]").lowercased()
+                    }
+                    let name = try string(rule["priority"]!, "\(path).priority")
+                    guard let priority = names[name] else {
+                        throw fail(rule["priority"], "\(path).priority", "unknown priority \"\(name)\" (known: normal, high, urgent)")
+                    }
+                    policy.escalation.rules.append((words, priority))
+                }
+            }
+            if let sla = fields["sla_seconds"] {
+                for (name, value) in try mapping(sla, "escalation.sla_seconds", allowed: ["normal", "high", "urgent"]) {
+                    let text = try string(value, "escalation.sla_seconds.\(name)")
+                    guard let seconds = Int(text), seconds > 0 else {
+                        throw fail(value, "escalation.sla_seconds.\(name)", "\"\(text)\" is not a positive number of seconds")
+                    }
+                    policy.escalation.slaSeconds[names[name]!] = seconds
+                }
+            }
         }
         var ids: [String: String] = [:]
         let allIDs = policy.toolRules.map(\.id) + policy.wordRules.map(\.id) + policy.standingDecisions.map(\.id)

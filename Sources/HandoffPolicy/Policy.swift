@@ -199,6 +199,36 @@ public struct Policy: Sendable, Hashable {
     public var pendingExpirySeconds: Int? = 3600
     /// How the end user's answers to a confirmation are read.
     public var confirmation = Confirmation()
+    /// How escalation tickets are prioritised and how long they may wait.
+    public var escalation = Escalation()
+
+    /// Ticket priority from the reason's words, and the SLA of each priority.
+    public struct Escalation: Sendable, Hashable {
+        /// Rules in order; the first whose word is in the reason sets the
+        /// priority (2 high, 3 urgent); none: normal (1).
+        public var rules: [(words: [String], priority: Int)] = [
+            (["payment", "payments", "security", "fraud", "breach"], 3),
+            (["complaint", "complain", "frustrated", "angry", "upset"], 2),
+        ]
+        /// Seconds a ticket of each priority (1, 2, 3) may wait to be claimed.
+        public var slaSeconds: [Int: Int] = [1: 3600, 2: 900, 3: 300]
+
+        public init() {}
+
+        public func priority(for reason: String) -> Int {
+            let words = Set(Policy.words(in: reason))
+            return rules.first { rule in rule.words.contains { words.contains($0) } }?.priority ?? 1
+        }
+
+        public static func == (a: Self, b: Self) -> Bool {
+            a.slaSeconds == b.slaSeconds && a.rules.map(\.words) == b.rules.map(\.words) && a.rules.map(\.priority) == b.rules.map(\.priority)
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(slaSeconds)
+            for rule in rules { hasher.combine(rule.words); hasher.combine(rule.priority) }
+        }
+    }
 
     /// The words that confirm and decline, and how long a confirmation waits.
     public struct Confirmation: Sendable, Hashable {

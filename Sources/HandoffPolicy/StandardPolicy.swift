@@ -127,6 +127,15 @@ extension Policy {
           # The agent relays the end user's answers and codes (a chat agent). With
           # false, an agent identity may not answer a confirmation or enter a code.
           agent_relays_user: true
+
+        # Escalation tickets: the first rule with a word in the reason sets the
+        # priority (else normal); a ticket unclaimed past its SLA is breached and
+        # rises to the top of the queue.
+        escalation:
+          priorities:
+            - {words: [payment, payments, security, fraud, breach], priority: urgent}
+            - {words: [complaint, complain, frustrated, angry, upset], priority: high}
+          sla_seconds: {urgent: 300, high: 900, normal: 3600}
         """
 
     /// The shipped policy.

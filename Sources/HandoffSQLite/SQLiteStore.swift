@@ -157,6 +157,32 @@ public final class SQLiteStore: Store {
                     WHERE release_token_hash IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v8: escalation tickets") { db in
+            try db.execute(sql: """
+                CREATE TABLE tickets (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    pending_action_id TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    status TEXT NOT NULL,
+                    created_by TEXT NOT NULL,
+                    assigned_to TEXT NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    claimed_at_ms INTEGER NOT NULL,
+                    resolved_at_ms INTEGER NOT NULL,
+                    sla_deadline_ms INTEGER NOT NULL,
+                    outcome INTEGER NOT NULL,
+                    resolution_note TEXT NOT NULL,
+                    snapshot_json TEXT NOT NULL,
+                    revision INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id)
+                ) WITHOUT ROWID;
+                CREATE INDEX tickets_queue ON tickets (tenant_id, status, priority, created_at_ms);
+                CREATE UNIQUE INDEX tickets_one_unresolved ON tickets (tenant_id, session_id) WHERE status != 'resolved';
+                """)
+        }
         return migrator
     }
 
@@ -221,15 +247,7 @@ public final class SQLiteStore: Store {
     public func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord {
         try await write { db in
             try Self.requireSession(db, tenant: tenant, id: turn.sessionID)
-            var stored = turn
-            stored.sequence = try Self.nextSequence(db, table: "turns", tenant: tenant, sessionID: turn.sessionID)
-            try db.cachedStatement(sql: """
-                INSERT INTO turns (tenant_id, session_id, seq, input, output, metadata_json, reasoning, author, created_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
-                    tenant.rawValue, stored.sessionID, stored.sequence, stored.input, stored.output, stored.metadataJSON,
-                    stored.reasoning, stored.author, stored.createdAtMs,
-                ])
+            let stored = try Self.insertTurn(db, tenant: tenant, turn)
             _ = try Self.append(db, tenant: tenant, sessionID: turn.sessionID, event: event)
             return stored
         }
@@ -257,7 +275,7 @@ public final class SQLiteStore: Store {
             arguments.append(sessionID)
         }
         if !query.actions.isEmpty {
-            clauses.append("action IN (\(Array(repeating: "?", count: query.actions.count).joined(separator: ", ")))")
+            clauses.append("action IN \(Self.placeholders(query.actions.count))")
             arguments.append(contentsOf: query.actions)
         }
         if let since = query.since {
@@ -451,22 +469,170 @@ public final class SQLiteStore: Store {
             for event in events {
                 _ = try Self.append(db, tenant: action.tenant, sessionID: action.sessionID, event: event)
             }
-            let awaiting = try Bool.fetchOne(
-                db.cachedStatement(sql: """
-                    SELECT EXISTS (SELECT 1 FROM pending_actions
-                    WHERE tenant_id = ? AND session_id = ? AND status = 'pending'
-                        AND (awaiting_confirmation = 1 OR mfa_code_hash IS NOT NULL))
-                    """),
-                arguments: [action.tenant.rawValue, action.sessionID]) ?? false
-            let status = awaiting ? "awaiting_confirmation" : "active"
-            try db.cachedStatement(sql: """
-                UPDATE sessions SET status = ? WHERE tenant_id = ? AND id = ? AND status IN ('active', 'awaiting_confirmation')
-                """).execute(arguments: [status, action.tenant.rawValue, action.sessionID])
-            let current = try String.fetchOne(
-                db.cachedStatement(sql: "SELECT status FROM sessions WHERE tenant_id = ? AND id = ?"),
-                arguments: [action.tenant.rawValue, action.sessionID]) ?? status
-            return (stored, current)
+            return (stored, try Self.refreshSessionStatus(db, tenant: action.tenant, sessionID: action.sessionID))
         }
+    }
+
+    /// Sets and returns the session's status: escalated while a ticket is
+    /// not resolved, else awaiting confirmation while a pending action waits
+    /// for the user's answer or code, else active.
+    private static func refreshSessionStatus(_ db: Database, tenant: TenantID, sessionID: String) throws -> String {
+        let escalated = try Bool.fetchOne(
+            db.cachedStatement(sql: """
+                SELECT EXISTS (SELECT 1 FROM tickets WHERE tenant_id = ? AND session_id = ? AND status != 'resolved')
+                """),
+            arguments: [tenant.rawValue, sessionID]) ?? false
+        let awaiting = try Bool.fetchOne(
+            db.cachedStatement(sql: """
+                SELECT EXISTS (SELECT 1 FROM pending_actions
+                WHERE tenant_id = ? AND session_id = ? AND status = 'pending'
+                    AND (awaiting_confirmation = 1 OR mfa_code_hash IS NOT NULL))
+                """),
+            arguments: [tenant.rawValue, sessionID]) ?? false
+        let status = escalated ? "escalated" : awaiting ? "awaiting_confirmation" : "active"
+        try db.cachedStatement(sql: "UPDATE sessions SET status = ? WHERE tenant_id = ? AND id = ?")
+            .execute(arguments: [status, tenant.rawValue, sessionID])
+        return status
+    }
+
+    public func openTicket(
+        _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
+    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String) {
+        try await write { db in
+            try Self.requireSession(db, tenant: ticket.tenant, id: ticket.sessionID)
+            if let row = try Row.fetchOne(
+                db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND session_id = ? AND status != 'resolved'"),
+                arguments: [ticket.tenant.rawValue, ticket.sessionID]) {
+                let status = try String.fetchOne(
+                    db.cachedStatement(sql: "SELECT status FROM sessions WHERE tenant_id = ? AND id = ?"),
+                    arguments: [ticket.tenant.rawValue, ticket.sessionID]) ?? "escalated"
+                return (Self.ticket(row, tenant: ticket.tenant), false, status)
+            }
+            try Self.insertTicket(db, ticket)
+            try Self.insertTurn(db, tenant: ticket.tenant, turn)
+            _ = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
+            return (ticket, true, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID))
+        }
+    }
+
+    public func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord? {
+        do {
+            return try await pool.read { db in
+                try Row.fetchOne(
+                    db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, id]
+                ).map { Self.ticket($0, tenant: tenant) }
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    public func tickets(tenant: TenantID, query: TicketQuery) async throws(StoreError) -> [TicketRecord] {
+        var clauses = ["tenant_id = ?"]
+        var arguments: [any DatabaseValueConvertible] = [tenant.rawValue]
+        if !query.statuses.isEmpty {
+            clauses.append("status IN \(Self.placeholders(query.statuses.count))")
+            arguments.append(contentsOf: query.statuses)
+        }
+        if !query.priorities.isEmpty {
+            clauses.append("priority IN \(Self.placeholders(query.priorities.count))")
+            arguments.append(contentsOf: query.priorities)
+        }
+        if let assignee = query.assignedTo {
+            clauses.append("assigned_to = ?")
+            arguments.append(assignee)
+        }
+        let sql = """
+            \(Self.ticketColumns) WHERE \(clauses.joined(separator: " AND "))
+            ORDER BY (status = 'open' AND sla_deadline_ms <= ?) DESC, priority DESC, created_at_ms ASC, id ASC
+            LIMIT ? OFFSET ?
+            """
+        arguments.append(contentsOf: [query.nowMs, query.limit, query.offset] as [any DatabaseValueConvertible])
+        let bound = StatementArguments(arguments.map { Optional($0) })
+        do {
+            return try await pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.ticket($0, tenant: tenant) } }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    public func updateTicket(
+        _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
+    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String) {
+        try await write { db in
+            var stored = ticket
+            stored.revision = ticket.revision + 1
+            try db.cachedStatement(sql: """
+                UPDATE tickets SET status = ?, assigned_to = ?, claimed_at_ms = ?, resolved_at_ms = ?, outcome = ?,
+                    resolution_note = ?, revision = ?
+                WHERE tenant_id = ? AND id = ? AND revision = ?
+                """).execute(arguments: [
+                    stored.status, stored.assignedTo, stored.claimedAtMs, stored.resolvedAtMs, stored.outcome, stored.resolutionNote,
+                    stored.revision, ticket.tenant.rawValue, ticket.id, ticket.revision,
+                ])
+            if db.changesCount == 0 {
+                let current = try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT revision FROM tickets WHERE tenant_id = ? AND id = ?"),
+                    arguments: [ticket.tenant.rawValue, ticket.id])
+                guard let current else { throw StoreError.notFound(ticket.id) }
+                throw StoreError.versionConflict(expected: ticket.revision, current: current)
+            }
+            var written: TurnRecord?
+            if let turn {
+                written = try Self.insertTurn(db, tenant: ticket.tenant, turn)
+            }
+            for event in events { _ = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event) }
+            return (stored, written, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID))
+        }
+    }
+
+    /// `(?, ?, …)` with `count` placeholders.
+    private static func placeholders(_ count: Int) -> String {
+        "(" + Array(repeating: "?", count: count).joined(separator: ", ") + ")"
+    }
+
+    private static let ticketColumns = """
+        SELECT id, session_id, pending_action_id, reason, priority, status, created_by, assigned_to, created_at_ms, claimed_at_ms,
+            resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision
+        FROM tickets
+        """
+
+    private static func ticket(_ row: Row, tenant: TenantID) -> TicketRecord {
+        var record = TicketRecord(
+            tenant: tenant, id: row[0], sessionID: row[1], pendingActionID: row[2], reason: row[3], priority: row[4], status: row[5],
+            createdBy: row[6], assignedTo: row[7], createdAtMs: row[8], slaDeadlineMs: row[11], snapshotJSON: row[14])
+        record.claimedAtMs = row[9]
+        record.resolvedAtMs = row[10]
+        record.outcome = row[12]
+        record.resolutionNote = row[13]
+        record.revision = row[15]
+        return record
+    }
+
+    private static func insertTicket(_ db: Database, _ t: TicketRecord) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO tickets (tenant_id, id, session_id, pending_action_id, reason, priority, status, created_by, assigned_to,
+                created_at_ms, claimed_at_ms, resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                t.tenant.rawValue, t.id, t.sessionID, t.pendingActionID, t.reason, t.priority, t.status, t.createdBy, t.assignedTo,
+                t.createdAtMs, t.claimedAtMs, t.resolvedAtMs, t.slaDeadlineMs, t.outcome, t.resolutionNote, t.snapshotJSON, t.revision,
+            ])
+    }
+
+    /// Inserts a turn numbered after the session's last one.
+    @discardableResult
+    private static func insertTurn(_ db: Database, tenant: TenantID, _ turn: TurnRecord) throws -> TurnRecord {
+        var stored = turn
+        stored.sequence = try nextSequence(db, table: "turns", tenant: tenant, sessionID: turn.sessionID)
+        try db.cachedStatement(sql: """
+            INSERT INTO turns (tenant_id, session_id, seq, input, output, metadata_json, reasoning, author, created_at_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                tenant.rawValue, stored.sessionID, stored.sequence, stored.input, stored.output, stored.metadataJSON,
+                stored.reasoning, stored.author, stored.createdAtMs,
+            ])
+        return stored
     }
 
     // MARK: Internals

@@ -31,10 +31,18 @@ extension SessionRecord {
 }
 
 extension TurnRecord {
+    /// Who wrote the turn: operators' replies and the desk's own turns say so
+    /// in their (canonical, sorted-key) metadata.
+    var source: TurnSource {
+        if metadataJSON.contains(#""source":"operator""#) { return .operator }
+        if metadataJSON.contains(#""source":"system""#) { return .system }
+        return .agent
+    }
+
     func proto(tenant: TenantID) -> Turn {
         Turn(
             sessionID: sessionID, sequence: sequence, input: input, output: output, metadataJSON: metadataJSON,
-            reasoning: reasoning, source: .agent, author: Identity(tenantID: tenant.rawValue, name: author),
+            reasoning: reasoning, source: source, author: Identity(tenantID: tenant.rawValue, name: author),
             createdAtUnixMs: createdAtMs)
     }
 }

@@ -120,6 +120,8 @@ struct Handoffd: AsyncParsableCommand {
         let confirmations = ConfirmationService(store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor)
         registry.registerConfirmations(confirmations)
         registry.registerDecisions(confirmations)
+        registry.registerEscalations(
+            EscalationService(store: store, sessions: sessions, policy: policyHolder, confirmations: confirmations))
         let server: RPCServer
         do {
             server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)

@@ -43,6 +43,7 @@ struct AccessMatrixTests {
         registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: policy), policy: policy)
         registry.registerConfirmations(confirmations)
         registry.registerDecisions(confirmations)
+        registry.registerEscalations(EscalationService(store: store, sessions: sessions, policy: policy, confirmations: confirmations))
         let tls = TLSConfiguration.server(
             certificateChainPath: path("server.pem"), privateKeyPath: path("server.key"), clientCertificateTrustRootsPath: path("ca.pem"),
             clientCertificates: .optional)

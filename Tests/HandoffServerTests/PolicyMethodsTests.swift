@@ -32,12 +32,7 @@ struct PolicyMethodsTests {
     }
 
     private func refusal(_ client: HandoffClient, _ request: AssessActionRequest) async -> RPCError? {
-        do {
-            _ = try await client.call(HandoffProto.Policy.assessAction, request)
-            return nil
-        } catch {
-            return error
-        }
+        await refusalOf(client, HandoffProto.Policy.assessAction, request)
     }
 
     @Test("the seed scenario's actions: strategy, rules with why, a pending action exactly when not automated, an event each")
@@ -202,10 +197,25 @@ func startDecisionServer(
         multiFactor: MultiFactorSettings(key: Array(repeating: 9, count: 32), channels: channels), clock: { clock.read() })
     registry.registerConfirmations(confirmations)
     registry.registerDecisions(confirmations)
+    registry.registerEscalations(
+        EscalationService(store: store, sessions: sessions, policy: holder, confirmations: confirmations, clock: { clock.read() }),
+        clock: { clock.read() })
     let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
     let client = try running.client(fixtures.clientTLS(role: "agent"))
     _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
     return (running, client)
+}
+
+/// The error a unary call ends with, or nil when it succeeds.
+func refusalOf<Request, Response>(
+    _ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request
+) async -> RPCError? {
+    do {
+        _ = try await client.call(method, request)
+        return nil
+    } catch {
+        return error
+    }
 }
 
 /// A clock the test moves by hand.
@@ -228,12 +238,7 @@ struct ConfirmationsMethodsTests {
     private func refusal<Request, Response>(
         _ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request
     ) async -> RPCError? {
-        do {
-            _ = try await client.call(method, request)
-            return nil
-        } catch {
-            return error
-        }
+        await refusalOf(client, method, request)
     }
 
     private func status(_ client: HandoffClient) async throws -> SessionStatus? {
@@ -402,12 +407,7 @@ struct MultiFactorMethodsTests {
     }
 
     private func refusal(_ client: HandoffClient, _ id: String, _ code: String) async -> RPCError? {
-        do {
-            _ = try await client.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: id, code: code))
-            return nil
-        } catch {
-            return error
-        }
+        await refusalOf(client, Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: id, code: code))
     }
 
     @Test("the code reaches a real webhook, signed; the right code releases exactly once; the code is in no reply and not in the store")
@@ -661,6 +661,119 @@ struct DecisionsMethodsTests {
         #expect(seen.map(\.status) == [.expired])
         let events = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", actions: ["action.expired"], pageSize: 10))
         #expect(events.events.count == 1)
+        await running.stop()
+    }
+}
+
+@Suite("The operator desk over TLS")
+struct EscalationsMethodsTests {
+    private func refusal<Request, Response>(
+        _ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request
+    ) async -> RPCError? {
+        await refusalOf(client, method, request)
+    }
+
+    @Test("escalate once (a second call returns the same ticket), claim, reply into the conversation, resolve releasing the action")
+    func ticketLifecycle() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let (running, agent) = try await startDecisionServer(fixtures, clock: clock)
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        let admin = try running.client(fixtures.clientTLS(role: "admin"))
+        _ = try await agent.call(Sessions.addTurn, AddTurnRequest(sessionID: "s", input: "I want my money back", output: "Let me check"))
+        let refund = try #require(try await agent.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(sessionID: "s", action: Action(toolName: "issue_refund", amount: "250", currency: "USD"))).pendingAction)
+
+        let opened = try await agent.call(Escalations.escalate, EscalateRequest(
+            sessionID: "s", reason: "Customer is frustrated and filed a complaint", pendingActionID: refund.id))
+        #expect(opened.created)
+        let ticket = try #require(opened.ticket)
+        #expect(ticket.priority == .high)
+        #expect(ticket.status == .open)
+        #expect(ticket.slaDeadlineUnixMs == clock.read() + 900_000)
+        let again = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "s", reason: "payment problem"))
+        #expect(!again.created && again.ticket?.id == ticket.id, "a second escalation opened a second ticket")
+        #expect(try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .escalated)
+
+        let queue = try await operatorClient.call(Escalations.listQueue, ListQueueRequest())
+        #expect(queue.tickets.map(\.id) == [ticket.id])
+        let view = try await operatorClient.call(Escalations.getTicket, GetTicketRequest(ticketID: ticket.id))
+        #expect(view.snapshot?.turns.map(\.input) == ["I want my money back"], "the snapshot is the context before the escalation")
+        #expect(view.liveContext?.turns.last?.source == .system, "the escalation turn is in the live context")
+        #expect(view.pendingAction?.id == refund.id)
+
+        let claimed = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: ticket.id))
+        #expect(claimed.ticket?.status == .claimed)
+        #expect(claimed.ticket?.assignedTo?.name == "handoff://tenant/acme/operator/operator")
+        #expect((await refusal(admin, Escalations.claim, ClaimRequest(ticketID: ticket.id)))?.code == .failedPrecondition)
+
+        let reply = try await operatorClient.call(Escalations.reply, ReplyRequest(ticketID: ticket.id, text: "Hi, I'm Sam; I'll sort this out."))
+        #expect(reply.turn?.source == .operator)
+        let context = try await agent.call(Sessions.getContext, GetContextRequest(sessionID: "s"))
+        #expect(context.turns.last?.output == "Hi, I'm Sam; I'll sort this out.", "the agent does not see the operator's reply")
+        #expect(context.turns.last?.source == .operator)
+
+        let notYours = await refusal(admin, Escalations.reply, ReplyRequest(ticketID: ticket.id, text: "x"))
+        #expect(notYours?.code == .failedPrecondition)
+        let resolved = try await operatorClient.call(Escalations.resolve, ResolveRequest(
+            ticketID: ticket.id, outcome: .resolved, note: "refund approved", pendingActionDecision: .release))
+        #expect(resolved.ticket?.status == .resolved)
+        #expect(resolved.pendingAction?.status == .released)
+        #expect(resolved.pendingAction?.releaseToken.count == 64)
+        #expect(try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .active)
+        #expect((await refusal(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved)))?.code
+            == .failedPrecondition)
+        let events = try await agent.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50)).events.map(\.action)
+        #expect(Array(events.suffix(5)) == ["session.escalated", "ticket.claimed", "ticket.replied", "action.released", "ticket.resolved"])
+        #expect(try await admin.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: "s")).ok)
+        // After resolution a new escalation opens a new ticket.
+        #expect(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "s", reason: "again")).created)
+        for client in [operatorClient, admin, agent] { await client.close() }
+        await running.stop()
+    }
+
+    @Test("the queue: breached SLAs first, then priority, then age; an admin may reassign; only the claimant resolves")
+    func queueOrder() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let (running, agent) = try await startDecisionServer(fixtures, clock: clock)
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        let admin = try running.client(fixtures.clientTLS(role: "admin"))
+        var ids: [String: String] = [:]
+        for (session, reason, after) in [("n", "question about opening hours", 0), ("u", "possible fraud on the account", 1), ("h", "angry customer", 3000)] {
+            clock.advance(seconds: Int64(after))
+            _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: session, reasoning: "r"))
+            ids[session] = try #require(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: session, reason: reason)).ticket?.id)
+        }
+        func order() async throws -> [String] {
+            try await operatorClient.call(Escalations.listQueue, ListQueueRequest()).tickets.map { ticket in
+                ids.first { $0.value == ticket.id }!.key + (ticket.slaBreached ? "!" : "")
+            }
+        }
+        // Urgent was created 3000 s ago: past its 300 s SLA.
+        #expect(try await order() == ["u!", "h", "n"])
+        _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: ids["u"]!))
+        clock.advance(seconds: 700)  // normal is 3701 s old (SLA 3600), high 700 s (SLA 900)
+        #expect(try await order() == ["n!", "u!", "h"], "a breached normal ticket rises above an unbreached high one; u was claimed late and stays marked")
+        let page = try await operatorClient.call(Escalations.listQueue, ListQueueRequest(pageSize: 2))
+        #expect(page.tickets.count == 2 && !page.nextPageToken.isEmpty)
+        let rest = try await operatorClient.call(Escalations.listQueue, ListQueueRequest(pageSize: 2, pageToken: page.nextPageToken))
+        #expect(rest.tickets.count == 1 && rest.nextPageToken.isEmpty)
+        let urgentOnly = try await operatorClient.call(Escalations.listQueue, ListQueueRequest(priorities: [.urgent]))
+        #expect(urgentOnly.tickets.map(\.id) == [ids["u"]!])
+
+        let reassigned = try await admin.call(Escalations.claim, ClaimRequest(ticketID: ids["u"]!, reassign: true))
+        #expect(reassigned.ticket?.assignedTo?.name == "handoff://tenant/acme/admin/admin")
+        let notYours = await refusal(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ids["u"]!, outcome: .handedBack))
+        #expect(notYours?.code == .permissionDenied)
+        #expect(try await admin.call(Escalations.resolve, ResolveRequest(ticketID: ids["u"]!, outcome: .handedBack)).ticket?.status == .resolved)
+        let noDecision = await refusal(admin, Escalations.resolve, ResolveRequest(
+            ticketID: ids["n"]!, outcome: .resolved, pendingActionDecision: .release))
+        #expect(noDecision?.code == .invalidArgument, "a ticket without a pending action has nothing to release")
+        for client in [operatorClient, admin, agent] { await client.close() }
         await running.stop()
     }
 }

@@ -166,11 +166,12 @@ actor SessionActor {
     /// action) in the session's turn, and takes the session status the store
     /// computed in the same transaction (nil: nothing was written).
     func changeBeside<T: Sendable>(
-        _ work: @Sendable () async throws(SessionError) -> (T, status: String?)
+        addsTurns: Bool = false, _ work: @Sendable () async throws(SessionError) -> (T, status: String?)
     ) async throws(SessionError) -> T {
         await takeTurn()
         defer { passTurn() }
         _ = try await load()
+        if addsTurns { cached = nil }  // the next GetContext reads the new turns
         let (value, status) = try await work()
         if let status { record?.status = status }
         return value

@@ -285,9 +285,10 @@ public final class SessionService: Sendable {
     /// with the session's other changes; `work` returns the session status the
     /// store computed, which the resident session takes.
     public func changeBeside<T: Sendable>(
-        id: String, caller: Caller, _ work: @escaping @Sendable () async throws(SessionError) -> (T, status: String?)
+        id: String, caller: Caller, addsTurns: Bool = false,
+        _ work: @escaping @Sendable () async throws(SessionError) -> (T, status: String?)
     ) async throws(SessionError) -> T {
-        try await withSession(id, caller) { actor throws(SessionError) in try await actor.changeBeside(work) }
+        try await withSession(id, caller) { actor throws(SessionError) in try await actor.changeBeside(addsTurns: addsTurns, work) }
     }
 
     /// Runs `body` with the session's resident actor, making one (not yet

@@ -236,4 +236,21 @@ public protocol Store: Sendable {
     /// - Returns: the stored action and the session's status.
     /// - Throws: `.versionConflict` when another change came first (nothing written).
     func updatePendingAction(_ action: PendingActionRecord, events: [NewEvent]) async throws(StoreError) -> (PendingActionRecord, String)
+
+    /// Opens `ticket` with its escalation turn and event in one transaction and
+    /// marks the session escalated; if the session already has a ticket that is
+    /// not resolved, returns that one and writes nothing (`created` false).
+    func openTicket(
+        _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
+    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String)
+    /// A ticket, or nil.
+    func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord?
+    /// Tickets by SLA breach, then priority (highest first), then age (oldest first).
+    func tickets(tenant: TenantID, query: TicketQuery) async throws(StoreError) -> [TicketRecord]
+    /// Writes `ticket` over the revision it was read at, with an optional turn
+    /// (an operator's reply) and events, and brings the session's status up to date.
+    /// - Throws: `.versionConflict` when another change came first.
+    func updateTicket(
+        _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
+    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String)
 }

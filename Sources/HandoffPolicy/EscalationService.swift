@@ -1,0 +1,292 @@
+// Handoff — the operator desk: an escalation hands a session to a human with
+// a snapshot of its context; operators list the queue, claim a ticket, reply
+// into the conversation and resolve it, releasing or rejecting the action it
+// held. One unresolved ticket per session; every step is an event written in
+// the same transaction as the change.
+
+import Crypto
+import Foundation
+public import HandoffCore
+
+/// A ticket with what GetTicket shows beside it.
+public struct TicketView: Sendable, Hashable {
+    public var ticket: TicketRecord
+    public var snapshot: SessionContext?
+    public var live: SessionContext?
+    public var pending: PendingActionRecord?
+}
+
+public final class EscalationService: Sendable {
+    private let store: any Store
+    private let sessions: SessionService
+    private let policy: PolicyHolder
+    private let confirmations: ConfirmationService
+    private let clock: @Sendable () -> Int64
+
+    public init(
+        store: any Store, sessions: SessionService, policy: PolicyHolder, confirmations: ConfirmationService,
+        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
+    ) {
+        self.store = store
+        self.sessions = sessions
+        self.policy = policy
+        self.confirmations = confirmations
+        self.clock = clock
+    }
+
+    /// Opens a ticket for the session, or returns its unresolved one (`created` false).
+    public func escalate(
+        sessionID: String, reason: String, pendingActionID: String, caller: Caller
+    ) async throws(SessionError) -> (ticket: TicketRecord, created: Bool) {
+        let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !reason.isEmpty else { throw .invalidArgument("reason is required: say why a human is needed") }
+        guard reason.utf8.count <= 4096 else { throw .invalidArgument("reason is longer than 4096 bytes") }
+        if !pendingActionID.isEmpty {
+            let action = try await confirmations.load(pendingActionID, caller: caller)
+            guard action.sessionID == sessionID else {
+                throw .invalidArgument("pending action \(pendingActionID) belongs to another session")
+            }
+        }
+        // The snapshot: what the operator sees as it was when escalated.
+        let snapshot = try await sessions.context(id: sessionID, turnLimit: 50, caller: caller)
+        let escalation = policy.current.policy.escalation
+        let now = clock()
+        let priority = escalation.priority(for: reason)
+        let ticket = TicketRecord(
+            tenant: caller.tenant, id: "t-" + UUID().uuidString.lowercased(), sessionID: sessionID, pendingActionID: pendingActionID,
+            reason: reason, priority: priority, status: "open", createdBy: caller.identity, assignedTo: "", createdAtMs: now,
+            slaDeadlineMs: now + Int64(escalation.slaSeconds[priority] ?? 3600) * 1000, snapshotJSON: Self.json(snapshot).serialized)
+        let turn = TurnRecord(
+            sessionID: sessionID, sequence: 0, input: "", output: "Handing you over to a person; someone will reply here.",
+            metadataJSON: JSONValue.object(["source": .string("system"), "ticket_id": .string(ticket.id)]).serialized,
+            reasoning: reason, author: caller.identity, createdAtMs: now)
+        let event = NewEvent(
+            action: "session.escalated", actor: caller.identity, reasoning: reason,
+            detailsJSON: JSONValue.object([
+                "ticket_id": .string(ticket.id), "priority": .integer(Int64(priority)),
+                "pending_action_id": pendingActionID.isEmpty ? .null : .string(pendingActionID),
+            ]).serialized,
+            occurredAtMs: now)
+        let store = self.store
+        return try await sessions.changeBeside(id: sessionID, caller: caller, addsTurns: true) { () throws(SessionError) in
+            do throws(StoreError) {
+                let opened = try await store.openTicket(ticket, turn: turn, event: event)
+                return ((opened.ticket, opened.created), status: opened.sessionStatus)
+            } catch {
+                throw SessionError(error)
+            }
+        }
+    }
+
+    /// The ticket, its snapshot, the session's live context and its pending action.
+    public func view(ticketID: String, caller: Caller) async throws(SessionError) -> TicketView {
+        let ticket = try await load(ticketID, caller: caller)
+        let snapshot = (try? JSONValue(parsing: ticket.snapshotJSON)).flatMap(Self.context(from:))
+        let live = try? await sessions.context(id: ticket.sessionID, turnLimit: 50, caller: caller)
+        var pending: PendingActionRecord?
+        if !ticket.pendingActionID.isEmpty { pending = try? await confirmations.load(ticket.pendingActionID, caller: caller) }
+        return TicketView(ticket: ticket, snapshot: snapshot, live: live, pending: pending)
+    }
+
+    /// Open and claimed tickets (or as filtered), breached SLAs first, then priority, then age.
+    public func queue(_ query: TicketQuery, caller: Caller) async throws(SessionError) -> [TicketRecord] {
+        var query = query
+        query.nowMs = clock()
+        do {
+            return try await store.tickets(tenant: caller.tenant, query: query)
+        } catch {
+            throw SessionError(error)
+        }
+    }
+
+    /// Claims a ticket for the caller (or, for an admin reassigning, for `assignee`).
+    public func claim(ticketID: String, reassign: Bool, assignee: String, caller: Caller) async throws(SessionError) -> TicketRecord {
+        try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(SessionError) in
+            guard ticket.status != "resolved" else { throw .failedPrecondition("ticket \(ticket.id) is resolved") }
+            let target = assignee.isEmpty ? caller.identity : assignee
+            if ticket.status == "claimed", ticket.assignedTo != target {
+                guard reassign, caller.role == "admin" else {
+                    throw .failedPrecondition("ticket \(ticket.id) is claimed by \(ticket.assignedTo); only an admin may reassign it")
+                }
+            }
+            if target != caller.identity, caller.role != "admin" {
+                throw .permissionDenied("only an admin claims a ticket for someone else")
+            }
+            var claimed = ticket
+            claimed.status = "claimed"
+            claimed.assignedTo = target
+            claimed.claimedAtMs = ticket.claimedAtMs == 0 ? now : ticket.claimedAtMs
+            return (claimed, nil, [Self.event("ticket.claimed", claimed, caller, now, ["assigned_to": .string(target)])])
+        }.ticket
+    }
+
+    /// Adds the operator's reply to the conversation, visible to the agent in GetContext.
+    public func reply(ticketID: String, text: String, caller: Caller) async throws(SessionError) -> TurnRecord {
+        guard !text.isEmpty, text.utf8.count <= 64 * 1024 else { throw .invalidArgument("text must be 1 byte to 64 KiB") }
+        let result = try await change(ticketID, caller: caller, addsTurns: true) { ticket, now throws(SessionError) in
+            guard ticket.status == "claimed", ticket.assignedTo == caller.identity else {
+                throw .failedPrecondition("reply on ticket \(ticket.id) needs it claimed by you (it is \(ticket.status))")
+            }
+            let turn = TurnRecord(
+                sessionID: ticket.sessionID, sequence: 0, input: "", output: text,
+                metadataJSON: JSONValue.object(["source": .string("operator"), "ticket_id": .string(ticket.id)]).serialized,
+                reasoning: "operator reply", author: caller.identity, createdAtMs: now)
+            return (ticket, turn, [Self.event("ticket.replied", ticket, caller, now, ["text": .string(text)])])
+        }
+        guard let turn = result.turn else { throw .unavailable("the reply was not stored") }
+        return turn
+    }
+
+    /// Closes the ticket, hands the session back, and releases or rejects its pending action.
+    /// - Parameter decision: "release", "reject", or nil to leave the action as it is.
+    public func resolve(
+        ticketID: String, outcome: Int, note: String, decision: String?, caller: Caller
+    ) async throws(SessionError) -> (ticket: TicketRecord, pending: PendingActionRecord?, releaseToken: String?) {
+        guard (1...3).contains(outcome) else { throw .invalidArgument("outcome is required (resolved, handed back or dismissed)") }
+        let current = try await load(ticketID, caller: caller)
+        if caller.role != "admin", current.assignedTo != caller.identity {
+            throw .permissionDenied("an operator resolves only tickets they claimed; \(ticketID) is claimed by \(current.assignedTo.isEmpty ? "nobody" : current.assignedTo)")
+        }
+        if decision != nil, current.pendingActionID.isEmpty {
+            throw .invalidArgument("ticket \(ticketID) holds no pending action to decide")
+        }
+        var decided: (PendingActionRecord, String?)?
+        if let decision, current.status != "resolved" {
+            decided = try await confirmations.settle(current.pendingActionID, release: decision == "release", caller: caller)
+        }
+        let ticket = try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(SessionError) in
+            guard ticket.status != "resolved" else { throw .failedPrecondition("ticket \(ticket.id) is already resolved") }
+            var resolved = ticket
+            resolved.status = "resolved"
+            resolved.outcome = outcome
+            resolved.resolutionNote = note
+            resolved.resolvedAtMs = now
+            return (resolved, nil, [Self.event("ticket.resolved", resolved, caller, now, [
+                "outcome": .integer(Int64(outcome)), "note": .string(note),
+                "pending_action_decision": decision.map { .string($0) } ?? .null,
+            ])])
+        }.ticket
+        return (ticket, decided?.0, decided?.1)
+    }
+
+    private func load(_ id: String, caller: Caller) async throws(SessionError) -> TicketRecord {
+        guard !id.isEmpty else { throw .invalidArgument("ticket_id is required") }
+        let found: TicketRecord?
+        do {
+            found = try await store.ticket(tenant: caller.tenant, id: id)
+        } catch {
+            throw SessionError(error)
+        }
+        guard let found else { throw .notFound("ticket \(id) not found") }
+        return found
+    }
+
+    /// Runs `body` on the ticket as stored, in its session's turn, and writes what it returns.
+    private func change(
+        _ id: String, caller: Caller, addsTurns: Bool,
+        _ body: @escaping @Sendable (TicketRecord, Int64) async throws(SessionError) -> (TicketRecord, TurnRecord?, [NewEvent])
+    ) async throws(SessionError) -> (ticket: TicketRecord, turn: TurnRecord?) {
+        let found = try await load(id, caller: caller)
+        let store = self.store
+        return try await sessions.changeBeside(id: found.sessionID, caller: caller, addsTurns: addsTurns) { () throws(SessionError) in
+            let ticket = try await self.load(id, caller: caller)
+            let (next, turn, events) = try await body(ticket, self.clock())
+            do throws(StoreError) {
+                let written = try await store.updateTicket(next, turn: turn, events: events)
+                return ((written.ticket, written.turn), status: written.sessionStatus)
+            } catch {
+                if case .versionConflict = error { throw .aborted("ticket \(id) changed meanwhile; read it again and retry") }
+                throw SessionError(error)
+            }
+        }
+    }
+
+    private static func event(
+        _ name: String, _ ticket: TicketRecord, _ caller: Caller, _ now: Int64, _ extra: [String: JSONValue]
+    ) -> NewEvent {
+        var details = extra
+        details["ticket_id"] = .string(ticket.id)
+        details["status"] = .string(ticket.status)
+        return NewEvent(action: name, actor: caller.identity, reasoning: "", detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
+    }
+
+    static func json(_ context: SessionContext) -> JSONValue {
+        .object([
+            "session_id": .string(context.session.id), "version": .integer(context.session.version),
+            "state_json": .string(context.session.stateJSON), "total_turns": .integer(context.totalTurns),
+            "turns": .array(context.turns.map { turn in
+                .object([
+                    "sequence": .integer(turn.sequence), "input": .string(turn.input), "output": .string(turn.output),
+                    "metadata_json": .string(turn.metadataJSON), "reasoning": .string(turn.reasoning), "author": .string(turn.author),
+                    "created_at_ms": .integer(turn.createdAtMs),
+                ])
+            }),
+            "memories": .array(context.memories.map { memory in
+                .object([
+                    "sequence": .integer(memory.sequence), "content": .string(memory.content),
+                    "metadata_json": .string(memory.metadataJSON), "created_at_ms": .integer(memory.createdAtMs),
+                ])
+            }),
+            "session": .object([
+                "tenant": .string(context.session.tenant.rawValue), "status": .string(context.session.status),
+                "labels": .object(context.session.labels.mapValues(JSONValue.string)),
+                "created_at_ms": .integer(context.session.createdAtMs), "updated_at_ms": .integer(context.session.updatedAtMs),
+            ]),
+        ])
+    }
+
+    static func context(from value: JSONValue) -> SessionContext? {
+        guard let m = value.objectValue, case .string(let id)? = m["session_id"], case .integer(let version)? = m["version"],
+              case .string(let state)? = m["state_json"], case .integer(let total)? = m["total_turns"],
+              case .array(let turns)? = m["turns"], case .array(let memories)? = m["memories"],
+              let s = m["session"]?.objectValue, case .string(let tenant)? = s["tenant"], case .string(let status)? = s["status"],
+              case .integer(let created)? = s["created_at_ms"], case .integer(let updated)? = s["updated_at_ms"]
+        else { return nil }
+        func text(_ o: [String: JSONValue], _ k: String) -> String { if case .string(let v)? = o[k] { v } else { "" } }
+        func int(_ o: [String: JSONValue], _ k: String) -> Int64 { if case .integer(let v)? = o[k] { v } else { 0 } }
+        let labels = (s["labels"]?.objectValue ?? [:]).compactMapValues { if case .string(let v) = $0 { v } else { nil } }
+        return SessionContext(
+            session: SessionRecord(
+                tenant: TenantID(tenant), id: id, version: version, stateJSON: state, status: status, labels: labels,
+                createdAtMs: created, updatedAtMs: updated),
+            turns: turns.compactMap(\.objectValue).map { t in
+                TurnRecord(
+                    sessionID: id, sequence: int(t, "sequence"), input: text(t, "input"), output: text(t, "output"),
+                    metadataJSON: text(t, "metadata_json"), reasoning: text(t, "reasoning"), author: text(t, "author"),
+                    createdAtMs: int(t, "created_at_ms"))
+            },
+            memories: memories.compactMap(\.objectValue).map { m in
+                MemoryRecord(
+                    sessionID: id, sequence: int(m, "sequence"), content: text(m, "content"), metadataJSON: text(m, "metadata_json"),
+                    createdAtMs: int(m, "created_at_ms"))
+            },
+            totalTurns: total)
+    }
+}
+
+extension ConfirmationService {
+    /// Releases or rejects an undecided pending action by a human's decision
+    /// (an operator resolving its ticket). Returns it and, when released, its token.
+    func settle(_ id: String, release: Bool, caller: Caller) async throws(SessionError) -> (PendingActionRecord, String?) {
+        try await decide(id, caller: caller) { (found, now) throws(SessionError) in
+            var action = found
+            guard action.isUndecided else { throw .failedPrecondition("pending action \(action.id) is \(action.status), not pending") }
+            action.updatedAtMs = now
+            action.awaitingConfirmation = false
+            action.mfaCodeHash = nil
+            var token: String?
+            if release {
+                let released = self.releaseToken(for: action)
+                token = released
+                action.status = "released"
+                action.releaseTokenHash = Array(SHA256.hash(data: Data(released.utf8)))
+            } else {
+                action.status = "rejected"
+            }
+            let (stored, status) = try await self.write(action, events: [
+                self.event(release ? "action.released" : "action.rejected", action, caller, now, ["by": .string("operator")]),
+            ])
+            return ((stored, token), status)
+        }
+    }
+}

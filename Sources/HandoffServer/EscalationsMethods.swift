@@ -1,0 +1,116 @@
+// Handoff — handoff.v1.Escalations (the operator desk) wired to the domain.
+
+import Foundation
+public import HandoffCore
+public import HandoffPolicy
+import HandoffProto
+public import HandoffRPC
+
+extension TicketRecord {
+    func proto(now: Int64) -> Ticket {
+        let status: TicketStatus = switch self.status {
+        case "open": .open
+        case "claimed": .claimed
+        case "resolved": .resolved
+        default: .unspecified
+        }
+        return Ticket(
+            id: id, tenantID: tenant.rawValue, sessionID: sessionID, pendingActionID: pendingActionID, reason: reason,
+            priority: Priority(rawValue: Int32(priority)), status: status,
+            createdBy: Identity(tenantID: tenant.rawValue, name: createdBy),
+            assignedTo: assignedTo.isEmpty ? nil : Identity(tenantID: tenant.rawValue, name: assignedTo),
+            createdAtUnixMs: createdAtMs, claimedAtUnixMs: claimedAtMs, resolvedAtUnixMs: resolvedAtMs,
+            slaDeadlineUnixMs: slaDeadlineMs, slaBreached: slaBreached(at: now) || (claimedAtMs > slaDeadlineMs),
+            outcome: TicketOutcome(rawValue: Int32(outcome)), resolutionNote: resolutionNote)
+    }
+}
+
+extension SessionContext {
+    func snapshot(takenAt: Int64) -> ContextSnapshot {
+        ContextSnapshot(
+            sessionID: session.id, sessionVersion: session.version, stateJSON: session.stateJSON,
+            turns: turns.map { $0.proto(tenant: session.tenant) }, memories: memories.map(\.proto), totalTurns: totalTurns,
+            takenAtUnixMs: takenAt)
+    }
+}
+
+/// The opaque page token of ListQueue: how many tickets the previous pages held.
+enum QueuePageToken {
+    static func encode(_ offset: Int) -> String { Data("q:\(offset)".utf8).base64EncodedString() }
+
+    static func decode(_ token: String) throws(RPCError) -> Int {
+        guard let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8), text.hasPrefix("q:"),
+              let offset = Int(text.dropFirst(2)), offset >= 0
+        else { throw RPCError(code: .invalidArgument, message: "page_token is not one this server issued") }
+        return offset
+    }
+}
+
+extension MethodRegistry {
+    /// Registers Escalations: Escalate, GetTicket, ListQueue, Claim, Reply and Resolve.
+    public mutating func registerEscalations(_ desk: EscalationService, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs) {
+        register(Escalations.escalate) { request, context in
+            guard !request.sessionID.isEmpty else { throw RPCError(code: .invalidArgument, message: "session_id is required") }
+            let (ticket, created) = try await desk.escalate(
+                sessionID: request.sessionID, reason: request.reason, pendingActionID: request.pendingActionID, caller: context.caller)
+            return EscalateResponse(ticket: ticket.proto(now: clock()), created: created)
+        }
+        register(Escalations.getTicket) { request, context in
+            let view = try await desk.view(ticketID: request.ticketID, caller: context.caller)
+            return GetTicketResponse(
+                ticket: view.ticket.proto(now: clock()), snapshot: view.snapshot?.snapshot(takenAt: view.ticket.createdAtMs),
+                liveContext: view.live?.snapshot(takenAt: clock()), pendingAction: view.pending?.proto)
+        }
+        register(Escalations.listQueue) { request, context in
+            var query = TicketQuery()
+            if !request.statuses.isEmpty {
+                query.statuses = try request.statuses.map { status throws(RPCError) in
+                    switch status {
+                    case .open: "open"
+                    case .claimed: "claimed"
+                    case .resolved: "resolved"
+                    default: throw RPCError(code: .invalidArgument, message: "statuses holds an unknown ticket status")
+                    }
+                }
+            }
+            query.priorities = request.priorities.map { Int($0.rawValue) }
+            query.assignedTo = request.assignedTo.isEmpty ? nil : request.assignedTo
+            guard (0...500).contains(request.pageSize) else {
+                throw RPCError(code: .invalidArgument, message: "page_size must be from 0 to 500, not \(request.pageSize)")
+            }
+            query.limit = request.pageSize == 0 ? 50 : Int(request.pageSize)
+            query.offset = request.pageToken.isEmpty ? 0 : try QueuePageToken.decode(request.pageToken)
+            var probe = query
+            probe.limit += 1
+            let found = try await desk.queue(probe, caller: context.caller)
+            let now = clock()
+            return ListQueueResponse(
+                tickets: found.prefix(query.limit).map { $0.proto(now: now) },
+                nextPageToken: found.count > query.limit ? QueuePageToken.encode(query.offset + query.limit) : "")
+        }
+        register(Escalations.claim) { request, context in
+            let ticket = try await desk.claim(
+                ticketID: request.ticketID, reassign: request.reassign, assignee: request.assignee, caller: context.caller)
+            return ClaimResponse(ticket: ticket.proto(now: clock()))
+        }
+        register(Escalations.reply) { request, context in
+            let turn = try await desk.reply(ticketID: request.ticketID, text: request.text, caller: context.caller)
+            var proto = turn.proto(tenant: context.caller.tenant)
+            proto.source = .operator
+            return ReplyResponse(turn: proto)
+        }
+        register(Escalations.resolve) { request, context in
+            let decision: String? = switch request.pendingActionDecision {
+            case .release: "release"
+            case .reject: "reject"
+            default: nil
+            }
+            let result = try await desk.resolve(
+                ticketID: request.ticketID, outcome: Int(request.outcome.rawValue), note: request.note, decision: decision,
+                caller: context.caller)
+            var pending = result.pending?.proto
+            pending?.releaseToken = result.releaseToken ?? ""
+            return ResolveResponse(ticket: result.ticket.proto(now: clock()), pendingAction: pending)
+        }
+    }
+}

@@ -25,16 +25,33 @@ public struct Principal: Sendable, Hashable {
     public var uri: String
 
     /// Reads `handoff://tenant/<tenant>/<role>/<name>`; nil for anything else.
+    /// (Byte-wise: it runs on every call.)
     public init?(uri: String) {
-        let prefix = "handoff://tenant/"
-        guard uri.hasPrefix(prefix) else { return nil }
-        let parts = uri.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 3, let role = Role(rawValue: String(parts[1])),
-              parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 128 && $0.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) } })
-        else { return nil }
-        tenant = TenantID(String(parts[0]))
+        let prefix = "handoff://tenant/".utf8
+        let bytes = uri.utf8
+        guard bytes.count <= 400, bytes.starts(with: prefix) else { return nil }
+        var parts: [Substring.UTF8View] = []
+        var start = bytes.index(bytes.startIndex, offsetBy: prefix.count)
+        var index = start
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "/") {
+                parts.append(Substring(uri)[start..<index].utf8)
+                start = bytes.index(after: index)
+            } else if !(byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") || byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")
+                || byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+                || byte == UInt8(ascii: ".")) {
+                return nil
+            }
+            index = bytes.index(after: index)
+        }
+        parts.append(Substring(uri)[start..<bytes.endIndex].utf8)
+        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty }), let role = Role(rawValue: String(Substring(parts[1]))) else {
+            return nil
+        }
+        tenant = TenantID(String(Substring(parts[0])))
         self.role = role
-        name = String(parts[2])
+        name = String(Substring(parts[2]))
         self.uri = uri
     }
 

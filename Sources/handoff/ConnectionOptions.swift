@@ -28,7 +28,7 @@ struct ConnectionOptions: ParsableArguments {
     var key: String?
 
     @Option(help: "A bearer token instead of a client certificate (env HANDOFF_TOKEN); see `handoff tokens new`.")
-    var token = ProcessInfo.processInfo.environment["HANDOFF_TOKEN"]
+    var token: String?
 
     @Option(help: "Seconds to wait for each call.")
     var timeout: Double = 30
@@ -42,6 +42,7 @@ struct ConnectionOptions: ParsableArguments {
 
     func makeClient() throws -> HandoffClient {
         let (host, port) = try hostAndPort()
+        let token = self.token ?? ProcessInfo.processInfo.environment["HANDOFF_TOKEN"]
         let dir = URL(fileURLWithPath: certs)
         // With a token the connection carries no client certificate.
         let tls = TLSConfiguration.client(

@@ -17,6 +17,23 @@ import Testing
 
 @Suite("Access rules", .serialized)
 struct AccessMatrixTests {
+    @Test("identity URIs: the well-formed ones parse, anything else names no one", arguments: [
+        ("handoff://tenant/acme/operator/alice", "acme", HandoffServer.Role.operator, "alice"),
+        ("handoff://tenant/a-b_c.d/admin/x.y", "a-b_c.d", HandoffServer.Role.admin, "x.y"),
+    ])
+    func identities(_ uri: String, _ tenant: String, _ role: HandoffServer.Role, _ name: String) throws {
+        let principal = try #require(Principal(uri: uri))
+        #expect(principal.tenant.rawValue == tenant && principal.role == role && principal.name == name)
+    }
+
+    @Test("malformed identity URIs are refused", arguments: [
+        "handoff://tenant/acme/robot/x", "handoff://tenant/acme/agent", "handoff://tenant/acme/agent/x/y", "handoff://tenant//agent/x",
+        "handoff://tenant/acme/agent/", "https://tenant/acme/agent/x", "handoff://tenant/ac me/agent/x", "handoff://tenant/acmé/agent/x",
+    ])
+    func badIdentities(_ uri: String) {
+        #expect(Principal(uri: uri) == nil)
+    }
+
     @Test("every RPC of the protocol has exactly one rule, and every rule names an RPC")
     func tableIsComplete() {
         let methods = Set(ProtoRegistry.methods.map(\.fullName))

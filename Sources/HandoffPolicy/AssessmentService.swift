@@ -4,7 +4,7 @@
 // idempotency key gets the first answer back.
 
 import Crypto
-public import Foundation
+import Foundation
 public import HandoffCore
 import Synchronization
 

@@ -22,15 +22,18 @@ public final class EscalationService: Sendable {
     private let policy: PolicyHolder
     private let confirmations: ConfirmationService
     private let clock: @Sendable () -> Int64
+    /// Told of desk events after they committed (Operators/Watch).
+    public let desk: DeskHub
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, confirmations: ConfirmationService,
-        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
+        desk: DeskHub = DeskHub(), clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
     ) {
         self.store = store
         self.sessions = sessions
         self.policy = policy
         self.confirmations = confirmations
+        self.desk = desk
         self.clock = clock
     }
 
@@ -71,6 +74,7 @@ public final class EscalationService: Sendable {
         return try await sessions.changeBeside(id: sessionID, caller: caller, addsTurns: true) { () throws(SessionError) in
             do throws(StoreError) {
                 let opened = try await store.openTicket(ticket, turn: turn, event: event)
+                self.desk.publish(opened.events)
                 return ((opened.ticket, opened.created), status: opened.sessionStatus)
             } catch {
                 throw SessionError(error)
@@ -193,6 +197,7 @@ public final class EscalationService: Sendable {
             let (next, turn, events) = try await body(ticket, self.clock())
             do throws(StoreError) {
                 let written = try await store.updateTicket(next, turn: turn, events: events)
+                self.desk.publish(written.events)
                 return ((written.ticket, written.turn), status: written.sessionStatus)
             } catch {
                 if case .versionConflict = error { throw .aborted("ticket \(id) changed meanwhile; read it again and retry") }

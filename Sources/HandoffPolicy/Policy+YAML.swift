@@ -4,7 +4,7 @@
 // that silently never applies).
 
 import Crypto
-public import Foundation
+import Foundation
 import Yams
 
 /// A policy file that cannot be used, with where and why.

@@ -497,7 +497,7 @@ public final class SQLiteStore: Store {
 
     public func openTicket(
         _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
-    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String) {
+    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
         try await write { db in
             try Self.requireSession(db, tenant: ticket.tenant, id: ticket.sessionID)
             if let row = try Row.fetchOne(
@@ -506,12 +506,12 @@ public final class SQLiteStore: Store {
                 let status = try String.fetchOne(
                     db.cachedStatement(sql: "SELECT status FROM sessions WHERE tenant_id = ? AND id = ?"),
                     arguments: [ticket.tenant.rawValue, ticket.sessionID]) ?? "escalated"
-                return (Self.ticket(row, tenant: ticket.tenant), false, status)
+                return (Self.ticket(row, tenant: ticket.tenant), false, status, [])
             }
             try Self.insertTicket(db, ticket)
             try Self.insertTurn(db, tenant: ticket.tenant, turn)
-            _ = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
-            return (ticket, true, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID))
+            let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
+            return (ticket, true, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), [appended])
         }
     }
 
@@ -558,7 +558,7 @@ public final class SQLiteStore: Store {
 
     public func updateTicket(
         _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
-    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String) {
+    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String, events: [EventRecord]) {
         try await write { db in
             var stored = ticket
             stored.revision = ticket.revision + 1
@@ -581,8 +581,8 @@ public final class SQLiteStore: Store {
             if let turn {
                 written = try Self.insertTurn(db, tenant: ticket.tenant, turn)
             }
-            for event in events { _ = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event) }
-            return (stored, written, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID))
+            let appended = try events.map { event in try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event) }
+            return (stored, written, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), appended)
         }
     }
 

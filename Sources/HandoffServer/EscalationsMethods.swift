@@ -114,3 +114,44 @@ extension MethodRegistry {
         }
     }
 }
+
+extension MethodRegistry {
+    /// Registers Operators/Watch: the desk feed of the caller's tenant.
+    public mutating func registerWatch(_ feed: DeskFeed, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs) {
+        register(Operators.watch) { request, context, writer in
+            var kinds: Set<DeskItem.Kind> = []
+            for kind in request.kinds {
+                switch kind {
+                case .ticketOpened: kinds.insert(.ticketOpened)
+                case .ticketClaimed: kinds.insert(.ticketClaimed)
+                case .ticketResolved: kinds.insert(.ticketResolved)
+                case .ticketSlaBreached: kinds.insert(.ticketSLABreached)
+                case .approvalRequested, .approvalDecided, .approvalExpired, .watcherLagged: break  // no approvals yet
+                case .unspecified, .unrecognized:
+                    throw RPCError(code: .invalidArgument, message: "kinds holds an unspecified or unknown desk event kind")
+                }
+            }
+            let priorities = Set(request.priorities.map { Int($0.rawValue) })
+            let resume = request.resumeCursor.isEmpty ? nil : try EventPageToken.decode(request.resumeCursor)
+            let filterKinds = request.kinds.isEmpty ? nil : kinds
+            let items = feed.watch(after: resume, caller: context.caller) { kind, ticket in
+                if let filterKinds, !filterKinds.contains(kind) { return false }
+                if !priorities.isEmpty, let ticket, !priorities.contains(ticket.priority) { return false }
+                return true
+            }
+            for try await item in items {
+                let kind: DeskEventKind = switch item.kind {
+                case .ticketOpened: .ticketOpened
+                case .ticketClaimed: .ticketClaimed
+                case .ticketResolved: .ticketResolved
+                case .ticketSLABreached: .ticketSlaBreached
+                case .watcherLagged: .watcherLagged
+                }
+                try await writer.write(DeskEvent(
+                    cursor: EventPageToken.encode(item.position), kind: kind,
+                    actor: item.actor.isEmpty ? nil : Identity(tenantID: context.caller.tenant.rawValue, name: item.actor),
+                    occurredAtUnixMs: item.occurredAtMs, subject: item.ticket.map { .ticket($0.proto(now: clock())) }))
+            }
+        }
+    }
+}

@@ -120,8 +120,10 @@ struct Handoffd: AsyncParsableCommand {
         let confirmations = ConfirmationService(store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor)
         registry.registerConfirmations(confirmations)
         registry.registerDecisions(confirmations)
+        let desk = DeskHub()
         registry.registerEscalations(
-            EscalationService(store: store, sessions: sessions, policy: policyHolder, confirmations: confirmations))
+            EscalationService(store: store, sessions: sessions, policy: policyHolder, confirmations: confirmations, desk: desk))
+        registry.registerWatch(DeskFeed(store: store, hub: desk))
         let server: RPCServer
         do {
             server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)

@@ -197,9 +197,12 @@ func startDecisionServer(
         multiFactor: MultiFactorSettings(key: Array(repeating: 9, count: 32), channels: channels), clock: { clock.read() })
     registry.registerConfirmations(confirmations)
     registry.registerDecisions(confirmations)
+    let desk = DeskHub()
     registry.registerEscalations(
-        EscalationService(store: store, sessions: sessions, policy: holder, confirmations: confirmations, clock: { clock.read() }),
+        EscalationService(
+            store: store, sessions: sessions, policy: holder, confirmations: confirmations, desk: desk, clock: { clock.read() }),
         clock: { clock.read() })
+    registry.registerWatch(DeskFeed(store: store, hub: desk), clock: { clock.read() })
     let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
     let client = try running.client(fixtures.clientTLS(role: "agent"))
     _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
@@ -775,5 +778,104 @@ struct EscalationsMethodsTests {
         #expect(noDecision?.code == .invalidArgument, "a ticket without a pending action has nothing to release")
         for client in [operatorClient, admin, agent] { await client.close() }
         await running.stop()
+    }
+}
+
+@Suite("Watching the desk over TLS")
+struct WatchMethodsTests {
+    /// Collects `count` desk events from a Watch started with `request`.
+    private func collect(_ client: HandoffClient, _ request: WatchRequest, count: Int) -> Task<[DeskEvent], any Error> {
+        Task {
+            var seen: [DeskEvent] = []
+            for try await event in try await client.stream(Operators.watch, request) {
+                seen.append(event)
+                if seen.count == count { break }
+            }
+            return seen
+        }
+    }
+
+    @Test("a watcher sees tickets opened, claimed and resolved as they happen; one that resumes from a cursor misses nothing")
+    func liveAndResume() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, agent) = try await startDecisionServer(fixtures, clock: TestClock())
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        let watcher = try running.client(fixtures.clientTLS(role: "operator"))
+
+        let live = collect(watcher, WatchRequest(), count: 3)
+        try await Task.sleep(for: .milliseconds(200))  // the watch is open
+        let ticket = try #require(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "s", reason: "security question")).ticket)
+        _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: ticket.id))
+        _ = try await operatorClient.call(Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved))
+        let seen = try await live.value
+        #expect(seen.map(\.kind) == [.ticketOpened, .ticketClaimed, .ticketResolved])
+        #expect(seen.allSatisfy { event in if case .ticket(let t)? = event.subject { t.id == ticket.id } else { false } })
+        if case .ticket(let t)? = seen.first?.subject { #expect(t.priority == .urgent) }
+        #expect(seen[1].actor?.name == "handoff://tenant/acme/operator/operator")
+        await watcher.close()
+
+        // Nobody watches while another session escalates and is claimed.
+        _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: "s2", reasoning: "r"))
+        let second = try #require(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "s2", reason: "question")).ticket)
+        _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: second.id))
+        let resumed = try running.client(fixtures.clientTLS(role: "operator"))
+        let replay = collect(resumed, WatchRequest(resumeCursor: seen.last!.cursor), count: 3)
+        try await Task.sleep(for: .milliseconds(200))
+        _ = try await operatorClient.call(Escalations.resolve, ResolveRequest(ticketID: second.id, outcome: .dismissed))
+        let caughtUp = try await replay.value
+        #expect(caughtUp.map(\.kind) == [.ticketOpened, .ticketClaimed, .ticketResolved], "what was missed, then what is live")
+        #expect(caughtUp.allSatisfy { event in if case .ticket(let t)? = event.subject { t.id == second.id } else { false } })
+
+        // Filters: only claims, and a bad kind is refused.
+        let claims = try await collectOne(resumed, WatchRequest(kinds: [.ticketClaimed], resumeCursor: seen.first!.cursor))
+        #expect(claims?.kind == .ticketClaimed)
+        var failure: (any Error)?
+        do {
+            for try await _ in try await resumed.stream(Operators.watch, WatchRequest(kinds: [.unspecified])) {}
+        } catch {
+            failure = error
+        }
+        #expect((failure as? RPCError)?.code == .invalidArgument)
+        for client in [operatorClient, resumed, agent] { await client.close() }
+        await running.stop()
+    }
+
+    private func collectOne(_ client: HandoffClient, _ request: WatchRequest) async throws -> DeskEvent? {
+        for try await event in try await client.stream(Operators.watch, request) { return event }
+        return nil
+    }
+
+    @Test("a watcher that falls behind is told, with a cursor from which a new watch delivers everything")
+    func lagging() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+        let sessions = SessionService(store: store)
+        let holder = try PolicyHolder(path: nil)
+        let confirmations = ConfirmationService(
+            store: store, sessions: sessions, policy: holder, multiFactor: MultiFactorSettings(key: Array(repeating: 1, count: 32), channels: []))
+        let hub = DeskHub(bufferLimit: 2)
+        let desk = EscalationService(store: store, sessions: sessions, policy: holder, confirmations: confirmations, desk: hub)
+        let feed = DeskFeed(store: store, hub: hub)
+        let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/operator/op", role: "operator")
+        for i in 0..<5 {
+            _ = try await sessions.create(id: "s\(i)", stateJSON: "{}", labels: [:], reasoning: "r", caller: caller)
+        }
+        let iterator = feed.watch(after: nil, caller: caller) { _, _ in true }.makeAsyncIterator()
+        // Five events arrive before the watcher reads any: two fit, then it has lagged.
+        for i in 0..<5 {
+            _ = try await desk.escalate(sessionID: "s\(i)", reason: "r", pendingActionID: "", caller: caller)
+        }
+        var items: [DeskItem] = []
+        while let item = try await iterator.next() { items.append(item) }
+        #expect(items.map(\.kind) == [.ticketOpened, .ticketOpened, .watcherLagged])
+        var resumed: [DeskItem] = []
+        let again = feed.watch(after: items.last!.position, caller: caller) { _, _ in true }
+        for try await item in again {
+            resumed.append(item)
+            if resumed.count == 3 { break }
+        }
+        #expect(resumed.map { $0.ticket?.sessionID } == ["s2", "s3", "s4"], "the resumed watch delivers exactly what was missed")
     }
 }

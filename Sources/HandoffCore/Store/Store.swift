@@ -242,7 +242,7 @@ public protocol Store: Sendable {
     /// not resolved, returns that one and writes nothing (`created` false).
     func openTicket(
         _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
-    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String)
+    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord])
     /// A ticket, or nil.
     func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord?
     /// Tickets by SLA breach, then priority (highest first), then age (oldest first).
@@ -252,5 +252,5 @@ public protocol Store: Sendable {
     /// - Throws: `.versionConflict` when another change came first.
     func updateTicket(
         _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
-    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String)
+    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String, events: [EventRecord])
 }

@@ -1,0 +1,174 @@
+// Handoff — the desk feed behind Operators/Watch: desk events of a tenant,
+// oldest first. The event log is the feed's history, so a watcher that
+// resumes from a cursor replays what it missed from the store; live events
+// come from a process-local hub after each commit. A watcher that falls too
+// far behind is told so, and resumes.
+
+public import HandoffCore
+import Synchronization
+
+/// A desk event as Watch sends it.
+public struct DeskItem: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        case ticketOpened, ticketClaimed, ticketResolved, ticketSLABreached, watcherLagged
+    }
+
+    public var kind: Kind
+    /// Where it is in the feed (resume after it).
+    public var position: EventPosition
+    /// The ticket as it is now; nil for `watcherLagged`.
+    public var ticket: TicketRecord?
+    public var actor: String
+    public var occurredAtMs: Int64
+}
+
+/// Tells watchers, in this process, of desk events after they committed.
+public final class DeskHub: Sendable {
+    /// Notices a watcher may hold before it counts as fallen behind.
+    public let bufferLimit: Int
+
+    private let watchers = Mutex<[TenantID: [ObjectIdentifier: (AsyncStream<EventRecord>.Continuation, LagFlag)]]>([:])
+
+    final class LagFlag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
+    public init(bufferLimit: Int = 1024) {
+        self.bufferLimit = bufferLimit
+    }
+
+    func subscribe(tenant: TenantID) -> (stream: AsyncStream<EventRecord>, lagged: LagFlag, cancel: @Sendable () -> Void) {
+        let (stream, continuation) = AsyncStream<EventRecord>.makeStream(bufferingPolicy: .bufferingOldest(bufferLimit))
+        let flag = LagFlag()
+        let key = ObjectIdentifier(flag)
+        watchers.withLock { $0[tenant, default: [:]][key] = (continuation, flag) }
+        let cancel: @Sendable () -> Void = { [weak self] in
+            self?.watchers.withLock { $0[tenant]?[key] = nil }
+            continuation.finish()
+        }
+        return (stream, flag, cancel)
+    }
+
+    func publish(_ events: [EventRecord]) {
+        let desk = events.filter { DeskFeed.actions.contains($0.event.action) }
+        guard let tenant = desk.first?.tenant else { return }
+        let targets = watchers.withLock { Array(($0[tenant] ?? [:]).values) }
+        for (continuation, flag) in targets {
+            for event in desk {
+                if case .dropped = continuation.yield(event) {
+                    flag.value.store(true, ordering: .releasing)
+                    continuation.finish()
+                    break
+                }
+            }
+        }
+    }
+}
+
+/// Reads the feed for Watch.
+public struct DeskFeed: Sendable {
+    /// The event actions that are desk events, and their kinds.
+    static let kinds: [String: DeskItem.Kind] = [
+        "session.escalated": .ticketOpened, "ticket.claimed": .ticketClaimed, "ticket.resolved": .ticketResolved,
+        "ticket.sla_breached": .ticketSLABreached,
+    ]
+    static let actions = Set(kinds.keys)
+
+    let store: any Store
+    let hub: DeskHub
+
+    public init(store: any Store, hub: DeskHub) {
+        self.store = store
+        self.hub = hub
+    }
+
+    /// Desk events of the caller's tenant: after `resume` (replayed from the
+    /// store, then live), or from now on. `include` filters (kind, ticket).
+    /// Pull-based: a reader that does not read leaves live events in the hub's
+    /// bounded buffer, and when that overflows it gets `watcherLagged` and the end.
+    public func watch(
+        after resume: EventPosition?, caller: Caller, include: @escaping @Sendable (DeskItem.Kind, TicketRecord?) -> Bool
+    ) -> DeskWatch {
+        DeskWatch(store: store, hub: hub, resume: resume, caller: caller, include: include)
+    }
+
+    static func isAfter(_ a: EventPosition, _ b: EventPosition) -> Bool {
+        (a.occurredAtMs, a.sessionID, a.sequence) > (b.occurredAtMs, b.sessionID, b.sequence)
+    }
+}
+
+/// The items of one Watch, read in order by one task.
+public struct DeskWatch: AsyncSequence, Sendable {
+    public typealias Element = DeskItem
+    let store: any Store
+    let hub: DeskHub
+    let resume: EventPosition?
+    let caller: Caller
+    let include: @Sendable (DeskItem.Kind, TicketRecord?) -> Bool
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(self)
+    }
+
+    public final class Iterator: AsyncIteratorProtocol {
+        private let watch: DeskWatch
+        private var live: AsyncStream<EventRecord>.Iterator
+        private let lagged: DeskHub.LagFlag
+        private let cancel: @Sendable () -> Void
+        private var last: EventPosition?
+        private var replaying: Bool
+        private var page: [EventRecord] = []
+        private var finished = false
+
+        init(_ watch: DeskWatch) {
+            self.watch = watch
+            // Subscribed before the replay starts, so nothing falls between the two.
+            let (stream, lagged, cancel) = watch.hub.subscribe(tenant: watch.caller.tenant)
+            self.live = stream.makeAsyncIterator()
+            self.lagged = lagged
+            self.cancel = cancel
+            self.last = watch.resume
+            self.replaying = watch.resume != nil
+        }
+
+        deinit { cancel() }
+
+        public func next() async throws -> DeskItem? {
+            while !finished {
+                let event: EventRecord
+                if replaying || !page.isEmpty {
+                    if page.isEmpty {
+                        var query = EventQuery()
+                        query.actions = Array(DeskFeed.actions)
+                        query.after = last
+                        query.limit = 200
+                        page = try await watch.store.listEvents(tenant: watch.caller.tenant, query: query)
+                        if page.count < query.limit { replaying = false }
+                        if page.isEmpty { continue }
+                    }
+                    event = page.removeFirst()
+                } else if let next = await live.next() {
+                    event = next
+                } else {
+                    finished = true
+                    cancel()
+                    if lagged.value.load(ordering: .acquiring), let position = last ?? watch.resume {
+                        return DeskItem(kind: .watcherLagged, position: position, ticket: nil, actor: "", occurredAtMs: 0)
+                    }
+                    return nil
+                }
+                let position = EventPosition(occurredAtMs: event.event.occurredAtMs, sessionID: event.sessionID, sequence: event.sequence)
+                if let last, !DeskFeed.isAfter(position, last) { continue }  // replayed already
+                last = position
+                guard let kind = DeskFeed.kinds[event.event.action] else { continue }
+                var ticket: TicketRecord?
+                if case .string(let id)? = (try? JSONValue(parsing: event.event.detailsJSON))?.objectValue?["ticket_id"] {
+                    ticket = try await watch.store.ticket(tenant: watch.caller.tenant, id: id)
+                }
+                guard watch.include(kind, ticket) else { continue }
+                return DeskItem(kind: kind, position: position, ticket: ticket, actor: event.event.actor, occurredAtMs: event.event.occurredAtMs)
+            }
+            return nil
+        }
+    }
+}

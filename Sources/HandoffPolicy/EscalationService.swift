@@ -16,6 +16,26 @@ public struct TicketView: Sendable, Hashable {
     public var pending: PendingActionRecord?
 }
 
+/// What EscalationStats answers.
+public struct EscalationStats: Sendable {
+    public var since: Int64
+    public var until: Int64
+    public var sessions: Int64
+    public var escalations: Int64
+    public var rate: Double
+    public var topReasons: [(reason: String, count: Int64)]
+    /// Urgent first.
+    public var byPriority: [(priority: Int, count: Int64)]
+    public var claimed: Int64
+    public var resolved: Int64
+    public var medianToClaim: Int64
+    public var p90ToClaim: Int64
+    public var medianToResolve: Int64
+    public var p90ToResolve: Int64
+    public var threshold: Double
+    public var alert: Bool
+}
+
 public final class EscalationService: Sendable {
     private let store: any Store
     private let sessions: SessionService
@@ -171,6 +191,39 @@ public final class EscalationService: Sendable {
             ])])
         }.ticket
         return (ticket, decided?.0, decided?.1)
+    }
+
+    /// Escalation statistics over `since..<until` (nil: the policy's alert window ending now).
+    public func stats(since: Int64?, until: Int64?, topReasons: Int, caller: Caller) async throws(SessionError) -> EscalationStats {
+        let settings = policy.current.policy.escalation
+        let end = until ?? clock()
+        let start = since ?? end - Int64(settings.alertWindowSeconds) * 1000
+        guard start < end else { throw .invalidArgument("the window is empty: since must be before until") }
+        let window: (tickets: [TicketRecord], sessions: Int64)
+        do {
+            window = try await store.escalationWindow(tenant: caller.tenant, since: start, until: end)
+        } catch {
+            throw SessionError(error)
+        }
+        var reasons: [String: Int64] = [:]
+        for ticket in window.tickets { reasons[ticket.reason.trimmingCharacters(in: .whitespacesAndNewlines).lowercased(), default: 0] += 1 }
+        let top = reasons.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(topReasons)
+        func rank(_ values: [Int64], _ fraction: Double) -> Int64 {
+            guard !values.isEmpty else { return 0 }
+            let sorted = values.sorted()
+            return sorted[max(0, Int((fraction * Double(sorted.count)).rounded(.up)) - 1)]
+        }
+        let claimed = window.tickets.filter { $0.claimedAtMs > 0 }.map { $0.claimedAtMs - $0.createdAtMs }
+        let resolved = window.tickets.filter { $0.resolvedAtMs > 0 }.map { $0.resolvedAtMs - $0.createdAtMs }
+        let rate = window.sessions == 0 ? 0 : Double(window.tickets.count) / Double(window.sessions)
+        return EscalationStats(
+            since: start, until: end, sessions: window.sessions, escalations: Int64(window.tickets.count), rate: rate,
+            topReasons: top.map { ($0.key, $0.value) },
+            byPriority: [3, 2, 1].map { priority in (priority, Int64(window.tickets.filter { $0.priority == priority }.count)) },
+            claimed: Int64(claimed.count), resolved: Int64(resolved.count),
+            medianToClaim: rank(claimed, 0.5), p90ToClaim: rank(claimed, 0.9),
+            medianToResolve: rank(resolved, 0.5), p90ToResolve: rank(resolved, 0.9),
+            threshold: settings.alertThreshold, alert: rate > settings.alertThreshold)
     }
 
     private func load(_ id: String, caller: Caller) async throws(SessionError) -> TicketRecord {

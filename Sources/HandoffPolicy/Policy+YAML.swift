@@ -218,7 +218,19 @@ private struct PolicyReader {
             if let reprompt = fields["reprompt"] { policy.confirmation.reprompt = try string(reprompt, "confirmation.reprompt") }
         }
         if let node = keys["escalation"] {
-            let fields = try mapping(node, "escalation", allowed: ["priorities", "sla_seconds"])
+            let fields = try mapping(node, "escalation", allowed: ["priorities", "sla_seconds", "alert_threshold", "alert_window_seconds"])
+            if let threshold = fields["alert_threshold"] {
+                let value = try number(threshold, "escalation.alert_threshold")
+                guard (0...1).contains(value) else { throw fail(threshold, "escalation.alert_threshold", "\(value) is not within 0...1") }
+                policy.escalation.alertThreshold = value
+            }
+            if let window = fields["alert_window_seconds"] {
+                let text = try string(window, "escalation.alert_window_seconds")
+                guard let seconds = Int(text), seconds > 0 else {
+                    throw fail(window, "escalation.alert_window_seconds", "\"\(text)\" is not a positive number of seconds")
+                }
+                policy.escalation.alertWindowSeconds = seconds
+            }
             let names = ["normal": 1, "high": 2, "urgent": 3]
             if let list = fields["priorities"] {
                 policy.escalation.rules = []

@@ -212,6 +212,10 @@ public struct Policy: Sendable, Hashable {
         ]
         /// Seconds a ticket of each priority (1, 2, 3) may wait to be claimed.
         public var slaSeconds: [Int: Int] = [1: 3600, 2: 900, 3: 300]
+        /// An escalation rate above this (escalations / sessions created) raises the alert.
+        public var alertThreshold = 0.15
+        /// The window EscalationStats uses when the caller names none.
+        public var alertWindowSeconds = 86_400
 
         public init() {}
 
@@ -222,6 +226,7 @@ public struct Policy: Sendable, Hashable {
 
         public static func == (a: Self, b: Self) -> Bool {
             a.slaSeconds == b.slaSeconds && a.rules.map(\.words) == b.rules.map(\.words) && a.rules.map(\.priority) == b.rules.map(\.priority)
+                && a.alertThreshold == b.alertThreshold && a.alertWindowSeconds == b.alertWindowSeconds
         }
 
         public func hash(into hasher: inout Hasher) {

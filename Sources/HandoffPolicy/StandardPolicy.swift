@@ -136,6 +136,10 @@ extension Policy {
             - {words: [payment, payments, security, fraud, breach], priority: urgent}
             - {words: [complaint, complain, frustrated, angry, upset], priority: high}
           sla_seconds: {urgent: 300, high: 900, normal: 3600}
+          # EscalationStats raises its alert above this share of sessions escalated
+          # (over the last alert_window_seconds unless the caller names a window).
+          alert_threshold: 0.15
+          alert_window_seconds: 86400
         """
 
     /// The shipped policy.

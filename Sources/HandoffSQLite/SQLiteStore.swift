@@ -527,6 +527,25 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func escalationWindow(
+        tenant: TenantID, since: Int64, until: Int64
+    ) async throws(StoreError) -> (tickets: [TicketRecord], sessions: Int64) {
+        do {
+            return try await pool.read { db in
+                let tickets = try Row.fetchAll(
+                    db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
+                    arguments: [tenant.rawValue, since, until]
+                ).map { Self.ticket($0, tenant: tenant) }
+                let sessions = try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT count(*) FROM sessions WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
+                    arguments: [tenant.rawValue, since, until]) ?? 0
+                return (tickets, sessions)
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
     public func tickets(tenant: TenantID, query: TicketQuery) async throws(StoreError) -> [TicketRecord] {
         var clauses = ["tenant_id = ?"]
         var arguments: [any DatabaseValueConvertible] = [tenant.rawValue]

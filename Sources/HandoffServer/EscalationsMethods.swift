@@ -155,3 +155,38 @@ extension MethodRegistry {
         }
     }
 }
+
+extension MethodRegistry {
+    /// Registers Analytics/EscalationStats.
+    public mutating func registerAnalytics(_ desk: EscalationService) {
+        register(Analytics.escalationStats) { request, context in
+            guard (0...100).contains(request.topReasonsLimit) else {
+                throw RPCError(code: .invalidArgument, message: "top_reasons_limit must be from 0 to 100, not \(request.topReasonsLimit)")
+            }
+            var since: Int64?
+            var until: Int64?
+            switch request.window {
+            case .range(let range)?:
+                guard range.sinceUnixMs > 0 else { throw RPCError(code: .invalidArgument, message: "range.since_unix_ms is required") }
+                since = range.sinceUnixMs
+                until = range.untilUnixMs == 0 ? nil : range.untilUnixMs
+            case .durationMs(let duration)?:
+                guard duration > 0 else { throw RPCError(code: .invalidArgument, message: "duration_ms must be positive") }
+                until = SessionService.wallClockMs()
+                since = until! - duration
+            case nil:
+                break
+            }
+            let stats = try await desk.stats(
+                since: since, until: until, topReasons: request.topReasonsLimit == 0 ? 10 : Int(request.topReasonsLimit),
+                caller: context.caller)
+            return EscalationStatsResponse(
+                sinceUnixMs: stats.since, untilUnixMs: stats.until, sessionsInWindow: stats.sessions, escalations: stats.escalations,
+                escalationRate: stats.rate, topReasons: stats.topReasons.map { ReasonCount(reason: $0.reason, count: $0.count) },
+                byPriority: stats.byPriority.map { PriorityCount(priority: Priority(rawValue: Int32($0.priority)), count: $0.count) },
+                ticketsClaimed: stats.claimed, ticketsResolved: stats.resolved, medianTimeToClaimMs: stats.medianToClaim,
+                p90TimeToClaimMs: stats.p90ToClaim, medianTimeToResolveMs: stats.medianToResolve, p90TimeToResolveMs: stats.p90ToResolve,
+                alertThreshold: stats.threshold, alertActive: stats.alert)
+        }
+    }
+}

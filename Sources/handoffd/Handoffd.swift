@@ -121,8 +121,10 @@ struct Handoffd: AsyncParsableCommand {
         registry.registerConfirmations(confirmations)
         registry.registerDecisions(confirmations)
         let desk = DeskHub()
-        registry.registerEscalations(
-            EscalationService(store: store, sessions: sessions, policy: policyHolder, confirmations: confirmations, desk: desk))
+        let escalations = EscalationService(
+            store: store, sessions: sessions, policy: policyHolder, confirmations: confirmations, desk: desk)
+        registry.registerEscalations(escalations)
+        registry.registerAnalytics(escalations)
         registry.registerWatch(DeskFeed(store: store, hub: desk))
         let server: RPCServer
         do {

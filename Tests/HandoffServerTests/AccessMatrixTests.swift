@@ -60,7 +60,9 @@ struct AccessMatrixTests {
         registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: policy), policy: policy)
         registry.registerConfirmations(confirmations)
         registry.registerDecisions(confirmations)
-        registry.registerEscalations(EscalationService(store: store, sessions: sessions, policy: policy, confirmations: confirmations))
+        let escalations = EscalationService(store: store, sessions: sessions, policy: policy, confirmations: confirmations)
+        registry.registerEscalations(escalations)
+        registry.registerAnalytics(escalations)
         let tls = TLSConfiguration.server(
             certificateChainPath: path("server.pem"), privateKeyPath: path("server.key"), clientCertificateTrustRootsPath: path("ca.pem"),
             clientCertificates: .optional)

@@ -198,10 +198,10 @@ func startDecisionServer(
     registry.registerConfirmations(confirmations)
     registry.registerDecisions(confirmations)
     let desk = DeskHub()
-    registry.registerEscalations(
-        EscalationService(
-            store: store, sessions: sessions, policy: holder, confirmations: confirmations, desk: desk, clock: { clock.read() }),
-        clock: { clock.read() })
+    let escalations = EscalationService(
+        store: store, sessions: sessions, policy: holder, confirmations: confirmations, desk: desk, clock: { clock.read() })
+    registry.registerEscalations(escalations, clock: { clock.read() })
+    registry.registerAnalytics(escalations)
     registry.registerWatch(DeskFeed(store: store, hub: desk), clock: { clock.read() })
     let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
     let client = try running.client(fixtures.clientTLS(role: "agent"))
@@ -877,5 +877,49 @@ struct WatchMethodsTests {
             if resumed.count == 3 { break }
         }
         #expect(resumed.map { $0.ticket?.sessionID } == ["s2", "s3", "s4"], "the resumed watch delivers exactly what was missed")
+    }
+}
+
+@Suite("Escalation analytics over TLS")
+struct AnalyticsMethodsTests {
+    @Test("rate, top reasons, per-priority counts, claim and resolve times, and the alert over a window")
+    func stats() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let start = clock.read()
+        let (running, agent) = try await startDecisionServer(fixtures, clock: clock)  // creates session "s"
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        for i in 1..<10 { _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: "s\(i)", reasoning: "r")) }
+        var tickets: [String] = []
+        for (session, reason) in [("s", "Payment failed"), ("s1", "payment failed "), ("s2", "frustrated customer")] {
+            tickets.append(try #require(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: session, reason: reason)).ticket?.id))
+        }
+        clock.advance(seconds: 60)
+        _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: tickets[0]))
+        clock.advance(seconds: 60)
+        _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: tickets[1]))
+        _ = try await operatorClient.call(Escalations.resolve, ResolveRequest(ticketID: tickets[0], outcome: .resolved))
+        let stats = try await operatorClient.call(
+            Analytics.escalationStats, EscalationStatsRequest(window: .range(TimeRange(sinceUnixMs: start, untilUnixMs: start + 1_000))))
+        #expect(stats.sessionsInWindow == 10)
+        #expect(stats.escalations == 3)
+        #expect(abs(stats.escalationRate - 0.3) < 1e-9)
+        #expect(stats.topReasons.map(\.reason) == ["payment failed", "frustrated customer"])
+        #expect(stats.topReasons.first?.count == 2)
+        #expect(stats.byPriority.map(\.priority) == [.urgent, .high, .normal])
+        #expect(stats.byPriority.map(\.count) == [2, 1, 0])
+        #expect(stats.ticketsClaimed == 2 && stats.ticketsResolved == 1)
+        #expect(stats.medianTimeToClaimMs == 60_000 && stats.p90TimeToClaimMs == 120_000)
+        #expect(stats.medianTimeToResolveMs == 120_000)
+        #expect(stats.alertThreshold == 0.15)
+        #expect(stats.alertActive, "30% of sessions escalated is above 15%")
+        let empty = try await operatorClient.call(
+            Analytics.escalationStats, EscalationStatsRequest(window: .range(TimeRange(sinceUnixMs: start - 10_000, untilUnixMs: start - 1))))
+        #expect(empty.escalations == 0 && empty.escalationRate == 0 && !empty.alertActive)
+        let bad = await refusalOf(operatorClient, Analytics.escalationStats, EscalationStatsRequest(window: .durationMs(0)))
+        #expect(bad?.code == .invalidArgument)
+        for client in [operatorClient, agent] { await client.close() }
+        await running.stop()
     }
 }

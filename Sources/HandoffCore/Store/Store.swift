@@ -245,6 +245,8 @@ public protocol Store: Sendable {
     ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord])
     /// A ticket, or nil.
     func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord?
+    /// Tickets opened in `since..<until`, and how many sessions were created then.
+    func escalationWindow(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: [TicketRecord], sessions: Int64)
     /// Tickets by SLA breach, then priority (highest first), then age (oldest first).
     func tickets(tenant: TenantID, query: TicketQuery) async throws(StoreError) -> [TicketRecord]
     /// Writes `ticket` over the revision it was read at, with an optional turn

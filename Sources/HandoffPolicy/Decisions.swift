@@ -6,44 +6,28 @@
 import Crypto
 import Foundation
 public import HandoffCore
-import Synchronization
 
 /// Tells waiters, in this process, that a pending action was settled (after the commit).
 public final class DecisionHub: Sendable {
-    private struct Key: Hashable {
+    private struct Key: Hashable, Sendable {
         let tenant: TenantID
         let id: String
     }
 
-    private let waiters = Mutex<[Key: [UUID: AsyncStream<PendingActionRecord>.Continuation]]>([:])
+    private let board = NoticeBoard<Key, PendingActionRecord>(bufferLimit: nil)
 
     public init() {}
 
     /// Updates of these actions from now on; call `cancel` when done.
     func subscribe(tenant: TenantID, ids: [String]) -> (stream: AsyncStream<PendingActionRecord>, cancel: @Sendable () -> Void) {
-        let (stream, continuation) = AsyncStream<PendingActionRecord>.makeStream()
-        let token = UUID()
-        let keys = ids.map { Key(tenant: tenant, id: $0) }
-        waiters.withLock { waiters in
-            for key in keys { waiters[key, default: [:]][token] = continuation }
-        }
-        let cancel: @Sendable () -> Void = { [weak self] in
-            self?.waiters.withLock { waiters in
-                for key in keys {
-                    waiters[key]?[token] = nil
-                    if waiters[key]?.isEmpty == true { waiters[key] = nil }
-                }
-            }
-            continuation.finish()
-        }
+        let (stream, _, cancel) = board.subscribe(ids.map { Key(tenant: tenant, id: $0) })
         return (stream, cancel)
     }
 
     /// Called after a settled action was committed.
     func publish(_ action: PendingActionRecord) {
         guard action.isSettled else { return }
-        let targets = waiters.withLock { Array(($0[Key(tenant: action.tenant, id: action.id)] ?? [:]).values) }
-        for continuation in targets { continuation.yield(action) }
+        board.post(action, to: Key(tenant: action.tenant, id: action.id))
     }
 }
 

@@ -5,7 +5,6 @@
 // far behind is told so, and resumes.
 
 public import HandoffCore
-import Synchronization
 
 /// A desk event as Watch sends it.
 public struct DeskItem: Sendable, Hashable {
@@ -24,44 +23,21 @@ public struct DeskItem: Sendable, Hashable {
 
 /// Tells watchers, in this process, of desk events after they committed.
 public final class DeskHub: Sendable {
-    /// Notices a watcher may hold before it counts as fallen behind.
-    public let bufferLimit: Int
+    private let board: NoticeBoard<TenantID, EventRecord>
 
-    private let watchers = Mutex<[TenantID: [ObjectIdentifier: (AsyncStream<EventRecord>.Continuation, LagFlag)]]>([:])
-
-    final class LagFlag: Sendable {
-        let value = Atomic<Bool>(false)
-    }
-
+    /// `bufferLimit`: notices a watcher may hold before it counts as fallen behind.
     public init(bufferLimit: Int = 1024) {
-        self.bufferLimit = bufferLimit
+        board = NoticeBoard(bufferLimit: bufferLimit)
     }
 
-    func subscribe(tenant: TenantID) -> (stream: AsyncStream<EventRecord>, lagged: LagFlag, cancel: @Sendable () -> Void) {
-        let (stream, continuation) = AsyncStream<EventRecord>.makeStream(bufferingPolicy: .bufferingOldest(bufferLimit))
-        let flag = LagFlag()
-        let key = ObjectIdentifier(flag)
-        watchers.withLock { $0[tenant, default: [:]][key] = (continuation, flag) }
-        let cancel: @Sendable () -> Void = { [weak self] in
-            self?.watchers.withLock { $0[tenant]?[key] = nil }
-            continuation.finish()
-        }
-        return (stream, flag, cancel)
+    func subscribe(
+        tenant: TenantID
+    ) -> (stream: AsyncStream<EventRecord>, subscription: NoticeBoard<TenantID, EventRecord>.Subscription, cancel: @Sendable () -> Void) {
+        board.subscribe([tenant])
     }
 
     func publish(_ events: [EventRecord]) {
-        let desk = events.filter { DeskFeed.actions.contains($0.event.action) }
-        guard let tenant = desk.first?.tenant else { return }
-        let targets = watchers.withLock { Array(($0[tenant] ?? [:]).values) }
-        for (continuation, flag) in targets {
-            for event in desk {
-                if case .dropped = continuation.yield(event) {
-                    flag.value.store(true, ordering: .releasing)
-                    continuation.finish()
-                    break
-                }
-            }
-        }
+        for event in events where DeskFeed.actions.contains(event.event.action) { board.post(event, to: event.tenant) }
     }
 }
 
@@ -113,7 +89,7 @@ public struct DeskWatch: AsyncSequence, Sendable {
     public final class Iterator: AsyncIteratorProtocol {
         private let watch: DeskWatch
         private var live: AsyncStream<EventRecord>.Iterator
-        private let lagged: DeskHub.LagFlag
+        private let subscription: NoticeBoard<TenantID, EventRecord>.Subscription
         private let cancel: @Sendable () -> Void
         private var last: EventPosition?
         private var replaying: Bool
@@ -123,9 +99,9 @@ public struct DeskWatch: AsyncSequence, Sendable {
         init(_ watch: DeskWatch) {
             self.watch = watch
             // Subscribed before the replay starts, so nothing falls between the two.
-            let (stream, lagged, cancel) = watch.hub.subscribe(tenant: watch.caller.tenant)
+            let (stream, subscription, cancel) = watch.hub.subscribe(tenant: watch.caller.tenant)
             self.live = stream.makeAsyncIterator()
-            self.lagged = lagged
+            self.subscription = subscription
             self.cancel = cancel
             self.last = watch.resume
             self.replaying = watch.resume != nil
@@ -152,7 +128,7 @@ public struct DeskWatch: AsyncSequence, Sendable {
                 } else {
                     finished = true
                     cancel()
-                    if lagged.value.load(ordering: .acquiring), let position = last ?? watch.resume {
+                    if subscription.lagged.load(ordering: .acquiring), let position = last ?? watch.resume {
                         return DeskItem(kind: .watcherLagged, position: position, ticket: nil, actor: "", occurredAtMs: 0)
                     }
                     return nil

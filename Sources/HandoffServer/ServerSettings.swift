@@ -85,19 +85,6 @@ public struct ServerSettings: Sendable, Equatable {
 
     public init() {}
 
-    public static func == (a: ServerSettings, b: ServerSettings) -> Bool {
-        func sessionLimits(_ s: ServerSettings) -> [Int] {
-            let c = s.sessions
-            return [c.residentCeiling, c.stateSizeLimit, c.defaultTurnLimit, c.maximumTurnLimit, c.textSizeLimit, c.contextCacheBytes]
-        }
-        return (a.listen, a.data, a.tlsCertificate, a.tlsKey, a.clientCA, a.policy)
-            == (b.listen, b.data, b.tlsCertificate, b.tlsKey, b.clientCA, b.policy)
-            && (a.requireClientCertificate, a.crl, a.maximumFrameBytes, a.maximumCallsPerConnection)
-                == (b.requireClientCertificate, b.crl, b.maximumFrameBytes, b.maximumCallsPerConnection)
-            && (a.idleTimeoutSeconds, a.shutdownGraceSeconds, a.threads) == (b.idleTimeoutSeconds, b.shutdownGraceSeconds, b.threads)
-            && sessionLimits(a) == sessionLimits(b) && a.multiFactor == b.multiFactor && a.tokens == b.tokens
-    }
-
     /// A settings problem, naming the file, line or value at fault.
     public struct Error: Swift.Error, CustomStringConvertible {
         public var message: String

@@ -221,6 +221,11 @@ func refusalOf<Request, Response>(
     }
 }
 
+/// Assesses `action` in session "s" and returns the pending action it needs.
+func assess(_ client: HandoffClient, _ action: Action) async throws -> PendingAction {
+    try #require(try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: action)).pendingAction)
+}
+
 /// A clock the test moves by hand.
 final class TestClock: Sendable {
     private let now = Mutex<Int64>(1_800_000_000_000)
@@ -232,16 +237,6 @@ final class TestClock: Sendable {
 struct ConfirmationsMethodsTests {
     private func start(_ fixtures: Fixtures, policyYAML: String? = nil, clock: TestClock) async throws -> (RunningServer, HandoffClient) {
         try await startDecisionServer(fixtures, clock: clock, policyYAML: policyYAML)
-    }
-
-    private func assess(_ client: HandoffClient, _ action: Action) async throws -> PendingAction {
-        try #require(try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: action)).pendingAction)
-    }
-
-    private func refusal<Request, Response>(
-        _ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request
-    ) async -> RPCError? {
-        await refusalOf(client, method, request)
     }
 
     private func status(_ client: HandoffClient) async throws -> SessionStatus? {
@@ -283,7 +278,7 @@ struct ConfirmationsMethodsTests {
         #expect(token.count == 64)
         #expect(try await status(client) == .active)
 
-        let again = await refusal(
+        let again = await refusalOf(
             client, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
         #expect(again?.code == .failedPrecondition)
         #expect(again?.message.contains("released") == true)
@@ -308,7 +303,7 @@ struct ConfirmationsMethodsTests {
         let (running, client) = try await start(fixtures, clock: TestClock())
         let preference = try await assess(client, Action(toolName: "recommend_hotel", description: "Suggest a hotel"))
         #expect(preference.strategy == .confirm)
-        let early = await refusal(
+        let early = await refusalOf(
             client, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: preference.id, text: "yes"))
         #expect(early?.code == .failedPrecondition)
         #expect(early?.message.contains("call RequestConfirmation first") == true)
@@ -323,10 +318,10 @@ struct ConfirmationsMethodsTests {
         #expect(try await status(client) == .active)
 
         let refund = try await assess(client, Action(toolName: "issue_refund", amount: "250", currency: "USD"))
-        let wrong = await refusal(client, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: refund.id))
+        let wrong = await refusalOf(client, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: refund.id))
         #expect(wrong?.code == .failedPrecondition)
         #expect(wrong?.message.contains("needs escalate, not a confirmation") == true, "\(String(describing: wrong))")
-        let unknown = await refusal(client, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: "pa-nope"))
+        let unknown = await refusalOf(client, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: "pa-nope"))
         #expect(unknown?.code == .notFound)
         await running.stop()
     }
@@ -339,11 +334,11 @@ struct ConfirmationsMethodsTests {
         let (running, client) = try await start(fixtures, policyYAML: strict, clock: TestClock())
         let booking = try await assess(client, Action(toolName: "book_flight", description: "Book a flight"))
         _ = try await client.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
-        let answer = await refusal(
+        let answer = await refusalOf(
             client, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
         #expect(answer?.code == .permissionDenied)
         #expect(answer?.message.contains("agent_relays_user is false") == true)
-        let code = await refusal(
+        let code = await refusalOf(
             client, Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: booking.id, code: "123456"))
         #expect(code?.code == .permissionDenied)
         await running.stop()
@@ -359,7 +354,7 @@ struct ConfirmationsMethodsTests {
         _ = try await client.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
         #expect(try await status(client) == .awaitingConfirmation)
         clock.advance(seconds: 601)
-        let late = await refusal(
+        let late = await refusalOf(
             client, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
         #expect(late?.code == .failedPrecondition)
         #expect(late?.message.contains("expired unanswered; nothing was released") == true, "\(String(describing: late))")
@@ -540,10 +535,6 @@ struct MultiFactorMethodsTests {
 
 @Suite("Decisions over TLS")
 struct DecisionsMethodsTests {
-    private func assess(_ client: HandoffClient, _ action: Action) async throws -> PendingAction {
-        try #require(try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: action)).pendingAction)
-    }
-
     /// Asks and answers a confirmation; returns the reply's pending action.
     private func answer(_ client: HandoffClient, _ id: String, _ text: String) async throws -> PendingAction? {
         _ = try await client.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: id))
@@ -670,12 +661,6 @@ struct DecisionsMethodsTests {
 
 @Suite("The operator desk over TLS")
 struct EscalationsMethodsTests {
-    private func refusal<Request, Response>(
-        _ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request
-    ) async -> RPCError? {
-        await refusalOf(client, method, request)
-    }
-
     @Test("escalate once (a second call returns the same ticket), claim, reply into the conversation, resolve releasing the action")
     func ticketLifecycle() async throws {
         let fixtures = try Fixtures()
@@ -710,7 +695,7 @@ struct EscalationsMethodsTests {
         let claimed = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: ticket.id))
         #expect(claimed.ticket?.status == .claimed)
         #expect(claimed.ticket?.assignedTo?.name == "handoff://tenant/acme/operator/operator")
-        #expect((await refusal(admin, Escalations.claim, ClaimRequest(ticketID: ticket.id)))?.code == .failedPrecondition)
+        #expect((await refusalOf(admin, Escalations.claim, ClaimRequest(ticketID: ticket.id)))?.code == .failedPrecondition)
 
         let reply = try await operatorClient.call(Escalations.reply, ReplyRequest(ticketID: ticket.id, text: "Hi, I'm Sam; I'll sort this out."))
         #expect(reply.turn?.source == .operator)
@@ -718,7 +703,7 @@ struct EscalationsMethodsTests {
         #expect(context.turns.last?.output == "Hi, I'm Sam; I'll sort this out.", "the agent does not see the operator's reply")
         #expect(context.turns.last?.source == .operator)
 
-        let notYours = await refusal(admin, Escalations.reply, ReplyRequest(ticketID: ticket.id, text: "x"))
+        let notYours = await refusalOf(admin, Escalations.reply, ReplyRequest(ticketID: ticket.id, text: "x"))
         #expect(notYours?.code == .failedPrecondition)
         let resolved = try await operatorClient.call(Escalations.resolve, ResolveRequest(
             ticketID: ticket.id, outcome: .resolved, note: "refund approved", pendingActionDecision: .release))
@@ -726,7 +711,7 @@ struct EscalationsMethodsTests {
         #expect(resolved.pendingAction?.status == .released)
         #expect(resolved.pendingAction?.releaseToken.count == 64)
         #expect(try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .active)
-        #expect((await refusal(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved)))?.code
+        #expect((await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved)))?.code
             == .failedPrecondition)
         let events = try await agent.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50)).events.map(\.action)
         #expect(Array(events.suffix(5)) == ["session.escalated", "ticket.claimed", "ticket.replied", "action.released", "ticket.resolved"])
@@ -770,10 +755,10 @@ struct EscalationsMethodsTests {
 
         let reassigned = try await admin.call(Escalations.claim, ClaimRequest(ticketID: ids["u"]!, reassign: true))
         #expect(reassigned.ticket?.assignedTo?.name == "handoff://tenant/acme/admin/admin")
-        let notYours = await refusal(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ids["u"]!, outcome: .handedBack))
+        let notYours = await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ids["u"]!, outcome: .handedBack))
         #expect(notYours?.code == .permissionDenied)
         #expect(try await admin.call(Escalations.resolve, ResolveRequest(ticketID: ids["u"]!, outcome: .handedBack)).ticket?.status == .resolved)
-        let noDecision = await refusal(admin, Escalations.resolve, ResolveRequest(
+        let noDecision = await refusalOf(admin, Escalations.resolve, ResolveRequest(
             ticketID: ids["n"]!, outcome: .resolved, pendingActionDecision: .release))
         #expect(noDecision?.code == .invalidArgument, "a ticket without a pending action has nothing to release")
         for client in [operatorClient, admin, agent] { await client.close() }

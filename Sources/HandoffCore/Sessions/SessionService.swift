@@ -59,7 +59,7 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
 /// queue behind one another, and no call pays a hop through a shared actor.
 public final class SessionService: Sendable {
     /// Limits of the service.
-    public struct Configuration: Sendable {
+    public struct Configuration: Sendable, Equatable {
         /// Resident session actors at most; idle ones beyond it are evicted.
         public var residentCeiling = 10_000
         /// The largest state, in bytes of canonical JSON.

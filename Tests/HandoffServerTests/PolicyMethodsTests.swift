@@ -722,6 +722,32 @@ struct EscalationsMethodsTests {
         await running.stop()
     }
 
+    @Test("malformed desk requests are INVALID_ARGUMENT naming the field")
+    func malformed() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, agent) = try await startDecisionServer(fixtures, clock: TestClock())
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        let noReason = await refusalOf(agent, Escalations.escalate, EscalateRequest(sessionID: "s", reason: "  "))
+        #expect(noReason?.code == .invalidArgument && noReason?.message.contains("reason is required") == true)
+        let badToken = await refusalOf(operatorClient, Escalations.listQueue, ListQueueRequest(pageToken: "not-a-token"))
+        #expect(badToken?.code == .invalidArgument && badToken?.message.contains("page_token") == true)
+        let bigPage = await refusalOf(operatorClient, Escalations.listQueue, ListQueueRequest(pageSize: 501))
+        #expect(bigPage?.code == .invalidArgument && bigPage?.message.contains("page_size") == true)
+        let hugeToken = await refusalOf(
+            agent, Decisions.reportExecution, ReportExecutionRequest(releaseToken: String(repeating: "a", count: 200), idempotencyKey: "k"))
+        #expect(hugeToken?.code == .invalidArgument)
+        var watchError: (any Error)?
+        do {
+            for try await _ in try await operatorClient.stream(Operators.watch, WatchRequest(resumeCursor: "%%%")) {}
+        } catch {
+            watchError = error
+        }
+        #expect((watchError as? RPCError)?.code == .invalidArgument)
+        for client in [operatorClient, agent] { await client.close() }
+        await running.stop()
+    }
+
     @Test("the queue: breached SLAs first, then priority, then age; an admin may reassign; only the claimant resolves")
     func queueOrder() async throws {
         let fixtures = try Fixtures()

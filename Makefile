@@ -37,7 +37,9 @@ test-swift: deps
 	@mkdir -p .build/test-logs
 	set -o pipefail; $(SWIFT) test --skip-build --no-parallel --disable-xctest 2>&1 | tee .build/test-logs/swift.log
 
+# The client tests start a real handoffd from .build/debug.
 test-python: deps
+	$(SWIFT) build
 	@mkdir -p .build/test-logs
 	set -o pipefail; python3 -m pytest -q clients/python/tests 2>&1 | tee .build/test-logs/python.log
 

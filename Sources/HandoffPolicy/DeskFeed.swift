@@ -9,16 +9,31 @@ public import HandoffCore
 /// A desk event as Watch sends it.
 public struct DeskItem: Sendable, Hashable {
     public enum Kind: String, Sendable, Hashable {
-        case ticketOpened, ticketClaimed, ticketResolved, ticketSLABreached, watcherLagged
+        case ticketOpened, ticketClaimed, ticketResolved, ticketSLABreached
+        case approvalRequested, approvalDecided, approvalExpired, watcherLagged
     }
 
     public var kind: Kind
     /// Where it is in the feed (resume after it).
     public var position: EventPosition
-    /// The ticket as it is now; nil for `watcherLagged`.
+    /// The ticket as it is now, for ticket kinds.
     public var ticket: TicketRecord?
+    /// The approval as it is now, for approval kinds.
+    public var approval: ApprovalRecord?
     public var actor: String
     public var occurredAtMs: Int64
+
+    public init(
+        kind: Kind, position: EventPosition, ticket: TicketRecord? = nil, approval: ApprovalRecord? = nil, actor: String,
+        occurredAtMs: Int64
+    ) {
+        self.kind = kind
+        self.position = position
+        self.ticket = ticket
+        self.approval = approval
+        self.actor = actor
+        self.occurredAtMs = occurredAtMs
+    }
 }
 
 /// Tells watchers, in this process, of desk events after they committed.
@@ -46,7 +61,8 @@ public struct DeskFeed: Sendable {
     /// The event actions that are desk events, and their kinds.
     static let kinds: [String: DeskItem.Kind] = [
         "session.escalated": .ticketOpened, "ticket.claimed": .ticketClaimed, "ticket.resolved": .ticketResolved,
-        "ticket.sla_breached": .ticketSLABreached,
+        "ticket.sla_breached": .ticketSLABreached, "approval.requested": .approvalRequested, "approval.decided": .approvalDecided,
+        "approval.expired": .approvalExpired,
     ]
     static let actions = Set(kinds.keys)
 
@@ -59,11 +75,12 @@ public struct DeskFeed: Sendable {
     }
 
     /// Desk events of the caller's tenant: after `resume` (replayed from the
-    /// store, then live), or from now on. `include` filters (kind, ticket).
+    /// store, then live), or from now on. `include` filters (kind, ticket, approval).
     /// Pull-based: a reader that does not read leaves live events in the hub's
     /// bounded buffer, and when that overflows it gets `watcherLagged` and the end.
     public func watch(
-        after resume: EventPosition?, caller: Caller, include: @escaping @Sendable (DeskItem.Kind, TicketRecord?) -> Bool
+        after resume: EventPosition?, caller: Caller,
+        include: @escaping @Sendable (DeskItem.Kind, TicketRecord?, ApprovalRecord?) -> Bool
     ) -> DeskWatch {
         DeskWatch(store: store, hub: hub, resume: resume, caller: caller, include: include)
     }
@@ -80,7 +97,7 @@ public struct DeskWatch: AsyncSequence, Sendable {
     let hub: DeskHub
     let resume: EventPosition?
     let caller: Caller
-    let include: @Sendable (DeskItem.Kind, TicketRecord?) -> Bool
+    let include: @Sendable (DeskItem.Kind, TicketRecord?, ApprovalRecord?) -> Bool
 
     public func makeAsyncIterator() -> Iterator {
         Iterator(self)
@@ -129,7 +146,7 @@ public struct DeskWatch: AsyncSequence, Sendable {
                     finished = true
                     cancel()
                     if subscription.lagged.load(ordering: .acquiring), let position = last ?? watch.resume {
-                        return DeskItem(kind: .watcherLagged, position: position, ticket: nil, actor: "", occurredAtMs: 0)
+                        return DeskItem(kind: .watcherLagged, position: position, actor: "", occurredAtMs: 0)
                     }
                     return nil
                 }
@@ -138,11 +155,17 @@ public struct DeskWatch: AsyncSequence, Sendable {
                 last = position
                 guard let kind = DeskFeed.kinds[event.event.action] else { continue }
                 var ticket: TicketRecord?
-                if case .string(let id)? = (try? JSONValue(parsing: event.event.detailsJSON))?.objectValue?["ticket_id"] {
+                var approval: ApprovalRecord?
+                let details = (try? JSONValue(parsing: event.event.detailsJSON))?.objectValue
+                if case .string(let id)? = details?["approval_id"] {
+                    approval = try await watch.store.approval(tenant: watch.caller.tenant, id: id)
+                } else if case .string(let id)? = details?["ticket_id"] {
                     ticket = try await watch.store.ticket(tenant: watch.caller.tenant, id: id)
                 }
-                guard watch.include(kind, ticket) else { continue }
-                return DeskItem(kind: kind, position: position, ticket: ticket, actor: event.event.actor, occurredAtMs: event.event.occurredAtMs)
+                guard watch.include(kind, ticket, approval) else { continue }
+                return DeskItem(
+                    kind: kind, position: position, ticket: ticket, approval: approval, actor: event.event.actor,
+                    occurredAtMs: event.event.occurredAtMs)
             }
             return nil
         }

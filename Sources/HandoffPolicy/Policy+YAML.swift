@@ -65,6 +65,7 @@ private struct PolicyReader {
         let keys = try mapping(root, "", allowed: [
             "version", "decision_types", "risk_strategies", "default_decision_type", "tools", "words", "amount",
             "personal_data", "confidence", "standing_decisions", "sampling_rate", "pending_expiry_seconds", "confirmation", "escalation",
+            "approvals",
         ])
         var policy = Policy.standardTable
         if let node = keys["version"] {
@@ -167,15 +168,7 @@ private struct PolicyReader {
             policy.samplingRate = rate
         }
         if let node = keys["pending_expiry_seconds"] {
-            let text = try string(node, "pending_expiry_seconds")
-            if text == "never" {
-                policy.pendingExpirySeconds = nil
-            } else {
-                guard let seconds = Int(text), seconds > 0 else {
-                    throw fail(node, "pending_expiry_seconds", "\"\(text)\" is not a positive number of seconds or never")
-                }
-                policy.pendingExpirySeconds = seconds
-            }
+            policy.pendingExpirySeconds = try secondsOrNever(node, "pending_expiry_seconds")
         }
         if let node = keys["confirmation"] {
             let fields = try mapping(
@@ -205,15 +198,7 @@ private struct PolicyReader {
                 throw fail(node, "confirmation", "\"\(word)\" is both a yes-word and a no-word")
             }
             if let timeout = fields["timeout_seconds"] {
-                let text = try string(timeout, "confirmation.timeout_seconds")
-                if text == "never" {
-                    policy.confirmation.timeoutSeconds = nil
-                } else {
-                    guard let seconds = Int(text), seconds > 0 else {
-                        throw fail(timeout, "confirmation.timeout_seconds", "\"\(text)\" is not a positive number of seconds or never")
-                    }
-                    policy.confirmation.timeoutSeconds = seconds
-                }
+                policy.confirmation.timeoutSeconds = try secondsOrNever(timeout, "confirmation.timeout_seconds")
             }
             if let reprompt = fields["reprompt"] { policy.confirmation.reprompt = try string(reprompt, "confirmation.reprompt") }
         }
@@ -257,6 +242,7 @@ private struct PolicyReader {
                 }
             }
         }
+        if let node = keys["approvals"] { policy.approvals = try approvals(node) }
         var ids: [String: String] = [:]
         let allIDs = policy.toolRules.map(\.id) + policy.wordRules.map(\.id) + policy.standingDecisions.map(\.id)
             + [policy.amount?.id, policy.personalData?.id, policy.confidence?.id].compactMap { $0 }
@@ -267,15 +253,83 @@ private struct PolicyReader {
         return policy
     }
 
+    func approvals(_ node: Node) throws(PolicyError) -> Policy.Approvals {
+        let fields = try mapping(node, "approvals", allowed: ["groups", "chains", "step_timeout_seconds", "on_expiry", "route_decision_types"])
+        var approvals = Policy.Approvals()
+        func entries(_ node: Node, _ path: String) throws(PolicyError) -> [String] {
+            let items: [Node] = if case .sequence = node { try list(node, path) } else { [node] }
+            guard !items.isEmpty else { throw fail(node, path, "needs at least one approver") }
+            return try items.enumerated().map { (i, item) throws(PolicyError) in try string(item, "\(path)[\(i)]") }
+        }
+        if let groups = fields["groups"] {
+            approvals.groups = [:]
+            for (name, members) in try mapping(groups, "approvals.groups", allowed: nil) {
+                let path = "approvals.groups.\(name)"
+                let list = try entries(members, path)
+                for entry in list {
+                    if entry.hasPrefix("group:") { throw fail(members, path, "a group lists approvers, not other groups (\(entry))") }
+                    if let problem = Policy.Approvals.entryProblem(entry) { throw fail(members, path, problem) }
+                }
+                approvals.groups[name] = list
+            }
+        }
+        if let chains = fields["chains"] {
+            approvals.chains = []
+            for (i, item) in try list(chains, "approvals.chains").enumerated() {
+                let path = "approvals.chains[\(i)]"
+                let chain = try mapping(item, path, allowed: ["above", "steps"], required: ["above", "steps"])
+                let text = try string(chain["above"]!, "\(path).above")
+                guard let above = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")), above >= 0, !above.isNaN else {
+                    throw fail(chain["above"], "\(path).above", "\"\(text)\" is not a non-negative decimal amount")
+                }
+                guard !approvals.chains.contains(where: { $0.above == above }) else {
+                    throw fail(chain["above"], "\(path).above", "another chain already starts above \(text)")
+                }
+                let stepNodes = try list(chain["steps"]!, "\(path).steps")
+                guard !stepNodes.isEmpty, stepNodes.count <= 10 else { throw fail(chain["steps"], "\(path).steps", "needs 1 to 10 steps") }
+                var steps: [[String]] = []
+                for (j, stepNode) in stepNodes.enumerated() {
+                    steps.append(try entries(stepNode, "\(path).steps[\(j)]"))
+                }
+                approvals.chains.append(Policy.Approvals.Chain(above: above, steps: steps))
+            }
+        }
+        // Entries are checked once the groups are known, wherever they were written.
+        for (i, chain) in approvals.chains.enumerated() {
+            for (j, step) in chain.steps.enumerated() {
+                for entry in step {
+                    if let problem = approvals.problem(with: entry) { throw fail(fields["chains"], "approvals.chains[\(i)].steps[\(j)]", problem) }
+                }
+            }
+        }
+        if let timeout = fields["step_timeout_seconds"] {
+            approvals.stepTimeoutSeconds = try secondsOrNever(timeout, "approvals.step_timeout_seconds")
+        }
+        if let outcome = fields["on_expiry"] {
+            let text = try string(outcome, "approvals.on_expiry")
+            guard let value = Policy.Approvals.ExpiryOutcome(rawValue: text) else {
+                throw fail(outcome, "approvals.on_expiry", "unknown outcome \"\(text)\" (known: reject, escalate)")
+            }
+            approvals.onExpiry = value
+        }
+        if let types = fields["route_decision_types"] {
+            approvals.routeDecisionTypes = []
+            for (i, item) in try list(types, "approvals.route_decision_types").enumerated() {
+                approvals.routeDecisionTypes.insert(try decisionType(item, "approvals.route_decision_types[\(i)]"))
+            }
+        }
+        return approvals
+    }
+
     // MARK: Node readers
 
-    func mapping(_ node: Node, _ path: String, allowed: [String], required: [String] = []) throws(PolicyError) -> [String: Node] {
+    func mapping(_ node: Node, _ path: String, allowed: [String]?, required: [String] = []) throws(PolicyError) -> [String: Node] {
         guard case .mapping(let pairs) = node else { throw fail(node, path, "expected a mapping of keys to values") }
         var result: [String: Node] = [:]
         for (key, value) in pairs {
             guard case .scalar(let scalar) = key else { throw fail(key, path, "keys must be plain names") }
             let name = scalar.string
-            guard allowed.contains(name) else {
+            if let allowed, !allowed.contains(name) {
                 throw fail(key, path.isEmpty ? name : "\(path).\(name)", "unknown key (known: \(allowed.joined(separator: ", ")))")
             }
             guard result[name] == nil else { throw fail(key, path.isEmpty ? name : "\(path).\(name)", "given twice") }
@@ -295,6 +349,14 @@ private struct PolicyReader {
     func string(_ node: Node, _ path: String) throws(PolicyError) -> String {
         guard case .scalar(let scalar) = node else { throw fail(node, path, "expected a single value") }
         return scalar.string
+    }
+
+    /// A positive number of seconds, or nil for `never`.
+    func secondsOrNever(_ node: Node, _ path: String) throws(PolicyError) -> Int? {
+        let text = try string(node, path)
+        if text == "never" { return nil }
+        guard let seconds = Int(text), seconds > 0 else { throw fail(node, path, "\"\(text)\" is not a positive number of seconds or never") }
+        return seconds
     }
 
     func number(_ node: Node, _ path: String) throws(PolicyError) -> Double {

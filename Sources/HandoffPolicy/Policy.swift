@@ -201,6 +201,8 @@ public struct Policy: Sendable, Hashable {
     public var confirmation = Confirmation()
     /// How escalation tickets are prioritised and how long they may wait.
     public var escalation = Escalation()
+    /// Approval chains: who approves what amount, and for how long.
+    public var approvals = Approvals()
 
     /// Ticket priority from the reason's words, and the SLA of each priority.
     public struct Escalation: Sendable, Hashable {

@@ -140,6 +140,27 @@ extension Policy {
           # (over the last alert_window_seconds unless the caller names a window).
           alert_threshold: 0.15
           alert_window_seconds: 86400
+
+        # Approval chains (RequestApproval, and the escalate strategy of the
+        # decision types below when the action names an amount). An amount uses
+        # the chain with the highest `above` it exceeds; each step lists who may
+        # decide it: an approver identity (handoff://tenant/<t>/approver/<name>),
+        # a bare approver name of the approval's tenant, role:approver, or
+        # group:<name>. Nobody decides an approval they requested, nor two steps
+        # of one chain.
+        approvals:
+          groups:
+            managers: [role:approver]
+            finance: [role:approver]
+          chains:
+            - {above: 0, steps: [[group:managers]]}
+            - {above: 10000, steps: [[group:managers], [group:finance]]}
+          # How long a step waits for its decision (seconds, or never), and what
+          # then: reject (the approval expires, nothing is released) or escalate
+          # (the chain moves on to its next level; the last level's expiry ends it).
+          step_timeout_seconds: 86400
+          on_expiry: reject
+          route_decision_types: [financial]
         """
 
     /// The shipped policy.

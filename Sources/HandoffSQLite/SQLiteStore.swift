@@ -8,8 +8,8 @@ public import HandoffCore
 
 /// Sessions and their event chains in a SQLite file.
 public final class SQLiteStore: Store {
-    private let pool: DatabasePool
-    private let writer: GroupCommitWriter
+    let pool: DatabasePool
+    let writer: GroupCommitWriter
 
     /// Opens (creating if needed) the database at `path` and brings its schema
     /// up to date.
@@ -181,6 +181,35 @@ public final class SQLiteStore: Store {
                 ) WITHOUT ROWID;
                 CREATE INDEX tickets_queue ON tickets (tenant_id, status, priority, created_at_ms);
                 CREATE UNIQUE INDEX tickets_one_unresolved ON tickets (tenant_id, session_id) WHERE status != 'resolved';
+                """)
+        }
+        migrator.registerMigration("v9: approval chains and recorded SLA breaches") { db in
+            try db.execute(sql: """
+                CREATE TABLE approvals (
+                    tenant_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    session_id TEXT NOT NULL,
+                    pending_action_id TEXT NOT NULL,
+                    action_json TEXT NOT NULL,
+                    edited_action_json TEXT,
+                    amount TEXT NOT NULL,
+                    currency TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    requester TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    steps_json TEXT NOT NULL,
+                    current_level INTEGER NOT NULL,
+                    due_at_ms INTEGER NOT NULL,
+                    created_at_ms INTEGER NOT NULL,
+                    decided_at_ms INTEGER NOT NULL,
+                    revision INTEGER NOT NULL,
+                    PRIMARY KEY (tenant_id, id)
+                ) WITHOUT ROWID;
+                CREATE UNIQUE INDEX approvals_one_pending ON approvals (tenant_id, pending_action_id) WHERE status = 'pending';
+                CREATE INDEX approvals_pending ON approvals (tenant_id, status, due_at_ms, created_at_ms);
+                CREATE INDEX approvals_due ON approvals (due_at_ms) WHERE status = 'pending' AND due_at_ms > 0;
+                ALTER TABLE tickets ADD COLUMN sla_breach_recorded INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX tickets_sla ON tickets (sla_deadline_ms) WHERE status = 'open' AND sla_breach_recorded = 0;
                 """)
         }
         return migrator
@@ -390,7 +419,7 @@ public final class SQLiteStore: Store {
         }
     }
 
-    private static func fetchPendingAction(_ db: Database, tenant: TenantID, id: String) throws -> PendingActionRecord? {
+    static func fetchPendingAction(_ db: Database, tenant: TenantID, id: String) throws -> PendingActionRecord? {
         guard let row = try Row.fetchOne(
             db.cachedStatement(sql: "\(pendingActionColumns) WHERE tenant_id = ? AND id = ?"),
             arguments: [tenant.rawValue, id])
@@ -445,38 +474,45 @@ public final class SQLiteStore: Store {
         _ action: PendingActionRecord, events: [NewEvent]
     ) async throws(StoreError) -> (PendingActionRecord, String) {
         try await write { db in
-            var stored = action
-            stored.revision = action.revision + 1
-            try db.cachedStatement(sql: """
-                UPDATE pending_actions SET status = ?, action_json = ?, updated_at_ms = ?, expires_at_ms = ?,
-                    awaiting_confirmation = ?, prompt = ?, reprompt_count = ?, confirmation_expires_at_ms = ?,
-                    release_token_hash = ?, revision = ?, mfa_code_hash = ?, mfa_expires_at_ms = ?, mfa_attempts_left = ?,
-                    executed_at_ms = ?, execution_key = ?, result_json = ?, execution_error = ?
-                WHERE tenant_id = ? AND id = ? AND revision = ?
-                """).execute(arguments: [
-                    stored.status, stored.actionJSON, stored.updatedAtMs, stored.expiresAtMs, stored.awaitingConfirmation,
-                    stored.prompt, stored.repromptCount, stored.confirmationExpiresAtMs, stored.releaseTokenHash.map { Data($0) },
-                    stored.revision, stored.mfaCodeHash.map { Data($0) }, stored.mfaExpiresAtMs, stored.mfaAttemptsLeft,
-                    stored.executedAtMs, stored.executionKey, stored.resultJSON, stored.executionError,
-                    action.tenant.rawValue, action.id, action.revision,
-                ])
-            if db.changesCount == 0 {
-                guard let current = try Self.fetchPendingAction(db, tenant: action.tenant, id: action.id) else {
-                    throw StoreError.notFound(action.id)
-                }
-                throw StoreError.versionConflict(expected: action.revision, current: current.revision)
-            }
+            let stored = try Self.writePendingAction(db, action)
             for event in events {
                 _ = try Self.append(db, tenant: action.tenant, sessionID: action.sessionID, event: event)
             }
+            try Self.cancelApprovals(db, of: stored, actor: events.first?.actor ?? "", at: stored.updatedAtMs)
             return (stored, try Self.refreshSessionStatus(db, tenant: action.tenant, sessionID: action.sessionID))
         }
+    }
+
+    /// Writes `action` over the revision it was read at, returning it with its revision bumped.
+    static func writePendingAction(_ db: Database, _ action: PendingActionRecord) throws -> PendingActionRecord {
+        var stored = action
+        stored.revision = action.revision + 1
+        try db.cachedStatement(sql: """
+            UPDATE pending_actions SET status = ?, action_json = ?, updated_at_ms = ?, expires_at_ms = ?,
+                awaiting_confirmation = ?, prompt = ?, reprompt_count = ?, confirmation_expires_at_ms = ?,
+                release_token_hash = ?, revision = ?, mfa_code_hash = ?, mfa_expires_at_ms = ?, mfa_attempts_left = ?,
+                executed_at_ms = ?, execution_key = ?, result_json = ?, execution_error = ?, action_hash = ?
+            WHERE tenant_id = ? AND id = ? AND revision = ?
+            """).execute(arguments: [
+                stored.status, stored.actionJSON, stored.updatedAtMs, stored.expiresAtMs, stored.awaitingConfirmation,
+                stored.prompt, stored.repromptCount, stored.confirmationExpiresAtMs, stored.releaseTokenHash.map { Data($0) },
+                stored.revision, stored.mfaCodeHash.map { Data($0) }, stored.mfaExpiresAtMs, stored.mfaAttemptsLeft,
+                stored.executedAtMs, stored.executionKey, stored.resultJSON, stored.executionError, Data(stored.actionHash),
+                action.tenant.rawValue, action.id, action.revision,
+            ])
+        if db.changesCount == 0 {
+            guard let current = try Self.fetchPendingAction(db, tenant: action.tenant, id: action.id) else {
+                throw StoreError.notFound(action.id)
+            }
+            throw StoreError.versionConflict(expected: action.revision, current: current.revision)
+        }
+        return stored
     }
 
     /// Sets and returns the session's status: escalated while a ticket is
     /// not resolved, else awaiting confirmation while a pending action waits
     /// for the user's answer or code, else active.
-    private static func refreshSessionStatus(_ db: Database, tenant: TenantID, sessionID: String) throws -> String {
+    static func refreshSessionStatus(_ db: Database, tenant: TenantID, sessionID: String) throws -> String {
         let escalated = try Bool.fetchOne(
             db.cachedStatement(sql: """
                 SELECT EXISTS (SELECT 1 FROM tickets WHERE tenant_id = ? AND session_id = ? AND status != 'resolved')
@@ -583,11 +619,11 @@ public final class SQLiteStore: Store {
             stored.revision = ticket.revision + 1
             try db.cachedStatement(sql: """
                 UPDATE tickets SET status = ?, assigned_to = ?, claimed_at_ms = ?, resolved_at_ms = ?, outcome = ?,
-                    resolution_note = ?, revision = ?
+                    resolution_note = ?, revision = ?, sla_breach_recorded = ?
                 WHERE tenant_id = ? AND id = ? AND revision = ?
                 """).execute(arguments: [
                     stored.status, stored.assignedTo, stored.claimedAtMs, stored.resolvedAtMs, stored.outcome, stored.resolutionNote,
-                    stored.revision, ticket.tenant.rawValue, ticket.id, ticket.revision,
+                    stored.revision, stored.slaBreachRecorded, ticket.tenant.rawValue, ticket.id, ticket.revision,
                 ])
             if db.changesCount == 0 {
                 let current = try Int64.fetchOne(
@@ -606,17 +642,17 @@ public final class SQLiteStore: Store {
     }
 
     /// `(?, ?, …)` with `count` placeholders.
-    private static func placeholders(_ count: Int) -> String {
+    static func placeholders(_ count: Int) -> String {
         "(" + Array(repeating: "?", count: count).joined(separator: ", ") + ")"
     }
 
-    private static let ticketColumns = """
+    static let ticketColumns = """
         SELECT id, session_id, pending_action_id, reason, priority, status, created_by, assigned_to, created_at_ms, claimed_at_ms,
-            resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision
+            resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision, sla_breach_recorded
         FROM tickets
         """
 
-    private static func ticket(_ row: Row, tenant: TenantID) -> TicketRecord {
+    static func ticket(_ row: Row, tenant: TenantID) -> TicketRecord {
         var record = TicketRecord(
             tenant: tenant, id: row[0], sessionID: row[1], pendingActionID: row[2], reason: row[3], priority: row[4], status: row[5],
             createdBy: row[6], assignedTo: row[7], createdAtMs: row[8], slaDeadlineMs: row[11], snapshotJSON: row[14])
@@ -625,17 +661,20 @@ public final class SQLiteStore: Store {
         record.outcome = row[12]
         record.resolutionNote = row[13]
         record.revision = row[15]
+        record.slaBreachRecorded = row[16]
         return record
     }
 
     private static func insertTicket(_ db: Database, _ t: TicketRecord) throws {
         try db.cachedStatement(sql: """
             INSERT INTO tickets (tenant_id, id, session_id, pending_action_id, reason, priority, status, created_by, assigned_to,
-                created_at_ms, claimed_at_ms, resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                created_at_ms, claimed_at_ms, resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision,
+                sla_breach_recorded)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 t.tenant.rawValue, t.id, t.sessionID, t.pendingActionID, t.reason, t.priority, t.status, t.createdBy, t.assignedTo,
                 t.createdAtMs, t.claimedAtMs, t.resolvedAtMs, t.slaDeadlineMs, t.outcome, t.resolutionNote, t.snapshotJSON, t.revision,
+                t.slaBreachRecorded,
             ])
     }
 
@@ -656,7 +695,7 @@ public final class SQLiteStore: Store {
 
     // MARK: Internals
 
-    private static func requireSession(_ db: Database, tenant: TenantID, id: String) throws {
+    static func requireSession(_ db: Database, tenant: TenantID, id: String) throws {
         if try !sessionExists(db, tenant: tenant, id: id) { throw StoreError.notFound(id) }
     }
 
@@ -674,7 +713,7 @@ public final class SQLiteStore: Store {
     }
 
     /// Runs a write in the next group commit, passing StoreErrors through and naming others.
-    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         do {
             return try await writer.submit(body)
         } catch let error as StoreError {
@@ -685,7 +724,7 @@ public final class SQLiteStore: Store {
     }
 
     /// Appends one event to a session's chain, inside the caller's transaction.
-    private static func append(_ db: Database, tenant: TenantID, sessionID: String, event: NewEvent) throws -> EventRecord {
+    static func append(_ db: Database, tenant: TenantID, sessionID: String, event: NewEvent) throws -> EventRecord {
         let last = try Row.fetchOne(
             db.cachedStatement(sql: "SELECT seq, hash FROM events WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT 1"),
             arguments: [tenant.rawValue, sessionID])

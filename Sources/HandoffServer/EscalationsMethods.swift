@@ -17,8 +17,8 @@ extension TicketRecord {
         return Ticket(
             id: id, tenantID: tenant.rawValue, sessionID: sessionID, pendingActionID: pendingActionID, reason: reason,
             priority: Priority(rawValue: Int32(priority)), status: status,
-            createdBy: Identity(tenantID: tenant.rawValue, name: createdBy),
-            assignedTo: assignedTo.isEmpty ? nil : Identity(tenantID: tenant.rawValue, name: assignedTo),
+            createdBy: Identity(actor: createdBy),
+            assignedTo: assignedTo.isEmpty ? nil : Identity(actor: assignedTo),
             createdAtUnixMs: createdAtMs, claimedAtUnixMs: claimedAtMs, resolvedAtUnixMs: resolvedAtMs,
             slaDeadlineUnixMs: slaDeadlineMs, slaBreached: slaBreached(at: now) || (claimedAtMs > slaDeadlineMs),
             outcome: TicketOutcome(rawValue: Int32(outcome)), resolutionNote: resolutionNote)
@@ -74,7 +74,11 @@ extension MethodRegistry {
                 }
             }
             query.priorities = request.priorities.map { Int($0.rawValue) }
-            query.assignedTo = request.assignedTo.isEmpty ? nil : request.assignedTo
+            // A name is the operator of that name in the caller's tenant; a full identity is taken as it is.
+            query.assignedTo = request.assignedTo.isEmpty ? nil
+                : request.assignedTo.hasPrefix("handoff://") ? request.assignedTo
+                : "handoff://tenant/\(context.caller.tenant.rawValue)/operator/\(request.assignedTo)"
+
             guard (0...500).contains(request.pageSize) else {
                 throw RPCError(code: .invalidArgument, message: "page_size must be from 0 to 500, not \(request.pageSize)")
             }
@@ -116,8 +120,11 @@ extension MethodRegistry {
 }
 
 extension MethodRegistry {
-    /// Registers Operators/Watch: the desk feed of the caller's tenant.
-    public mutating func registerWatch(_ feed: DeskFeed, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs) {
+    /// Registers Operators/Watch: the desk feed of the caller's tenant. An
+    /// approver sees only approvals with a step routed to them (by `policy`).
+    public mutating func registerWatch(
+        _ feed: DeskFeed, policy: PolicyHolder, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
+    ) {
         register(Operators.watch) { request, context, writer in
             var kinds: Set<DeskItem.Kind> = []
             for kind in request.kinds {
@@ -126,7 +133,10 @@ extension MethodRegistry {
                 case .ticketClaimed: kinds.insert(.ticketClaimed)
                 case .ticketResolved: kinds.insert(.ticketResolved)
                 case .ticketSlaBreached: kinds.insert(.ticketSLABreached)
-                case .approvalRequested, .approvalDecided, .approvalExpired, .watcherLagged: break  // no approvals yet
+                case .approvalRequested: kinds.insert(.approvalRequested)
+                case .approvalDecided: kinds.insert(.approvalDecided)
+                case .approvalExpired: kinds.insert(.approvalExpired)
+                case .watcherLagged: break  // always sent
                 case .unspecified, .unrecognized:
                     throw RPCError(code: .invalidArgument, message: "kinds holds an unspecified or unknown desk event kind")
                 }
@@ -134,9 +144,15 @@ extension MethodRegistry {
             let priorities = Set(request.priorities.map { Int($0.rawValue) })
             let resume = request.resumeCursor.isEmpty ? nil : try EventPageToken.decode(request.resumeCursor)
             let filterKinds = request.kinds.isEmpty ? nil : kinds
-            let items = feed.watch(after: resume, caller: context.caller) { kind, ticket in
+            let caller = context.caller
+            let items = feed.watch(after: resume, caller: caller) { kind, ticket, approval in
                 if let filterKinds, !filterKinds.contains(kind) { return false }
                 if !priorities.isEmpty, let ticket, !priorities.contains(ticket.priority) { return false }
+                if caller.role == "approver" {
+                    guard let approval else { return false }
+                    let settings = policy.current.policy.approvals
+                    return approval.steps.contains { settings.routes($0.approvers, to: caller) }
+                }
                 return true
             }
             for try await item in items {
@@ -145,12 +161,16 @@ extension MethodRegistry {
                 case .ticketClaimed: .ticketClaimed
                 case .ticketResolved: .ticketResolved
                 case .ticketSLABreached: .ticketSlaBreached
+                case .approvalRequested: .approvalRequested
+                case .approvalDecided: .approvalDecided
+                case .approvalExpired: .approvalExpired
                 case .watcherLagged: .watcherLagged
                 }
                 try await writer.write(DeskEvent(
                     cursor: EventPageToken.encode(item.position), kind: kind,
-                    actor: item.actor.isEmpty ? nil : Identity(tenantID: context.caller.tenant.rawValue, name: item.actor),
-                    occurredAtUnixMs: item.occurredAtMs, subject: item.ticket.map { .ticket($0.proto(now: clock())) }))
+                    actor: item.actor.isEmpty ? nil : Identity(actor: item.actor),
+                    occurredAtUnixMs: item.occurredAtMs,
+                    subject: item.ticket.map { .ticket($0.proto(now: clock())) } ?? item.approval.map { .approval($0.proto) }))
             }
         }
     }

@@ -137,11 +137,13 @@ extension PendingActionRecord {
 
 extension MethodRegistry {
     /// Registers Policy/AssessAction and Admin/ReloadPolicy.
-    public mutating func registerPolicy(_ assessments: AssessmentService, policy: PolicyHolder) {
+    /// `escalation`: hands actions of the escalate strategy to people at once (nil: the agent escalates itself).
+    public mutating func registerPolicy(_ assessments: AssessmentService, policy: PolicyHolder, escalation: AutomaticEscalation? = nil) {
         register(HandoffProto.Policy.assessAction) { request, context in
             let action = try proposedAction(request.action)
             let outcome = try await assessments.assess(
                 sessionID: request.sessionID, action: action, idempotencyKey: request.idempotencyKey, caller: context.caller)
+            let route = try await escalation?.route(outcome, sessionID: request.sessionID, action: action, caller: context.caller)
             let assessment = outcome.assessment
             return AssessActionResponse(
                 risk: assessment.risk.proto, decisionType: assessment.decisionType.proto, strategy: assessment.strategy.proto,
@@ -151,7 +153,7 @@ extension MethodRegistry {
                         decisionType: $0.decisionType?.proto ?? .unspecified)
                 },
                 pendingAction: outcome.pending?.proto, sampledForReview: assessment.sampledForReview,
-                policyVersion: assessment.policyVersion)
+                policyVersion: assessment.policyVersion, ticketID: route?.ticketID ?? "", approvalID: route?.approvalID ?? "")
         }
         register(Admin.reloadPolicy) { request, _ in
             guard policy.path != nil else {

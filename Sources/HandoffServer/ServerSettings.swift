@@ -35,6 +35,11 @@ import Yams
 ///   channels:                           # default: one file channel, <data>/mfa-codes.jsonl
 ///     - {type: webhook, url: "http://127.0.0.1:9000/codes", secret_file: /etc/handoff/webhook.secret}
 ///     - {type: file, path: .handoff/mfa-codes.jsonl}
+/// notifications:                        # approval notices to approvers and requesters
+///   channels:                           # default: one file channel, <data>/notifications.jsonl
+///     - {type: webhook, url: "http://127.0.0.1:9000/approvals", secret_file: /etc/handoff/webhook.secret}
+/// desk:
+///   sweep_interval_ms: 1000             # approval expiries and SLA breaches are applied this often
 /// sessions:
 ///   resident_ceiling: 10000
 ///   state_size_limit_bytes: 262144
@@ -67,6 +72,10 @@ public struct ServerSettings: Sendable, Equatable {
     public var multiFactor = MultiFactor()
     /// Bearer tokens, as their SHA-256.
     public var tokens: [TokenGrant] = []
+    /// Where approval notices go; nil: one file channel at `<data>/notifications.jsonl`.
+    public var notificationChannels: [MultiFactor.Channel]?
+    /// How often expired approval steps and SLA breaches are swept.
+    public var sweepIntervalMs = 1000
 
     public struct MultiFactor: Sendable, Equatable {
         public var codeLength = 6
@@ -153,23 +162,12 @@ public struct ServerSettings: Sendable, Equatable {
             if let x = v.lifetimeSeconds { multiFactor.lifetimeSeconds = x }
             if let x = v.attempts { multiFactor.attempts = x }
             if let x = v.keyFile { multiFactor.keyFile = x }
-            if let channels = v.channels {
-                multiFactor.channels = try channels.enumerated().map { (index, channel) throws(Error) in
-                    switch channel.type {
-                    case "file":
-                        guard let path = channel.path else { throw Error(message: "\(source): multi_factor.channels[\(index)]: a file channel needs path") }
-                        return .file(path: path)
-                    case "webhook":
-                        guard let url = channel.url, let secret = channel.secretFile else {
-                            throw Error(message: "\(source): multi_factor.channels[\(index)]: a webhook channel needs url and secret_file")
-                        }
-                        return .webhook(url: url, secretFile: secret)
-                    default:
-                        throw Error(message: "\(source): multi_factor.channels[\(index)]: unknown type \"\(channel.type)\" (known: file, webhook)")
-                    }
-                }
-            }
+            if let channels = v.channels { multiFactor.channels = try Self.channels(channels, at: "\(source): multi_factor.channels") }
         }
+        if let channels = file.notifications?.channels {
+            notificationChannels = try Self.channels(channels, at: "\(source): notifications.channels")
+        }
+        if let v = file.desk?.sweepIntervalMs { sweepIntervalMs = v }
         if let v = file.sessions {
             if let x = v.residentCeiling { sessions.residentCeiling = x }
             if let x = v.stateSizeLimitBytes { sessions.stateSizeLimit = x }
@@ -194,6 +192,7 @@ public struct ServerSettings: Sendable, Equatable {
         try check("limits.idle_timeout_seconds", idleTimeoutSeconds, 1...86_400)
         try check("limits.shutdown_grace_seconds", shutdownGraceSeconds, 0...3_600)
         try check("limits.threads", threads, 1...256)
+        try check("desk.sweep_interval_ms", sweepIntervalMs, 10...60_000)
         try check("sessions.resident_ceiling", sessions.residentCeiling, 1...10_000_000)
         try check("sessions.state_size_limit_bytes", sessions.stateSizeLimit, 2...(64 << 20))
         try check("sessions.max_turn_limit", sessions.maximumTurnLimit, 1...100_000)
@@ -258,6 +257,26 @@ public struct ServerSettings: Sendable, Equatable {
         var sessions: Sessions?
         var multiFactor: MultiFactorFile?
         var tokens: [TokenFile]?
+        var notifications: NotificationsFile?
+        var desk: DeskFile?
+
+        struct NotificationsFile: Decodable {
+            var channels: [ChannelFile]?
+            enum CodingKeys: String, CodingKey, CaseIterable { case channels }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                channels = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent([ChannelFile].self, forKey: .channels)
+            }
+        }
+
+        struct DeskFile: Decodable {
+            var sweepIntervalMs: Int?
+            enum CodingKeys: String, CodingKey, CaseIterable { case sweepIntervalMs = "sweep_interval_ms" }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                sweepIntervalMs = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(Int.self, forKey: .sweepIntervalMs)
+            }
+        }
 
         struct TokenFile: Decodable {
             var identity: String
@@ -392,7 +411,7 @@ public struct ServerSettings: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case listen, data, policy, tls, limits, sessions, tokens
+            case listen, data, policy, tls, limits, sessions, tokens, notifications, desk
             case multiFactor = "multi_factor"
         }
 
@@ -407,6 +426,8 @@ public struct ServerSettings: Sendable, Equatable {
             sessions = try c.decodeIfPresent(Sessions.self, forKey: .sessions)
             multiFactor = try c.decodeIfPresent(MultiFactorFile.self, forKey: .multiFactor)
             tokens = try c.decodeIfPresent([TokenFile].self, forKey: .tokens)
+            notifications = try c.decodeIfPresent(NotificationsFile.self, forKey: .notifications)
+            desk = try c.decodeIfPresent(DeskFile.self, forKey: .desk)
         }
     }
 }
@@ -436,26 +457,60 @@ extension ServerSettings {
     public func multiFactorSettings(group: any EventLoopGroup) throws(Error) -> MultiFactorSettings {
         let keyPath = multiFactor.keyFile ?? (data as NSString).appendingPathComponent("mfa.key")
         let key = try Self.secret(at: keyPath, createIfMissing: true)
-        var channels: [any CodeChannel] = []
-        for channel in multiFactor.channels ?? [.file(path: (data as NSString).appendingPathComponent("mfa-codes.jsonl"))] {
-            switch channel {
-            case .file(let path):
-                channels.append(FileCodeChannel(path: path))
-            case .webhook(let url, let secretFile):
-                do {
-                    channels.append(try WebhookCodeChannel(url: url, secret: try Self.secret(at: secretFile, createIfMissing: false), group: group))
-                } catch let error as Error {
-                    throw error
-                } catch {
-                    throw Error(message: "multi_factor.channels: \(error)")
-                }
-            }
-        }
+        let channels = try Self.made(
+            multiFactor.channels ?? [.file(path: (data as NSString).appendingPathComponent("mfa-codes.jsonl"))], "multi_factor.channels",
+            group: group)
         var settings = MultiFactorSettings(key: key, channels: channels)
         settings.codeLength = multiFactor.codeLength
         settings.lifetimeSeconds = multiFactor.lifetimeSeconds
         settings.attempts = multiFactor.attempts
         return settings
+    }
+
+    /// Approval notice channels made real (webhook secrets read from their files).
+    public func noticeChannels(group: any EventLoopGroup) throws(Error) -> [any NoticeChannel] {
+        try Self.made(
+            notificationChannels ?? [.file(path: (data as NSString).appendingPathComponent("notifications.jsonl"))], "notifications.channels",
+            group: group)
+    }
+
+    /// File and webhook channels (each carries codes and notices) for `list`.
+    private static func made(
+        _ list: [MultiFactor.Channel], _ setting: String, group: any EventLoopGroup
+    ) throws(Error) -> [any CodeChannel & NoticeChannel] {
+        var channels: [any CodeChannel & NoticeChannel] = []
+        for channel in list {
+            switch channel {
+            case .file(let path):
+                channels.append(FileCodeChannel(path: path))
+            case .webhook(let url, let secretFile):
+                do {
+                    channels.append(try WebhookCodeChannel(url: url, secret: try secret(at: secretFile, createIfMissing: false), group: group))
+                } catch let error as Error {
+                    throw error
+                } catch {
+                    throw Error(message: "\(setting): \(error)")
+                }
+            }
+        }
+        return channels
+    }
+
+    private static func channels(_ list: [File.ChannelFile], at path: String) throws(Error) -> [MultiFactor.Channel] {
+        try list.enumerated().map { (index, channel) throws(Error) in
+            switch channel.type {
+            case "file":
+                guard let file = channel.path else { throw Error(message: "\(path)[\(index)]: a file channel needs path") }
+                return .file(path: file)
+            case "webhook":
+                guard let url = channel.url, let secret = channel.secretFile else {
+                    throw Error(message: "\(path)[\(index)]: a webhook channel needs url and secret_file")
+                }
+                return .webhook(url: url, secretFile: secret)
+            default:
+                throw Error(message: "\(path)[\(index)]: unknown type \"\(channel.type)\" (known: file, webhook)")
+            }
+        }
     }
 
     /// The bytes of a secret file (trailing newline dropped); `createIfMissing`

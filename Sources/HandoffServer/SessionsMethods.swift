@@ -20,6 +20,26 @@ extension SessionError: RPCErrorConvertible {
     }
 }
 
+extension Identity {
+    /// An actor as stored in records (`handoff://tenant/<t>/<role>/<name>`, or
+    /// `system` for the server's own changes) as the protocol names it.
+    init(actor: String) {
+        if let principal = Principal(uri: actor) {
+            let role: HandoffProto.Role = switch principal.role {
+            case .agent: .agent
+            case .operator: .operator
+            case .approver: .approver
+            case .admin: .admin
+            }
+            self.init(tenantID: principal.tenant.rawValue, role: role, name: principal.name)
+        } else if actor == Caller.systemIdentity {
+            self.init(tenantID: "", role: .system, name: "handoffd")
+        } else {
+            self.init(name: actor)
+        }
+    }
+}
+
 extension SessionRecord {
     var proto: Session {
         Session(
@@ -42,7 +62,7 @@ extension TurnRecord {
     func proto(tenant: TenantID) -> Turn {
         Turn(
             sessionID: sessionID, sequence: sequence, input: input, output: output, metadataJSON: metadataJSON,
-            reasoning: reasoning, source: source, author: Identity(tenantID: tenant.rawValue, name: author),
+            reasoning: reasoning, source: source, author: Identity(actor: author),
             createdAtUnixMs: createdAtMs)
     }
 }
@@ -57,7 +77,7 @@ extension EventRecord {
     var proto: Event {
         Event(
             sequence: sequence, sessionID: sessionID, action: event.action,
-            actor: Identity(tenantID: tenant.rawValue, name: event.actor), reasoning: event.reasoning,
+            actor: Identity(actor: event.actor), reasoning: event.reasoning,
             detailsJSON: event.detailsJSON, occurredAtUnixMs: event.occurredAtMs, prevHash: previousHash, hash: hash)
     }
 }

@@ -108,24 +108,18 @@ struct Handoffd: AsyncParsableCommand {
         var registry = MethodRegistry()
         registry.enforceAccessRules(AccessControl(tokens: settings.tokens))
         registry.registerHealth()
-        registry.registerSessions(sessions)
-        registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: policyHolder), policy: policyHolder)
         let multiFactor: MultiFactorSettings
+        let notices: [any NoticeChannel]
         do {
             multiFactor = try settings.multiFactorSettings(group: MultiThreadedEventLoopGroup.singleton)
+            notices = try settings.noticeChannels(group: MultiThreadedEventLoopGroup.singleton)
         } catch {
-            logger.critical("cannot set up multi-factor codes: \(error)")
+            logger.critical("cannot set up multi-factor codes or notifications: \(error)")
             throw ExitCode.failure
         }
-        let confirmations = ConfirmationService(store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor)
-        registry.registerConfirmations(confirmations)
-        registry.registerDecisions(confirmations)
-        let desk = DeskHub()
-        let escalations = EscalationService(
-            store: store, sessions: sessions, policy: policyHolder, confirmations: confirmations, desk: desk)
-        registry.registerEscalations(escalations)
-        registry.registerAnalytics(escalations)
-        registry.registerWatch(DeskFeed(store: store, hub: desk))
+        let services = HandoffServices(
+            store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor, notices: notices, logger: logger)
+        services.register(into: &registry)
         let server: RPCServer
         do {
             server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)
@@ -135,7 +129,11 @@ struct Handoffd: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                services: [
+                    .init(service: server),
+                    .init(service: DeskSweeper(
+                        approvals: services.approvals, interval: .milliseconds(settings.sweepIntervalMs), logger: logger)),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

@@ -138,10 +138,42 @@ struct PolicyTests {
         ("", "bad.yaml: the file is empty"),
         ("version: x\ntools:\n  - {id: same, tools: [a], decision_type: legal}\nwords:\n  - {id: same, words: [b], decision_type: legal}\n",
          "rule id \"same\" is used twice"),
+        ("version: x\napprovals:\n  chains:\n    - {above: 100, steps: [[group:nobody]]}\n",
+         "approvals.chains[0].steps[0]: unknown group \"nobody\""),
+        ("version: x\napprovals:\n  groups: {boss: [role:agent]}\n", "bad.yaml:3: approvals.groups.boss: \"role:agent\": only role:approver"),
+        ("version: x\napprovals:\n  chains:\n    - {above: 10, steps: [alice]}\n    - {above: 10.0, steps: [bob]}\n",
+         "bad.yaml:5: approvals.chains[1].above: another chain already starts above 10.0"),
+        ("version: x\napprovals: {on_expiry: shrug}\n", "bad.yaml:2: approvals.on_expiry: unknown outcome \"shrug\""),
+        ("version: x\napprovals: {step_timeout_seconds: soon}\n", "approvals.step_timeout_seconds: \"soon\" is not a positive number"),
     ])
     func badFiles(_ yaml: String, _ expected: String) {
         let error = #expect(throws: PolicyError.self) { _ = try Policy(yaml: yaml, source: "bad.yaml") }
         #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
+    }
+
+    @Test("an amount takes the chain with the highest start below it; steps route by name, identity, role and group")
+    func approvalChains() throws {
+        let policy = try Policy(yaml: """
+            version: x
+            approvals:
+              groups: {managers: [alice], finance: ["handoff://tenant/acme/approver/bob", role:approver]}
+              chains:
+                - {above: 1000, steps: [group:managers]}
+                - {above: 10000, steps: [[group:managers, carol], [group:finance]]}
+            """, source: "p.yaml").approvals
+        #expect(policy.chain(for: 1000) == nil, "above is strict")
+        #expect(policy.chain(for: 1000.01)?.steps == [["group:managers"]])
+        #expect(policy.chain(for: 10_001)?.steps.count == 2)
+        func caller(_ name: String, _ role: String = "approver", tenant: String = "acme") -> Caller {
+            Caller(tenant: TenantID(tenant), identity: "handoff://tenant/\(tenant)/\(role)/\(name)", role: role)
+        }
+        #expect(policy.routes(["group:managers"], to: caller("alice")))
+        #expect(!policy.routes(["group:managers"], to: caller("alice", "operator")), "a name means the approver of that name")
+        #expect(!policy.routes(["group:managers"], to: caller("bob")))
+        #expect(policy.routes(["group:managers", "carol"], to: caller("carol")))
+        #expect(policy.routes(["group:finance"], to: caller("dave")), "role:approver is every approver of the tenant")
+        #expect(!policy.routes(["group:finance"], to: caller("dave", "agent")))
+        #expect(Policy.standard.approvals.chain(for: 250)?.steps == [["group:managers"]])
     }
 
     @Test("the shipped policy text loads and is the one Policy.standard holds")

@@ -181,6 +181,17 @@ struct PolicyMethodsTests {
 func startDecisionServer(
     _ fixtures: Fixtures, clock: TestClock, policyYAML: String? = nil, channels: [any CodeChannel] = []
 ) async throws -> (RunningServer, HandoffClient) {
+    let (running, client, _) = try await startServices(fixtures, clock: clock, policyYAML: policyYAML, channels: channels)
+    return (running, client)
+}
+
+/// A server with every domain service, wired as handoffd wires them (no
+/// access rules: callers are their certificates' identities), session "s"
+/// made by the agent; the services are returned for sweeps.
+func startServices(
+    _ fixtures: Fixtures, clock: TestClock, policyYAML: String? = nil, channels: [any CodeChannel] = [],
+    notices: [any NoticeChannel] = []
+) async throws -> (RunningServer, HandoffClient, HandoffServices) {
     let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
     let sessions = SessionService(store: store, clock: { clock.read() })
     var policyFile: String?
@@ -189,24 +200,16 @@ func startDecisionServer(
         try policyYAML.write(toFile: policyFile!, atomically: true, encoding: .utf8)
     }
     let holder = try PolicyHolder(path: policyFile)
-    var registry = MethodRegistry()
-    registry.registerSessions(sessions)
-    registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: holder, clock: { clock.read() }), policy: holder)
-    let confirmations = ConfirmationService(
+    let services = HandoffServices(
         store: store, sessions: sessions, policy: holder,
-        multiFactor: MultiFactorSettings(key: Array(repeating: 9, count: 32), channels: channels), clock: { clock.read() })
-    registry.registerConfirmations(confirmations)
-    registry.registerDecisions(confirmations)
-    let desk = DeskHub()
-    let escalations = EscalationService(
-        store: store, sessions: sessions, policy: holder, confirmations: confirmations, desk: desk, clock: { clock.read() })
-    registry.registerEscalations(escalations, clock: { clock.read() })
-    registry.registerAnalytics(escalations)
-    registry.registerWatch(DeskFeed(store: store, hub: desk), clock: { clock.read() })
+        multiFactor: MultiFactorSettings(key: Array(repeating: 9, count: 32), channels: channels), notices: notices,
+        clock: { clock.read() })
+    var registry = MethodRegistry()
+    services.register(into: &registry, clock: { clock.read() })
     let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
     let client = try running.client(fixtures.clientTLS(role: "agent"))
     _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
-    return (running, client)
+    return (running, client, services)
 }
 
 /// The error a unary call ends with, or nil when it succeeds.
@@ -670,9 +673,12 @@ struct EscalationsMethodsTests {
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
         let admin = try running.client(fixtures.clientTLS(role: "admin"))
         _ = try await agent.call(Sessions.addTurn, AddTurnRequest(sessionID: "s", input: "I want my money back", output: "Let me check"))
-        let refund = try #require(try await agent.call(
+        let assessed = try await agent.call(
             HandoffProto.Policy.assessAction,
-            AssessActionRequest(sessionID: "s", action: Action(toolName: "issue_refund", amount: "250", currency: "USD"))).pendingAction)
+            AssessActionRequest(sessionID: "s", action: Action(toolName: "issue_refund", amount: "250", currency: "USD")))
+        let refund = try #require(assessed.pendingAction)
+        // Financial with an amount: the policy sent it to the approval desk at once.
+        #expect(!assessed.approvalID.isEmpty && assessed.ticketID.isEmpty)
 
         let opened = try await agent.call(Escalations.escalate, EscalateRequest(
             sessionID: "s", reason: "Customer is frustrated and filed a complaint", pendingActionID: refund.id))
@@ -694,7 +700,7 @@ struct EscalationsMethodsTests {
 
         let claimed = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: ticket.id))
         #expect(claimed.ticket?.status == .claimed)
-        #expect(claimed.ticket?.assignedTo?.name == "handoff://tenant/acme/operator/operator")
+        #expect(claimed.ticket?.assignedTo == Identity(tenantID: "acme", role: .operator, name: "operator"))
         #expect((await refusalOf(admin, Escalations.claim, ClaimRequest(ticketID: ticket.id)))?.code == .failedPrecondition)
 
         let reply = try await operatorClient.call(Escalations.reply, ReplyRequest(ticketID: ticket.id, text: "Hi, I'm Sam; I'll sort this out."))
@@ -714,7 +720,13 @@ struct EscalationsMethodsTests {
         #expect((await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved)))?.code
             == .failedPrecondition)
         let events = try await agent.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50)).events.map(\.action)
-        #expect(Array(events.suffix(5)) == ["session.escalated", "ticket.claimed", "ticket.replied", "action.released", "ticket.resolved"])
+        // The operator's decision withdrew the approval the policy had asked for.
+        #expect(Array(events.suffix(6)) == [
+            "session.escalated", "ticket.claimed", "ticket.replied", "action.released", "approval.cancelled", "ticket.resolved",
+        ])
+        let approver = try running.client(fixtures.clientTLS(role: "approver"))
+        #expect(try await approver.call(Approvals.getApproval, GetApprovalRequest(approvalID: assessed.approvalID)).approval?.status == .cancelled)
+        await approver.close()
         #expect(try await admin.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: "s")).ok)
         // After resolution a new escalation opens a new ticket.
         #expect(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "s", reason: "again")).created)
@@ -780,7 +792,7 @@ struct EscalationsMethodsTests {
         #expect(urgentOnly.tickets.map(\.id) == [ids["u"]!])
 
         let reassigned = try await admin.call(Escalations.claim, ClaimRequest(ticketID: ids["u"]!, reassign: true))
-        #expect(reassigned.ticket?.assignedTo?.name == "handoff://tenant/acme/admin/admin")
+        #expect(reassigned.ticket?.assignedTo == Identity(tenantID: "acme", role: .admin, name: "admin"))
         let notYours = await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ids["u"]!, outcome: .handedBack))
         #expect(notYours?.code == .permissionDenied)
         #expect(try await admin.call(Escalations.resolve, ResolveRequest(ticketID: ids["u"]!, outcome: .handedBack)).ticket?.status == .resolved)
@@ -823,7 +835,7 @@ struct WatchMethodsTests {
         #expect(seen.map(\.kind) == [.ticketOpened, .ticketClaimed, .ticketResolved])
         #expect(seen.allSatisfy { event in if case .ticket(let t)? = event.subject { t.id == ticket.id } else { false } })
         if case .ticket(let t)? = seen.first?.subject { #expect(t.priority == .urgent) }
-        #expect(seen[1].actor?.name == "handoff://tenant/acme/operator/operator")
+        #expect(seen[1].actor == Identity(tenantID: "acme", role: .operator, name: "operator"))
         await watcher.close()
 
         // Nobody watches while another session escalates and is claimed.
@@ -873,7 +885,7 @@ struct WatchMethodsTests {
         for i in 0..<5 {
             _ = try await sessions.create(id: "s\(i)", stateJSON: "{}", labels: [:], reasoning: "r", caller: caller)
         }
-        let iterator = feed.watch(after: nil, caller: caller) { _, _ in true }.makeAsyncIterator()
+        let iterator = feed.watch(after: nil, caller: caller) { _, _, _ in true }.makeAsyncIterator()
         // Five events arrive before the watcher reads any: two fit, then it has lagged.
         for i in 0..<5 {
             _ = try await desk.escalate(sessionID: "s\(i)", reason: "r", pendingActionID: "", caller: caller)
@@ -882,7 +894,7 @@ struct WatchMethodsTests {
         while let item = try await iterator.next() { items.append(item) }
         #expect(items.map(\.kind) == [.ticketOpened, .ticketOpened, .watcherLagged])
         var resumed: [DeskItem] = []
-        let again = feed.watch(after: items.last!.position, caller: caller) { _, _ in true }
+        let again = feed.watch(after: items.last!.position, caller: caller) { _, _, _ in true }
         for try await item in again {
             resumed.append(item)
             if resumed.count == 3 { break }

@@ -109,7 +109,7 @@ struct ContextMethodsTests {
         #expect(defaults.turns.last?.input == "question 60")
         #expect(defaults.totalTurns == 60)
         #expect(defaults.memories.map(\.content) == ["prefers aisle seats", "vegetarian"])
-        #expect(defaults.turns.last?.author?.name == "handoff://tenant/acme/agent/agent")
+        #expect(defaults.turns.last?.author == Identity(tenantID: "acme", role: .agent, name: "agent"))
 
         let three = try await client.call(Sessions.getContext, GetContextRequest(sessionID: "chat", turnLimit: 3))
         #expect(three.turns.map(\.sequence) == [58, 59, 60])

@@ -18,6 +18,14 @@ public struct Caller: Sendable, Hashable {
         self.identity = identity
         self.role = role
     }
+
+    /// The actor of the server's own changes (expiries, SLA breaches).
+    public static let systemIdentity = "system"
+
+    /// The server acting in `tenant`.
+    public static func system(_ tenant: TenantID) -> Caller {
+        Caller(tenant: tenant, identity: systemIdentity, role: "admin")
+    }
 }
 
 /// A refusal of the sessions domain; the server maps each case to a status code.

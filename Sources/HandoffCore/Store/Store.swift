@@ -255,4 +255,29 @@ public protocol Store: Sendable {
     func updateTicket(
         _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
     ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String, events: [EventRecord])
+    /// Open tickets of every tenant whose claim SLA ran out by `now` and whose
+    /// breach is not recorded yet, oldest deadline first, at most `limit`.
+    func unrecordedSLABreaches(now: Int64, limit: Int) async throws(StoreError) -> [TicketRecord]
+
+    /// Opens `approval` for its pending action in one transaction with
+    /// `action` (written over the revision it was read at) and `events`; if
+    /// the action already has a pending approval, returns that one and writes
+    /// nothing (`created` false).
+    /// - Throws: `.versionConflict` when the action changed meanwhile.
+    func openApproval(
+        _ approval: ApprovalRecord, action: PendingActionRecord, events: [NewEvent]
+    ) async throws(StoreError) -> (approval: ApprovalRecord, created: Bool, events: [EventRecord])
+    /// An approval, or nil.
+    func approval(tenant: TenantID, id: String) async throws(StoreError) -> ApprovalRecord?
+    /// Pending approvals of a tenant, the soonest-expiring current step first
+    /// (never-expiring last), then oldest.
+    func pendingApprovals(tenant: TenantID, query: ApprovalQuery) async throws(StoreError) -> [ApprovalRecord]
+    /// Pending approvals of every tenant whose current step expired by `now`, at most `limit`.
+    func dueApprovals(now: Int64, limit: Int) async throws(StoreError) -> [ApprovalRecord]
+    /// Writes `approval` over the revision it was read at, and `action` (if
+    /// given) over its own, with `events`, in one transaction.
+    /// - Throws: `.versionConflict` when either changed meanwhile (nothing written).
+    func updateApproval(
+        _ approval: ApprovalRecord, action: PendingActionRecord?, events: [NewEvent]
+    ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: String, events: [EventRecord])
 }

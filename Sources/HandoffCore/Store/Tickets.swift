@@ -25,6 +25,8 @@ public struct TicketRecord: Sendable, Hashable {
     public var resolutionNote = ""
     /// The session's context when it was escalated, as JSON.
     public var snapshotJSON: String
+    /// Its SLA breach was recorded (a `ticket.sla_breached` event written).
+    public var slaBreachRecorded = false
     public var revision: Int64 = 0
 
     public init(

@@ -161,6 +161,14 @@ public struct AssessActionResponse: ProtoMessage {
     /// Version of the policy that assessed it (the file's version, or its hash
     /// in hex when it declares none).
     public var policyVersion: String
+    /// When the strategy is ESCALATE, the action went to people at once: the
+    /// operator ticket of the session (opened now, or the one already open) when
+    /// no approval chain applies; empty otherwise.
+    public var ticketID: String
+    /// When the strategy is ESCALATE for a decision type the policy routes to
+    /// approvals (approvals.route_decision_types) and a chain covers the action's
+    /// amount: the approval requested for it; empty otherwise.
+    public var approvalID: String
 
     /// Creates a message; every field left out keeps its protobuf default.
     public init(
@@ -170,7 +178,9 @@ public struct AssessActionResponse: ProtoMessage {
         matchedRules: [MatchedRule] = [],
         pendingAction: PendingAction? = nil,
         sampledForReview: Bool = false,
-        policyVersion: String = ""
+        policyVersion: String = "",
+        ticketID: String = "",
+        approvalID: String = ""
     ) {
         self.risk = risk
         self.decisionType = decisionType
@@ -179,6 +189,8 @@ public struct AssessActionResponse: ProtoMessage {
         self.pendingAction = pendingAction
         self.sampledForReview = sampledForReview
         self.policyVersion = policyVersion
+        self.ticketID = ticketID
+        self.approvalID = approvalID
     }
 
     /// Decodes a message from its protobuf encoding.
@@ -288,6 +300,8 @@ extension AssessActionResponse: _CBridged {
         self.pendingAction = c.pointee.pending_action == nil ? nil : try PendingAction(_c: c.pointee.pending_action!)
         self.sampledForReview = (c.pointee.sampled_for_review != 0)
         self.policyVersion = try _protoString(c.pointee.policy_version, "policy_version")
+        self.ticketID = try _protoString(c.pointee.ticket_id, "ticket_id")
+        self.approvalID = try _protoString(c.pointee.approval_id, "approval_id")
     }
 
     static func _cMake(_ m: Self, _ arena: inout _ProtoArena) throws(ProtoError) -> UnsafeMutablePointer<CStruct> {
@@ -305,6 +319,8 @@ extension AssessActionResponse: _CBridged {
         if let x = m.pendingAction { c.pointee.pending_action = try PendingAction._cMake(x, &arena) }
         c.pointee.sampled_for_review = (m.sampledForReview ? 1 : 0)
         c.pointee.policy_version = try arena.cString(m.policyVersion, "policy_version")
+        c.pointee.ticket_id = try arena.cString(m.ticketID, "ticket_id")
+        c.pointee.approval_id = try arena.cString(m.approvalID, "approval_id")
         return c
     }
 }

@@ -1,7 +1,7 @@
-// Handoff — the channels that bring a multi-factor code to the end user: a
-// webhook (an HTTP POST of JSON, signed with HMAC-SHA256 so the receiver can
-// check it came from this server) and a file, for development. Neither logs
-// the code.
+// Handoff — the channels that bring a multi-factor code to the end user, and
+// approval notices to approvers and requesters: a webhook (an HTTP POST of
+// JSON, signed with HMAC-SHA256 so the receiver can check it came from this
+// server) and a file, for development. Neither logs the code.
 
 import Crypto
 import Foundation
@@ -21,7 +21,11 @@ public struct FileCodeChannel: CodeChannel {
     }
 
     public func deliver(_ delivery: CodeDelivery) async throws {
-        let line = try JSONSerialization.data(withJSONObject: delivery.json, options: [.sortedKeys]) + Data("\n".utf8)
+        try append(delivery.json)
+    }
+
+    func append(_ json: [String: Any]) throws {
+        let line = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) + Data("\n".utf8)
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw CodeChannelError("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -62,7 +66,11 @@ public struct WebhookCodeChannel: CodeChannel {
     }
 
     public func deliver(_ delivery: CodeDelivery) async throws {
-        let body = try [UInt8](JSONSerialization.data(withJSONObject: delivery.json, options: [.sortedKeys]))
+        try await post(delivery.json)
+    }
+
+    func post(_ json: [String: Any]) async throws {
+        let body = try [UInt8](JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]))
         let timestamp = String(Int64(Date().timeIntervalSince1970 * 1000))
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: "\(host):\(port)")
@@ -137,5 +145,26 @@ extension CodeDelivery {
             "tenant_id": tenant.rawValue, "session_id": sessionID, "pending_action_id": pendingActionID, "summary": summary,
             "code": code, "expires_at_unix_ms": expiresAtMs,
         ]
+    }
+}
+
+extension ApprovalNotice {
+    var json: [String: Any] {
+        [
+            "kind": kind, "tenant_id": tenant.rawValue, "approval_id": approvalID, "session_id": sessionID, "level": level,
+            "recipients": recipients, "summary": summary,
+        ]
+    }
+}
+
+extension FileCodeChannel: NoticeChannel {
+    public func notify(_ notice: ApprovalNotice) async throws {
+        try append(notice.json)
+    }
+}
+
+extension WebhookCodeChannel: NoticeChannel {
+    public func notify(_ notice: ApprovalNotice) async throws {
+        try await post(notice.json)
     }
 }

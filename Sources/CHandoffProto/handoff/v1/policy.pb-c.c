@@ -296,7 +296,7 @@ const ProtobufCMessageDescriptor handoff__v1__matched_rule__descriptor =
   (ProtobufCMessageInit) handoff__v1__matched_rule__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor handoff__v1__assess_action_response__field_descriptors[7] =
+static const ProtobufCFieldDescriptor handoff__v1__assess_action_response__field_descriptors[9] =
 {
   {
     "risk",
@@ -382,8 +382,33 @@ static const ProtobufCFieldDescriptor handoff__v1__assess_action_response__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "ticket_id",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Handoff__V1__AssessActionResponse, ticket_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "approval_id",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Handoff__V1__AssessActionResponse, approval_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned handoff__v1__assess_action_response__field_indices_by_name[] = {
+  8,   /* field[8] = approval_id */
   1,   /* field[1] = decision_type */
   3,   /* field[3] = matched_rules */
   4,   /* field[4] = pending_action */
@@ -391,11 +416,12 @@ static const unsigned handoff__v1__assess_action_response__field_indices_by_name
   0,   /* field[0] = risk */
   5,   /* field[5] = sampled_for_review */
   2,   /* field[2] = strategy */
+  7,   /* field[7] = ticket_id */
 };
 static const ProtobufCIntRange handoff__v1__assess_action_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor handoff__v1__assess_action_response__descriptor =
 {
@@ -405,7 +431,7 @@ const ProtobufCMessageDescriptor handoff__v1__assess_action_response__descriptor
   "Handoff__V1__AssessActionResponse",
   "handoff.v1",
   sizeof(Handoff__V1__AssessActionResponse),
-  7,
+  9,
   handoff__v1__assess_action_response__field_descriptors,
   handoff__v1__assess_action_response__field_indices_by_name,
   1,  handoff__v1__assess_action_response__number_ranges,

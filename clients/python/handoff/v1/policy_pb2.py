@@ -14,21 +14,21 @@ _sym_db = _symbol_database.Default()
 from handoff.v1 import common_pb2 as handoff_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17handoff/v1/policy.proto\x12\nhandoff.v1\x1a\x17handoff/v1/common.proto\"f\n\x13\x41ssessActionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x02 \x01(\x0b\x32\x12.handoff.v1.Action\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"\xad\x01\n\x0bMatchedRule\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.handoff.v1.RuleKind\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\x12#\n\x04risk\x18\x04 \x01(\x0e\x32\x15.handoff.v1.RiskLevel\x12/\n\rdecision_type\x18\x05 \x01(\x0e\x32\x18.handoff.v1.DecisionType\"\xab\x02\n\x14\x41ssessActionResponse\x12#\n\x04risk\x18\x01 \x01(\x0e\x32\x15.handoff.v1.RiskLevel\x12/\n\rdecision_type\x18\x02 \x01(\x0e\x32\x18.handoff.v1.DecisionType\x12&\n\x08strategy\x18\x03 \x01(\x0e\x32\x14.handoff.v1.Strategy\x12.\n\rmatched_rules\x18\x04 \x03(\x0b\x32\x17.handoff.v1.MatchedRule\x12\x31\n\x0epending_action\x18\x05 \x01(\x0b\x32\x19.handoff.v1.PendingAction\x12\x1a\n\x12sampled_for_review\x18\x06 \x01(\x08\x12\x16\n\x0epolicy_version\x18\x07 \x01(\t*\xef\x01\n\x08RuleKind\x12\x19\n\x15RULE_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17RULE_KIND_DECLARED_TYPE\x10\x01\x12\x12\n\x0eRULE_KIND_TOOL\x10\x02\x12\x12\n\x0eRULE_KIND_WORD\x10\x03\x12\x14\n\x10RULE_KIND_AMOUNT\x10\x04\x12\x1b\n\x17RULE_KIND_PERSONAL_DATA\x10\x05\x12\x18\n\x14RULE_KIND_CONFIDENCE\x10\x06\x12\x1f\n\x1bRULE_KIND_STANDING_DECISION\x10\x07\x12\x15\n\x11RULE_KIND_DEFAULT\x10\x08\x32[\n\x06Policy\x12Q\n\x0c\x41ssessAction\x12\x1f.handoff.v1.AssessActionRequest\x1a .handoff.v1.AssessActionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17handoff/v1/policy.proto\x12\nhandoff.v1\x1a\x17handoff/v1/common.proto\"f\n\x13\x41ssessActionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\"\n\x06\x61\x63tion\x18\x02 \x01(\x0b\x32\x12.handoff.v1.Action\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"\xad\x01\n\x0bMatchedRule\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.handoff.v1.RuleKind\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\x12#\n\x04risk\x18\x04 \x01(\x0e\x32\x15.handoff.v1.RiskLevel\x12/\n\rdecision_type\x18\x05 \x01(\x0e\x32\x18.handoff.v1.DecisionType\"\xd3\x02\n\x14\x41ssessActionResponse\x12#\n\x04risk\x18\x01 \x01(\x0e\x32\x15.handoff.v1.RiskLevel\x12/\n\rdecision_type\x18\x02 \x01(\x0e\x32\x18.handoff.v1.DecisionType\x12&\n\x08strategy\x18\x03 \x01(\x0e\x32\x14.handoff.v1.Strategy\x12.\n\rmatched_rules\x18\x04 \x03(\x0b\x32\x17.handoff.v1.MatchedRule\x12\x31\n\x0epending_action\x18\x05 \x01(\x0b\x32\x19.handoff.v1.PendingAction\x12\x1a\n\x12sampled_for_review\x18\x06 \x01(\x08\x12\x16\n\x0epolicy_version\x18\x07 \x01(\t\x12\x11\n\tticket_id\x18\x08 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\t \x01(\t*\xef\x01\n\x08RuleKind\x12\x19\n\x15RULE_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17RULE_KIND_DECLARED_TYPE\x10\x01\x12\x12\n\x0eRULE_KIND_TOOL\x10\x02\x12\x12\n\x0eRULE_KIND_WORD\x10\x03\x12\x14\n\x10RULE_KIND_AMOUNT\x10\x04\x12\x1b\n\x17RULE_KIND_PERSONAL_DATA\x10\x05\x12\x18\n\x14RULE_KIND_CONFIDENCE\x10\x06\x12\x1f\n\x1bRULE_KIND_STANDING_DECISION\x10\x07\x12\x15\n\x11RULE_KIND_DEFAULT\x10\x08\x32[\n\x06Policy\x12Q\n\x0c\x41ssessAction\x12\x1f.handoff.v1.AssessActionRequest\x1a .handoff.v1.AssessActionResponseb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'handoff.v1.policy_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _RULEKIND._serialized_start=647
-  _RULEKIND._serialized_end=886
+  _RULEKIND._serialized_start=687
+  _RULEKIND._serialized_end=926
   _ASSESSACTIONREQUEST._serialized_start=64
   _ASSESSACTIONREQUEST._serialized_end=166
   _MATCHEDRULE._serialized_start=169
   _MATCHEDRULE._serialized_end=342
   _ASSESSACTIONRESPONSE._serialized_start=345
-  _ASSESSACTIONRESPONSE._serialized_end=644
-  _POLICY._serialized_start=888
-  _POLICY._serialized_end=979
+  _ASSESSACTIONRESPONSE._serialized_end=684
+  _POLICY._serialized_start=928
+  _POLICY._serialized_end=1019
 # @@protoc_insertion_point(module_scope)

@@ -27,7 +27,8 @@ class AssessActionRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., action: _Optional[_Union[_common_pb2.Action, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class AssessActionResponse(_message.Message):
-    __slots__ = ["decision_type", "matched_rules", "pending_action", "policy_version", "risk", "sampled_for_review", "strategy"]
+    __slots__ = ["approval_id", "decision_type", "matched_rules", "pending_action", "policy_version", "risk", "sampled_for_review", "strategy", "ticket_id"]
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_TYPE_FIELD_NUMBER: _ClassVar[int]
     MATCHED_RULES_FIELD_NUMBER: _ClassVar[int]
     PENDING_ACTION_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +36,8 @@ class AssessActionResponse(_message.Message):
     RISK_FIELD_NUMBER: _ClassVar[int]
     SAMPLED_FOR_REVIEW_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    TICKET_ID_FIELD_NUMBER: _ClassVar[int]
+    approval_id: str
     decision_type: _common_pb2.DecisionType
     matched_rules: _containers.RepeatedCompositeFieldContainer[MatchedRule]
     pending_action: _common_pb2.PendingAction
@@ -42,7 +45,8 @@ class AssessActionResponse(_message.Message):
     risk: _common_pb2.RiskLevel
     sampled_for_review: bool
     strategy: _common_pb2.Strategy
-    def __init__(self, risk: _Optional[_Union[_common_pb2.RiskLevel, str]] = ..., decision_type: _Optional[_Union[_common_pb2.DecisionType, str]] = ..., strategy: _Optional[_Union[_common_pb2.Strategy, str]] = ..., matched_rules: _Optional[_Iterable[_Union[MatchedRule, _Mapping]]] = ..., pending_action: _Optional[_Union[_common_pb2.PendingAction, _Mapping]] = ..., sampled_for_review: bool = ..., policy_version: _Optional[str] = ...) -> None: ...
+    ticket_id: str
+    def __init__(self, risk: _Optional[_Union[_common_pb2.RiskLevel, str]] = ..., decision_type: _Optional[_Union[_common_pb2.DecisionType, str]] = ..., strategy: _Optional[_Union[_common_pb2.Strategy, str]] = ..., matched_rules: _Optional[_Iterable[_Union[MatchedRule, _Mapping]]] = ..., pending_action: _Optional[_Union[_common_pb2.PendingAction, _Mapping]] = ..., sampled_for_review: bool = ..., policy_version: _Optional[str] = ..., ticket_id: _Optional[str] = ..., approval_id: _Optional[str] = ...) -> None: ...
 
 class MatchedRule(_message.Message):
     __slots__ = ["decision_type", "explanation", "kind", "risk", "rule_id"]

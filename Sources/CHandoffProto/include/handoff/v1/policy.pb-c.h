@@ -165,10 +165,22 @@ struct  Handoff__V1__AssessActionResponse
    * in hex when it declares none).
    */
   char *policy_version;
+  /*
+   * When the strategy is ESCALATE, the action went to people at once: the
+   * operator ticket of the session (opened now, or the one already open) when
+   * no approval chain applies; empty otherwise.
+   */
+  char *ticket_id;
+  /*
+   * When the strategy is ESCALATE for a decision type the policy routes to
+   * approvals (approvals.route_decision_types) and a chain covers the action's
+   * amount: the approval requested for it; empty otherwise.
+   */
+  char *approval_id;
 };
 #define HANDOFF__V1__ASSESS_ACTION_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&handoff__v1__assess_action_response__descriptor) \
-    , HANDOFF__V1__RISK_LEVEL__RISK_LEVEL_UNSPECIFIED, HANDOFF__V1__DECISION_TYPE__DECISION_TYPE_UNSPECIFIED, HANDOFF__V1__STRATEGY__STRATEGY_UNSPECIFIED, 0,NULL, NULL, 0, (char *)protobuf_c_empty_string }
+    , HANDOFF__V1__RISK_LEVEL__RISK_LEVEL_UNSPECIFIED, HANDOFF__V1__DECISION_TYPE__DECISION_TYPE_UNSPECIFIED, HANDOFF__V1__STRATEGY__STRATEGY_UNSPECIFIED, 0,NULL, NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /* Handoff__V1__AssessActionRequest methods */

@@ -1,0 +1,510 @@
+// Handoff — the approval desk: a pending action goes through a chain of
+// approvers built from policy for its amount. Each step is decided by an
+// approver it is routed to who is neither the requester nor the decider of
+// an earlier step; the last approval releases the action (as edited, if an
+// approver edited it), any rejection rejects it, and an undecided step takes
+// the policy's expiry outcome. Every change is written with its events and
+// the pending action in one transaction, in the session's turn.
+
+import Crypto
+import Foundation
+public import HandoffCore
+
+/// Something an approval tells people about: the approvers of a new step, or
+/// the requester of the outcome.
+public struct ApprovalNotice: Sendable, Hashable {
+    /// `approval.requested`, `approval.approved`, `approval.rejected` or `approval.expired`.
+    public var kind: String
+    public var tenant: TenantID
+    public var approvalID: String
+    public var sessionID: String
+    /// The step it is about (0 for an outcome).
+    public var level: Int
+    /// Who should hear of it: approver entries of the step, or the requester.
+    public var recipients: [String]
+    /// The action, amount and reason in words.
+    public var summary: String
+}
+
+/// A way to tell approvers and requesters (a webhook, a development file).
+public protocol NoticeChannel: Sendable {
+    var name: String { get }
+    func notify(_ notice: ApprovalNotice) async throws
+}
+
+/// One decision of a DecideApproval batch.
+public struct ApprovalDecisionInput: Sendable, Hashable {
+    public var approvalID: String
+    public var approve: Bool
+    public var comment: String
+    /// The action as the approver wants it run instead; only with approve.
+    public var editedAction: ProposedAction?
+    /// 0: whatever step is current.
+    public var expectedLevel: Int
+
+    public init(approvalID: String, approve: Bool, comment: String, editedAction: ProposedAction?, expectedLevel: Int) {
+        self.approvalID = approvalID
+        self.approve = approve
+        self.comment = comment
+        self.editedAction = editedAction
+        self.expectedLevel = expectedLevel
+    }
+}
+
+/// What RequestApproval answers.
+public struct ApprovalRequestOutcome: Sendable, Hashable {
+    public var approval: ApprovalRecord
+    public var action: PendingActionRecord
+    /// False when the action already had a pending approval, which is returned.
+    public var created: Bool
+}
+
+public final class ApprovalService: Sendable {
+    private let store: any Store
+    private let sessions: SessionService
+    private let policy: PolicyHolder
+    private let confirmations: ConfirmationService
+    private let assessments: AssessmentService
+    private let desk: DeskHub
+    private let channels: [any NoticeChannel]
+    private let clock: @Sendable () -> Int64
+    /// Called with each notice a channel failed to deliver (for the log).
+    private let onNoticeFailure: @Sendable (ApprovalNotice, String, any Error) -> Void
+
+    public init(
+        store: any Store, sessions: SessionService, policy: PolicyHolder, confirmations: ConfirmationService,
+        assessments: AssessmentService, desk: DeskHub, channels: [any NoticeChannel] = [],
+        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs,
+        onNoticeFailure: @escaping @Sendable (ApprovalNotice, String, any Error) -> Void = { _, _, _ in }
+    ) {
+        self.store = store
+        self.sessions = sessions
+        self.policy = policy
+        self.confirmations = confirmations
+        self.assessments = assessments
+        self.desk = desk
+        self.channels = channels
+        self.clock = clock
+        self.onNoticeFailure = onNoticeFailure
+    }
+
+    static let systemActor = Caller.systemIdentity
+
+    // MARK: RequestApproval
+
+    /// Builds the chain for a pending action of the session (or for `action`,
+    /// assessed first) and tells the first step's approvers.
+    public func request(
+        sessionID: String, pendingActionID: String?, action: ProposedAction?, amount amountText: String, currency: String,
+        reason: String, caller: Caller
+    ) async throws(SessionError) -> ApprovalRequestOutcome {
+        let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !sessionID.isEmpty else { throw .invalidArgument("session_id is required") }
+        guard !reason.isEmpty else { throw .invalidArgument("reason is required: say why the action needs approval") }
+        guard reason.utf8.count <= 4096 else { throw .invalidArgument("reason is longer than 4096 bytes") }
+        guard (pendingActionID == nil) != (action == nil) else {
+            throw .invalidArgument("give exactly one of pending_action_id and action")
+        }
+        guard currency.isEmpty || (currency.count == 3 && currency.allSatisfy { $0.isASCII && $0.isUppercase }) else {
+            throw .invalidArgument("currency \"\(currency)\" is not an ISO 4217 code such as USD")
+        }
+        var amount: Decimal?
+        if !amountText.isEmpty {
+            guard let parsed = Decimal(string: amountText, locale: Locale(identifier: "en_US_POSIX")), !parsed.isNaN, parsed >= 0,
+                  amountText.allSatisfy({ $0.isNumber || $0 == "." })
+            else { throw .invalidArgument("amount \"\(amountText)\" is not a non-negative decimal number such as 250.00") }
+            amount = parsed
+        }
+        let pendingID: String
+        if let action {
+            let assessed = try await assessments.assess(sessionID: sessionID, action: action, idempotencyKey: "", caller: caller)
+            guard let pending = assessed.pending else {
+                throw .failedPrecondition("the policy automates this action (\(assessed.assessment.risk) risk); it needs no approval")
+            }
+            pendingID = pending.id
+        } else {
+            pendingID = pendingActionID ?? ""
+        }
+        let found = try await confirmations.load(pendingID, caller: caller)
+        guard found.sessionID == sessionID else { throw .invalidArgument("pending action \(pendingID) belongs to another session") }
+        let proposed = (try? JSONValue(parsing: found.actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
+        guard let value = amount ?? proposed?.amount else {
+            throw .invalidArgument("amount is required: neither the request nor the action names one")
+        }
+        let money = currency.isEmpty ? (proposed?.currency ?? "") : currency
+        let settings = policy.current.policy.approvals
+        guard let chain = settings.chain(for: value) else {
+            throw .failedPrecondition("the policy has no approval chain for amount \(value) (chains start above \(settings.chains.map { "\($0.above)" }.sorted().joined(separator: ", ")))")
+        }
+        let store = self.store
+        let outcome = try await sessions.changeBeside(id: sessionID, caller: caller) { () throws(SessionError) in
+            var pending = try await self.confirmations.load(pendingID, caller: caller)
+            guard pending.isUndecided else {
+                throw .failedPrecondition("pending action \(pending.id) is \(pending.status), not pending")
+            }
+            let now = self.clock()
+            var steps = chain.steps.enumerated().map { ApprovalStepRecord(level: $0.offset + 1, approvers: $0.element, status: "waiting") }
+            Self.activate(&steps[0], at: now, timeout: settings.stepTimeoutSeconds)
+            let approval = ApprovalRecord(
+                tenant: caller.tenant, id: "ap-" + UUID().uuidString.lowercased(), sessionID: sessionID, pendingActionID: pending.id,
+                actionJSON: pending.actionJSON, amount: "\(value)", currency: money, reason: reason, requester: caller.identity,
+                status: "pending", steps: steps, currentLevel: 1, createdAtMs: now)
+            // The chain's own deadlines govern from now on, not the action's.
+            pending.expiresAtMs = 0
+            pending.updatedAtMs = now
+            let opened: (approval: ApprovalRecord, created: Bool, events: [EventRecord])
+            do throws(StoreError) {
+                opened = try await store.openApproval(approval, action: pending, events: [
+                    Self.event("approval.requested", approval, caller.identity, now, reasoning: reason, [
+                        "level": .integer(1), "approvers": .array(steps[0].approvers.map(JSONValue.string)),
+                        "amount": .string(approval.amount), "currency": .string(money),
+                    ]),
+                ])
+            } catch {
+                if case .versionConflict = error { throw .aborted("pending action \(pendingID) changed meanwhile; try again") }
+                throw SessionError(error)
+            }
+            self.desk.publish(opened.events)
+            let current = opened.created ? pending.revisionBumped : try await self.confirmations.load(pendingID, caller: caller)
+            return (ApprovalRequestOutcome(approval: opened.approval, action: current, created: opened.created), status: nil)
+        }
+        if outcome.created { await notifyStep(outcome.approval) }
+        return outcome
+    }
+
+    // MARK: Reading
+
+    /// One approval of the caller's tenant, its expiry applied if due.
+    public func get(id: String, caller: Caller) async throws(SessionError) -> ApprovalRecord {
+        let found = try await load(id, caller: caller)
+        guard found.status == "pending", found.dueAtMs > 0, found.dueAtMs <= clock() else { return found }
+        try await expire(found)
+        return try await load(id, caller: caller)
+    }
+
+    /// Pending approvals whose current step the caller may decide (every
+    /// pending one of the tenant for an admin), soonest due first.
+    public func pending(sessionID: String?, offset: Int, limit: Int, caller: Caller) async throws(SessionError) -> [ApprovalRecord] {
+        var query = ApprovalQuery()
+        query.sessionID = sessionID
+        let all: [ApprovalRecord]
+        do {
+            all = try await store.pendingApprovals(tenant: caller.tenant, query: query)
+        } catch {
+            throw SessionError(error)
+        }
+        let now = clock()
+        let settings = policy.current.policy.approvals
+        let mine = all.filter { approval in
+            guard approval.dueAtMs == 0 || approval.dueAtMs > now else { return false }
+            return caller.role == "admin" || Self.refusal(approval, caller, settings) == nil
+        }
+        return Array(mine.dropFirst(offset).prefix(limit))
+    }
+
+    // MARK: DecideApproval
+
+    /// Decides each item on its own, in order; one failing does not stop the others.
+    public func decide(_ items: [ApprovalDecisionInput], caller: Caller) async -> [Result<ApprovalRecord, SessionError>] {
+        var results: [Result<ApprovalRecord, SessionError>] = []
+        for item in items {
+            do throws(SessionError) {
+                results.append(.success(try await decide(item, caller: caller)))
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
+    private func decide(_ item: ApprovalDecisionInput, caller: Caller) async throws(SessionError) -> ApprovalRecord {
+        guard item.comment.utf8.count <= 4096 else { throw .invalidArgument("comment is longer than 4096 bytes") }
+        guard item.expectedLevel >= 0 else { throw .invalidArgument("expected_level must be 0 or a level number") }
+        if item.editedAction != nil, !item.approve { throw .invalidArgument("edited_action goes only with APPROVE") }
+        let found = try await get(id: item.approvalID, caller: caller)
+        if case let (edited?, original?) = (item.editedAction, Self.action(found.actionJSON)), edited.toolName != original.toolName {
+            throw .invalidArgument("edited_action.tool_name must stay \(original.toolName), not \(edited.toolName)")
+        }
+        let settings = policy.current.policy.approvals
+        let store = self.store
+        let (approval, action, events) = try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) in
+            var approval = try await self.load(item.approvalID, caller: caller)
+            guard approval.status == "pending", var step = approval.currentStep else {
+                throw .failedPrecondition("approval \(approval.id) is \(approval.status), not pending")
+            }
+            if item.expectedLevel != 0, item.expectedLevel != step.level {
+                throw .failedPrecondition("approval \(approval.id) is at level \(step.level), not \(item.expectedLevel): read it again")
+            }
+            if let refusal = Self.refusal(approval, caller, settings) { throw .permissionDenied(refusal) }
+            let now = self.clock()
+            step.decidedBy = caller.identity
+            step.comment = item.comment
+            step.decidedAtMs = now
+            step.expiresAtMs = 0
+            var pending = try await self.confirmations.load(approval.pendingActionID, caller: caller)
+            var events = [NewEvent]()
+            var detail: [String: JSONValue] = [
+                "level": .integer(Int64(step.level)), "verdict": .string(item.approve ? "approve" : "reject"),
+                "comment": .string(item.comment),
+            ]
+            if let edited = item.editedAction {
+                let json = edited.canonicalJSON.serialized
+                step.editedActionJSON = json
+                approval.editedActionJSON = json
+                detail["edited_action"] = edited.canonicalJSON
+            }
+            step.status = item.approve ? "approved" : "rejected"
+            approval.steps[step.level - 1] = step
+            events.append(Self.event("approval.decided", approval, caller.identity, now, reasoning: item.comment, detail))
+            if !item.approve {
+                approval.finish("rejected", at: now)
+                events.append(Self.event("approval.rejected", approval, caller.identity, now, reasoning: item.comment, [:]))
+                Self.settle(&pending, release: false, at: now)
+            } else if step.level < approval.steps.count {
+                approval.currentLevel = step.level + 1
+                Self.activate(&approval.steps[step.level], at: now, timeout: settings.stepTimeoutSeconds)
+                events.append(Self.event("approval.requested", approval, caller.identity, now, reasoning: approval.reason, [
+                    "level": .integer(Int64(approval.currentLevel)),
+                    "approvers": .array(approval.steps[step.level].approvers.map(JSONValue.string)),
+                ]))
+            } else {
+                approval.finish("approved", at: now)
+                events.append(Self.event("approval.approved", approval, caller.identity, now, reasoning: item.comment, [:]))
+                if let edited = approval.editedActionJSON, let proposed = Self.action(edited) {
+                    // The released action is the edited one: a new binding, so
+                    // a token for the original could not run it.
+                    pending.actionJSON = edited
+                    pending.actionHash = proposed.bindingHash(sessionVersion: pending.assessedVersion)
+                }
+                Self.settle(&pending, release: true, at: now)
+            }
+            if pending.status != "pending" {
+                if pending.status == "released" { pending.releaseTokenHash = Array(SHA256.hash(data: Data(self.confirmations.releaseToken(for: pending).utf8))) }
+                events.append(self.confirmations.event(
+                    pending.status == "released" ? "action.released" : "action.rejected", pending, caller, now, ["by": .string("approval")]))
+            }
+            do throws(StoreError) {
+                let written = try await store.updateApproval(approval, action: pending.status == "pending" ? nil : pending, events: events)
+                self.desk.publish(written.events)
+                if let action = written.action { self.confirmations.decisions.publish(action) }
+                return ((written.approval, written.action, written.events), status: written.sessionStatus)
+            } catch {
+                if case .versionConflict = error { throw .aborted("approval \(item.approvalID) changed meanwhile; read it again and retry") }
+                throw SessionError(error)
+            }
+        }
+        _ = action
+        _ = events
+        if approval.status == "pending" { await notifyStep(approval) } else { await notifyOutcome(approval) }
+        return approval
+    }
+
+    // MARK: Expiry and SLA sweeps
+
+    /// Applies the expiry outcome to every approval step due by now, and
+    /// records every ticket SLA breach not yet recorded. Returns how many of each.
+    @discardableResult
+    public func sweep(limit: Int = 500) async throws(SessionError) -> (approvals: Int, breaches: Int) {
+        let now = clock()
+        let due: [ApprovalRecord]
+        let breached: [TicketRecord]
+        do {
+            due = try await store.dueApprovals(now: now, limit: limit)
+            breached = try await store.unrecordedSLABreaches(now: now, limit: limit)
+        } catch {
+            throw SessionError(error)
+        }
+        var expired = 0
+        for approval in due {
+            do throws(SessionError) {
+                try await expire(approval)
+                expired += 1
+            } catch {
+                continue  // changed meanwhile (decided, or expired by a reader): the next sweep sees it as it is
+            }
+        }
+        var breaches = 0
+        for ticket in breached {
+            if (try? await recordBreach(ticket)) != nil { breaches += 1 }
+        }
+        return (expired, breaches)
+    }
+
+    private func recordBreach(_ found: TicketRecord) async throws(SessionError) {
+        let caller = Caller.system(found.tenant)
+        let store = self.store
+        try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) -> (Void, status: String?) in
+            let current: TicketRecord?
+            do throws(StoreError) {
+                current = try await store.ticket(tenant: found.tenant, id: found.id)
+            } catch {
+                throw SessionError(error)
+            }
+            guard var ticket = current, ticket.status == "open", !ticket.slaBreachRecorded else { return ((), status: nil) }
+            ticket.slaBreachRecorded = true
+            let now = self.clock()
+            let event = NewEvent(
+                action: "ticket.sla_breached", actor: Self.systemActor, reasoning: "not claimed within its SLA",
+                detailsJSON: JSONValue.object([
+                    "ticket_id": .string(ticket.id), "priority": .integer(Int64(ticket.priority)),
+                    "sla_deadline_unix_ms": .integer(ticket.slaDeadlineMs), "late_by_ms": .integer(now - ticket.slaDeadlineMs),
+                ]).serialized,
+                occurredAtMs: now)
+            do throws(StoreError) {
+                let written = try await store.updateTicket(ticket, turn: nil, events: [event])
+                self.desk.publish(written.events)
+                return ((), status: written.sessionStatus)
+            } catch {
+                throw SessionError(error)
+            }
+        }
+    }
+
+    /// The policy's expiry outcome for an approval whose current step is due.
+    private func expire(_ found: ApprovalRecord) async throws(SessionError) {
+        let caller = Caller.system(found.tenant)
+        let settings = policy.current.policy.approvals
+        let store = self.store
+        let approval = try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) -> (ApprovalRecord?, status: String?) in
+            var approval = try await self.load(found.id, caller: caller)
+            let now = self.clock()
+            guard approval.status == "pending", var step = approval.currentStep, step.expiresAtMs > 0, step.expiresAtMs <= now else {
+                return (nil, status: nil)
+            }
+            step.status = "expired"
+            step.decidedAtMs = now
+            step.expiresAtMs = 0
+            approval.steps[step.level - 1] = step
+            var events = [Self.event("approval.expired", approval, Self.systemActor, now, reasoning: "not decided in time", [
+                "level": .integer(Int64(step.level)), "on_expiry": .string(settings.onExpiry.rawValue),
+            ])]
+            var pending: PendingActionRecord?
+            if settings.onExpiry == .escalate, step.level < approval.steps.count {
+                approval.currentLevel = step.level + 1
+                Self.activate(&approval.steps[step.level], at: now, timeout: settings.stepTimeoutSeconds)
+                events.append(Self.event("approval.requested", approval, Self.systemActor, now, reasoning: approval.reason, [
+                    "level": .integer(Int64(approval.currentLevel)),
+                    "approvers": .array(approval.steps[step.level].approvers.map(JSONValue.string)),
+                    "after_expiry_of_level": .integer(Int64(step.level)),
+                ]))
+            } else {
+                approval.finish("expired", at: now)
+                var action = try await self.confirmations.load(approval.pendingActionID, caller: caller)
+                if action.isUndecided {
+                    action.status = "expired"
+                    action.awaitingConfirmation = false
+                    action.updatedAtMs = now
+                    events.append(self.confirmations.event("action.expired", action, caller, now, ["by": .string("approval")]))
+                    pending = action
+                }
+            }
+            do throws(StoreError) {
+                let written = try await store.updateApproval(approval, action: pending, events: events)
+                self.desk.publish(written.events)
+                if let action = written.action { self.confirmations.decisions.publish(action) }
+                return (written.approval, status: written.sessionStatus)
+            } catch {
+                if case .versionConflict = error { throw .aborted("approval \(found.id) changed meanwhile") }
+                throw SessionError(error)
+            }
+        }
+        guard let approval else { return }
+        if approval.status == "pending" { await notifyStep(approval) } else { await notifyOutcome(approval) }
+    }
+
+    // MARK: Helpers
+
+    private func load(_ id: String, caller: Caller) async throws(SessionError) -> ApprovalRecord {
+        guard !id.isEmpty else { throw .invalidArgument("approval_id is required") }
+        let found: ApprovalRecord?
+        do {
+            found = try await store.approval(tenant: caller.tenant, id: id)
+        } catch {
+            throw SessionError(error)
+        }
+        guard let found else { throw .notFound("approval \(id) not found") }
+        return found
+    }
+
+    /// Why the caller may not decide the approval's current step, or nil.
+    static func refusal(_ approval: ApprovalRecord, _ caller: Caller, _ settings: Policy.Approvals) -> String? {
+        guard let step = approval.currentStep else { return "approval \(approval.id) is not pending" }
+        if caller.identity == approval.requester {
+            return "nobody decides an approval they requested (\(approval.id) was requested by \(caller.identity))"
+        }
+        if let earlier = approval.steps.first(where: { $0.level < step.level && $0.decidedBy == caller.identity }) {
+            return "you decided level \(earlier.level) of approval \(approval.id); level \(step.level) needs another approver"
+        }
+        if !settings.routes(step.approvers, to: caller) {
+            return "level \(step.level) of approval \(approval.id) is routed to \(step.approvers.joined(separator: ", ")), not to \(caller.identity)"
+        }
+        return nil
+    }
+
+    static func activate(_ step: inout ApprovalStepRecord, at now: Int64, timeout: Int?) {
+        step.status = "pending"
+        step.activatedAtMs = now
+        step.expiresAtMs = timeout.map { now + Int64($0) * 1000 } ?? 0
+    }
+
+    static func settle(_ action: inout PendingActionRecord, release: Bool, at now: Int64) {
+        action.status = release ? "released" : "rejected"
+        action.awaitingConfirmation = false
+        action.mfaCodeHash = nil
+        action.updatedAtMs = now
+    }
+
+    static func action(_ json: String) -> ProposedAction? {
+        (try? JSONValue(parsing: json)).flatMap { ProposedAction(canonicalJSON: $0) }
+    }
+
+    static func event(
+        _ name: String, _ approval: ApprovalRecord, _ actor: String, _ now: Int64, reasoning: String, _ extra: [String: JSONValue]
+    ) -> NewEvent {
+        var details = extra
+        details["approval_id"] = .string(approval.id)
+        details["pending_action_id"] = .string(approval.pendingActionID)
+        details["status"] = .string(approval.status)
+        return NewEvent(action: name, actor: actor, reasoning: reasoning, detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
+    }
+
+    private static func summary(_ approval: ApprovalRecord) -> String {
+        let proposed = action(approval.editedActionJSON ?? approval.actionJSON)
+        let what = proposed.map { $0.description.isEmpty ? $0.toolName : "\($0.description) (\($0.toolName))" } ?? "an action"
+        return "\(what), \(approval.amount) \(approval.currency)".trimmingCharacters(in: .whitespaces) + ": \(approval.reason)"
+    }
+
+    private func notifyStep(_ approval: ApprovalRecord) async {
+        guard let step = approval.currentStep else { return }
+        await send(ApprovalNotice(
+            kind: "approval.requested", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
+            level: step.level, recipients: step.approvers, summary: Self.summary(approval)))
+    }
+
+    private func notifyOutcome(_ approval: ApprovalRecord) async {
+        await send(ApprovalNotice(
+            kind: "approval.\(approval.status)", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
+            level: 0, recipients: [approval.requester], summary: Self.summary(approval)))
+    }
+
+    /// Delivery is best effort after the commit: the desk feed and the store
+    /// hold the truth; a channel that fails is logged, and the others still run.
+    private func send(_ notice: ApprovalNotice) async {
+        for channel in channels {
+            do {
+                try await channel.notify(notice)
+            } catch {
+                onNoticeFailure(notice, channel.name, error)
+            }
+        }
+    }
+}
+
+extension PendingActionRecord {
+    /// As the store returns it after one write.
+    var revisionBumped: PendingActionRecord {
+        var copy = self
+        copy.revision += 1
+        return copy
+    }
+}

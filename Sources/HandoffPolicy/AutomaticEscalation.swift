@@ -1,0 +1,44 @@
+// Handoff — the escalate strategy acted on at once: an action the policy
+// says must go to people is handed to them when it is assessed, to the
+// approval desk when its decision type is routed there and a chain covers its
+// amount, else to the operator desk with the conversation.
+
+public import HandoffCore
+
+public struct AutomaticEscalation: Sendable {
+    let approvals: ApprovalService
+    let escalations: EscalationService
+    let policy: PolicyHolder
+
+    public init(approvals: ApprovalService, escalations: EscalationService, policy: PolicyHolder) {
+        self.approvals = approvals
+        self.escalations = escalations
+        self.policy = policy
+    }
+
+    /// Where an escalated action went: a ticket id or an approval id (one is set).
+    public struct Route: Sendable, Hashable {
+        public var ticketID = ""
+        public var approvalID = ""
+    }
+
+    /// Hands an assessed action to people when its strategy is escalate and it
+    /// is still undecided. A repeat (the same idempotency key) finds the ticket
+    /// or approval opened the first time rather than opening another.
+    public func route(
+        _ outcome: AssessmentOutcome, sessionID: String, action: ProposedAction, caller: Caller
+    ) async throws(SessionError) -> Route {
+        guard outcome.assessment.strategy == .escalate, let pending = outcome.pending, pending.isUndecided else { return Route() }
+        let why = outcome.assessment.matched.map(\.explanation).joined(separator: "; ")
+        let reason = "policy: \(outcome.assessment.decisionType) action \(action.toolName) needs a person" + (why.isEmpty ? "" : " (\(why))")
+        let settings = policy.current.policy.approvals
+        if settings.routeDecisionTypes.contains(outcome.assessment.decisionType), let amount = action.amount,
+           settings.chain(for: amount) != nil {
+            let requested = try await approvals.request(
+                sessionID: sessionID, pendingActionID: pending.id, action: nil, amount: "", currency: "", reason: reason, caller: caller)
+            return Route(approvalID: requested.approval.id)
+        }
+        let opened = try await escalations.escalate(sessionID: sessionID, reason: reason, pendingActionID: pending.id, caller: caller)
+        return Route(ticketID: opened.ticket.id)
+    }
+}

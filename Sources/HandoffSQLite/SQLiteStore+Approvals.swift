@@ -1,0 +1,206 @@
+// Handoff — approval chains and SLA breaches in the SQLite store. An approval
+// and the pending action it decides are written in one transaction; a chain's
+// steps are kept as JSON beside the columns the desk queries by.
+
+import Foundation
+import GRDB
+public import HandoffCore
+
+extension SQLiteStore {
+    public func unrecordedSLABreaches(now: Int64, limit: Int) async throws(StoreError) -> [TicketRecord] {
+        do {
+            return try await pool.read { db in
+                try Row.fetchAll(
+                    db.cachedStatement(sql: """
+                        SELECT tenant_id, id FROM tickets
+                        WHERE status = 'open' AND sla_breach_recorded = 0 AND sla_deadline_ms <= ?
+                        ORDER BY sla_deadline_ms LIMIT ?
+                        """),
+                    arguments: [now, limit]
+                ).compactMap { row -> TicketRecord? in
+                    let tenant = TenantID(row[0])
+                    return try Row.fetchOne(
+                        db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, row[1]]
+                    ).map { Self.ticket($0, tenant: tenant) }
+                }
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    public func openApproval(
+        _ approval: ApprovalRecord, action: PendingActionRecord, events: [NewEvent]
+    ) async throws(StoreError) -> (approval: ApprovalRecord, created: Bool, events: [EventRecord]) {
+        try await write { db in
+            if let row = try Row.fetchOne(
+                db.cachedStatement(sql: "\(Self.approvalColumns) WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'"),
+                arguments: [approval.tenant.rawValue, approval.pendingActionID]) {
+                return (try Self.approval(row, tenant: approval.tenant), false, [])
+            }
+            _ = try Self.writePendingAction(db, action)
+            try db.cachedStatement(sql: """
+                INSERT INTO approvals (tenant_id, id, session_id, pending_action_id, action_json, edited_action_json, amount, currency,
+                    reason, requester, status, steps_json, current_level, due_at_ms, created_at_ms, decided_at_ms, revision)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                    approval.tenant.rawValue, approval.id, approval.sessionID, approval.pendingActionID, approval.actionJSON,
+                    approval.editedActionJSON, approval.amount, approval.currency, approval.reason, approval.requester, approval.status,
+                    Self.encodeSteps(approval.steps), approval.currentLevel, approval.dueAtMs, approval.createdAtMs, approval.decidedAtMs,
+                    approval.revision,
+                ])
+            let appended = try events.map { try Self.append(db, tenant: approval.tenant, sessionID: approval.sessionID, event: $0) }
+            return (approval, true, appended)
+        }
+    }
+
+    public func approval(tenant: TenantID, id: String) async throws(StoreError) -> ApprovalRecord? {
+        do {
+            return try await pool.read { db in
+                try Row.fetchOne(
+                    db.cachedStatement(sql: "\(Self.approvalColumns) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, id]
+                ).map { try Self.approval($0, tenant: tenant) }
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    public func pendingApprovals(tenant: TenantID, query: ApprovalQuery) async throws(StoreError) -> [ApprovalRecord] {
+        var sql = "\(Self.approvalColumns) WHERE tenant_id = ? AND status = 'pending'"
+        var arguments: StatementArguments = [tenant.rawValue]
+        if let session = query.sessionID {
+            sql += " AND session_id = ?"
+            arguments += [session]
+        }
+        sql += " ORDER BY due_at_ms = 0, due_at_ms, created_at_ms, id LIMIT ?"
+        arguments += [query.limit]
+        let bound = arguments
+        let text = sql
+        do {
+            return try await pool.read { db in try Row.fetchAll(db, sql: text, arguments: bound).map { try Self.approval($0, tenant: tenant) } }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    public func dueApprovals(now: Int64, limit: Int) async throws(StoreError) -> [ApprovalRecord] {
+        do {
+            return try await pool.read { db in
+                try Row.fetchAll(
+                    db.cachedStatement(sql: """
+                        SELECT tenant_id, id FROM approvals WHERE status = 'pending' AND due_at_ms > 0 AND due_at_ms <= ?
+                        ORDER BY due_at_ms LIMIT ?
+                        """),
+                    arguments: [now, limit]
+                ).compactMap { row -> ApprovalRecord? in
+                    let tenant = TenantID(row[0])
+                    return try Row.fetchOne(
+                        db.cachedStatement(sql: "\(Self.approvalColumns) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, row[1]]
+                    ).map { try Self.approval($0, tenant: tenant) }
+                }
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    public func updateApproval(
+        _ approval: ApprovalRecord, action: PendingActionRecord?, events: [NewEvent]
+    ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: String, events: [EventRecord]) {
+        try await write { db in
+            let writtenAction = try action.map { try Self.writePendingAction(db, $0) }
+            var stored = approval
+            stored.revision = approval.revision + 1
+            try db.cachedStatement(sql: """
+                UPDATE approvals SET edited_action_json = ?, status = ?, steps_json = ?, current_level = ?, due_at_ms = ?,
+                    decided_at_ms = ?, revision = ?
+                WHERE tenant_id = ? AND id = ? AND revision = ?
+                """).execute(arguments: [
+                    stored.editedActionJSON, stored.status, Self.encodeSteps(stored.steps), stored.currentLevel, stored.dueAtMs,
+                    stored.decidedAtMs, stored.revision, approval.tenant.rawValue, approval.id, approval.revision,
+                ])
+            if db.changesCount == 0 {
+                let current = try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT revision FROM approvals WHERE tenant_id = ? AND id = ?"),
+                    arguments: [approval.tenant.rawValue, approval.id])
+                guard let current else { throw StoreError.notFound(approval.id) }
+                throw StoreError.versionConflict(expected: approval.revision, current: current)
+            }
+            let appended = try events.map { try Self.append(db, tenant: approval.tenant, sessionID: approval.sessionID, event: $0) }
+            return (stored, writtenAction, try Self.refreshSessionStatus(db, tenant: approval.tenant, sessionID: approval.sessionID), appended)
+        }
+    }
+
+    /// Withdraws the pending approval of an action settled some other way
+    /// (an operator's decision, an expiry), with an `approval.cancelled` event.
+    static func cancelApprovals(_ db: Database, of action: PendingActionRecord, actor: String, at now: Int64) throws {
+        guard !action.isUndecided else { return }
+        guard let row = try Row.fetchOne(
+            db.cachedStatement(sql: "\(approvalColumns) WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'"),
+            arguments: [action.tenant.rawValue, action.id])
+        else { return }
+        var approval = try Self.approval(row, tenant: action.tenant)
+        approval.finish("cancelled", at: now)
+        try db.cachedStatement(sql: """
+            UPDATE approvals SET status = ?, steps_json = ?, current_level = 0, due_at_ms = 0, decided_at_ms = ?, revision = revision + 1
+            WHERE tenant_id = ? AND id = ?
+            """).execute(arguments: [approval.status, encodeSteps(approval.steps), now, action.tenant.rawValue, approval.id])
+        let details = JSONValue.object([
+            "approval_id": .string(approval.id), "pending_action_id": .string(action.id), "status": .string("cancelled"),
+            "pending_action_status": .string(action.status),
+        ])
+        _ = try append(db, tenant: action.tenant, sessionID: action.sessionID, event: NewEvent(
+            action: "approval.cancelled", actor: actor, reasoning: "the pending action was settled otherwise",
+            detailsJSON: details.serialized, occurredAtMs: now))
+    }
+
+    static let approvalColumns = """
+        SELECT id, session_id, pending_action_id, action_json, edited_action_json, amount, currency, reason, requester, status,
+            steps_json, current_level, created_at_ms, decided_at_ms, revision
+        FROM approvals
+        """
+
+    static func approval(_ row: Row, tenant: TenantID) throws -> ApprovalRecord {
+        var record = ApprovalRecord(
+            tenant: tenant, id: row[0], sessionID: row[1], pendingActionID: row[2], actionJSON: row[3], amount: row[5],
+            currency: row[6], reason: row[7], requester: row[8], status: row[9], steps: try decodeSteps(row[10]),
+            currentLevel: row[11], createdAtMs: row[12])
+        record.editedActionJSON = row[4]
+        record.decidedAtMs = row[13]
+        record.revision = row[14]
+        return record
+    }
+
+    static func encodeSteps(_ steps: [ApprovalStepRecord]) -> String {
+        JSONValue.array(steps.map { step in
+            .object([
+                "level": .integer(Int64(step.level)), "approvers": .array(step.approvers.map(JSONValue.string)),
+                "status": .string(step.status), "decided_by": .string(step.decidedBy), "comment": .string(step.comment),
+                "edited_action": step.editedActionJSON.map(JSONValue.string) ?? .null,
+                "activated_at_ms": .integer(step.activatedAtMs), "expires_at_ms": .integer(step.expiresAtMs),
+                "decided_at_ms": .integer(step.decidedAtMs),
+            ])
+        }).serialized
+    }
+
+    static func decodeSteps(_ json: String) throws -> [ApprovalStepRecord] {
+        guard case .array(let items) = try JSONValue(parsing: json) else { throw StoreError.failure("approval steps are not a list") }
+        return try items.map { item in
+            guard let m = item.objectValue, case .integer(let level)? = m["level"], case .array(let approvers)? = m["approvers"],
+                  case .string(let status)? = m["status"]
+            else { throw StoreError.failure("an approval step is malformed: \(item.serialized)") }
+            func text(_ key: String) -> String { if case .string(let v)? = m[key] { v } else { "" } }
+            func int(_ key: String) -> Int64 { if case .integer(let v)? = m[key] { v } else { 0 } }
+            var step = ApprovalStepRecord(
+                level: Int(level), approvers: approvers.compactMap { if case .string(let v) = $0 { v } else { nil } }, status: status)
+            step.decidedBy = text("decided_by")
+            step.comment = text("comment")
+            if case .string(let edited)? = m["edited_action"] { step.editedActionJSON = edited }
+            step.activatedAtMs = int("activated_at_ms")
+            step.expiresAtMs = int("expires_at_ms")
+            step.decidedAtMs = int("decided_at_ms")
+            return step
+        }
+    }
+}

@@ -1,0 +1,89 @@
+// Handoff — the domain services of one server, made and registered together,
+// so handoffd and the tests run the same wiring; and the desk sweeper that
+// applies approval expiries and records SLA breaches as time passes.
+
+public import HandoffCore
+public import HandoffPolicy
+public import HandoffRPC
+public import Logging
+public import ServiceLifecycle
+
+/// Every domain service, built over one store and one policy.
+public struct HandoffServices: Sendable {
+    public let sessions: SessionService
+    public let policy: PolicyHolder
+    public let assessments: AssessmentService
+    public let confirmations: ConfirmationService
+    public let escalations: EscalationService
+    public let approvals: ApprovalService
+    public let feed: DeskFeed
+    public let automaticEscalation: AutomaticEscalation
+
+    public init(
+        store: any Store, sessions: SessionService, policy: PolicyHolder, multiFactor: MultiFactorSettings,
+        notices: [any NoticeChannel] = [], clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs,
+        logger: Logger = Logger(label: "handoff")
+    ) {
+        self.sessions = sessions
+        self.policy = policy
+        assessments = AssessmentService(store: store, sessions: sessions, policy: policy, clock: clock)
+        confirmations = ConfirmationService(store: store, sessions: sessions, policy: policy, multiFactor: multiFactor, clock: clock)
+        let desk = DeskHub()
+        escalations = EscalationService(
+            store: store, sessions: sessions, policy: policy, confirmations: confirmations, desk: desk, clock: clock)
+        approvals = ApprovalService(
+            store: store, sessions: sessions, policy: policy, confirmations: confirmations, assessments: assessments, desk: desk,
+            channels: notices, clock: clock,
+            onNoticeFailure: { notice, channel, error in
+                logger.warning("approval notice not delivered", metadata: [
+                    "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "error": "\(error)",
+                ])
+            })
+        feed = DeskFeed(store: store, hub: desk)
+        automaticEscalation = AutomaticEscalation(approvals: approvals, escalations: escalations, policy: policy)
+    }
+
+    /// Registers every domain RPC (Health and the access rules are the caller's).
+    public func register(into registry: inout MethodRegistry, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs) {
+        registry.registerSessions(sessions)
+        registry.registerPolicy(assessments, policy: policy, escalation: automaticEscalation)
+        registry.registerConfirmations(confirmations)
+        registry.registerDecisions(confirmations)
+        registry.registerEscalations(escalations, clock: clock)
+        registry.registerAnalytics(escalations)
+        registry.registerApprovals(approvals)
+        registry.registerWatch(feed, policy: policy, clock: clock)
+    }
+}
+
+/// Sweeps the desks every `interval`: approval steps past their deadline
+/// take the policy's expiry outcome, tickets past their claim SLA get a
+/// `ticket.sla_breached` event (and a Watch event). Readers also apply a due
+/// expiry themselves, so the sweep's period bounds only how late watchers hear.
+public struct DeskSweeper: Service {
+    let approvals: ApprovalService
+    let interval: Duration
+    let logger: Logger
+
+    public init(approvals: ApprovalService, interval: Duration = .seconds(1), logger: Logger) {
+        self.approvals = approvals
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let swept = try await approvals.sweep()
+                    if swept.approvals + swept.breaches > 0 {
+                        logger.info("desk sweep", metadata: ["approvals_expired": "\(swept.approvals)", "sla_breaches": "\(swept.breaches)"])
+                    }
+                } catch {
+                    logger.warning("desk sweep failed; retrying", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+}

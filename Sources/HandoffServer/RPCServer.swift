@@ -112,18 +112,22 @@ public final class RPCServer: Service {
         for connection in open {
             connection.pipeline.fireUserInboundEventTriggered(RPCServerConnectionHandler.DrainEvent())
         }
-        let closedInTime = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for connection in open { try? await connection.closeFuture.get() }
-                return true
+        // Whichever comes first: every connection closed, or the grace period
+        // over. (Not a task group: awaiting a close future cannot be cancelled,
+        // so a group would wait for a stream that never ends, such as a Watch.)
+        let loop = group.next()
+        let (seconds, attoseconds) = configuration.shutdownGracePeriod.components
+        let grace = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let closedInTime = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let answered = Mutex(false)
+            let answer: @Sendable (Bool) -> Void = { value in
+                if answered.withLock({ done in defer { done = true }; return !done }) { continuation.resume(returning: value) }
             }
-            group.addTask {
-                try? await Task.sleep(for: self.configuration.shutdownGracePeriod)
-                return false
+            let timer = loop.scheduleTask(in: grace) { answer(false) }
+            EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: loop).whenComplete { _ in
+                timer.cancel()
+                answer(true)
             }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
         }
         if !closedInTime {
             let left = connections.all

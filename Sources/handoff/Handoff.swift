@@ -7,6 +7,9 @@ struct Handoff: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "handoff",
         abstract: "Command-line client of a Handoff server.",
-        subcommands: [Certs.self, Ping.self, SessionCommand.self, AuditCommand.self, PolicyCommand.self, Tokens.self]
+        subcommands: [
+            Certs.self, Ping.self, SessionCommand.self, AuditCommand.self, PolicyCommand.self, Tokens.self, DeskCommand.self,
+            ApprovalsCommand.self, WatchCommand.self, ConsoleCommand.self,
+        ]
     )
 }

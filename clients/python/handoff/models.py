@@ -282,6 +282,16 @@ class Assessment:
         """The pending action's id, or None for an automated action."""
         return self.pending_action.id if self.pending_action is not None else None
 
+    @property
+    def ticket_id(self) -> str:
+        """The operator ticket the escalate strategy opened (or found open); empty otherwise."""
+        return self.raw.ticket_id
+
+    @property
+    def approval_id(self) -> str:
+        """The approval the escalate strategy requested for a routed decision type; empty otherwise."""
+        return self.raw.approval_id
+
     @classmethod
     def from_proto(cls, response: policy_pb2.AssessActionResponse) -> "Assessment":
         return cls(

@@ -1,0 +1,383 @@
+// Handoff — the operator and approval desks from the command line:
+// `handoff desk …`, `handoff approvals …` and `handoff watch`.
+
+import ArgumentParser
+import Foundation
+import HandoffClient
+import HandoffProto
+import HandoffRPC
+
+/// Names of protocol enums as people type and read them.
+enum Names {
+    static func priority(_ p: Priority) -> String {
+        switch p {
+        case .urgent: "urgent"
+        case .high: "high"
+        case .normal: "normal"
+        default: "unspecified"
+        }
+    }
+
+    static func ticketStatus(_ s: TicketStatus) -> String {
+        switch s {
+        case .open: "open"
+        case .claimed: "claimed"
+        case .resolved: "resolved"
+        default: "unspecified"
+        }
+    }
+
+    static func approvalStatus(_ s: ApprovalStatus) -> String {
+        switch s {
+        case .pending: "pending"
+        case .waiting: "waiting"
+        case .approved: "approved"
+        case .rejected: "rejected"
+        case .expired: "expired"
+        case .cancelled: "cancelled"
+        default: "unspecified"
+        }
+    }
+
+    static func pendingStatus(_ s: PendingActionStatus) -> String {
+        switch s {
+        case .pending: "pending"
+        case .confirmed: "confirmed"
+        case .declined: "declined"
+        case .expired: "expired"
+        case .approved: "approved"
+        case .rejected: "rejected"
+        case .released: "released"
+        case .executed: "executed"
+        case .cancelled: "cancelled"
+        default: "unspecified"
+        }
+    }
+
+    static func deskKind(_ k: DeskEventKind) -> String {
+        switch k {
+        case .ticketOpened: "ticket_opened"
+        case .ticketClaimed: "ticket_claimed"
+        case .ticketResolved: "ticket_resolved"
+        case .ticketSlaBreached: "ticket_sla_breached"
+        case .approvalRequested: "approval_requested"
+        case .approvalDecided: "approval_decided"
+        case .approvalExpired: "approval_expired"
+        case .watcherLagged: "watcher_lagged"
+        default: "unspecified"
+        }
+    }
+
+    static func identity(_ i: Identity?) -> String {
+        guard let i else { return "" }
+        return i.tenantID.isEmpty ? i.name : "\(i.tenantID)/\(i.name)"
+    }
+
+    static func action(_ a: Action?) -> [String: Any] {
+        guard let a else { return [:] }
+        var fields: [String: Any] = ["tool_name": a.toolName, "description": a.description, "parameters_json": a.parametersJSON]
+        if !a.amount.isEmpty { fields["amount"] = a.amount; fields["currency"] = a.currency }
+        if let confidence = a.confidence { fields["confidence"] = confidence }
+        return fields
+    }
+}
+
+extension Ticket {
+    func fields(now: Int64) -> [(String, Any)] {
+        [
+            ("ticket_id", id), ("session_id", sessionID), ("status", Names.ticketStatus(status)), ("priority", Names.priority(priority)),
+            ("reason", reason), ("pending_action_id", pendingActionID), ("assigned_to", Names.identity(assignedTo)),
+            ("age_seconds", max(0, (now - createdAtUnixMs) / 1000)), ("sla_breached", slaBreached),
+            ("sla_deadline_unix_ms", slaDeadlineUnixMs),
+        ]
+    }
+}
+
+extension Approval {
+    var fields: [(String, Any)] {
+        [
+            ("approval_id", id), ("session_id", sessionID), ("status", Names.approvalStatus(status)), ("current_level", currentLevel),
+            ("amount", amount), ("currency", currency), ("reason", reason), ("requester", Names.identity(requester)),
+            ("pending_action_id", pendingActionID), ("action", Names.action(editedAction ?? action)),
+            ("steps", steps.map { step in
+                [
+                    "level": step.level, "approvers": step.approvers, "status": Names.approvalStatus(step.status),
+                    "decided_by": Names.identity(step.decidedBy), "comment": step.comment, "expires_at_unix_ms": step.expiresAtUnixMs,
+                ] as [String: Any]
+            }),
+        ]
+    }
+}
+
+/// Prints a list as one JSON array (`--json`) or as blocks of `key: value` lines.
+func emitList(_ items: [[(String, Any)]], json: Bool, empty: String) throws {
+    if json {
+        let objects = items.map { Dictionary($0, uniquingKeysWith: { first, _ in first }) }
+        let data = try JSONSerialization.data(withJSONObject: objects, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    } else if items.isEmpty {
+        print(empty)
+    } else {
+        for (i, item) in items.enumerated() {
+            if i > 0 { print("") }
+            try emit(item, json: false)
+        }
+    }
+}
+
+func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+struct DeskCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "desk", abstract: "The operator desk: the queue of escalation tickets.",
+        subcommands: [Queue.self, Show.self, Claim.self, Reply.self, Resolve.self])
+
+    struct Queue: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List open and claimed tickets, breached SLAs and urgent first.")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Page size (1 to 500).") var limit: Int32 = 50
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let response = try await perform(client, Escalations.listQueue, ListQueueRequest(pageSize: limit))
+            await client.close()
+            let now = nowMs()
+            try emitList(response.tickets.map { $0.fields(now: now) }, json: json, empty: "the queue is empty")
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a ticket with its conversation (as escalated and as it is now).")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Ticket id.") var ticket: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let view = try await perform(client, Escalations.getTicket, GetTicketRequest(ticketID: ticket))
+            await client.close()
+            var fields = view.ticket?.fields(now: nowMs()) ?? []
+            let context = view.liveContext ?? view.snapshot
+            fields.append(("state_json", context?.stateJSON ?? ""))
+            fields.append(("turns", (context?.turns ?? []).map { turn in
+                ["sequence": turn.sequence, "input": turn.input, "output": turn.output, "author": Names.identity(turn.author)] as [String: Any]
+            }))
+            if let pending = view.pendingAction {
+                fields.append(("pending_action", [
+                    "id": pending.id, "status": Names.pendingStatus(pending.status), "action": Names.action(pending.action),
+                ] as [String: Any]))
+            }
+            if json {
+                try emit(fields, json: true)
+                return
+            }
+            for (key, value) in fields where key != "turns" { print("\(key): \(value)") }
+            print("conversation:")
+            for turn in context?.turns ?? [] {
+                if !turn.input.isEmpty { print("  user: \(turn.input)") }
+                if !turn.output.isEmpty { print("  \(turn.source == .operator ? "operator" : turn.source == .system ? "system" : "agent"): \(turn.output)") }
+            }
+        }
+    }
+
+    struct Claim: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Claim a ticket (an admin may --reassign it).")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Ticket id.") var ticket: String
+        @Flag(help: "Reassign a ticket claimed by someone else (admin).") var reassign = false
+        @Option(help: "Claim for this identity instead of yourself (admin).") var assignee = ""
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let response = try await perform(
+                client, Escalations.claim, ClaimRequest(ticketID: ticket, reassign: reassign, assignee: assignee))
+            await client.close()
+            print("claimed \(ticket) for \(Names.identity(response.ticket?.assignedTo))")
+        }
+    }
+
+    struct Reply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Reply into the conversation of a ticket you claimed.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Ticket id.") var ticket: String
+        @Argument(help: "What to tell the user.") var text: String
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let response = try await perform(client, Escalations.reply, ReplyRequest(ticketID: ticket, text: text))
+            await client.close()
+            print("replied on \(ticket) as turn \(response.turn?.sequence ?? 0)")
+        }
+    }
+
+    struct Resolve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resolve a ticket you claimed, releasing or rejecting its action.")
+        enum Outcome: String, ExpressibleByArgument, CaseIterable {
+            case resolved, handedBack = "handed-back", dismissed
+        }
+
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Ticket id.") var ticket: String
+        @Option(help: "How it ends: resolved, handed-back or dismissed.") var outcome: Outcome
+        @Option(help: "A note for the agent and the record.") var note = ""
+        @Flag(help: "Release the ticket's pending action.") var release = false
+        @Flag(help: "Reject the ticket's pending action.") var reject = false
+
+        func validate() throws {
+            if release && reject { throw ValidationError("give --release or --reject, not both") }
+        }
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let outcome: TicketOutcome = switch self.outcome {
+            case .resolved: .resolved
+            case .handedBack: .handedBack
+            case .dismissed: .dismissed
+            }
+            let response = try await perform(client, Escalations.resolve, ResolveRequest(
+                ticketID: ticket, outcome: outcome, note: note,
+                pendingActionDecision: release ? .release : reject ? .reject : .unspecified))
+            await client.close()
+            var line = "resolved \(ticket)"
+            if let pending = response.pendingAction { line += "; pending action \(pending.id) is \(Names.pendingStatus(pending.status))" }
+            print(line)
+        }
+    }
+}
+
+struct ApprovalsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approvals", abstract: "The approval desk: what waits for you, and your decisions.",
+        subcommands: [List.self, Show.self, Approve.self, Reject.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the approvals whose current step you may decide.")
+        @OptionGroup var connection: ConnectionOptions
+        @Option(help: "Only approvals of this session.") var session = ""
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let response = try await perform(
+                client, Approvals.listPendingApprovals, ListPendingApprovalsRequest(sessionID: session, pageSize: 500))
+            await client.close()
+            try emitList(response.approvals.map(\.fields), json: json, empty: "nothing waits for you")
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an approval with its chain.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Approval id.") var approval: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let client = try connection.makeClient()
+            let response = try await perform(client, Approvals.getApproval, GetApprovalRequest(approvalID: approval))
+            await client.close()
+            try emit(response.approval?.fields ?? [], json: json)
+        }
+    }
+
+    /// Decides approvals in one batch call; prints one line per approval and
+    /// fails (exit 1) when any was refused.
+    static func decide(_ connection: ConnectionOptions, _ decisions: [ApprovalDecision]) async throws {
+        let client = try connection.makeClient()
+        let response = try await perform(client, Approvals.decideApproval, DecideApprovalRequest(decisions: decisions))
+        await client.close()
+        var refused = 0
+        for result in response.results {
+            switch result.result {
+            case .approval(let approval)?:
+                let step = approval.status == .pending ? "; now at level \(approval.currentLevel)" : ""
+                print("\(result.approvalID): \(Names.approvalStatus(approval.status))\(step)")
+            case .error(let error)?:
+                refused += 1
+                print("\(result.approvalID): refused: \(RPCError.Code(rawValue: error.code)): \(error.message)")
+            case nil:
+                refused += 1
+                print("\(result.approvalID): no result")
+            }
+        }
+        if refused > 0 { throw ExitCode.failure }
+    }
+
+    struct Approve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Approve the current step of one or more approvals.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Approval ids.") var approvals: [String]
+        @Option(help: "Your comment.") var comment = ""
+        @Option(help: "Decide only if this level is still the current one.") var level: Int32 = 0
+        @Option(help: "Approve a lower amount instead (the action is released with it).") var amount = ""
+
+        func run() async throws {
+            var decisions: [ApprovalDecision] = []
+            for id in approvals {
+                var decision = ApprovalDecision(approvalID: id, verdict: .approve, comment: comment, expectedLevel: level)
+                if !amount.isEmpty {
+                    // The edit keeps the action and changes its amount: read it first.
+                    let client = try connection.makeClient()
+                    let current = try await perform(client, Approvals.getApproval, GetApprovalRequest(approvalID: id)).approval
+                    await client.close()
+                    var edited = current?.editedAction ?? current?.action ?? Action()
+                    edited.amount = amount
+                    decision.editedAction = edited
+                }
+                decisions.append(decision)
+            }
+            try await ApprovalsCommand.decide(connection, decisions)
+        }
+    }
+
+    struct Reject: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Reject one or more approvals (their actions are rejected).")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Approval ids.") var approvals: [String]
+        @Option(help: "Your comment.") var comment = ""
+
+        func run() async throws {
+            try await ApprovalsCommand.decide(
+                connection, approvals.map { ApprovalDecision(approvalID: $0, verdict: .reject, comment: comment) })
+        }
+    }
+}
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch", abstract: "Print desk events as they happen (tickets and approvals), one line each.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Stop after this many events (0: until interrupted).") var count = 0
+    @Option(help: "Resume after this cursor (from an earlier event).") var resume = ""
+    @Flag(help: "Print JSON lines.") var json = false
+
+    func run() async throws {
+        let client = try connection.makeClient()
+        var seen = 0
+        do {
+            let stream = try await client.stream(
+                Operators.watch, WatchRequest(resumeCursor: resume), options: CallOptions(timeout: nil))
+            for try await event in stream {
+                var fields: [(String, Any)] = [("kind", Names.deskKind(event.kind)), ("cursor", event.cursor), ("actor", Names.identity(event.actor))]
+                switch event.subject {
+                case .ticket(let ticket)?: fields += [("ticket_id", ticket.id), ("priority", Names.priority(ticket.priority)), ("reason", ticket.reason)]
+                case .approval(let approval)?:
+                    fields += [("approval_id", approval.id), ("level", approval.currentLevel), ("amount", approval.amount), ("reason", approval.reason)]
+                case nil: break
+                }
+                if json {
+                    try emit(fields, json: true)
+                } else {
+                    print(fields.filter { $0.0 != "cursor" }.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+                }
+                fflush(nil)  // every stream: a pipe reader sees each event at once
+                seen += 1
+                if count > 0, seen >= count { break }
+            }
+        } catch let error as RPCError {
+            await client.close()
+            throw CommandFailure("handoff.v1.Operators/Watch: \(error.code): \(error.message)")
+        }
+        await client.close()
+    }
+}

@@ -143,6 +143,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The seed scenario as a Swift agent (examples/swift), on the client library alone.
+        .executableTarget(
+            name: "hitl-agent",
+            dependencies: ["HandoffClient", "HandoffProto", "HandoffRPC", "HandoffTLS"],
+            path: "examples/swift/HITLAgent",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "handoff",
             dependencies: [

@@ -279,6 +279,8 @@ public final class ApprovalService: Sendable {
                 Self.settle(&pending, release: true, at: now)
             }
             if pending.status != "pending" {
+                pending.decidedBy = caller.identity
+                pending.decisionComment = item.comment
                 if pending.status == "released" { pending.releaseTokenHash = Array(SHA256.hash(data: Data(self.confirmations.releaseToken(for: pending).utf8))) }
                 events.append(self.confirmations.event(
                     pending.status == "released" ? "action.released" : "action.rejected", pending, caller, now, ["by": .string("approval")]))
@@ -392,6 +394,7 @@ public final class ApprovalService: Sendable {
                 var action = try await self.confirmations.load(approval.pendingActionID, caller: caller)
                 if action.isUndecided {
                     action.status = "expired"
+                    action.decidedBy = Caller.systemIdentity
                     action.awaitingConfirmation = false
                     action.updatedAtMs = now
                     events.append(self.confirmations.event("action.expired", action, caller, now, ["by": .string("approval")]))

@@ -38,7 +38,10 @@ public struct AutomaticEscalation: Sendable {
                 sessionID: sessionID, pendingActionID: pending.id, action: nil, amount: "", currency: "", reason: reason, caller: caller)
             return Route(approvalID: requested.approval.id)
         }
-        let opened = try await escalations.escalate(sessionID: sessionID, reason: reason, pendingActionID: pending.id, caller: caller)
+        // A critical action is urgent and a high-risk one high, whatever the reason's words say.
+        let floor = outcome.assessment.risk == .critical ? 3 : outcome.assessment.risk == .high ? 2 : 1
+        let opened = try await escalations.escalate(
+            sessionID: sessionID, reason: reason, pendingActionID: pending.id, minimumPriority: floor, caller: caller)
         return Route(ticketID: opened.ticket.id)
     }
 }

@@ -154,11 +154,15 @@ public final class ConfirmationService: Sendable {
         action.status = "expired"
         action.awaitingConfirmation = false
         action.updatedAtMs = now
+        action.decidedBy = Caller.systemIdentity
         let (_, status) = try await write(action, events: [event("action.expired", action, caller, now, [:])])
         return (.failedPrecondition("pending action \(action.id) expired unanswered; nothing was released"), status)
     }
 
     func write(_ action: PendingActionRecord, events: [NewEvent]) async throws(SessionError) -> (PendingActionRecord, String) {
+        var action = action
+        // The decider of a settlement is the actor of its first event, unless named already.
+        if action.isSettled, action.status != "executed", action.decidedBy.isEmpty { action.decidedBy = events.first?.actor ?? "" }
         do {
             let written = try await store.updatePendingAction(action, events: events)
             decisions.publish(written.0)  // after the commit: durable before anyone hears of it

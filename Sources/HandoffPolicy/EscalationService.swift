@@ -59,7 +59,7 @@ public final class EscalationService: Sendable {
 
     /// Opens a ticket for the session, or returns its unresolved one (`created` false).
     public func escalate(
-        sessionID: String, reason: String, pendingActionID: String, caller: Caller
+        sessionID: String, reason: String, pendingActionID: String, minimumPriority: Int = 1, caller: Caller
     ) async throws(SessionError) -> (ticket: TicketRecord, created: Bool) {
         let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !reason.isEmpty else { throw .invalidArgument("reason is required: say why a human is needed") }
@@ -74,7 +74,7 @@ public final class EscalationService: Sendable {
         let snapshot = try await sessions.context(id: sessionID, turnLimit: 50, caller: caller)
         let escalation = policy.current.policy.escalation
         let now = clock()
-        let priority = escalation.priority(for: reason)
+        let priority = max(escalation.priority(for: reason), minimumPriority)
         let ticket = TicketRecord(
             tenant: caller.tenant, id: "t-" + UUID().uuidString.lowercased(), sessionID: sessionID, pendingActionID: pendingActionID,
             reason: reason, priority: priority, status: "open", createdBy: caller.identity, assignedTo: "", createdAtMs: now,
@@ -176,16 +176,24 @@ public final class EscalationService: Sendable {
         }
         var decided: (PendingActionRecord, String?)?
         if let decision, current.status != "resolved" {
-            decided = try await confirmations.settle(current.pendingActionID, release: decision == "release", caller: caller)
+            decided = try await confirmations.settle(current.pendingActionID, release: decision == "release", note: note, caller: caller)
         }
-        let ticket = try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(SessionError) in
+        let ticket = try await change(ticketID, caller: caller, addsTurns: true) { ticket, now throws(SessionError) in
             guard ticket.status != "resolved" else { throw .failedPrecondition("ticket \(ticket.id) is already resolved") }
             var resolved = ticket
             resolved.status = "resolved"
             resolved.outcome = outcome
             resolved.resolutionNote = note
             resolved.resolvedAtMs = now
-            return (resolved, nil, [Self.event("ticket.resolved", resolved, caller, now, [
+            // The conversation says the person is done, so the agent sees it in GetContext.
+            let turn = TurnRecord(
+                sessionID: ticket.sessionID, sequence: 0, input: "",
+                output: "The person handling this has finished" + (note.isEmpty ? "." : ": \(note)"),
+                metadataJSON: JSONValue.object([
+                    "source": .string("system"), "ticket_id": .string(ticket.id), "outcome": .integer(Int64(outcome)),
+                ]).serialized,
+                reasoning: "ticket resolved", author: caller.identity, createdAtMs: now)
+            return (resolved, turn, [Self.event("ticket.resolved", resolved, caller, now, [
                 "outcome": .integer(Int64(outcome)), "note": .string(note),
                 "pending_action_decision": decision.map { .string($0) } ?? .null,
             ])])
@@ -325,13 +333,15 @@ public final class EscalationService: Sendable {
 extension ConfirmationService {
     /// Releases or rejects an undecided pending action by a human's decision
     /// (an operator resolving its ticket). Returns it and, when released, its token.
-    func settle(_ id: String, release: Bool, caller: Caller) async throws(SessionError) -> (PendingActionRecord, String?) {
+    func settle(_ id: String, release: Bool, note: String = "", caller: Caller) async throws(SessionError) -> (PendingActionRecord, String?) {
         try await decide(id, caller: caller) { (found, now) throws(SessionError) in
             var action = found
             guard action.isUndecided else { throw .failedPrecondition("pending action \(action.id) is \(action.status), not pending") }
             action.updatedAtMs = now
             action.awaitingConfirmation = false
             action.mfaCodeHash = nil
+            action.decidedBy = caller.identity
+            action.decisionComment = note
             var token: String?
             if release {
                 let released = self.releaseToken(for: action)

@@ -212,6 +212,12 @@ public final class SQLiteStore: Store {
                 CREATE INDEX tickets_sla ON tickets (sla_deadline_ms) WHERE status = 'open' AND sla_breach_recorded = 0;
                 """)
         }
+        migrator.registerMigration("v10: who settled a pending action") { db in
+            try db.execute(sql: """
+                ALTER TABLE pending_actions ADD COLUMN decided_by TEXT NOT NULL DEFAULT '';
+                ALTER TABLE pending_actions ADD COLUMN decision_comment TEXT NOT NULL DEFAULT '';
+                """)
+        }
         return migrator
     }
 
@@ -445,7 +451,8 @@ public final class SQLiteStore: Store {
         SELECT session_id, status, action_json, risk, decision_type, strategy, created_at_ms, updated_at_ms,
             expires_at_ms, idempotency_key, action_hash, assessed_version, awaiting_confirmation, prompt,
             reprompt_count, confirmation_expires_at_ms, release_token_hash, revision, mfa_code_hash,
-            mfa_expires_at_ms, mfa_attempts_left, executed_at_ms, execution_key, result_json, execution_error, id
+            mfa_expires_at_ms, mfa_attempts_left, executed_at_ms, execution_key, result_json, execution_error, id,
+            decided_by, decision_comment
         FROM pending_actions
         """
 
@@ -467,6 +474,8 @@ public final class SQLiteStore: Store {
         record.executionKey = row[22]
         record.resultJSON = row[23]
         record.executionError = row[24]
+        record.decidedBy = row[26]
+        record.decisionComment = row[27]
         return record
     }
 
@@ -491,14 +500,15 @@ public final class SQLiteStore: Store {
             UPDATE pending_actions SET status = ?, action_json = ?, updated_at_ms = ?, expires_at_ms = ?,
                 awaiting_confirmation = ?, prompt = ?, reprompt_count = ?, confirmation_expires_at_ms = ?,
                 release_token_hash = ?, revision = ?, mfa_code_hash = ?, mfa_expires_at_ms = ?, mfa_attempts_left = ?,
-                executed_at_ms = ?, execution_key = ?, result_json = ?, execution_error = ?, action_hash = ?
+                executed_at_ms = ?, execution_key = ?, result_json = ?, execution_error = ?, action_hash = ?,
+                decided_by = ?, decision_comment = ?
             WHERE tenant_id = ? AND id = ? AND revision = ?
             """).execute(arguments: [
                 stored.status, stored.actionJSON, stored.updatedAtMs, stored.expiresAtMs, stored.awaitingConfirmation,
                 stored.prompt, stored.repromptCount, stored.confirmationExpiresAtMs, stored.releaseTokenHash.map { Data($0) },
                 stored.revision, stored.mfaCodeHash.map { Data($0) }, stored.mfaExpiresAtMs, stored.mfaAttemptsLeft,
                 stored.executedAtMs, stored.executionKey, stored.resultJSON, stored.executionError, Data(stored.actionHash),
-                action.tenant.rawValue, action.id, action.revision,
+                stored.decidedBy, stored.decisionComment, action.tenant.rawValue, action.id, action.revision,
             ])
         if db.changesCount == 0 {
             guard let current = try Self.fetchPendingAction(db, tenant: action.tenant, id: action.id) else {

@@ -55,7 +55,9 @@ extension MethodRegistry {
                 let pending = decision.action.proto
                 try await writer.write(DecisionUpdate(
                     pendingActionID: decision.action.id, status: pending.status, releaseToken: decision.releaseToken ?? "",
-                    action: pending.action, decidedAtUnixMs: decision.action.updatedAtMs))
+                    action: pending.action,
+                    decidedBy: decision.action.decidedBy.isEmpty ? nil : Identity(actor: decision.action.decidedBy),
+                    comment: decision.action.decisionComment, decidedAtUnixMs: decision.action.updatedAtMs))
             }
         }
         register(Decisions.reportExecution) { request, context in

@@ -148,7 +148,7 @@ struct DeskCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a ticket with its conversation (as escalated and as it is now).")
+        static let configuration = CommandConfiguration(abstract: "Show a ticket with the session's conversation as it is now.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "Ticket id.") var ticket: String
         @Flag(help: "Print JSON.") var json = false
@@ -172,7 +172,7 @@ struct DeskCommand: AsyncParsableCommand {
                 try emit(fields, json: true)
                 return
             }
-            for (key, value) in fields where key != "turns" { print("\(key): \(value)") }
+            for (key, value) in fields where key != "turns" { print("\(key): \(plain(value))") }
             print("conversation:")
             for turn in context?.turns ?? [] {
                 if !turn.input.isEmpty { print("  user: \(turn.input)") }

@@ -13,8 +13,16 @@ func emit(_ fields: [(String, Any)], json: Bool) throws {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     } else {
-        for (key, value) in fields { print("\(key): \(value)") }
+        for (key, value) in fields { print("\(key): \(plain(value))") }
     }
+}
+
+/// A value as one line: nested lists and objects as compact JSON, not Swift literals.
+func plain(_ value: Any) -> String {
+    guard value is [Any] || value is [String: Any],
+          let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])
+    else { return "\(value)" }
+    return String(decoding: data, as: UTF8.self)
 }
 
 /// Makes one call, turning an RPCError into a one-line failure with its status.

@@ -117,6 +117,7 @@ struct ApprovalsMethodsTests {
         #expect(decision?.status == .released)
         #expect(decision?.action?.amount == "20000", "the release is bound to the edited action")
         #expect(decision?.releaseToken.count == 64)
+        #expect(decision?.decidedBy == Identity(tenantID: "acme", role: .approver, name: "bob"), "the decider reaches the agent")
         let outcome = try notices(fixtures).last
         #expect(outcome?["kind"] as? String == "approval.approved")
         #expect(outcome?["recipients"] as? [String] == ["handoff://tenant/acme/agent/agent"])
@@ -271,6 +272,7 @@ struct ApprovalsMethodsTests {
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
         let view = try await operatorClient.call(Escalations.getTicket, GetTicketRequest(ticketID: escalated.ticketID))
         #expect(view.pendingAction?.id == escalated.pendingAction?.id)
+        #expect(view.ticket?.priority == .urgent, "a critical action is urgent whatever the reason's words")
         #expect(try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .escalated)
         // Automated actions go nowhere.
         let weather = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(

@@ -716,6 +716,11 @@ struct EscalationsMethodsTests {
         #expect(resolved.ticket?.status == .resolved)
         #expect(resolved.pendingAction?.status == .released)
         #expect(resolved.pendingAction?.releaseToken.count == 64)
+        let after = try await agent.call(Sessions.getContext, GetContextRequest(sessionID: "s")).turns.last
+        #expect(after?.source == .system && after?.output == "The person handling this has finished: refund approved")
+        var update: DecisionUpdate?
+        for try await u in try await agent.stream(Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [refund.id])) { update = u }
+        #expect(update?.comment == "refund approved" && update?.decidedBy?.role == .operator, "the operator's note reaches the agent")
         #expect(try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .active)
         #expect((await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved)))?.code
             == .failedPrecondition)

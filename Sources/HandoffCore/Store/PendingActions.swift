@@ -49,6 +49,10 @@ public struct PendingActionRecord: Sendable, Hashable {
     public var resultJSON: String?
     /// Why the execution failed, if it did.
     public var executionError: String?
+    /// Who settled it (an identity, or `system` for expiries); empty while undecided.
+    public var decidedBy = ""
+    /// The decider's comment or note; empty when none.
+    public var decisionComment = ""
     /// Bumped by every change; a change is written only over the revision it read.
     public var revision: Int64 = 0
 

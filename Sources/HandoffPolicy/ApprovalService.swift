@@ -131,6 +131,13 @@ public final class ApprovalService: Sendable {
         guard let value = amount ?? proposed?.amount else {
             throw .invalidArgument("amount is required: neither the request nor the action names one")
         }
+        // The chain follows what the action moves: a lower stated amount would buy a shorter chain.
+        if let actual = proposed?.amount, value < actual {
+            throw .invalidArgument("amount \(value) is below the action's own amount \(actual)")
+        }
+        if let actual = proposed?.currency, !actual.isEmpty, !currency.isEmpty, currency != actual {
+            throw .invalidArgument("currency \(currency) differs from the action's \(actual)")
+        }
         let money = currency.isEmpty ? (proposed?.currency ?? "") : currency
         let settings = policy.current.policy.approvals
         guard let chain = settings.chain(for: value) else {
@@ -224,6 +231,16 @@ public final class ApprovalService: Sendable {
         let found = try await get(id: item.approvalID, caller: caller)
         if case let (edited?, original?) = (item.editedAction, Self.action(found.actionJSON)), edited.toolName != original.toolName {
             throw .invalidArgument("edited_action.tool_name must stay \(original.toolName), not \(edited.toolName)")
+        }
+        // An edit may lower what is approved, never raise it past the amount the chain was built for.
+        if let edited = item.editedAction {
+            let approved = Decimal(string: found.amount, locale: Locale(identifier: "en_US_POSIX")) ?? 0
+            if let amount = edited.amount, amount > approved {
+                throw .invalidArgument("edited_action.amount \(amount) exceeds the amount under approval \(found.amount)")
+            }
+            if !edited.currency.isEmpty, !found.currency.isEmpty, edited.currency != found.currency {
+                throw .invalidArgument("edited_action.currency must stay \(found.currency)")
+            }
         }
         let settings = policy.current.policy.approvals
         let store = self.store

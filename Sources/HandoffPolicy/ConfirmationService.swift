@@ -155,7 +155,8 @@ public final class ConfirmationService: Sendable {
         action.awaitingConfirmation = false
         action.updatedAtMs = now
         action.decidedBy = Caller.systemIdentity
-        let (_, status) = try await write(action, events: [event("action.expired", action, caller, now, [:])])
+        // The server expired it; the caller only happened to look at it then.
+        let (_, status) = try await write(action, events: [event("action.expired", action, .system(caller.tenant), now, [:])])
         return (.failedPrecondition("pending action \(action.id) expired unanswered; nothing was released"), status)
     }
 

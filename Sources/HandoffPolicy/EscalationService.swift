@@ -127,7 +127,9 @@ public final class EscalationService: Sendable {
     public func claim(ticketID: String, reassign: Bool, assignee: String, caller: Caller) async throws(SessionError) -> TicketRecord {
         try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(SessionError) in
             guard ticket.status != "resolved" else { throw .failedPrecondition("ticket \(ticket.id) is resolved") }
-            let target = assignee.isEmpty ? caller.identity : assignee
+            // A bare name is the operator of that name in the caller's tenant.
+            let target = assignee.isEmpty ? caller.identity
+                : assignee.hasPrefix("handoff://") ? assignee : "handoff://tenant/\(caller.tenant.rawValue)/operator/\(assignee)"
             if ticket.status == "claimed", ticket.assignedTo != target {
                 guard reassign, caller.role == "admin" else {
                     throw .failedPrecondition("ticket \(ticket.id) is claimed by \(ticket.assignedTo); only an admin may reassign it")
@@ -175,6 +177,21 @@ public final class EscalationService: Sendable {
             throw .invalidArgument("ticket \(ticketID) holds no pending action to decide")
         }
         var decided: (PendingActionRecord, String?)?
+        if decision != nil, current.status != "resolved" {
+            // An action an approval chain is deciding is the approvers' to decide, not the desk's.
+            var query = ApprovalQuery()
+            query.sessionID = current.sessionID
+            let open: [ApprovalRecord]
+            do {
+                open = try await store.pendingApprovals(tenant: caller.tenant, query: query)
+            } catch {
+                throw SessionError(error)
+            }
+            if let approval = open.first(where: { $0.pendingActionID == current.pendingActionID }) {
+                throw .failedPrecondition(
+                    "pending action \(current.pendingActionID) awaits approval \(approval.id); resolve without a decision and let the approvers decide")
+            }
+        }
         if let decision, current.status != "resolved" {
             decided = try await confirmations.settle(current.pendingActionID, release: decision == "release", note: note, caller: caller)
         }

@@ -105,7 +105,7 @@ public enum AccessRules {
             roles: [.operator, .admin], furtherChecks: "an operator resolves only tickets they claimed"),
 
         "handoff.v1.Approvals/RequestApproval": AccessRule(roles: [.agent, .operator]),
-        "handoff.v1.Approvals/GetApproval": AccessRule(roles: [.agent, .approver, .admin]),
+        "handoff.v1.Approvals/GetApproval": AccessRule(roles: [.agent, .operator, .approver, .admin]),
         "handoff.v1.Approvals/ListPendingApprovals": AccessRule(roles: [.approver, .admin]),
         "handoff.v1.Approvals/DecideApproval": AccessRule(
             roles: [.approver], furtherChecks: "only steps routed to the approver or their group; never an approval they requested"),

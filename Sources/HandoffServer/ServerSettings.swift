@@ -543,7 +543,7 @@ extension ServerSettings {
         let certs = (data as NSString).appendingPathComponent("certs")
         var files = [tlsKey ?? (certs as NSString).appendingPathComponent("server.key")]
         files.append(multiFactor.keyFile ?? (data as NSString).appendingPathComponent("mfa.key"))
-        for case .webhook(_, let secretFile) in multiFactor.channels ?? [] { files.append(secretFile) }
+        for case .webhook(_, let secretFile) in (multiFactor.channels ?? []) + (notificationChannels ?? []) { files.append(secretFile) }
         for file in files where FileManager.default.fileExists(atPath: file) {
             let mode = ((try? FileManager.default.attributesOfItem(atPath: file))?[.posixPermissions] as? Int) ?? 0
             if mode & 0o077 != 0 {

@@ -184,10 +184,29 @@ struct ApprovalsMethodsTests {
         #expect(await code(RequestApprovalRequest(sessionID: "s", amount: "12,5", reason: "r", subject: .action(refund)))?.code == .invalidArgument)
         #expect(await code(RequestApprovalRequest(sessionID: "s", reason: "r", subject: .pendingActionID("pa-nope")))?.code == .notFound)
         #expect(await refusalOf(alice, Approvals.decideApproval, DecideApprovalRequest())?.code == .invalidArgument)
+        // The chain follows the action's own amount: stating less is refused.
+        let understated = await code(RequestApprovalRequest(
+            sessionID: "s", amount: "1500", reason: "r", subject: .action(Action(toolName: "issue_refund", amount: "25000", currency: "USD"))))
+        #expect(understated?.code == .invalidArgument && understated?.message.contains("below the action's own amount") == true)
+        // An approver lowers an amount, never raises it.
+        let raised = refused(try await decide(alice, [ApprovalDecision(
+            approvalID: own.approval.id, verdict: .approve, editedAction: Action(toolName: "issue_refund", amount: "9000", currency: "USD"))]).first)
+        #expect(raised?.code == 3 && raised?.message.contains("exceeds the amount under approval") == true)
         // Requesting again for the same pending action returns the approval already pending.
         let pending = try await agent.call(Approvals.requestApproval, RequestApprovalRequest(
             sessionID: "s", reason: "again", subject: .pendingActionID(own.action.id)))
         #expect(pending.approval?.id == own.approval.id)
+        // The desk cannot decide around the chain: an operator's resolve may not release it.
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        let ticket = try #require(try await agent.call(Escalations.escalate, EscalateRequest(
+            sessionID: "s", reason: "customer is waiting", pendingActionID: own.action.id)).ticket)
+        _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: ticket.id))
+        let bypass = await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(
+            ticketID: ticket.id, outcome: .resolved, pendingActionDecision: .release))
+        #expect(bypass?.code == .failedPrecondition && bypass?.message.contains("awaits approval \(own.approval.id)") == true)
+        _ = try await operatorClient.call(Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .handedBack))
+        #expect(try await alice.call(Approvals.getApproval, GetApprovalRequest(approvalID: own.approval.id)).approval?.status == .pending)
+        await operatorClient.close()
         for client in [alice, agent] { await client.close() }
         await running.stop()
     }

@@ -673,12 +673,12 @@ struct EscalationsMethodsTests {
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
         let admin = try running.client(fixtures.clientTLS(role: "admin"))
         _ = try await agent.call(Sessions.addTurn, AddTurnRequest(sessionID: "s", input: "I want my money back", output: "Let me check"))
+        // A booking waits for the user's confirmation; the customer wants a person instead.
         let assessed = try await agent.call(
             HandoffProto.Policy.assessAction,
-            AssessActionRequest(sessionID: "s", action: Action(toolName: "issue_refund", amount: "250", currency: "USD")))
+            AssessActionRequest(sessionID: "s", action: Action(toolName: "book_flight", description: "Book a flight to NYC")))
         let refund = try #require(assessed.pendingAction)
-        // Financial with an amount: the policy sent it to the approval desk at once.
-        #expect(!assessed.approvalID.isEmpty && assessed.ticketID.isEmpty)
+        #expect(assessed.approvalID.isEmpty && assessed.ticketID.isEmpty, "a confirmation goes to nobody at once")
 
         let opened = try await agent.call(Escalations.escalate, EscalateRequest(
             sessionID: "s", reason: "Customer is frustrated and filed a complaint", pendingActionID: refund.id))
@@ -725,13 +725,7 @@ struct EscalationsMethodsTests {
         #expect((await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved)))?.code
             == .failedPrecondition)
         let events = try await agent.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50)).events.map(\.action)
-        // The operator's decision withdrew the approval the policy had asked for.
-        #expect(Array(events.suffix(6)) == [
-            "session.escalated", "ticket.claimed", "ticket.replied", "action.released", "approval.cancelled", "ticket.resolved",
-        ])
-        let approver = try running.client(fixtures.clientTLS(role: "approver"))
-        #expect(try await approver.call(Approvals.getApproval, GetApprovalRequest(approvalID: assessed.approvalID)).approval?.status == .cancelled)
-        await approver.close()
+        #expect(Array(events.suffix(5)) == ["session.escalated", "ticket.claimed", "ticket.replied", "action.released", "ticket.resolved"])
         #expect(try await admin.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: "s")).ok)
         // After resolution a new escalation opens a new ticket.
         #expect(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "s", reason: "again")).created)

@@ -173,6 +173,7 @@ let package = Package(
                 "HandoffCore",
                 "HandoffSQLite",
                 "HandoffPolicy",
+                "HandoffTLS",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

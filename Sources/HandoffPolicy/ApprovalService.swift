@@ -10,10 +10,12 @@ import Crypto
 import Foundation
 public import HandoffCore
 
-/// Something an approval tells people about: the approvers of a new step, or
-/// the requester of the outcome.
-public struct ApprovalNotice: Sendable, Hashable {
-    /// `approval.requested`, `approval.approved`, `approval.rejected` or `approval.expired`.
+/// Something the desks tell people about: the approvers of a new step, the
+/// requester of an approval's outcome, or operators and admins of an
+/// escalation rate above the policy's threshold.
+public struct DeskNotice: Sendable, Hashable {
+    /// `approval.requested`, `approval.approved`, `approval.rejected`,
+    /// `approval.expired` or `escalation.alert`.
     public var kind: String
     public var tenant: TenantID
     public var approvalID: String
@@ -29,7 +31,30 @@ public struct ApprovalNotice: Sendable, Hashable {
 /// A way to tell approvers and requesters (a webhook, a development file).
 public protocol NoticeChannel: Sendable {
     var name: String { get }
-    func notify(_ notice: ApprovalNotice) async throws
+    func notify(_ notice: DeskNotice) async throws
+}
+
+/// Sends notices through every channel. Delivery is best effort after the
+/// commit: the desk feed and the store hold the truth; a channel that fails
+/// is reported to `onFailure` (the log), and the others still run.
+public struct NoticeSender: Sendable {
+    let channels: [any NoticeChannel]
+    let onFailure: @Sendable (DeskNotice, String, any Error) -> Void
+
+    public init(channels: [any NoticeChannel] = [], onFailure: @escaping @Sendable (DeskNotice, String, any Error) -> Void = { _, _, _ in }) {
+        self.channels = channels
+        self.onFailure = onFailure
+    }
+
+    public func send(_ notice: DeskNotice) async {
+        for channel in channels {
+            do {
+                try await channel.notify(notice)
+            } catch {
+                onFailure(notice, channel.name, error)
+            }
+        }
+    }
 }
 
 /// One decision of a DecideApproval batch.
@@ -66,16 +91,13 @@ public final class ApprovalService: Sendable {
     private let confirmations: ConfirmationService
     private let assessments: AssessmentService
     private let desk: DeskHub
-    private let channels: [any NoticeChannel]
+    private let notices: NoticeSender
     private let clock: @Sendable () -> Int64
-    /// Called with each notice a channel failed to deliver (for the log).
-    private let onNoticeFailure: @Sendable (ApprovalNotice, String, any Error) -> Void
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, confirmations: ConfirmationService,
-        assessments: AssessmentService, desk: DeskHub, channels: [any NoticeChannel] = [],
-        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs,
-        onNoticeFailure: @escaping @Sendable (ApprovalNotice, String, any Error) -> Void = { _, _, _ in }
+        assessments: AssessmentService, desk: DeskHub, notices: NoticeSender = NoticeSender(),
+        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
     ) {
         self.store = store
         self.sessions = sessions
@@ -83,9 +105,8 @@ public final class ApprovalService: Sendable {
         self.confirmations = confirmations
         self.assessments = assessments
         self.desk = desk
-        self.channels = channels
+        self.notices = notices
         self.clock = clock
-        self.onNoticeFailure = onNoticeFailure
     }
 
     static let systemActor = Caller.systemIdentity
@@ -496,27 +517,19 @@ public final class ApprovalService: Sendable {
 
     private func notifyStep(_ approval: ApprovalRecord) async {
         guard let step = approval.currentStep else { return }
-        await send(ApprovalNotice(
+        await send(DeskNotice(
             kind: "approval.requested", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
             level: step.level, recipients: step.approvers, summary: Self.summary(approval)))
     }
 
     private func notifyOutcome(_ approval: ApprovalRecord) async {
-        await send(ApprovalNotice(
+        await send(DeskNotice(
             kind: "approval.\(approval.status)", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
             level: 0, recipients: [approval.requester], summary: Self.summary(approval)))
     }
 
-    /// Delivery is best effort after the commit: the desk feed and the store
-    /// hold the truth; a channel that fails is logged, and the others still run.
-    private func send(_ notice: ApprovalNotice) async {
-        for channel in channels {
-            do {
-                try await channel.notify(notice)
-            } catch {
-                onNoticeFailure(notice, channel.name, error)
-            }
-        }
+    private func send(_ notice: DeskNotice) async {
+        await notices.send(notice)
     }
 }
 

@@ -6,6 +6,7 @@
 
 import Crypto
 import Foundation
+import Synchronization
 public import HandoffCore
 
 /// A ticket with what GetTicket shows beside it.
@@ -44,11 +45,16 @@ public final class EscalationService: Sendable {
     private let clock: @Sendable () -> Int64
     /// Told of desk events after they committed (Operators/Watch).
     public let desk: DeskHub
+    private let notices: NoticeSender
+    /// When each tenant's escalation-rate alert last went out.
+    private let alerted = Mutex<[TenantID: Int64]>([:])
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, confirmations: ConfirmationService,
-        desk: DeskHub = DeskHub(), clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
+        desk: DeskHub = DeskHub(), notices: NoticeSender = NoticeSender(),
+        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
     ) {
+        self.notices = notices
         self.store = store
         self.sessions = sessions
         self.policy = policy
@@ -91,7 +97,7 @@ public final class EscalationService: Sendable {
             ]).serialized,
             occurredAtMs: now)
         let store = self.store
-        return try await sessions.changeBeside(id: sessionID, caller: caller, addsTurns: true) { () throws(SessionError) in
+        let opened = try await sessions.changeBeside(id: sessionID, caller: caller, addsTurns: true) { () throws(SessionError) in
             do throws(StoreError) {
                 let opened = try await store.openTicket(ticket, turn: turn, event: event)
                 self.desk.publish(opened.events)
@@ -100,6 +106,33 @@ public final class EscalationService: Sendable {
                 throw SessionError(error)
             }
         }
+        if opened.1 { await alertIfNeeded(caller) }
+        return opened
+    }
+
+    /// Tells operators and admins, through the notice channels, when the
+    /// escalation rate over the policy's window passes its threshold: once per
+    /// window, not once per escalation.
+    private func alertIfNeeded(_ caller: Caller) async {
+        let settings = policy.current.policy.escalation
+        let now = clock()
+        let window = Int64(settings.alertWindowSeconds) * 1000
+        if let last = alerted.withLock({ $0[caller.tenant] }), now - last < window { return }
+        guard let stats = try? await stats(since: nil, until: nil, topReasons: 3, caller: caller), stats.alert else { return }
+        // Claim the window before sending, so concurrent escalations send one alert.
+        let first = alerted.withLock { sent -> Bool in
+            if let last = sent[caller.tenant], now - last < window { return false }
+            sent[caller.tenant] = now
+            return true
+        }
+        guard first else { return }
+        let percent = (stats.rate * 1000).rounded() / 10
+        let reasons = stats.topReasons.map { "\($0.reason) (\($0.count))" }.joined(separator: ", ")
+        await notices.send(DeskNotice(
+            kind: "escalation.alert", tenant: caller.tenant, approvalID: "", sessionID: "", level: 0,
+            recipients: ["role:operator", "role:admin"],
+            summary: "escalation rate \(percent)% (\(stats.escalations) of \(stats.sessions) sessions) over the last "
+                + "\(settings.alertWindowSeconds / 3600) h is above \(settings.alertThreshold * 100)%; top reasons: \(reasons)"))
     }
 
     /// The ticket, its snapshot, the session's live context and its pending action.
@@ -221,7 +254,7 @@ public final class EscalationService: Sendable {
     /// Escalation statistics over `since..<until` (nil: the policy's alert window ending now).
     public func stats(since: Int64?, until: Int64?, topReasons: Int, caller: Caller) async throws(SessionError) -> EscalationStats {
         let settings = policy.current.policy.escalation
-        let end = until ?? clock()
+        let end = until ?? clock() + 1  // up to now, this millisecond included
         let start = since ?? end - Int64(settings.alertWindowSeconds) * 1000
         guard start < end else { throw .invalidArgument("the window is empty: since must be before until") }
         let window: (tickets: [TicketRecord], sessions: Int64)

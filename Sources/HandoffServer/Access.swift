@@ -178,10 +178,10 @@ public final class AccessControl: Sendable {
     /// The caller of a call, or UNAUTHENTICATED naming what is wrong.
     func principal(_ context: ServerCallContext) throws(RPCError) -> Principal? {
         if let peer = context.connection.peer {
-            guard let principal = peer.uris.lazy.compactMap(Principal.init(uri:)).first else {
+            guard let principal = Self.principal(of: peer) else {
                 throw RPCError(
                     code: .unauthenticated,
-                    message: "the client certificate names no Handoff identity: expected a SAN URI "
+                    message: "the client certificate names no Handoff identity: expected a SAN URI (or a subject CN) "
                         + "handoff://tenant/<tenant>/<agent|operator|approver|admin>/<name>")
             }
             return principal
@@ -201,6 +201,12 @@ public final class AccessControl: Sendable {
             throw RPCError(code: .unauthenticated, message: "the bearer token of \(grant.principal.uri) has expired")
         }
         return grant.principal
+    }
+
+    /// A verified certificate's identity: its first SAN URI of the Handoff
+    /// form, else its subject CN when that is of the form.
+    static func principal(of peer: PeerIdentity) -> Principal? {
+        peer.uris.lazy.compactMap(Principal.init(uri:)).first ?? peer.commonName.flatMap(Principal.init(uri:))
     }
 
     /// Checks a call against its rule: UNAUTHENTICATED without a usable
@@ -248,7 +254,7 @@ extension ServerCallContext {
         if let identity, let principal = Principal(uri: identity) {
             return Caller(tenant: principal.tenant, identity: principal.uri, role: principal.role.rawValue)
         }
-        if let peer = connection.peer, let principal = peer.uris.lazy.compactMap(Principal.init(uri:)).first {
+        if let peer = connection.peer, let principal = AccessControl.principal(of: peer) {
             return Caller(tenant: principal.tenant, identity: principal.uri, role: principal.role.rawValue)
         }
         let identity = connection.peer.map { $0.uris.first ?? $0.commonName ?? "certificate \($0.fingerprint.prefix(16))" }

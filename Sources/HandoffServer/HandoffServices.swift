@@ -29,16 +29,16 @@ public struct HandoffServices: Sendable {
         assessments = AssessmentService(store: store, sessions: sessions, policy: policy, clock: clock)
         confirmations = ConfirmationService(store: store, sessions: sessions, policy: policy, multiFactor: multiFactor, clock: clock)
         let desk = DeskHub()
+        let sender = NoticeSender(channels: notices) { notice, channel, error in
+            logger.warning("desk notice not delivered", metadata: [
+                "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "error": "\(error)",
+            ])
+        }
         escalations = EscalationService(
-            store: store, sessions: sessions, policy: policy, confirmations: confirmations, desk: desk, clock: clock)
+            store: store, sessions: sessions, policy: policy, confirmations: confirmations, desk: desk, notices: sender, clock: clock)
         approvals = ApprovalService(
             store: store, sessions: sessions, policy: policy, confirmations: confirmations, assessments: assessments, desk: desk,
-            channels: notices, clock: clock,
-            onNoticeFailure: { notice, channel, error in
-                logger.warning("approval notice not delivered", metadata: [
-                    "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "error": "\(error)",
-                ])
-            })
+            notices: sender, clock: clock)
         feed = DeskFeed(store: store, hub: desk)
         automaticEscalation = AutomaticEscalation(approvals: approvals, escalations: escalations, policy: policy)
     }

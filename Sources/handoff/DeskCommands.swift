@@ -187,12 +187,14 @@ struct DeskCommand: AsyncParsableCommand {
         @Argument(help: "Ticket id.") var ticket: String
         @Flag(help: "Reassign a ticket claimed by someone else (admin).") var reassign = false
         @Option(help: "Claim for this identity instead of yourself (admin).") var assignee = ""
+        @Flag(help: "Print the ticket as JSON.") var json = false
 
         func run() async throws {
             let client = try connection.makeClient()
             let response = try await perform(
                 client, Escalations.claim, ClaimRequest(ticketID: ticket, reassign: reassign, assignee: assignee))
             await client.close()
+            if json { return try emit(response.ticket?.fields(now: nowMs()) ?? [], json: true) }
             print("claimed \(ticket) for \(Names.identity(response.ticket?.assignedTo))")
         }
     }
@@ -202,11 +204,13 @@ struct DeskCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "Ticket id.") var ticket: String
         @Argument(help: "What to tell the user.") var text: String
+        @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             let client = try connection.makeClient()
             let response = try await perform(client, Escalations.reply, ReplyRequest(ticketID: ticket, text: text))
             await client.close()
+            if json { return try emit([("ticket_id", ticket), ("turn_sequence", response.turn?.sequence ?? 0)], json: true) }
             print("replied on \(ticket) as turn \(response.turn?.sequence ?? 0)")
         }
     }
@@ -223,6 +227,7 @@ struct DeskCommand: AsyncParsableCommand {
         @Option(help: "A note for the agent and the record.") var note = ""
         @Flag(help: "Release the ticket's pending action.") var release = false
         @Flag(help: "Reject the ticket's pending action.") var reject = false
+        @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
             if release && reject { throw ValidationError("give --release or --reject, not both") }
@@ -239,6 +244,13 @@ struct DeskCommand: AsyncParsableCommand {
                 ticketID: ticket, outcome: outcome, note: note,
                 pendingActionDecision: release ? .release : reject ? .reject : .unspecified))
             await client.close()
+            if json {
+                var fields = response.ticket?.fields(now: nowMs()) ?? []
+                if let pending = response.pendingAction {
+                    fields += [("pending_action_status", Names.pendingStatus(pending.status)), ("release_token", pending.releaseToken)]
+                }
+                return try emit(fields, json: true)
+            }
             var line = "resolved \(ticket)"
             if let pending = response.pendingAction { line += "; pending action \(pending.id) is \(Names.pendingStatus(pending.status))" }
             print(line)
@@ -249,7 +261,7 @@ struct DeskCommand: AsyncParsableCommand {
 struct ApprovalsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "approvals", abstract: "The approval desk: what waits for you, and your decisions.",
-        subcommands: [List.self, Show.self, Approve.self, Reject.self])
+        subcommands: [List.self, Show.self, Approve.self, Reject.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the approvals whose current step you may decide.")
@@ -282,10 +294,21 @@ struct ApprovalsCommand: AsyncParsableCommand {
 
     /// Decides approvals in one batch call; prints one line per approval and
     /// fails (exit 1) when any was refused.
-    static func decide(_ connection: ConnectionOptions, _ decisions: [ApprovalDecision]) async throws {
+    static func decide(_ connection: ConnectionOptions, _ decisions: [ApprovalDecision], json: Bool) async throws {
         let client = try connection.makeClient()
         let response = try await perform(client, Approvals.decideApproval, DecideApprovalRequest(decisions: decisions))
         await client.close()
+        if json {
+            try emitList(response.results.map { result in
+                switch result.result {
+                case .approval(let approval)?: approval.fields
+                case .error(let error)?: [("approval_id", result.approvalID), ("error_code", error.code), ("error", error.message)]
+                case nil: [("approval_id", result.approvalID)]
+                }
+            }, json: true, empty: "")
+            if response.results.contains(where: { if case .approval? = $0.result { false } else { true } }) { throw ExitCode.failure }
+            return
+        }
         var refused = 0
         for result in response.results {
             switch result.result {
@@ -310,6 +333,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
         @Option(help: "Your comment.") var comment = ""
         @Option(help: "Decide only if this level is still the current one.") var level: Int32 = 0
         @Option(help: "Approve a lower amount instead (the action is released with it).") var amount = ""
+        @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             var decisions: [ApprovalDecision] = []
@@ -326,7 +350,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
                 }
                 decisions.append(decision)
             }
-            try await ApprovalsCommand.decide(connection, decisions)
+            try await ApprovalsCommand.decide(connection, decisions, json: json)
         }
     }
 
@@ -335,10 +359,11 @@ struct ApprovalsCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "Approval ids.") var approvals: [String]
         @Option(help: "Your comment.") var comment = ""
+        @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             try await ApprovalsCommand.decide(
-                connection, approvals.map { ApprovalDecision(approvalID: $0, verdict: .reject, comment: comment) })
+                connection, approvals.map { ApprovalDecision(approvalID: $0, verdict: .reject, comment: comment) }, json: json)
         }
     }
 }
@@ -379,5 +404,78 @@ struct WatchCommand: AsyncParsableCommand {
             throw CommandFailure("handoff.v1.Operators/Watch: \(error.code): \(error.message)")
         }
         await client.close()
+    }
+}
+
+// The desks' commands under the top-level names operators type
+// (`handoff queue`, `handoff approve`, …); each runs the grouped command's code.
+
+struct QueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "queue", abstract: DeskCommand.Queue.configuration.abstract)
+    @OptionGroup var options: DeskCommand.Queue
+    func run() async throws { try await options.run() }
+}
+
+struct TicketCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ticket", abstract: DeskCommand.Show.configuration.abstract)
+    @OptionGroup var options: DeskCommand.Show
+    func run() async throws { try await options.run() }
+}
+
+struct ClaimCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "claim", abstract: DeskCommand.Claim.configuration.abstract)
+    @OptionGroup var options: DeskCommand.Claim
+    func run() async throws { try await options.run() }
+}
+
+struct ReplyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reply", abstract: DeskCommand.Reply.configuration.abstract)
+    @OptionGroup var options: DeskCommand.Reply
+    func run() async throws { try await options.run() }
+}
+
+struct ResolveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resolve", abstract: DeskCommand.Resolve.configuration.abstract)
+    @OptionGroup var options: DeskCommand.Resolve
+    func validate() throws { try options.validate() }
+    func run() async throws { try await options.run() }
+}
+
+struct ApproveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "approve", abstract: ApprovalsCommand.Approve.configuration.abstract)
+    @OptionGroup var options: ApprovalsCommand.Approve
+    func run() async throws { try await options.run() }
+}
+
+struct RejectCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reject", abstract: ApprovalsCommand.Reject.configuration.abstract)
+    @OptionGroup var options: ApprovalsCommand.Reject
+    func run() async throws { try await options.run() }
+}
+
+struct StatsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats", abstract: "Escalation analytics: rate, top reasons, priorities, claim and resolve times, and the alert.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "The window: this many hours ending now (default: the policy's alert window).") var hours: Double?
+    @Option(help: "How many top reasons to show.") var top: Int32 = 10
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let client = try connection.makeClient()
+        var request = EscalationStatsRequest(topReasonsLimit: top)
+        if let hours { request.window = .durationMs(Int64(hours * 3_600_000)) }
+        let s = try await perform(client, Analytics.escalationStats, request)
+        await client.close()
+        try emit([
+            ("since_unix_ms", s.sinceUnixMs), ("until_unix_ms", s.untilUnixMs), ("sessions", s.sessionsInWindow),
+            ("escalations", s.escalations), ("escalation_rate", (s.escalationRate * 10_000).rounded() / 10_000),
+            ("top_reasons", s.topReasons.map { ["reason": $0.reason, "count": $0.count] as [String: Any] }),
+            ("by_priority", Dictionary(s.byPriority.map { (Names.priority($0.priority), $0.count) }, uniquingKeysWith: +)),
+            ("tickets_claimed", s.ticketsClaimed), ("tickets_resolved", s.ticketsResolved),
+            ("median_time_to_claim_ms", s.medianTimeToClaimMs), ("p90_time_to_claim_ms", s.p90TimeToClaimMs),
+            ("median_time_to_resolve_ms", s.medianTimeToResolveMs), ("p90_time_to_resolve_ms", s.p90TimeToResolveMs),
+            ("alert_threshold", s.alertThreshold), ("alert_active", s.alertActive),
+        ], json: json)
     }
 }

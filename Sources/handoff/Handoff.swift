@@ -9,7 +9,8 @@ struct Handoff: AsyncParsableCommand {
         abstract: "Command-line client of a Handoff server.",
         subcommands: [
             Certs.self, Ping.self, SessionCommand.self, AuditCommand.self, PolicyCommand.self, Tokens.self, DeskCommand.self,
-            ApprovalsCommand.self, WatchCommand.self, ConsoleCommand.self,
+            ApprovalsCommand.self, WatchCommand.self, ConsoleCommand.self, QueueCommand.self, TicketCommand.self,
+            ClaimCommand.self, ReplyCommand.self, ResolveCommand.self, ApproveCommand.self, RejectCommand.self, StatsCommand.self,
         ]
     )
 }

@@ -186,6 +186,32 @@ struct AccessMatrixTests {
         await running.stop()
     }
 
+    @Test("a certificate may name its identity in the subject CN alone")
+    func commonNameIdentity() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let running = try await start(directory)
+        func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
+        try "extendedKeyUsage = clientAuth\n".write(toFile: path("ext.cnf"), atomically: true, encoding: .utf8)
+        let openssl = "/usr/bin/openssl"
+        for arguments in [
+            ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", path("cn.key"), "-out", path("cn.csr"),
+             "-subj", #"/CN=handoff:\/\/tenant\/acme\/operator\/cn-only"#],
+            ["x509", "-req", "-in", path("cn.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"), "-CAcreateserial",
+             "-out", path("cn.pem"), "-days", "1", "-extfile", path("ext.cnf")],
+        ] {
+            let made = try await runProcess(openssl, arguments)
+            try #require(made.status == 0, "\(made.output)")
+        }
+        let client = try client(running, directory, "cn")
+        _ = try await client.call(Escalations.listQueue, ListQueueRequest())
+        let denied = await refusalOf(client, Sessions.createSession, CreateSessionRequest(sessionID: "x", reasoning: "r"))
+        #expect(denied?.code == .permissionDenied)
+        #expect(denied?.message.hasSuffix("handoff://tenant/acme/operator/cn-only is operator") == true, "\(String(describing: denied))")
+        await client.close()
+        await running.stop()
+    }
+
     @Test("bearer tokens: a known one acts as its identity, an unknown or expired one is UNAUTHENTICATED, guessing is cut off")
     func bearerTokens() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path

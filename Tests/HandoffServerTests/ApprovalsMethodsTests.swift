@@ -301,6 +301,29 @@ struct ApprovalsMethodsTests {
         await running.stop()
     }
 
+    @Test("an escalation rate above the threshold alerts operators through the notice channels once per window")
+    func escalationAlert() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let (running, agent, _) = try await start(fixtures, clock: clock, policy: Policy.standardYAML)
+        for id in ["a", "b", "c"] { _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: id, reasoning: "r")) }
+        func alerts() throws -> [[String: Any]] { try notices(fixtures).filter { $0["kind"] as? String == "escalation.alert" } }
+        _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "a", reason: "complaint"))  // 1 of 4 sessions: 25 %
+        #expect(try alerts().count == 1)
+        #expect((try alerts().first?["summary"] as? String)?.contains("escalation rate 25.0% (1 of 4 sessions)") == true)
+        #expect(try alerts().first?["recipients"] as? [String] == ["role:operator", "role:admin"])
+        _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "b", reason: "complaint"))
+        #expect(try alerts().count == 1, "a second escalation in the same window sent a second alert")
+        // A day later the window holds only new sessions.
+        clock.advance(seconds: 86_401)
+        for id in ["d", "e"] { _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: id, reasoning: "r")) }
+        _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "d", reason: "complaint"))
+        #expect(try alerts().count == 2)
+        await agent.close()
+        await running.stop()
+    }
+
     @Test("a ticket unclaimed past its SLA gets one sla_breached event and Watch event; approvers watch only their approvals")
     func slaBreachesAndApproverWatch() async throws {
         let fixtures = try Fixtures(approvers: ["alice", "carol"])

@@ -759,6 +759,26 @@ struct EscalationsMethodsTests {
         await running.stop()
     }
 
+    @Test("two operators claim one ticket at once: exactly one wins, the other is FAILED_PRECONDITION")
+    func concurrentClaims() async throws {
+        let fixtures = try Fixtures(operators: ["sam", "kim"])
+        defer { fixtures.remove() }
+        let (running, agent) = try await startDecisionServer(fixtures, clock: TestClock())
+        let sam = try running.client(fixtures.clientTLS(role: "sam"))
+        let kim = try running.client(fixtures.clientTLS(role: "kim"))
+        for round in 0..<10 {
+            _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: "c\(round)", reasoning: "r"))
+            let ticket = try #require(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "c\(round)", reason: "help")).ticket)
+            async let a = refusalOf(sam, Escalations.claim, ClaimRequest(ticketID: ticket.id))
+            async let b = refusalOf(kim, Escalations.claim, ClaimRequest(ticketID: ticket.id))
+            let outcomes = [await a, await b]
+            #expect(outcomes.filter { $0 == nil }.count == 1, "round \(round): \(outcomes)")
+            #expect(outcomes.compactMap { $0?.code } == [.failedPrecondition], "round \(round): \(outcomes)")
+        }
+        for client in [sam, kim, agent] { await client.close() }
+        await running.stop()
+    }
+
     @Test("the queue: breached SLAs first, then priority, then age; an admin may reassign; only the claimant resolves")
     func queueOrder() async throws {
         let fixtures = try Fixtures()

@@ -18,12 +18,13 @@ struct Fixtures {
 
     /// `approvers`: more approvers of the tenant, each with `<name>.pem` and the
     /// identity handoff://tenant/<tenant>/approver/<name>.
-    init(tenant: String = "acme", approvers: [String] = []) throws {
+    init(tenant: String = "acme", approvers: [String] = [], operators: [String] = []) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("handoff-\(UUID().uuidString)").path
         try DevelopmentPKI.create(
             directory: directory,
             clients: Self.roles.map { (name: $0, uri: "handoff://tenant/\(tenant)/\($0)/\($0)") }
-                + approvers.map { (name: $0, uri: "handoff://tenant/\(tenant)/approver/\($0)") })
+                + approvers.map { (name: $0, uri: "handoff://tenant/\(tenant)/approver/\($0)") }
+                + operators.map { (name: $0, uri: "handoff://tenant/\(tenant)/operator/\($0)") })
     }
 
     func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }

@@ -148,7 +148,7 @@ extension CodeDelivery {
     }
 }
 
-extension ApprovalNotice {
+extension DeskNotice {
     var json: [String: Any] {
         [
             "kind": kind, "tenant_id": tenant.rawValue, "approval_id": approvalID, "session_id": sessionID, "level": level,
@@ -158,13 +158,13 @@ extension ApprovalNotice {
 }
 
 extension FileCodeChannel: NoticeChannel {
-    public func notify(_ notice: ApprovalNotice) async throws {
+    public func notify(_ notice: DeskNotice) async throws {
         try append(notice.json)
     }
 }
 
 extension WebhookCodeChannel: NoticeChannel {
-    public func notify(_ notice: ApprovalNotice) async throws {
+    public func notify(_ notice: DeskNotice) async throws {
         try await post(notice.json)
     }
 }

@@ -1,0 +1,85 @@
+"""Whole desk stories through the `handoff` binary against a real handoffd:
+the agent (Python SDK) escalates a frustrated customer with 60 turns of
+history and an operator sees it on `handoff watch`, claims, replies and
+resolves; a 12,000 refund needs two approvers, the first approves a lower
+amount, the second approves, and the agent's WaitForDecision receives the
+edited action."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any, List
+
+import handoff
+from conftest import ServerProcess
+
+SECOND_APPROVER_TOKEN = "t0k-finance-bob"
+
+
+def cli(binaries: Path, server: ServerProcess, certs: Path, *args: str, role: str = "operator", token: str = "") -> Any:
+    command = [str(binaries / "handoff"), *args, "--server", server.address, "--certs", str(certs)]
+    command += ["--token", token] if token else ["--role", role]
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 0, f"{' '.join(args)}: {ran.stdout}{ran.stderr}"
+    return json.loads(ran.stdout) if "--json" in args else ran.stdout
+
+
+def test_frustrated_customer_with_60_turns_goes_to_an_operator(binaries: Path, certs: Path, server: ServerProcess,
+                                                              agent: handoff.Client) -> None:
+    agent.sessions.create("story-60")
+    for i in range(60):
+        agent.sessions.add_turn("story-60", input=f"message {i}", output=f"answer {i}")
+    watch = subprocess.Popen([str(binaries / "handoff"), "watch", "--json", "--count", "1", "--server", server.address,
+                              "--certs", str(certs), "--role", "operator"], stdout=subprocess.PIPE, text=True)
+    try:
+        import time
+        time.sleep(0.5)  # the watch is open
+        ticket = agent.escalate("story-60", "The customer is frustrated: third time asking").ticket
+        out, _ = watch.communicate(timeout=20)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    seen = json.loads(out.splitlines()[0])
+    assert seen["kind"] == "ticket_opened" and seen["ticket_id"] == ticket.id and seen["priority"] == "high", seen
+
+    shown = cli(binaries, server, certs, "ticket", ticket.id, "--json")
+    assert shown["status"] == "open" and len(shown["turns"]) >= 50
+    claimed = cli(binaries, server, certs, "claim", ticket.id, "--json")
+    assert claimed["status"] == "claimed" and claimed["assigned_to"] == "acme/operator"
+    cli(binaries, server, certs, "reply", ticket.id, "Sorry for the wait, I'm on it.", "--json")
+    assert agent.sessions.get_context("story-60", turn_limit=5).turns[-1].output == "Sorry for the wait, I'm on it."
+    resolved = cli(binaries, server, certs, "resolve", ticket.id, "--outcome", "resolved", "--note", "sorted", "--json")
+    assert resolved["status"] == "resolved"
+    assert agent.sessions.get("story-60").status == "ACTIVE"
+
+
+def test_a_12000_refund_needs_two_approvers_and_the_agent_gets_the_edited_action(
+        binaries: Path, certs: Path, tmp_path: Path) -> None:
+    digest = hashlib.sha256(SECOND_APPROVER_TOKEN.encode()).hexdigest()
+    config = tmp_path / "handoffd.yaml"
+    config.write_text(f"tokens:\n  - {{identity: \"handoff://tenant/acme/approver/bob\", sha256: \"{digest}\"}}\n")
+    server = ServerProcess(binaries, tmp_path / "data", certs, config=config)
+    agent = handoff.Client.from_certs(server.address, str(certs), role="agent", default_timeout=10)
+    try:
+        agent.sessions.create("refund-12k")
+        verdict = agent.assess("refund-12k", {"tool_name": "issue_refund", "description": "Refund order A-7",
+                                              "amount": "12000", "currency": "USD"})
+        approval_id = verdict.approval_id
+        shown = cli(binaries, server, certs, "approvals", "show", approval_id, "--json", role="approver")
+        assert [step["status"] for step in shown["steps"]] == ["pending", "waiting"], shown
+        first: List[Any] = cli(binaries, server, certs, "approve", approval_id, "--amount", "11000", "--comment",
+                               "partial: one item was returned", "--json", role="approver")
+        assert first[0]["status"] == "pending" and first[0]["current_level"] == 2, first
+        # The first approver may not take the second level too.
+        again = subprocess.run([str(binaries / "handoff"), "approve", approval_id, "--server", server.address, "--certs",
+                                str(certs), "--role", "approver"], capture_output=True, text=True, timeout=30)
+        assert again.returncode == 1 and "you decided level 1" in again.stdout, again.stdout + again.stderr
+        second: List[Any] = cli(binaries, server, certs, "approve", approval_id, "--json", token=SECOND_APPROVER_TOKEN)
+        assert second[0]["status"] == "approved", second
+        decision = agent.wait_for_decision(verdict.pending_action_id, timeout=10)
+        assert decision.released and decision.action["amount"] == "11000", decision
+    finally:
+        agent.close()
+        server.stop()

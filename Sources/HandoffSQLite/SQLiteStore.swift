@@ -218,6 +218,16 @@ public final class SQLiteStore: Store {
                 ALTER TABLE pending_actions ADD COLUMN decision_comment TEXT NOT NULL DEFAULT '';
                 """)
         }
+        migrator.registerMigration("v11: the queue's order in an index") { db in
+            // ListQueue's first page must not sort the whole queue: its order
+            // (recorded SLA breach of an open ticket, priority, age) is an index.
+            try db.execute(sql: """
+                ALTER TABLE tickets ADD COLUMN queue_breached INTEGER NOT NULL DEFAULT 0;
+                UPDATE tickets SET queue_breached = (status = 'open' AND sla_breach_recorded = 1);
+                CREATE INDEX tickets_queue_order ON tickets (tenant_id, queue_breached DESC, priority DESC, created_at_ms, id)
+                    WHERE status != 'resolved';
+                """)
+        }
         return migrator
     }
 
@@ -598,6 +608,8 @@ public final class SQLiteStore: Store {
         if !query.statuses.isEmpty {
             clauses.append("status IN \(Self.placeholders(query.statuses.count))")
             arguments.append(contentsOf: query.statuses)
+            // Lets SQLite use the queue's order index (partial: unresolved tickets).
+            if !query.statuses.contains("resolved") { clauses.append("status != 'resolved'") }
         }
         if !query.priorities.isEmpty {
             clauses.append("priority IN \(Self.placeholders(query.priorities.count))")
@@ -609,10 +621,10 @@ public final class SQLiteStore: Store {
         }
         let sql = """
             \(Self.ticketColumns) WHERE \(clauses.joined(separator: " AND "))
-            ORDER BY (status = 'open' AND sla_deadline_ms <= ?) DESC, priority DESC, created_at_ms ASC, id ASC
+            ORDER BY queue_breached DESC, priority DESC, created_at_ms ASC, id ASC
             LIMIT ? OFFSET ?
             """
-        arguments.append(contentsOf: [query.nowMs, query.limit, query.offset] as [any DatabaseValueConvertible])
+        arguments.append(contentsOf: [query.limit, query.offset] as [any DatabaseValueConvertible])
         let bound = StatementArguments(arguments.map { Optional($0) })
         do {
             return try await pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.ticket($0, tenant: tenant) } }
@@ -629,11 +641,11 @@ public final class SQLiteStore: Store {
             stored.revision = ticket.revision + 1
             try db.cachedStatement(sql: """
                 UPDATE tickets SET status = ?, assigned_to = ?, claimed_at_ms = ?, resolved_at_ms = ?, outcome = ?,
-                    resolution_note = ?, revision = ?, sla_breach_recorded = ?
+                    resolution_note = ?, revision = ?, sla_breach_recorded = ?, queue_breached = ?
                 WHERE tenant_id = ? AND id = ? AND revision = ?
                 """).execute(arguments: [
                     stored.status, stored.assignedTo, stored.claimedAtMs, stored.resolvedAtMs, stored.outcome, stored.resolutionNote,
-                    stored.revision, stored.slaBreachRecorded, ticket.tenant.rawValue, ticket.id, ticket.revision,
+                    stored.revision, stored.slaBreachRecorded, stored.status == "open" && stored.slaBreachRecorded, ticket.tenant.rawValue, ticket.id, ticket.revision,
                 ])
             if db.changesCount == 0 {
                 let current = try Int64.fetchOne(
@@ -679,12 +691,12 @@ public final class SQLiteStore: Store {
         try db.cachedStatement(sql: """
             INSERT INTO tickets (tenant_id, id, session_id, pending_action_id, reason, priority, status, created_by, assigned_to,
                 created_at_ms, claimed_at_ms, resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision,
-                sla_breach_recorded)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                sla_breach_recorded, queue_breached)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 t.tenant.rawValue, t.id, t.sessionID, t.pendingActionID, t.reason, t.priority, t.status, t.createdBy, t.assignedTo,
                 t.createdAtMs, t.claimedAtMs, t.resolvedAtMs, t.slaDeadlineMs, t.outcome, t.resolutionNote, t.snapshotJSON, t.revision,
-                t.slaBreachRecorded,
+                t.slaBreachRecorded, t.status == "open" && t.slaBreachRecorded,
             ])
     }
 

@@ -247,7 +247,9 @@ public protocol Store: Sendable {
     func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord?
     /// Tickets opened in `since..<until`, and how many sessions were created then.
     func escalationWindow(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: [TicketRecord], sessions: Int64)
-    /// Tickets by SLA breach, then priority (highest first), then age (oldest first).
+    /// Tickets by recorded SLA breach of an open ticket (the desk sweeper
+    /// records them), then priority (highest first), then age (oldest first),
+    /// in index order: the first page costs the same however long the queue.
     func tickets(tenant: TenantID, query: TicketQuery) async throws(StoreError) -> [TicketRecord]
     /// Writes `ticket` over the revision it was read at, with an optional turn
     /// (an operator's reply) and events, and brings the session's status up to date.

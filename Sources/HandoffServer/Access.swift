@@ -24,9 +24,26 @@ public struct Principal: Sendable, Hashable {
     /// The identity as written in events, `handoff://tenant/acme/operator/alice`.
     public var uri: String
 
-    /// Reads `handoff://tenant/<tenant>/<role>/<name>`; nil for anything else.
+    /// The tenant of a global admin: it names the tenant of each call in the
+    /// `handoff-tenant` metadata.
+    public static let globalTenant = TenantID("*")
+
+    /// A global admin (`handoff://global/admin/<name>`), who works in any tenant.
+    public var isGlobal: Bool { tenant == Self.globalTenant }
+
+    /// Reads `handoff://tenant/<tenant>/<role>/<name>`, or a global admin's
+    /// `handoff://global/admin/<name>`; nil for anything else.
     /// (Byte-wise: it runs on every call.)
     public init?(uri: String) {
+        if uri.utf8.starts(with: "handoff://global/admin/".utf8) {
+            let name = uri.utf8.dropFirst("handoff://global/admin/".utf8.count)
+            guard !name.isEmpty, name.count <= 200, name.allSatisfy(Self.isNameByte) else { return nil }
+            tenant = Self.globalTenant
+            role = .admin
+            self.name = String(Substring(name))
+            self.uri = uri
+            return
+        }
         let prefix = "handoff://tenant/".utf8
         let bytes = uri.utf8
         guard bytes.count <= 400, bytes.starts(with: prefix) else { return nil }
@@ -38,9 +55,7 @@ public struct Principal: Sendable, Hashable {
             if byte == UInt8(ascii: "/") {
                 parts.append(Substring(uri)[start..<index].utf8)
                 start = bytes.index(after: index)
-            } else if !(byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") || byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")
-                || byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
-                || byte == UInt8(ascii: ".")) {
+            } else if !Self.isNameByte(byte) {
                 return nil
             }
             index = bytes.index(after: index)
@@ -55,6 +70,12 @@ public struct Principal: Sendable, Hashable {
         self.uri = uri
     }
 
+    /// Letters, digits, `-`, `_` and `.`: what tenant and identity names are made of.
+    static func isNameByte(_ byte: UInt8) -> Bool {
+        byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") || byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")
+            || byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+            || byte == UInt8(ascii: ".")
+    }
 }
 
 /// One RPC's rule.
@@ -203,6 +224,14 @@ public final class AccessControl: Sendable {
         return grant.principal
     }
 
+    /// The tenant a global admin's call names (`handoff-tenant` metadata), if well formed.
+    static func callTenant(_ context: ServerCallContext) -> TenantID? {
+        guard let name = context.metadataValue("handoff-tenant"), !name.isEmpty, name.utf8.count <= 100,
+              name.utf8.allSatisfy(Principal.isNameByte)
+        else { return nil }
+        return TenantID(name)
+    }
+
     /// A verified certificate's identity: its first SAN URI of the Handoff
     /// form, else its subject CN when that is of the form.
     static func principal(of peer: PeerIdentity) -> Principal? {
@@ -231,6 +260,11 @@ public final class AccessControl: Sendable {
                 code: .permissionDenied,
                 message: "\(method) is for \(allowed); \(principal.uri) is \(principal.role.rawValue)")
         }
+        if principal.isGlobal, !rule.anonymous, Self.callTenant(context) == nil {
+            throw RPCError(
+                code: .invalidArgument,
+                message: "\(principal.uri) is a global admin: name the tenant of the call in the handoff-tenant metadata")
+        }
         if let limit = Self.guessableMethods[method], !allow("\(method):\(principal.uri)", limit: limit) {
             throw RPCError(code: .resourceExhausted, message: "\(method): at most \(limit) calls a minute per identity; wait")
         }
@@ -252,7 +286,9 @@ extension ServerCallContext {
     /// default tenant.
     var caller: Caller {
         if let identity, let principal = Principal(uri: identity) {
-            return Caller(tenant: principal.tenant, identity: principal.uri, role: principal.role.rawValue)
+            // A global admin works in the tenant its call names (the access check required one).
+            let tenant = principal.isGlobal ? AccessControl.callTenant(self) ?? Principal.globalTenant : principal.tenant
+            return Caller(tenant: tenant, identity: principal.uri, role: principal.role.rawValue)
         }
         if let peer = connection.peer, let principal = AccessControl.principal(of: peer) {
             return Caller(tenant: principal.tenant, identity: principal.uri, role: principal.role.rawValue)

@@ -18,14 +18,15 @@ public final class RPCServer: Service {
         public var host: String
         /// 0 picks a free port; `localAddress` tells which.
         public var port: Int
-        public var tls: TLSConfiguration
+        /// nil: plaintext TCP, for development only (handoffd allows it only with --insecure-dev).
+        public var tls: TLSConfiguration?
         public var connection = RPCServerConnectionHandler.Configuration()
         /// How long calls in flight may run on after shutdown begins.
         public var shutdownGracePeriod: Duration = .seconds(10)
         /// Event loop threads; the default is one per core.
         public var threads = System.coreCount
 
-        public init(host: String, port: Int, tls: TLSConfiguration) {
+        public init(host: String, port: Int, tls: TLSConfiguration?) {
             self.host = host
             self.port = port
             self.tls = tls
@@ -35,7 +36,7 @@ public final class RPCServer: Service {
     private let configuration: Configuration
     private let registry: MethodRegistry
     private let logger: Logger
-    private let tlsContext: TLSContext
+    private let tlsContext: TLSContext?
     private let group: MultiThreadedEventLoopGroup
     private let connections = ConnectionSet()
     private let bound = Mutex<(any Channel)?>(nil)
@@ -46,7 +47,11 @@ public final class RPCServer: Service {
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
-        self.tlsContext = try TLSContext(configuration: configuration.tls)
+        if let tls = configuration.tls {
+            self.tlsContext = try TLSContext(configuration: tls)
+        } else {
+            self.tlsContext = nil
+        }
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
     }
 
@@ -151,8 +156,12 @@ public final class RPCServer: Service {
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(TLSHandler(context: tlsContext))
-                    try pipeline.addHandler(TLSIdentityHandler())
+                    if let tlsContext {
+                        try pipeline.addHandler(TLSHandler(context: tlsContext))
+                        try pipeline.addHandler(TLSIdentityHandler())
+                    } else {
+                        try pipeline.addHandler(PlaintextIdentityHandler())
+                    }
                     try pipeline.addHandler(
                         RPCServerConnectionHandler(registry: registry, configuration: configuration.connection, logger: logger))
                 }
@@ -180,6 +189,27 @@ final class ConnectionSet: Sendable {
     func insert(_ channel: any Channel) { channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
     func remove(_ channel: any Channel) { _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
     var all: [any Channel] { channels.withLock { Array($0.values) } }
+}
+
+/// A plaintext connection (--insecure-dev): no certificate, so callers are
+/// known by bearer token only; tells the call handler the peer's address.
+final class PlaintextIdentityHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { announce(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        announce(context)
+        context.fireChannelActive()
+    }
+
+    private func announce(_ context: ChannelHandlerContext) {
+        context.fireUserInboundEventTriggered(RPCServerConnectionHandler.ConnectionInfoEvent(ConnectionInfo(
+            remoteAddress: context.channel.remoteAddress.map(RPCServer.describe), tlsVersion: "", peer: nil)))
+    }
 }
 
 /// Turns the TLS handshake's outcome into the connection's identity for the

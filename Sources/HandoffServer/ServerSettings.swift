@@ -20,6 +20,7 @@ import Yams
 ///   key: .handoff/certs/server.key
 ///   client_ca: .handoff/certs/ca.pem
 ///   require_client_cert: false
+///   enabled: true                       # false: plaintext, refused unless handoffd --insecure-dev
 /// limits:
 ///   max_frame_bytes: 4194304
 ///   max_calls_per_connection: 1024
@@ -58,6 +59,8 @@ public struct ServerSettings: Sendable, Equatable {
     /// CA for client certificates; defaults to `<data>/certs/ca.pem`.
     public var clientCA: String?
     public var requireClientCertificate = false
+    /// false: plaintext TCP. handoffd refuses it unless started with --insecure-dev.
+    public var tlsEnabled = true
     public var crl: String?
     /// The risk policy file; nil: the shipped policy.
     public var policy: String?
@@ -130,6 +133,7 @@ public struct ServerSettings: Sendable, Equatable {
             if let v = tls.clientCA { clientCA = v }
             if let v = tls.requireClientCert { requireClientCertificate = v }
             if let v = tls.crl { crl = v }
+            if let v = tls.enabled { tlsEnabled = v }
         }
         if let limits = file.limits {
             if let v = limits.maxFrameBytes { maximumFrameBytes = v }
@@ -223,7 +227,7 @@ public struct ServerSettings: Sendable, Equatable {
             clientCertificateTrustRootsPath: clientCA,
             clientCertificates: requireClientCertificate ? .required : .optional,
             crlPath: crl)
-        var configuration = RPCServer.Configuration(host: host, port: port, tls: tls)
+        var configuration = RPCServer.Configuration(host: host, port: port, tls: tlsEnabled ? tls : nil)
         configuration.connection.maximumFrameSize = maximumFrameBytes
         configuration.connection.maximumConcurrentCalls = maximumCallsPerConnection
         configuration.connection.idleTimeout = .seconds(Int64(idleTimeoutSeconds))
@@ -370,8 +374,9 @@ public struct ServerSettings: Sendable, Equatable {
             var clientCA: String?
             var requireClientCert: Bool?
             var crl: String?
+            var enabled: Bool?
             enum CodingKeys: String, CodingKey, CaseIterable {
-                case cert, key, crl
+                case cert, key, crl, enabled
                 case clientCA = "client_ca"
                 case requireClientCert = "require_client_cert"
             }
@@ -383,6 +388,7 @@ public struct ServerSettings: Sendable, Equatable {
                 clientCA = try c.decodeIfPresent(String.self, forKey: .clientCA)
                 requireClientCert = try c.decodeIfPresent(Bool.self, forKey: .requireClientCert)
                 crl = try c.decodeIfPresent(String.self, forKey: .crl)
+                enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled)
             }
         }
 
@@ -541,7 +547,7 @@ extension ServerSettings {
     /// 0644 has leaked already on a shared machine.
     public func checkSecretPermissions() throws(Error) {
         let certs = (data as NSString).appendingPathComponent("certs")
-        var files = [tlsKey ?? (certs as NSString).appendingPathComponent("server.key")]
+        var files = tlsEnabled ? [tlsKey ?? (certs as NSString).appendingPathComponent("server.key")] : []
         files.append(multiFactor.keyFile ?? (data as NSString).appendingPathComponent("mfa.key"))
         for case .webhook(_, let secretFile) in (multiFactor.channels ?? []) + (notificationChannels ?? []) { files.append(secretFile) }
         for file in files where FileManager.default.fileExists(atPath: file) {

@@ -31,7 +31,7 @@ extension Identity {
             case .approver: .approver
             case .admin: .admin
             }
-            self.init(tenantID: principal.tenant.rawValue, role: role, name: principal.name)
+            self.init(tenantID: principal.isGlobal ? "" : principal.tenant.rawValue, role: role, name: principal.name)
         } else if actor == Caller.systemIdentity {
             self.init(tenantID: "", role: .system, name: "handoffd")
         } else {

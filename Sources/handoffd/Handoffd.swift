@@ -43,6 +43,9 @@ struct Handoffd: AsyncParsableCommand {
     @Flag(help: "Refuse clients without a certificate signed by --client-ca.")
     var requireClientCert = false
 
+    @Flag(help: "Development only: allow `tls: {enabled: false}` (plaintext; tokens and state cross the network in clear).")
+    var insecureDev = false
+
     @Option(help: "Risk policy file (YAML; `handoff policy default` prints the shipped one). SIGHUP reloads it. [default: the shipped policy]")
     var policy: String?
 
@@ -69,6 +72,10 @@ struct Handoffd: AsyncParsableCommand {
             if let policy { settings.policy = policy }
             if requireClientCert { settings.requireClientCertificate = true }
             try settings.validate()
+            if !settings.tlsEnabled && !insecureDev {
+                throw ValidationError(
+                    "TLS is turned off (tls.enabled: false): handoffd refuses to serve plaintext unless started with --insecure-dev")
+            }
             try settings.checkSecretPermissions()
         } catch {
             throw ValidationError("\(error)")
@@ -120,6 +127,9 @@ struct Handoffd: AsyncParsableCommand {
         let services = HandoffServices(
             store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor, notices: notices, logger: logger)
         services.register(into: &registry)
+        if !settings.tlsEnabled {
+            logger.warning("serving WITHOUT TLS (--insecure-dev): bearer tokens and session state cross the network in clear; development only")
+        }
         let server: RPCServer
         do {
             server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)

@@ -212,6 +212,46 @@ struct AccessMatrixTests {
         await running.stop()
     }
 
+    @Test("a global admin works in the tenant each call names, and must name one")
+    func globalAdmin() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let root = try #require(Principal(uri: "handoff://global/admin/root"))
+        #expect(root.isGlobal && root.role == .admin && root.name == "root")
+        #expect(Principal(uri: "handoff://global/operator/x") == nil, "only admins are global")
+        let hash = SHA256.hash(data: Data("root-token".utf8)).map { String(format: "%02x", $0) }.joined()
+        let running = try await start(directory, access: AccessControl(tokens: [TokenGrant(principal: root, sha256: hash, expiresAtMs: nil)]))
+        let acme = try client(running, directory, "acme.agent")
+        _ = try await acme.call(Sessions.createSession, CreateSessionRequest(sessionID: "g", stateJSON: #"{"who":"acme"}"#, reasoning: "r"))
+        var configuration = HandoffClient.Configuration(
+            host: "127.0.0.1", port: running.port,
+            tls: .client(trustRootsPath: (directory as NSString).appendingPathComponent("ca.pem"), serverHostname: "127.0.0.1"))
+        configuration.metadata = [MetadataEntry(key: "authorization", value: "Bearer root-token")]
+        let global = try HandoffClient(configuration: configuration)
+        func inTenant(_ tenant: String) -> CallOptions { CallOptions(metadata: [MetadataEntry(key: "handoff-tenant", value: tenant)]) }
+        let unnamed = await refusalOf(global, Sessions.getSession, GetSessionRequest(sessionID: "g"))
+        #expect(unnamed?.code == .invalidArgument && unnamed?.message.contains("handoff-tenant") == true)
+        let seen = try await global.call(Sessions.getSession, GetSessionRequest(sessionID: "g"), options: inTenant("acme"))
+        #expect(seen.session?.stateJSON == #"{"who":"acme"}"#)
+        do {
+            _ = try await global.call(Sessions.getSession, GetSessionRequest(sessionID: "g"), options: inTenant("globex"))
+            Issue.record("acme's session was found in globex")
+        } catch {
+            #expect(error.code == .notFound)
+        }
+        // What it does is recorded as a global admin's.
+        _ = try await global.call(Sessions.updateState, UpdateStateRequest(
+            sessionID: "g", reasoning: "support fix", change: .mergePatchJSON(#"{"fixed":true}"#)), options: inTenant("acme"))
+        let events = try await acme.call(Sessions.listEvents, ListEventsRequest(sessionID: "g", order: .newestFirst, pageSize: 5))
+        #expect(events.events.first?.actor == Identity(tenantID: "", role: .admin, name: "root"))
+        // A tenant's admin may not reach another tenant by naming it.
+        let acmeAdmin = try client(running, directory, "acme.admin")
+        let scoped = try await acmeAdmin.call(Sessions.getSession, GetSessionRequest(sessionID: "g"), options: inTenant("globex"))
+        #expect(scoped.session?.tenantID == "acme", "handoff-tenant moved a tenant-scoped admin")
+        for c in [acme, global, acmeAdmin] { await c.close() }
+        await running.stop()
+    }
+
     @Test("bearer tokens: a known one acts as its identity, an unknown or expired one is UNAUTHENTICATED, guessing is cut off")
     func bearerTokens() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path

@@ -185,8 +185,8 @@ struct ServerSettingsTests {
         #expect(configuration.connection.maximumFrameSize == 1_048_576)
         #expect(configuration.connection.maximumConcurrentCalls == 64)
         #expect(configuration.connection.idleTimeout == .seconds(30))
-        #expect(configuration.tls.certificateChainPath == "/etc/handoff/server.pem")
-        #expect(configuration.tls.peerVerification == .required)
+        #expect(configuration.tls?.certificateChainPath == "/etc/handoff/server.pem")
+        #expect(configuration.tls?.peerVerification == .required)
     }
 
     @Test("defaults point the certificates into the data directory")
@@ -194,9 +194,9 @@ struct ServerSettingsTests {
         var settings = ServerSettings()
         settings.data = "/srv/h"
         let configuration = try settings.serverConfiguration()
-        #expect(configuration.tls.certificateChainPath == "/srv/h/certs/server.pem")
-        #expect(configuration.tls.trustRootsPath == "/srv/h/certs/ca.pem")
-        #expect(configuration.tls.peerVerification == .optional)
+        #expect(configuration.tls?.certificateChainPath == "/srv/h/certs/server.pem")
+        #expect(configuration.tls?.trustRootsPath == "/srv/h/certs/ca.pem")
+        #expect(configuration.tls?.peerVerification == .optional)
     }
 
     @Test("a misspelt key is refused by name", arguments: [

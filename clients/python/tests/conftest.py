@@ -37,12 +37,13 @@ class ServerProcess:
     """A handoffd process; ``port`` is read from its ``listening on HOST:PORT`` line."""
 
     def __init__(self, binaries: Path, data: Path, certs: Path, *, listen: str = "127.0.0.1:0",
-                 config: Optional[Path] = None) -> None:
+                 config: Optional[Path] = None, extra: Optional[List[str]] = None) -> None:
         arguments = [str(binaries / "handoffd"), "--listen", listen, "--data", str(data),
                      "--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key"),
                      "--client-ca", str(certs / "ca.pem")]
         if config is not None:
             arguments += ["--config", str(config)]
+        arguments += extra or []
         self.data = data
         self.output: List[str] = []
         self._listening = threading.Event()

@@ -925,6 +925,70 @@ struct WatchMethodsTests {
 
 @Suite("Escalation analytics over TLS")
 struct AnalyticsMethodsTests {
+    @Test("a generated week: the stats of the week and of one day agree with counts the test keeps itself")
+    func generatedWeek() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let (running, agent) = try await startDecisionServer(fixtures, clock: clock)  // session "s", not escalated
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        var random = SplitMix(seed: 42)
+        let reasons = [("payment failed", 3), ("security question", 3), ("frustrated customer", 2), ("complaint about delay", 2),
+                       ("question about hours", 1), ("wants a human", 1)]
+        struct Kept { var created: Int64; var reason: String; var priority: Int; var claimedAfter: Int64?; var resolvedAfter: Int64? }
+        var sessions: [Int64] = [clock.read()]
+        var kept: [Kept] = []
+        let start = clock.read()
+        for i in 0..<210 {  // 30 a day over 7 days, at irregular times
+            clock.advance(seconds: Int64(random.next() % 5760))
+            _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: "w\(i)", reasoning: "r"))
+            sessions.append(clock.read())
+            guard random.next() % 4 == 0 else { continue }
+            let (reason, priority) = reasons[Int(random.next() % UInt64(reasons.count))]
+            let ticket = try #require(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "w\(i)", reason: reason)).ticket)
+            var record = Kept(created: clock.read(), reason: reason, priority: priority)
+            if random.next() % 3 != 0 {
+                let wait = Int64(random.next() % 600) + 1
+                clock.advance(seconds: wait)
+                _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: ticket.id))
+                record.claimedAfter = wait * 1000
+                if random.next() % 2 == 0 {
+                    let work = Int64(random.next() % 1200) + 1
+                    clock.advance(seconds: work)
+                    _ = try await operatorClient.call(Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved))
+                    record.resolvedAfter = (wait + work) * 1000
+                }
+            }
+            kept.append(record)
+        }
+        let end = clock.read() + 1
+        func nearestRank(_ values: [Int64], _ q: Double) -> Int64 {
+            let sorted = values.sorted()
+            return sorted.isEmpty ? 0 : sorted[max(0, Int((q * Double(sorted.count)).rounded(.up)) - 1)]
+        }
+        for (since, until) in [(start, end), (start + 2 * 86_400_000, start + 3 * 86_400_000)] {
+            let inWindow = kept.filter { $0.created >= since && $0.created < until }
+            let sessionCount = sessions.filter { $0 >= since && $0 < until }.count
+            let stats = try await operatorClient.call(Analytics.escalationStats, EscalationStatsRequest(
+                topReasonsLimit: 100, window: .range(TimeRange(sinceUnixMs: since, untilUnixMs: until))))
+            #expect(stats.sessionsInWindow == Int64(sessionCount))
+            #expect(stats.escalations == Int64(inWindow.count))
+            #expect(abs(stats.escalationRate - Double(inWindow.count) / Double(max(1, sessionCount))) < 1e-9)
+            var counts: [String: Int64] = [:]
+            for k in inWindow { counts[k.reason, default: 0] += 1 }
+            #expect(Dictionary(uniqueKeysWithValues: stats.topReasons.map { ($0.reason, $0.count) }) == counts)
+            let expectedByPriority: [Int64] = [3, 2, 1].map { p in Int64(inWindow.filter { $0.priority == p }.count) }
+            #expect(stats.byPriority.map { $0.count } == expectedByPriority)
+            let claims = inWindow.compactMap(\.claimedAfter), resolutions = inWindow.compactMap(\.resolvedAfter)
+            #expect(stats.ticketsClaimed == Int64(claims.count) && stats.ticketsResolved == Int64(resolutions.count))
+            #expect(stats.medianTimeToClaimMs == nearestRank(claims, 0.5) && stats.p90TimeToClaimMs == nearestRank(claims, 0.9))
+            #expect(stats.medianTimeToResolveMs == nearestRank(resolutions, 0.5) && stats.p90TimeToResolveMs == nearestRank(resolutions, 0.9))
+        }
+        #expect(kept.count > 30, "the generator escalated too little to test anything: \(kept.count)")
+        for client in [operatorClient, agent] { await client.close() }
+        await running.stop()
+    }
+
     @Test("rate, top reasons, per-priority counts, claim and resolve times, and the alert over a window")
     func stats() async throws {
         let fixtures = try Fixtures()
@@ -964,5 +1028,18 @@ struct AnalyticsMethodsTests {
         #expect(bad?.code == .invalidArgument)
         for client in [operatorClient, agent] { await client.close() }
         await running.stop()
+    }
+}
+
+/// A seeded generator, so a generated week is the same every run.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

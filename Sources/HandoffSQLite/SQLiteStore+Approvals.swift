@@ -7,6 +7,18 @@ import GRDB
 public import HandoffCore
 
 extension SQLiteStore {
+    public func unresolvedTicketID(tenant: TenantID, sessionID: String) async throws(StoreError) -> String? {
+        do {
+            return try await pool.read { db in
+                try String.fetchOne(
+                    db.cachedStatement(sql: "SELECT id FROM tickets WHERE tenant_id = ? AND session_id = ? AND status != 'resolved'"),
+                    arguments: [tenant.rawValue, sessionID])
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
     public func unrecordedSLABreaches(now: Int64, limit: Int) async throws(StoreError) -> [TicketRecord] {
         do {
             return try await pool.read { db in

@@ -130,8 +130,12 @@ extension MethodRegistry {
         register(Sessions.getContext) { request, context in
             try requireSessionID(request.sessionID)
             let found = try await sessions.context(id: request.sessionID, turnLimit: Int(request.turnLimit), caller: context.caller)
+            var session = found.session.proto
+            if session.status == .escalated {
+                session.escalationTicketID = try await sessions.escalationTicketID(id: request.sessionID, caller: context.caller) ?? ""
+            }
             return GetContextResponse(
-                session: found.session.proto, turns: found.turns.map { $0.proto(tenant: found.session.tenant) },
+                session: session, turns: found.turns.map { $0.proto(tenant: found.session.tenant) },
                 memories: found.memories.map(\.proto), totalTurns: found.totalTurns)
         }
         register(Admin.verifyAuditChain) { request, context in
@@ -150,7 +154,11 @@ extension MethodRegistry {
         }
         register(Sessions.getSession) { request, context in
             try requireSessionID(request.sessionID)
-            return GetSessionResponse(session: try await sessions.get(id: request.sessionID, caller: context.caller).proto)
+            var session = try await sessions.get(id: request.sessionID, caller: context.caller).proto
+            if session.status == .escalated {
+                session.escalationTicketID = try await sessions.escalationTicketID(id: request.sessionID, caller: context.caller) ?? ""
+            }
+            return GetSessionResponse(session: session)
         }
         register(Sessions.updateState) { request, context in
             try requireSessionID(request.sessionID)

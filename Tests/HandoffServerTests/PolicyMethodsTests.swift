@@ -689,7 +689,8 @@ struct EscalationsMethodsTests {
         #expect(ticket.slaDeadlineUnixMs == clock.read() + 900_000)
         let again = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "s", reason: "payment problem"))
         #expect(!again.created && again.ticket?.id == ticket.id, "a second escalation opened a second ticket")
-        #expect(try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .escalated)
+        let escalatedSession = try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session
+        #expect(escalatedSession?.status == .escalated && escalatedSession?.escalationTicketID == ticket.id)
 
         let queue = try await operatorClient.call(Escalations.listQueue, ListQueueRequest())
         #expect(queue.tickets.map(\.id) == [ticket.id])

@@ -289,6 +289,16 @@ public final class SessionService: Sendable {
         return AuditResult(eventsChecked: events.count, firstBreak: EventChain.verify(events), headHash: events.last!.hash)
     }
 
+    /// The id of the session's unresolved escalation ticket, or nil (the
+    /// session must be the caller's tenant's; another's is nil too).
+    public func escalationTicketID(id: String, caller: Caller) async throws(SessionError) -> String? {
+        do {
+            return try await store.unresolvedTicketID(tenant: caller.tenant, sessionID: id)
+        } catch {
+            throw SessionError(error)
+        }
+    }
+
     /// Runs `work`, a change to one of the session's pending actions, in order
     /// with the session's other changes; `work` returns the session status the
     /// store computed, which the resident session takes.

@@ -257,6 +257,8 @@ public protocol Store: Sendable {
     func updateTicket(
         _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
     ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String, events: [EventRecord])
+    /// The id of the session's ticket that is not resolved yet, or nil.
+    func unresolvedTicketID(tenant: TenantID, sessionID: String) async throws(StoreError) -> String?
     /// Open tickets of every tenant whose claim SLA ran out by `now` and whose
     /// breach is not recorded yet, oldest deadline first, at most `limit`.
     func unrecordedSLABreaches(now: Int64, limit: Int) async throws(StoreError) -> [TicketRecord]

@@ -17,6 +17,31 @@ import Synchronization
 ///                  certificateChainPath: "certs/agent.pem", privateKeyPath: "certs/agent.key")))
 /// let pong = try await client.call(Health.ping, PingRequest())
 /// ```
+///
+/// ## Calls
+/// Every RPC has a typed descriptor in `HandoffProto` (`Sessions.updateState`,
+/// `Policy.assessAction`, `Decisions.waitForDecision`, …). ``call(_:_:options:)``
+/// makes a unary call; ``stream(_:_:options:)`` starts a server stream and
+/// returns an `AsyncThrowingStream` of its messages. Calls from many tasks run
+/// at once over the one connection, matched by call id.
+///
+/// ## Deadlines and metadata
+/// A call waits at most ``Configuration/defaultTimeout`` (30 s) unless its
+/// `CallOptions` say otherwise; the server is told the deadline and stops too.
+/// Streams have no deadline unless given one. ``Configuration/metadata`` is sent
+/// with every call (a bearer token, for example: `authorization: Bearer …`).
+///
+/// ## Errors
+/// Every failure is an `RPCError` with a gRPC status code and a message naming
+/// the problem: the server's own (`NOT_FOUND`, `ABORTED` for a stale version,
+/// `PERMISSION_DENIED` naming the rule, …), `UNAVAILABLE` when the server cannot
+/// be reached (with the TLS or network reason), `DEADLINE_EXCEEDED`, `CANCELLED`.
+///
+/// ## Reconnecting
+/// When the connection drops, the calls on it fail with `UNAVAILABLE` and the
+/// next call opens a new one; a caller that retries needs nothing else. A
+/// `WaitForDecision` stream that failed is simply started again: decisions are
+/// durable before they are streamed.
 public final class HandoffClient: Sendable {
     /// Where the server is and how to reach it.
     public struct Configuration: Sendable {
@@ -60,6 +85,11 @@ public final class HandoffClient: Sendable {
     }
 
     /// Makes a unary call.
+    /// - Parameters:
+    ///   - method: the RPC, for example `Sessions.updateState`.
+    ///   - request: its request message.
+    ///   - options: deadline and metadata for this call; nil: the configuration's.
+    /// - Returns: the response message.
     /// - Throws: `RPCError`: the server's status, UNAVAILABLE when it cannot be
     ///   reached (with the TLS or network reason), DEADLINE_EXCEEDED, CANCELLED.
     public func call<Request, Response>(
@@ -69,7 +99,13 @@ public final class HandoffClient: Sendable {
         return try await connection.call(method, request, options: effective(options))
     }
 
-    /// Starts a server-streaming call; see `RPCClientConnection.stream`.
+    /// Starts a server-streaming call (`Operators.watch`, `Decisions.waitForDecision`).
+    /// - Parameters:
+    ///   - method: the streaming RPC.
+    ///   - request: its request message.
+    ///   - options: deadline and metadata; nil: no deadline, the configuration's metadata.
+    /// - Returns: the messages as they arrive; iterating ends with the server's
+    ///   END, or throws its error status. Leaving the loop cancels the call.
     public func stream<Request, Response>(
         _ method: ServerStreamingMethod<Request, Response>, _ request: Request, options: CallOptions? = nil
     ) async throws(RPCError) -> AsyncThrowingStream<Response, any Error> {

@@ -49,7 +49,7 @@ extension MethodRegistry {
 extension MethodRegistry {
     /// Registers Decisions/WaitForDecision and Decisions/ReportExecution.
     public mutating func registerDecisions(_ confirmations: ConfirmationService) {
-        register(Decisions.waitForDecision) { request, context, writer in
+        register(Decisions.waitForDecision, endsOnDrain: true) { request, context, writer in
             let decisions = try await confirmations.waitForDecision(pendingActionIDs: request.pendingActionIDs, caller: context.caller)
             for try await decision in decisions {
                 let pending = decision.action.proto

@@ -125,7 +125,7 @@ extension MethodRegistry {
     public mutating func registerWatch(
         _ feed: DeskFeed, policy: PolicyHolder, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
     ) {
-        register(Operators.watch) { request, context, writer in
+        register(Operators.watch, endsOnDrain: true) { request, context, writer in
             var kinds: Set<DeskItem.Kind> = []
             for kind in request.kinds {
                 switch kind {

@@ -15,6 +15,9 @@ public struct MethodRegistry: Sendable {
     }
 
     private(set) var handlers: [String: Handler] = [:]
+    /// Streams that never end on their own (a watch): a draining server ends
+    /// them at once with UNAVAILABLE instead of waiting out the grace period.
+    private(set) var endsOnDrain: Set<String> = []
 
     /// Runs before every call is dispatched, also for a method no handler
     /// serves: the place for authentication and authorization. It returns the
@@ -40,10 +43,13 @@ public struct MethodRegistry: Sendable {
 
     /// Registers a server-streaming method: the body writes each response to
     /// the writer; returning ends the stream with OK, throwing with the error.
+    /// `endsOnDrain`: an open-ended stream, ended with UNAVAILABLE as soon as
+    /// the server starts shutting down (the client resumes elsewhere).
     public mutating func register<Request, Response>(
-        _ method: ServerStreamingMethod<Request, Response>,
+        _ method: ServerStreamingMethod<Request, Response>, endsOnDrain: Bool = false,
         _ body: @escaping @Sendable (Request, ServerCallContext, ResponseWriter<Response>) async throws -> Void
     ) {
+        if endsOnDrain { self.endsOnDrain.insert(method.fullName) } else { self.endsOnDrain.remove(method.fullName) }
         handlers[method.fullName] = .serverStreaming { bytes, context, raw in
             let request = try decodeRequest(Request.self, bytes)
             try await body(request, context, ResponseWriter(raw: raw))

@@ -48,6 +48,8 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
         var deadline: Scheduled<Void>?
         var streaming: Bool
         let started: NIODeadline
+        /// Ended with UNAVAILABLE when the connection drains (an open-ended stream).
+        var endsOnDrain = false
     }
 
     private enum State {
@@ -252,6 +254,7 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
 
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         var call = Call(task: nil, deadline: nil, streaming: false, started: now)
+        call.endsOnDrain = registry.endsOnDrain.contains(envelope.method)
         if let deadline {
             call.deadline = context.eventLoop.scheduleTask(deadline: deadline) {
                 bound.value.deadlineExceeded(id, timeoutMs: envelope.timeoutMs)
@@ -436,6 +439,12 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
             write(Envelope(
                 kind: .goaway, callID: highestCallID, statusCode: RPCError.Code.unavailable.rawValue,
                 statusMessage: "the server is shutting down"))
+        }
+        for (id, call) in calls where call.endsOnDrain {
+            calls.removeValue(forKey: id)
+            call.deadline?.cancel()
+            call.task?.cancel()
+            write(.end(callID: id, status: .unavailable, message: "the server is shutting down; watch again (from your last cursor) to resume"))
         }
         closeIfDrained()
     }

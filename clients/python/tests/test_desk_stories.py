@@ -83,3 +83,38 @@ def test_a_12000_refund_needs_two_approvers_and_the_agent_gets_the_edited_action
     finally:
         agent.close()
         server.stop()
+
+
+def test_shutdown_ends_open_watches_at_once(binaries: Path, certs: Path, tmp_path: Path) -> None:
+    """SIGTERM with a watcher connected: the Watch ends with UNAVAILABLE at once
+    (the watcher resumes elsewhere) instead of holding shutdown for the whole
+    10 s grace period."""
+    import threading
+    import time
+
+    config = tmp_path / "handoffd.yaml"
+    config.write_text("limits:\n  shutdown_grace_seconds: 10\n")
+    server = ServerProcess(binaries, tmp_path / "data", certs, config=config)
+    operator = handoff.Client.from_certs(server.address, str(certs), role="operator", default_timeout=10)
+    ended: List[BaseException] = []
+
+    def watch() -> None:
+        try:
+            with operator.desk.watch() as events:
+                for _ in events:
+                    pass
+        except BaseException as error:  # noqa: BLE001 - the test inspects it
+            ended.append(error)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    time.sleep(0.5)  # the watch is open
+    began = time.monotonic()
+    status = server.stop()
+    took = time.monotonic() - began
+    thread.join(timeout=10)
+    operator.close()
+    assert status == 0
+    assert took < 5, f"handoffd took {took:.1f} s to stop with a watcher connected"
+    assert ended and isinstance(ended[0], handoff.Unavailable), ended
+    assert "shutting down" in str(ended[0]), ended

@@ -119,9 +119,18 @@ public final class AssessmentService: Sendable {
                     requestHash: Array(SHA256.hash(data: Data(actionJSON.utf8))), assessmentJSON: assessmentJSON,
                     pendingActionID: pending?.id, createdAtMs: now),
                 pending: pending,
-                event: NewEvent(
+                events: [NewEvent(
                     action: "action.assessed", actor: caller.identity, reasoning: action.description,
-                    detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now))
+                    detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)]
+                    // An automated action the sampling rate picked: operators review these after the
+                    // fact (`handoff reviews`, or ListEvents with this action).
+                    + (assessment.sampledForReview ? [NewEvent(
+                        action: "action.sampled_for_review", actor: caller.identity, reasoning: action.description,
+                        detailsJSON: JSONValue.object([
+                            "tool": .string(action.toolName), "action": action.canonicalJSON,
+                            "sampling_rate": .number(loaded.policy.samplingRate),
+                        ]).serialized,
+                        occurredAtMs: now)] : []))
         } catch {
             throw SessionError(error)
         }

@@ -384,7 +384,7 @@ public final class SQLiteStore: Store {
     }
 
     public func recordAssessment(
-        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, event: NewEvent
+        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, events: [NewEvent]
     ) async throws(StoreError) -> RecordedAssessment {
         try await write { db in
             try Self.requireSession(db, tenant: tenant, id: assessment.sessionID)
@@ -422,7 +422,7 @@ public final class SQLiteStore: Store {
                         assessment.assessmentJSON, assessment.pendingActionID, assessment.createdAtMs,
                     ])
             }
-            _ = try Self.append(db, tenant: tenant, sessionID: assessment.sessionID, event: event)
+            for event in events { _ = try Self.append(db, tenant: tenant, sessionID: assessment.sessionID, event: event) }
             return RecordedAssessment(assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false)
         }
     }

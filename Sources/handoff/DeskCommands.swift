@@ -479,3 +479,30 @@ struct StatsCommand: AsyncParsableCommand {
         ], json: json)
     }
 }
+
+struct ReviewsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reviews",
+        abstract: "Automated actions the policy's sampling rate picked for review after the fact, newest first.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Only the last this many hours.") var hours: Double?
+    @Option(help: "How many to show.") var limit: Int32 = 50
+    @Option(help: "The next_page_token of the previous page.") var pageToken = ""
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let client = try connection.makeClient()
+        let since = hours.map { nowMs() - Int64($0 * 3_600_000) } ?? 0
+        let response = try await perform(client, Sessions.listEvents, ListEventsRequest(
+            actions: ["action.sampled_for_review"], sinceUnixMs: since, order: .newestFirst, pageSize: limit, pageToken: pageToken))
+        await client.close()
+        let items: [[(String, Any)]] = response.events.map { event in
+            [
+                ("session_id", event.sessionID), ("sequence", event.sequence), ("agent", Names.identity(event.actor)),
+                ("what", event.reasoning), ("details_json", event.detailsJSON), ("occurred_at_unix_ms", event.occurredAtUnixMs),
+            ]
+        }
+        try emitList(items, json: json, empty: "nothing was sampled for review")
+        if !json, !response.nextPageToken.isEmpty { print("\nmore: --page-token \(response.nextPageToken)") }
+    }
+}

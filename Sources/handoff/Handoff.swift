@@ -11,6 +11,7 @@ struct Handoff: AsyncParsableCommand {
             Certs.self, Ping.self, SessionCommand.self, AuditCommand.self, PolicyCommand.self, Tokens.self, DeskCommand.self,
             ApprovalsCommand.self, WatchCommand.self, ConsoleCommand.self, QueueCommand.self, TicketCommand.self,
             ClaimCommand.self, ReplyCommand.self, ResolveCommand.self, ApproveCommand.self, RejectCommand.self, StatsCommand.self,
+            ReviewsCommand.self,
         ]
     )
 }

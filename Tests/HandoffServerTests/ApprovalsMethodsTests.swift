@@ -324,6 +324,26 @@ struct ApprovalsMethodsTests {
         await running.stop()
     }
 
+    @Test("automated actions the sampling rate picks are recorded for review, in the assessment's transaction")
+    func sampledForReview() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let everything = Policy.standardYAML.replacingOccurrences(of: "sampling_rate: 0.0", with: "sampling_rate: 1.0")
+        #expect(everything != Policy.standardYAML)
+        let (running, agent, _) = try await start(fixtures, clock: TestClock(), policy: everything)
+        let weather = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(
+            sessionID: "s", action: Action(toolName: "get_weather", description: "What's the weather?")))
+        #expect(weather.strategy == .automate && weather.sampledForReview)
+        _ = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(
+            sessionID: "s", action: Action(toolName: "book_flight", description: "Book a flight")))  // not automated: not sampled
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        let reviews = try await operatorClient.call(Sessions.listEvents, ListEventsRequest(actions: ["action.sampled_for_review"]))
+        #expect(reviews.events.count == 1)
+        #expect(reviews.events.first?.reasoning == "What's the weather?" && reviews.events.first?.detailsJSON.contains("get_weather") == true)
+        for client in [operatorClient, agent] { await client.close() }
+        await running.stop()
+    }
+
     @Test("a ticket unclaimed past its SLA gets one sla_breached event and Watch event; approvers watch only their approvals")
     func slaBreachesAndApproverWatch() async throws {
         let fixtures = try Fixtures(approvers: ["alice", "carol"])

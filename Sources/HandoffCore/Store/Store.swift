@@ -223,7 +223,7 @@ public protocol Store: Sendable {
     /// writes nothing.
     /// - Throws: `.notFound` (no such session), `.keyReused` (same key, other request).
     func recordAssessment(
-        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, event: NewEvent
+        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, events: [NewEvent]
     ) async throws(StoreError) -> RecordedAssessment
     /// A pending action, or nil.
     func pendingAction(tenant: TenantID, id: String) async throws(StoreError) -> PendingActionRecord?

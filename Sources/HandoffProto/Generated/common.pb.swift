@@ -1006,7 +1006,8 @@ public struct Ticket: ProtoMessage {
     public var priority: Priority
     /// Where the ticket stands.
     public var status: TicketStatus
-    /// Who escalated (the agent, or ROLE_SYSTEM for policy escalations).
+    /// Who escalated: the caller of Escalate, or the agent whose AssessAction
+    /// the policy's escalate strategy sent to the desk.
     public var createdBy: Identity?
     /// The operator who claimed it; unset while OPEN.
     public var assignedTo: Identity?

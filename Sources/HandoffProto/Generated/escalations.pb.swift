@@ -244,11 +244,13 @@ public struct ClaimRequest: ProtoMessage {
     /// The ticket to claim; it must be OPEN, or CLAIMED by the same assignee
     /// (then the call changes nothing), else FAILED_PRECONDITION.
     public var ticketID: String
-    /// Take the ticket even though another operator holds it. Admins only
-    /// (PERMISSION_DENIED otherwise).
+    /// Take the ticket even though another operator holds it. Admins only: a
+    /// claimed ticket claimed again without it, or by a non-admin, is
+    /// FAILED_PRECONDITION naming who holds it.
     public var reassign: Bool
-    /// Name of the operator to assign; empty means the caller. Naming anyone
-    /// else is for admins only (PERMISSION_DENIED otherwise).
+    /// The operator to assign: a name (the operator of that name in the
+    /// caller's tenant) or a full identity; empty means the caller. Naming
+    /// anyone else is for admins only (PERMISSION_DENIED otherwise).
     public var assignee: String
 
     /// Creates a message; every field left out keeps its protobuf default.
@@ -359,7 +361,8 @@ public struct ReplyResponse: ProtoMessage {
 public struct ResolveRequest: ProtoMessage {
     public static let protoName = "handoff.v1.ResolveRequest"
 
-    /// The ticket to resolve; it must be CLAIMED by the caller, else
+    /// The ticket to resolve; it must be claimed by the caller (an admin may
+    /// resolve any), else PERMISSION_DENIED; an already resolved one is
     /// FAILED_PRECONDITION.
     public var ticketID: String
     /// How the ticket ends; required (UNSPECIFIED is INVALID_ARGUMENT).

@@ -76,8 +76,9 @@ public struct WatchRequest: ProtoMessage {
     /// empty means every priority.
     public var priorities: [Priority]
     /// Resume after this event: the `cursor` of the last DeskEvent received.
-    /// Empty means start with events from now on. A cursor older than the
-    /// retained history is OUT_OF_RANGE; a malformed one INVALID_ARGUMENT.
+    /// Empty means start with events from now on. The whole event log is kept,
+    /// so any cursor this server issued resumes; a malformed one is
+    /// INVALID_ARGUMENT.
     public var resumeCursor: String
 
     /// Creates a message; every field left out keeps its protobuf default.

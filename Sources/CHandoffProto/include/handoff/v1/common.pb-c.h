@@ -809,7 +809,8 @@ struct  Handoff__V1__Ticket
    */
   Handoff__V1__TicketStatus status;
   /*
-   * Who escalated (the agent, or ROLE_SYSTEM for policy escalations).
+   * Who escalated: the caller of Escalate, or the agent whose AssessAction
+   * the policy's escalate strategy sent to the desk.
    */
   Handoff__V1__Identity *created_by;
   /*

@@ -212,13 +212,15 @@ struct  Handoff__V1__ClaimRequest
    */
   char *ticket_id;
   /*
-   * Take the ticket even though another operator holds it. Admins only
-   * (PERMISSION_DENIED otherwise).
+   * Take the ticket even though another operator holds it. Admins only: a
+   * claimed ticket claimed again without it, or by a non-admin, is
+   * FAILED_PRECONDITION naming who holds it.
    */
   protobuf_c_boolean reassign;
   /*
-   * Name of the operator to assign; empty means the caller. Naming anyone
-   * else is for admins only (PERMISSION_DENIED otherwise).
+   * The operator to assign: a name (the operator of that name in the
+   * caller's tenant) or a full identity; empty means the caller. Naming
+   * anyone else is for admins only (PERMISSION_DENIED otherwise).
    */
   char *assignee;
 };
@@ -289,7 +291,8 @@ struct  Handoff__V1__ResolveRequest
 {
   ProtobufCMessage base;
   /*
-   * The ticket to resolve; it must be CLAIMED by the caller, else
+   * The ticket to resolve; it must be claimed by the caller (an admin may
+   * resolve any), else PERMISSION_DENIED; an already resolved one is
    * FAILED_PRECONDITION.
    */
   char *ticket_id;

@@ -89,8 +89,9 @@ struct  Handoff__V1__WatchRequest
   Handoff__V1__Priority *priorities;
   /*
    * Resume after this event: the `cursor` of the last DeskEvent received.
-   * Empty means start with events from now on. A cursor older than the
-   * retained history is OUT_OF_RANGE; a malformed one INVALID_ARGUMENT.
+   * Empty means start with events from now on. The whole event log is kept,
+   * so any cursor this server issued resumes; a malformed one is
+   * INVALID_ARGUMENT.
    */
   char *resume_cursor;
 };

@@ -296,8 +296,8 @@ class HITLAgent:
         self.after_decision(call, verdict)
 
     def escalated(self, call: ToolCall, verdict: handoff.Assessment) -> None:
-        # Where the server sent it (the Assessment view has no field for these yet: read the response).
-        approval_id, ticket_id = verdict.raw.approval_id, verdict.raw.ticket_id
+        # Where the server sent it: an approval chain, or an operator's ticket.
+        approval_id, ticket_id = verdict.approval_id, verdict.ticket_id
         if approval_id:
             self.say.agent("This needs a person's approval. I've asked; please bear with me.")
             self.say.system(f"approval {approval_id} requested; waiting for the approver")
@@ -325,7 +325,7 @@ class HITLAgent:
         else:
             decision = self.client.wait_for_decision(verdict, timeout=self.decision_timeout)
         self.say.system(f"decision: {decision.status}" + (f" ({decision.comment})" if decision.comment else ""))
-        approval_id = verdict.raw.approval_id
+        approval_id = verdict.approval_id
         if approval_id:
             # Who decided, and why, is on the approval's chain.
             for step in self.client.get_approval(approval_id).steps:

@@ -48,6 +48,8 @@ public final class EscalationService: Sendable {
     private let notices: NoticeSender
     /// When each tenant's escalation-rate alert last went out.
     private let alerted = Mutex<[TenantID: Int64]>([:])
+    /// When each tenant's rate was last counted: at most once a second, however many escalations.
+    private let counted = Mutex<[TenantID: Int64]>([:])
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, confirmations: ConfirmationService,
@@ -118,7 +120,17 @@ public final class EscalationService: Sendable {
         let now = clock()
         let window = Int64(settings.alertWindowSeconds) * 1000
         if let last = alerted.withLock({ $0[caller.tenant] }), now - last < window { return }
-        guard let stats = try? await stats(since: nil, until: nil, topReasons: 3, caller: caller), stats.alert else { return }
+        let due = counted.withLock { counted -> Bool in
+            if let last = counted[caller.tenant], now - last < 1000 { return false }
+            counted[caller.tenant] = now
+            return true
+        }
+        guard due else { return }
+        // Two index counts on every escalation; the full stats only when the alert goes out.
+        guard let counts = try? await store.escalationCounts(tenant: caller.tenant, since: now + 1 - window, until: now + 1),
+              counts.sessions > 0, Double(counts.tickets) / Double(counts.sessions) > settings.alertThreshold,
+              let stats = try? await stats(since: nil, until: nil, topReasons: 3, caller: caller), stats.alert
+        else { return }
         // Claim the window before sending, so concurrent escalations send one alert.
         let first = alerted.withLock { sent -> Bool in
             if let last = sent[caller.tenant], now - last < window { return false }

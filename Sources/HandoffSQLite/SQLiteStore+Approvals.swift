@@ -7,6 +7,22 @@ import GRDB
 public import HandoffCore
 
 extension SQLiteStore {
+    public func escalationCounts(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: Int64, sessions: Int64) {
+        do {
+            return try await pool.read { db in
+                let tickets = try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT count(*) FROM tickets WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
+                    arguments: [tenant.rawValue, since, until]) ?? 0
+                let sessions = try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT count(*) FROM sessions WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
+                    arguments: [tenant.rawValue, since, until]) ?? 0
+                return (tickets, sessions)
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
     public func unresolvedTicketID(tenant: TenantID, sessionID: String) async throws(StoreError) -> String? {
         do {
             return try await pool.read { db in

@@ -228,6 +228,13 @@ public final class SQLiteStore: Store {
                     WHERE status != 'resolved';
                 """)
         }
+        migrator.registerMigration("v12: windows of sessions and tickets by creation time") { db in
+            // EscalationStats and the escalation-rate alert count these per window.
+            try db.execute(sql: """
+                CREATE INDEX sessions_by_creation ON sessions (tenant_id, created_at_ms);
+                CREATE INDEX tickets_by_creation ON tickets (tenant_id, created_at_ms);
+                """)
+        }
         return migrator
     }
 

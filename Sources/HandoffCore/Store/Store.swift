@@ -245,6 +245,9 @@ public protocol Store: Sendable {
     ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord])
     /// A ticket, or nil.
     func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord?
+    /// How many tickets were opened and sessions created in `since..<until`
+    /// (index counts: cheap enough to run on every escalation).
+    func escalationCounts(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: Int64, sessions: Int64)
     /// Tickets opened in `since..<until`, and how many sessions were created then.
     func escalationWindow(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: [TicketRecord], sessions: Int64)
     /// Tickets by recorded SLA breach of an open ticket (the desk sweeper

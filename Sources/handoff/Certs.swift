@@ -1,12 +1,13 @@
 // Handoff — `handoff certs`: a development certificate authority.
 
 import ArgumentParser
+import Foundation
 import HandoffTLS
 
 struct Certs: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Development certificates.",
-        subcommands: [Init.self]
+        subcommands: [Init.self, Issue.self]
     )
 
     struct Init: ParsableCommand {
@@ -49,6 +50,58 @@ struct Certs: ParsableCommand {
                 throw CommandFailure("certs init: \(error)")
             }
             print("wrote a development CA, server and \(Self.roles.joined(separator: ", ")) certificates to \(directory)")
+        }
+    }
+
+    struct Issue: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue one more client certificate from the development CA of DIR.",
+            discussion: """
+                For a second approver or operator, or a global admin: writes <file>.pem and <file>.key \
+                (mode 0600) into DIR, signed by DIR/ca.pem and DIR/ca.key, with the SAN URI \
+                handoff://tenant/<tenant>/<role>/<name> (or handoff://global/admin/<name> with --global). \
+                Use it with --certs DIR --role <file>.
+                """
+        )
+
+        @Argument(help: "Directory made by `handoff certs init`.")
+        var directory: String
+
+        @Option(help: "The identity's name, for example alice.")
+        var name: String
+
+        @Option(help: "agent, operator, approver or admin.")
+        var role: String
+
+        @Option(help: "Its tenant (default: default).")
+        var tenant = "default"
+
+        @Flag(help: "A global admin (handoff://global/admin/<name>), who names each call's tenant.")
+        var global = false
+
+        @Option(help: "File name without extension (default: <tenant>.<role>.<name>, or global.admin.<name>).")
+        var file: String?
+
+        func validate() throws {
+            let allowed = { (text: String) in !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) } }
+            guard allowed(name) else { throw ValidationError("--name \(name) must be letters, digits, -, _ and .") }
+            guard allowed(tenant) else { throw ValidationError("--tenant \(tenant) must be letters, digits, -, _ and .") }
+            guard Init.roles.contains(role) else { throw ValidationError("--role must be one of \(Init.roles.joined(separator: ", "))") }
+            if global, role != "admin" { throw ValidationError("only admins are global (--role admin)") }
+        }
+
+        func run() throws {
+            let uri = global ? "handoff://global/admin/\(name)" : "handoff://tenant/\(tenant)/\(role)/\(name)"
+            let base = file ?? (global ? "global.admin.\(name)" : "\(tenant).\(role).\(name)")
+            func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
+            do {
+                try DevelopmentPKI.issueCertificate(
+                    certificatePath: path("\(base).pem"), keyPath: path("\(base).key"), issuerCertificatePath: path("ca.pem"),
+                    issuerKeyPath: path("ca.key"), commonName: name, uris: [uri], usage: .client)
+            } catch {
+                throw CommandFailure("certs issue: \(error)")
+            }
+            print("wrote \(path("\(base).pem")) for \(uri) (use --role \(base))")
         }
     }
 }

@@ -118,3 +118,30 @@ def test_shutdown_ends_open_watches_at_once(binaries: Path, certs: Path, tmp_pat
     assert took < 5, f"handoffd took {took:.1f} s to stop with a watcher connected"
     assert ended and isinstance(ended[0], handoff.Unavailable), ended
     assert "shutting down" in str(ended[0]), ended
+
+
+def test_certs_issue_makes_a_global_admin_who_names_the_tenant(binaries: Path, tmp_path: Path) -> None:
+    """`handoff certs issue --global` makes a global admin's certificate; with
+    --tenant the CLI acts in that tenant, without it the server says what is missing."""
+    certs = tmp_path / "certs"
+    made = subprocess.run([str(binaries / "handoff"), "certs", "init", str(certs), "--tenant", "acme"], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    issued = subprocess.run([str(binaries / "handoff"), "certs", "issue", str(certs), "--name", "root", "--role", "admin", "--global"],
+                            capture_output=True, text=True)
+    assert issued.returncode == 0 and "handoff://global/admin/root" in issued.stdout, issued.stdout + issued.stderr
+    assert (certs / "global.admin.root.key").stat().st_mode & 0o077 == 0
+    server = ServerProcess(binaries, tmp_path / "data", certs)
+    try:
+        agent = handoff.Client.from_certs(server.address, str(certs), role="agent", default_timeout=10)
+        agent.sessions.create("visible")
+        agent.escalate("visible", "security question")
+        agent.close()
+        base = [str(binaries / "handoff"), "queue", "--json", "--server", server.address, "--certs", str(certs),
+                "--role", "global.admin.root"]
+        unnamed = subprocess.run(base, capture_output=True, text=True, timeout=30)
+        assert unnamed.returncode != 0 and "handoff-tenant" in unnamed.stderr + unnamed.stdout
+        named = subprocess.run(base + ["--tenant", "acme"], capture_output=True, text=True, timeout=30)
+        assert named.returncode == 0, named.stderr
+        assert [t["session_id"] for t in json.loads(named.stdout)] == ["visible"]
+    finally:
+        server.stop()

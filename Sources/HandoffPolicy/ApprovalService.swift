@@ -131,10 +131,16 @@ public final class ApprovalService: Sendable {
         }
         var amount: Decimal?
         if !amountText.isEmpty {
-            guard let parsed = Decimal(string: amountText, locale: Locale(identifier: "en_US_POSIX")), !parsed.isNaN, parsed >= 0,
-                  amountText.allSatisfy({ $0.isNumber || $0 == "." })
+            let parts = amountText.split(separator: ".", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (48...57).contains($0) } }),
+                  amountText.utf8.count <= 40,
+                  let parsed = Decimal(string: amountText, locale: Locale(identifier: "en_US_POSIX")), !parsed.isNaN
             else { throw .invalidArgument("amount \"\(amountText)\" is not a non-negative decimal number such as 250.00") }
             amount = parsed
+        }
+        if action != nil, caller.role != "agent", caller.role != "admin" {
+            // Assessing a new action is AssessAction's, which is the agent's (and the admin's).
+            throw .permissionDenied("only an agent or an admin proposes a new action; give the pending_action_id of an assessed one")
         }
         let pendingID: String
         if let action {
@@ -177,8 +183,13 @@ public final class ApprovalService: Sendable {
                 tenant: caller.tenant, id: "ap-" + UUID().uuidString.lowercased(), sessionID: sessionID, pendingActionID: pending.id,
                 actionJSON: pending.actionJSON, amount: "\(value)", currency: money, reason: reason, requester: caller.identity,
                 status: "pending", steps: steps, currentLevel: 1, createdAtMs: now)
-            // The chain's own deadlines govern from now on, not the action's.
+            // The chain's own deadlines govern from now on, not the action's; the
+            // approvers decide it, so no confirmation or code is awaited any more.
             pending.expiresAtMs = 0
+            pending.awaitingConfirmation = false
+            pending.confirmationExpiresAtMs = 0
+            pending.mfaCodeHash = nil
+            pending.mfaExpiresAtMs = 0
             pending.updatedAtMs = now
             let opened: (approval: ApprovalRecord, created: Bool, events: [EventRecord])
             do throws(StoreError) {
@@ -259,6 +270,9 @@ public final class ApprovalService: Sendable {
             if let amount = edited.amount, amount > approved {
                 throw .invalidArgument("edited_action.amount \(amount) exceeds the amount under approval \(found.amount)")
             }
+            if edited.amount == nil, Self.action(found.actionJSON)?.amount != nil {
+                throw .invalidArgument("edited_action.amount is required: the action has an amount (at most \(found.amount))")
+            }
             if !edited.currency.isEmpty, !found.currency.isEmpty, edited.currency != found.currency {
                 throw .invalidArgument("edited_action.currency must stay \(found.currency)")
             }
@@ -269,6 +283,9 @@ public final class ApprovalService: Sendable {
             var approval = try await self.load(item.approvalID, caller: caller)
             guard approval.status == "pending", var step = approval.currentStep else {
                 throw .failedPrecondition("approval \(approval.id) is \(approval.status), not pending")
+            }
+            if step.expiresAtMs > 0, step.expiresAtMs <= self.clock() {
+                throw .failedPrecondition("level \(step.level) of approval \(approval.id) expired undecided; the policy's expiry outcome applies")
             }
             if item.expectedLevel != 0, item.expectedLevel != step.level {
                 throw .failedPrecondition("approval \(approval.id) is at level \(step.level), not \(item.expectedLevel): read it again")

@@ -118,8 +118,10 @@ public final class ConfirmationService: Sendable {
 
     /// Runs `body` on the pending action as stored, in its session's turn,
     /// after marking it expired (and refusing the call) if its time is up.
+    /// An action an approval chain is deciding is refused (FAILED_PRECONDITION
+    /// naming the approval) unless `whileApproving`: only the approvers settle it.
     func decide<T: Sendable>(
-        _ id: String, caller: Caller,
+        _ id: String, caller: Caller, whileApproving: Bool = false,
         _ body: @escaping @Sendable (PendingActionRecord, Int64) async throws(SessionError) -> (T, status: String?)
     ) async throws(SessionError) -> T {
         let found = try await load(id, caller: caller)
@@ -128,6 +130,17 @@ public final class ConfirmationService: Sendable {
             var action = try await self.load(id, caller: caller)
             let now = self.clock()
             if let expired = try await self.expire(&action, now: now, caller: caller) { return (.failure(expired.error), expired.status) }
+            if !whileApproving, action.isUndecided {
+                let approval: String?
+                do throws(StoreError) {
+                    approval = try await self.store.pendingApprovalID(tenant: caller.tenant, pendingActionID: action.id)
+                } catch {
+                    throw SessionError(error)
+                }
+                if let approval {
+                    throw .failedPrecondition("pending action \(action.id) awaits approval \(approval); its approvers decide it")
+                }
+            }
             let (outcome, status) = try await body(action, now)
             return (.success(outcome), status)
         }.get()

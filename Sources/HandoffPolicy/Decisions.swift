@@ -121,7 +121,7 @@ extension ConfirmationService {
     @discardableResult
     func expireNow(_ id: String, caller: Caller) async throws(SessionError) -> PendingActionRecord {
         do {
-            return try await decide(id, caller: caller) { (action, _) throws(SessionError) in (action, status: nil) }
+            return try await decide(id, caller: caller, whileApproving: true) { (action, _) throws(SessionError) in (action, status: nil) }
         } catch {
             // decide refuses an expired action after recording the expiry: read what it wrote.
             return try await load(id, caller: caller)

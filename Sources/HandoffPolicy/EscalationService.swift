@@ -222,21 +222,7 @@ public final class EscalationService: Sendable {
             throw .invalidArgument("ticket \(ticketID) holds no pending action to decide")
         }
         var decided: (PendingActionRecord, String?)?
-        if decision != nil, current.status != "resolved" {
-            // An action an approval chain is deciding is the approvers' to decide, not the desk's.
-            var query = ApprovalQuery()
-            query.sessionID = current.sessionID
-            let open: [ApprovalRecord]
-            do {
-                open = try await store.pendingApprovals(tenant: caller.tenant, query: query)
-            } catch {
-                throw SessionError(error)
-            }
-            if let approval = open.first(where: { $0.pendingActionID == current.pendingActionID }) {
-                throw .failedPrecondition(
-                    "pending action \(current.pendingActionID) awaits approval \(approval.id); resolve without a decision and let the approvers decide")
-            }
-        }
+        // An action an approval chain is deciding is refused inside settle's turn (ConfirmationService.decide).
         if let decision, current.status != "resolved" {
             decided = try await confirmations.settle(current.pendingActionID, release: decision == "release", note: note, caller: caller)
         }

@@ -356,6 +356,7 @@ private struct PolicyReader {
         let text = try string(node, path)
         if text == "never" { return nil }
         guard let seconds = Int(text), seconds > 0 else { throw fail(node, path, "\"\(text)\" is not a positive number of seconds or never") }
+        guard seconds <= 315_360_000 else { throw fail(node, path, "\(seconds) seconds is more than ten years; use never") }
         return seconds
     }
 

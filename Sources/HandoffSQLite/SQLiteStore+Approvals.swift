@@ -94,6 +94,18 @@ extension SQLiteStore {
         }
     }
 
+    public func pendingApprovalID(tenant: TenantID, pendingActionID: String) async throws(StoreError) -> String? {
+        do {
+            return try await pool.read { db in
+                try String.fetchOne(
+                    db.cachedStatement(sql: "SELECT id FROM approvals WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'"),
+                    arguments: [tenant.rawValue, pendingActionID])
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
     public func pendingApprovals(tenant: TenantID, query: ApprovalQuery) async throws(StoreError) -> [ApprovalRecord] {
         var sql = "\(Self.approvalColumns) WHERE tenant_id = ? AND status = 'pending'"
         var arguments: StatementArguments = [tenant.rawValue]
@@ -123,7 +135,8 @@ extension SQLiteStore {
                     arguments: [now, limit]
                 ).compactMap { row -> ApprovalRecord? in
                     let tenant = TenantID(row[0])
-                    return try Row.fetchOne(
+                    // A row that does not decode is skipped, not allowed to stop every tenant's sweep.
+                    return try? Row.fetchOne(
                         db.cachedStatement(sql: "\(Self.approvalColumns) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, row[1]]
                     ).map { try Self.approval($0, tenant: tenant) }
                 }
@@ -214,7 +227,7 @@ extension SQLiteStore {
 
     static func decodeSteps(_ json: String) throws -> [ApprovalStepRecord] {
         guard case .array(let items) = try JSONValue(parsing: json) else { throw StoreError.failure("approval steps are not a list") }
-        return try items.map { item in
+        let steps = try items.map { item in
             guard let m = item.objectValue, case .integer(let level)? = m["level"], case .array(let approvers)? = m["approvers"],
                   case .string(let status)? = m["status"]
             else { throw StoreError.failure("an approval step is malformed: \(item.serialized)") }
@@ -230,5 +243,9 @@ extension SQLiteStore {
             step.decidedAtMs = int("decided_at_ms")
             return step
         }
+        guard steps.enumerated().allSatisfy({ $0.offset + 1 == $0.element.level }), !steps.isEmpty, steps.count <= 100 else {
+            throw StoreError.failure("approval steps are not levels 1…n in order")
+        }
+        return steps
     }
 }

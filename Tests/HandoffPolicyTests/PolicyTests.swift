@@ -145,6 +145,7 @@ struct PolicyTests {
          "bad.yaml:5: approvals.chains[1].above: another chain already starts above 10.0"),
         ("version: x\napprovals: {on_expiry: shrug}\n", "bad.yaml:2: approvals.on_expiry: unknown outcome \"shrug\""),
         ("version: x\napprovals: {step_timeout_seconds: soon}\n", "approvals.step_timeout_seconds: \"soon\" is not a positive number"),
+        ("version: x\npending_expiry_seconds: 9999999999999999\n", "pending_expiry_seconds: 9999999999999999 seconds is more than ten years"),
     ])
     func badFiles(_ yaml: String, _ expected: String) {
         let error = #expect(throws: PolicyError.self) { _ = try Policy(yaml: yaml, source: "bad.yaml") }

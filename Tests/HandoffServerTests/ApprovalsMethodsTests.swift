@@ -165,11 +165,9 @@ struct ApprovalsMethodsTests {
 
         // The requester rule holds even for an approver who requested it.
         let aliceCaller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/approver/alice", role: "approver")
+        let upgrade = try await assess(agent, Action(toolName: "book_flight", description: "Book a business class upgrade"))
         let own = try await services.approvals.request(
-            sessionID: "s", pendingActionID: nil,
-            action: ProposedAction(toolName: "issue_refund", declaredType: nil, parameters: .object([:]), description: "", amount: 5000,
-                                   currency: "USD", confidence: nil),
-            amount: "", currency: "", reason: "my own", caller: aliceCaller)
+            sessionID: "s", pendingActionID: upgrade.id, action: nil, amount: "5000", currency: "USD", reason: "my own", caller: aliceCaller)
         let ownRefusal = refused(try await decide(alice, [ApprovalDecision(approvalID: own.approval.id, verdict: .approve)]).first)
         #expect(ownRefusal?.code == 7)
         #expect(ownRefusal?.message.contains("nobody decides an approval they requested") == true)
@@ -189,12 +187,30 @@ struct ApprovalsMethodsTests {
             sessionID: "s", amount: "1500", reason: "r", subject: .action(Action(toolName: "issue_refund", amount: "25000", currency: "USD"))))
         #expect(understated?.code == .invalidArgument && understated?.message.contains("below the action's own amount") == true)
         // An approver lowers an amount, never raises it.
+        let refundApproval = try await request(agent, amount: "3000", reason: "another refund")
         let raised = refused(try await decide(alice, [ApprovalDecision(
-            approvalID: own.approval.id, verdict: .approve, editedAction: Action(toolName: "issue_refund", amount: "9000", currency: "USD"))]).first)
+            approvalID: refundApproval.id, verdict: .approve, editedAction: Action(toolName: "issue_refund", amount: "9000", currency: "USD"))]).first)
         #expect(raised?.code == 3 && raised?.message.contains("exceeds the amount under approval") == true)
+        let unstated = refused(try await decide(alice, [ApprovalDecision(
+            approvalID: refundApproval.id, verdict: .approve, editedAction: Action(toolName: "issue_refund"))]).first)
+        #expect(unstated?.code == 3 && unstated?.message.contains("edited_action.amount is required") == true)
+        #expect(await code(RequestApprovalRequest(sessionID: "s", amount: "1.2.3", reason: "r", subject: .action(refund)))?.code
+            == .invalidArgument)
+        // While approvers decide, the user's confirmation cannot settle it.
+        let booking = try await assess(agent, Action(toolName: "book_flight", description: "Book a flight"))
+        _ = try await agent.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
+        let chained = try #require(try await agent.call(Approvals.requestApproval, RequestApprovalRequest(
+            sessionID: "s", amount: "2500", reason: "a manager signs bookings this large", subject: .pendingActionID(booking.id))).approval)
+        let answered = await refusalOf(agent, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
+        #expect(answered?.code == .failedPrecondition && answered?.message.contains("awaits approval \(chained.id)") == true)
+        // An operator asks approval of an assessed action, never of a new one.
+        let operatorAsks = try running.client(fixtures.clientTLS(role: "operator"))
+        #expect(await refusalOf(operatorAsks, Approvals.requestApproval, RequestApprovalRequest(
+            sessionID: "s", reason: "r", subject: .action(refund)))?.code == .permissionDenied)
+        await operatorAsks.close()
         // Requesting again for the same pending action returns the approval already pending.
         let pending = try await agent.call(Approvals.requestApproval, RequestApprovalRequest(
-            sessionID: "s", reason: "again", subject: .pendingActionID(own.action.id)))
+            sessionID: "s", amount: "5000", reason: "again", subject: .pendingActionID(own.action.id)))
         #expect(pending.approval?.id == own.approval.id)
         // The desk cannot decide around the chain: an operator's resolve may not release it.
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))

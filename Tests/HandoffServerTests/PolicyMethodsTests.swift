@@ -320,10 +320,15 @@ struct ConfirmationsMethodsTests {
         #expect(no.pendingAction?.releaseToken == "")
         #expect(try await status(client) == .active)
 
-        let refund = try await assess(client, Action(toolName: "issue_refund", amount: "250", currency: "USD"))
-        let wrong = await refusalOf(client, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: refund.id))
+        // A legal question escalates (to an operator, no approval): not a confirmation's to settle.
+        let legal = try await assess(client, Action(toolName: "answer_question", decisionType: .legal, description: "Can I break my lease?"))
+        let wrong = await refusalOf(client, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: legal.id))
         #expect(wrong?.code == .failedPrecondition)
         #expect(wrong?.message.contains("needs escalate, not a confirmation") == true, "\(String(describing: wrong))")
+        // A refund the policy sent to approvers is theirs to settle.
+        let refund = try await assess(client, Action(toolName: "issue_refund", amount: "250", currency: "USD"))
+        let approving = await refusalOf(client, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: refund.id))
+        #expect(approving?.code == .failedPrecondition && approving?.message.contains("awaits approval") == true)
         let unknown = await refusalOf(client, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: "pa-nope"))
         #expect(unknown?.code == .notFound)
         await running.stop()

@@ -276,6 +276,8 @@ public protocol Store: Sendable {
     ) async throws(StoreError) -> (approval: ApprovalRecord, created: Bool, events: [EventRecord])
     /// An approval, or nil.
     func approval(tenant: TenantID, id: String) async throws(StoreError) -> ApprovalRecord?
+    /// The id of the pending approval deciding a pending action, or nil.
+    func pendingApprovalID(tenant: TenantID, pendingActionID: String) async throws(StoreError) -> String?
     /// Pending approvals of a tenant, the soonest-expiring current step first
     /// (never-expiring last), then oldest.
     func pendingApprovals(tenant: TenantID, query: ApprovalQuery) async throws(StoreError) -> [ApprovalRecord]

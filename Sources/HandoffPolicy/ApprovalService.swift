@@ -8,6 +8,7 @@
 
 import Crypto
 import Foundation
+import Synchronization
 public import HandoffCore
 
 /// Something the desks tell people about: the approvers of a new step, the
@@ -34,25 +35,61 @@ public protocol NoticeChannel: Sendable {
     func notify(_ notice: DeskNotice) async throws
 }
 
-/// Sends notices through every channel. Delivery is best effort after the
-/// commit: the desk feed and the store hold the truth; a channel that fails
-/// is reported to `onFailure` (the log), and the others still run.
-public struct NoticeSender: Sendable {
-    let channels: [any NoticeChannel]
-    let onFailure: @Sendable (DeskNotice, String, any Error) -> Void
-
-    public init(channels: [any NoticeChannel] = [], onFailure: @escaping @Sendable (DeskNotice, String, any Error) -> Void = { _, _, _ in }) {
-        self.channels = channels
-        self.onFailure = onFailure
+/// Sends notices through every channel, in order, from a task of its own:
+/// a slow or dead webhook (up to its timeout per notice) holds neither the
+/// RPC that caused the notice nor the desk sweeper. Delivery is best effort
+/// after the commit: the desk feed and the store hold the truth; a channel
+/// that fails is reported to `onFailure` (the log), and the others still run.
+public final class NoticeSender: Sendable {
+    private let continuation: AsyncStream<DeskNotice>.Continuation
+    /// Notices queued and done (delivered, failed or dropped), shared with the worker.
+    private final class Counts: Sendable {
+        let state = Mutex((queued: 0, done: 0))
     }
 
-    public func send(_ notice: DeskNotice) async {
-        for channel in channels {
-            do {
-                try await channel.notify(notice)
-            } catch {
-                onFailure(notice, channel.name, error)
+    private let counts = Counts()
+    private let worker: Task<Void, Never>
+
+    /// `capacity`: notices waiting at most; beyond it the oldest are dropped (and logged).
+    public init(
+        channels: [any NoticeChannel] = [], capacity: Int = 10_000,
+        onFailure: @escaping @Sendable (DeskNotice, String, any Error) -> Void = { _, _, _ in }
+    ) {
+        let (stream, continuation) = AsyncStream<DeskNotice>.makeStream(bufferingPolicy: .bufferingNewest(capacity))
+        self.continuation = continuation
+        let counts = self.counts
+        worker = Task {
+            for await notice in stream {
+                for channel in channels {
+                    do {
+                        try await channel.notify(notice)
+                    } catch {
+                        onFailure(notice, channel.name, error)
+                    }
+                }
+                counts.state.withLock { $0.done += 1 }
             }
+        }
+    }
+
+    deinit {
+        continuation.finish()
+    }
+
+    /// Queues a notice; returns at once.
+    public func send(_ notice: DeskNotice) {
+        counts.state.withLock { $0.queued += 1 }
+        if case .dropped = continuation.yield(notice) {
+            counts.state.withLock { $0.done += 1 }
+        }
+    }
+
+    /// Waits until every notice queued so far was delivered (or failed): for
+    /// tests and for an orderly shutdown.
+    public func flush() async {
+        let target = counts.state.withLock { $0.queued }
+        while counts.state.withLock({ $0.done }) < target {
+            try? await Task.sleep(for: .milliseconds(5))
         }
     }
 }
@@ -226,17 +263,24 @@ public final class ApprovalService: Sendable {
     public func pending(sessionID: String?, offset: Int, limit: Int, caller: Caller) async throws(SessionError) -> [ApprovalRecord] {
         var query = ApprovalQuery()
         query.sessionID = sessionID
-        let all: [ApprovalRecord]
-        do {
-            all = try await store.pendingApprovals(tenant: caller.tenant, query: query)
-        } catch {
-            throw SessionError(error)
-        }
         let now = clock()
         let settings = policy.current.policy.approvals
-        let mine = all.filter { approval in
-            guard approval.dueAtMs == 0 || approval.dueAtMs > now else { return false }
-            return caller.role == "admin" || Self.refusal(approval, caller, settings) == nil
+        // Routing is the policy's, so it is filtered here, over the store's pages,
+        // until enough match (or the tenant's pending approvals run out).
+        var mine: [ApprovalRecord] = []
+        while mine.count < offset + limit {
+            let page: [ApprovalRecord]
+            do {
+                page = try await store.pendingApprovals(tenant: caller.tenant, query: query)
+            } catch {
+                throw SessionError(error)
+            }
+            mine += page.filter { approval in
+                guard approval.dueAtMs == 0 || approval.dueAtMs > now else { return false }
+                return caller.role == "admin" || Self.refusal(approval, caller, settings) == nil
+            }
+            if page.count < query.limit { break }
+            query.offset += page.count
         }
         return Array(mine.dropFirst(offset).prefix(limit))
     }
@@ -546,7 +590,7 @@ public final class ApprovalService: Sendable {
     }
 
     private func send(_ notice: DeskNotice) async {
-        await notices.send(notice)
+        notices.send(notice)
     }
 }
 

@@ -140,7 +140,7 @@ public final class EscalationService: Sendable {
         guard first else { return }
         let percent = (stats.rate * 1000).rounded() / 10
         let reasons = stats.topReasons.map { "\($0.reason) (\($0.count))" }.joined(separator: ", ")
-        await notices.send(DeskNotice(
+        notices.send(DeskNotice(
             kind: "escalation.alert", tenant: caller.tenant, approvalID: "", sessionID: "", level: 0,
             recipients: ["role:operator", "role:admin"],
             summary: "escalation rate \(percent)% (\(stats.escalations) of \(stats.sessions) sessions) over the last "

@@ -113,8 +113,8 @@ extension SQLiteStore {
             sql += " AND session_id = ?"
             arguments += [session]
         }
-        sql += " ORDER BY due_at_ms = 0, due_at_ms, created_at_ms, id LIMIT ?"
-        arguments += [query.limit]
+        sql += " ORDER BY due_at_ms = 0, due_at_ms, created_at_ms, id LIMIT ? OFFSET ?"
+        arguments += [query.limit, query.offset]
         let bound = arguments
         let text = sql
         do {

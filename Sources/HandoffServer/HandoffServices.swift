@@ -18,6 +18,8 @@ public struct HandoffServices: Sendable {
     public let approvals: ApprovalService
     public let feed: DeskFeed
     public let automaticEscalation: AutomaticEscalation
+    /// Where approval notices and alerts are queued for their channels.
+    public let notices: NoticeSender
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, multiFactor: MultiFactorSettings,
@@ -39,6 +41,7 @@ public struct HandoffServices: Sendable {
         approvals = ApprovalService(
             store: store, sessions: sessions, policy: policy, confirmations: confirmations, assessments: assessments, desk: desk,
             notices: sender, clock: clock)
+        self.notices = sender
         feed = DeskFeed(store: store, hub: desk)
         automaticEscalation = AutomaticEscalation(approvals: approvals, escalations: escalations, policy: policy)
     }

@@ -53,7 +53,9 @@ struct ApprovalsMethodsTests {
         if case .error(let error)? = result?.result { error } else { nil }
     }
 
-    private func notices(_ fixtures: Fixtures) throws -> [[String: Any]] {
+    /// The notices delivered so far (after the sender's queue is drained: it delivers from a task of its own).
+    private func notices(_ fixtures: Fixtures, _ services: HandoffServices) async throws -> [[String: Any]] {
+        await services.notices.flush()
         guard let text = try? String(contentsOfFile: fixtures.path("notices.jsonl"), encoding: .utf8) else { return [] }
         return try text.split(separator: "\n").map { try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
     }
@@ -62,7 +64,7 @@ struct ApprovalsMethodsTests {
     func twoLevels() async throws {
         let fixtures = try Fixtures(approvers: ["alice", "bob", "carol"])
         defer { fixtures.remove() }
-        let (running, agent, _) = try await start(fixtures, clock: TestClock())
+        let (running, agent, services) = try await start(fixtures, clock: TestClock())
         let alice = try running.client(fixtures.clientTLS(role: "alice"))
         let bob = try running.client(fixtures.clientTLS(role: "bob"))
         let carol = try running.client(fixtures.clientTLS(role: "carol"))
@@ -72,7 +74,7 @@ struct ApprovalsMethodsTests {
         #expect(approval.steps.map(\.approvers) == [["group:managers"], ["group:finance"]])
         #expect(approval.steps.map(\.status) == [.pending, .waiting])
         #expect(approval.requester == Identity(tenantID: "acme", role: .agent, name: "agent"))
-        let first = try notices(fixtures)
+        let first = try await notices(fixtures, services)
         #expect(first.count == 1 && first.first?["kind"] as? String == "approval.requested")
         #expect(first.first?["recipients"] as? [String] == ["group:managers"])
 
@@ -92,7 +94,7 @@ struct ApprovalsMethodsTests {
         ]).first))
         #expect(afterFirst.currentLevel == 2 && afterFirst.steps.map(\.status) == [.approved, .pending])
         #expect(afterFirst.steps[0].decidedBy == Identity(tenantID: "acme", role: .approver, name: "alice"))
-        #expect(try notices(fixtures).last?["recipients"] as? [String] == ["group:finance"])
+        #expect(try await notices(fixtures, services).last?["recipients"] as? [String] == ["group:finance"])
 
         // Alice is in finance too, but one person does not approve two levels.
         let twice = refused(try await decide(alice, [ApprovalDecision(approvalID: approval.id, verdict: .approve)]).first)
@@ -118,7 +120,7 @@ struct ApprovalsMethodsTests {
         #expect(decision?.action?.amount == "20000", "the release is bound to the edited action")
         #expect(decision?.releaseToken.count == 64)
         #expect(decision?.decidedBy == Identity(tenantID: "acme", role: .approver, name: "bob"), "the decider reaches the agent")
-        let outcome = try notices(fixtures).last
+        let outcome = try await notices(fixtures, services).last
         #expect(outcome?["kind"] as? String == "approval.approved")
         #expect(outcome?["recipients"] as? [String] == ["handoff://tenant/acme/agent/agent"])
         // Final: nobody decides it again.
@@ -264,7 +266,7 @@ struct ApprovalsMethodsTests {
         }
         #expect(status == .expired)
         #expect(try await watched.value == [.approvalExpired, .approvalRequested, .approvalExpired], "level 1 expired, level 2 asked, level 2 expired")
-        #expect(try notices(fixtures).last?["kind"] as? String == "approval.expired")
+        #expect(try await notices(fixtures, services).last?["kind"] as? String == "approval.expired")
         await watcher.close()
         await agent.close()
         await running.stop()
@@ -322,20 +324,20 @@ struct ApprovalsMethodsTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let clock = TestClock()
-        let (running, agent, _) = try await start(fixtures, clock: clock, policy: Policy.standardYAML)
+        let (running, agent, services) = try await start(fixtures, clock: clock, policy: Policy.standardYAML)
         for id in ["a", "b", "c"] { _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: id, reasoning: "r")) }
-        func alerts() throws -> [[String: Any]] { try notices(fixtures).filter { $0["kind"] as? String == "escalation.alert" } }
+        func alerts() async throws -> [[String: Any]] { try await notices(fixtures, services).filter { $0["kind"] as? String == "escalation.alert" } }
         _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "a", reason: "complaint"))  // 1 of 4 sessions: 25 %
-        #expect(try alerts().count == 1)
-        #expect((try alerts().first?["summary"] as? String)?.contains("escalation rate 25.0% (1 of 4 sessions)") == true)
-        #expect(try alerts().first?["recipients"] as? [String] == ["role:operator", "role:admin"])
+        #expect(try await alerts().count == 1)
+        #expect((try await alerts().first?["summary"] as? String)?.contains("escalation rate 25.0% (1 of 4 sessions)") == true)
+        #expect(try await alerts().first?["recipients"] as? [String] == ["role:operator", "role:admin"])
         _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "b", reason: "complaint"))
-        #expect(try alerts().count == 1, "a second escalation in the same window sent a second alert")
+        #expect(try await alerts().count == 1, "a second escalation in the same window sent a second alert")
         // A day later the window holds only new sessions.
         clock.advance(seconds: 86_401)
         for id in ["d", "e"] { _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: id, reasoning: "r")) }
         _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "d", reason: "complaint"))
-        #expect(try alerts().count == 2)
+        #expect(try await alerts().count == 2)
         await agent.close()
         await running.stop()
     }
@@ -357,6 +359,27 @@ struct ApprovalsMethodsTests {
         #expect(reviews.events.count == 1)
         #expect(reviews.events.first?.reasoning == "What's the weather?" && reviews.events.first?.detailsJSON.contains("get_weather") == true)
         for client in [operatorClient, agent] { await client.close() }
+        await running.stop()
+    }
+
+    @Test("a notice channel that hangs holds up neither the approval nor the next notice's turn")
+    func slowChannel() async throws {
+        /// A webhook that takes 1.5 s to answer.
+        struct Hanging: NoticeChannel {
+            let name = "hanging"
+            func notify(_ notice: DeskNotice) async throws { try await Task.sleep(for: .milliseconds(1500)) }
+        }
+        let fixtures = try Fixtures(approvers: ["alice"])
+        defer { fixtures.remove() }
+        let (running, agent, services) = try await startServices(
+            fixtures, clock: TestClock(), policyYAML: chainPolicy, notices: [Hanging(), FileCodeChannel(path: fixtures.path("notices.jsonl"))])
+        let began = ContinuousClock.now
+        _ = try await request(agent, amount: "2000")
+        _ = try await request(agent, amount: "3000", reason: "a second refund")
+        #expect(ContinuousClock.now - began < .milliseconds(1200), "the requests waited for the hanging channel")
+        await services.notices.flush()
+        #expect(try await notices(fixtures, services).count == 2, "every notice still reaches the other channel")
+        await agent.close()
         await running.stop()
     }
 

@@ -97,5 +97,7 @@ public struct ApprovalQuery: Sendable, Hashable {
     /// nil: every session.
     public var sessionID: String?
     public var limit = 1000
+    /// Rows to skip (the store's page; routing is filtered above it).
+    public var offset = 0
     public init() {}
 }

@@ -146,7 +146,6 @@ public final class ApprovalService: Sendable {
         self.clock = clock
     }
 
-    static let systemActor = Caller.systemIdentity
 
     // MARK: RequestApproval
 
@@ -323,7 +322,7 @@ public final class ApprovalService: Sendable {
         }
         let settings = policy.current.policy.approvals
         let store = self.store
-        let (approval, action, events) = try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) in
+        let approval = try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) in
             var approval = try await self.load(item.approvalID, caller: caller)
             guard approval.status == "pending", var step = approval.currentStep else {
                 throw .failedPrecondition("approval \(approval.id) is \(approval.status), not pending")
@@ -388,14 +387,12 @@ public final class ApprovalService: Sendable {
                 let written = try await store.updateApproval(approval, action: pending.status == "pending" ? nil : pending, events: events)
                 self.desk.publish(written.events)
                 if let action = written.action { self.confirmations.decisions.publish(action) }
-                return ((written.approval, written.action, written.events), status: written.sessionStatus)
+                return (written.approval, status: written.sessionStatus)
             } catch {
                 if case .versionConflict = error { throw .aborted("approval \(item.approvalID) changed meanwhile; read it again and retry") }
                 throw SessionError(error)
             }
         }
-        _ = action
-        _ = events
         if approval.status == "pending" { await notifyStep(approval) } else { await notifyOutcome(approval) }
         return approval
     }
@@ -445,7 +442,7 @@ public final class ApprovalService: Sendable {
             ticket.slaBreachRecorded = true
             let now = self.clock()
             let event = NewEvent(
-                action: "ticket.sla_breached", actor: Self.systemActor, reasoning: "not claimed within its SLA",
+                action: "ticket.sla_breached", actor: Caller.systemIdentity, reasoning: "not claimed within its SLA",
                 detailsJSON: JSONValue.object([
                     "ticket_id": .string(ticket.id), "priority": .integer(Int64(ticket.priority)),
                     "sla_deadline_unix_ms": .integer(ticket.slaDeadlineMs), "late_by_ms": .integer(now - ticket.slaDeadlineMs),
@@ -476,14 +473,14 @@ public final class ApprovalService: Sendable {
             step.decidedAtMs = now
             step.expiresAtMs = 0
             approval.steps[step.level - 1] = step
-            var events = [Self.event("approval.expired", approval, Self.systemActor, now, reasoning: "not decided in time", [
+            var events = [Self.event("approval.expired", approval, Caller.systemIdentity, now, reasoning: "not decided in time", [
                 "level": .integer(Int64(step.level)), "on_expiry": .string(settings.onExpiry.rawValue),
             ])]
             var pending: PendingActionRecord?
             if settings.onExpiry == .escalate, step.level < approval.steps.count {
                 approval.currentLevel = step.level + 1
                 Self.activate(&approval.steps[step.level], at: now, timeout: settings.stepTimeoutSeconds)
-                events.append(Self.event("approval.requested", approval, Self.systemActor, now, reasoning: approval.reason, [
+                events.append(Self.event("approval.requested", approval, Caller.systemIdentity, now, reasoning: approval.reason, [
                     "level": .integer(Int64(approval.currentLevel)),
                     "approvers": .array(approval.steps[step.level].approvers.map(JSONValue.string)),
                     "after_expiry_of_level": .integer(Int64(step.level)),

@@ -46,10 +46,9 @@ public final class EscalationService: Sendable {
     /// Told of desk events after they committed (Operators/Watch).
     public let desk: DeskHub
     private let notices: NoticeSender
-    /// When each tenant's escalation-rate alert last went out.
-    private let alerted = Mutex<[TenantID: Int64]>([:])
-    /// When each tenant's rate was last counted: at most once a second, however many escalations.
-    private let counted = Mutex<[TenantID: Int64]>([:])
+    /// Per tenant: when its escalation rate was last counted (at most once a
+    /// second, however many escalations) and when its alert last went out.
+    private let alerts = Mutex<[TenantID: (counted: Int64, sent: Int64?)]>([:])
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, confirmations: ConfirmationService,
@@ -119,10 +118,11 @@ public final class EscalationService: Sendable {
         let settings = policy.current.policy.escalation
         let now = clock()
         let window = Int64(settings.alertWindowSeconds) * 1000
-        if let last = alerted.withLock({ $0[caller.tenant] }), now - last < window { return }
-        let due = counted.withLock { counted -> Bool in
-            if let last = counted[caller.tenant], now - last < 1000 { return false }
-            counted[caller.tenant] = now
+        let due = alerts.withLock { alerts -> Bool in
+            let last = alerts[caller.tenant]
+            if let sent = last?.sent, now - sent < window { return false }
+            if let counted = last?.counted, now - counted < 1000 { return false }
+            alerts[caller.tenant] = (now, last?.sent)
             return true
         }
         guard due else { return }
@@ -132,9 +132,9 @@ public final class EscalationService: Sendable {
               let stats = try? await stats(since: nil, until: nil, topReasons: 3, caller: caller), stats.alert
         else { return }
         // Claim the window before sending, so concurrent escalations send one alert.
-        let first = alerted.withLock { sent -> Bool in
-            if let last = sent[caller.tenant], now - last < window { return false }
-            sent[caller.tenant] = now
+        let first = alerts.withLock { alerts -> Bool in
+            if let sent = alerts[caller.tenant]?.sent, now - sent < window { return false }
+            alerts[caller.tenant] = (now, now)
             return true
         }
         guard first else { return }
@@ -159,8 +159,6 @@ public final class EscalationService: Sendable {
 
     /// Open and claimed tickets (or as filtered), breached SLAs first, then priority, then age.
     public func queue(_ query: TicketQuery, caller: Caller) async throws(SessionError) -> [TicketRecord] {
-        var query = query
-        query.nowMs = clock()
         do {
             return try await store.tickets(tenant: caller.tenant, query: query)
         } catch {

@@ -69,7 +69,7 @@ extension ConfirmationService {
     ///   `.unavailable` when no channel delivered it.
     public func startMultiFactor(pendingActionID: String, caller: Caller) async throws(SessionError) -> MultiFactorStart {
         let settings = multiFactor
-        guard !settings.channels.isEmpty else { throw .unavailable("no notification channel is configured for codes") }
+        guard !settings.channels.isEmpty else { throw .unreachable("no notification channel is configured for codes") }
         let (start, delivery) = try await decide(pendingActionID, caller: caller) { (found, now) throws(SessionError) in
             var action = found
             guard action.isUndecided else { throw .failedPrecondition("pending action \(action.id) is \(action.status), not pending") }
@@ -106,7 +106,7 @@ extension ConfirmationService {
                 continue  // the next channel may reach the user
             }
         }
-        guard !delivered.isEmpty else { throw .unavailable("no notification channel delivered the code; start again") }
+        guard !delivered.isEmpty else { throw .unreachable("no notification channel delivered the code; start again") }
         var answer = start
         answer.channels = delivered
         return answer

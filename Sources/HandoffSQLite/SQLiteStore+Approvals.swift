@@ -40,17 +40,12 @@ extension SQLiteStore {
             return try await pool.read { db in
                 try Row.fetchAll(
                     db.cachedStatement(sql: """
-                        SELECT tenant_id, id FROM tickets
+                        \(Self.ticketColumns)
                         WHERE status = 'open' AND sla_breach_recorded = 0 AND sla_deadline_ms <= ?
                         ORDER BY sla_deadline_ms LIMIT ?
                         """),
                     arguments: [now, limit]
-                ).compactMap { row -> TicketRecord? in
-                    let tenant = TenantID(row[0])
-                    return try Row.fetchOne(
-                        db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, row[1]]
-                    ).map { Self.ticket($0, tenant: tenant) }
-                }
+                ).map { Self.ticket($0, tenant: TenantID($0[Self.ticketTenantColumn])) }
             }
         } catch {
             throw StoreError.failure("\(error)")
@@ -129,17 +124,12 @@ extension SQLiteStore {
             return try await pool.read { db in
                 try Row.fetchAll(
                     db.cachedStatement(sql: """
-                        SELECT tenant_id, id FROM approvals WHERE status = 'pending' AND due_at_ms > 0 AND due_at_ms <= ?
+                        \(Self.approvalColumns) WHERE status = 'pending' AND due_at_ms > 0 AND due_at_ms <= ?
                         ORDER BY due_at_ms LIMIT ?
                         """),
                     arguments: [now, limit]
-                ).compactMap { row -> ApprovalRecord? in
-                    let tenant = TenantID(row[0])
                     // A row that does not decode is skipped, not allowed to stop every tenant's sweep.
-                    return try? Row.fetchOne(
-                        db.cachedStatement(sql: "\(Self.approvalColumns) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, row[1]]
-                    ).map { try Self.approval($0, tenant: tenant) }
-                }
+                ).compactMap { try? Self.approval($0, tenant: TenantID($0[Self.approvalTenantColumn])) }
             }
         } catch {
             throw StoreError.failure("\(error)")
@@ -162,11 +152,7 @@ extension SQLiteStore {
                     stored.decidedAtMs, stored.revision, approval.tenant.rawValue, approval.id, approval.revision,
                 ])
             if db.changesCount == 0 {
-                let current = try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT revision FROM approvals WHERE tenant_id = ? AND id = ?"),
-                    arguments: [approval.tenant.rawValue, approval.id])
-                guard let current else { throw StoreError.notFound(approval.id) }
-                throw StoreError.versionConflict(expected: approval.revision, current: current)
+                try Self.refuseStaleRevision(db, table: "approvals", tenant: approval.tenant, id: approval.id, read: approval.revision)
             }
             let appended = try events.map { try Self.append(db, tenant: approval.tenant, sessionID: approval.sessionID, event: $0) }
             return (stored, writtenAction, try Self.refreshSessionStatus(db, tenant: approval.tenant, sessionID: approval.sessionID), appended)
@@ -198,9 +184,11 @@ extension SQLiteStore {
 
     static let approvalColumns = """
         SELECT id, session_id, pending_action_id, action_json, edited_action_json, amount, currency, reason, requester, status,
-            steps_json, current_level, created_at_ms, decided_at_ms, revision
+            steps_json, current_level, created_at_ms, decided_at_ms, revision, tenant_id
         FROM approvals
         """
+    /// Where `approvalColumns` puts the tenant (for queries across tenants).
+    static let approvalTenantColumn = 15
 
     static func approval(_ row: Row, tenant: TenantID) throws -> ApprovalRecord {
         var record = ApprovalRecord(

@@ -655,11 +655,7 @@ public final class SQLiteStore: Store {
                     stored.revision, stored.slaBreachRecorded, stored.status == "open" && stored.slaBreachRecorded, ticket.tenant.rawValue, ticket.id, ticket.revision,
                 ])
             if db.changesCount == 0 {
-                let current = try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT revision FROM tickets WHERE tenant_id = ? AND id = ?"),
-                    arguments: [ticket.tenant.rawValue, ticket.id])
-                guard let current else { throw StoreError.notFound(ticket.id) }
-                throw StoreError.versionConflict(expected: ticket.revision, current: current)
+                try Self.refuseStaleRevision(db, table: "tickets", tenant: ticket.tenant, id: ticket.id, read: ticket.revision)
             }
             var written: TurnRecord?
             if let turn {
@@ -677,9 +673,21 @@ public final class SQLiteStore: Store {
 
     static let ticketColumns = """
         SELECT id, session_id, pending_action_id, reason, priority, status, created_by, assigned_to, created_at_ms, claimed_at_ms,
-            resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision, sla_breach_recorded
+            resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision, sla_breach_recorded, tenant_id
         FROM tickets
         """
+    /// Where `ticketColumns` puts the tenant (for queries across tenants).
+    static let ticketTenantColumn = 17
+
+    /// After an update over a revision matched no row: NOT_FOUND, or the
+    /// version conflict with the revision now stored. `table` is one of this
+    /// module's literals, never caller input.
+    static func refuseStaleRevision(_ db: Database, table: String, tenant: TenantID, id: String, read: Int64) throws -> Never {
+        let current = try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT revision FROM \(table) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, id])
+        guard let current else { throw StoreError.notFound(id) }
+        throw StoreError.versionConflict(expected: read, current: current)
+    }
 
     static func ticket(_ row: Row, tenant: TenantID) -> TicketRecord {
         var record = TicketRecord(

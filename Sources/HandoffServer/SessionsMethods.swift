@@ -15,8 +15,7 @@ extension SessionError: RPCErrorConvertible {
         case .failedPrecondition(let message): RPCError(code: .failedPrecondition, message: message)
         case .permissionDenied(let message): RPCError(code: .permissionDenied, message: message)
         // The store's text stays in the logs; the caller learns it may retry.
-        case .unavailable(let message) where message.hasPrefix("no notification channel"):
-            RPCError(code: .unavailable, message: message)
+        case .unreachable(let message): RPCError(code: .unavailable, message: message)
         case .unavailable: RPCError(code: .unavailable, message: "the store is unavailable; retry later", cause: self)
         }
     }

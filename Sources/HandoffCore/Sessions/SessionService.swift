@@ -41,11 +41,13 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
     case permissionDenied(String)
     /// The store failed; the text is for logs.
     case unavailable(String)
+    /// Something outside the store failed (a notification channel); the text is for the caller.
+    case unreachable(String)
 
     public var description: String {
         switch self {
         case .invalidArgument(let m), .notFound(let m), .alreadyExists(let m), .aborted(let m), .failedPrecondition(let m),
-             .permissionDenied(let m), .unavailable(let m): m
+             .permissionDenied(let m), .unavailable(let m), .unreachable(let m): m
         }
     }
 

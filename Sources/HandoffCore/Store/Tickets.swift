@@ -58,7 +58,5 @@ public struct TicketQuery: Sendable, Hashable {
     public var assignedTo: String?
     public var offset = 0
     public var limit = 50
-    /// For the SLA order: breached tickets come first.
-    public var nowMs: Int64 = 0
     public init() {}
 }

@@ -47,12 +47,7 @@ final class GroupCommitWriter: Sendable {
             let job = Job(
                 execute: { db in
                     do {
-                        var value: T?
-                        try db.inSavepoint {
-                            value = try body(db)
-                            return .commit
-                        }
-                        let result = value!
+                        let result = try Self.inSavepoint(db) { try body(db) }
                         return { continuation.resume(returning: result) }
                     } catch {
                         return { continuation.resume(throwing: error) }
@@ -67,6 +62,25 @@ final class GroupCommitWriter: Sendable {
             }
             if start { worker.async { self.drain() } }
         }
+    }
+
+    /// Runs `body` in a savepoint of the batch's transaction: a write that
+    /// throws rolls back alone. GRDB's `inSavepoint` prepares its SAVEPOINT
+    /// and RELEASE statements anew each time; cached ones save about 5 µs of
+    /// the writer thread per write (measured with handoff-bench store), and
+    /// that thread is what bounds the throughput of durable writes.
+    private static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try db.cachedStatement(sql: "SAVEPOINT handoff_write").execute()
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT handoff_write").execute()
+            try db.cachedStatement(sql: "RELEASE SAVEPOINT handoff_write").execute()
+            throw error
+        }
+        try db.cachedStatement(sql: "RELEASE SAVEPOINT handoff_write").execute()
+        return result
     }
 
     /// Commits batches while writes keep arriving; ends when none wait.

@@ -5,7 +5,7 @@
 import Foundation
 import GRDB
 import HandoffCore
-import HandoffSQLite
+@testable import HandoffSQLite
 import Testing
 
 private func temporaryDatabase() -> String {
@@ -192,5 +192,47 @@ struct SQLiteStoreTests {
             #expect(EventChain.verify(events) == nil)
         }
         #expect(refused > 0, "no write was refused: the race did not happen")
+    }
+
+    @Test("a write that changed rows and then threw leaves none of them; the rest of its batch commits")
+    func savepointRollsBackPartialWrite() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        for s in 0..<16 { _ = try await store.createSession(session("p\(s)"), event: event("session.created")) }
+        let before = store._testOnly_commitCount
+        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for s in 0..<16 {
+                group.addTask {
+                    if s == 7 {
+                        do {
+                            _ = try await store.write { db -> Int in
+                                try db.execute(sql: "UPDATE sessions SET state_json = '{\"half\":true}', version = 99 WHERE id = 'p7'")
+                                _ = try SQLiteStore.append(db, tenant: .default, sessionID: "p7", event: event("session.state_updated"))
+                                throw StoreError.failure("refused after writing")
+                            }
+                            return false
+                        } catch StoreError.failure {
+                            return true
+                        }
+                    }
+                    _ = try await store.updateState(
+                        tenant: .default, id: "p\(s)", expectedVersion: 1, stateJSON: #"{"done":true}"#, updatedAtMs: 2,
+                        event: event("session.state_updated"))
+                    return false
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 1)
+        let commits = store._testOnly_commitCount - before
+        #expect(commits < 16, "16 concurrent writes took \(commits) commits: the failed one was not in a shared batch")
+        let p7 = try #require(try await store.session(tenant: .default, id: "p7"))
+        #expect(p7.version == 1 && !p7.stateJSON.contains("half"), "the refused write left \(p7.stateJSON) at version \(p7.version)")
+        #expect(try await store.events(tenant: .default, sessionID: "p7").count == 1)
+        for s in 0..<16 where s != 7 {
+            let record = try #require(try await store.session(tenant: .default, id: "p\(s)"))
+            #expect(record.version == 2 && record.stateJSON.contains("done"))
+        }
     }
 }

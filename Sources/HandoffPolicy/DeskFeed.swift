@@ -60,7 +60,7 @@ public final class DeskHub: Sendable {
 public struct DeskFeed: Sendable {
     /// The event actions that are desk events, and their kinds.
     static let kinds: [String: DeskItem.Kind] = [
-        "session.escalated": .ticketOpened, "ticket.claimed": .ticketClaimed, "ticket.resolved": .ticketResolved,
+        "session.escalated": .ticketOpened, "ticket.opened": .ticketOpened, "ticket.claimed": .ticketClaimed, "ticket.resolved": .ticketResolved,
         "ticket.sla_breached": .ticketSLABreached, "approval.requested": .approvalRequested, "approval.decided": .approvalDecided,
         "approval.expired": .approvalExpired,
     ]

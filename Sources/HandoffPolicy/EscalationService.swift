@@ -170,6 +170,9 @@ public final class EscalationService: Sendable {
     public func claim(ticketID: String, reassign: Bool, assignee: String, caller: Caller) async throws(SessionError) -> TicketRecord {
         try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(SessionError) in
             guard ticket.status != "resolved" else { throw .failedPrecondition("ticket \(ticket.id) is resolved") }
+            guard ticket.status != "waiting" else {
+                throw .failedPrecondition("ticket \(ticket.id) is waiting: the session's ticket in hand decides another action first, and this one opens when that one is resolved")
+            }
             // A bare name is the operator of that name in the caller's tenant.
             let target = assignee.isEmpty ? caller.identity
                 : assignee.hasPrefix("handoff://") ? assignee : "handoff://tenant/\(caller.tenant.rawValue)/operator/\(assignee)"

@@ -27,7 +27,7 @@ extension SQLiteStore {
         do {
             return try await pool.read { db in
                 try String.fetchOne(
-                    db.cachedStatement(sql: "SELECT id FROM tickets WHERE tenant_id = ? AND session_id = ? AND status != 'resolved'"),
+                    db.cachedStatement(sql: "SELECT id FROM tickets WHERE tenant_id = ? AND session_id = ? AND status IN ('open', 'claimed')"),
                     arguments: [tenant.rawValue, sessionID])
             }
         } catch {

@@ -243,6 +243,15 @@ public final class SQLiteStore: Store {
                 CREATE INDEX tickets_by_creation ON tickets (tenant_id, created_at_ms);
                 """)
         }
+        migrator.registerMigration("v13: one open or claimed ticket per session; more wait") { db in
+            // A second escalated action of a session waits for the ticket in
+            // hand instead of being folded into it (where nobody decided it).
+            try db.execute(sql: """
+                DROP INDEX tickets_one_unresolved;
+                CREATE UNIQUE INDEX tickets_one_active ON tickets (tenant_id, session_id) WHERE status IN ('open', 'claimed');
+                CREATE INDEX tickets_waiting ON tickets (tenant_id, session_id, created_at_ms) WHERE status = 'waiting';
+                """)
+        }
         return migrator
     }
 
@@ -571,19 +580,85 @@ public final class SQLiteStore: Store {
     ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
         try await write { db in
             try Self.requireSession(db, tenant: ticket.tenant, id: ticket.sessionID)
-            if let row = try Row.fetchOne(
-                db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND session_id = ? AND status != 'resolved'"),
-                arguments: [ticket.tenant.rawValue, ticket.sessionID]) {
-                let status = try String.fetchOne(
+            let tenant = ticket.tenant.rawValue
+            func sessionStatus() throws -> String {
+                try String.fetchOne(
                     db.cachedStatement(sql: "SELECT status FROM sessions WHERE tenant_id = ? AND id = ?"),
-                    arguments: [ticket.tenant.rawValue, ticket.sessionID]) ?? "escalated"
-                return (Self.ticket(row, tenant: ticket.tenant), false, status, [])
+                    arguments: [tenant, ticket.sessionID]) ?? "escalated"
             }
-            try Self.insertTicket(db, ticket)
-            try Self.insertTurn(db, tenant: ticket.tenant, turn)
-            let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
-            return (ticket, true, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), [appended])
+            // The same pending action escalated again (a retried call) finds its ticket.
+            if !ticket.pendingActionID.isEmpty, let row = try Row.fetchOne(
+                db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND session_id = ? AND pending_action_id = ? AND status != 'resolved'"),
+                arguments: [tenant, ticket.sessionID, ticket.pendingActionID]) {
+                return (Self.ticket(row, tenant: ticket.tenant), false, try sessionStatus(), [])
+            }
+            guard let row = try Row.fetchOne(
+                db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND session_id = ? AND status IN ('open', 'claimed')"),
+                arguments: [tenant, ticket.sessionID])
+            else {
+                try Self.insertTicket(db, ticket)
+                try Self.insertTurn(db, tenant: ticket.tenant, turn)
+                let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
+                return (ticket, true, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), [appended])
+            }
+            var active = Self.ticket(row, tenant: ticket.tenant)
+            // The conversation is already with a person, who now also decides this action.
+            if ticket.pendingActionID.isEmpty { return (active, false, try sessionStatus(), []) }
+            if active.pendingActionID.isEmpty {
+                try db.cachedStatement(sql: """
+                    UPDATE tickets SET pending_action_id = ?, revision = revision + 1 WHERE tenant_id = ? AND id = ?
+                    """).execute(arguments: [ticket.pendingActionID, tenant, active.id])
+                active.pendingActionID = ticket.pendingActionID
+                active.revision += 1
+                let appended = try Self.append(
+                    db, tenant: ticket.tenant, sessionID: ticket.sessionID,
+                    event: Self.annotated(event, ["ticket_id": .string(active.id), "status": .string(active.status), "attached": .bool(true)]))
+                return (active, false, try sessionStatus(), [appended])
+            }
+            // The ticket in hand decides another action: this one waits for it.
+            var waiting = ticket
+            waiting.status = "waiting"
+            try Self.insertTicket(db, waiting)
+            let appended = try Self.append(
+                db, tenant: ticket.tenant, sessionID: ticket.sessionID,
+                event: Self.annotated(event, ["status": .string("waiting"), "waiting_for": .string(active.id)]))
+            return (waiting, true, try sessionStatus(), [appended])
         }
+    }
+
+    /// `event` with `members` set in its details object.
+    static func annotated(_ event: NewEvent, _ members: [String: JSONValue]) -> NewEvent {
+        var details = (try? JSONValue(parsing: event.detailsJSON))?.objectValue ?? [:]
+        details.merge(members) { _, new in new }
+        var annotated = event
+        annotated.detailsJSON = JSONValue.object(details).serialized
+        return annotated
+    }
+
+    /// When a session has no open or claimed ticket left, opens its oldest
+    /// waiting one (keeping its creation time and SLA deadline: the customer
+    /// has waited since then) and appends `ticket.opened`.
+    static func openNextWaiting(_ db: Database, tenant: TenantID, sessionID: String, after resolved: TicketRecord, at now: Int64) throws -> EventRecord? {
+        let active = try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM tickets WHERE tenant_id = ? AND session_id = ? AND status IN ('open', 'claimed'))"),
+            arguments: [tenant.rawValue, sessionID]) ?? false
+        guard !active, let row = try Row.fetchOne(
+            db.cachedStatement(sql: "\(ticketColumns) WHERE tenant_id = ? AND session_id = ? AND status = 'waiting' ORDER BY created_at_ms, id LIMIT 1"),
+            arguments: [tenant.rawValue, sessionID])
+        else { return nil }
+        let next = ticket(row, tenant: tenant)
+        try db.cachedStatement(sql: """
+            UPDATE tickets SET status = 'open', revision = revision + 1, queue_breached = sla_breach_recorded WHERE tenant_id = ? AND id = ?
+            """).execute(arguments: [tenant.rawValue, next.id])
+        return try append(db, tenant: tenant, sessionID: sessionID, event: NewEvent(
+            action: "ticket.opened", actor: resolved.assignedTo.isEmpty ? next.createdBy : resolved.assignedTo,
+            reasoning: next.reason,
+            detailsJSON: JSONValue.object([
+                "ticket_id": .string(next.id), "status": .string("open"), "priority": .integer(Int64(next.priority)),
+                "pending_action_id": next.pendingActionID.isEmpty ? .null : .string(next.pendingActionID),
+                "after": .string(resolved.id),
+            ]).serialized,
+            occurredAtMs: now))
     }
 
     public func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord? {
@@ -669,7 +744,11 @@ public final class SQLiteStore: Store {
             if let turn {
                 written = try Self.insertTurn(db, tenant: ticket.tenant, turn)
             }
-            let appended = try events.map { event in try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event) }
+            var appended = try events.map { event in try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event) }
+            if stored.status == "resolved", let opened = try Self.openNextWaiting(
+                db, tenant: ticket.tenant, sessionID: ticket.sessionID, after: stored, at: events.last?.occurredAtMs ?? stored.resolvedAtMs) {
+                appended.append(opened)
+            }
             return (stored, written, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), appended)
         }
     }

@@ -12,6 +12,7 @@ extension TicketRecord {
         case "open": .open
         case "claimed": .claimed
         case "resolved": .resolved
+        case "waiting": .waiting
         default: .unspecified
         }
         return Ticket(
@@ -69,6 +70,7 @@ extension MethodRegistry {
                     case .open: "open"
                     case .claimed: "claimed"
                     case .resolved: "resolved"
+                    case .waiting: "waiting"
                     default: throw RPCError(code: .invalidArgument, message: "statuses holds an unknown ticket status")
                     }
                 }

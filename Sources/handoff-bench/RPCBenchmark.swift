@@ -28,7 +28,7 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "Directory made by `handoff certs init`; the agent certificate is used.")
     var certs = ".handoff/certs"
 
-    @Option(help: "What to call: ping, update_state, get_context or assess_action.")
+    @Option(help: "What to call: ping, update_state, get_context, assess_action (a refund that goes to approvers) or assess_action_automated (a weather lookup).")
     var method = "ping"
 
     @Option(help: "Sessions the throughput run spreads its calls over (update_state, get_context).")
@@ -192,12 +192,22 @@ struct RPCBenchmark: AsyncParsableCommand {
                     HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: ids.randomElement()!, action: action),
                     options: deadline)
             }
+        case "assess_action_automated":
+            // A weather lookup: the policy automates it; one assessment and its event are written.
+            let action = Action(
+                toolName: "get_weather", parametersJSON: #"{"city":"Lisbon"}"#, description: "What is the weather in Lisbon today",
+                confidence: 0.95)
+            return { connection in
+                _ = try await connection.call(
+                    HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: ids.randomElement()!, action: action),
+                    options: deadline)
+            }
         case "get_context":
             return { connection in
                 _ = try await connection.call(Sessions.getContext, GetContextRequest(sessionID: ids.randomElement()!, turnLimit: 50), options: deadline)
             }
         default:
-            throw ValidationError("unknown --method \(method); known: ping, update_state, get_context, assess_action")
+            throw ValidationError("unknown --method \(method); known: ping, update_state, get_context, assess_action, assess_action_automated")
         }
     }
 

@@ -23,6 +23,7 @@ enum Names {
         case .open: "open"
         case .claimed: "claimed"
         case .resolved: "resolved"
+        case .waiting: "waiting"
         default: "unspecified"
         }
     }
@@ -127,6 +128,20 @@ func emitList(_ items: [[(String, Any)]], json: Bool, empty: String) throws {
 
 func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
+/// A ticket status as typed on the command line.
+enum TicketStatusName: String, ExpressibleByArgument, CaseIterable {
+    case open, claimed, waiting, resolved
+
+    var proto: TicketStatus {
+        switch self {
+        case .open: .open
+        case .claimed: .claimed
+        case .waiting: .waiting
+        case .resolved: .resolved
+        }
+    }
+}
+
 struct DeskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "desk", abstract: "The operator desk: the queue of escalation tickets.",
@@ -136,11 +151,14 @@ struct DeskCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List open and claimed tickets, breached SLAs and urgent first.")
         @OptionGroup var connection: ConnectionOptions
         @Option(help: "Page size (1 to 500).") var limit: Int32 = 50
+        @Option(help: "Only tickets in this status: open, claimed, waiting or resolved (repeatable; default open and claimed).")
+        var status: [TicketStatusName] = []
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             let client = try connection.makeClient()
-            let response = try await perform(client, Escalations.listQueue, ListQueueRequest(pageSize: limit))
+            let response = try await perform(
+                client, Escalations.listQueue, ListQueueRequest(statuses: status.map(\.proto), pageSize: limit))
             await client.close()
             let now = nowMs()
             try emitList(response.tickets.map { $0.fields(now: now) }, json: json, empty: "the queue is empty")

@@ -739,6 +739,64 @@ struct EscalationsMethodsTests {
         await running.stop()
     }
 
+    @Test("two actions escalated in one session: the second waits for the first ticket, then opens and is decided on its own")
+    func secondEscalationWaits() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let (running, agent) = try await startDecisionServer(fixtures, clock: clock)
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        // The customer first asks for a person (no action), then the agent proposes two legal actions in parallel.
+        let plain = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "s", reason: "wants a person"))
+        let first = try await agent.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(sessionID: "s", action: Action(toolName: "draft_contract", description: "Give legal advice on the lease")))
+        let second = try await agent.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(
+                sessionID: "s", action: Action(toolName: "diagnose", description: "Give a medical diagnosis of the rash"), idempotencyKey: "k2"))
+        let firstAction = try #require(first.pendingAction)
+        let secondAction = try #require(second.pendingAction)
+        #expect(first.strategy == .escalate && second.strategy == .escalate)
+        // The first is attached to the ticket in hand, which held no action; the second waits.
+        #expect(first.ticketID == plain.ticket?.id, "the first action was not given to the ticket in hand")
+        #expect(!second.ticketID.isEmpty && second.ticketID != first.ticketID, "the second action was folded into the first's ticket")
+        let waiting = try await operatorClient.call(Escalations.getTicket, GetTicketRequest(ticketID: second.ticketID)).ticket
+        #expect(waiting?.status == .waiting && waiting?.pendingActionID == secondAction.id)
+        #expect(try await operatorClient.call(Escalations.listQueue, ListQueueRequest()).tickets.map(\.id) == [first.ticketID],
+                "a waiting ticket is in the default queue")
+        #expect(try await operatorClient.call(Escalations.listQueue, ListQueueRequest(statuses: [.waiting])).tickets.map(\.id)
+                == [second.ticketID])
+        let early = await refusalOf(operatorClient, Escalations.claim, ClaimRequest(ticketID: second.ticketID))
+        #expect(early?.code == .failedPrecondition && early?.message.contains("waiting") == true, "\(String(describing: early))")
+        // A retried assessment (same action, same idempotency key) finds the same waiting ticket.
+        let retried = try await agent.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(
+                sessionID: "s", action: Action(toolName: "diagnose", description: "Give a medical diagnosis of the rash"), idempotencyKey: "k2"))
+        #expect(retried.pendingAction?.id == secondAction.id && retried.ticketID == second.ticketID)
+
+        _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: first.ticketID))
+        let resolved = try await operatorClient.call(Escalations.resolve, ResolveRequest(
+            ticketID: first.ticketID, outcome: .resolved, note: "no legal advice from a bot", pendingActionDecision: .reject))
+        #expect(resolved.pendingAction?.id == firstAction.id && resolved.pendingAction?.status == .rejected)
+        // Resolving the ticket in hand opened the waiting one, in the same transaction.
+        let opened = try await operatorClient.call(Escalations.getTicket, GetTicketRequest(ticketID: second.ticketID)).ticket
+        #expect(opened?.status == .open)
+        #expect(try await operatorClient.call(Escalations.listQueue, ListQueueRequest()).tickets.map(\.id) == [second.ticketID])
+        let session = try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session
+        #expect(session?.status == .escalated && session?.escalationTicketID == second.ticketID)
+        _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: second.ticketID))
+        let released = try await operatorClient.call(Escalations.resolve, ResolveRequest(
+            ticketID: second.ticketID, outcome: .resolved, note: "seen by a doctor", pendingActionDecision: .release))
+        #expect(released.pendingAction?.id == secondAction.id && released.pendingAction?.status == .released)
+        #expect(try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .active)
+        let events = try await agent.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 100)).events.map(\.action)
+        #expect(events.filter { $0 == "ticket.opened" }.count == 1, "\(events)")
+        for client in [operatorClient, agent] { await client.close() }
+        await running.stop()
+    }
+
     @Test("malformed desk requests are INVALID_ARGUMENT naming the field")
     func malformed() async throws {
         let fixtures = try Fixtures()

@@ -238,8 +238,15 @@ public protocol Store: Sendable {
     func updatePendingAction(_ action: PendingActionRecord, events: [NewEvent]) async throws(StoreError) -> (PendingActionRecord, String)
 
     /// Opens `ticket` with its escalation turn and event in one transaction and
-    /// marks the session escalated; if the session already has a ticket that is
-    /// not resolved, returns that one and writes nothing (`created` false).
+    /// marks the session escalated. A session has at most one open or claimed
+    /// ticket, and each ticket decides at most one pending action:
+    /// - a ticket not resolved that holds the same pending action is returned
+    ///   and nothing is written (`created` false): a retried escalation;
+    /// - with an open or claimed ticket already there, an escalation without a
+    ///   pending action returns it; one with a pending action is attached to
+    ///   it when it holds none (`created` false, the event written), else
+    ///   stored as a `waiting` ticket that opens when the one in hand is
+    ///   resolved (`updateTicket` does that, appending `ticket.opened`).
     func openTicket(
         _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
     ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord])

@@ -408,11 +408,17 @@ public enum TicketStatus: RawRepresentable, Sendable, Hashable {
     case claimed
     /// Closed; the session went back to the agent. Final.
     case resolved
+    /// Escalated while the session's open or claimed ticket holds another
+    /// pending action: it becomes OPEN, keeping its place and SLA deadline,
+    /// when that ticket is resolved. A session has at most one OPEN or CLAIMED
+    /// ticket, so one operator handles its conversation at a time, and each
+    /// ticket decides one pending action.
+    case waiting
     /// A value this build does not know, kept so it survives a round trip.
     case unrecognized(Int32)
 
     /// Every value this build knows, in declaration order.
-    public static let knownCases: [TicketStatus] = [.unspecified, .`open`, .claimed, .resolved]
+    public static let knownCases: [TicketStatus] = [.unspecified, .`open`, .claimed, .resolved, .waiting]
 
     public init(rawValue: Int32) {
         switch rawValue {
@@ -420,6 +426,7 @@ public enum TicketStatus: RawRepresentable, Sendable, Hashable {
         case 1: self = .`open`
         case 2: self = .claimed
         case 3: self = .resolved
+        case 4: self = .waiting
         default: self = .unrecognized(rawValue)
         }
     }
@@ -430,6 +437,7 @@ public enum TicketStatus: RawRepresentable, Sendable, Hashable {
         case .`open`: 1
         case .claimed: 2
         case .resolved: 3
+        case .waiting: 4
         case .unrecognized(let value): value
         }
     }

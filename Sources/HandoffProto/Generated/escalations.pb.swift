@@ -78,9 +78,14 @@ public struct EscalateResponse: ProtoMessage {
     public static let protoName = "handoff.v1.EscalateResponse"
 
     /// The ticket: the new one, or the session's already open or claimed one.
+    /// A session has one open or claimed ticket at a time and a ticket decides
+    /// one pending action: given a pending action while the session's ticket
+    /// holds none, that ticket takes it (created false); while it holds another,
+    /// a new WAITING ticket is made for this one (created true), which opens
+    /// when the ticket in hand is resolved. The same pending action escalated
+    /// again names its ticket (created false, nothing changed).
     public var ticket: Ticket?
-    /// True when this call opened the ticket; false when one was already open
-    /// (nothing was changed then).
+    /// True when this call made a ticket (OPEN, or WAITING as above).
     public var created: Bool
 
     /// Creates a message; every field left out keeps its protobuf default.

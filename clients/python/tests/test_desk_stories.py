@@ -85,6 +85,34 @@ def test_a_12000_refund_needs_two_approvers_and_the_agent_gets_the_edited_action
         server.stop()
 
 
+def test_two_parallel_legal_actions_each_get_a_decision_one_after_the_other(
+        binaries: Path, certs: Path, server: ServerProcess, agent: handoff.Client) -> None:
+    """An agent proposes two actions the policy escalates, in parallel: the
+    first ticket is the operator's, the second waits (`queue --status waiting`)
+    and opens when the first is resolved; each action gets its own decision."""
+    agent.sessions.create("two-legal")
+    lease = agent.assess("two-legal", {"tool_name": "draft_contract", "description": "Give legal advice on the lease"})
+    rash = agent.assess("two-legal", {"tool_name": "diagnose", "description": "Give a medical diagnosis of the rash"})
+    assert lease.ticket_id and rash.ticket_id and lease.ticket_id != rash.ticket_id
+    queue = cli(binaries, server, certs, "queue", "--json")
+    assert [t["ticket_id"] for t in queue if t["session_id"] == "two-legal"] == [lease.ticket_id], queue
+    waiting = cli(binaries, server, certs, "queue", "--status", "waiting", "--json")
+    assert [(t["ticket_id"], t["status"]) for t in waiting] == [(rash.ticket_id, "waiting")], waiting
+    early = subprocess.run([str(binaries / "handoff"), "claim", rash.ticket_id, "--server", server.address, "--certs",
+                            str(certs), "--role", "operator"], capture_output=True, text=True, timeout=30)
+    assert early.returncode == 1 and "waiting" in early.stdout + early.stderr, early.stdout + early.stderr
+
+    cli(binaries, server, certs, "claim", lease.ticket_id, "--json")
+    cli(binaries, server, certs, "resolve", lease.ticket_id, "--outcome", "resolved", "--reject", "--note", "no", "--json")
+    assert agent.wait_for_decision(lease.pending_action_id, timeout=10).status == "REJECTED"
+    reopened = cli(binaries, server, certs, "ticket", rash.ticket_id, "--json")
+    assert reopened["status"] == "open", reopened
+    cli(binaries, server, certs, "claim", rash.ticket_id, "--json")
+    cli(binaries, server, certs, "resolve", rash.ticket_id, "--outcome", "resolved", "--release", "--note", "ok", "--json")
+    assert agent.wait_for_decision(rash.pending_action_id, timeout=10).released
+    assert agent.sessions.get("two-legal").status == "ACTIVE"
+
+
 def test_shutdown_ends_open_watches_at_once(binaries: Path, certs: Path, tmp_path: Path) -> None:
     """SIGTERM with a watcher connected: the Watch ends with UNAVAILABLE at once
     (the watcher resumes elsewhere) instead of holding shutdown for the whole

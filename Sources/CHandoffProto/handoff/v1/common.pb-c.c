@@ -2679,22 +2679,24 @@ const ProtobufCEnumDescriptor handoff__v1__priority__descriptor =
   handoff__v1__priority__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue handoff__v1__ticket_status__enum_values_by_number[4] =
+static const ProtobufCEnumValue handoff__v1__ticket_status__enum_values_by_number[5] =
 {
   { "TICKET_STATUS_UNSPECIFIED", "HANDOFF__V1__TICKET_STATUS__TICKET_STATUS_UNSPECIFIED", 0 },
   { "TICKET_STATUS_OPEN", "HANDOFF__V1__TICKET_STATUS__TICKET_STATUS_OPEN", 1 },
   { "TICKET_STATUS_CLAIMED", "HANDOFF__V1__TICKET_STATUS__TICKET_STATUS_CLAIMED", 2 },
   { "TICKET_STATUS_RESOLVED", "HANDOFF__V1__TICKET_STATUS__TICKET_STATUS_RESOLVED", 3 },
+  { "TICKET_STATUS_WAITING", "HANDOFF__V1__TICKET_STATUS__TICKET_STATUS_WAITING", 4 },
 };
 static const ProtobufCIntRange handoff__v1__ticket_status__value_ranges[] = {
-{0, 0},{0, 4}
+{0, 0},{0, 5}
 };
-static const ProtobufCEnumValueIndex handoff__v1__ticket_status__enum_values_by_name[4] =
+static const ProtobufCEnumValueIndex handoff__v1__ticket_status__enum_values_by_name[5] =
 {
   { "TICKET_STATUS_CLAIMED", 2 },
   { "TICKET_STATUS_OPEN", 1 },
   { "TICKET_STATUS_RESOLVED", 3 },
   { "TICKET_STATUS_UNSPECIFIED", 0 },
+  { "TICKET_STATUS_WAITING", 4 },
 };
 const ProtobufCEnumDescriptor handoff__v1__ticket_status__descriptor =
 {
@@ -2703,9 +2705,9 @@ const ProtobufCEnumDescriptor handoff__v1__ticket_status__descriptor =
   "TicketStatus",
   "Handoff__V1__TicketStatus",
   "handoff.v1",
-  4,
+  5,
   handoff__v1__ticket_status__enum_values_by_number,
-  4,
+  5,
   handoff__v1__ticket_status__enum_values_by_name,
   1,
   handoff__v1__ticket_status__value_ranges,

@@ -303,7 +303,15 @@ typedef enum _Handoff__V1__TicketStatus {
   /*
    * Closed; the session went back to the agent. Final.
    */
-  HANDOFF__V1__TICKET_STATUS__TICKET_STATUS_RESOLVED = 3
+  HANDOFF__V1__TICKET_STATUS__TICKET_STATUS_RESOLVED = 3,
+  /*
+   * Escalated while the session's open or claimed ticket holds another
+   * pending action: it becomes OPEN, keeping its place and SLA deadline,
+   * when that ticket is resolved. A session has at most one OPEN or CLAIMED
+   * ticket, so one operator handles its conversation at a time, and each
+   * ticket decides one pending action.
+   */
+  HANDOFF__V1__TICKET_STATUS__TICKET_STATUS_WAITING = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HANDOFF__V1__TICKET_STATUS)
 } Handoff__V1__TicketStatus;
 /*

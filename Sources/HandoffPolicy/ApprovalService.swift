@@ -84,11 +84,21 @@ public final class NoticeSender: Sendable {
         }
     }
 
-    /// Waits until every notice queued so far was delivered (or failed): for
-    /// tests and for an orderly shutdown.
+    /// Waits until every notice queued so far was delivered (or failed); for tests.
     public func flush() async {
+        _ = await flush(within: .seconds(86_400))
+    }
+
+    /// Waits until every notice queued so far was delivered (or failed), or
+    /// `limit` passed: an orderly shutdown sends what it queued before the
+    /// process ends. Returns how many were still not done.
+    public func flush(within limit: Duration) async -> Int {
         let target = counts.state.withLock { $0.queued }
-        while counts.state.withLock({ $0.done }) < target {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            let left = target - counts.state.withLock { $0.done }
+            if left <= 0 { return 0 }
+            if ContinuousClock.now >= deadline { return left }
             try? await Task.sleep(for: .milliseconds(5))
         }
     }

@@ -147,6 +147,12 @@ struct Handoffd: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+        // Calls are over; notices they queued (an approver's new step, an
+        // outcome for the requester) still go out, within the same grace.
+        let left = await services.notices.flush(within: .seconds(settings.shutdownGraceSeconds))
+        if left > 0 {
+            logger.error("\(left) approval notices were still undelivered when the shutdown grace of \(settings.shutdownGraceSeconds) s ended; the approvals themselves are stored and listed by ListPendingApprovals")
+        }
     }
 }
 

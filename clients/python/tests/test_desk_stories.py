@@ -148,6 +148,57 @@ def test_shutdown_ends_open_watches_at_once(binaries: Path, certs: Path, tmp_pat
     assert "shutting down" in str(ended[0]), ended
 
 
+def test_shutdown_still_sends_the_approval_notices_it_queued(binaries: Path, certs: Path, tmp_path: Path) -> None:
+    """Three refunds open three approvals, each queueing a notice for its
+    approvers; the webhook takes 0.6 s per notice. SIGTERM at once: handoffd
+    delivers all three before it exits (within the shutdown grace)."""
+    import http.server
+    import threading
+    import time
+
+    received: List[Any] = []
+
+    class SlowReceiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(0.6)
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowReceiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    secret = tmp_path / "webhook.secret"
+    secret.write_text("s3cret-for-the-test-only-32-bytes!!")
+    secret.chmod(0o600)
+    config = tmp_path / "handoffd.yaml"
+    config.write_text("notifications:\n  channels:\n"
+                      f"    - {{type: webhook, url: \"http://127.0.0.1:{receiver.server_address[1]}/notices\", "
+                      f"secret_file: \"{secret}\"}}\n")
+    server = ServerProcess(binaries, tmp_path / "data", certs, config=config)
+    agent = handoff.Client.from_certs(server.address, str(certs), role="agent", default_timeout=10)
+    try:
+        approvals = []
+        for i in range(3):
+            agent.sessions.create(f"refund-{i}")
+            approvals.append(agent.assess(f"refund-{i}", {"tool_name": "issue_refund", "description": "Refund order",
+                                                          "amount": "250", "currency": "USD"}).approval_id)
+        assert all(approvals), approvals
+        agent.close()
+        started = time.monotonic()
+        assert server.stop() == 0, "".join(server.output)
+        took = time.monotonic() - started
+    finally:
+        agent.close()
+        server.stop()
+        receiver.shutdown()
+    delivered = {notice.get("approval_id") for notice in received}
+    assert set(approvals) <= delivered, f"delivered {delivered}, opened {approvals}; took {took:.1f} s\n" + "".join(server.output)
+
+
 def test_certs_issue_makes_a_global_admin_who_names_the_tenant(binaries: Path, tmp_path: Path) -> None:
     """`handoff certs issue --global` makes a global admin's certificate; with
     --tenant the CLI acts in that tenant, without it the server says what is missing."""

@@ -199,7 +199,7 @@ public final class AccessControl: Sendable {
     /// The caller of a call, or UNAUTHENTICATED naming what is wrong.
     func principal(_ context: ServerCallContext) throws(RPCError) -> Principal? {
         if let peer = context.connection.peer {
-            guard let principal = Self.principal(of: peer) else {
+            guard let principal = Self.principal(of: peer, memo: context.connection.memo) else {
                 throw RPCError(
                     code: .unauthenticated,
                     message: "the client certificate names no Handoff identity: expected a SAN URI (or a subject CN) "
@@ -236,6 +236,16 @@ public final class AccessControl: Sendable {
     /// form, else its subject CN when that is of the form.
     static func principal(of peer: PeerIdentity) -> Principal? {
         peer.uris.lazy.compactMap(Principal.init(uri:)).first ?? peer.commonName.flatMap(Principal.init(uri:))
+    }
+
+    /// What a connection's certificate names, worked out once per connection.
+    static func principal(of peer: PeerIdentity, memo: ConnectionMemo) -> Principal? {
+        memo.value { CertificatePrincipal(principal: principal(of: peer)) }.principal
+    }
+
+    /// The memo's slot for `principal(of:)`.
+    private struct CertificatePrincipal: Sendable {
+        let principal: Principal?
     }
 
     /// Checks a call against its rule: UNAUTHENTICATED without a usable
@@ -285,12 +295,14 @@ extension ServerCallContext {
     /// a registry without it (some tests) sees certificate holders in the
     /// default tenant.
     var caller: Caller {
-        if let identity, let principal = Principal(uri: identity) {
+        // Mostly the identity is the certificate's, parsed once per connection.
+        let certified = connection.peer.flatMap { AccessControl.principal(of: $0, memo: connection.memo) }
+        if let identity, let principal = certified?.uri == identity ? certified : Principal(uri: identity) {
             // A global admin works in the tenant its call names (the access check required one).
             let tenant = principal.isGlobal ? AccessControl.callTenant(self) ?? Principal.globalTenant : principal.tenant
             return Caller(tenant: tenant, identity: principal.uri, role: principal.role.rawValue)
         }
-        if let peer = connection.peer, let principal = AccessControl.principal(of: peer) {
+        if let principal = certified {
             return Caller(tenant: principal.tenant, identity: principal.uri, role: principal.role.rawValue)
         }
         let identity = connection.peer.map { $0.uris.first ?? $0.commonName ?? "certificate \($0.fingerprint.prefix(16))" }

@@ -106,9 +106,11 @@ struct RPCServerTests {
     func gracefulShutdown() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
+        let (started, handlerStarted) = AsyncStream<Void>.makeStream()
         let server = try RPCServer(
             configuration: .init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()),
             registry: registry { request, _ in
+                handlerStarted.yield()
                 try await Task.sleep(for: .milliseconds(600))
                 return PingResponse(payload: request.payload)
             },
@@ -121,7 +123,9 @@ struct RPCServerTests {
             let client = try HandoffClient(configuration: configuration)
             _ = try await client.connection()
             let inFlight = Task { try await client.call(Health.ping, PingRequest(payload: [4, 2])) }
-            try await Task.sleep(for: .milliseconds(150))
+            // Shut down while the handler runs (a fixed sleep was too short when the suite loads both cores).
+            var iterator = started.makeAsyncIterator()
+            _ = await iterator.next()
             trigger.triggerGracefulShutdown()
             #expect(try await inFlight.value.payload == [4, 2], "the call in flight was not allowed to finish")
             try await run.value

@@ -45,7 +45,9 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
 
     private struct Pending {
         let responder: OutboundCall.Responder
-        var timer: Scheduled<Void>?
+        /// When the caller stops waiting; nil for no deadline.
+        var deadline: NIODeadline?
+        var timeoutMs: UInt64
     }
 
     private var decoder: NIOSingleStepByteToMessageProcessor<FrameDecoder>
@@ -61,6 +63,11 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
     private var keepaliveTask: RepeatedTask?
     private var awaitingPong = false
     private let state: RPCClientConnection.SharedState
+    /// One timer for the calls' deadlines (see `ConnectionDeadlines`).
+    private var deadlines = ConnectionDeadlines()
+    /// A flush is scheduled for the end of this event-loop tick: requests
+    /// started in the same tick share one TLS record and one write(2).
+    private var flushScheduled = false
 
     init(maximumFrameSize: Int, keepaliveInterval: TimeAmount?, state: RPCClientConnection.SharedState) {
         self.decoder = NIOSingleStepByteToMessageProcessor(
@@ -107,6 +114,7 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         keepaliveTask?.cancel()
+        deadlines.cancel()
         failAll(RPCError(code: .unavailable, message: "connection closed"))
         self.context = nil
     }
@@ -127,7 +135,6 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
         case .cancel(let handle, let reason):
             let callID = handle.id.value
             if callID != 0, let call = pending.removeValue(forKey: callID) {
-                call.timer?.cancel()
                 complete(call.responder, .failure(reason))
                 writeFrame(Envelope(kind: .cancel, callID: callID), context: context, flush: false)
             }
@@ -145,31 +152,53 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
         let id = nextCallID
         nextCallID &+= 2
         call.handle.id.value = id
-        var entry = Pending(responder: call.responder, timer: nil)
-        var timeoutMs: UInt64 = 0
+        var entry = Pending(responder: call.responder, deadline: nil, timeoutMs: 0)
         if let timeout = call.timeout {
-            timeoutMs = UInt64(max(1, timeout.nanoseconds / 1_000_000))
-            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let ms = timeoutMs
-            entry.timer = context.eventLoop.scheduleTask(in: timeout) {
-                bound.value.deadlineExceeded(id, timeoutMs: ms)
-            }
+            entry.timeoutMs = UInt64(max(1, timeout.nanoseconds / 1_000_000))
+            entry.deadline = .now() + timeout
         }
         let request = Envelope(
-            kind: .request, callID: id, method: call.method, timeoutMs: timeoutMs,
+            kind: .request, callID: id, method: call.method, timeoutMs: entry.timeoutMs,
             metadata: call.metadata, payload: call.payload)
         if let refusal = writeFrame(request, context: context, flush: false) {
-            entry.timer?.cancel()
             complete(call.responder, .failure(refusal))
             return
         }
         pending[id] = entry
+        if let deadline = entry.deadline { armDeadlineTimer(at: deadline, context: context) }
     }
 
-    private func deadlineExceeded(_ id: UInt64, timeoutMs: UInt64) {
-        guard let call = pending.removeValue(forKey: id), let context else { return }
-        complete(call.responder, .failure(RPCError(code: .deadlineExceeded, message: "deadline of \(timeoutMs) ms exceeded")))
-        writeFrame(Envelope(kind: .cancel, callID: id), context: context, flush: true)
+    private func armDeadlineTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        deadlines.arm(at: deadline, on: context.eventLoop) { bound.value.expireDeadlines() }
+    }
+
+    /// Fails every call past its deadline (cancelling it on the server), then
+    /// sets the timer for the earliest deadline still ahead.
+    private func expireDeadlines() {
+        deadlines.cancel()
+        guard let context else { return }
+        let (expired, next) = ConnectionDeadlines.due(pending.lazy.map { ($0.key, $0.value.deadline) }, now: .now())
+        for id in expired {
+            guard let call = pending.removeValue(forKey: id) else { continue }
+            complete(call.responder, .failure(RPCError(code: .deadlineExceeded, message: "deadline of \(call.timeoutMs) ms exceeded")))
+            writeFrame(Envelope(kind: .cancel, callID: id), context: context, flush: false)
+        }
+        if !expired.isEmpty { context.flush() }
+        if let next { armDeadlineTimer(at: next, context: context) }
+    }
+
+    /// Flushes once at the end of the event-loop tick, however many calls
+    /// asked for it in the tick.
+    func flush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = bound.value
+            handler.flushScheduled = false
+            handler.context?.flush()
+        }
     }
 
     /// Writes one frame; returns why it cannot be sent (and sends nothing) when
@@ -221,7 +250,6 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
         case .end:
             // An END for a call no longer pending crossed a CANCEL or a deadline: drop it.
             guard let call = pending.removeValue(forKey: envelope.callID) else { return }
-            call.timer?.cancel()
             let code = RPCError.Code(rawValue: envelope.statusCode)
             if code == .ok {
                 complete(call.responder, .success(envelope.payload))
@@ -238,7 +266,6 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
             let notStarted = pending.filter { $0.key > envelope.callID }
             for (id, call) in notStarted {
                 pending.removeValue(forKey: id)
-                call.timer?.cancel()
                 complete(call.responder, .failure(RPCError(
                     code: .unavailable, message: "the server is shutting down (\(envelope.statusMessage)); call not started")))
             }
@@ -267,8 +294,8 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
         state.markClosed()
         let all = pending
         pending.removeAll()
+        deadlines.cancel()
         for call in all.values {
-            call.timer?.cancel()
             complete(call.responder, .failure(reason))
         }
     }

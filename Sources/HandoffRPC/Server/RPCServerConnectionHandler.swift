@@ -45,7 +45,9 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
 
     private struct Call {
         var task: Task<Void, Never>?
-        var deadline: Scheduled<Void>?
+        /// When the client stops waiting, and the timeout it sent.
+        var deadline: NIODeadline?
+        var timeoutMs: UInt64 = 0
         var streaming: Bool
         let started: NIODeadline
         /// Ended with UNAVAILABLE when the connection drains (an open-ended stream).
@@ -77,6 +79,8 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
     private var readsSinceIdleCheck = 0
     private var idleChecks = 0
     private var idleTask: RepeatedTask?
+    /// One timer for the calls' deadlines (see `ConnectionDeadlines`).
+    private var deadlines = ConnectionDeadlines()
 
     public init(registry: MethodRegistry, configuration: Configuration = .init(), logger: Logger) {
         self.registry = registry
@@ -253,13 +257,9 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
         }
 
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        var call = Call(task: nil, deadline: nil, streaming: false, started: now)
+        var call = Call(task: nil, deadline: deadline, timeoutMs: envelope.timeoutMs, streaming: false, started: now)
         call.endsOnDrain = registry.endsOnDrain.contains(envelope.method)
-        if let deadline {
-            call.deadline = context.eventLoop.scheduleTask(deadline: deadline) {
-                bound.value.deadlineExceeded(id, timeoutMs: envelope.timeoutMs)
-            }
-        }
+        if let deadline { armDeadlineTimer(at: deadline, context: context) }
         let payload = envelope.payload
         let work: @Sendable () async throws -> [UInt8]
         switch handler {
@@ -297,7 +297,6 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
     /// (cancelled by the client, past its deadline, or the connection closed).
     private func callFinished(_ id: UInt64, _ result: Result<[UInt8], any Error>) {
         guard let call = calls.removeValue(forKey: id) else { return }
-        call.deadline?.cancel()
         switch result {
         case .success(let payload):
             write(.end(callID: id, status: .ok, message: "", payload: call.streaming ? [] : payload))
@@ -321,16 +320,27 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func deadlineExceeded(_ id: UInt64, timeoutMs: UInt64) {
-        guard let call = calls.removeValue(forKey: id) else { return }
-        call.task?.cancel()
-        write(.end(callID: id, status: .deadlineExceeded, message: "deadline of \(timeoutMs) ms exceeded"))
-        closeIfDrained()
+    private func armDeadlineTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        deadlines.arm(at: deadline, on: context.eventLoop) { bound.value.expireDeadlines() }
+    }
+
+    /// Ends every call past its deadline with DEADLINE_EXCEEDED (cancelling
+    /// its handler), then sets the timer for the earliest deadline ahead.
+    private func expireDeadlines() {
+        deadlines.cancel()
+        let (expired, next) = ConnectionDeadlines.due(calls.lazy.map { ($0.key, $0.value.deadline) }, now: .now())
+        for id in expired {
+            guard let call = calls.removeValue(forKey: id) else { continue }
+            call.task?.cancel()
+            write(.end(callID: id, status: .deadlineExceeded, message: "deadline of \(call.timeoutMs) ms exceeded"))
+        }
+        if let next, let context { armDeadlineTimer(at: next, context: context) }
+        if !expired.isEmpty { closeIfDrained() }
     }
 
     private func cancelCall(_ id: UInt64) {
         guard let call = calls.removeValue(forKey: id) else { return }
-        call.deadline?.cancel()
         call.task?.cancel()
         closeIfDrained()
     }
@@ -338,8 +348,8 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
     private func cancelAll(reason: RPCError) {
         let all = calls
         calls.removeAll()
+        deadlines.cancel()
         for call in all.values {
-            call.deadline?.cancel()
             call.task?.cancel()
         }
         let waiters = writabilityWaiters
@@ -442,7 +452,6 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
         }
         for (id, call) in calls where call.endsOnDrain {
             calls.removeValue(forKey: id)
-            call.deadline?.cancel()
             call.task?.cancel()
             write(.end(callID: id, status: .unavailable, message: "the server is shutting down; watch again (from your last cursor) to resume"))
         }

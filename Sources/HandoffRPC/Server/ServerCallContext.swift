@@ -3,6 +3,7 @@
 public import HandoffProto
 public import Logging
 public import NIOCore
+import Synchronization
 
 /// The verified identity of the peer, from its TLS client certificate.
 public struct PeerIdentity: Sendable, Hashable {
@@ -28,11 +29,34 @@ public struct ConnectionInfo: Sendable {
     public var tlsVersion: String?
     /// The verified client certificate, when the client presented one.
     public var peer: PeerIdentity?
+    /// What the connection's calls work out once and share (the identity its
+    /// certificate names, say): a new memo with every new `ConnectionInfo`.
+    public let memo = ConnectionMemo()
 
     public init(remoteAddress: String? = nil, tlsVersion: String? = nil, peer: PeerIdentity? = nil) {
         self.remoteAddress = remoteAddress
         self.tlsVersion = tlsVersion
         self.peer = peer
+    }
+}
+
+/// Values computed once per connection and shared by its calls, one per type.
+/// Working out who a certificate names took 9% of the server's time on
+/// Ping at 64 in flight (perf) when every call did it again.
+public final class ConnectionMemo: Sendable {
+    // The calls of one connection run on its event loop, so this lock is
+    // taken by one thread at a time and costs no contention.
+    private let values = Mutex<[ObjectIdentifier: any Sendable]>([:])
+
+    public init() {}
+
+    /// The value of type `T` for this connection, made by `make` the first time.
+    public func value<T: Sendable>(_ make: () -> T) -> T {
+        let key = ObjectIdentifier(T.self)
+        if let found = values.withLock({ $0[key] }) as? T { return found }
+        let made = make()
+        values.withLock { $0[key] = made }
+        return made
     }
 }
 

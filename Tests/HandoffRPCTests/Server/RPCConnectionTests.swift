@@ -119,6 +119,60 @@ struct RPCConnectionTests {
         try await loopback.shutdown()
     }
 
+    @Test("many deadlines on one connection: each call ends at its own, a later short one first, calls without one untouched")
+    func deadlinesShareOneTimer() async throws {
+        // The payload's first byte is how long the handler works, in 100 ms steps (0: answer at once).
+        let loopback = try await Loopback(registry: pingRegistry { request, _ in
+            try await Task.sleep(for: .milliseconds(100 * Int(request.payload.first ?? 0)))
+            return PingResponse(payload: request.payload)
+        })
+        // The server's own timer, with no client timer to hide behind: a raw client.
+        let raw = try await loopback.connectRaw()
+        let clock = ContinuousClock()
+        let start = clock.now
+        for (id, timeout, work) in [(1, 2500, 100), (3, 150, 100), (5, 0, 3), (7, 600, 100), (9, 5000, 0)] as [(UInt64, UInt64, UInt8)] {
+            try await raw.send(Envelope(
+                kind: .request, callID: id, method: Health.ping.fullName, timeoutMs: timeout,
+                payload: try PingRequest(payload: [work]).serializedBytes()))
+        }
+        var ends: [UInt64: (status: UInt32, at: Duration)] = [:]
+        var order: [UInt64] = []
+        while ends.count < 5, let frame = await raw.next() {
+            if frame.kind == .end {
+                ends[frame.callID] = (frame.statusCode, clock.now - start)
+                order.append(frame.callID)
+            }
+        }
+        let deadline = RPCError.Code.deadlineExceeded.rawValue
+        let ok = RPCError.Code.ok.rawValue
+        #expect(ends.mapValues(\.status) == [1: deadline, 3: deadline, 5: ok, 7: deadline, 9: ok], "\(ends)")
+        #expect(order.filter { [3, 7, 1].contains($0) } == [3, 7, 1], "deadlines ended out of order: \(order)")
+        // Never early; late only by scheduling (the suite runs tests side by side on two cores).
+        for (id, due) in [(3, 150), (7, 600), (1, 2500)] as [(UInt64, Int)] {
+            let at = ends[id]?.at ?? .zero
+            #expect(at >= .milliseconds(due) && at < .milliseconds(due + 1000), "call \(id) ended at \(at), its deadline \(due) ms")
+        }
+
+        // The client's timer: a short deadline started after a long one still ends first.
+        let client = try await loopback.connect()
+        let long = Task {
+            try await client.call(Health.ping, PingRequest(payload: [100]), options: CallOptions(timeout: .milliseconds(1500)))
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        let shortStart = clock.now
+        let error = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Health.ping, PingRequest(payload: [100]), options: CallOptions(timeout: .milliseconds(150)))
+        }
+        #expect(error?.code == .deadlineExceeded)
+        #expect(clock.now - shortStart < .milliseconds(700), "the short deadline waited for the long one")
+        let answered = try await client.call(Health.ping, PingRequest(payload: [1]), options: CallOptions(timeout: .seconds(5)))
+        #expect(answered.payload == [1])
+        let longError = await #expect(throws: RPCError.self) { try await long.value }
+        #expect(longError?.code == .deadlineExceeded)
+        await client.close()
+        try await loopback.shutdown()
+    }
+
     @Test("cancelling the caller's task cancels the call on the server")
     func cancellation() async throws {
         let started = Signal()

@@ -235,4 +235,23 @@ struct SQLiteStoreTests {
             #expect(record.version == 2 && record.stateJSON.contains("done"))
         }
     }
+
+    @Test("every lookup by something other than the primary key uses its index, not a walk through the tenant")
+    func lookupsUseTheirIndexes() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        for sql in SQLiteStore.Lookup.all + [
+            // Chosen by the planner unaided today; checked so that a new index or column does not change that.
+            "SELECT count(*) FROM tickets WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?",
+            "SELECT id FROM approvals WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'",
+        ] {
+            let plan = try await store.pool.read { db in
+                let placeholders = sql.filter { $0 == "?" }.count
+                return try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(Array(repeating: "x", count: placeholders)))
+                    .map { $0["detail"] as String }.joined(separator: "; ")
+            }
+            #expect(plan.contains("INDEX") && !plan.contains("PRIMARY KEY") && !plan.contains("SCAN tickets") && !plan.contains("SCAN pending_actions") && !plan.contains("SCAN approvals"), "\(sql)\n→ \(plan)")
+        }
+    }
 }

@@ -38,6 +38,9 @@ public struct MultiFactorSettings: Sendable {
     public var lifetimeSeconds = 300
     /// Wrong codes allowed before the action is cancelled.
     public var attempts = 3
+    /// Told of each channel that failed to deliver a code: its name and the
+    /// error (whose text never holds the code), for the operator's log.
+    public var deliveryFailed: @Sendable (_ channel: String, _ pendingActionID: String, _ error: any Error) -> Void = { _, _, _ in }
 
     public init(key: [UInt8], channels: [any CodeChannel]) {
         self.keyBytes = key
@@ -103,6 +106,7 @@ extension ConfirmationService {
                 try await channel.deliver(delivery)
                 delivered.append(channel.name)
             } catch {
+                settings.deliveryFailed(channel.name, delivery.pendingActionID, error)
                 continue  // the next channel may reach the user
             }
         }

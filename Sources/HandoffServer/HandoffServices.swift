@@ -29,6 +29,12 @@ public struct HandoffServices: Sendable {
         self.sessions = sessions
         self.policy = policy
         assessments = AssessmentService(store: store, sessions: sessions, policy: policy, clock: clock)
+        var multiFactor = multiFactor
+        multiFactor.deliveryFailed = { channel, pendingActionID, error in
+            logger.warning("multi-factor code not delivered", metadata: [
+                "channel": "\(channel)", "pending_action": "\(pendingActionID)", "error": "\(error)",
+            ])
+        }
         confirmations = ConfirmationService(store: store, sessions: sessions, policy: policy, multiFactor: multiFactor, clock: clock)
         let desk = DeskHub()
         let sender = NoticeSender(channels: notices) { notice, channel, error in

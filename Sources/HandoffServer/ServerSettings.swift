@@ -38,7 +38,8 @@ import Yams
 ///     - {type: file, path: .handoff/mfa-codes.jsonl}
 /// notifications:                        # approval notices to approvers and requesters
 ///   channels:                           # default: one file channel, <data>/notifications.jsonl
-///     - {type: webhook, url: "http://127.0.0.1:9000/approvals", secret_file: /etc/handoff/webhook.secret}
+///     - {type: webhook, url: "https://hooks.example.com/approvals", secret_file: /etc/handoff/webhook.secret}
+///     # ca_file: /etc/handoff/hooks-ca.pem  (https: the CA the receiver's certificate chains to; default: the system's)
 /// desk:
 ///   sweep_interval_ms: 1000             # approval expiries and SLA breaches are applied this often
 /// sessions:
@@ -91,7 +92,8 @@ public struct ServerSettings: Sendable, Equatable {
 
         public enum Channel: Sendable, Equatable {
             case file(path: String)
-            case webhook(url: String, secretFile: String)
+            /// `caFile`: the CA bundle an https:// receiver's certificate must chain to (nil: the system's).
+            case webhook(url: String, secretFile: String, caFile: String? = nil)
         }
     }
 
@@ -327,9 +329,11 @@ public struct ServerSettings: Sendable, Equatable {
             var path: String?
             var url: String?
             var secretFile: String?
+            var caFile: String?
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case type, path, url
                 case secretFile = "secret_file"
+                case caFile = "ca_file"
             }
             init(from decoder: any Decoder) throws {
                 try refuseUnknownKeys(decoder, CodingKeys.self)
@@ -338,6 +342,7 @@ public struct ServerSettings: Sendable, Equatable {
                 path = try c.decodeIfPresent(String.self, forKey: .path)
                 url = try c.decodeIfPresent(String.self, forKey: .url)
                 secretFile = try c.decodeIfPresent(String.self, forKey: .secretFile)
+                caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
             }
         }
 
@@ -489,9 +494,10 @@ extension ServerSettings {
             switch channel {
             case .file(let path):
                 channels.append(FileCodeChannel(path: path))
-            case .webhook(let url, let secretFile):
+            case .webhook(let url, let secretFile, let caFile):
                 do {
-                    channels.append(try WebhookCodeChannel(url: url, secret: try secret(at: secretFile, createIfMissing: false), group: group))
+                    channels.append(try WebhookCodeChannel(
+                        url: url, secret: try secret(at: secretFile, createIfMissing: false), caFile: caFile, group: group))
                 } catch let error as Error {
                     throw error
                 } catch {
@@ -512,7 +518,7 @@ extension ServerSettings {
                 guard let url = channel.url, let secret = channel.secretFile else {
                     throw Error(message: "\(path)[\(index)]: a webhook channel needs url and secret_file")
                 }
-                return .webhook(url: url, secretFile: secret)
+                return .webhook(url: url, secretFile: secret, caFile: channel.caFile)
             default:
                 throw Error(message: "\(path)[\(index)]: unknown type \"\(channel.type)\" (known: file, webhook)")
             }
@@ -549,7 +555,7 @@ extension ServerSettings {
         let certs = (data as NSString).appendingPathComponent("certs")
         var files = tlsEnabled ? [tlsKey ?? (certs as NSString).appendingPathComponent("server.key")] : []
         files.append(multiFactor.keyFile ?? (data as NSString).appendingPathComponent("mfa.key"))
-        for case .webhook(_, let secretFile) in (multiFactor.channels ?? []) + (notificationChannels ?? []) { files.append(secretFile) }
+        for case .webhook(_, let secretFile, _) in (multiFactor.channels ?? []) + (notificationChannels ?? []) { files.append(secretFile) }
         for file in files where FileManager.default.fileExists(atPath: file) {
             let mode = ((try? FileManager.default.attributesOfItem(atPath: file))?[.posixPermissions] as? Int) ?? 0
             if mode & 0o077 != 0 {

@@ -6,6 +6,7 @@
 import Crypto
 import Foundation
 public import HandoffPolicy
+import HandoffTLS
 public import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -34,7 +35,9 @@ public struct FileCodeChannel: CodeChannel {
     }
 }
 
-/// POSTs each code as JSON to an http:// URL. Headers: `X-Handoff-Timestamp`
+/// POSTs each code as JSON to an https:// (or http://) URL; over https the
+/// receiver's certificate is verified against the system's trust store or
+/// `caFile`, and its name against the URL's host. Headers: `X-Handoff-Timestamp`
 /// (ms since 1970) and `X-Handoff-Signature: sha256=<hex>`, the HMAC-SHA256 with
 /// the shared secret over "<timestamp>.<body>". A 2xx answer is delivery.
 public struct WebhookCodeChannel: CodeChannel {
@@ -45,14 +48,34 @@ public struct WebhookCodeChannel: CodeChannel {
     let secret: [UInt8]
     let timeout: TimeAmount
     let group: any EventLoopGroup
+    /// Set for an https:// URL.
+    let tls: TLSContext?
 
-    /// - Throws: when `url` is not http://HOST[:PORT]/PATH.
-    public init(url: String, secret: [UInt8], timeout: TimeAmount = .seconds(5), group: any EventLoopGroup) throws {
-        guard let parsed = URL(string: url), parsed.scheme == "http", let host = parsed.host, !secret.isEmpty else {
-            throw CodeChannelError("webhook url \(url) is not http://HOST[:PORT]/PATH, or its secret is empty")
+    /// - Parameter caFile: PEM bundle the receiver's certificate must chain to
+    ///   (https only); nil: the system's trust store.
+    /// - Throws: when `url` is not http(s)://HOST[:PORT]/PATH, or the TLS
+    ///   settings do not load (the reason from OpenSSL).
+    public init(url: String, secret: [UInt8], caFile: String? = nil, timeout: TimeAmount = .seconds(5), group: any EventLoopGroup) throws {
+        guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), let host = parsed.host,
+              !secret.isEmpty
+        else {
+            throw CodeChannelError("webhook url \(url) is not https://HOST[:PORT]/PATH (or http://), or its secret is empty")
+        }
+        if scheme == "http", caFile != nil {
+            throw CodeChannelError("webhook url \(url) is http://; ca_file applies to https:// only")
+        }
+        if scheme == "https" {
+            do {
+                tls = try TLSContext(configuration: .client(
+                    trustRootsPath: caFile, serverHostname: host, applicationProtocols: [], handshakeTimeout: timeout))
+            } catch {
+                throw CodeChannelError("webhook \(url): \(error)")
+            }
+        } else {
+            tls = nil
         }
         self.host = host
-        self.port = parsed.port ?? 80
+        self.port = parsed.port ?? (scheme == "https" ? 443 : 80)
         self.path = parsed.path.isEmpty ? "/" : parsed.path
         self.secret = secret
         self.timeout = timeout
@@ -85,8 +108,9 @@ public struct WebhookCodeChannel: CodeChannel {
         let answered = loop.makePromise(of: HTTPResponseStatus.self)
         let channel = try await ClientBootstrap(group: loop)
             .connectTimeout(timeout)
-            .channelInitializer { channel in
+            .channelInitializer { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ResponseStatusHandler(answered: answered))
                 }

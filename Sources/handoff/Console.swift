@@ -64,6 +64,10 @@ struct Console {
     var status = "connecting…"
     var connected = false
     var lastRefresh: Int64 = 0
+    /// Desk events arrived since the last refresh, which waits for the spacing.
+    var stale = false
+    /// The least time between two reads of the queue caused by desk events.
+    static let refreshSpacingMs: Int64 = 250
     var events = 0
 
     init(client: HandoffClient, role: String, server: String) {
@@ -92,7 +96,7 @@ struct Console {
         }
         let tickTask = Task {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
+                try? await Task.sleep(for: .milliseconds(Self.refreshSpacingMs))
                 continuation.yield(.tick)
             }
         }
@@ -106,10 +110,12 @@ struct Console {
             case .resized:
                 break
             case .tick:
-                if SessionClock.now() - lastRefresh > 5000 { await refresh() }
+                if stale || SessionClock.now() - lastRefresh > 5000 { await refresh() }
             case .desk:
                 events += 1
-                await refresh()
+                // A busy desk sends many events a second: read the queue again at
+                // most every refreshSpacingMs, not once per event per console.
+                if SessionClock.now() - lastRefresh >= Self.refreshSpacingMs { await refresh() } else { stale = true }
             case .watchFailed(let reason):
                 connected = false
                 status = "connection lost (\(reason)); reconnecting…"
@@ -143,6 +149,7 @@ struct Console {
     /// Reads the queue and the approvals again.
     mutating func refresh() async {
         lastRefresh = SessionClock.now()
+        stale = false
         do {
             if panes.contains(.tickets) {
                 tickets = try await client.call(Escalations.listQueue, ListQueueRequest(pageSize: 200)).tickets

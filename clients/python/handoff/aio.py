@@ -800,7 +800,9 @@ class AsyncDesk:
                     limit: Optional[int] = None, timeout: Optional[float] = None) -> List[common_pb2.Ticket]:
         """The queue in desk order (priority, SLA-breached first, oldest
         first): OPEN and CLAIMED tickets unless ``statuses`` says otherwise
-        (``"open"``, ``"claimed"``, ``"resolved"``)."""
+        (``"open"``, ``"claimed"``, ``"waiting"``, ``"resolved"``). A WAITING
+        ticket holds a session's second escalated action until the ticket in
+        hand is resolved."""
         out: List[common_pb2.Ticket] = []
         token = ""
         while True:

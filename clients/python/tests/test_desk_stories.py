@@ -98,7 +98,7 @@ def test_two_parallel_legal_actions_each_get_a_decision_one_after_the_other(
     assert [t["ticket_id"] for t in queue if t["session_id"] == "two-legal"] == [lease.ticket_id], queue
     waiting = cli(binaries, server, certs, "queue", "--status", "waiting", "--json")
     assert [(t["ticket_id"], t["status"]) for t in waiting] == [(rash.ticket_id, "waiting")], waiting
-    assert [t.id for t in operator.queue(statuses=["waiting"])] == [rash.ticket_id]  # the SDK names it too
+    assert [t.id for t in operator.desk.queue(statuses=["waiting"])] == [rash.ticket_id]  # the SDK names it too
     early = subprocess.run([str(binaries / "handoff"), "claim", rash.ticket_id, "--server", server.address, "--certs",
                             str(certs), "--role", "operator"], capture_output=True, text=True, timeout=30)
     assert early.returncode == 1 and "waiting" in early.stdout + early.stderr, early.stdout + early.stderr

@@ -222,29 +222,13 @@ public final class ApprovalService: Sendable {
             guard pending.isUndecided else {
                 throw .failedPrecondition("pending action \(pending.id) is \(pending.status), not pending")
             }
-            let now = self.clock()
-            var steps = chain.steps.enumerated().map { ApprovalStepRecord(level: $0.offset + 1, approvers: $0.element, status: "waiting") }
-            Self.activate(&steps[0], at: now, timeout: settings.stepTimeoutSeconds)
-            let approval = ApprovalRecord(
-                tenant: caller.tenant, id: "ap-" + UUID().uuidString.lowercased(), sessionID: sessionID, pendingActionID: pending.id,
-                actionJSON: pending.actionJSON, amount: "\(value)", currency: money, reason: reason, requester: caller.identity,
-                status: "pending", steps: steps, currentLevel: 1, createdAtMs: now)
-            // The chain's own deadlines govern from now on, not the action's; the
-            // approvers decide it, so no confirmation or code is awaited any more.
-            pending.expiresAtMs = 0
-            pending.awaitingConfirmation = false
-            pending.confirmationExpiresAtMs = 0
-            pending.mfaCodeHash = nil
-            pending.mfaExpiresAtMs = 0
-            pending.updatedAtMs = now
+            let (approval, handedOver, requested) = Self.opening(
+                &pending, chain: chain, amount: value, currency: money, reason: reason, caller: caller, now: self.clock(),
+                stepTimeoutSeconds: settings.stepTimeoutSeconds)
+            pending = handedOver
             let opened: (approval: ApprovalRecord, created: Bool, events: [EventRecord])
             do throws(StoreError) {
-                opened = try await store.openApproval(approval, action: pending, events: [
-                    Self.event("approval.requested", approval, caller.identity, now, reasoning: reason, [
-                        "level": .integer(1), "approvers": .array(steps[0].approvers.map(JSONValue.string)),
-                        "amount": .string(approval.amount), "currency": .string(money),
-                    ]),
-                ])
+                opened = try await store.openApproval(approval, action: pending, events: [requested])
             } catch {
                 if case .versionConflict = error { throw .aborted("pending action \(pendingID) changed meanwhile; try again") }
                 throw SessionError(error)
@@ -255,6 +239,57 @@ public final class ApprovalService: Sendable {
         }
         if outcome.created { await notifyStep(outcome.approval) }
         return outcome
+    }
+
+    /// The approval that `chain` opens for `pending`, the pending action as the
+    /// approvers hold it from then on, and the `approval.requested` event.
+    static func opening(
+        _ pending: inout PendingActionRecord, chain: Policy.Approvals.Chain, amount: Decimal, currency: String, reason: String, caller: Caller,
+        now: Int64, stepTimeoutSeconds: Int?
+    ) -> (ApprovalRecord, PendingActionRecord, NewEvent) {
+        var steps = chain.steps.enumerated().map { ApprovalStepRecord(level: $0.offset + 1, approvers: $0.element, status: "waiting") }
+        activate(&steps[0], at: now, timeout: stepTimeoutSeconds)
+        let approval = ApprovalRecord(
+            tenant: caller.tenant, id: "ap-" + UUID().uuidString.lowercased(), sessionID: pending.sessionID, pendingActionID: pending.id,
+            actionJSON: pending.actionJSON, amount: "\(amount)", currency: currency, reason: reason, requester: caller.identity,
+            status: "pending", steps: steps, currentLevel: 1, createdAtMs: now)
+        // The chain's own deadlines govern from now on, not the action's; the
+        // approvers decide it, so no confirmation or code is awaited any more.
+        pending.expiresAtMs = 0
+        pending.awaitingConfirmation = false
+        pending.confirmationExpiresAtMs = 0
+        pending.mfaCodeHash = nil
+        pending.mfaExpiresAtMs = 0
+        pending.updatedAtMs = now
+        let requested = event("approval.requested", approval, caller.identity, now, reasoning: reason, [
+            "level": .integer(1), "approvers": .array(steps[0].approvers.map(JSONValue.string)),
+            "amount": .string(approval.amount), "currency": .string(currency),
+        ])
+        return (approval, pending, requested)
+    }
+
+    /// For AssessAction's escalate strategy: the approval a new pending action
+    /// goes to, built to be written in the assessment's own transaction (nil
+    /// when the policy does not route this action to approvers).
+    public func automaticOpening(
+        _ pending: PendingActionRecord, action: ProposedAction, assessment: Assessment, caller: Caller, now: Int64
+    ) -> (approval: ApprovalRecord, pending: PendingActionRecord, event: NewEvent)? {
+        let settings = policy.current.policy.approvals
+        guard assessment.strategy == .escalate, settings.routeDecisionTypes.contains(assessment.decisionType),
+              let amount = action.amount, let chain = settings.chain(for: amount)
+        else { return nil }
+        var handed = pending
+        let (approval, held, requested) = Self.opening(
+            &handed, chain: chain, amount: amount, currency: action.currency, reason: AutomaticEscalation.reason(assessment, action),
+            caller: caller, now: now, stepTimeoutSeconds: settings.stepTimeoutSeconds)
+        return (approval, held, requested)
+    }
+
+    /// After an approval opened with an assessment committed: watchers and
+    /// the first step's approvers are told.
+    public func announce(_ approval: ApprovalRecord, events: [EventRecord]) async {
+        desk.publish(events)
+        await notifyStep(approval)
     }
 
     // MARK: Reading

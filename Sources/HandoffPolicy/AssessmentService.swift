@@ -61,6 +61,10 @@ public struct AssessmentOutcome: Sendable, Hashable {
     public var pending: PendingActionRecord?
     /// True when the idempotency key had been used: the first answer, again.
     public var replayed: Bool
+    /// The approval opened in the same transaction (see `assess(opening:)`).
+    public var approval: ApprovalRecord?
+    /// The events the assessment appended (none on a replay).
+    public var events: [EventRecord] = []
 }
 
 public final class AssessmentService: Sendable {
@@ -85,8 +89,16 @@ public final class AssessmentService: Sendable {
     /// Assesses `action` in session `sessionID`.
     /// - Throws: `.notFound` (no such session), `.failedPrecondition` (the key was
     ///   used for another action), `.invalidArgument`.
+    /// Given a new pending action, the action, its assessment and the time:
+    /// the approval to open with it, the pending action as it is then held,
+    /// and the approval's event; nil for none.
+    public typealias Opening = @Sendable (PendingActionRecord, ProposedAction, Assessment, Int64)
+        -> (approval: ApprovalRecord, pending: PendingActionRecord, event: NewEvent)?
+
+    /// Assesses `action` in session `sessionID`. With `opening`, an action the
+    /// policy sends to approvers gets its approval in the same transaction.
     public func assess(
-        sessionID: String, action: ProposedAction, idempotencyKey: String, caller: Caller
+        sessionID: String, action: ProposedAction, idempotencyKey: String, caller: Caller, opening: Opening? = nil
     ) async throws(SessionError) -> AssessmentOutcome {
         guard !action.toolName.isEmpty else { throw .invalidArgument("action.tool_name is required") }
         guard idempotencyKey.utf8.count <= 128 else { throw .invalidArgument("idempotency_key is longer than 128 bytes") }
@@ -105,6 +117,8 @@ public final class AssessmentService: Sendable {
                 idempotencyKey: idempotencyKey, actionHash: action.bindingHash(sessionVersion: session.version),
                 assessedVersion: session.version)
         }
+        var approval: (approval: ApprovalRecord, pending: PendingActionRecord, event: NewEvent)?
+        if let opening, let created = pending { approval = opening(created, action, assessment, now) }
         let assessmentJSON = assessment.json.serialized
         var details = assessment.json.objectValue ?? [:]
         details["tool"] = .string(action.toolName)
@@ -118,7 +132,7 @@ public final class AssessmentService: Sendable {
                     sessionID: sessionID, idempotencyKey: idempotencyKey,
                     requestHash: Array(SHA256.hash(data: Data(actionJSON.utf8))), assessmentJSON: assessmentJSON,
                     pendingActionID: pending?.id, createdAtMs: now),
-                pending: pending,
+                pending: approval?.pending ?? pending, approval: approval?.approval,
                 events: [NewEvent(
                     action: "action.assessed", actor: caller.identity, reasoning: action.description,
                     detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)]
@@ -130,11 +144,15 @@ public final class AssessmentService: Sendable {
                             "tool": .string(action.toolName), "action": action.canonicalJSON,
                             "sampling_rate": .number(loaded.policy.samplingRate),
                         ]).serialized,
-                        occurredAtMs: now)] : []))
+                        occurredAtMs: now)] : [])
+                    + (approval.map { [$0.event] } ?? []))
         } catch {
             throw SessionError(error)
         }
-        guard recorded.replayed else { return AssessmentOutcome(assessment: assessment, pending: pending, replayed: false) }
+        guard recorded.replayed else {
+            return AssessmentOutcome(
+                assessment: assessment, pending: recorded.pending, replayed: false, approval: recorded.approval, events: recorded.events)
+        }
         guard let first = try? Assessment(json: JSONValue(parsing: recorded.assessmentJSON)) else {
             throw .unavailable("the stored assessment under key \(idempotencyKey) does not parse")
         }

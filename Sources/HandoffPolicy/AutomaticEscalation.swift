@@ -17,6 +17,21 @@ public struct AutomaticEscalation: Sendable {
     }
 
     /// Where an escalated action went: a ticket id or an approval id (one is set).
+    /// What the approvers or the operator read as the reason: the policy's
+    /// decision and the rules that matched.
+    static func reason(_ assessment: Assessment, _ action: ProposedAction) -> String {
+        let why = assessment.matched.map(\.explanation).joined(separator: "; ")
+        return "policy: \(assessment.decisionType) action \(action.toolName) needs a person" + (why.isEmpty ? "" : " (\(why))")
+    }
+
+    /// The approval `assess` should open with a new pending action, if the
+    /// policy sends it to approvers (for `AssessmentService.assess(opening:)`).
+    public func opening(caller: Caller) -> AssessmentService.Opening {
+        { [approvals] pending, action, assessment, now in
+            approvals.automaticOpening(pending, action: action, assessment: assessment, caller: caller, now: now)
+        }
+    }
+
     public struct Route: Sendable, Hashable {
         public var ticketID = ""
         public var approvalID = ""
@@ -28,9 +43,13 @@ public struct AutomaticEscalation: Sendable {
     public func route(
         _ outcome: AssessmentOutcome, sessionID: String, action: ProposedAction, caller: Caller
     ) async throws(SessionError) -> Route {
+        // Opened in the assessment's own transaction (AssessmentService.assess with `opening`).
+        if let approval = outcome.approval {
+            await approvals.announce(approval, events: outcome.events)
+            return Route(approvalID: approval.id)
+        }
         guard outcome.assessment.strategy == .escalate, let pending = outcome.pending, pending.isUndecided else { return Route() }
-        let why = outcome.assessment.matched.map(\.explanation).joined(separator: "; ")
-        let reason = "policy: \(outcome.assessment.decisionType) action \(action.toolName) needs a person" + (why.isEmpty ? "" : " (\(why))")
+        let reason = Self.reason(outcome.assessment, action)
         let settings = policy.current.policy.approvals
         if settings.routeDecisionTypes.contains(outcome.assessment.decisionType), let amount = action.amount,
            settings.chain(for: amount) != nil {

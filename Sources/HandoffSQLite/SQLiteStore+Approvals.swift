@@ -62,19 +62,23 @@ extension SQLiteStore {
                 return (try Self.approval(row, tenant: approval.tenant), false, [])
             }
             _ = try Self.writePendingAction(db, action)
-            try db.cachedStatement(sql: """
-                INSERT INTO approvals (tenant_id, id, session_id, pending_action_id, action_json, edited_action_json, amount, currency,
-                    reason, requester, status, steps_json, current_level, due_at_ms, created_at_ms, decided_at_ms, revision)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
-                    approval.tenant.rawValue, approval.id, approval.sessionID, approval.pendingActionID, approval.actionJSON,
-                    approval.editedActionJSON, approval.amount, approval.currency, approval.reason, approval.requester, approval.status,
-                    Self.encodeSteps(approval.steps), approval.currentLevel, approval.dueAtMs, approval.createdAtMs, approval.decidedAtMs,
-                    approval.revision,
-                ])
+            try Self.insertApproval(db, approval)
             let appended = try events.map { try Self.append(db, tenant: approval.tenant, sessionID: approval.sessionID, event: $0) }
             return (approval, true, appended)
         }
+    }
+
+    static func insertApproval(_ db: Database, _ approval: ApprovalRecord) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO approvals (tenant_id, id, session_id, pending_action_id, action_json, edited_action_json, amount, currency,
+                reason, requester, status, steps_json, current_level, due_at_ms, created_at_ms, decided_at_ms, revision)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                approval.tenant.rawValue, approval.id, approval.sessionID, approval.pendingActionID, approval.actionJSON,
+                approval.editedActionJSON, approval.amount, approval.currency, approval.reason, approval.requester, approval.status,
+                encodeSteps(approval.steps), approval.currentLevel, approval.dueAtMs, approval.createdAtMs, approval.decidedAtMs,
+                approval.revision,
+            ])
     }
 
     public func approval(tenant: TenantID, id: String) async throws(StoreError) -> ApprovalRecord? {

@@ -411,7 +411,7 @@ public final class SQLiteStore: Store {
     }
 
     public func recordAssessment(
-        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, events: [NewEvent]
+        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?, events: [NewEvent]
     ) async throws(StoreError) -> RecordedAssessment {
         try await write { db in
             try Self.requireSession(db, tenant: tenant, id: assessment.sessionID)
@@ -449,8 +449,10 @@ public final class SQLiteStore: Store {
                         assessment.assessmentJSON, assessment.pendingActionID, assessment.createdAtMs,
                     ])
             }
-            for event in events { _ = try Self.append(db, tenant: tenant, sessionID: assessment.sessionID, event: event) }
-            return RecordedAssessment(assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false)
+            if let approval { try Self.insertApproval(db, approval) }
+            let appended = try events.map { try Self.append(db, tenant: tenant, sessionID: assessment.sessionID, event: $0) }
+            return RecordedAssessment(
+                assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false, approval: approval, events: appended)
         }
     }
 

@@ -10,6 +10,8 @@ public import ServiceLifecycle
 
 /// Every domain service, built over one store and one policy.
 public struct HandoffServices: Sendable {
+    /// The store every service writes to.
+    public let store: any Store
     public let sessions: SessionService
     public let policy: PolicyHolder
     public let assessments: AssessmentService
@@ -26,6 +28,7 @@ public struct HandoffServices: Sendable {
         notices: [any NoticeChannel] = [], clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs,
         logger: Logger = Logger(label: "handoff")
     ) {
+        self.store = store
         self.sessions = sessions
         self.policy = policy
         assessments = AssessmentService(store: store, sessions: sessions, policy: policy, clock: clock)

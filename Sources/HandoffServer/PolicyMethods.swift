@@ -142,7 +142,8 @@ extension MethodRegistry {
         register(HandoffProto.Policy.assessAction) { request, context in
             let action = try proposedAction(request.action)
             let outcome = try await assessments.assess(
-                sessionID: request.sessionID, action: action, idempotencyKey: request.idempotencyKey, caller: context.caller)
+                sessionID: request.sessionID, action: action, idempotencyKey: request.idempotencyKey, caller: context.caller,
+                opening: escalation?.opening(caller: context.caller))
             let route = try await escalation?.route(outcome, sessionID: request.sessionID, action: action, caller: context.caller)
             let assessment = outcome.assessment
             return AssessActionResponse(

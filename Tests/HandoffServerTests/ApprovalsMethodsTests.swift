@@ -10,6 +10,7 @@ import HandoffPolicy
 import HandoffProto
 import HandoffRPC
 import HandoffServer
+import HandoffSQLite
 import Testing
 
 /// The shipped policy with its chains replaced: managers alice and dave,
@@ -289,12 +290,18 @@ struct ApprovalsMethodsTests {
     func automaticRouting() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
-        let (running, agent, _) = try await start(fixtures, clock: TestClock(), policy: Policy.standardYAML)
+        let (running, agent, services) = try await start(fixtures, clock: TestClock(), policy: Policy.standardYAML)
         let refund = AssessActionRequest(
             sessionID: "s", action: Action(toolName: "issue_refund", description: "Refund my order", amount: "250", currency: "USD"),
             idempotencyKey: "refund-1")
+        let store = try #require(services.store as? SQLiteStore)
+        let commitsBefore = store._testOnly_commitCount
         let first = try await agent.call(HandoffProto.Policy.assessAction, refund)
         #expect(first.strategy == .escalate && !first.approvalID.isEmpty && first.ticketID.isEmpty)
+        // One transaction: an assessed action never exists without the chain that decides it.
+        #expect(store._testOnly_commitCount - commitsBefore == 1, "the assessment and its approval took \(store._testOnly_commitCount - commitsBefore) commits")
+        let recorded = try await agent.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 10)).events.map(\.action)
+        #expect(Array(recorded.suffix(2)) == ["action.assessed", "approval.requested"], "\(recorded)")
         let again = try await agent.call(HandoffProto.Policy.assessAction, refund)
         #expect(again.approvalID == first.approvalID, "a repeat opened a second approval")
         let approver = try running.client(fixtures.clientTLS(role: "approver"))

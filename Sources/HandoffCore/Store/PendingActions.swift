@@ -132,10 +132,18 @@ public struct RecordedAssessment: Sendable, Hashable {
     public var pending: PendingActionRecord?
     /// True when the idempotency key had been used: nothing new was written.
     public var replayed: Bool
+    /// The approval opened in the same transaction, if one was asked for.
+    public var approval: ApprovalRecord?
+    /// The events appended (none on a replay).
+    public var events: [EventRecord]
 
-    public init(assessmentJSON: String, pending: PendingActionRecord?, replayed: Bool) {
+    public init(
+        assessmentJSON: String, pending: PendingActionRecord?, replayed: Bool, approval: ApprovalRecord? = nil, events: [EventRecord] = []
+    ) {
         self.assessmentJSON = assessmentJSON
         self.pending = pending
         self.replayed = replayed
+        self.approval = approval
+        self.events = events
     }
 }

@@ -222,8 +222,12 @@ public protocol Store: Sendable {
     /// used before for the same request, returns what was stored then and
     /// writes nothing.
     /// - Throws: `.notFound` (no such session), `.keyReused` (same key, other request).
+    ///
+    /// With `approval` (the escalate strategy sending the action to approvers),
+    /// the approval is opened in the same transaction, so an assessed action
+    /// never exists without the chain that decides it.
     func recordAssessment(
-        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, events: [NewEvent]
+        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?, events: [NewEvent]
     ) async throws(StoreError) -> RecordedAssessment
     /// A pending action, or nil.
     func pendingAction(tenant: TenantID, id: String) async throws(StoreError) -> PendingActionRecord?

@@ -28,7 +28,7 @@ private let chainPolicy = Policy.standardYAML.components(separatedBy: "\napprova
       on_expiry: escalate
     """
 
-@Suite("The approval desk over TLS")
+@Suite("The approval desk over TLS", .timeLimit(.minutes(1)))
 struct ApprovalsMethodsTests {
     private func start(
         _ fixtures: Fixtures, clock: TestClock, policy: String = chainPolicy

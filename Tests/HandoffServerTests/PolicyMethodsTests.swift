@@ -13,7 +13,7 @@ import HandoffServer
 import HandoffSQLite
 import Testing
 
-@Suite("Policy over TLS")
+@Suite("Policy over TLS", .timeLimit(.minutes(1)))
 struct PolicyMethodsTests {
     /// A server with sessions and the policy in `policyFile` (nil: shipped), and a session "s".
     private func start(
@@ -236,7 +236,7 @@ final class TestClock: Sendable {
     func advance(seconds: Int64) { now.withLock { $0 += seconds * 1000 } }
 }
 
-@Suite("Confirmations over TLS")
+@Suite("Confirmations over TLS", .timeLimit(.minutes(1)))
 struct ConfirmationsMethodsTests {
     private func start(_ fixtures: Fixtures, policyYAML: String? = nil, clock: TestClock) async throws -> (RunningServer, HandoffClient) {
         try await startDecisionServer(fixtures, clock: clock, policyYAML: policyYAML)
@@ -389,7 +389,7 @@ struct ConfirmationsMethodsTests {
     }
 }
 
-@Suite("Multi-factor codes over TLS")
+@Suite("Multi-factor codes over TLS", .timeLimit(.minutes(1)))
 struct MultiFactorMethodsTests {
     private let secret = Array("webhook-shared-secret-for-tests".utf8)
 
@@ -541,7 +541,7 @@ struct MultiFactorMethodsTests {
     }
 }
 
-@Suite("Decisions over TLS")
+@Suite("Decisions over TLS", .timeLimit(.minutes(1)))
 struct DecisionsMethodsTests {
     /// Asks and answers a confirmation; returns the reply's pending action.
     private func answer(_ client: HandoffClient, _ id: String, _ text: String) async throws -> PendingAction? {
@@ -667,7 +667,7 @@ struct DecisionsMethodsTests {
     }
 }
 
-@Suite("The operator desk over TLS")
+@Suite("The operator desk over TLS", .timeLimit(.minutes(1)))
 struct EscalationsMethodsTests {
     @Test("escalate once (a second call returns the same ticket), claim, reply into the conversation, resolve releasing the action")
     func ticketLifecycle() async throws {
@@ -888,7 +888,7 @@ struct EscalationsMethodsTests {
     }
 }
 
-@Suite("Watching the desk over TLS")
+@Suite("Watching the desk over TLS", .timeLimit(.minutes(1)))
 struct WatchMethodsTests {
     /// Collects `count` desk events from a Watch started with `request`.
     private func collect(_ client: HandoffClient, _ request: WatchRequest, count: Int) -> Task<[DeskEvent], any Error> {
@@ -987,7 +987,7 @@ struct WatchMethodsTests {
     }
 }
 
-@Suite("Escalation analytics over TLS")
+@Suite("Escalation analytics over TLS", .timeLimit(.minutes(1)))
 struct AnalyticsMethodsTests {
     @Test("a generated week: the stats of the week and of one day agree with counts the test keeps itself")
     func generatedWeek() async throws {

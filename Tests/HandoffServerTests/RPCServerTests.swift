@@ -13,7 +13,7 @@ import ServiceLifecycle
 import ServiceLifecycleTestKit
 import Testing
 
-@Suite("Server over TLS")
+@Suite("Server over TLS", .timeLimit(.minutes(1)))
 struct RPCServerTests {
     private func registry(_ body: (@Sendable (PingRequest, ServerCallContext) async throws -> PingResponse)? = nil) -> MethodRegistry {
         var registry = MethodRegistry()

@@ -12,7 +12,7 @@ struct SecretFailure: Error {
     let text = "the database password is hunter2"
 }
 
-@Suite("RPC connections")
+@Suite("RPC connections", .timeLimit(.minutes(1)))
 struct RPCConnectionTests {
     private func pingRegistry(
         _ body: @escaping @Sendable (PingRequest, ServerCallContext) async throws -> PingResponse = { request, _ in
@@ -389,7 +389,7 @@ struct RPCConnectionTests {
 
 }
 
-@Suite("RPC protocol rules")
+@Suite("RPC protocol rules", .timeLimit(.minutes(1)))
 struct RPCProtocolRuleTests {
     @Test("a call id that does not increase ends the connection with a GOAWAY naming the rule")
     func callIDsIncrease() async throws {

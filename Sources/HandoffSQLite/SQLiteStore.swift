@@ -13,13 +13,16 @@ public final class SQLiteStore: Store {
 
     /// Opens (creating if needed) the database at `path` and brings its schema
     /// up to date.
-    public init(path: String) throws(StoreError) {
+    /// - Parameter cacheMiB: SQLite's page cache for the writer connection;
+    ///   each reader gets a quarter (at least 2 MiB). SQLite's default of
+    ///   2 MiB made every page past it a pread from the kernel: with 64 the
+    ///   store alone wrote 10% faster at 1 in flight and 5% more per second
+    ///   at 64 (handoff-bench store). The cache fills only as pages are read.
+    public init(path: String, cacheMiB: Int = 64) throws(StoreError) {
         var configuration = Configuration()
+        let writerKiB = max(2, cacheMiB) * 1024, readerKiB = max(2, cacheMiB / 4) * 1024
         configuration.prepareDatabase { db in
-            // SQLite's default page cache is 2 MiB; past that, every page a
-            // write touches is a pread from the kernel. The writer gets
-            // 64 MiB, each reader 16 MiB (the cache fills only as pages are read).
-            try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -65536")
+            try db.execute(sql: "PRAGMA cache_size = -\(db.configuration.readonly ? readerKiB : writerKiB)")
         }
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)

@@ -42,6 +42,8 @@ import Yams
 ///     # ca_file: /etc/handoff/hooks-ca.pem  (https: the CA the receiver's certificate chains to; default: the system's)
 /// desk:
 ///   sweep_interval_ms: 1000             # approval expiries and SLA breaches are applied this often
+/// store:
+///   cache_mib: 64                       # SQLite page cache of the writer; each reader gets a quarter
 /// sessions:
 ///   resident_ceiling: 10000
 ///   state_size_limit_bytes: 262144
@@ -80,6 +82,9 @@ public struct ServerSettings: Sendable, Equatable {
     public var notificationChannels: [MultiFactor.Channel]?
     /// How often expired approval steps and SLA breaches are swept.
     public var sweepIntervalMs = 1000
+    /// SQLite's page cache of the writer connection, in MiB; each reader
+    /// connection gets a quarter. Memory against write latency: see README.
+    public var storeCacheMiB = 64
 
     public struct MultiFactor: Sendable, Equatable {
         public var codeLength = 6
@@ -174,6 +179,7 @@ public struct ServerSettings: Sendable, Equatable {
             notificationChannels = try Self.channels(channels, at: "\(source): notifications.channels")
         }
         if let v = file.desk?.sweepIntervalMs { sweepIntervalMs = v }
+        if let v = file.store?.cacheMiB { storeCacheMiB = v }
         if let v = file.sessions {
             if let x = v.residentCeiling { sessions.residentCeiling = x }
             if let x = v.stateSizeLimitBytes { sessions.stateSizeLimit = x }
@@ -199,6 +205,7 @@ public struct ServerSettings: Sendable, Equatable {
         try check("limits.shutdown_grace_seconds", shutdownGraceSeconds, 0...3_600)
         try check("limits.threads", threads, 1...256)
         try check("desk.sweep_interval_ms", sweepIntervalMs, 10...60_000)
+        try check("store.cache_mib", storeCacheMiB, 1...16_384)
         try check("sessions.resident_ceiling", sessions.residentCeiling, 1...10_000_000)
         try check("sessions.state_size_limit_bytes", sessions.stateSizeLimit, 2...(64 << 20))
         try check("sessions.max_turn_limit", sessions.maximumTurnLimit, 1...100_000)
@@ -265,6 +272,16 @@ public struct ServerSettings: Sendable, Equatable {
         var tokens: [TokenFile]?
         var notifications: NotificationsFile?
         var desk: DeskFile?
+        var store: StoreFile?
+
+        struct StoreFile: Decodable {
+            var cacheMiB: Int?
+            enum CodingKeys: String, CodingKey, CaseIterable { case cacheMiB = "cache_mib" }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                cacheMiB = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(Int.self, forKey: .cacheMiB)
+            }
+        }
 
         struct NotificationsFile: Decodable {
             var channels: [ChannelFile]?
@@ -422,7 +439,7 @@ public struct ServerSettings: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case listen, data, policy, tls, limits, sessions, tokens, notifications, desk
+            case listen, data, policy, tls, limits, sessions, tokens, notifications, desk, store
             case multiFactor = "multi_factor"
         }
 
@@ -439,6 +456,7 @@ public struct ServerSettings: Sendable, Equatable {
             tokens = try c.decodeIfPresent([TokenFile].self, forKey: .tokens)
             notifications = try c.decodeIfPresent(NotificationsFile.self, forKey: .notifications)
             desk = try c.decodeIfPresent(DeskFile.self, forKey: .desk)
+            store = try c.decodeIfPresent(StoreFile.self, forKey: .store)
         }
     }
 }

@@ -254,4 +254,13 @@ struct SQLiteStoreTests {
             #expect(plan.contains("INDEX") && !plan.contains("PRIMARY KEY") && !plan.contains("SCAN tickets") && !plan.contains("SCAN pending_actions") && !plan.contains("SCAN approvals"), "\(sql)\n→ \(plan)")
         }
     }
+
+    @Test("the page cache: the writer gets cacheMiB, each reader a quarter")
+    func pageCache() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path, cacheMiB: 8)
+        #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA cache_size") } == -8192)
+        #expect(try await store.pool.read { try Int.fetchOne($0, sql: "PRAGMA cache_size") } == -2048)
+    }
 }

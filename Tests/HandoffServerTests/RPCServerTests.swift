@@ -169,15 +169,23 @@ struct ServerSettingsTests {
               key_file: /etc/handoff/mfa.key
               channels:
                 - {type: webhook, url: "http://127.0.0.1:9000/codes", secret_file: /etc/handoff/hook.secret}
+                - {type: webhook, url: "https://hooks.example.com/codes", secret_file: /etc/handoff/hook.secret, ca_file: /etc/handoff/hooks-ca.pem}
                 - {type: file, path: /tmp/codes.jsonl}
+            store:
+              cache_mib: 16
             """, source: "test.yaml")
         #expect(settings.multiFactor.codeLength == 8)
         #expect(settings.multiFactor.lifetimeSeconds == 120)
         #expect(settings.multiFactor.attempts == 5)
         #expect(settings.multiFactor.keyFile == "/etc/handoff/mfa.key")
         #expect(settings.multiFactor.channels == [
-            .webhook(url: "http://127.0.0.1:9000/codes", secretFile: "/etc/handoff/hook.secret"), .file(path: "/tmp/codes.jsonl"),
+            .webhook(url: "http://127.0.0.1:9000/codes", secretFile: "/etc/handoff/hook.secret"),
+            .webhook(url: "https://hooks.example.com/codes", secretFile: "/etc/handoff/hook.secret", caFile: "/etc/handoff/hooks-ca.pem"),
+            .file(path: "/tmp/codes.jsonl"),
         ])
+        #expect(settings.storeCacheMiB == 16)
+        var tooSmall = ServerSettings()
+        #expect(throws: ServerSettings.Error.self) { try tooSmall.apply(yaml: "store: {cache_mib: 0}", source: "t.yaml") }
         #expect(settings.sessions.residentCeiling == 500)
         #expect(settings.sessions.stateSizeLimit == 1024)
         #expect(settings.sessions.defaultTurnLimit == 20)

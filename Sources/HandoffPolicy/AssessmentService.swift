@@ -102,13 +102,16 @@ public final class AssessmentService: Sendable {
     ) async throws(SessionError) -> AssessmentOutcome {
         guard !action.toolName.isEmpty else { throw .invalidArgument("action.tool_name is required") }
         guard idempotencyKey.utf8.count <= 128 else { throw .invalidArgument("idempotency_key is longer than 128 bytes") }
-        let session = try await sessions.get(id: sessionID, caller: caller)
         let loaded = policy.current
         let assessment = loaded.policy.assess(action, tenant: caller.tenant.rawValue, sample: random())
         let now = clock()
         let actionJSON = action.canonicalJSON.serialized
         var pending: PendingActionRecord?
         if assessment.strategy != .automate {
+            // Only an action that waits for a decision is bound to the session's
+            // version; an automated one skips this read (the store's write still
+            // refuses a session that does not exist).
+            let session = try await sessions.get(id: sessionID, caller: caller)
             pending = PendingActionRecord(
                 tenant: caller.tenant, id: "pa-" + UUID().uuidString.lowercased(), sessionID: sessionID, status: "pending",
                 actionJSON: actionJSON, risk: assessment.risk.rawValue, decisionType: assessment.decisionType.rawValue,

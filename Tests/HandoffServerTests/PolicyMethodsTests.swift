@@ -132,6 +132,10 @@ struct PolicyMethodsTests {
         #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
         let missing = await refusal(client, AssessActionRequest(sessionID: "nope", action: Action(toolName: "t")))
         #expect(missing?.code == .notFound)
+        // An automated action does not read the session first; its write still refuses an unknown one.
+        let missingAutomated = await refusal(
+            client, AssessActionRequest(sessionID: "nope", action: Action(toolName: "get_weather", description: "Weather in Lisbon")))
+        #expect(missingAutomated?.code == .notFound && missingAutomated?.message.contains("nope") == true, "\(String(describing: missingAutomated))")
         await running.stop()
     }
 

@@ -37,7 +37,7 @@ struct OutboundCall: Sendable {
 }
 
 /// Runs the calls of one client connection; the last handler of the pipeline.
-final class RPCClientConnectionHandler: ChannelDuplexHandler {
+final class RPCClientConnectionHandler: ChannelDuplexHandler, EndOfTickFlushing {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = Never
     typealias OutboundIn = ClientOutbound
@@ -55,7 +55,7 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
     private var pending: [UInt64: Pending] = [:]
     /// Odd ids counting up from 1, as docs/PROTOCOL.md says.
     private var nextCallID: UInt64 = 1
-    private var context: ChannelHandlerContext?
+    private(set) var context: ChannelHandlerContext?
     /// Set by a GOAWAY: calls above it were not started by the server.
     private var goAwayLastCallID: UInt64?
     private var closed: RPCError?
@@ -65,9 +65,8 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
     private let state: RPCClientConnection.SharedState
     /// One timer for the calls' deadlines (see `ConnectionDeadlines`).
     private var deadlines = ConnectionDeadlines()
-    /// A flush is scheduled for the end of this event-loop tick: requests
-    /// started in the same tick share one TLS record and one write(2).
-    private var flushScheduled = false
+    /// See `EndOfTickFlushing`.
+    var flushScheduled = false
 
     init(maximumFrameSize: Int, keepaliveInterval: TimeAmount?, state: RPCClientConnection.SharedState) {
         self.decoder = NIOSingleStepByteToMessageProcessor(
@@ -191,14 +190,7 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler {
     /// Flushes once at the end of the event-loop tick, however many calls
     /// asked for it in the tick.
     func flush(context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let handler = bound.value
-            handler.flushScheduled = false
-            handler.context?.flush()
-        }
+        flushAtEndOfTick(on: context.eventLoop)
     }
 
     /// Writes one frame; returns why it cannot be sent (and sends nothing) when

@@ -12,7 +12,7 @@ public import NIOCore
 
 /// Serves the calls of one connection. Sits above TLS (plaintext bytes in and
 /// out) and below nothing: it is the last handler of the server pipeline.
-public final class RPCServerConnectionHandler: ChannelDuplexHandler {
+public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFlushing {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = Never
     public typealias OutboundIn = Never
@@ -68,11 +68,12 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
     private var highestCallID: UInt64 = 0
     private var state = State.active
     private var info = ConnectionInfo()
-    private var context: ChannelHandlerContext?
+    private(set) var context: ChannelHandlerContext?
     private var executor: EventLoopTaskExecutor?
     private var inRead = false
     private var flushNeeded = false
-    private var flushScheduled = false
+    /// See `EndOfTickFlushing`.
+    var flushScheduled = false
     private var readHeld = false
     private var writabilityWaiters: [EventLoopPromise<Void>] = []
     /// Reads since the idle check last ran, and how many checks in a row saw none.
@@ -407,14 +408,8 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler {
             flushNeeded = true
             return
         }
-        guard !flushScheduled, let context else { return }
-        flushScheduled = true
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let handler = bound.value
-            handler.flushScheduled = false
-            handler.context?.flush()
-        }
+        guard let context else { return }
+        flushAtEndOfTick(on: context.eventLoop)
     }
 
     public func read(context: ChannelHandlerContext) {

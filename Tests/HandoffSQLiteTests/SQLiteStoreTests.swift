@@ -251,8 +251,81 @@ struct SQLiteStoreTests {
                 return try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(Array(repeating: "x", count: placeholders)))
                     .map { $0["detail"] as String }.joined(separator: "; ")
             }
-            #expect(plan.contains("INDEX") && !plan.contains("PRIMARY KEY") && !plan.contains("SCAN tickets") && !plan.contains("SCAN pending_actions") && !plan.contains("SCAN approvals"), "\(sql)\n→ \(plan)")
+            #expect(plan.contains("INDEX") && !plan.contains("PRIMARY KEY") && !plan.contains("SCAN tickets") && !plan.contains("SCAN pending_actions") && !plan.contains("SCAN approvals") && !plan.contains("SCAN events"), "\(sql)\n→ \(plan)")
+            if sql.contains("FROM events") {
+                #expect(plan.contains("USING INDEX events_by_session (tenant_id=? AND session_id=?)"), "\(sql)\n→ \(plan)")
+            }
         }
+    }
+
+    @Test("ListEvents of one session reads that session's events through events_by_session, whatever else it filters on")
+    func sessionEventListingsUseTheSessionIndex() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        var queries: [EventQuery] = []
+        for newestFirst in [false, true] {
+            var query = EventQuery()
+            query.sessionID = "s1"
+            query.newestFirst = newestFirst
+            queries.append(query)
+            query.actions = ["session.state_updated", "session.turn_added"]
+            queries.append(query)
+            query.since = 1
+            query.until = 2
+            query.after = EventPosition(occurredAtMs: 1, sessionID: "s1", sequence: 3)
+            queries.append(query)
+        }
+        for query in queries {
+            let (sql, arguments) = SQLiteStore.eventListing(tenant: .default, query: query)
+            let plan = try await store.pool.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }.joined(separator: "; ")
+            }
+            #expect(plan.contains("USING INDEX events_by_session (tenant_id=? AND session_id=?)"), "\(query)\n→ \(plan)")
+        }
+    }
+
+    @Test("v14 moves a store's events into append order: every chain still verifies and goes on where it stopped")
+    func eventsMigrateToAppendOrder() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // A store as v13 left it, with interleaved chains of two sessions.
+        do {
+            let pool = try DatabasePool(path: path)
+            try SQLiteStore.migrator.migrate(pool, upTo: "v13: one open or claimed ticket per session; more wait")
+            try await pool.write { db in
+                var previous: [String: [UInt8]] = [:]
+                for i in 1...10 {
+                    let id = i % 2 == 0 ? "even" : "odd"
+                    if previous[id] == nil {
+                        try db.execute(
+                            sql: "INSERT INTO sessions VALUES ('default', ?, 1, '{}', 'active', '{}', 0, 0)", arguments: [id])
+                    }
+                    let sequence = Int64((i + 1) / 2)
+                    let event = NewEvent(action: "session.turn_added", actor: "a", reasoning: "r\(i)", detailsJSON: "{}", occurredAtMs: Int64(100 - i))
+                    let prev = previous[id] ?? EventChain.genesis
+                    let hash = EventChain.hash(tenant: .default, sessionID: id, sequence: sequence, event: event, previousHash: prev)
+                    try db.execute(sql: "INSERT INTO events VALUES ('default', ?, ?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
+                        id, sequence, event.action, event.actor, event.reasoning, event.detailsJSON, event.occurredAtMs, Data(prev), Data(hash),
+                    ])
+                    previous[id] = hash
+                }
+            }
+        }
+        let store = try SQLiteStore(path: path)
+        for id in ["odd", "even"] {
+            let events = try await store.events(tenant: .default, sessionID: id)
+            #expect(events.map(\.sequence) == [1, 2, 3, 4, 5])
+            #expect(EventChain.verify(events) == nil)
+            _ = try await store.addMemory(
+                tenant: .default, memory: MemoryRecord(sessionID: id, sequence: 0, content: "m", metadataJSON: "{}", createdAtMs: 200),
+                event: NewEvent(action: "session.memory_added", actor: "a", reasoning: "after", detailsJSON: "{}", occurredAtMs: 200))
+            let after = try await store.events(tenant: .default, sessionID: id)
+            #expect(after.map(\.sequence) == [1, 2, 3, 4, 5, 6] && after[5].previousHash == events[4].hash)
+            #expect(EventChain.verify(after) == nil)
+        }
+        let columns = try await store.pool.read { db in try Row.fetchAll(db, sql: "PRAGMA table_info(events)").map { $0["name"] as String } }
+        #expect(columns.first == "position")
     }
 
     @Test("the page cache: the writer gets cacheMiB, each reader a quarter")

@@ -44,6 +44,7 @@ import Yams
 ///   sweep_interval_ms: 1000             # approval expiries and SLA breaches are applied this often
 /// store:
 ///   cache_mib: 64                       # SQLite page cache of the writer; each reader gets a quarter
+///   checkpoint_pages: 10000             # the writer copies the WAL back into the database after this many pages
 /// sessions:
 ///   resident_ceiling: 10000
 ///   state_size_limit_bytes: 262144
@@ -85,6 +86,9 @@ public struct ServerSettings: Sendable, Equatable {
     /// SQLite's page cache of the writer connection, in MiB; each reader
     /// connection gets a quarter. Memory against write latency: see README.
     public var storeCacheMiB = 64
+    /// WAL pages after which the writer checkpoints (SQLite's
+    /// wal_autocheckpoint). Write throughput against WAL size: see README.
+    public var storeCheckpointPages = 10_000
 
     public struct MultiFactor: Sendable, Equatable {
         public var codeLength = 6
@@ -180,6 +184,7 @@ public struct ServerSettings: Sendable, Equatable {
         }
         if let v = file.desk?.sweepIntervalMs { sweepIntervalMs = v }
         if let v = file.store?.cacheMiB { storeCacheMiB = v }
+        if let v = file.store?.checkpointPages { storeCheckpointPages = v }
         if let v = file.sessions {
             if let x = v.residentCeiling { sessions.residentCeiling = x }
             if let x = v.stateSizeLimitBytes { sessions.stateSizeLimit = x }
@@ -206,6 +211,7 @@ public struct ServerSettings: Sendable, Equatable {
         try check("limits.threads", threads, 1...256)
         try check("desk.sweep_interval_ms", sweepIntervalMs, 10...60_000)
         try check("store.cache_mib", storeCacheMiB, 1...16_384)
+        try check("store.checkpoint_pages", storeCheckpointPages, 100...1_000_000)
         try check("sessions.resident_ceiling", sessions.residentCeiling, 1...10_000_000)
         try check("sessions.state_size_limit_bytes", sessions.stateSizeLimit, 2...(64 << 20))
         try check("sessions.max_turn_limit", sessions.maximumTurnLimit, 1...100_000)
@@ -276,10 +282,13 @@ public struct ServerSettings: Sendable, Equatable {
 
         struct StoreFile: Decodable {
             var cacheMiB: Int?
-            enum CodingKeys: String, CodingKey, CaseIterable { case cacheMiB = "cache_mib" }
+            var checkpointPages: Int?
+            enum CodingKeys: String, CodingKey, CaseIterable { case cacheMiB = "cache_mib", checkpointPages = "checkpoint_pages" }
             init(from decoder: any Decoder) throws {
                 try refuseUnknownKeys(decoder, CodingKeys.self)
-                cacheMiB = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(Int.self, forKey: .cacheMiB)
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                cacheMiB = try container.decodeIfPresent(Int.self, forKey: .cacheMiB)
+                checkpointPages = try container.decodeIfPresent(Int.self, forKey: .checkpointPages)
             }
         }
 

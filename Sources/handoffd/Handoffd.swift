@@ -84,7 +84,7 @@ struct Handoffd: AsyncParsableCommand {
         let store: SQLiteStore
         do {
             try FileManager.default.createDirectory(atPath: settings.data, withIntermediateDirectories: true)
-            store = try SQLiteStore(path: (settings.data as NSString).appendingPathComponent("handoff.sqlite"), cacheMiB: settings.storeCacheMiB)
+            store = try SQLiteStore(path: (settings.data as NSString).appendingPathComponent("handoff.sqlite"), cacheMiB: settings.storeCacheMiB, checkpointPages: settings.storeCheckpointPages)
         } catch {
             logger.critical("cannot open the store: \(error)")
             throw ExitCode.failure

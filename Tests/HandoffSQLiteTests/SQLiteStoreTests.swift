@@ -335,5 +335,9 @@ struct SQLiteStoreTests {
         let store = try SQLiteStore(path: path, cacheMiB: 8)
         #expect(try await store.pool.write { try Int.fetchOne($0, sql: "PRAGMA cache_size") } == -8192)
         #expect(try await store.pool.read { try Int.fetchOne($0, sql: "PRAGMA cache_size") } == -2048)
+        #expect(try store._testOnly_checkpointPages == 10_000)
+        let path2 = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path2) }
+        #expect(try SQLiteStore(path: path2, checkpointPages: 500)._testOnly_checkpointPages == 500)
     }
 }

@@ -173,6 +173,7 @@ struct ServerSettingsTests {
                 - {type: file, path: /tmp/codes.jsonl}
             store:
               cache_mib: 16
+              checkpoint_pages: 2000
             """, source: "test.yaml")
         #expect(settings.multiFactor.codeLength == 8)
         #expect(settings.multiFactor.lifetimeSeconds == 120)
@@ -184,8 +185,10 @@ struct ServerSettingsTests {
             .file(path: "/tmp/codes.jsonl"),
         ])
         #expect(settings.storeCacheMiB == 16)
+        #expect(settings.storeCheckpointPages == 2000 && ServerSettings().storeCheckpointPages == 10_000)
         var tooSmall = ServerSettings()
         #expect(throws: ServerSettings.Error.self) { try tooSmall.apply(yaml: "store: {cache_mib: 0}", source: "t.yaml") }
+        #expect(throws: ServerSettings.Error.self) { try tooSmall.apply(yaml: "store: {checkpoint_pages: 10}", source: "t.yaml") }
         #expect(settings.sessions.residentCeiling == 500)
         #expect(settings.sessions.stateSizeLimit == 1024)
         #expect(settings.sessions.defaultTurnLimit == 20)

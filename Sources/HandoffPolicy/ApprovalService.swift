@@ -15,6 +15,9 @@ public import HandoffCore
 /// requester of an approval's outcome, or operators and admins of an
 /// escalation rate above the policy's threshold.
 public struct DeskNotice: Sendable, Hashable {
+    /// Unique per notice and the same in every attempt to deliver it, so a
+    /// receiver can drop a repeat (a retry after an answer that was lost).
+    public var id = UUID().uuidString.lowercased()
     /// `approval.requested`, `approval.approved`, `approval.rejected`,
     /// `approval.expired` or `escalation.alert`.
     public var kind: String
@@ -35,37 +38,76 @@ public protocol NoticeChannel: Sendable {
     func notify(_ notice: DeskNotice) async throws
 }
 
+/// A channel's failure that says whether trying again could help: a
+/// webhook's 4xx answer (but 408 and 429) will not change on a retry.
+/// Failures that do not conform are retried.
+public protocol DeliveryFailure: Error {
+    var isPermanent: Bool { get }
+}
+
 /// Sends notices through every channel, in order, from a task of its own:
 /// a slow or dead webhook (up to its timeout per notice) holds neither the
 /// RPC that caused the notice nor the desk sweeper. Delivery is best effort
-/// after the commit: the desk feed and the store hold the truth; a channel
-/// that fails is reported to `onFailure` (the log), and the others still run.
+/// after the commit: the desk feed and the store hold the truth. A channel
+/// that fails is reported to `onFailure` (the log) and, unless the failure
+/// is permanent, tried again after each of `retryDelays` (in a task of its
+/// own, so the next notices do not wait); the other channels still run.
 public final class NoticeSender: Sendable {
     private let continuation: AsyncStream<DeskNotice>.Continuation
-    /// Notices queued and done (delivered, failed or dropped), shared with the worker.
+    /// Deliveries queued and done (delivered, failed for good or dropped),
+    /// shared with the worker; a retry counts as one more until it ends.
+    /// `retries` holds the retries waiting, so a shutdown can hurry them.
     private final class Counts: Sendable {
-        let state = Mutex((queued: 0, done: 0))
+        let state = Mutex((queued: 0, done: 0, retries: [Int: Task<Void, Never>](), nextRetry: 0))
     }
 
     private let counts = Counts()
     private let worker: Task<Void, Never>
 
-    /// `capacity`: notices waiting at most; beyond it the oldest are dropped (and logged).
+    /// - Parameters:
+    ///   - capacity: notices waiting at most; beyond it the oldest are dropped (and logged).
+    ///   - retryDelays: the waits before each further attempt of a failed delivery.
+    ///   - onFailure: told of each failed attempt, with the wait before the next (nil: no more).
     public init(
         channels: [any NoticeChannel] = [], capacity: Int = 10_000,
-        onFailure: @escaping @Sendable (DeskNotice, String, any Error) -> Void = { _, _, _ in }
+        retryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)],
+        onFailure: @escaping @Sendable (DeskNotice, String, any Error, _ retryIn: Duration?) -> Void = { _, _, _, _ in }
     ) {
         let (stream, continuation) = AsyncStream<DeskNotice>.makeStream(bufferingPolicy: .bufferingNewest(capacity))
         self.continuation = continuation
         let counts = self.counts
+        /// One attempt; on a failure that may pass, a retry in a task of its own.
+        @Sendable func attempt(_ notice: DeskNotice, _ channel: any NoticeChannel, delays: ArraySlice<Duration>) async {
+            do {
+                try await channel.notify(notice)
+                return
+            } catch {
+                let permanent = (error as? any DeliveryFailure)?.isPermanent ?? false
+                guard !permanent, let delay = delays.first else {
+                    onFailure(notice, channel.name, error, nil)
+                    return
+                }
+                onFailure(notice, channel.name, error, delay)
+                counts.state.withLock { state in
+                    state.queued += 1
+                    state.nextRetry += 1
+                    let key = state.nextRetry
+                    // Cancelled by a shutdown's flush: tried once more at once.
+                    state.retries[key] = Task {
+                        try? await Task.sleep(for: delay)
+                        await attempt(notice, channel, delays: Task.isCancelled ? [] : delays.dropFirst())
+                        counts.state.withLock { state in
+                            state.retries[key] = nil
+                            state.done += 1
+                        }
+                    }
+                }
+            }
+        }
         worker = Task {
             for await notice in stream {
                 for channel in channels {
-                    do {
-                        try await channel.notify(notice)
-                    } catch {
-                        onFailure(notice, channel.name, error)
-                    }
+                    await attempt(notice, channel, delays: retryDelays[...])
                 }
                 counts.state.withLock { $0.done += 1 }
             }
@@ -84,19 +126,24 @@ public final class NoticeSender: Sendable {
         }
     }
 
-    /// Waits until every notice queued so far was delivered (or failed); for tests.
+    /// Waits until every notice queued so far was delivered (or failed for
+    /// good, retries included); for tests.
     public func flush() async {
-        _ = await flush(within: .seconds(86_400))
+        while true {
+            let left = counts.state.withLock { $0.queued - $0.done }
+            if left <= 0 { return }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 
-    /// Waits until every notice queued so far was delivered (or failed), or
-    /// `limit` passed: an orderly shutdown sends what it queued before the
-    /// process ends. Returns how many were still not done.
+    /// For an orderly shutdown: every delivery waiting for a retry is tried
+    /// once more at once, then this waits until all are done or `limit`
+    /// passed. Returns how many deliveries were still not done.
     public func flush(within limit: Duration) async -> Int {
-        let target = counts.state.withLock { $0.queued }
         let deadline = ContinuousClock.now + limit
         while true {
-            let left = target - counts.state.withLock { $0.done }
+            let (left, waiting) = counts.state.withLock { ($0.queued - $0.done, Array($0.retries.values)) }
+            for retry in waiting { retry.cancel() }
             if left <= 0 { return 0 }
             if ContinuousClock.now >= deadline { return left }
             try? await Task.sleep(for: .milliseconds(5))

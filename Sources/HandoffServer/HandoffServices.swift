@@ -25,8 +25,8 @@ public struct HandoffServices: Sendable {
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, multiFactor: MultiFactorSettings,
-        notices: [any NoticeChannel] = [], clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs,
-        logger: Logger = Logger(label: "handoff")
+        notices: [any NoticeChannel] = [], noticeRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)],
+        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs, logger: Logger = Logger(label: "handoff")
     ) {
         self.store = store
         self.sessions = sessions
@@ -40,9 +40,10 @@ public struct HandoffServices: Sendable {
         }
         confirmations = ConfirmationService(store: store, sessions: sessions, policy: policy, multiFactor: multiFactor, clock: clock)
         let desk = DeskHub()
-        let sender = NoticeSender(channels: notices) { notice, channel, error in
-            logger.warning("desk notice not delivered", metadata: [
-                "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "error": "\(error)",
+        let sender = NoticeSender(channels: notices, retryDelays: noticeRetryDelays) { notice, channel, error, retryIn in
+            logger.warning(retryIn == nil ? "desk notice not delivered" : "desk notice not delivered yet; trying again", metadata: [
+                "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "notice": "\(notice.id)",
+                "error": "\(error)", "retry_in": "\(retryIn.map { "\($0)" } ?? "never")",
             ])
         }
         escalations = EscalationService(

@@ -11,6 +11,7 @@ import HandoffProto
 import HandoffRPC
 import HandoffServer
 import HandoffSQLite
+import NIOPosix
 import Testing
 
 /// The shipped policy with its chains replaced: managers alice and dave,
@@ -386,6 +387,40 @@ struct ApprovalsMethodsTests {
         #expect(ContinuousClock.now - began < .milliseconds(1200), "the requests waited for the hanging channel")
         await services.notices.flush()
         #expect(try await notices(fixtures, services).count == 2, "every notice still reaches the other channel")
+        await agent.close()
+        await running.stop()
+    }
+
+    @Test("a webhook that answers 503 gets the notice again, with the same notice_id, until it takes it; a 400 is not tried again")
+    func webhookRetries() async throws {
+        let secret = Array("notice-webhook-secret".utf8)
+        let receiver = try await WebhookReceiver(secret: secret)
+        defer { Task { await receiver.close() } }
+        receiver.status.withLock { $0 = .serviceUnavailable }
+        let webhook = try WebhookCodeChannel(
+            url: "http://127.0.0.1:\(receiver.port)/notices", secret: secret, group: MultiThreadedEventLoopGroup.singleton)
+        let fixtures = try Fixtures(approvers: ["alice"])
+        defer { fixtures.remove() }
+        let (running, agent, services) = try await startServices(
+            fixtures, clock: TestClock(), policyYAML: chainPolicy, notices: [webhook],
+            noticeRetryDelays: [.milliseconds(100), .milliseconds(100), .seconds(60)])
+        _ = try await request(agent, amount: "2000")
+        // Two attempts answered 503; the third is taken.
+        while receiver.deliveries.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        receiver.status.withLock { $0 = .ok }
+        await services.notices.flush()
+        let attempts = receiver.deliveries
+        #expect(attempts.count == 3, "\(attempts.count) attempts")
+        #expect(attempts.allSatisfy { $0.signatureValid && $0.body["kind"] == "approval.requested" })
+        #expect(Set(attempts.map { $0.body["notice_id"] ?? "" }).count == 1 && attempts[0].body["notice_id"]?.count == 36)
+
+        // A refusal (4xx) is final: one attempt only.
+        receiver.status.withLock { $0 = .badRequest }
+        _ = try await request(agent, amount: "3000", reason: "a second refund")
+        await services.notices.flush()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(receiver.deliveries.count == 4, "a 400 was tried again")
+        #expect(receiver.deliveries[3].body["notice_id"] != attempts[0].body["notice_id"])
         await agent.close()
         await running.stop()
     }

@@ -194,7 +194,7 @@ func startDecisionServer(
 /// made by the agent; the services are returned for sweeps.
 func startServices(
     _ fixtures: Fixtures, clock: TestClock, policyYAML: String? = nil, channels: [any CodeChannel] = [],
-    notices: [any NoticeChannel] = []
+    notices: [any NoticeChannel] = [], noticeRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)]
 ) async throws -> (RunningServer, HandoffClient, HandoffServices) {
     let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
     let sessions = SessionService(store: store, clock: { clock.read() })
@@ -207,7 +207,7 @@ func startServices(
     let services = HandoffServices(
         store: store, sessions: sessions, policy: holder,
         multiFactor: MultiFactorSettings(key: Array(repeating: 9, count: 32), channels: channels), notices: notices,
-        clock: { clock.read() })
+        noticeRetryDelays: noticeRetryDelays, clock: { clock.read() })
     var registry = MethodRegistry()
     services.register(into: &registry, clock: { clock.read() })
     let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)

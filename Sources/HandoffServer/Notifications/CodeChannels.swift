@@ -129,7 +129,8 @@ public struct WebhookCodeChannel: CodeChannel {
         try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
         let status = try await answered.futureResult.get()
         guard (200..<300).contains(status.code) else {
-            throw CodeChannelError("webhook \(host):\(port) answered \(status.code)")
+            let refused = (400..<500).contains(status.code) && status.code != 408 && status.code != 429
+            throw CodeChannelError("webhook \(host):\(port) answered \(status.code)", permanent: refused)
         }
     }
 }
@@ -159,9 +160,14 @@ private final class ResponseStatusHandler: ChannelInboundHandler {
 }
 
 /// A delivery that failed; the text names the channel and why, never the code.
-public struct CodeChannelError: Error, CustomStringConvertible {
+public struct CodeChannelError: DeliveryFailure, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    /// The receiver refused the request itself (a 4xx but 408 and 429): sending it again would not help.
+    public let isPermanent: Bool
+    init(_ description: String, permanent: Bool = false) {
+        self.description = description
+        self.isPermanent = permanent
+    }
 }
 
 // Encoded by HandoffCore's canonical JSON writer (sorted keys, no
@@ -179,7 +185,7 @@ extension CodeDelivery {
 extension DeskNotice {
     var json: JSONValue {
         .object([
-            "kind": .string(kind), "tenant_id": .string(tenant.rawValue), "approval_id": .string(approvalID),
+            "notice_id": .string(id), "kind": .string(kind), "tenant_id": .string(tenant.rawValue), "approval_id": .string(approvalID),
             "session_id": .string(sessionID), "level": .integer(Int64(level)), "recipients": .array(recipients.map(JSONValue.string)),
             "summary": .string(summary),
         ])

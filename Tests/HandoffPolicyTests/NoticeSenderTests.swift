@@ -1,0 +1,83 @@
+// Handoff — NoticeSender: retries of a failed delivery, and a shutdown that
+// does not wait out a retry's delay.
+
+import HandoffCore
+@testable import HandoffPolicy
+import Synchronization
+import Testing
+
+@Suite("Desk notices", .timeLimit(.minutes(1)))
+struct NoticeSenderTests {
+    /// Fails its first `failures` attempts (permanently if `permanent`), then takes the notice.
+    final class Flaky: NoticeChannel {
+        struct Failure: DeliveryFailure { let isPermanent: Bool }
+        let name = "flaky"
+        let failures: Int
+        let permanent: Bool
+        let attempts = Mutex(0)
+        init(failures: Int, permanent: Bool = false) {
+            self.failures = failures
+            self.permanent = permanent
+        }
+        func notify(_ notice: DeskNotice) async throws {
+            if attempts.withLock({ $0 += 1; return $0 }) <= failures { throw Failure(isPermanent: permanent) }
+        }
+    }
+
+    private let notice = DeskNotice(
+        kind: "approval.requested", tenant: .default, approvalID: "a", sessionID: "s", level: 1, recipients: ["alice"], summary: "x")
+
+    /// What `onFailure` was told: the wait before each next attempt (nil: none).
+    final class Failures: Sendable {
+        let reported = Mutex<[Duration?]>([])
+        func withLock<T>(_ body: (inout [Duration?]) -> T) -> T { reported.withLock { body(&$0) } }
+    }
+
+    private func sender(_ channel: Flaky, delays: [Duration]) -> (NoticeSender, Failures) {
+        let failures = Failures()
+        let sender = NoticeSender(channels: [channel], retryDelays: delays) { _, _, _, retryIn in
+            failures.withLock { $0.append(retryIn) }
+        }
+        return (sender, failures)
+    }
+
+    @Test("a failing delivery is tried again after each delay until it passes, then no more")
+    func retriesUntilDelivered() async throws {
+        let channel = Flaky(failures: 2)
+        let (sender, failures) = sender(channel, delays: [.milliseconds(20), .milliseconds(20), .milliseconds(20)])
+        sender.send(notice)
+        await sender.flush()
+        #expect(channel.attempts.withLock { $0 } == 3)
+        #expect(failures.withLock { $0 } == [.milliseconds(20), .milliseconds(20)])
+    }
+
+    @Test("retries end with the last delay; a permanent failure is not retried")
+    func givesUp() async throws {
+        let stubborn = Flaky(failures: 100)
+        let (sender, failures) = sender(stubborn, delays: [.milliseconds(10), .milliseconds(10)])
+        sender.send(notice)
+        await sender.flush()
+        #expect(stubborn.attempts.withLock { $0 } == 3)
+        #expect(failures.withLock { $0 } == [.milliseconds(10), .milliseconds(10), nil])
+
+        let refusing = Flaky(failures: 100, permanent: true)
+        let (second, refusals) = self.sender(refusing, delays: [.milliseconds(10)])
+        second.send(notice)
+        await second.flush()
+        #expect(refusing.attempts.withLock { $0 } == 1)
+        #expect(refusals.withLock { $0 } == [nil])
+    }
+
+    @Test("at shutdown a notice waiting for its retry is tried once more at once")
+    func shutdownHurriesRetries() async throws {
+        let channel = Flaky(failures: 1)
+        let (sender, failures) = sender(channel, delays: [.seconds(600)])
+        sender.send(notice)
+        while failures.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
+        let began = ContinuousClock.now
+        #expect(await sender.flush(within: .seconds(5)) == 0)
+        #expect(ContinuousClock.now - began < .seconds(2), "the retry waited for its 600 s")
+        #expect(channel.attempts.withLock { $0 } == 2)
+        #expect(failures.withLock { $0 } == [.seconds(600)])
+    }
+}

@@ -285,6 +285,26 @@ struct SQLiteStoreTests {
         }
     }
 
+    @Test("ListEvents of one action reads events_by_action in the listing's order: no walk through the tenant, no sort")
+    func actionListingUsesTheActionIndex() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        for newestFirst in [false, true] {
+            var query = EventQuery()
+            query.actions = ["action.sampled_for_review"]
+            query.newestFirst = newestFirst
+            for after in [nil, EventPosition(occurredAtMs: 1, sessionID: "s1", sequence: 3)] {
+                query.after = after
+                let (sql, arguments) = SQLiteStore.eventListing(tenant: .default, query: query)
+                let plan = try await store.pool.read { db in
+                    try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }.joined(separator: "; ")
+                }
+                #expect(plan.contains("USING INDEX events_by_action (tenant_id=? AND action=?") && !plan.contains("TEMP B-TREE"), "\(query)\n→ \(plan)")
+            }
+        }
+    }
+
     @Test("v14 moves a store's events into append order: every chain still verifies and goes on where it stopped")
     func eventsMigrateToAppendOrder() async throws {
         let path = temporaryDatabase()

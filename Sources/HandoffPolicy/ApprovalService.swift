@@ -67,10 +67,13 @@ public final class NoticeSender: Sendable {
     /// - Parameters:
     ///   - capacity: notices waiting at most; beyond it the oldest are dropped (and logged).
     ///   - retryDelays: the waits before each further attempt of a failed delivery.
+    ///   - maximumRetries: deliveries waiting for a retry at most (each is a
+    ///     task, and may open a connection when its wait ends); a failure
+    ///     beyond it is final. Retries may reach a receiver after later notices.
     ///   - onFailure: told of each failed attempt, with the wait before the next (nil: no more).
     public init(
         channels: [any NoticeChannel] = [], capacity: Int = 10_000,
-        retryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)],
+        retryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)], maximumRetries: Int = 1_000,
         onFailure: @escaping @Sendable (DeskNotice, String, any Error, _ retryIn: Duration?) -> Void = { _, _, _, _ in }
     ) {
         let (stream, continuation) = AsyncStream<DeskNotice>.makeStream(bufferingPolicy: .bufferingNewest(capacity))
@@ -87,8 +90,8 @@ public final class NoticeSender: Sendable {
                     onFailure(notice, channel.name, error, nil)
                     return
                 }
-                onFailure(notice, channel.name, error, delay)
-                counts.state.withLock { state in
+                let scheduled = counts.state.withLock { state -> Bool in
+                    guard state.retries.count < maximumRetries else { return false }
                     state.queued += 1
                     state.nextRetry += 1
                     let key = state.nextRetry
@@ -101,7 +104,9 @@ public final class NoticeSender: Sendable {
                             state.done += 1
                         }
                     }
+                    return true
                 }
+                onFailure(notice, channel.name, error, scheduled ? delay : nil)
             }
         }
         worker = Task {

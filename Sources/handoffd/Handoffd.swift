@@ -151,7 +151,7 @@ struct Handoffd: AsyncParsableCommand {
         // outcome for the requester) still go out, within the same grace.
         let left = await services.notices.flush(within: .seconds(settings.shutdownGraceSeconds))
         if left > 0 {
-            logger.error("\(left) approval notices were still undelivered when the shutdown grace of \(settings.shutdownGraceSeconds) s ended; the approvals themselves are stored and listed by ListPendingApprovals")
+            logger.error("\(left) deliveries of desk notices (or their retries) were still not done when the shutdown grace of \(settings.shutdownGraceSeconds) s ended; the approvals themselves are stored and listed by ListPendingApprovals")
         }
     }
 }

@@ -68,6 +68,20 @@ struct NoticeSenderTests {
         #expect(refusals.withLock { $0 } == [nil])
     }
 
+    @Test("beyond maximumRetries waiting, a failure is final")
+    func boundedRetries() async throws {
+        let channel = Flaky(failures: 3)
+        let failures = Failures()
+        let sender = NoticeSender(channels: [channel], retryDelays: [.seconds(600)], maximumRetries: 2) { _, _, _, retryIn in
+            failures.withLock { $0.append(retryIn) }
+        }
+        for _ in 0..<3 { sender.send(notice) }
+        while failures.withLock({ $0.count < 3 }) { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(failures.withLock { $0 } == [.seconds(600), .seconds(600), nil])
+        #expect(await sender.flush(within: .seconds(5)) == 0)
+        #expect(channel.attempts.withLock { $0 } == 5, "two retries, tried at once by the flush")
+    }
+
     @Test("at shutdown a notice waiting for its retry is tried once more at once")
     func shutdownHurriesRetries() async throws {
         let channel = Flaky(failures: 1)

@@ -396,7 +396,7 @@ struct ApprovalsMethodsTests {
         let secret = Array("notice-webhook-secret".utf8)
         let receiver = try await WebhookReceiver(secret: secret)
         defer { Task { await receiver.close() } }
-        receiver.status.withLock { $0 = .serviceUnavailable }
+        receiver.script.withLock { $0 = [.serviceUnavailable, .serviceUnavailable] }
         let webhook = try WebhookCodeChannel(
             url: "http://127.0.0.1:\(receiver.port)/notices", secret: secret, group: MultiThreadedEventLoopGroup.singleton)
         let fixtures = try Fixtures(approvers: ["alice"])
@@ -406,8 +406,6 @@ struct ApprovalsMethodsTests {
             noticeRetryDelays: [.milliseconds(100), .milliseconds(100), .seconds(60)])
         _ = try await request(agent, amount: "2000")
         // Two attempts answered 503; the third is taken.
-        while receiver.deliveries.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
-        receiver.status.withLock { $0 = .ok }
         await services.notices.flush()
         let attempts = receiver.deliveries
         #expect(attempts.count == 3, "\(attempts.count) attempts")

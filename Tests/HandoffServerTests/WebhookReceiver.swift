@@ -22,6 +22,8 @@ final class WebhookReceiver: Sendable {
     private let received = Mutex<[Delivery]>([])
     /// Answer with this status (500 to test a failing receiver).
     let status = Mutex<HTTPResponseStatus>(.ok)
+    /// Answers for the next deliveries, in order, before `status` applies again.
+    let script = Mutex<[HTTPResponseStatus]>([])
 
     init(secret: [UInt8]) async throws {
         self.secret = secret
@@ -53,6 +55,7 @@ final class WebhookReceiver: Sendable {
         received.withLock {
             $0.append(Delivery(path: head.uri, body: json.mapValues { "\($0)" }, signatureValid: valid))
         }
+        if let scripted = script.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return scripted }
         return status.withLock { $0 }
     }
 

@@ -8,6 +8,13 @@ import HandoffCore
 @testable import HandoffSQLite
 import Testing
 
+/// SQLite's plan for `sql`, its steps joined by "; ".
+private func queryPlan(_ store: SQLiteStore, _ sql: String, _ arguments: StatementArguments) async throws -> String {
+    try await store.pool.read { db in
+        try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }.joined(separator: "; ")
+    }
+}
+
 private func temporaryDatabase() -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("handoff-\(UUID().uuidString).sqlite").path
 }
@@ -246,11 +253,7 @@ struct SQLiteStoreTests {
             "SELECT count(*) FROM tickets WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?",
             "SELECT id FROM approvals WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'",
         ] {
-            let plan = try await store.pool.read { db in
-                let placeholders = sql.filter { $0 == "?" }.count
-                return try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(Array(repeating: "x", count: placeholders)))
-                    .map { $0["detail"] as String }.joined(separator: "; ")
-            }
+            let plan = try await queryPlan(store, sql, StatementArguments(Array(repeating: "x", count: sql.filter { $0 == "?" }.count)))
             #expect(plan.contains("INDEX") && !plan.contains("PRIMARY KEY") && !plan.contains("SCAN tickets") && !plan.contains("SCAN pending_actions") && !plan.contains("SCAN approvals") && !plan.contains("SCAN events"), "\(sql)\n→ \(plan)")
             if sql.contains("FROM events") {
                 #expect(plan.contains("USING INDEX events_by_session (tenant_id=? AND session_id=?)"), "\(sql)\n→ \(plan)")
@@ -278,9 +281,7 @@ struct SQLiteStoreTests {
         }
         for query in queries {
             let (sql, arguments) = SQLiteStore.eventListing(tenant: .default, query: query)
-            let plan = try await store.pool.read { db in
-                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }.joined(separator: "; ")
-            }
+            let plan = try await queryPlan(store, sql, arguments)
             #expect(plan.contains("USING INDEX events_by_session (tenant_id=? AND session_id=?)"), "\(query)\n→ \(plan)")
         }
     }
@@ -297,9 +298,7 @@ struct SQLiteStoreTests {
             for after in [nil, EventPosition(occurredAtMs: 1, sessionID: "s1", sequence: 3)] {
                 query.after = after
                 let (sql, arguments) = SQLiteStore.eventListing(tenant: .default, query: query)
-                let plan = try await store.pool.read { db in
-                    try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map { $0["detail"] as String }.joined(separator: "; ")
-                }
+                let plan = try await queryPlan(store, sql, arguments)
                 #expect(plan.contains("USING INDEX events_by_action (tenant_id=? AND action=?") && !plan.contains("TEMP B-TREE"), "\(query)\n→ \(plan)")
             }
         }

@@ -91,7 +91,7 @@ public final class SQLiteStore: Store {
                     hash BLOB NOT NULL,
                     PRIMARY KEY (tenant_id, session_id, seq)
                 ) WITHOUT ROWID;
-                CREATE INDEX events_by_action ON events (tenant_id, action, occurred_at_ms, session_id, seq);
+                CREATE INDEX events_by_action ON events (tenant_id, action, occurred_at_ms);
                 """)
         }
         migrator.registerMigration("v2: turns and memories") { db in

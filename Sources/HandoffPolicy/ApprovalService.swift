@@ -63,6 +63,8 @@ public final class NoticeSender: Sendable {
 
     private let counts = Counts()
     private let worker: Task<Void, Never>
+    /// The waits before the second, third and fourth attempt of a failed delivery.
+    public static let defaultRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)]
 
     /// - Parameters:
     ///   - capacity: notices waiting at most; beyond it the oldest are dropped (and logged).
@@ -73,7 +75,7 @@ public final class NoticeSender: Sendable {
     ///   - onFailure: told of each failed attempt, with the wait before the next (nil: no more).
     public init(
         channels: [any NoticeChannel] = [], capacity: Int = 10_000,
-        retryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)], maximumRetries: Int = 1_000,
+        retryDelays: [Duration] = NoticeSender.defaultRetryDelays, maximumRetries: Int = 1_000,
         onFailure: @escaping @Sendable (DeskNotice, String, any Error, _ retryIn: Duration?) -> Void = { _, _, _, _ in }
     ) {
         let (stream, continuation) = AsyncStream<DeskNotice>.makeStream(bufferingPolicy: .bufferingNewest(capacity))
@@ -134,23 +136,24 @@ public final class NoticeSender: Sendable {
     /// Waits until every notice queued so far was delivered (or failed for
     /// good, retries included); for tests.
     public func flush() async {
-        while true {
-            let left = counts.state.withLock { $0.queued - $0.done }
-            if left <= 0 { return }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        _ = await waitForDeliveries(until: nil, hurrying: false)
     }
 
     /// For an orderly shutdown: every delivery waiting for a retry is tried
     /// once more at once, then this waits until all are done or `limit`
     /// passed. Returns how many deliveries were still not done.
     public func flush(within limit: Duration) async -> Int {
-        let deadline = ContinuousClock.now + limit
+        await waitForDeliveries(until: ContinuousClock.now + limit, hurrying: true)
+    }
+
+    /// Waits until no delivery is left or `deadline` passed; returns how many
+    /// are left. `hurrying` cancels the waits of retries (each then tries at once).
+    private func waitForDeliveries(until deadline: ContinuousClock.Instant?, hurrying: Bool) async -> Int {
         while true {
-            let (left, waiting) = counts.state.withLock { ($0.queued - $0.done, Array($0.retries.values)) }
+            let (left, waiting) = counts.state.withLock { ($0.queued - $0.done, hurrying ? Array($0.retries.values) : []) }
             for retry in waiting { retry.cancel() }
             if left <= 0 { return 0 }
-            if ContinuousClock.now >= deadline { return left }
+            if let deadline, ContinuousClock.now >= deadline { return left }
             try? await Task.sleep(for: .milliseconds(5))
         }
     }
@@ -270,14 +273,13 @@ public final class ApprovalService: Sendable {
         }
         let store = self.store
         let outcome = try await sessions.changeBeside(id: sessionID, caller: caller) { () throws(SessionError) in
-            var pending = try await self.confirmations.load(pendingID, caller: caller)
-            guard pending.isUndecided else {
-                throw .failedPrecondition("pending action \(pending.id) is \(pending.status), not pending")
+            let loaded = try await self.confirmations.load(pendingID, caller: caller)
+            guard loaded.isUndecided else {
+                throw .failedPrecondition("pending action \(loaded.id) is \(loaded.status), not pending")
             }
-            let (approval, handedOver, requested) = Self.opening(
-                &pending, chain: chain, amount: value, currency: money, reason: reason, caller: caller, now: self.clock(),
+            let (approval, pending, requested) = Self.opening(
+                loaded, chain: chain, amount: value, currency: money, reason: reason, caller: caller, now: self.clock(),
                 stepTimeoutSeconds: settings.stepTimeoutSeconds)
-            pending = handedOver
             let opened: (approval: ApprovalRecord, created: Bool, events: [EventRecord])
             do throws(StoreError) {
                 opened = try await store.openApproval(approval, action: pending, events: [requested])
@@ -296,7 +298,7 @@ public final class ApprovalService: Sendable {
     /// The approval that `chain` opens for `pending`, the pending action as the
     /// approvers hold it from then on, and the `approval.requested` event.
     static func opening(
-        _ pending: inout PendingActionRecord, chain: Policy.Approvals.Chain, amount: Decimal, currency: String, reason: String, caller: Caller,
+        _ pending: PendingActionRecord, chain: Policy.Approvals.Chain, amount: Decimal, currency: String, reason: String, caller: Caller,
         now: Int64, stepTimeoutSeconds: Int?
     ) -> (ApprovalRecord, PendingActionRecord, NewEvent) {
         var steps = chain.steps.enumerated().map { ApprovalStepRecord(level: $0.offset + 1, approvers: $0.element, status: "waiting") }
@@ -307,6 +309,7 @@ public final class ApprovalService: Sendable {
             status: "pending", steps: steps, currentLevel: 1, createdAtMs: now)
         // The chain's own deadlines govern from now on, not the action's; the
         // approvers decide it, so no confirmation or code is awaited any more.
+        var pending = pending
         pending.expiresAtMs = 0
         pending.awaitingConfirmation = false
         pending.confirmationExpiresAtMs = 0
@@ -330,9 +333,8 @@ public final class ApprovalService: Sendable {
         guard assessment.strategy == .escalate, settings.routeDecisionTypes.contains(assessment.decisionType),
               let amount = action.amount, let chain = settings.chain(for: amount)
         else { return nil }
-        var handed = pending
         let (approval, held, requested) = Self.opening(
-            &handed, chain: chain, amount: amount, currency: action.currency, reason: AutomaticEscalation.reason(assessment, action),
+            pending, chain: chain, amount: amount, currency: action.currency, reason: AutomaticEscalation.reason(assessment, action),
             caller: caller, now: now, stepTimeoutSeconds: settings.stepTimeoutSeconds)
         return (approval, held, requested)
     }

@@ -86,9 +86,6 @@ public final class AssessmentService: Sendable {
         self.random = random
     }
 
-    /// Assesses `action` in session `sessionID`.
-    /// - Throws: `.notFound` (no such session), `.failedPrecondition` (the key was
-    ///   used for another action), `.invalidArgument`.
     /// Given a new pending action, the action, its assessment and the time:
     /// the approval to open with it, the pending action as it is then held,
     /// and the approval's event; nil for none.
@@ -97,6 +94,8 @@ public final class AssessmentService: Sendable {
 
     /// Assesses `action` in session `sessionID`. With `opening`, an action the
     /// policy sends to approvers gets its approval in the same transaction.
+    /// - Throws: `.notFound` (no such session), `.failedPrecondition` (the key was
+    ///   used for another action), `.invalidArgument`.
     public func assess(
         sessionID: String, action: ProposedAction, idempotencyKey: String, caller: Caller, opening: Opening? = nil
     ) async throws(SessionError) -> AssessmentOutcome {

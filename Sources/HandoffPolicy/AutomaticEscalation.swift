@@ -16,7 +16,6 @@ public struct AutomaticEscalation: Sendable {
         self.policy = policy
     }
 
-    /// Where an escalated action went: a ticket id or an approval id (one is set).
     /// What the approvers or the operator read as the reason: the policy's
     /// decision and the rules that matched.
     static func reason(_ assessment: Assessment, _ action: ProposedAction) -> String {
@@ -32,6 +31,7 @@ public struct AutomaticEscalation: Sendable {
         }
     }
 
+    /// Where an escalated action went: a ticket id or an approval id (one is set).
     public struct Route: Sendable, Hashable {
         public var ticketID = ""
         public var approvalID = ""

@@ -25,7 +25,7 @@ public final class SQLiteStore: Store {
     ///   less per write: at 10,000 a group commit took 1.1-1.3 ms where it
     ///   took 1.6-1.9 ms at 1,000 (UpdateState over RPC, 64 in flight). The
     ///   WAL file grows to about that many pages (4 KiB each) between them.
-    public init(path: String, cacheMiB: Int = 64, checkpointPages: Int = 10_000) throws(StoreError) {
+    public init(path: String, cacheMiB: Int = defaultCacheMiB, checkpointPages: Int = defaultCheckpointPages) throws(StoreError) {
         var configuration = Configuration()
         let writerKiB = max(2, cacheMiB) * 1024, readerKiB = max(2, cacheMiB / 4) * 1024
         configuration.prepareDatabase { db in
@@ -48,6 +48,9 @@ public final class SQLiteStore: Store {
             throw StoreError.failure("cannot open \(path): \(error)")
         }
     }
+
+    public static let defaultCacheMiB = 64
+    public static let defaultCheckpointPages = 10_000
 
     /// The writer connection's `PRAGMA wal_autocheckpoint`; for tests.
     public var _testOnly_checkpointPages: Int {

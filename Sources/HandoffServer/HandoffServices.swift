@@ -25,7 +25,7 @@ public struct HandoffServices: Sendable {
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, multiFactor: MultiFactorSettings,
-        notices: [any NoticeChannel] = [], noticeRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)],
+        notices: [any NoticeChannel] = [], noticeRetryDelays: [Duration] = NoticeSender.defaultRetryDelays,
         clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs, logger: Logger = Logger(label: "handoff")
     ) {
         self.store = store

@@ -4,6 +4,7 @@ import Foundation
 public import HandoffCore
 public import HandoffPolicy
 import HandoffRPC
+import HandoffSQLite
 public import HandoffTLS
 public import NIOCore
 import Yams
@@ -85,10 +86,10 @@ public struct ServerSettings: Sendable, Equatable {
     public var sweepIntervalMs = 1000
     /// SQLite's page cache of the writer connection, in MiB; each reader
     /// connection gets a quarter. Memory against write latency: see README.
-    public var storeCacheMiB = 64
+    public var storeCacheMiB = SQLiteStore.defaultCacheMiB
     /// WAL pages after which the writer checkpoints (SQLite's
     /// wal_autocheckpoint). Write throughput against WAL size: see README.
-    public var storeCheckpointPages = 10_000
+    public var storeCheckpointPages = SQLiteStore.defaultCheckpointPages
 
     public struct MultiFactor: Sendable, Equatable {
         public var codeLength = 6

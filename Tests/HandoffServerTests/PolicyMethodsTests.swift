@@ -194,7 +194,7 @@ func startDecisionServer(
 /// made by the agent; the services are returned for sweeps.
 func startServices(
     _ fixtures: Fixtures, clock: TestClock, policyYAML: String? = nil, channels: [any CodeChannel] = [],
-    notices: [any NoticeChannel] = [], noticeRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)]
+    notices: [any NoticeChannel] = [], noticeRetryDelays: [Duration] = NoticeSender.defaultRetryDelays
 ) async throws -> (RunningServer, HandoffClient, HandoffServices) {
     let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
     let sessions = SessionService(store: store, clock: { clock.read() })

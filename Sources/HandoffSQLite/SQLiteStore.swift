@@ -311,6 +311,33 @@ public final class SQLiteStore: Store {
                 CREATE INDEX events_by_time ON events (tenant_id, occurred_at_ms, session_id, seq);
                 """)
         }
+        migrator.registerMigration("v15: each session's head in its row; events chained by position") { db in
+            // After v14 a write still dirtied two random pages: its session's
+            // row and its entry in `events_by_session`. The session row now
+            // holds the head of its chain (last seq, hash and position) and
+            // each event the position of the session's previous one, so the
+            // row is the only random page a write touches; a session's events
+            // are read by walking the chain back from the head. A bare C run
+            // of this machine's SQLite (an UpdateState per write, 28 per
+            // commit, 10,000 sessions) went from about 25,000 to about 39,000
+            // writes/s. Appending stays checked: the head moves only from the
+            // seq it was read at.
+            try db.execute(sql: """
+                ALTER TABLE sessions ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE sessions ADD COLUMN last_hash BLOB;
+                ALTER TABLE sessions ADD COLUMN last_position INTEGER;
+                ALTER TABLE events ADD COLUMN prev_position INTEGER;
+                UPDATE events SET prev_position = (
+                    SELECT p.position FROM events p INDEXED BY events_by_session
+                    WHERE p.tenant_id = events.tenant_id AND p.session_id = events.session_id AND p.seq = events.seq - 1)
+                WHERE seq > 1;
+                UPDATE sessions SET (last_seq, last_hash, last_position) = (
+                    SELECT e.seq, e.hash, e.position FROM events e INDEXED BY events_by_session
+                    WHERE e.tenant_id = sessions.tenant_id AND e.session_id = sessions.id ORDER BY e.seq DESC LIMIT 1)
+                WHERE EXISTS (SELECT 1 FROM events e INDEXED BY events_by_session WHERE e.tenant_id = sessions.tenant_id AND e.session_id = sessions.id);
+                DROP INDEX events_by_session;
+                """)
+        }
         return migrator
     }
 
@@ -319,14 +346,20 @@ public final class SQLiteStore: Store {
             if try Self.sessionExists(db, tenant: session.tenant, id: session.id) {
                 throw StoreError.alreadyExists(session.id)
             }
+            // The first event goes in first, so the row is written once, head and all.
+            let (record, position) = try Self.insertEvent(
+                db, tenant: session.tenant, sessionID: session.id, event: event,
+                after: Head(sequence: 0, hash: EventChain.genesis, position: nil))
             try db.cachedStatement(sql: """
-                INSERT INTO sessions (tenant_id, id, version, state_json, status, labels_json, created_at_ms, updated_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO sessions (tenant_id, id, version, state_json, status, labels_json, created_at_ms, updated_at_ms,
+                    last_seq, last_hash, last_position)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [
                     session.tenant.rawValue, session.id, session.version, session.stateJSON, session.status,
                     Self.encodeLabels(session.labels), session.createdAtMs, session.updatedAtMs,
+                    record.sequence, Data(record.hash), position,
                 ])
-            return try Self.append(db, tenant: session.tenant, sessionID: session.id, event: event)
+            return record
         }
     }
 
@@ -342,19 +375,24 @@ public final class SQLiteStore: Store {
         tenant: TenantID, id: String, expectedVersion: Int64, stateJSON: String, updatedAtMs: Int64, event: NewEvent
     ) async throws(StoreError) -> EventRecord {
         try await write { db in
-            // The version check is the UPDATE's own condition: no read before it.
+            // One read of the row (version and head), one event, one write of the row.
+            guard let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT version, last_seq, last_hash, last_position FROM sessions WHERE tenant_id = ? AND id = ?"),
+                arguments: [tenant.rawValue, id])
+            else { throw StoreError.notFound(id) }
+            let current: Int64 = row[0]
+            guard current == expectedVersion else { throw StoreError.versionConflict(expected: expectedVersion, current: current) }
+            let head = Head(sequence: row[1], hash: (row[2] as Data?).map { [UInt8]($0) } ?? EventChain.genesis, position: row[3])
+            let (record, position) = try Self.insertEvent(db, tenant: tenant, sessionID: id, event: event, after: head)
             try db.cachedStatement(sql: """
-                UPDATE sessions SET version = version + 1, state_json = ?, updated_at_ms = ?
-                WHERE tenant_id = ? AND id = ? AND version = ?
-                """).execute(arguments: [stateJSON, updatedAtMs, tenant.rawValue, id, expectedVersion])
-            if db.changesCount == 0 {
-                guard let current = try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT version FROM sessions WHERE tenant_id = ? AND id = ?"),
-                    arguments: [tenant.rawValue, id])
-                else { throw StoreError.notFound(id) }
-                throw StoreError.versionConflict(expected: expectedVersion, current: current)
-            }
-            return try Self.append(db, tenant: tenant, sessionID: id, event: event)
+                UPDATE sessions SET version = ?, state_json = ?, updated_at_ms = ?, last_seq = ?, last_hash = ?, last_position = ?
+                WHERE tenant_id = ? AND id = ? AND last_seq = ?
+                """).execute(arguments: [
+                    expectedVersion + 1, stateJSON, updatedAtMs, record.sequence, Data(record.hash), position,
+                    tenant.rawValue, id, head.sequence,
+                ])
+            try Self.requireHeadMoved(db, sessionID: id)
+            return record
         }
     }
 
@@ -404,15 +442,18 @@ public final class SQLiteStore: Store {
         }
     }
 
-    /// ListEvents' statement. One session's events come through
-    /// `events_by_session` and are sorted; left to itself the planner walked
-    /// all of the tenant's events in time order looking for that session's.
+    /// ListEvents' statement. One session's events come from walking its
+    /// chain (`Lookup.sessionChain`) and are then filtered and sorted, so a
+    /// page costs the session's length, not the tenant's.
     static func eventListing(tenant: TenantID, query: EventQuery) -> (sql: String, arguments: StatementArguments) {
         var clauses = ["tenant_id = ?"]
         var arguments: [any DatabaseValueConvertible] = [tenant.rawValue]
+        var source = "events"
         if let sessionID = query.sessionID {
             clauses.append("session_id = ?")
             arguments.append(sessionID)
+            source = "chain CROSS JOIN events ON events.position = chain.position"  // CROSS: the chain outside, or the planner walks the tenant by time
+            arguments.insert(contentsOf: [tenant.rawValue, sessionID] as [any DatabaseValueConvertible], at: 0)
         }
         if !query.actions.isEmpty {
             clauses.append("action IN \(Self.placeholders(query.actions.count))")
@@ -432,7 +473,7 @@ public final class SQLiteStore: Store {
         }
         let direction = query.newestFirst ? "DESC" : "ASC"
         let sql = """
-            SELECT * FROM events\(query.sessionID == nil ? "" : " INDEXED BY events_by_session") WHERE \(clauses.joined(separator: " AND "))
+            \(query.sessionID == nil ? "" : Lookup.sessionChain) SELECT events.* FROM \(source) WHERE \(clauses.joined(separator: " AND "))
             ORDER BY occurred_at_ms \(direction), session_id \(direction), seq \(direction) LIMIT ?
             """
         arguments.append(query.limit)
@@ -842,14 +883,24 @@ public final class SQLiteStore: Store {
         static let pendingActionByReleaseToken = """
             \(pendingActionColumns) INDEXED BY pending_actions_by_release_token WHERE tenant_id = ? AND release_token_hash = ?
             """
-        static let lastEventOfSession = """
-            SELECT seq, hash FROM events INDEXED BY events_by_session WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT 1
-            """
-        static let eventsOfSession = "SELECT * FROM events INDEXED BY events_by_session WHERE tenant_id = ? AND session_id = ? ORDER BY seq"
         static let all = [
             sessionHasUnresolvedTicket, sessionAwaitsUser, unresolvedTicketOfAction, activeTicketOfSession, nextWaitingTicket,
-            pendingActionByReleaseToken, lastEventOfSession, eventsOfSession,
+            pendingActionByReleaseToken,
         ]
+        /// By the primary key (not in `all`, which checks secondary indexes).
+        static let sessionHead = "SELECT last_seq, last_hash, last_position FROM sessions WHERE tenant_id = ? AND id = ?"
+        /// The positions of a session's events, newest first: its chain
+        /// walked back from the head, one rowid lookup per event.
+        static let sessionChain = """
+            WITH RECURSIVE chain(position) AS (
+                SELECT last_position FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL
+                UNION ALL
+                SELECT e.prev_position FROM events e JOIN chain c ON e.position = c.position WHERE e.prev_position IS NOT NULL
+            )
+            """
+        static let eventsOfSession = """
+            \(sessionChain) SELECT events.* FROM chain CROSS JOIN events ON events.position = chain.position ORDER BY events.seq
+            """
     }
 
     /// `(?, ?, …)` with `count` placeholders.
@@ -946,22 +997,59 @@ public final class SQLiteStore: Store {
         }
     }
 
-    /// Appends one event to a session's chain, inside the caller's transaction.
+    /// Where a session's chain ends: its last event's sequence number, hash
+    /// and position (0, genesis and nil before its first event).
+    struct Head {
+        var sequence: Int64
+        var hash: [UInt8]
+        var position: Int64?
+    }
+
+    /// The head of the session's chain; NOT_FOUND for no such session.
+    static func head(_ db: Database, tenant: TenantID, sessionID: String) throws -> Head {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: Lookup.sessionHead), arguments: [tenant.rawValue, sessionID]) else {
+            throw StoreError.notFound(sessionID)
+        }
+        return Head(sequence: row[0], hash: (row[1] as Data?).map { [UInt8]($0) } ?? EventChain.genesis, position: row[2])
+    }
+
+    /// Appends one event to a session's chain, inside the caller's transaction,
+    /// and moves the session's head to it.
     static func append(_ db: Database, tenant: TenantID, sessionID: String, event: NewEvent) throws -> EventRecord {
-        let last = try Row.fetchOne(
-            db.cachedStatement(sql: Lookup.lastEventOfSession),
-            arguments: [tenant.rawValue, sessionID])
-        let sequence = (last?[0] as Int64? ?? 0) + 1
-        let previous = last.map { [UInt8]($0[1] as Data) } ?? EventChain.genesis
-        let hash = EventChain.hash(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: previous)
+        let head = try head(db, tenant: tenant, sessionID: sessionID)
+        let (record, position) = try insertEvent(db, tenant: tenant, sessionID: sessionID, event: event, after: head)
         try db.cachedStatement(sql: """
-            INSERT INTO events (tenant_id, session_id, seq, action, actor, reasoning, details_json, occurred_at_ms, prev_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            UPDATE sessions SET last_seq = ?, last_hash = ?, last_position = ? WHERE tenant_id = ? AND id = ? AND last_seq = ?
+            """).execute(arguments: [record.sequence, Data(record.hash), position, tenant.rawValue, sessionID, head.sequence])
+        try requireHeadMoved(db, sessionID: sessionID)
+        return record
+    }
+
+    /// Inserts the event that follows `head`; the caller moves the head.
+    static func insertEvent(
+        _ db: Database, tenant: TenantID, sessionID: String, event: NewEvent, after head: Head
+    ) throws -> (EventRecord, position: Int64) {
+        let sequence = head.sequence + 1
+        let hash = EventChain.hash(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash)
+        try db.cachedStatement(sql: """
+            INSERT INTO events (tenant_id, session_id, seq, action, actor, reasoning, details_json, occurred_at_ms, prev_hash, hash,
+                prev_position)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 tenant.rawValue, sessionID, sequence, event.action, event.actor, event.reasoning, event.detailsJSON,
-                event.occurredAtMs, Data(previous), Data(hash),
+                event.occurredAtMs, Data(head.hash), Data(hash), head.position,
             ])
-        return EventRecord(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: previous, hash: hash)
+        let record = EventRecord(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash, hash: hash)
+        return (record, db.lastInsertedRowID)
+    }
+
+    /// After moving a head from the seq it was read at: that seq must still
+    /// have been the head (one writer makes this hold; checked all the same,
+    /// so that two events can never follow the same one).
+    static func requireHeadMoved(_ db: Database, sessionID: String) throws {
+        if db.changesCount != 1 {
+            throw StoreError.failure("the event chain of \(sessionID) moved while an event was appended")
+        }
     }
 
     private static func fetchSession(_ db: Database, tenant: TenantID, id: String) throws -> SessionRecord? {

@@ -255,14 +255,11 @@ struct SQLiteStoreTests {
         ] {
             let plan = try await queryPlan(store, sql, StatementArguments(Array(repeating: "x", count: sql.filter { $0 == "?" }.count)))
             #expect(plan.contains("INDEX") && !plan.contains("PRIMARY KEY") && !plan.contains("SCAN tickets") && !plan.contains("SCAN pending_actions") && !plan.contains("SCAN approvals") && !plan.contains("SCAN events"), "\(sql)\n→ \(plan)")
-            if sql.contains("FROM events") {
-                #expect(plan.contains("USING INDEX events_by_session (tenant_id=? AND session_id=?)"), "\(sql)\n→ \(plan)")
-            }
         }
     }
 
-    @Test("ListEvents of one session reads that session's events through events_by_session, whatever else it filters on")
-    func sessionEventListingsUseTheSessionIndex() async throws {
+    @Test("one session's events (ListEvents of it, audit verify) come from walking its chain: rowid lookups, never a walk through the tenant")
+    func sessionEventListingsWalkTheChain() async throws {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SQLiteStore(path: path)
@@ -279,10 +276,14 @@ struct SQLiteStoreTests {
             query.after = EventPosition(occurredAtMs: 1, sessionID: "s1", sequence: 3)
             queries.append(query)
         }
-        for query in queries {
-            let (sql, arguments) = SQLiteStore.eventListing(tenant: .default, query: query)
+        var statements = queries.map { SQLiteStore.eventListing(tenant: .default, query: $0) }
+        statements.append((SQLiteStore.Lookup.eventsOfSession, ["default", "s1"]))
+        for (sql, arguments) in statements {
             let plan = try await queryPlan(store, sql, arguments)
-            #expect(plan.contains("USING INDEX events_by_session (tenant_id=? AND session_id=?)"), "\(query)\n→ \(plan)")
+            #expect(plan.contains("SEARCH sessions USING PRIMARY KEY (tenant_id=? AND id=?)")
+                && plan.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid=?)")
+                && plan.contains("SEARCH events USING INTEGER PRIMARY KEY (rowid=?)")
+                && !plan.contains("SCAN events") && !plan.contains("SCAN e ") && !plan.contains("INDEX events_"), "\(sql)\n→ \(plan)")
         }
     }
 
@@ -304,7 +305,7 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test("v14 moves a store's events into append order: every chain still verifies and goes on where it stopped")
+    @Test("v14 moves a store's events into append order and v15 chains them by position: every chain still verifies and goes on where it stopped")
     func eventsMigrateToAppendOrder() async throws {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }

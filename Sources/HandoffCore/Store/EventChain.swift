@@ -13,14 +13,18 @@ public enum EventChain {
     public static func hash(
         tenant: TenantID, sessionID: String, sequence: Int64, event: NewEvent, previousHash: [UInt8]
     ) -> [UInt8] {
-        var hasher = SHA256()
+        // One buffer, one hash call: per-field arrays and updates took about
+        // a seventh of the group-commit writer's time (perf, handoff-bench store).
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(
+            96 + tenant.rawValue.utf8.count + sessionID.utf8.count + event.action.utf8.count + event.actor.utf8.count
+                + event.reasoning.utf8.count + event.detailsJSON.utf8.count + previousHash.count)
+        func integer32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+        func integer64(_ v: Int64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
         func text(_ s: String) {
-            let bytes = Array(s.utf8)
-            integer32(UInt32(bytes.count))
-            hasher.update(data: bytes)
+            integer32(UInt32(s.utf8.count))
+            bytes.append(contentsOf: s.utf8)
         }
-        func integer32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { hasher.update(bufferPointer: $0) } }
-        func integer64(_ v: Int64) { withUnsafeBytes(of: v.bigEndian) { hasher.update(bufferPointer: $0) } }
         text("handoff.event.v1")
         text(tenant.rawValue)
         text(sessionID)
@@ -30,8 +34,8 @@ public enum EventChain {
         text(event.reasoning)
         text(event.detailsJSON)
         integer64(event.occurredAtMs)
-        hasher.update(data: previousHash)
-        return Array(hasher.finalize())
+        bytes.append(contentsOf: previousHash)
+        return SHA256.hash(data: bytes).withUnsafeBytes { Array($0) }
     }
 
     /// Where a chain breaks, if it does.

@@ -202,7 +202,7 @@ struct SQLiteStoreTests {
     }
 
     @Test("a write that changed rows and then threw leaves none of them; the rest of its batch commits")
-    func savepointRollsBackPartialWrite() async throws {
+    func refusedWriteLeavesNothing() async throws {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SQLiteStore(path: path)

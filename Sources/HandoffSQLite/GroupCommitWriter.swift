@@ -1,7 +1,7 @@
 // Handoff — group commit: writes that arrive while a transaction is being
 // committed wait, then share the next one, so throughput is not one fsync
 // per call. A refused write leaves nothing behind in the shared transaction
-// (see `drain`), and each write is answered only after that transaction
+// (see `commit`), and each write is answered only after that transaction
 // committed.
 //
 // One dispatch queue runs the transactions synchronously, so a write costs
@@ -17,7 +17,8 @@ final class GroupCommitWriter: Sendable {
     /// One queued write: runs inside the batch's transaction and says how
     /// to answer its caller once the batch committed.
     private struct Job: Sendable {
-        let execute: @Sendable (Database) -> Outcome
+        /// Runs the write; with `isolated`, in a savepoint of its own.
+        let execute: @Sendable (Database, _ isolated: Bool) -> Outcome
         let fail: @Sendable (any Error) -> Void
     }
 
@@ -55,11 +56,22 @@ final class GroupCommitWriter: Sendable {
     /// Transactions committed so far (tests prove batching with it).
     var commits: Int { queue.withLock { $0.commits } }
 
+    /// Writes queued and not yet taken into a transaction (for tests).
+    var waiting: Int { queue.withLock { $0.jobs.count } }
+
     /// Runs `body` in the next group transaction; returns after it committed.
     func submit<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = Job(
-                execute: { db in
+                execute: { db, isolated in
+                    if isolated {
+                        do {
+                            let result = try Self.inSavepoint(db) { try body(db) }
+                            return .answer { continuation.resume(returning: result) }
+                        } catch {
+                            return .answer { continuation.resume(throwing: error) }
+                        }
+                    }
                     let before = db.totalChangesCount
                     do {
                         let result = try body(db)
@@ -82,6 +94,23 @@ final class GroupCommitWriter: Sendable {
         }
     }
 
+    /// Runs `body` in a savepoint of the batch's transaction: if it throws,
+    /// its changes roll back alone. Cached statements: GRDB's `inSavepoint`
+    /// prepares its SAVEPOINT and RELEASE anew each time.
+    private static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try db.cachedStatement(sql: "SAVEPOINT handoff_write").execute()
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT handoff_write").execute()
+            try db.cachedStatement(sql: "RELEASE SAVEPOINT handoff_write").execute()
+            throw error
+        }
+        try db.cachedStatement(sql: "RELEASE SAVEPOINT handoff_write").execute()
+        return result
+    }
+
     /// Commits batches while writes keep arriving; ends when none wait.
     private func drain() {
         while true {
@@ -100,18 +129,20 @@ final class GroupCommitWriter: Sendable {
     }
 
     /// Commits `batch` in one transaction. A write that threw after changing
-    /// rows rolls the whole transaction back; it is refused and the rest run
-    /// again in a new one. (A savepoint around every write did the same at
-    /// the price of two more statements per write on this thread, the one
-    /// that bounds durable writes: without them handoff-bench store wrote
-    /// 24,182 and 24,457/s where it wrote 22,515 and 21,787/s, alternated.)
+    /// rows rolls the whole transaction back; it is refused, and the rest run
+    /// once more in a new transaction, each in a savepoint of its own, so a
+    /// batch takes at most two passes. (A savepoint around every write on
+    /// the first pass too cost two more statements per write on this thread,
+    /// the one that bounds durable writes: without them handoff-bench store
+    /// wrote 24,182 and 24,457/s where it wrote 22,515 and 21,787/s, alternated.)
     private func commit(_ batch: [Job]) {
         var jobs = batch
+        var isolated = false
         while !jobs.isEmpty {
             do {
                 let answers = try pool.write { db in
                     try jobs.indices.map { index -> @Sendable () -> Void in
-                        switch jobs[index].execute(db) {
+                        switch jobs[index].execute(db, isolated) {
                         case .answer(let answer): return answer
                         case .undo(let error): throw Undo(index: index, error: error)
                         }
@@ -122,6 +153,7 @@ final class GroupCommitWriter: Sendable {
                 return
             } catch let undo as Undo {
                 jobs.remove(at: undo.index).fail(undo.error)
+                isolated = true
             } catch {
                 // The commit itself failed: nothing of the batch is durable.
                 for job in jobs { job.fail(error) }

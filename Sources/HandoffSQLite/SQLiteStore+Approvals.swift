@@ -144,7 +144,8 @@ extension SQLiteStore {
         _ approval: ApprovalRecord, action: PendingActionRecord?, events: [NewEvent]
     ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: String, events: [EventRecord]) {
         try await write { db in
-            let writtenAction = try action.map { try Self.writePendingAction(db, $0) }
+            // The approval's revision first: a concurrent decision is then
+            // refused before anything changed (no batch to undo).
             var stored = approval
             stored.revision = approval.revision + 1
             try db.cachedStatement(sql: """
@@ -158,6 +159,7 @@ extension SQLiteStore {
             if db.changesCount == 0 {
                 try Self.refuseStaleRevision(db, table: "approvals", tenant: approval.tenant, id: approval.id, read: approval.revision)
             }
+            let writtenAction = try action.map { try Self.writePendingAction(db, $0) }
             let appended = try events.map { try Self.append(db, tenant: approval.tenant, sessionID: approval.sessionID, event: $0) }
             return (stored, writtenAction, try Self.refreshSessionStatus(db, tenant: approval.tenant, sessionID: approval.sessionID), appended)
         }

@@ -65,6 +65,9 @@ public final class SQLiteStore: Store {
     /// Group-commit transactions so far; for tests, not for monitoring.
     public var _testOnly_commitCount: Int { writer.commits }
 
+    /// Writes waiting for the next group commit; for tests.
+    public var _testOnly_waitingWrites: Int { writer.waiting }
+
     /// Versioned schema migrations; a new version is a new registered step.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -890,12 +893,15 @@ public final class SQLiteStore: Store {
         /// By the primary key (not in `all`, which checks secondary indexes).
         static let sessionHead = "SELECT last_seq, last_hash, last_position FROM sessions WHERE tenant_id = ? AND id = ?"
         /// The positions of a session's events, newest first: its chain
-        /// walked back from the head, one rowid lookup per event.
+        /// walked back from the head, one rowid lookup per event. The walk
+        /// takes at most as many steps as the head's seq, so links edited
+        /// into a cycle end it (and fail verification) instead of looping.
         static let sessionChain = """
-            WITH RECURSIVE chain(position) AS (
-                SELECT last_position FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL
+            WITH RECURSIVE chain(position, steps_left) AS (
+                SELECT last_position, last_seq FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL
                 UNION ALL
-                SELECT e.prev_position FROM events e JOIN chain c ON e.position = c.position WHERE e.prev_position IS NOT NULL
+                SELECT e.prev_position, c.steps_left - 1 FROM events e JOIN chain c ON e.position = c.position
+                WHERE e.prev_position IS NOT NULL AND c.steps_left > 1
             )
             """
         static let eventsOfSession = """
@@ -1044,8 +1050,10 @@ public final class SQLiteStore: Store {
     }
 
     /// After moving a head from the seq it was read at: that seq must still
-    /// have been the head (one writer makes this hold; checked all the same,
-    /// so that two events can never follow the same one).
+    /// have been the head. With one writer reading the head in the same
+    /// transaction this holds by construction; the check states the rule a
+    /// store with several writers (PostgreSQL) must keep: no two events
+    /// follow the same one.
     static func requireHeadMoved(_ db: Database, sessionID: String) throws {
         if db.changesCount != 1 {
             throw StoreError.failure("the event chain of \(sessionID) moved while an event was appended")

@@ -6,6 +6,7 @@ import Foundation
 import GRDB
 import HandoffCore
 @testable import HandoffSQLite
+import Synchronization
 import Testing
 
 /// SQLite's plan for `sql`, its steps joined by "; ".
@@ -201,46 +202,116 @@ struct SQLiteStoreTests {
         #expect(refused > 0, "no write was refused: the race did not happen")
     }
 
-    @Test("a write that changed rows and then threw leaves none of them; the rest of its batch commits")
+    @Test("a write that changed rows and then threw leaves none of them; the rest of its batch commits, in at most two passes")
     func refusedWriteLeavesNothing() async throws {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SQLiteStore(path: path)
         for s in 0..<16 { _ = try await store.createSession(session("p\(s)"), event: event("session.created")) }
-        let before = store._testOnly_commitCount
-        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
-            for s in 0..<16 {
-                group.addTask {
-                    if s == 7 {
-                        do {
-                            _ = try await store.write { db -> Int in
-                                try db.execute(sql: "UPDATE sessions SET state_json = '{\"half\":true}', version = 99 WHERE id = 'p7'")
-                                _ = try SQLiteStore.append(db, tenant: .default, sessionID: "p7", event: event("session.state_updated"))
-                                throw StoreError.failure("refused after writing")
-                            }
-                            return false
-                        } catch StoreError.failure {
-                            return true
-                        }
-                    }
-                    _ = try await store.updateState(
-                        tenant: .default, id: "p\(s)", expectedVersion: 1, stateJSON: #"{"done":true}"#, updatedAtMs: 2,
-                        event: event("session.state_updated"))
-                    return false
-                }
+        // Hold the writer in a transaction while the writes below queue, one
+        // at a time, so that they share the next transaction in this order.
+        let release = DispatchSemaphore(value: 0)
+        let held = Mutex(false)
+        let holding = Task {
+            try await store.write { _ in
+                held.withLock { $0 = true }
+                release.wait()
             }
-            return try await group.reduce(into: [Bool]()) { $0.append($1) }
         }
-        #expect(outcomes.filter { $0 }.count == 1)
-        let commits = store._testOnly_commitCount - before
-        #expect(commits < 16, "16 concurrent writes took \(commits) commits: the failed one was not in a shared batch")
-        let p7 = try #require(try await store.session(tenant: .default, id: "p7"))
-        #expect(p7.version == 1 && !p7.stateJSON.contains("half"), "the refused write left \(p7.stateJSON) at version \(p7.version)")
-        #expect(try await store.events(tenant: .default, sessionID: "p7").count == 1)
-        for s in 0..<16 where s != 7 {
+        while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        let before = store._testOnly_commitCount
+        var calls: [Task<String, any Error>] = []
+        func enqueue(_ call: @escaping @Sendable () async throws -> String) async throws {
+            let queued = store._testOnly_waitingWrites
+            calls.append(Task(operation: call))
+            while store._testOnly_waitingWrites == queued { try await Task.sleep(for: .milliseconds(2)) }
+        }
+        @Sendable func update(_ s: Int) async throws -> String {
+            _ = try await store.updateState(
+                tenant: .default, id: "p\(s)", expectedVersion: 1, stateJSON: #"{"done":true}"#, updatedAtMs: 2,
+                event: event("session.state_updated"))
+            return "updated"
+        }
+        @Sendable func failAfterWriting(_ s: Int) async throws -> String {
+            do {
+                _ = try await store.write { db -> Int in
+                    try db.execute(sql: "UPDATE sessions SET state_json = '{\"half\":true}', version = 99 WHERE id = 'p\(s)'")
+                    _ = try SQLiteStore.append(db, tenant: .default, sessionID: "p\(s)", event: event("session.state_updated"))
+                    throw StoreError.failure("refused after writing")
+                }
+                return "p\(s) written"
+            } catch StoreError.failure {
+                return "p\(s) refused"
+            }
+        }
+        let runs = Mutex(0)
+        // Counts its runs: each pass of the batch runs it again.
+        try await enqueue {
+            _ = try await store.write { db in
+                runs.withLock { $0 += 1 }
+                try db.execute(sql: "UPDATE sessions SET status = 'counted' WHERE id = 'p12'")
+            }
+            return "counted"
+        }
+        for s in 0..<7 { try await enqueue { try await update(s) } }
+        try await enqueue { try await failAfterWriting(7) }
+        // Refused before it changed anything: no undo needed for it.
+        try await enqueue {
+            do {
+                _ = try await store.updateState(
+                    tenant: .default, id: "p3", expectedVersion: 9, stateJSON: #"{"stale":true}"#, updatedAtMs: 2,
+                    event: event("session.state_updated"))
+                return "stale written"
+            } catch StoreError.versionConflict {
+                return "stale refused"
+            }
+        }
+        for s in 8..<11 { try await enqueue { try await update(s) } }
+        try await enqueue { try await failAfterWriting(11) }
+        for s in 13..<16 { try await enqueue { try await update(s) } }
+        release.signal()
+        try await holding.value
+        var outcomes: [String] = []
+        for call in calls { outcomes.append(try await call.value) }
+        #expect(outcomes == ["counted"] + Array(repeating: "updated", count: 7) + ["p7 refused", "stale refused"]
+            + Array(repeating: "updated", count: 3) + ["p11 refused"] + Array(repeating: "updated", count: 3))
+        #expect(store._testOnly_commitCount - before == 2, "the hold's transaction, then one for the writes that succeeded")
+        #expect(runs.withLock { $0 } == 2, "a write before two that failed after writing ran \(runs.withLock { $0 }) times, not twice")
+        for s in [7, 11] {
+            let refused = try #require(try await store.session(tenant: .default, id: "p\(s)"))
+            #expect(refused.version == 1 && !refused.stateJSON.contains("half"), "the refused write left \(refused.stateJSON) at version \(refused.version)")
+            #expect(try await store.events(tenant: .default, sessionID: "p\(s)").count == 1)
+        }
+        #expect(try await store.session(tenant: .default, id: "p12")?.status == "counted")
+        for s in Array(0..<7) + Array(8..<11) + Array(13..<16) {
             let record = try #require(try await store.session(tenant: .default, id: "p\(s)"))
             #expect(record.version == 2 && record.stateJSON.contains("done"))
+            #expect(EventChain.verify(try await store.events(tenant: .default, sessionID: "p\(s)")) == nil)
         }
+    }
+
+    @Test("links edited into a cycle end the chain walk: audit verify reports a break instead of looping", .timeLimit(.minutes(1)))
+    func chainCycleEnds() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        _ = try await store.createSession(session("c"), event: event("session.created"))
+        for i in 2...5 {
+            _ = try await store.updateState(
+                tenant: .default, id: "c", expectedVersion: Int64(i - 1), stateJSON: "{}", updatedAtMs: 2, event: event("session.state_updated"))
+        }
+        try await store.pool.write { db in
+            try db.execute(sql: """
+                UPDATE events SET prev_position = (SELECT position FROM events WHERE session_id = 'c' AND seq = 5)
+                WHERE session_id = 'c' AND seq = 3
+                """)
+        }
+        let events = try await store.events(tenant: .default, sessionID: "c")
+        #expect(events.count == 5)
+        #expect(EventChain.verify(events) != nil)
+        var query = EventQuery()
+        query.sessionID = "c"
+        #expect(try await store.listEvents(tenant: .default, query: query).count == 5)
     }
 
     @Test("every lookup by something other than the primary key uses its index, not a walk through the tenant")
@@ -330,9 +401,26 @@ struct SQLiteStoreTests {
                     ])
                     previous[id] = hash
                 }
+                // Another tenant's session of the same id, and a session with no event.
+                try db.execute(sql: "INSERT INTO sessions VALUES ('other', 'odd', 1, '{}', 'active', '{}', 0, 0)")
+                let event = NewEvent(action: "session.created", actor: "a", reasoning: "other", detailsJSON: "{}", occurredAtMs: 50)
+                let hash = EventChain.hash(tenant: TenantID("other"), sessionID: "odd", sequence: 1, event: event, previousHash: EventChain.genesis)
+                try db.execute(sql: "INSERT INTO events VALUES ('other', 'odd', 1, ?, ?, ?, ?, ?, ?, ?)", arguments: [
+                    event.action, event.actor, event.reasoning, event.detailsJSON, event.occurredAtMs, Data(EventChain.genesis), Data(hash),
+                ])
+                try db.execute(sql: "INSERT INTO sessions VALUES ('default', 'empty', 1, '{}', 'active', '{}', 0, 0)")
             }
         }
         let store = try SQLiteStore(path: path)
+        let other = try await store.events(tenant: TenantID("other"), sessionID: "odd")
+        #expect(other.map(\.event.reasoning) == ["other"] && EventChain.verify(other) == nil)
+        #expect(try await store.events(tenant: .default, sessionID: "empty").isEmpty)
+        let first = try await store.addMemory(
+            tenant: .default, memory: MemoryRecord(sessionID: "empty", sequence: 0, content: "m", metadataJSON: "{}", createdAtMs: 200),
+            event: NewEvent(action: "session.memory_added", actor: "a", reasoning: "first", detailsJSON: "{}", occurredAtMs: 200))
+        let empty = try await store.events(tenant: .default, sessionID: "empty")
+        #expect(empty.map(\.sequence) == [1] && empty[0].previousHash == EventChain.genesis && EventChain.verify(empty) == nil)
+        _ = first
         for id in ["odd", "even"] {
             let events = try await store.events(tenant: .default, sessionID: id)
             #expect(events.map(\.sequence) == [1, 2, 3, 4, 5])

@@ -94,7 +94,11 @@ let package = Package(
         ),
         .target(
             name: "HandoffSQLite",
-            dependencies: ["HandoffCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "HandoffCore", .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's C API, for the durable write's hot statements (SQLiteC.swift).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The server: listening, TLS, connection tracking and graceful shutdown,

@@ -379,21 +379,29 @@ public final class SQLiteStore: Store {
     ) async throws(StoreError) -> EventRecord {
         try await write { db in
             // One read of the row (version and head), one event, one write of the row.
-            guard let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT version, last_seq, last_hash, last_position FROM sessions WHERE tenant_id = ? AND id = ?"),
-                arguments: [tenant.rawValue, id])
-            else { throw StoreError.notFound(id) }
-            let current: Int64 = row[0]
+            let read = try HotStatement(db, "SELECT version, last_seq, last_hash, last_position FROM sessions WHERE tenant_id = ? AND id = ?")
+            read.bind(1, tenant.rawValue)
+            read.bind(2, id)
+            guard try read.step() else { throw StoreError.notFound(id) }
+            let current = read.int64(0)
+            let head = Head(sequence: read.int64(1), hash: read.bytes(2) ?? EventChain.genesis, position: read.optionalInt64(3))
+            read.reset()
             guard current == expectedVersion else { throw StoreError.versionConflict(expected: expectedVersion, current: current) }
-            let head = Head(sequence: row[1], hash: (row[2] as Data?).map { [UInt8]($0) } ?? EventChain.genesis, position: row[3])
             let (record, position) = try Self.insertEvent(db, tenant: tenant, sessionID: id, event: event, after: head)
-            try db.cachedStatement(sql: """
+            let move = try HotStatement(db, """
                 UPDATE sessions SET version = ?, state_json = ?, updated_at_ms = ?, last_seq = ?, last_hash = ?, last_position = ?
                 WHERE tenant_id = ? AND id = ? AND last_seq = ?
-                """).execute(arguments: [
-                    expectedVersion + 1, stateJSON, updatedAtMs, record.sequence, Data(record.hash), position,
-                    tenant.rawValue, id, head.sequence,
-                ])
+                """)
+            move.bind(1, expectedVersion + 1)
+            move.bind(2, stateJSON)
+            move.bind(3, updatedAtMs)
+            move.bind(4, record.sequence)
+            move.bind(5, record.hash)
+            move.bind(6, position)
+            move.bind(7, tenant.rawValue)
+            move.bind(8, id)
+            move.bind(9, head.sequence)
+            try move.run()
             try Self.requireHeadMoved(db, sessionID: id)
             return record
         }
@@ -1013,10 +1021,12 @@ public final class SQLiteStore: Store {
 
     /// The head of the session's chain; NOT_FOUND for no such session.
     static func head(_ db: Database, tenant: TenantID, sessionID: String) throws -> Head {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: Lookup.sessionHead), arguments: [tenant.rawValue, sessionID]) else {
-            throw StoreError.notFound(sessionID)
-        }
-        return Head(sequence: row[0], hash: (row[1] as Data?).map { [UInt8]($0) } ?? EventChain.genesis, position: row[2])
+        let read = try HotStatement(db, Lookup.sessionHead)
+        read.bind(1, tenant.rawValue)
+        read.bind(2, sessionID)
+        guard try read.step() else { throw StoreError.notFound(sessionID) }
+        defer { read.reset() }
+        return Head(sequence: read.int64(0), hash: read.bytes(1) ?? EventChain.genesis, position: read.optionalInt64(2))
     }
 
     /// Appends one event to a session's chain, inside the caller's transaction,
@@ -1024,9 +1034,16 @@ public final class SQLiteStore: Store {
     static func append(_ db: Database, tenant: TenantID, sessionID: String, event: NewEvent) throws -> EventRecord {
         let head = try head(db, tenant: tenant, sessionID: sessionID)
         let (record, position) = try insertEvent(db, tenant: tenant, sessionID: sessionID, event: event, after: head)
-        try db.cachedStatement(sql: """
+        let move = try HotStatement(db, """
             UPDATE sessions SET last_seq = ?, last_hash = ?, last_position = ? WHERE tenant_id = ? AND id = ? AND last_seq = ?
-            """).execute(arguments: [record.sequence, Data(record.hash), position, tenant.rawValue, sessionID, head.sequence])
+            """)
+        move.bind(1, record.sequence)
+        move.bind(2, record.hash)
+        move.bind(3, position)
+        move.bind(4, tenant.rawValue)
+        move.bind(5, sessionID)
+        move.bind(6, head.sequence)
+        try move.run()
         try requireHeadMoved(db, sessionID: sessionID)
         return record
     }
@@ -1037,14 +1054,23 @@ public final class SQLiteStore: Store {
     ) throws -> (EventRecord, position: Int64) {
         let sequence = head.sequence + 1
         let hash = EventChain.hash(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash)
-        try db.cachedStatement(sql: """
+        let insert = try HotStatement(db, """
             INSERT INTO events (tenant_id, session_id, seq, action, actor, reasoning, details_json, occurred_at_ms, prev_hash, hash,
                 prev_position)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                tenant.rawValue, sessionID, sequence, event.action, event.actor, event.reasoning, event.detailsJSON,
-                event.occurredAtMs, Data(head.hash), Data(hash), head.position,
-            ])
+            """)
+        insert.bind(1, tenant.rawValue)
+        insert.bind(2, sessionID)
+        insert.bind(3, sequence)
+        insert.bind(4, event.action)
+        insert.bind(5, event.actor)
+        insert.bind(6, event.reasoning)
+        insert.bind(7, event.detailsJSON)
+        insert.bind(8, event.occurredAtMs)
+        insert.bind(9, head.hash)
+        insert.bind(10, hash)
+        insert.bind(11, head.position)
+        try insert.run()
         let record = EventRecord(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash, hash: hash)
         return (record, db.lastInsertedRowID)
     }

@@ -30,6 +30,10 @@ struct HotStatement {
 
     private var handle: OpaquePointer { statement.sqliteStatement }
 
+    /// As a C string, exactly as GRDB binds text, so that both paths store
+    /// the same thing. Text never holds U+0000 here: protobuf-c's strings are
+    /// C strings, and the server's decoder keeps what comes before the first
+    /// (docs/PROTOCOL.md, "No U+0000").
     func bind(_ index: Int32, _ value: String) {
         sqlite3_bind_text(handle, index, value, -1, Self.transient)
     }

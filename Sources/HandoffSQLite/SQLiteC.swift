@@ -34,26 +34,33 @@ struct HotStatement {
     /// the same thing. Text never holds U+0000 here: protobuf-c's strings are
     /// C strings, and the server's decoder keeps what comes before the first
     /// (docs/PROTOCOL.md, "No U+0000").
-    func bind(_ index: Int32, _ value: String) {
-        sqlite3_bind_text(handle, index, value, -1, Self.transient)
+    func bind(_ index: Int32, _ value: String) throws {
+        try check(sqlite3_bind_text(handle, index, value, -1, Self.transient))
     }
 
-    func bind(_ index: Int32, _ value: Int64) {
-        sqlite3_bind_int64(handle, index, value)
+    func bind(_ index: Int32, _ value: Int64) throws {
+        try check(sqlite3_bind_int64(handle, index, value))
     }
 
-    func bind(_ index: Int32, _ value: Int64?) {
-        if let value { sqlite3_bind_int64(handle, index, value) } else { sqlite3_bind_null(handle, index) }
+    func bind(_ index: Int32, _ value: Int64?) throws {
+        try check(value.map { sqlite3_bind_int64(handle, index, $0) } ?? sqlite3_bind_null(handle, index))
     }
 
-    func bind(_ index: Int32, _ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { buffer in
+    func bind(_ index: Int32, _ bytes: [UInt8]) throws {
+        try check(bytes.withUnsafeBytes { buffer in
             if let base = buffer.baseAddress {
                 sqlite3_bind_blob(handle, index, base, Int32(buffer.count), Self.transient)
             } else {
                 sqlite3_bind_zeroblob(handle, index, 0)
             }
-        }
+        })
+    }
+
+    /// A bind that failed (a wrong index, no memory, too big) is an error, not a NULL.
+    private func check(_ code: Int32) throws {
+        guard code != SQLITE_OK else { return }
+        let message = connection.map { String(cString: sqlite3_errmsg($0)) }
+        throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
     }
 
     /// Steps once: true on a row (read it, then step again or `reset()`),

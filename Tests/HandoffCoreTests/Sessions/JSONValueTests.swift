@@ -23,6 +23,14 @@ struct JSONValueTests {
         #expect(value == .string("a\"b\\c/d\u{8}\u{c}\n\r\té🙂é🙂"))
     }
 
+    @Test("the encoder escapes at the start, middle and end of a string and copies the runs between whole")
+    func encodedStrings() {
+        #expect(JSONValue.string("").serialized == #""""#)
+        #expect(JSONValue.string("plain é🙂").serialized == #""plain é🙂""#)
+        #expect(JSONValue.string("\"a\\b\u{8}\u{c}\n\r\t\u{1f}é\u{0}\"").serialized == #""\"a\\b\b\f\n\r\t\u001fé\u0000\"""#)
+        #expect(JSONValue.string("\n\n").serialized == #""\n\n""#)
+    }
+
     @Test("the encoder is canonical: sorted keys by bytes, no spaces, minimal escapes")
     func canonical() throws {
         let value = try JSONValue(parsing: #"{"b":1,"B":2,"a":{"z":[1,2],"é":"\u0001\n/"}}"#)

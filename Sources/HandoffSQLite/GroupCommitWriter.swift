@@ -79,7 +79,11 @@ final class GroupCommitWriter: Sendable {
                     } catch {
                         // Most refusals (a stale version, no such session)
                         // come before the first change: nothing to undo.
-                        if db.totalChangesCount == before { return .answer { continuation.resume(throwing: error) } }
+                        // Unless SQLite itself ended the transaction (an I/O
+                        // error, a full disk): the rest must run in a new one.
+                        if db.totalChangesCount == before, db.isInsideTransaction {
+                            return .answer { continuation.resume(throwing: error) }
+                        }
                         return .undo(error)
                     }
                 },

@@ -8,6 +8,9 @@
 // (StatementArguments built from `DatabaseValueConvertible` existentials,
 // converted again to DatabaseValues, and a Row per fetch) for the three
 // statements every UpdateState runs. Here each value is bound as what it is.
+//
+// These statements bypass GRDB's statement hooks: a TransactionObserver or
+// ValueObservation would not see them (Handoff registers none).
 
 import GRDB
 import GRDBSQLite
@@ -23,6 +26,13 @@ struct HotStatement {
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     init(_ db: Database, _ sql: String) throws {
+        // GRDB checks this before each of its statements. SQLite ends a
+        // transaction on its own after some errors (an I/O error, a full
+        // disk, an interrupt); a statement run after that would commit by
+        // itself, outside the batch.
+        guard db.isInsideTransaction else {
+            throw DatabaseError(resultCode: .SQLITE_ABORT, message: "the transaction was rolled back", sql: sql)
+        }
         statement = try db.cachedStatement(sql: sql)
         connection = db.sqliteConnection
         sqlite3_reset(statement.sqliteStatement)

@@ -20,6 +20,46 @@ private func temporaryDatabase() -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("handoff-\(UUID().uuidString).sqlite").path
 }
 
+/// Holds the store's writer inside a transaction (after `setUp` ran in it),
+/// so that the writes queued meanwhile share the next transaction, in the
+/// order they were queued.
+private struct HeldWriter {
+    let store: SQLiteStore
+    private let gate = DispatchSemaphore(value: 0)
+    private var holding: Task<Void, any Error>?
+    private var calls: [Task<String, any Error>] = []
+
+    init(_ store: SQLiteStore, setUp: @escaping @Sendable (Database) throws -> Void = { _ in }) async throws {
+        self.store = store
+        let held = Mutex(false)
+        let gate = gate
+        holding = Task {
+            try await store.write { db in
+                try setUp(db)
+                held.withLock { $0 = true }
+                gate.wait()
+            }
+        }
+        while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    /// Starts `call` and returns once its write waits in the queue.
+    mutating func enqueue(_ call: @escaping @Sendable () async throws -> String) async throws {
+        let queued = store._testOnly_waitingWrites
+        calls.append(Task(operation: call))
+        while store._testOnly_waitingWrites == queued { try await Task.sleep(for: .milliseconds(2)) }
+    }
+
+    /// Lets the writer go; what each call returned, in queue order.
+    func release() async throws -> [String] {
+        gate.signal()
+        try await holding?.value
+        var outcomes: [String] = []
+        for call in calls { outcomes.append(try await call.value) }
+        return outcomes
+    }
+}
+
 private func session(_ id: String, tenant: TenantID = .default, state: String = "{}") -> SessionRecord {
     SessionRecord(tenant: tenant, id: id, version: 1, stateJSON: state, status: "active", labels: ["channel": "web"],
                   createdAtMs: 1000, updatedAtMs: 1000)
@@ -208,24 +248,9 @@ struct SQLiteStoreTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SQLiteStore(path: path)
         for s in 0..<16 { _ = try await store.createSession(session("p\(s)"), event: event("session.created")) }
-        // Hold the writer in a transaction while the writes below queue, one
-        // at a time, so that they share the next transaction in this order.
-        let release = DispatchSemaphore(value: 0)
-        let held = Mutex(false)
-        let holding = Task {
-            try await store.write { _ in
-                held.withLock { $0 = true }
-                release.wait()
-            }
-        }
-        while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        // The writes below share one transaction, in this order.
+        var batch = try await HeldWriter(store)
         let before = store._testOnly_commitCount
-        var calls: [Task<String, any Error>] = []
-        func enqueue(_ call: @escaping @Sendable () async throws -> String) async throws {
-            let queued = store._testOnly_waitingWrites
-            calls.append(Task(operation: call))
-            while store._testOnly_waitingWrites == queued { try await Task.sleep(for: .milliseconds(2)) }
-        }
         @Sendable func update(_ s: Int) async throws -> String {
             _ = try await store.updateState(
                 tenant: .default, id: "p\(s)", expectedVersion: 1, stateJSON: #"{"done":true}"#, updatedAtMs: 2,
@@ -246,17 +271,17 @@ struct SQLiteStoreTests {
         }
         let runs = Mutex(0)
         // Counts its runs: each pass of the batch runs it again.
-        try await enqueue {
+        try await batch.enqueue {
             _ = try await store.write { db in
                 runs.withLock { $0 += 1 }
                 try db.execute(sql: "UPDATE sessions SET status = 'counted' WHERE id = 'p12'")
             }
             return "counted"
         }
-        for s in 0..<7 { try await enqueue { try await update(s) } }
-        try await enqueue { try await failAfterWriting(7) }
+        for s in 0..<7 { try await batch.enqueue { try await update(s) } }
+        try await batch.enqueue { try await failAfterWriting(7) }
         // Refused before it changed anything: no undo needed for it.
-        try await enqueue {
+        try await batch.enqueue {
             do {
                 _ = try await store.updateState(
                     tenant: .default, id: "p3", expectedVersion: 9, stateJSON: #"{"stale":true}"#, updatedAtMs: 2,
@@ -266,13 +291,10 @@ struct SQLiteStoreTests {
                 return "stale refused"
             }
         }
-        for s in 8..<11 { try await enqueue { try await update(s) } }
-        try await enqueue { try await failAfterWriting(11) }
-        for s in 13..<16 { try await enqueue { try await update(s) } }
-        release.signal()
-        try await holding.value
-        var outcomes: [String] = []
-        for call in calls { outcomes.append(try await call.value) }
+        for s in 8..<11 { try await batch.enqueue { try await update(s) } }
+        try await batch.enqueue { try await failAfterWriting(11) }
+        for s in 13..<16 { try await batch.enqueue { try await update(s) } }
+        let outcomes = try await batch.release()
         #expect(outcomes == ["counted"] + Array(repeating: "updated", count: 7) + ["p7 refused", "stale refused"]
             + Array(repeating: "updated", count: 3) + ["p11 refused"] + Array(repeating: "updated", count: 3))
         #expect(store._testOnly_commitCount - before == 2, "the hold's transaction, then one for the writes that succeeded")
@@ -288,6 +310,47 @@ struct SQLiteStoreTests {
             #expect(record.version == 2 && record.stateJSON.contains("done"))
             #expect(EventChain.verify(try await store.events(tenant: .default, sessionID: "p\(s)")) == nil)
         }
+    }
+
+    @Test("a write SQLite rolls the whole transaction back for (an interrupt) is refused; the writes after it commit in a new transaction, none by itself")
+    func transactionEndedBySQLite() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        for s in 0..<3 { _ = try await store.createSession(session("i\(s)"), event: event("session.created")) }
+        var batch = try await HeldWriter(store) { db in
+            // Interrupts the statement that calls it: SQLite then rolls the whole transaction back.
+            db.add(function: DatabaseFunction("handoff_test_interrupt", argumentCount: 0, pure: false) { _ in
+                store.pool.interrupt()
+                return 1
+            })
+        }
+        @Sendable func update(_ s: Int) async throws -> String {
+            _ = try await store.updateState(
+                tenant: .default, id: "i\(s)", expectedVersion: 1, stateJSON: #"{"done":true}"#, updatedAtMs: 2,
+                event: event("session.state_updated"))
+            return "updated"
+        }
+        try await batch.enqueue { try await update(0) }
+        try await batch.enqueue {
+            do {
+                _ = try await store.write { db in
+                    try db.execute(sql: "UPDATE sessions SET status = 'x' WHERE id = 'i1' AND handoff_test_interrupt() = 1")
+                }
+                return "interrupted write committed"
+            } catch let error as StoreError {
+                return error.description.contains("interrupt") ? "interrupted" : "\(error)"
+            }
+        }
+        try await batch.enqueue { try await update(2) }
+        #expect(try await batch.release() == ["updated", "interrupted", "updated"])
+        for s in [0, 2] {
+            let record = try #require(try await store.session(tenant: .default, id: "i\(s)"))
+            #expect(record.version == 2)
+            let events = try await store.events(tenant: .default, sessionID: "i\(s)")
+            #expect(events.map(\.event.action) == ["session.created", "session.state_updated"] && EventChain.verify(events) == nil)
+        }
+        #expect(try await store.session(tenant: .default, id: "i1")?.status == "active")
     }
 
     @Test("links edited into a cycle end the chain walk: audit verify reports a break instead of looping", .timeLimit(.minutes(1)))

@@ -69,8 +69,13 @@ struct HotStatement {
     /// A bind that failed (a wrong index, no memory, too big) is an error, not a NULL.
     private func check(_ code: Int32) throws {
         guard code != SQLITE_OK else { return }
+        throw error(code)
+    }
+
+    /// The connection's message for `code`; read before a reset clears it.
+    private func error(_ code: Int32) -> DatabaseError {
         let message = connection.map { String(cString: sqlite3_errmsg($0)) }
-        throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
+        return DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
     }
 
     /// Steps once: true on a row (read it, then step again or `reset()`),
@@ -84,9 +89,9 @@ struct HotStatement {
             sqlite3_reset(handle)
             return false
         default:
-            let message = connection.map { String(cString: sqlite3_errmsg($0)) }
+            let failure = error(code)
             sqlite3_reset(handle)
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
+            throw failure
         }
     }
 

@@ -379,30 +379,12 @@ public final class SQLiteStore: Store {
     ) async throws(StoreError) -> EventRecord {
         try await write { db in
             // One read of the row (version and head), one event, one write of the row.
-            let read = try HotStatement(db, "SELECT version, last_seq, last_hash, last_position FROM sessions WHERE tenant_id = ? AND id = ?")
-            try read.bind(1, tenant.rawValue)
-            try read.bind(2, id)
-            guard try read.step() else { throw StoreError.notFound(id) }
-            let current = read.int64(0)
-            let head = Head(sequence: read.int64(1), hash: read.bytes(2) ?? EventChain.genesis, position: read.optionalInt64(3))
-            read.reset()
+            let (head, current) = try Self.head(db, tenant: tenant, sessionID: id)
             guard current == expectedVersion else { throw StoreError.versionConflict(expected: expectedVersion, current: current) }
             let (record, position) = try Self.insertEvent(db, tenant: tenant, sessionID: id, event: event, after: head)
-            let move = try HotStatement(db, """
-                UPDATE sessions SET version = ?, state_json = ?, updated_at_ms = ?, last_seq = ?, last_hash = ?, last_position = ?
-                WHERE tenant_id = ? AND id = ? AND last_seq = ?
-                """)
-            try move.bind(1, expectedVersion + 1)
-            try move.bind(2, stateJSON)
-            try move.bind(3, updatedAtMs)
-            try move.bind(4, record.sequence)
-            try move.bind(5, record.hash)
-            try move.bind(6, position)
-            try move.bind(7, tenant.rawValue)
-            try move.bind(8, id)
-            try move.bind(9, head.sequence)
-            try move.run()
-            try Self.requireHeadMoved(db, sessionID: id)
+            try Self.moveHead(
+                db, tenant: tenant, sessionID: id, from: head, to: record, at: position,
+                state: (version: expectedVersion + 1, json: stateJSON, updatedAtMs: updatedAtMs))
             return record
         }
     }
@@ -899,7 +881,7 @@ public final class SQLiteStore: Store {
             pendingActionByReleaseToken,
         ]
         /// By the primary key (not in `all`, which checks secondary indexes).
-        static let sessionHead = "SELECT last_seq, last_hash, last_position FROM sessions WHERE tenant_id = ? AND id = ?"
+        static let sessionHead = "SELECT last_seq, last_hash, last_position, version FROM sessions WHERE tenant_id = ? AND id = ?"
         /// The positions of a session's events, newest first: its chain
         /// walked back from the head, one rowid lookup per event. The walk
         /// takes at most as many steps as the head's seq, so links edited
@@ -1019,33 +1001,53 @@ public final class SQLiteStore: Store {
         var position: Int64?
     }
 
-    /// The head of the session's chain; NOT_FOUND for no such session.
-    static func head(_ db: Database, tenant: TenantID, sessionID: String) throws -> Head {
+    /// The head of the session's chain and the version of its state; NOT_FOUND for no such session.
+    static func head(_ db: Database, tenant: TenantID, sessionID: String) throws -> (Head, version: Int64) {
         let read = try HotStatement(db, Lookup.sessionHead)
         try read.bind(1, tenant.rawValue)
         try read.bind(2, sessionID)
         guard try read.step() else { throw StoreError.notFound(sessionID) }
         defer { read.reset() }
-        return Head(sequence: read.int64(0), hash: read.bytes(1) ?? EventChain.genesis, position: read.optionalInt64(2))
+        return (Head(sequence: read.int64(0), hash: read.bytes(1) ?? EventChain.genesis, position: read.optionalInt64(2)), read.int64(3))
     }
 
     /// Appends one event to a session's chain, inside the caller's transaction,
     /// and moves the session's head to it.
     static func append(_ db: Database, tenant: TenantID, sessionID: String, event: NewEvent) throws -> EventRecord {
-        let head = try head(db, tenant: tenant, sessionID: sessionID)
+        let (head, _) = try head(db, tenant: tenant, sessionID: sessionID)
         let (record, position) = try insertEvent(db, tenant: tenant, sessionID: sessionID, event: event, after: head)
-        let move = try HotStatement(db, """
+        try moveHead(db, tenant: tenant, sessionID: sessionID, from: head, to: record, at: position)
+        return record
+    }
+
+    /// Moves the session's head from `head` (the seq it was read at) to
+    /// `record`, at `position`; with `state`, writes the new state in the
+    /// same statement (UpdateState: one write of the row).
+    static func moveHead(
+        _ db: Database, tenant: TenantID, sessionID: String, from head: Head, to record: EventRecord, at position: Int64,
+        state: (version: Int64, json: String, updatedAtMs: Int64)? = nil
+    ) throws {
+        let move = try HotStatement(db, state == nil ? """
             UPDATE sessions SET last_seq = ?, last_hash = ?, last_position = ? WHERE tenant_id = ? AND id = ? AND last_seq = ?
+            """ : """
+            UPDATE sessions SET last_seq = ?, last_hash = ?, last_position = ?, version = ?, state_json = ?, updated_at_ms = ?
+            WHERE tenant_id = ? AND id = ? AND last_seq = ?
             """)
         try move.bind(1, record.sequence)
         try move.bind(2, record.hash)
         try move.bind(3, position)
-        try move.bind(4, tenant.rawValue)
-        try move.bind(5, sessionID)
-        try move.bind(6, head.sequence)
+        var next: Int32 = 4
+        if let state {
+            try move.bind(4, state.version)
+            try move.bind(5, state.json)
+            try move.bind(6, state.updatedAtMs)
+            next = 7
+        }
+        try move.bind(next, tenant.rawValue)
+        try move.bind(next + 1, sessionID)
+        try move.bind(next + 2, head.sequence)
         try move.run()
         try requireHeadMoved(db, sessionID: sessionID)
-        return record
     }
 
     /// Inserts the event that follows `head`; the caller moves the head.

@@ -30,6 +30,12 @@ public struct DeskNotice: Sendable, Hashable {
     public var recipients: [String]
     /// The action, amount and reason in words.
     public var summary: String
+    /// The approval's revision after the change this notice reports (0 for
+    /// an escalation alert). A retried notice can reach a receiver after a
+    /// later one; of one approval's notices, the highest revision is current.
+    public var revision: Int64 = 0
+    /// When the change happened (ms since 1970).
+    public var occurredAtMs: Int64 = 0
 }
 
 /// A way to tell approvers and requesters (a webhook, a development file).
@@ -676,13 +682,15 @@ public final class ApprovalService: Sendable {
         guard let step = approval.currentStep else { return }
         await send(DeskNotice(
             kind: "approval.requested", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
-            level: step.level, recipients: step.approvers, summary: Self.summary(approval)))
+            level: step.level, recipients: step.approvers, summary: Self.summary(approval), revision: approval.revision,
+            occurredAtMs: clock()))
     }
 
     private func notifyOutcome(_ approval: ApprovalRecord) async {
         await send(DeskNotice(
             kind: "approval.\(approval.status)", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
-            level: 0, recipients: [approval.requester], summary: Self.summary(approval)))
+            level: 0, recipients: [approval.requester], summary: Self.summary(approval), revision: approval.revision,
+            occurredAtMs: clock()))
     }
 
     private func send(_ notice: DeskNotice) async {

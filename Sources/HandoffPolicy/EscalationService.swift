@@ -144,7 +144,8 @@ public final class EscalationService: Sendable {
             kind: "escalation.alert", tenant: caller.tenant, approvalID: "", sessionID: "", level: 0,
             recipients: ["role:operator", "role:admin"],
             summary: "escalation rate \(percent)% (\(stats.escalations) of \(stats.sessions) sessions) over the last "
-                + "\(settings.alertWindowSeconds / 3600) h is above \(settings.alertThreshold * 100)%; top reasons: \(reasons)"))
+                + "\(settings.alertWindowSeconds / 3600) h is above \(settings.alertThreshold * 100)%; top reasons: \(reasons)",
+            occurredAtMs: now))
     }
 
     /// The ticket, its snapshot, the session's live context and its pending action.

@@ -423,6 +423,34 @@ struct ApprovalsMethodsTests {
         await running.stop()
     }
 
+    @Test("a retried approval.requested that reaches the receiver after the outcome is told apart by approval_revision")
+    func retryAfterOutcome() async throws {
+        let secret = Array("notice-webhook-secret".utf8)
+        let receiver = try await WebhookReceiver(secret: secret)
+        defer { Task { await receiver.close() } }
+        receiver.script.withLock { $0 = [.serviceUnavailable] }
+        let webhook = try WebhookCodeChannel(
+            url: "http://127.0.0.1:\(receiver.port)/notices", secret: secret, group: MultiThreadedEventLoopGroup.singleton)
+        let fixtures = try Fixtures(approvers: ["alice"])
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let (running, agent, services) = try await startServices(
+            fixtures, clock: clock, policyYAML: chainPolicy, notices: [webhook], noticeRetryDelays: [.milliseconds(400)])
+        let alice = try running.client(fixtures.clientTLS(role: "alice"))
+        let approval = try await request(agent, amount: "2000")
+        clock.advance(seconds: 5)
+        #expect(approved(try await decide(alice, [ApprovalDecision(approvalID: approval.id, verdict: .approve)]).first)?.status == .approved)
+        await services.notices.flush()
+        let kinds = receiver.deliveries.map { $0.body["kind"] ?? "" }
+        #expect(kinds == ["approval.requested", "approval.approved", "approval.requested"], "\(kinds)")
+        let revisions = receiver.deliveries.map { Int($0.body["approval_revision"] ?? "") ?? -1 }
+        let times = receiver.deliveries.map { Int64($0.body["occurred_at_unix_ms"] ?? "") ?? -1 }
+        #expect(revisions[0] == revisions[2] && revisions[0] >= 0 && revisions[1] > revisions[2], "\(revisions)")
+        #expect(times == [clock.read() - 5000, clock.read(), clock.read() - 5000], "\(times)")
+        for client in [alice, agent] { await client.close() }
+        await running.stop()
+    }
+
     @Test("a ticket unclaimed past its SLA gets one sla_breached event and Watch event; approvers watch only their approvals")
     func slaBreachesAndApproverWatch() async throws {
         let fixtures = try Fixtures(approvers: ["alice", "carol"])

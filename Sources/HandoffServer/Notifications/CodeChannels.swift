@@ -187,7 +187,7 @@ extension DeskNotice {
         .object([
             "notice_id": .string(id), "kind": .string(kind), "tenant_id": .string(tenant.rawValue), "approval_id": .string(approvalID),
             "session_id": .string(sessionID), "level": .integer(Int64(level)), "recipients": .array(recipients.map(JSONValue.string)),
-            "summary": .string(summary),
+            "summary": .string(summary), "approval_revision": .integer(revision), "occurred_at_unix_ms": .integer(occurredAtMs),
         ])
     }
 }

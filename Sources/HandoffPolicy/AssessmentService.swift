@@ -63,8 +63,21 @@ public struct AssessmentOutcome: Sendable, Hashable {
     public var replayed: Bool
     /// The approval opened in the same transaction (see `assess(opening:)`).
     public var approval: ApprovalRecord?
-    /// The events the assessment appended (none on a replay).
+    /// The events the assessment appended (none on a replay, nor when it
+    /// was answered once queued: see `AutomatedAssessments`).
     public var events: [EventRecord] = []
+}
+
+/// When AssessAction answers an automated action that carries no
+/// idempotency key: its `action.assessed` event is all it writes, and
+/// nothing later refers to it.
+public enum AutomatedAssessments: String, Sendable, CaseIterable {
+    /// Once its event is queued for the next group commit (about a
+    /// millisecond later). Writes after it commit after it, and reads wait
+    /// for it; a crash in between loses that event, not the decision.
+    case queued
+    /// Once its event committed, like every other write.
+    case committed
 }
 
 public final class AssessmentService: Sendable {
@@ -73,17 +86,26 @@ public final class AssessmentService: Sendable {
     private let policy: PolicyHolder
     private let clock: @Sendable () -> Int64
     private let random: @Sendable () -> Double
+    private let automated: AutomatedAssessments
+    private let queuedWriteFailed: @Sendable (_ sessionID: String, StoreError) -> Void
 
+    /// - Parameters:
+    ///   - automated: when an automated action without an idempotency key is answered.
+    ///   - queuedWriteFailed: told when the event of such an answer, queued, did not commit.
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder,
         clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs,
-        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        automated: AutomatedAssessments = .queued,
+        queuedWriteFailed: @escaping @Sendable (_ sessionID: String, StoreError) -> Void = { _, _ in }
     ) {
         self.store = store
         self.sessions = sessions
         self.policy = policy
         self.clock = clock
         self.random = random
+        self.automated = automated
+        self.queuedWriteFailed = queuedWriteFailed
     }
 
     /// Given a new pending action, the action, its assessment and the time:
@@ -126,28 +148,38 @@ public final class AssessmentService: Sendable {
         details["tool"] = .string(action.toolName)
         details["pending_action_id"] = pending.map { .string($0.id) } ?? .null
         details["idempotency_key"] = .string(idempotencyKey)
+        let record = AssessmentRecord(
+            sessionID: sessionID, idempotencyKey: idempotencyKey,
+            requestHash: Array(SHA256.hash(data: Data(actionJSON.utf8))), assessmentJSON: assessmentJSON,
+            pendingActionID: pending?.id, createdAtMs: now)
+        let events = [NewEvent(
+            action: "action.assessed", actor: caller.identity, reasoning: action.description,
+            detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)]
+            // An automated action the sampling rate picked: operators review these after the
+            // fact (`handoff reviews`, or ListEvents with this action).
+            + (assessment.sampledForReview ? [NewEvent(
+                action: "action.sampled_for_review", actor: caller.identity, reasoning: action.description,
+                detailsJSON: JSONValue.object([
+                    "tool": .string(action.toolName), "action": action.canonicalJSON,
+                    "sampling_rate": .number(loaded.policy.samplingRate),
+                ]).serialized,
+                occurredAtMs: now)] : [])
+            + (approval.map { [$0.event] } ?? [])
+        if pending == nil, idempotencyKey.isEmpty, automated == .queued {
+            // Nothing refers to this write later: answered once it is queued.
+            // The session must exist first, as the write would refuse it.
+            _ = try await sessions.get(id: sessionID, caller: caller)
+            let failed = queuedWriteFailed
+            store.queueAssessment(tenant: caller.tenant, assessment: record, events: events) { result in
+                if case .failure(let error) = result { failed(sessionID, error) }
+            }
+            return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false)
+        }
         let recorded: RecordedAssessment
         do {
             recorded = try await store.recordAssessment(
-                tenant: caller.tenant,
-                assessment: AssessmentRecord(
-                    sessionID: sessionID, idempotencyKey: idempotencyKey,
-                    requestHash: Array(SHA256.hash(data: Data(actionJSON.utf8))), assessmentJSON: assessmentJSON,
-                    pendingActionID: pending?.id, createdAtMs: now),
-                pending: approval?.pending ?? pending, approval: approval?.approval,
-                events: [NewEvent(
-                    action: "action.assessed", actor: caller.identity, reasoning: action.description,
-                    detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)]
-                    // An automated action the sampling rate picked: operators review these after the
-                    // fact (`handoff reviews`, or ListEvents with this action).
-                    + (assessment.sampledForReview ? [NewEvent(
-                        action: "action.sampled_for_review", actor: caller.identity, reasoning: action.description,
-                        detailsJSON: JSONValue.object([
-                            "tool": .string(action.toolName), "action": action.canonicalJSON,
-                            "sampling_rate": .number(loaded.policy.samplingRate),
-                        ]).serialized,
-                        occurredAtMs: now)] : [])
-                    + (approval.map { [$0.event] } ?? []))
+                tenant: caller.tenant, assessment: record, pending: approval?.pending ?? pending, approval: approval?.approval,
+                events: events)
         } catch {
             throw SessionError(error)
         }

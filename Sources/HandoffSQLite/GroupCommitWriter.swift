@@ -44,6 +44,8 @@ final class GroupCommitWriter: Sendable {
 
     private let pool: DatabasePool
     private let queue = Mutex(Queue())
+    /// Detached writes queued and not yet answered.
+    private let detached = Atomic<Int>(0)
     private let worker = DispatchQueue(label: "handoff.sqlite.group-commit", qos: .userInitiated)
     /// The most writes one transaction carries.
     private let maximumBatch: Int
@@ -62,40 +64,69 @@ final class GroupCommitWriter: Sendable {
     /// Runs `body` in the next group transaction; returns after it committed.
     func submit<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job = Job(
-                execute: { db, isolated in
-                    if isolated {
-                        do {
-                            let result = try Self.inSavepoint(db) { try body(db) }
-                            return .answer { continuation.resume(returning: result) }
-                        } catch {
-                            return .answer { continuation.resume(throwing: error) }
-                        }
-                    }
-                    let before = db.totalChangesCount
-                    do {
-                        let result = try body(db)
-                        return .answer { continuation.resume(returning: result) }
-                    } catch {
-                        // Most refusals (a stale version, no such session)
-                        // come before the first change: nothing to undo.
-                        // Unless SQLite itself ended the transaction (an I/O
-                        // error, a full disk): the rest must run in a new one.
-                        if db.totalChangesCount == before, db.isInsideTransaction {
-                            return .answer { continuation.resume(throwing: error) }
-                        }
-                        return .undo(error)
-                    }
-                },
-                fail: { continuation.resume(throwing: $0) })
-            let start = queue.withLock { queue -> Bool in
-                queue.jobs.append(job)
-                if queue.draining { return false }
-                queue.draining = true
-                return true
-            }
-            if start { worker.async { self.drain() } }
+            enqueue(body) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Queues `body` for the next group transaction and returns at once;
+    /// `completion` is told its result after that transaction committed (or
+    /// failed). Writes queued or submitted later commit after it, and reads
+    /// that `settle()` first see it.
+    func submitDetached<T: Sendable>(
+        _ body: @escaping @Sendable (Database) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        detached.add(1, ordering: .sequentiallyConsistent)
+        enqueue(body) { result in
+            completion(result)
+            self.detached.subtract(1, ordering: .releasing)
+        }
+    }
+
+    /// Returns once every write detached before the call committed (or
+    /// failed): at once when there is none, which is the common case.
+    func settle() async {
+        guard detached.load(ordering: .sequentiallyConsistent) > 0 else { return }
+        // Jobs commit in the order they were queued: when this one's
+        // transaction committed, so had every earlier one's.
+        _ = try? await submit { _ in () }
+    }
+
+    private func enqueue<T: Sendable>(
+        _ body: @escaping @Sendable (Database) throws -> T, answer: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        let job = Job(
+            execute: { db, isolated in
+                if isolated {
+                    do {
+                        let result = try Self.inSavepoint(db) { try body(db) }
+                        return .answer { answer(.success(result)) }
+                    } catch {
+                        return .answer { answer(.failure(error)) }
+                    }
+                }
+                let before = db.totalChangesCount
+                do {
+                    let result = try body(db)
+                    return .answer { answer(.success(result)) }
+                } catch {
+                    // Most refusals (a stale version, no such session)
+                    // come before the first change: nothing to undo.
+                    // Unless SQLite itself ended the transaction (an I/O
+                    // error, a full disk): the rest must run in a new one.
+                    if db.totalChangesCount == before, db.isInsideTransaction {
+                        return .answer { answer(.failure(error)) }
+                    }
+                    return .undo(error)
+                }
+            },
+            fail: { answer(.failure($0)) })
+        let start = queue.withLock { queue -> Bool in
+            queue.jobs.append(job)
+            if queue.draining { return false }
+            queue.draining = true
+            return true
+        }
+        if start { worker.async { self.drain() } }
     }
 
     /// Runs `body` in a savepoint of the batch's transaction: if it throws,

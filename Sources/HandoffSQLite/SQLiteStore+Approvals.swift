@@ -9,7 +9,7 @@ public import HandoffCore
 extension SQLiteStore {
     public func escalationCounts(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: Int64, sessions: Int64) {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 let tickets = try Int64.fetchOne(
                     db.cachedStatement(sql: "SELECT count(*) FROM tickets WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
                     arguments: [tenant.rawValue, since, until]) ?? 0
@@ -25,7 +25,7 @@ extension SQLiteStore {
 
     public func unresolvedTicketID(tenant: TenantID, sessionID: String) async throws(StoreError) -> String? {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 try String.fetchOne(
                     db.cachedStatement(sql: "SELECT id FROM tickets WHERE tenant_id = ? AND session_id = ? AND status IN ('open', 'claimed')"),
                     arguments: [tenant.rawValue, sessionID])
@@ -37,7 +37,7 @@ extension SQLiteStore {
 
     public func unrecordedSLABreaches(now: Int64, limit: Int) async throws(StoreError) -> [TicketRecord] {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 try Row.fetchAll(
                     db.cachedStatement(sql: """
                         \(Self.ticketColumns)
@@ -83,7 +83,7 @@ extension SQLiteStore {
 
     public func approval(tenant: TenantID, id: String) async throws(StoreError) -> ApprovalRecord? {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 try Row.fetchOne(
                     db.cachedStatement(sql: "\(Self.approvalColumns) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, id]
                 ).map { try Self.approval($0, tenant: tenant) }
@@ -95,7 +95,7 @@ extension SQLiteStore {
 
     public func pendingApprovalID(tenant: TenantID, pendingActionID: String) async throws(StoreError) -> String? {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 try String.fetchOne(
                     db.cachedStatement(sql: "SELECT id FROM approvals WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'"),
                     arguments: [tenant.rawValue, pendingActionID])
@@ -117,7 +117,7 @@ extension SQLiteStore {
         let bound = arguments
         let text = sql
         do {
-            return try await pool.read { db in try Row.fetchAll(db, sql: text, arguments: bound).map { try Self.approval($0, tenant: tenant) } }
+            return try await read { db in try Row.fetchAll(db, sql: text, arguments: bound).map { try Self.approval($0, tenant: tenant) } }
         } catch {
             throw StoreError.failure("\(error)")
         }
@@ -125,7 +125,7 @@ extension SQLiteStore {
 
     public func dueApprovals(now: Int64, limit: Int) async throws(StoreError) -> [ApprovalRecord] {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 try Row.fetchAll(
                     db.cachedStatement(sql: """
                         \(Self.approvalColumns) WHERE status = 'pending' AND due_at_ms > 0 AND due_at_ms <= ?

@@ -368,7 +368,7 @@ public final class SQLiteStore: Store {
 
     public func session(tenant: TenantID, id: String) async throws(StoreError) -> SessionRecord? {
         do {
-            return try await pool.read { db in try Self.fetchSession(db, tenant: tenant, id: id) }
+            return try await read { db in try Self.fetchSession(db, tenant: tenant, id: id) }
         } catch {
             throw StoreError.failure("\(error)")
         }
@@ -391,7 +391,7 @@ public final class SQLiteStore: Store {
 
     public func events(tenant: TenantID, sessionID: String) async throws(StoreError) -> [EventRecord] {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 try Row.fetchAll(
                     db,
                     sql: Lookup.eventsOfSession,
@@ -429,7 +429,7 @@ public final class SQLiteStore: Store {
     public func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> [EventRecord] {
         let (sql, arguments) = Self.eventListing(tenant: tenant, query: query)
         do {
-            return try await pool.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.event(from:)) }
+            return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.event(from:)) }
         } catch {
             throw StoreError.failure("\(error)")
         }
@@ -475,7 +475,7 @@ public final class SQLiteStore: Store {
 
     public func context(tenant: TenantID, sessionID: String, turnLimit: Int) async throws(StoreError) -> SessionContext? {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 guard let session = try Self.fetchSession(db, tenant: tenant, id: sessionID) else { return nil }
                 // The latest `turnLimit` turns by the primary key, then oldest first.
                 let turns = try Row.fetchAll(
@@ -511,51 +511,73 @@ public final class SQLiteStore: Store {
         tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?, events: [NewEvent]
     ) async throws(StoreError) -> RecordedAssessment {
         try await write { db in
-            try Self.requireSession(db, tenant: tenant, id: assessment.sessionID)
-            if !assessment.idempotencyKey.isEmpty, let row = try Row.fetchOne(
-                db.cachedStatement(sql: """
-                    SELECT request_hash, assessment_json, pending_action_id FROM assessments
-                    WHERE tenant_id = ? AND session_id = ? AND idempotency_key = ?
-                    """),
-                arguments: [tenant.rawValue, assessment.sessionID, assessment.idempotencyKey]) {
-                guard [UInt8](row[0] as Data) == assessment.requestHash else {
-                    throw StoreError.keyReused(assessment.idempotencyKey)
-                }
-                let pendingID: String? = row[2]
-                let earlier = try pendingID.flatMap { try Self.fetchPendingAction(db, tenant: tenant, id: $0) }
-                return RecordedAssessment(assessmentJSON: row[1], pending: earlier, replayed: true)
-            }
-            if let pending {
-                try db.cachedStatement(sql: """
-                    INSERT INTO pending_actions (tenant_id, id, session_id, status, action_json, risk, decision_type, strategy,
-                        created_at_ms, updated_at_ms, expires_at_ms, idempotency_key, action_hash, assessed_version)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [
-                        tenant.rawValue, pending.id, pending.sessionID, pending.status, pending.actionJSON, pending.risk,
-                        pending.decisionType, pending.strategy, pending.createdAtMs, pending.updatedAtMs, pending.expiresAtMs,
-                        pending.idempotencyKey, Data(pending.actionHash), pending.assessedVersion,
-                    ])
-            }
-            if !assessment.idempotencyKey.isEmpty {
-                try db.cachedStatement(sql: """
-                    INSERT INTO assessments (tenant_id, session_id, idempotency_key, request_hash, assessment_json,
-                        pending_action_id, created_at_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [
-                        tenant.rawValue, assessment.sessionID, assessment.idempotencyKey, Data(assessment.requestHash),
-                        assessment.assessmentJSON, assessment.pendingActionID, assessment.createdAtMs,
-                    ])
-            }
-            if let approval { try Self.insertApproval(db, approval) }
-            let appended = try events.map { try Self.append(db, tenant: tenant, sessionID: assessment.sessionID, event: $0) }
-            return RecordedAssessment(
-                assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false, approval: approval, events: appended)
+            try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: pending, approval: approval, events: events)
         }
+    }
+
+    public func queueAssessment(
+        tenant: TenantID, assessment: AssessmentRecord, events: [NewEvent],
+        completion: @escaping @Sendable (Result<RecordedAssessment, StoreError>) -> Void
+    ) {
+        writer.submitDetached({ db in
+            try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: nil, approval: nil, events: events)
+        }, completion: { result in
+            completion(result.mapError { $0 as? StoreError ?? StoreError.failure("\($0)") })
+        })
+    }
+
+    public func settle() async {
+        await writer.settle()
+    }
+
+    private static func recordAssessment(
+        _ db: Database, tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?,
+        events: [NewEvent]
+    ) throws -> RecordedAssessment {
+        try Self.requireSession(db, tenant: tenant, id: assessment.sessionID)
+        if !assessment.idempotencyKey.isEmpty, let row = try Row.fetchOne(
+            db.cachedStatement(sql: """
+                SELECT request_hash, assessment_json, pending_action_id FROM assessments
+                WHERE tenant_id = ? AND session_id = ? AND idempotency_key = ?
+                """),
+            arguments: [tenant.rawValue, assessment.sessionID, assessment.idempotencyKey]) {
+            guard [UInt8](row[0] as Data) == assessment.requestHash else {
+                throw StoreError.keyReused(assessment.idempotencyKey)
+            }
+            let pendingID: String? = row[2]
+            let earlier = try pendingID.flatMap { try Self.fetchPendingAction(db, tenant: tenant, id: $0) }
+            return RecordedAssessment(assessmentJSON: row[1], pending: earlier, replayed: true)
+        }
+        if let pending {
+            try db.cachedStatement(sql: """
+                INSERT INTO pending_actions (tenant_id, id, session_id, status, action_json, risk, decision_type, strategy,
+                    created_at_ms, updated_at_ms, expires_at_ms, idempotency_key, action_hash, assessed_version)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                    tenant.rawValue, pending.id, pending.sessionID, pending.status, pending.actionJSON, pending.risk,
+                    pending.decisionType, pending.strategy, pending.createdAtMs, pending.updatedAtMs, pending.expiresAtMs,
+                    pending.idempotencyKey, Data(pending.actionHash), pending.assessedVersion,
+                ])
+        }
+        if !assessment.idempotencyKey.isEmpty {
+            try db.cachedStatement(sql: """
+                INSERT INTO assessments (tenant_id, session_id, idempotency_key, request_hash, assessment_json,
+                    pending_action_id, created_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                    tenant.rawValue, assessment.sessionID, assessment.idempotencyKey, Data(assessment.requestHash),
+                    assessment.assessmentJSON, assessment.pendingActionID, assessment.createdAtMs,
+                ])
+        }
+        if let approval { try Self.insertApproval(db, approval) }
+        let appended = try events.map { try Self.append(db, tenant: tenant, sessionID: assessment.sessionID, event: $0) }
+        return RecordedAssessment(
+            assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false, approval: approval, events: appended)
     }
 
     public func pendingAction(tenant: TenantID, id: String) async throws(StoreError) -> PendingActionRecord? {
         do {
-            return try await pool.read { db in try Self.fetchPendingAction(db, tenant: tenant, id: id) }
+            return try await read { db in try Self.fetchPendingAction(db, tenant: tenant, id: id) }
         } catch {
             throw StoreError.failure("\(error)")
         }
@@ -571,7 +593,7 @@ public final class SQLiteStore: Store {
 
     public func pendingAction(tenant: TenantID, releaseTokenHash: [UInt8]) async throws(StoreError) -> PendingActionRecord? {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 try Row.fetchOne(
                     db.cachedStatement(sql: Lookup.pendingActionByReleaseToken),
                     arguments: [tenant.rawValue, Data(releaseTokenHash)]
@@ -757,7 +779,7 @@ public final class SQLiteStore: Store {
 
     public func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord? {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 try Row.fetchOne(
                     db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, id]
                 ).map { Self.ticket($0, tenant: tenant) }
@@ -771,7 +793,7 @@ public final class SQLiteStore: Store {
         tenant: TenantID, since: Int64, until: Int64
     ) async throws(StoreError) -> (tickets: [TicketRecord], sessions: Int64) {
         do {
-            return try await pool.read { db in
+            return try await read { db in
                 let tickets = try Row.fetchAll(
                     db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
                     arguments: [tenant.rawValue, since, until]
@@ -811,7 +833,7 @@ public final class SQLiteStore: Store {
         arguments.append(contentsOf: [query.limit, query.offset] as [any DatabaseValueConvertible])
         let bound = StatementArguments(arguments.map { Optional($0) })
         do {
-            return try await pool.read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.ticket($0, tenant: tenant) } }
+            return try await read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.ticket($0, tenant: tenant) } }
         } catch {
             throw StoreError.failure("\(error)")
         }
@@ -980,6 +1002,13 @@ public final class SQLiteStore: Store {
         (try Int64.fetchOne(
             db.cachedStatement(sql: "SELECT COALESCE(MAX(seq), 0) + 1 FROM \(table) WHERE tenant_id = ? AND session_id = ?"),
             arguments: [tenant.rawValue, sessionID]) ?? 1)
+    }
+
+    /// A read that sees every write queued before it, detached ones
+    /// (`queueAssessment`) included: it waits for those to commit first.
+    func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
+        await writer.settle()
+        return try await pool.read(body)
     }
 
     /// Runs a write in the next group commit, passing StoreErrors through and naming others.

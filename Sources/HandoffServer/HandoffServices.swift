@@ -26,12 +26,19 @@ public struct HandoffServices: Sendable {
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, multiFactor: MultiFactorSettings,
         notices: [any NoticeChannel] = [], noticeRetryDelays: [Duration] = NoticeSender.defaultRetryDelays,
-        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs, logger: Logger = Logger(label: "handoff")
+        clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs, automatedAssessments: AutomatedAssessments = .queued,
+        logger: Logger = Logger(label: "handoff")
     ) {
         self.store = store
         self.sessions = sessions
         self.policy = policy
-        assessments = AssessmentService(store: store, sessions: sessions, policy: policy, clock: clock)
+        assessments = AssessmentService(
+            store: store, sessions: sessions, policy: policy, clock: clock, automated: automatedAssessments
+        ) { sessionID, error in
+            logger.error("an automated assessment was answered but its event did not commit", metadata: [
+                "session": "\(sessionID)", "error": "\(error)",
+            ])
+        }
         var multiFactor = multiFactor
         multiFactor.deliveryFailed = { channel, pendingActionID, error in
             logger.warning("multi-factor code not delivered", metadata: [

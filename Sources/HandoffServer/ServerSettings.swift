@@ -46,6 +46,7 @@ import Yams
 /// store:
 ///   cache_mib: 64                       # SQLite page cache of the writer; each reader gets a quarter
 ///   checkpoint_pages: 10000             # the writer copies the WAL back into the database after this many pages
+///   automated_assessments: queued       # or committed: when AssessAction answers an automated action (see README)
 /// sessions:
 ///   resident_ceiling: 10000
 ///   state_size_limit_bytes: 262144
@@ -90,6 +91,9 @@ public struct ServerSettings: Sendable, Equatable {
     /// WAL pages after which the writer checkpoints (SQLite's
     /// wal_autocheckpoint). Write throughput against WAL size: see README.
     public var storeCheckpointPages = SQLiteStore.defaultCheckpointPages
+    /// When AssessAction answers an automated action without an idempotency
+    /// key: once its event is queued for the next group commit, or committed.
+    public var automatedAssessments = AutomatedAssessments.queued
 
     public struct MultiFactor: Sendable, Equatable {
         public var codeLength = 6
@@ -186,6 +190,12 @@ public struct ServerSettings: Sendable, Equatable {
         if let v = file.desk?.sweepIntervalMs { sweepIntervalMs = v }
         if let v = file.store?.cacheMiB { storeCacheMiB = v }
         if let v = file.store?.checkpointPages { storeCheckpointPages = v }
+        if let v = file.store?.automatedAssessments {
+            guard let mode = AutomatedAssessments(rawValue: v) else {
+                throw Error(message: "\(source): store.automated_assessments is \"\(v)\"; it must be queued or committed")
+            }
+            automatedAssessments = mode
+        }
         if let v = file.sessions {
             if let x = v.residentCeiling { sessions.residentCeiling = x }
             if let x = v.stateSizeLimitBytes { sessions.stateSizeLimit = x }
@@ -284,12 +294,16 @@ public struct ServerSettings: Sendable, Equatable {
         struct StoreFile: Decodable {
             var cacheMiB: Int?
             var checkpointPages: Int?
-            enum CodingKeys: String, CodingKey, CaseIterable { case cacheMiB = "cache_mib", checkpointPages = "checkpoint_pages" }
+            var automatedAssessments: String?
+            enum CodingKeys: String, CodingKey, CaseIterable {
+                case cacheMiB = "cache_mib", checkpointPages = "checkpoint_pages", automatedAssessments = "automated_assessments"
+            }
             init(from decoder: any Decoder) throws {
                 try refuseUnknownKeys(decoder, CodingKeys.self)
                 let container = try decoder.container(keyedBy: CodingKeys.self)
                 cacheMiB = try container.decodeIfPresent(Int.self, forKey: .cacheMiB)
                 checkpointPages = try container.decodeIfPresent(Int.self, forKey: .checkpointPages)
+                automatedAssessments = try container.decodeIfPresent(String.self, forKey: .automatedAssessments)
             }
         }
 

@@ -125,7 +125,8 @@ struct Handoffd: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let services = HandoffServices(
-            store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor, notices: notices, logger: logger)
+            store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor, notices: notices,
+            automatedAssessments: settings.automatedAssessments, logger: logger)
         services.register(into: &registry)
         if !settings.tlsEnabled {
             logger.warning("serving WITHOUT TLS (--insecure-dev): bearer tokens and session state cross the network in clear; development only")
@@ -147,6 +148,8 @@ struct Handoffd: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+        // Calls are over; automated assessments answered once queued commit now.
+        await store.settle()
         // Calls are over; notices they queued (an approver's new step, an
         // outcome for the requester) still go out, within the same grace.
         let left = await services.notices.flush(within: .seconds(settings.shutdownGraceSeconds))

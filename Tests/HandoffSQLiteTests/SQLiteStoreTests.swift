@@ -242,6 +242,49 @@ struct SQLiteStoreTests {
         #expect(refused > 0, "no write was refused: the race did not happen")
     }
 
+    @Test("a queued assessment returns before its commit, commits before the writes queued after it, and every read waits for it")
+    func queuedAssessment() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        _ = try await store.createSession(session("q"), event: event("session.created"))
+        let record = AssessmentRecord(
+            sessionID: "q", idempotencyKey: "", requestHash: [], assessmentJSON: "{}", pendingActionID: nil, createdAtMs: 2000)
+        var held = try await HeldWriter(store)
+        let outcomes = Mutex<[String]>([])
+        store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed", at: 2000)]) { result in
+            outcomes.withLock { $0.append((try? result.get().events.map(\.sequence)).map { "committed \($0)" } ?? "failed") }
+        }
+        #expect(store._testOnly_waitingWrites == 1, "queueAssessment did not return until its write ran")
+        #expect(outcomes.withLock { $0 }.isEmpty)
+        // A write queued after it, and a read started while it waits.
+        try await held.enqueue {
+            _ = try await store.updateState(
+                tenant: .default, id: "q", expectedVersion: 1, stateJSON: "{}", updatedAtMs: 3000, event: event("session.state_updated"))
+            return "updated"
+        }
+        var query = EventQuery()
+        query.sessionID = "q"
+        let reader = Task { [query] in try await store.listEvents(tenant: .default, query: query) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(try await held.release() == ["updated"])
+        let listed = try await reader.value
+        #expect(listed.map(\.event.action).sorted() == ["action.assessed", "session.created", "session.state_updated"])
+        #expect(outcomes.withLock { $0 } == ["committed [2]"])
+        let chain = try await store.events(tenant: .default, sessionID: "q")
+        #expect(chain.map(\.event.action) == ["session.created", "action.assessed", "session.state_updated"])
+        #expect(EventChain.verify(chain) == nil)
+
+        // One for a session that does not exist fails in its completion; settle waits for it.
+        let missing = AssessmentRecord(
+            sessionID: "nope", idempotencyKey: "", requestHash: [], assessmentJSON: "{}", pendingActionID: nil, createdAtMs: 2000)
+        store.queueAssessment(tenant: .default, assessment: missing, events: [event("action.assessed")]) { result in
+            if case .failure(.notFound(let id)) = result { outcomes.withLock { $0.append("not found \(id)") } }
+        }
+        await store.settle()
+        #expect(outcomes.withLock { $0 } == ["committed [2]", "not found nope"])
+    }
+
     @Test("a write that changed rows and then threw leaves none of them; the rest of its batch commits, in at most two passes")
     func refusedWriteLeavesNothing() async throws {
         let path = temporaryDatabase()

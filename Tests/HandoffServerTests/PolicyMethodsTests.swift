@@ -10,21 +10,23 @@ import HandoffPolicy
 import HandoffProto
 import HandoffRPC
 import HandoffServer
-import HandoffSQLite
+@testable import HandoffSQLite
 import Testing
 
 @Suite("Policy over TLS", .timeLimit(.minutes(1)))
 struct PolicyMethodsTests {
     /// A server with sessions and the policy in `policyFile` (nil: shipped), and a session "s".
     private func start(
-        _ fixtures: Fixtures, policyFile: String? = nil, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
+        _ fixtures: Fixtures, policyFile: String? = nil, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs,
+        store: SQLiteStore? = nil, automated: AutomatedAssessments = .queued
     ) async throws -> (RunningServer, HandoffClient, PolicyHolder) {
-        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+        let store = try store ?? SQLiteStore(path: fixtures.path("handoff.sqlite"))
         let sessions = SessionService(store: store, clock: clock)
         let holder = try PolicyHolder(path: policyFile)
         var registry = MethodRegistry()
         registry.registerSessions(sessions)
-        registry.registerPolicy(AssessmentService(store: store, sessions: sessions, policy: holder, clock: clock), policy: holder)
+        registry.registerPolicy(
+            AssessmentService(store: store, sessions: sessions, policy: holder, clock: clock, automated: automated), policy: holder)
         let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
         let client = try running.client(fixtures.clientTLS(role: "agent"))
         _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat started"))
@@ -132,10 +134,50 @@ struct PolicyMethodsTests {
         #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
         let missing = await refusal(client, AssessActionRequest(sessionID: "nope", action: Action(toolName: "t")))
         #expect(missing?.code == .notFound)
-        // An automated action does not read the session first; its write still refuses an unknown one.
+        // An automated action answered once its event is queued reads the session first: the write comes after the answer.
         let missingAutomated = await refusal(
             client, AssessActionRequest(sessionID: "nope", action: Action(toolName: "get_weather", description: "Weather in Lisbon")))
         #expect(missingAutomated?.code == .notFound && missingAutomated?.message.contains("nope") == true, "\(String(describing: missingAutomated))")
+        await running.stop()
+    }
+
+    @Test("an automated action is answered while the store's writer is busy (queued), or after its event committed (committed); reads see it", arguments: AutomatedAssessments.allCases)
+    func automatedWhileWriterBusy(_ mode: AutomatedAssessments) async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+        let (running, client, _) = try await start(fixtures, store: store, automated: mode)
+
+        // A write that holds the writer, like a slow disk would.
+        let gate = DispatchSemaphore(value: 0)
+        let held = Mutex(false)
+        let holding = Task { try await store.write { _ in held.withLock { $0 = true }; gate.wait() } }
+        while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        let weather = Action(toolName: "get_weather", description: "What's the weather in Lisbon?")
+        let assessing = Task { try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: weather)) }
+        try await Task.sleep(for: .milliseconds(300))
+        let listing: Task<ListEventsResponse, any Error>
+        func list() -> Task<ListEventsResponse, any Error> {
+            Task { try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", actions: ["action.assessed"], pageSize: 50)) }
+        }
+        switch mode {
+        case .queued:
+            // Answered without its commit (with an idempotency key it would wait);
+            // a read after the answer waits for the commit.
+            #expect(try await assessing.value.strategy == .automate)
+            listing = list()
+            try await Task.sleep(for: .milliseconds(100))
+            gate.signal()
+        case .committed:
+            #expect(store._testOnly_waitingWrites == 1, "the assessment's write is not waiting for the writer")
+            gate.signal()
+            #expect(try await assessing.value.strategy == .automate)
+            listing = list()
+        }
+        try await holding.value
+        #expect(try await listing.value.events.map(\.action) == ["action.assessed"], "a read after the answer missed the event")
+        #expect(try await client.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: "s")).ok)
+        await client.close()
         await running.stop()
     }
 

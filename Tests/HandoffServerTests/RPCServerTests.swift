@@ -174,6 +174,7 @@ struct ServerSettingsTests {
             store:
               cache_mib: 16
               checkpoint_pages: 2000
+              automated_assessments: committed
             """, source: "test.yaml")
         #expect(settings.multiFactor.codeLength == 8)
         #expect(settings.multiFactor.lifetimeSeconds == 120)
@@ -189,6 +190,11 @@ struct ServerSettingsTests {
         var tooSmall = ServerSettings()
         #expect(throws: ServerSettings.Error.self) { try tooSmall.apply(yaml: "store: {cache_mib: 0}", source: "t.yaml") }
         #expect(throws: ServerSettings.Error.self) { try tooSmall.apply(yaml: "store: {checkpoint_pages: 10}", source: "t.yaml") }
+        #expect(settings.automatedAssessments == .committed && ServerSettings().automatedAssessments == .queued)
+        let unknownMode = #expect(throws: ServerSettings.Error.self) {
+            try tooSmall.apply(yaml: "store: {automated_assessments: later}", source: "t.yaml")
+        }
+        #expect(unknownMode?.message == #"t.yaml: store.automated_assessments is "later"; it must be queued or committed"#)
         #expect(settings.sessions.residentCeiling == 500)
         #expect(settings.sessions.stateSizeLimit == 1024)
         #expect(settings.sessions.defaultTurnLimit == 20)

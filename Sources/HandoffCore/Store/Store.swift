@@ -195,7 +195,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Durable storage. Every method returns only after its transaction committed.
+/// Durable storage. Every method returns only after its transaction
+/// committed, but `queueAssessment`, which says when in its completion.
 public protocol Store: Sendable {
     /// Creates a session and its `session.created` event.
     func createSession(_ session: SessionRecord, event: NewEvent) async throws(StoreError) -> EventRecord
@@ -229,6 +230,17 @@ public protocol Store: Sendable {
     func recordAssessment(
         tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?, events: [NewEvent]
     ) async throws(StoreError) -> RecordedAssessment
+    /// `recordAssessment` for an automated action without an idempotency key
+    /// (no pending action, no approval), returning as soon as the write is
+    /// queued: it commits with the next group commit, before any write
+    /// queued after it, and every read waits for it first. `completion` is
+    /// told the outcome once it committed or failed.
+    func queueAssessment(
+        tenant: TenantID, assessment: AssessmentRecord, events: [NewEvent],
+        completion: @escaping @Sendable (Result<RecordedAssessment, StoreError>) -> Void)
+    /// Returns once every write queued so far committed or failed (for an
+    /// orderly shutdown, after the last call).
+    func settle() async
     /// A pending action, or nil.
     func pendingAction(tenant: TenantID, id: String) async throws(StoreError) -> PendingActionRecord?
     /// The pending action whose release token hashes to `releaseTokenHash`, or nil.

@@ -130,8 +130,8 @@ public final class AssessmentService: Sendable {
         var pending: PendingActionRecord?
         if assessment.strategy != .automate {
             // Only an action that waits for a decision is bound to the session's
-            // version; an automated one skips this read (the store's write still
-            // refuses a session that does not exist).
+            // version; an automated one reads the session only when it is
+            // answered before its write (below), which would refuse an unknown one.
             let session = try await sessions.get(id: sessionID, caller: caller)
             pending = PendingActionRecord(
                 tenant: caller.tenant, id: "pa-" + UUID().uuidString.lowercased(), sessionID: sessionID, status: "pending",
@@ -168,12 +168,13 @@ public final class AssessmentService: Sendable {
         if pending == nil, idempotencyKey.isEmpty, automated == .queued {
             // Nothing refers to this write later: answered once it is queued.
             // The session must exist first, as the write would refuse it.
+            // Past the store's limit of queued writes, it waits for its commit.
             _ = try await sessions.get(id: sessionID, caller: caller)
             let failed = queuedWriteFailed
-            store.queueAssessment(tenant: caller.tenant, assessment: record, events: events) { result in
+            let queued = store.queueAssessment(tenant: caller.tenant, assessment: record, events: events) { result in
                 if case .failure(let error) = result { failed(sessionID, error) }
             }
-            return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false)
+            if queued { return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false) }
         }
         let recorded: RecordedAssessment
         do {

@@ -36,16 +36,23 @@ final class GroupCommitWriter: Sendable {
     }
 
     private struct Queue {
-        var jobs: [Job] = []
+        var jobs: [(ticket: Int, job: Job)] = []
         /// The drain loop is scheduled or running; the next submit must not start another.
         var draining = false
         var commits = 0
+        /// The ticket of the last job queued; tickets count up from 1.
+        var lastTicket = 0
+        /// Every job up to this ticket has been answered (batches end in queue order).
+        var finishedThrough = 0
+        /// The ticket of the last detached job, and how many are not answered yet.
+        var lastDetached = 0
+        var detachedWaiting = 0
+        /// Reads waiting (`settle`) until `finishedThrough` reaches their ticket.
+        var settling: [(ticket: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     private let pool: DatabasePool
     private let queue = Mutex(Queue())
-    /// Detached writes queued and not yet answered.
-    private let detached = Atomic<Int>(0)
     private let worker = DispatchQueue(label: "handoff.sqlite.group-commit", qos: .userInitiated)
     /// The most writes one transaction carries.
     private let maximumBatch: Int
@@ -61,6 +68,9 @@ final class GroupCommitWriter: Sendable {
     /// Writes queued and not yet taken into a transaction (for tests).
     var waiting: Int { queue.withLock { $0.jobs.count } }
 
+    /// Reads waiting in `settle` (for tests).
+    var settling: Int { queue.withLock { $0.settling.count } }
+
     /// Runs `body` in the next group transaction; returns after it committed.
     func submit<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
@@ -68,32 +78,42 @@ final class GroupCommitWriter: Sendable {
         }
     }
 
-    /// Queues `body` for the next group transaction and returns at once;
-    /// `completion` is told its result after that transaction committed (or
-    /// failed). Writes queued or submitted later commit after it, and reads
-    /// that `settle()` first see it.
+    /// Queues `body` for the next group transaction and returns true at
+    /// once; `completion` is told its result after that transaction committed
+    /// (or failed). Writes queued later commit after it, and reads that
+    /// `settle()` first see it. Returns false, queueing nothing, when
+    /// `limit` detached writes wait already: the caller then waits for its
+    /// commit instead, so a slow disk slows callers down rather than grow
+    /// what a crash could take.
     func submitDetached<T: Sendable>(
-        _ body: @escaping @Sendable (Database) throws -> T, completion: @escaping @Sendable (Result<T, any Error>) -> Void
-    ) {
-        detached.add(1, ordering: .sequentiallyConsistent)
-        enqueue(body) { result in
+        limit: Int, _ body: @escaping @Sendable (Database) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) -> Bool {
+        enqueue(detachedLimit: limit, body) { result in
             completion(result)
-            self.detached.subtract(1, ordering: .releasing)
+            self.queue.withLock { $0.detachedWaiting -= 1 }
         }
     }
 
-    /// Returns once every write detached before the call committed (or
-    /// failed): at once when there is none, which is the common case.
+    /// Returns once every detached write queued before the call has been
+    /// answered: at once when there is none.
     func settle() async {
-        guard detached.load(ordering: .sequentiallyConsistent) > 0 else { return }
-        // Jobs commit in the order they were queued: when this one's
-        // transaction committed, so had every earlier one's.
-        _ = try? await submit { _ in () }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = queue.withLock { queue -> Bool in
+                if queue.lastDetached <= queue.finishedThrough { return true }
+                queue.settling.append((queue.lastDetached, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
     }
 
+    /// Queues a job; with `detachedLimit`, only if fewer detached jobs wait.
+    @discardableResult
     private func enqueue<T: Sendable>(
-        _ body: @escaping @Sendable (Database) throws -> T, answer: @escaping @Sendable (Result<T, any Error>) -> Void
-    ) {
+        detachedLimit: Int? = nil, _ body: @escaping @Sendable (Database) throws -> T,
+        answer: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) -> Bool {
         let job = Job(
             execute: { db, isolated in
                 if isolated {
@@ -120,13 +140,20 @@ final class GroupCommitWriter: Sendable {
                 }
             },
             fail: { answer(.failure($0)) })
-        let start = queue.withLock { queue -> Bool in
-            queue.jobs.append(job)
-            if queue.draining { return false }
+        let (queued, start) = queue.withLock { queue -> (Bool, Bool) in
+            if let detachedLimit {
+                guard queue.detachedWaiting < detachedLimit else { return (false, false) }
+                queue.detachedWaiting += 1
+            }
+            queue.lastTicket += 1
+            if detachedLimit != nil { queue.lastDetached = queue.lastTicket }
+            queue.jobs.append((queue.lastTicket, job))
+            if queue.draining { return (true, false) }
             queue.draining = true
-            return true
+            return (true, true)
         }
         if start { worker.async { self.drain() } }
+        return queued
     }
 
     /// Runs `body` in a savepoint of the batch's transaction: if it throws,
@@ -149,7 +176,7 @@ final class GroupCommitWriter: Sendable {
     /// Commits batches while writes keep arriving; ends when none wait.
     private func drain() {
         while true {
-            let batch = queue.withLock { queue -> [Job] in
+            let batch = queue.withLock { queue -> [(ticket: Int, job: Job)] in
                 guard !queue.jobs.isEmpty else {
                     queue.draining = false
                     return []
@@ -158,8 +185,16 @@ final class GroupCommitWriter: Sendable {
                 queue.jobs.removeFirst(batch.count)
                 return batch
             }
-            if batch.isEmpty { return }
-            commit(batch)
+            guard let last = batch.last?.ticket else { return }
+            commit(batch.map(\.job))
+            // Every job of this batch and of the ones before is answered.
+            let settled = queue.withLock { queue -> [CheckedContinuation<Void, Never>] in
+                queue.finishedThrough = last
+                let ready = queue.settling.filter { $0.ticket <= last }
+                queue.settling.removeAll { $0.ticket <= last }
+                return ready.map(\.continuation)
+            }
+            for read in settled { read.resume() }
         }
     }
 

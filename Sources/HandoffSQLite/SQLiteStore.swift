@@ -1,6 +1,8 @@
 // Handoff — the embedded default store: one SQLite file in WAL mode with
 // synchronous=FULL, through GRDB. A write returns only after its transaction
-// committed; the version check and the event append share that transaction.
+// committed (a queued assessment says so in its completion, and every read
+// waits for it first); the version check and the event append share that
+// transaction.
 
 import Foundation
 import GRDB
@@ -67,6 +69,7 @@ public final class SQLiteStore: Store {
 
     /// Writes waiting for the next group commit; for tests.
     public var _testOnly_waitingWrites: Int { writer.waiting }
+    public var _testOnly_settlingReads: Int { writer.settling }
 
     /// Versioned schema migrations; a new version is a new registered step.
     static var migrator: DatabaseMigrator {
@@ -515,11 +518,14 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// Detached writes (queued assessments) waiting at most; see `GroupCommitWriter.submitDetached`.
+    public static let maximumQueuedAssessments = 512
+
     public func queueAssessment(
         tenant: TenantID, assessment: AssessmentRecord, events: [NewEvent],
         completion: @escaping @Sendable (Result<RecordedAssessment, StoreError>) -> Void
-    ) {
-        writer.submitDetached({ db in
+    ) -> Bool {
+        writer.submitDetached(limit: Self.maximumQueuedAssessments, { db in
             try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: nil, approval: nil, events: events)
         }, completion: { result in
             completion(result.mapError { $0 as? StoreError ?? StoreError.failure("\($0)") })

@@ -147,7 +147,12 @@ struct Handoffd: AsyncParsableCommand {
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await store.settle()
+            throw error
+        }
         // Calls are over; automated assessments answered once queued commit now.
         await store.settle()
         // Calls are over; notices they queued (an approver's new step, an

@@ -242,7 +242,7 @@ struct SQLiteStoreTests {
         #expect(refused > 0, "no write was refused: the race did not happen")
     }
 
-    @Test("a queued assessment returns before its commit, commits before the writes queued after it, and every read waits for it")
+    @Test("a queued assessment returns before its commit, commits once before the writes queued after it (an undone batch too), every read waits for it, and the queue is bounded")
     func queuedAssessment() async throws {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -252,12 +252,25 @@ struct SQLiteStoreTests {
             sessionID: "q", idempotencyKey: "", requestHash: [], assessmentJSON: "{}", pendingActionID: nil, createdAtMs: 2000)
         var held = try await HeldWriter(store)
         let outcomes = Mutex<[String]>([])
-        store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed", at: 2000)]) { result in
+        let queued = store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed", at: 2000)]) { result in
             outcomes.withLock { $0.append((try? result.get().events.map(\.sequence)).map { "committed \($0)" } ?? "failed") }
         }
+        #expect(queued)
         #expect(store._testOnly_waitingWrites == 1, "queueAssessment did not return until its write ran")
         #expect(outcomes.withLock { $0 }.isEmpty)
-        // A write queued after it, and a read started while it waits.
+        // Behind it: a write that changes rows and then throws (its batch is
+        // undone and run again), a write, and a read started meanwhile.
+        try await held.enqueue {
+            do {
+                _ = try await store.write { db -> Int in
+                    try db.execute(sql: "UPDATE sessions SET state_json = '{\"half\":true}' WHERE id = 'q'")
+                    throw StoreError.failure("refused after writing")
+                }
+                return "written"
+            } catch StoreError.failure {
+                return "refused"
+            }
+        }
         try await held.enqueue {
             _ = try await store.updateState(
                 tenant: .default, id: "q", expectedVersion: 1, stateJSON: "{}", updatedAtMs: 3000, event: event("session.state_updated"))
@@ -266,23 +279,37 @@ struct SQLiteStoreTests {
         var query = EventQuery()
         query.sessionID = "q"
         let reader = Task { [query] in try await store.listEvents(tenant: .default, query: query) }
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(try await held.release() == ["updated"])
+        while store._testOnly_settlingReads == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        #expect(try await held.release() == ["refused", "updated"])
         let listed = try await reader.value
         #expect(listed.map(\.event.action).sorted() == ["action.assessed", "session.created", "session.state_updated"])
-        #expect(outcomes.withLock { $0 } == ["committed [2]"])
+        #expect(outcomes.withLock { $0 } == ["committed [2]"], "the queued write was not answered exactly once, committed")
         let chain = try await store.events(tenant: .default, sessionID: "q")
         #expect(chain.map(\.event.action) == ["session.created", "action.assessed", "session.state_updated"])
         #expect(EventChain.verify(chain) == nil)
+        #expect(store._testOnly_settlingReads == 0)
 
         // One for a session that does not exist fails in its completion; settle waits for it.
         let missing = AssessmentRecord(
             sessionID: "nope", idempotencyKey: "", requestHash: [], assessmentJSON: "{}", pendingActionID: nil, createdAtMs: 2000)
-        store.queueAssessment(tenant: .default, assessment: missing, events: [event("action.assessed")]) { result in
+        #expect(store.queueAssessment(tenant: .default, assessment: missing, events: [event("action.assessed")]) { result in
             if case .failure(.notFound(let id)) = result { outcomes.withLock { $0.append("not found \(id)") } }
-        }
+        })
         await store.settle()
         #expect(outcomes.withLock { $0 } == ["committed [2]", "not found nope"])
+
+        // Past the limit of queued writes, nothing more is queued: the caller waits for its commit instead.
+        var full = try await HeldWriter(store)
+        for _ in 0..<SQLiteStore.maximumQueuedAssessments {
+            #expect(store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed")]) { _ in })
+        }
+        #expect(!store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed")]) { _ in })
+        #expect(store._testOnly_waitingWrites == SQLiteStore.maximumQueuedAssessments)
+        _ = try await full.release()
+        await store.settle()
+        #expect(store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed")]) { _ in })
+        await store.settle()
+        #expect(try await store.events(tenant: .default, sessionID: "q").count == 3 + SQLiteStore.maximumQueuedAssessments + 1)
     }
 
     @Test("a write that changed rows and then threw leaves none of them; the rest of its batch commits, in at most two passes")

@@ -166,7 +166,7 @@ struct PolicyMethodsTests {
             // a read after the answer waits for the commit.
             #expect(try await assessing.value.strategy == .automate)
             listing = list()
-            try await Task.sleep(for: .milliseconds(100))
+            while store._testOnly_settlingReads == 0 { try await Task.sleep(for: .milliseconds(2)) }
             gate.signal()
         case .committed:
             #expect(store._testOnly_waitingWrites == 1, "the assessment's write is not waiting for the writer")

@@ -234,10 +234,11 @@ public protocol Store: Sendable {
     /// (no pending action, no approval), returning as soon as the write is
     /// queued: it commits with the next group commit, before any write
     /// queued after it, and every read waits for it first. `completion` is
-    /// told the outcome once it committed or failed.
+    /// told the outcome once it committed or failed. Returns false, queueing
+    /// nothing, when too many such writes wait already (use `recordAssessment`).
     func queueAssessment(
         tenant: TenantID, assessment: AssessmentRecord, events: [NewEvent],
-        completion: @escaping @Sendable (Result<RecordedAssessment, StoreError>) -> Void)
+        completion: @escaping @Sendable (Result<RecordedAssessment, StoreError>) -> Void) -> Bool
     /// Returns once every write queued so far committed or failed (for an
     /// orderly shutdown, after the last call).
     func settle() async

@@ -210,7 +210,10 @@ public enum Policy {
     public static let serviceName = "handoff.v1.Policy"
 
     /// Assesses an action in a session; records an "action.assessed" event and,
-    /// unless the strategy is AUTOMATE, a pending action.
+    /// unless the strategy is AUTOMATE, a pending action. Answered after those
+    /// commit; an AUTOMATE answer without an idempotency key is answered once its
+    /// event is queued for the next commit (server setting
+    /// store.automated_assessments), and reads after it see the event.
     public static let assessAction = UnaryMethod<AssessActionRequest, AssessActionResponse>(fullName: "handoff.v1.Policy/AssessAction")
 }
 

@@ -3,8 +3,10 @@
 
 import Foundation
 import HandoffClient
+import HandoffCore
 import HandoffPolicy
 import HandoffProto
+import HandoffSQLite
 import HandoffTestSupport
 import Testing
 
@@ -288,6 +290,42 @@ struct ProcessTests {
         }
         let key = try FileManager.default.attributesOfItem(atPath: fixtures.path("mfa.key"))[.posixPermissions] as? Int
         #expect(key == 0o600, "the server key is not mode 0600")
+    }
+
+    @Test("automated assessments answered before their commit are all in the SQLite file after SIGTERM")
+    func queuedAssessmentsSurviveStop() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let server = try await offPool {
+            try ServerProcess(arguments: [
+                "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
+                "--client-ca", fixtures.path("ca.pem"),
+            ])
+        }
+        var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
+        configuration.defaultTimeout = .seconds(10)
+        let client = try HandoffClient(configuration: configuration)
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "r"))
+        let weather = AssessActionRequest(sessionID: "s", action: Action(toolName: "get_weather", description: "Weather in Lisbon?"))
+        // 64 callers, as fast as the answers come; the stop follows the last answer at once.
+        let answered = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<64 {
+                group.addTask { () async throws -> Int in
+                    for _ in 0..<25 {
+                        let reply = try await client.call(HandoffProto.Policy.assessAction, weather)
+                        #expect(reply.strategy == .automate)
+                    }
+                    return 25
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(try await offPool { server.terminate() } == 0)
+        await client.close()
+        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+        let events = try await store.events(tenant: TenantID("acme"), sessionID: "s")
+        #expect(events.filter { $0.event.action == "action.assessed" }.count == answered, "answered assessments lost on a graceful stop")
+        #expect(EventChain.verify(events) == nil)
     }
 
     @Test("handoffd refuses a private key others can read; handoff tokens new makes a token handoffd accepts from its config")

@@ -50,8 +50,8 @@ extension ConfirmationService {
     /// that reconnects without ever storing it (only its SHA-256 is kept, to find
     /// the action from the token).
     func releaseToken(for action: PendingActionRecord) -> String {
-        let message = "handoff.release.v1:\(action.tenant.rawValue):\(action.id):" + action.actionHash.map { String(format: "%02x", $0) }.joined()
-        return HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: multiFactor.key).map { String(format: "%02x", $0) }.joined()
+        let message = "handoff.release.v1:\(action.tenant.rawValue):\(action.id):" + action.actionHash.hexString
+        return HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: multiFactor.key).hexString
     }
 
     /// Streams each listed action's decision as it is settled (at once for

@@ -5,6 +5,7 @@
 
 import Crypto
 import Foundation
+import HandoffCore
 import Yams
 
 /// A policy file that cannot be used, with where and why.
@@ -71,7 +72,7 @@ private struct PolicyReader {
         if let node = keys["version"] {
             policy.version = try string(node, "version")
         } else {
-            policy.version = "sha256:" + SHA256.hash(data: Data(text.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()
+            policy.version = "sha256:" + SHA256.hash(data: Data(text.utf8)).prefix(6).hexString
         }
         if let node = keys["decision_types"] {
             let types = try mapping(node, "decision_types", allowed: DecisionType.allCases.map(\.rawValue))

@@ -213,7 +213,7 @@ public final class AccessControl: Sendable {
             throw RPCError(code: .resourceExhausted, message: "too many failed token presentations from this address; wait a minute")
         }
         let token = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
-        let hash = SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        let hash = SHA256.hash(data: Data(token.utf8)).hexString
         guard !token.isEmpty, let grant = tokens[hash] else {
             _ = allow("token-failures:\(address)", limit: Self.tokenFailuresPerMinute)
             throw RPCError(code: .unauthenticated, message: "the bearer token is not one this server knows")

@@ -86,7 +86,7 @@ public struct WebhookCodeChannel: CodeChannel {
     /// The signature a receiver recomputes to check a delivery.
     public static func signature(secret: [UInt8], timestamp: String, body: [UInt8]) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array(timestamp.utf8) + Array(".".utf8) + body, using: SymmetricKey(data: secret))
-        return "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+        return "sha256=" + mac.hexString
     }
 
     public func deliver(_ delivery: CodeDelivery) async throws {

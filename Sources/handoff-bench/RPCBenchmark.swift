@@ -176,6 +176,9 @@ struct RPCBenchmark: AsyncParsableCommand {
     private func makeCall(_ ids: [String]) throws -> @Sendable (RPCClientConnection) async throws -> Void {
         // A call that never returns fails the run instead of hanging it.
         let deadline = CallOptions(timeout: .seconds(10))
+        // Sessions are picked without a getrandom(2) call each: the system
+        // generator's syscall showed in the load generator's profile.
+        let picker = SessionPicker()
         switch method {
         case "ping":
             let request = PingRequest(payload: [UInt8](repeating: 0x5A, count: size))
@@ -188,7 +191,7 @@ struct RPCBenchmark: AsyncParsableCommand {
                 _ = try await connection.call(
                     Sessions.updateState,
                     UpdateStateRequest(
-                        sessionID: ids.randomElement()!, reasoning: "user confirmed the shipping address ok",
+                        sessionID: ids[picker.next(below: ids.count)], reasoning: "user confirmed the shipping address ok",
                         change: .mergePatchJSON(patch)), options: deadline)
             }
         case "assess_action":
@@ -198,7 +201,7 @@ struct RPCBenchmark: AsyncParsableCommand {
                 description: "Refund my order of 250 dollars to the card on file", amount: "250", currency: "USD", confidence: 0.88)
             return { connection in
                 _ = try await connection.call(
-                    HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: ids.randomElement()!, action: action),
+                    HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: ids[picker.next(below: ids.count)], action: action),
                     options: deadline)
             }
         case "assess_action_automated":
@@ -208,12 +211,12 @@ struct RPCBenchmark: AsyncParsableCommand {
                 confidence: 0.95)
             return { connection in
                 _ = try await connection.call(
-                    HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: ids.randomElement()!, action: action),
+                    HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: ids[picker.next(below: ids.count)], action: action),
                     options: deadline)
             }
         case "get_context":
             return { connection in
-                _ = try await connection.call(Sessions.getContext, GetContextRequest(sessionID: ids.randomElement()!, turnLimit: 50), options: deadline)
+                _ = try await connection.call(Sessions.getContext, GetContextRequest(sessionID: ids[picker.next(below: ids.count)], turnLimit: 50), options: deadline)
             }
         default:
             throw ValidationError("unknown --method \(method); known: ping, update_state, get_context, assess_action, assess_action_automated")
@@ -229,4 +232,22 @@ struct RPCBenchmark: AsyncParsableCommand {
 private func nanoseconds(_ d: Duration) -> UInt64 {
     let (s, a) = d.components
     return UInt64(max(0, s * 1_000_000_000 + a / 1_000_000_000))
+}
+
+/// Uniform picks for the load generator: splitmix64 over a shared counter,
+/// seeded once from the system generator. Not for anything secret.
+final class SessionPicker: Sendable {
+    private let counter: Atomic<UInt64>
+
+    init() {
+        counter = Atomic(UInt64.random(in: 0...UInt64.max))
+    }
+
+    func next(below bound: Int) -> Int {
+        var z = counter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Int(z % UInt64(bound))
+    }
 }

@@ -96,12 +96,15 @@ final class GroupCommitWriter: Sendable {
     }
 
     /// Returns once every detached write queued before the call has been
-    /// answered: at once when there is none.
+    /// answered: at once, without a continuation, when there is none (every
+    /// store read calls this).
     func settle() async {
+        let target = queue.withLock { $0.lastDetached > $0.finishedThrough ? $0.lastDetached : nil }
+        guard let target else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = queue.withLock { queue -> Bool in
-                if queue.lastDetached <= queue.finishedThrough { return true }
-                queue.settling.append((queue.lastDetached, continuation))
+                if target <= queue.finishedThrough { return true }
+                queue.settling.append((target, continuation))
                 return false
             }
             if ready { continuation.resume() }

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import HandoffCore
 import HandoffClient
 import HandoffProto
 import HandoffRPC
@@ -214,7 +215,7 @@ struct AuditCommand: AsyncParsableCommand {
             await client.close()
             var fields: [(String, Any)] = [
                 ("session_id", id), ("ok", response.ok), ("events_checked", response.eventsChecked),
-                ("head_hash", response.headHash.map { String(format: "%02x", $0) }.joined()),
+                ("head_hash", response.headHash.hexString),
             ]
             if !response.ok {
                 fields += [("first_broken_sequence", response.firstBrokenSequence), ("reason", response.reason)]

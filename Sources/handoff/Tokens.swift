@@ -4,6 +4,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import HandoffCore
 
 struct Tokens: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,8 +26,8 @@ struct Tokens: ParsableCommand {
                   ["agent", "operator", "approver", "admin"].contains(String(parts[4]))
             else { throw ValidationError("--identity must be handoff://tenant/<tenant>/<agent|operator|approver|admin>/<name>") }
             var generator = SystemRandomNumberGenerator()
-            let token = "hot_" + (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-            let hash = SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+            let token = "hot_" + (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
+            let hash = SHA256.hash(data: Data(token.utf8)).hexString
             var line = "  - {identity: \"\(identity)\", sha256: \"\(hash)\""
             if days > 0 {
                 let expires = Date().addingTimeInterval(Double(days) * 86_400)

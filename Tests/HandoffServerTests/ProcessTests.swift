@@ -70,6 +70,20 @@ func run(_ binary: String, _ arguments: [String]) async throws -> (status: Int32
     try await runProcess(Binaries.path(binary), arguments)
 }
 
+/// handoffd on `fixtures`' data directory and certificates (plus `extra`
+/// arguments), and an agent client of it with a 10 s default timeout.
+func startWithFixtures(_ fixtures: Fixtures, _ extra: [String] = []) async throws -> (ServerProcess, HandoffClient) {
+    let server = try await offPool {
+        try ServerProcess(arguments: [
+            "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
+            "--client-ca", fixtures.path("ca.pem"),
+        ] + extra)
+    }
+    var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
+    configuration.defaultTimeout = .seconds(10)
+    return (server, try HandoffClient(configuration: configuration))
+}
+
 @Suite("Binaries", .serialized)
 struct ProcessTests {
     @Test("certs init, handoffd, handoff ping over mutual TLS, SIGTERM exits 0")
@@ -206,15 +220,7 @@ struct ProcessTests {
         defer { fixtures.remove() }
         let file = fixtures.path("policy.yaml")
         try Policy.standardYAML.write(toFile: file, atomically: true, encoding: .utf8)
-        let server = try await offPool {
-            try ServerProcess(arguments: [
-                "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
-                "--client-ca", fixtures.path("ca.pem"), "--policy", file,
-            ])
-        }
-        var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
-        configuration.defaultTimeout = .seconds(10)
-        let client = try HandoffClient(configuration: configuration)
+        let (server, client) = try await startWithFixtures(fixtures, ["--policy", file])
         _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "r"))
         let weather = AssessActionRequest(sessionID: "s", action: Action(toolName: "get_weather"))
         #expect(try await client.call(HandoffProto.Policy.assessAction, weather).policyVersion == "handoff-standard-1")
@@ -258,15 +264,7 @@ struct ProcessTests {
     func codeNotLogged() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
-        let server = try await offPool {
-            try ServerProcess(arguments: [
-                "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
-                "--client-ca", fixtures.path("ca.pem"), "--log-level", "trace",
-            ])
-        }
-        var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
-        configuration.defaultTimeout = .seconds(10)
-        let client = try HandoffClient(configuration: configuration)
+        let (server, client) = try await startWithFixtures(fixtures, ["--log-level", "trace"])
         _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "r"))
         let pending = try #require(try await client.call(
             HandoffProto.Policy.assessAction,
@@ -296,15 +294,7 @@ struct ProcessTests {
     func queuedAssessmentsSurviveStop() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
-        let server = try await offPool {
-            try ServerProcess(arguments: [
-                "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
-                "--client-ca", fixtures.path("ca.pem"),
-            ])
-        }
-        var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
-        configuration.defaultTimeout = .seconds(10)
-        let client = try HandoffClient(configuration: configuration)
+        let (server, client) = try await startWithFixtures(fixtures)
         _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "r"))
         let weather = AssessActionRequest(sessionID: "s", action: Action(toolName: "get_weather", description: "Weather in Lisbon?"))
         // 64 callers, as fast as the answers come; the stop follows the last answer at once.

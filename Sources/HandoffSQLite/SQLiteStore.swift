@@ -394,7 +394,7 @@ public final class SQLiteStore: Store {
 
     public func events(tenant: TenantID, sessionID: String) async throws(StoreError) -> [EventRecord] {
         do {
-            return try await read { db in
+            return try await readEvents { db in
                 try Row.fetchAll(
                     db,
                     sql: Lookup.eventsOfSession,
@@ -432,7 +432,7 @@ public final class SQLiteStore: Store {
     public func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> [EventRecord] {
         let (sql, arguments) = Self.eventListing(tenant: tenant, query: query)
         do {
-            return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.event(from:)) }
+            return try await readEvents { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.event(from:)) }
         } catch {
             throw StoreError.failure("\(error)")
         }
@@ -1010,9 +1010,18 @@ public final class SQLiteStore: Store {
             arguments: [tenant.rawValue, sessionID]) ?? 1)
     }
 
-    /// A read that sees every write queued before it, detached ones
-    /// (`queueAssessment`) included: it waits for those to commit first.
+    /// A read of committed rows. It does not wait for detached writes
+    /// (`queueAssessment`): those only append events and move their
+    /// session's chain head, which no read but `readEvents` looks at.
     func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
+        try await pool.read(body)
+    }
+
+    /// A read of events (or chain heads) that sees every write queued before
+    /// it, detached ones included: it waits for those to commit first, so a
+    /// ListEvents or audit verify after an automated assessment's answer
+    /// sees its event. Every other read uses `read` and does not wait.
+    func readEvents<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
         await writer.settle()
         return try await pool.read(body)
     }

@@ -242,7 +242,7 @@ struct SQLiteStoreTests {
         #expect(refused > 0, "no write was refused: the race did not happen")
     }
 
-    @Test("a queued assessment returns before its commit, commits once before the writes queued after it (an undone batch too), every read waits for it, and the queue is bounded")
+    @Test("a queued assessment returns before its commit, commits once before the writes queued after it (an undone batch too), a read of events waits for it, and the queue is bounded")
     func queuedAssessment() async throws {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -310,6 +310,39 @@ struct SQLiteStoreTests {
         #expect(store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed")]) { _ in })
         await store.settle()
         #expect(try await store.events(tenant: .default, sessionID: "q").count == 3 + SQLiteStore.maximumQueuedAssessments + 1)
+    }
+
+    @Test("a queued assessment only appends events: reads of anything else (sessions, pending actions, tickets, approvals) do not wait for its commit")
+    func otherReadsDoNotWaitForQueuedAssessments() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        _ = try await store.createSession(session("q"), event: event("session.created"))
+        let record = AssessmentRecord(
+            sessionID: "q", idempotencyKey: "", requestHash: [], assessmentJSON: "{}", pendingActionID: nil, createdAtMs: 2000)
+        let held = try await HeldWriter(store)
+        #expect(store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed", at: 2000)]) { _ in })
+        let done = Mutex(false)
+        let reads = Task { () async throws -> String? in
+            defer { done.withLock { $0 = true } }
+            let found = try await store.session(tenant: .default, id: "q")
+            _ = try await store.pendingAction(tenant: .default, id: "none")
+            _ = try await store.tickets(tenant: .default, query: TicketQuery())
+            _ = try await store.pendingApprovals(tenant: .default, query: ApprovalQuery())
+            _ = try await store.context(tenant: .default, sessionID: "q", turnLimit: 10)
+            return found?.id
+        }
+        // Either the reads finish while the writer is held, or one of them
+        // waits for the queued write (the failure); then let the writer go.
+        while !done.withLock({ $0 }) && store._testOnly_settlingReads == 0 {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        #expect(done.withLock { $0 }, "a read that sees no events waited for the queued assessment's commit")
+        #expect(store._testOnly_waitingWrites == 1, "the queued assessment committed before the reads returned")
+        _ = try await held.release()
+        #expect(try await reads.value == "q")
+        // A read of events still waits for it, and sees it.
+        #expect(try await store.events(tenant: .default, sessionID: "q").map(\.event.action) == ["session.created", "action.assessed"])
     }
 
     @Test("a write that changed rows and then threw leaves none of them; the rest of its batch commits, in at most two passes")

@@ -233,7 +233,8 @@ public protocol Store: Sendable {
     /// `recordAssessment` for an automated action without an idempotency key
     /// (no pending action, no approval), returning as soon as the write is
     /// queued: it commits with the next group commit, before any write
-    /// queued after it, and every read waits for it first. `completion` is
+    /// queued after it, and `events` and `listEvents` wait for it first
+    /// (nothing else it writes is read elsewhere, so no other read waits). `completion` is
     /// told the outcome once it committed or failed. Returns false, queueing
     /// nothing, when too many such writes wait already (use `recordAssessment`).
     func queueAssessment(

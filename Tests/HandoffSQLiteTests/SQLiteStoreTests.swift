@@ -20,6 +20,12 @@ private func temporaryDatabase() -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("handoff-\(UUID().uuidString).sqlite").path
 }
 
+/// An assessment the policy automated, without an idempotency key: what `queueAssessment` takes.
+private func automatedAssessment(of sessionID: String) -> AssessmentRecord {
+    AssessmentRecord(
+        sessionID: sessionID, idempotencyKey: "", requestHash: [], assessmentJSON: "{}", pendingActionID: nil, createdAtMs: 2000)
+}
+
 /// Holds the store's writer inside a transaction (after `setUp` ran in it),
 /// so that the writes queued meanwhile share the next transaction, in the
 /// order they were queued.
@@ -248,8 +254,7 @@ struct SQLiteStoreTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SQLiteStore(path: path)
         _ = try await store.createSession(session("q"), event: event("session.created"))
-        let record = AssessmentRecord(
-            sessionID: "q", idempotencyKey: "", requestHash: [], assessmentJSON: "{}", pendingActionID: nil, createdAtMs: 2000)
+        let record = automatedAssessment(of: "q")
         var held = try await HeldWriter(store)
         let outcomes = Mutex<[String]>([])
         let queued = store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed", at: 2000)]) { result in
@@ -290,8 +295,7 @@ struct SQLiteStoreTests {
         #expect(store._testOnly_settlingReads == 0)
 
         // One for a session that does not exist fails in its completion; settle waits for it.
-        let missing = AssessmentRecord(
-            sessionID: "nope", idempotencyKey: "", requestHash: [], assessmentJSON: "{}", pendingActionID: nil, createdAtMs: 2000)
+        let missing = automatedAssessment(of: "nope")
         #expect(store.queueAssessment(tenant: .default, assessment: missing, events: [event("action.assessed")]) { result in
             if case .failure(.notFound(let id)) = result { outcomes.withLock { $0.append("not found \(id)") } }
         })
@@ -318,8 +322,7 @@ struct SQLiteStoreTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SQLiteStore(path: path)
         _ = try await store.createSession(session("q"), event: event("session.created"))
-        let record = AssessmentRecord(
-            sessionID: "q", idempotencyKey: "", requestHash: [], assessmentJSON: "{}", pendingActionID: nil, createdAtMs: 2000)
+        let record = automatedAssessment(of: "q")
         let held = try await HeldWriter(store)
         #expect(store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed", at: 2000)]) { _ in })
         let done = Mutex(false)

@@ -192,6 +192,7 @@ let package = Package(
         .testTarget(
             name: "HandoffProtoTests",
             dependencies: ["HandoffProto", "HandoffTestSupport"],
+            exclude: ["Vectors"],  // read from the source tree (VectorFixtures), not bundled
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -7,7 +7,7 @@
 import NIOCore
 
 /// A channel handler that coalesces its flushes to the end of the loop tick.
-protocol EndOfTickFlushing: AnyObject {
+protocol EndOfTickFlushing: AnyObject, SendableMetatype {
     /// A flush is scheduled for the end of this tick.
     var flushScheduled: Bool { get set }
     /// The handler's context while it is in a pipeline.

@@ -1,7 +1,7 @@
 // Handoff — handoff.v1.Health: a ping that touches nothing but the transport.
 
 import Foundation
-public import HandoffProto
+import HandoffProto
 public import HandoffRPC
 
 /// The version handoffd reports in PingResponse.

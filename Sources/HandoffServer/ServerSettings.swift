@@ -5,7 +5,7 @@ public import HandoffCore
 public import HandoffPolicy
 import HandoffRPC
 import HandoffSQLite
-public import HandoffTLS
+import HandoffTLS
 public import NIOCore
 import Yams
 

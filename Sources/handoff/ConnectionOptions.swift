@@ -34,7 +34,7 @@ struct ConnectionOptions: ParsableArguments {
     var timeout: Double = 30
 
     @Option(help: "For a global admin: the tenant the calls act in (env HANDOFF_TENANT).")
-    var tenant = ProcessInfo.processInfo.environment["HANDOFF_TENANT"]
+    var tenant: String?
 
     func hostAndPort() throws -> (String, Int) {
         guard let address = HostAndPort(server), address.port > 0 else {
@@ -55,7 +55,7 @@ struct ConnectionOptions: ParsableArguments {
             privateKeyPath: token != nil ? nil : key ?? dir.appendingPathComponent("\(role).key").path)
         var configuration = HandoffClient.Configuration(host: host, port: port, tls: tls)
         if let token { configuration.metadata = [MetadataEntry(key: "authorization", value: "Bearer \(token)")] }
-        if let tenant { configuration.metadata.append(MetadataEntry(key: "handoff-tenant", value: tenant)) }
+        if let tenant = tenant ?? ProcessInfo.processInfo.environment["HANDOFF_TENANT"] { configuration.metadata.append(MetadataEntry(key: "handoff-tenant", value: tenant)) }
         configuration.defaultTimeout = .milliseconds(Int64(timeout * 1000))
         configuration.keepaliveInterval = nil
         do {

@@ -277,8 +277,8 @@ struct AccessMatrixTests {
         let events = try await good.call(Sessions.listEvents, ListEventsRequest(sessionID: "t", pageSize: 5))
         #expect(events.events.first?.actor == Identity(tenantID: "acme", role: .agent, name: "bot"))
 
-        func refusal(_ client: HandoffClient) async -> RPCError? {
-            do {
+        let refusal = { (client: HandoffClient) async -> RPCError? in
+            do throws(RPCError) {
                 _ = try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "t"))
                 return nil
             } catch {

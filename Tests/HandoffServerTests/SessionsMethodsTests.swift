@@ -41,7 +41,7 @@ struct SessionsMethodsTests {
         #expect(replaced.version == 3)
         #expect(try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "s-1")).session?.stateJSON == #"{"fresh":true}"#)
 
-        func refusal(_ request: UpdateStateRequest) async -> RPCError? {
+        let refusal = { (request: UpdateStateRequest) async -> RPCError? in
             do throws(RPCError) {
                 _ = try await client.call(Sessions.updateState, request)
                 return nil

@@ -293,7 +293,7 @@ struct RPCConnectionTests {
         #expect(written.load(ordering: .relaxed) == stalledAt, "the writer kept going")
         // Reading again lets the stream go on.
         raw.channel.read()
-        try await raw.channel.setOption(.autoRead, value: true)
+        try await raw.channel.setOption(.autoRead, value: true).get()
         try await Task.sleep(for: .milliseconds(500))
         #expect(written.load(ordering: .relaxed) > stalledAt)
         try await raw.channel.close()

@@ -438,41 +438,107 @@ public final class SQLiteStore: Store {
         }
     }
 
-    /// ListEvents' statement. One session's events come from walking its
-    /// chain (`Lookup.sessionChain`) and are then filtered and sorted, so a
-    /// page costs the session's length, not the tenant's.
+    /// ListEvents' statement. Across sessions: by time, then session, then
+    /// seq, from the indexes. One session's events: from walking its chain
+    /// (`sessionEventListing`), in chain order.
     static func eventListing(tenant: TenantID, query: EventQuery) -> (sql: String, arguments: StatementArguments) {
-        var clauses = ["tenant_id = ?"]
-        var arguments: [any DatabaseValueConvertible] = [tenant.rawValue]
-        var source = "events"
         if let sessionID = query.sessionID {
-            clauses.append("session_id = ?")
-            arguments.append(sessionID)
-            source = "chain CROSS JOIN events ON events.position = chain.position"  // CROSS: the chain outside, or the planner walks the tenant by time
-            arguments.insert(contentsOf: [tenant.rawValue, sessionID] as [any DatabaseValueConvertible], at: 0)
+            return sessionEventListing(tenant: tenant, sessionID: sessionID, query: query)
         }
-        if !query.actions.isEmpty {
-            clauses.append("action IN \(Self.placeholders(query.actions.count))")
-            arguments.append(contentsOf: query.actions)
-        }
-        if let since = query.since {
-            clauses.append("occurred_at_ms >= ?")
-            arguments.append(since)
-        }
-        if let until = query.until {
-            clauses.append("occurred_at_ms < ?")
-            arguments.append(until)
-        }
+        let filters = eventFilters(query, of: "events")
+        var clauses = ["tenant_id = ?"] + filters.clauses
+        var arguments: [any DatabaseValueConvertible] = [tenant.rawValue] + filters.arguments
         if let after = query.after {
             clauses.append("(occurred_at_ms, session_id, seq) \(query.newestFirst ? "<" : ">") (?, ?, ?)")
             arguments.append(contentsOf: [after.occurredAtMs, after.sessionID, after.sequence] as [any DatabaseValueConvertible])
         }
         let direction = query.newestFirst ? "DESC" : "ASC"
         let sql = """
-            \(query.sessionID == nil ? "" : Lookup.sessionChain) SELECT events.* FROM \(source) WHERE \(clauses.joined(separator: " AND "))
+            SELECT events.* FROM events WHERE \(clauses.joined(separator: " AND "))
             ORDER BY occurred_at_ms \(direction), session_id \(direction), seq \(direction) LIMIT ?
             """
         arguments.append(query.limit)
+        return (sql, StatementArguments(arguments.map { Optional($0) }))
+    }
+
+    /// The action and time filters of `query`, over the event table or alias `table`.
+    private static func eventFilters(
+        _ query: EventQuery, of table: String
+    ) -> (clauses: [String], arguments: [any DatabaseValueConvertible]) {
+        var clauses: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if !query.actions.isEmpty {
+            clauses.append("\(table).action IN \(Self.placeholders(query.actions.count))")
+            arguments.append(contentsOf: query.actions)
+        }
+        if let since = query.since {
+            clauses.append("\(table).occurred_at_ms >= ?")
+            arguments.append(since)
+        }
+        if let until = query.until {
+            clauses.append("\(table).occurred_at_ms < ?")
+            arguments.append(until)
+        }
+        return (clauses, arguments)
+    }
+
+    /// One session's page of events, in chain order: by seq, which is the
+    /// order they were appended in (a session's times follow it but for a
+    /// clock set back, or a write that waited in the queue behind a later
+    /// one). The chain is walked back from the head, one rowid lookup per
+    /// event, and only as far as the page needs: newest first, the walk
+    /// ends once it found `limit` matching events (a page of the latest
+    /// events costs its own length, not the session's); oldest first, it
+    /// ends at the page token's seq (the first page walks the whole chain,
+    /// since the links point back). Every walk takes at most as many steps
+    /// as the head's seq, so links edited into a cycle end it.
+    static func sessionEventListing(
+        tenant: TenantID, sessionID: String, query: EventQuery
+    ) -> (sql: String, arguments: StatementArguments) {
+        // Whether the event `alias` belongs in the page.
+        func matching(_ alias: String) -> (sql: String, arguments: [any DatabaseValueConvertible]) {
+            let filters = eventFilters(query, of: alias)
+            var clauses = ["\(alias).tenant_id = ?", "\(alias).session_id = ?"] + filters.clauses
+            var arguments: [any DatabaseValueConvertible] = [tenant.rawValue, sessionID] + filters.arguments
+            if let after = query.after {
+                clauses.append("\(alias).seq \(query.newestFirst ? "<" : ">") ?")
+                arguments.append(after.sequence)
+            }
+            return (clauses.joined(separator: " AND "), arguments)
+        }
+        var arguments: [any DatabaseValueConvertible] = [tenant.rawValue, sessionID]
+        let walk: String
+        if query.newestFirst {
+            // `found`: matching events walked so far; the walk stops at `limit`.
+            let step = matching("e")
+            walk = """
+                WITH RECURSIVE chain(position, steps_left, found) AS (
+                    SELECT last_position, last_seq, 0 FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL
+                    UNION ALL
+                    SELECT e.prev_position, c.steps_left - 1, c.found + (\(step.sql))
+                    FROM events e JOIN chain c ON e.position = c.position
+                    WHERE e.prev_position IS NOT NULL AND c.steps_left > 1 AND c.found + (\(step.sql)) < ?
+                )
+                """
+            arguments += step.arguments + step.arguments + [query.limit]
+        } else {
+            // `steps_left` is the seq of the event at `position`: stop above the token's.
+            walk = """
+                WITH RECURSIVE chain(position, steps_left) AS (
+                    SELECT last_position, last_seq FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL
+                    UNION ALL
+                    SELECT e.prev_position, c.steps_left - 1 FROM events e JOIN chain c ON e.position = c.position
+                    WHERE e.prev_position IS NOT NULL AND c.steps_left > ?
+                )
+                """
+            arguments.append(max(1, (query.after?.sequence ?? 0) + 1))
+        }
+        let page = matching("events")
+        arguments += page.arguments + [query.limit]
+        let sql = """
+            \(walk) SELECT events.* FROM chain CROSS JOIN events ON events.position = chain.position
+            WHERE \(page.sql) ORDER BY events.seq \(query.newestFirst ? "DESC" : "ASC") LIMIT ?
+            """
         return (sql, StatementArguments(arguments.map { Optional($0) }))
     }
 

@@ -4,10 +4,21 @@
 
 import Foundation
 import GRDB
+import GRDBSQLite
 import HandoffCore
 @testable import HandoffSQLite
 import Synchronization
 import Testing
+
+/// The rows of `sql` and how many virtual-machine steps SQLite took for
+/// them: how far a listing walked, whatever the clock says.
+private func rowsAndSteps(_ store: SQLiteStore, _ listing: (sql: String, arguments: StatementArguments)) async throws -> ([Int64], Int32) {
+    try await store.pool.read { db in
+        let statement = try db.makeStatement(sql: listing.sql)
+        let rows = try Row.fetchAll(statement, arguments: listing.arguments).map { $0["seq"] as Int64 }
+        return (rows, sqlite3_stmt_status(statement.sqliteStatement, SQLITE_STMTSTATUS_VM_STEP, 0))
+    }
+}
 
 /// SQLite's plan for `sql`, its steps joined by "; ".
 private func queryPlan(_ store: SQLiteStore, _ sql: String, _ arguments: StatementArguments) async throws -> String {
@@ -303,7 +314,7 @@ struct SQLiteStoreTests {
         #expect(outcomes.withLock { $0 } == ["committed [2]", "not found nope"])
 
         // Past the limit of queued writes, nothing more is queued: the caller waits for its commit instead.
-        var full = try await HeldWriter(store)
+        let full = try await HeldWriter(store)
         for _ in 0..<SQLiteStore.maximumQueuedAssessments {
             #expect(store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed")]) { _ in })
         }
@@ -525,6 +536,57 @@ struct SQLiteStoreTests {
                 && plan.contains("SEARCH events USING INTEGER PRIMARY KEY (rowid=?)")
                 && !plan.contains("SCAN events") && !plan.contains("SCAN e ") && !plan.contains("INDEX events_"), "\(sql)\n→ \(plan)")
         }
+    }
+
+    @Test("one session's events list in chain order (seq), also where its times go back; newest first, a page walks only as far as it needs")
+    func sessionListingFollowsTheChain() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        _ = try await store.createSession(session("long"), event: event("session.created", at: 5000))
+        // 400 events; every tenth one's time is set back (a clock stepped back).
+        for version in 1..<400 {
+            let at: Int64 = version % 10 == 0 ? 1000 : 5000 + Int64(version)
+            _ = try await store.updateState(
+                tenant: .default, id: "long", expectedVersion: Int64(version), stateJSON: "{}", updatedAtMs: at,
+                event: event(version % 3 == 0 ? "session.turn_added" : "session.state_updated", at: at))
+        }
+        // Paging with the tokens' seq, in both orders, with and without a filter: every event once, in seq order.
+        for newestFirst in [false, true] {
+            for actions in [[], ["session.turn_added"]] {
+                var query = EventQuery()
+                query.sessionID = "long"
+                query.newestFirst = newestFirst
+                query.actions = actions
+                query.limit = 7
+                var seen: [Int64] = []
+                while true {
+                    let page = try await store.listEvents(tenant: .default, query: query)
+                    seen += page.map(\.sequence)
+                    guard page.count == query.limit, let last = page.last else { break }
+                    query.after = EventPosition(occurredAtMs: last.event.occurredAtMs, sessionID: "long", sequence: last.sequence)
+                }
+                var expected = Array(Int64(1)...400).filter { actions.isEmpty || ($0 - 1) % 3 == 0 && $0 > 1 }
+                if newestFirst { expected.reverse() }
+                #expect(seen == expected, "newestFirst \(newestFirst), actions \(actions)")
+            }
+        }
+        // The walk: the latest 5 cost about 5 events' steps, not 400; the page after the token at 200 walks from the head to it.
+        var latest = EventQuery()
+        latest.sessionID = "long"
+        latest.newestFirst = true
+        latest.limit = 5
+        let (newest, newestSteps) = try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: latest))
+        #expect(newest == [400, 399, 398, 397, 396])
+        var oldest = latest
+        oldest.newestFirst = false
+        let (first, wholeWalkSteps) = try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: oldest))
+        #expect(first == [1, 2, 3, 4, 5])
+        #expect(newestSteps * 20 < wholeWalkSteps, "the latest 5 took \(newestSteps) steps, the whole chain \(wholeWalkSteps)")
+        oldest.after = EventPosition(occurredAtMs: 0, sessionID: "long", sequence: 390)
+        let (tail, tailSteps) = try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: oldest))
+        #expect(tail == [391, 392, 393, 394, 395])
+        #expect(tailSteps * 10 < wholeWalkSteps, "the page after 390 took \(tailSteps) steps, the whole chain \(wholeWalkSteps)")
     }
 
     @Test("ListEvents of one action reads events_by_action in the listing's order: no walk through the tenant, no sort")

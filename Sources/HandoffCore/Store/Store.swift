@@ -150,6 +150,8 @@ public struct EventQuery: Sendable, Hashable {
     public var since: Int64?
     /// Before this time, if set.
     public var until: Int64?
+    /// Across sessions, by time (then session id and seq); of one session,
+    /// by seq (its chain order). Oldest first unless set.
     public var newestFirst = false
     public var limit = 50
     /// Continue after this event (the last of the previous page).
@@ -158,7 +160,8 @@ public struct EventQuery: Sendable, Hashable {
     public init() {}
 }
 
-/// An event's place in a listing: time, then session, then sequence.
+/// An event's place in a listing: time, then session, then sequence (one
+/// session's listing, in chain order, continues after the sequence alone).
 public struct EventPosition: Sendable, Hashable {
     public var occurredAtMs: Int64
     public var sessionID: String

@@ -7,9 +7,13 @@ internal import CHandoffProto
 public enum EventOrder: RawRepresentable, Sendable, Hashable {
     /// Not set; treated as OLDEST_FIRST.
     case unspecified
-    /// Ascending time (and sequence within a session).
+    /// Across sessions: ascending time, then session id and sequence. Of one
+    /// session (session_id set): ascending sequence, the order its events were
+    /// appended to its hash chain; that is time order too, unless a clock was
+    /// set back or a write waited behind a later one.
     case oldestFirst
-    /// Descending time (and sequence within a session).
+    /// The reverse: across sessions, descending time; of one session,
+    /// descending sequence (a page of its latest events costs that page only).
     case newestFirst
     /// A value this build does not know, kept so it survives a round trip.
     case unrecognized(Int32)

@@ -44,11 +44,15 @@ typedef enum _Handoff__V1__EventOrder {
    */
   HANDOFF__V1__EVENT_ORDER__EVENT_ORDER_UNSPECIFIED = 0,
   /*
-   * Ascending time (and sequence within a session).
+   * Across sessions: ascending time, then session id and sequence. Of one
+   * session (session_id set): ascending sequence, the order its events were
+   * appended to its hash chain; that is time order too, unless a clock was
+   * set back or a write waited behind a later one.
    */
   HANDOFF__V1__EVENT_ORDER__EVENT_ORDER_OLDEST_FIRST = 1,
   /*
-   * Descending time (and sequence within a session).
+   * The reverse: across sessions, descending time; of one session,
+   * descending sequence (a page of its latest events costs that page only).
    */
   HANDOFF__V1__EVENT_ORDER__EVENT_ORDER_NEWEST_FIRST = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HANDOFF__V1__EVENT_ORDER)

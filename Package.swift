@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 // Handoff — a human-in-the-loop server for AI agents.
 //
 // Targets are split by dependency weight (see docs/ and ../shared/DESIGN.md):

@@ -97,7 +97,7 @@ final class GroupCommitWriter: Sendable {
 
     /// Returns once every detached write queued before the call has been
     /// answered: at once, without a continuation, when there is none (every
-    /// store read calls this).
+    /// store read of events calls this).
     func settle() async {
         let target = queue.withLock { $0.lastDetached > $0.finishedThrough ? $0.lastDetached : nil }
         guard let target else { return }

@@ -1,8 +1,8 @@
 // Handoff — the embedded default store: one SQLite file in WAL mode with
 // synchronous=FULL, through GRDB. A write returns only after its transaction
-// committed (a queued assessment says so in its completion, and every read
-// waits for it first); the version check and the event append share that
-// transaction.
+// committed (a queued assessment says so in its completion, and reads of
+// events wait for it first); the version check and the event append share
+// that transaction.
 
 import Foundation
 import GRDB
@@ -531,7 +531,8 @@ public final class SQLiteStore: Store {
                     WHERE e.prev_position IS NOT NULL AND c.steps_left > ?
                 )
                 """
-            arguments.append(max(1, (query.after?.sequence ?? 0) + 1))
+            // Clamped: the token's seq comes from the caller (Int64.max must not overflow).
+            arguments.append(max(0, min(query.after?.sequence ?? 0, Int64.max - 1)) + 1)
         }
         let page = matching("events")
         arguments += page.arguments + [query.limit]

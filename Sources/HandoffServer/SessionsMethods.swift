@@ -93,7 +93,8 @@ enum EventPageToken {
         let refusal = RPCError(code: .invalidArgument, message: "page_token is not one this server issued")
         guard let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8) else { throw refusal }
         let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count == 3, let time = Int64(parts[0]), let sequence = Int64(parts[1]) else { throw refusal }
+        // Sequences start at 1; a token of this server never holds less.
+        guard parts.count == 3, let time = Int64(parts[0]), let sequence = Int64(parts[1]), sequence >= 1 else { throw refusal }
         return EventPosition(occurredAtMs: time, sessionID: String(parts[2]), sequence: sequence)
     }
 }

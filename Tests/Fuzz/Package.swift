@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 // Handoff — the libFuzzer target over HandoffProto's decoders. A package of its
 // own because a fuzz target has no `main` and links only with
 // `swift build -c release --sanitize=fuzzer -Xswiftc -parse-as-library`

@@ -344,6 +344,15 @@ struct SQLiteStoreTests {
             _ = try await store.tickets(tenant: .default, query: TicketQuery())
             _ = try await store.pendingApprovals(tenant: .default, query: ApprovalQuery())
             _ = try await store.context(tenant: .default, sessionID: "q", turnLimit: 10)
+            _ = try await store.pendingAction(tenant: .default, releaseTokenHash: [1, 2, 3])
+            _ = try await store.ticket(tenant: .default, id: "none")
+            _ = try await store.approval(tenant: .default, id: "none")
+            _ = try await store.pendingApprovalID(tenant: .default, pendingActionID: "none")
+            _ = try await store.dueApprovals(now: 5000, limit: 10)
+            _ = try await store.escalationCounts(tenant: .default, since: 0, until: 5000)
+            _ = try await store.escalationWindow(tenant: .default, since: 0, until: 5000)
+            _ = try await store.unresolvedTicketID(tenant: .default, sessionID: "q")
+            _ = try await store.unrecordedSLABreaches(now: 5000, limit: 10)
             return found?.id
         }
         // Either the reads finish while the writer is held, or one of them

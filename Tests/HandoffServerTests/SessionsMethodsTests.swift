@@ -185,6 +185,30 @@ struct ListEventsTests {
             _ = try await client.call(Sessions.listEvents, ListEventsRequest(pageSize: 10_000))
         }
         #expect(tooBig?.message.contains("page_size must be from 1 to 500") == true)
+        // Tokens are the caller's input: one this server could not have issued
+        // is refused, and one past the end of a session is an empty page (its
+        // sequence Int64.max once overflowed the walk and stopped the server).
+        func token(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+        let negative = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "a", pageToken: token("0:-5:a")))
+        }
+        #expect(negative?.code == .invalidArgument)
+        for order in [EventOrder.oldestFirst, .newestFirst] {
+            let past = try await client.call(
+                Sessions.listEvents, ListEventsRequest(sessionID: "a", order: order, pageSize: 3, pageToken: token("0:\(Int64.max):a")))
+            #expect(past.events.map(\.sequence) == (order == .oldestFirst ? [] : [7, 6, 5]))
+        }
+        let manyActions = await #expect(throws: RPCError.self) {
+            _ = try await client.call(
+                Sessions.listEvents,
+                ListEventsRequest(sessionID: "a", actions: (0...SessionService.maximumListedActions).map { "a\($0)" }))
+        }
+        #expect(manyActions?.code == .invalidArgument)
+        #expect(manyActions?.message.contains("at most 100 may be listed") == true)
+        #expect(try await client.call(
+            Sessions.listEvents,
+            ListEventsRequest(sessionID: "a", actions: (1..<SessionService.maximumListedActions).map { "a\($0)" } + ["session.created"])
+        ).events.map(\.action) == ["session.created"])
         await client.close()
         await running.stop()
     }

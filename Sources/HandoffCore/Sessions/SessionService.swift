@@ -236,10 +236,17 @@ public final class SessionService: Sendable {
         return try await withSession(id, caller) { actor throws(SessionError) in try await actor.context(turnLimit: limit) }
     }
 
+    /// The most action names one ListEvents may filter by (Handoff writes
+    /// a few dozen kinds; each is a bound parameter of the store's query).
+    public static let maximumListedActions = 100
+
     /// A page of the event log and where the next one starts (nil at the end).
     public func listEvents(query: EventQuery, caller: Caller) async throws(SessionError) -> (events: [EventRecord], next: EventPosition?) {
         guard (1...configuration.maximumTurnLimit).contains(query.limit) else {
             throw .invalidArgument("page_size must be from 1 to \(configuration.maximumTurnLimit), not \(query.limit)")
+        }
+        guard query.actions.count <= Self.maximumListedActions else {
+            throw .invalidArgument("actions names \(query.actions.count) actions; at most \(Self.maximumListedActions) may be listed at once")
         }
         var probe = query
         probe.limit = query.limit + 1  // one more tells whether a next page exists

@@ -52,7 +52,8 @@ typedef enum _Handoff__V1__EventOrder {
   HANDOFF__V1__EVENT_ORDER__EVENT_ORDER_OLDEST_FIRST = 1,
   /*
    * The reverse: across sessions, descending time; of one session,
-   * descending sequence (a page of its latest events costs that page only).
+   * descending sequence (its first page costs that page only, however long
+   * the session; a later one walks from its newest event to the page token).
    */
   HANDOFF__V1__EVENT_ORDER__EVENT_ORDER_NEWEST_FIRST = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HANDOFF__V1__EVENT_ORDER)

@@ -440,7 +440,8 @@ public struct ListEventsRequest: ProtoMessage {
     /// Only events of this session; empty means every session of the tenant.
     public var sessionID: String
     /// Only events whose action is one of these exact names (for example
-    /// "session.state_updated"); empty means every action.
+    /// "session.state_updated"); empty means every action. At most 100 names
+    /// (INVALID_ARGUMENT beyond).
     public var actions: [String]
     /// Only events at or after this time; 0 means no lower bound.
     public var sinceUnixMs: Int64

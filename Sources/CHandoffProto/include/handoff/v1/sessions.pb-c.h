@@ -383,7 +383,8 @@ struct  Handoff__V1__ListEventsRequest
   char *session_id;
   /*
    * Only events whose action is one of these exact names (for example
-   * "session.state_updated"); empty means every action.
+   * "session.state_updated"); empty means every action. At most 100 names
+   * (INVALID_ARGUMENT beyond).
    */
   size_t n_actions;
   char **actions;

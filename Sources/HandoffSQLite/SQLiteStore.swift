@@ -487,8 +487,9 @@ public final class SQLiteStore: Store {
     /// clock set back, or a write that waited in the queue behind a later
     /// one). The chain is walked back from the head, one rowid lookup per
     /// event, and only as far as the page needs: newest first, the walk
-    /// ends once it found `limit` matching events (a page of the latest
-    /// events costs its own length, not the session's); oldest first, it
+    /// ends once it found `limit` matching events, and a later page starts
+    /// just past its token's event when the token says where that is (a page
+    /// costs its own length, not the session's); oldest first, it
     /// ends at the page token's seq (the first page walks the whole chain,
     /// since the links point back). Every walk takes at most as many steps
     /// as the head's seq, so links edited into a cycle end it.
@@ -510,10 +511,25 @@ public final class SQLiteStore: Store {
         let walk: String
         if query.newestFirst {
             // `found`: matching events walked so far; the walk stops at `limit`.
+            // It starts at the head, or just past the page token's event when
+            // the token says where that is (and it is that event of this
+            // session: a stale or made-up position falls back to the head).
+            var start = "SELECT last_position, last_seq, 0 FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL"
+            if let after = query.after, let resume = after.storePosition {
+                start = """
+                    SELECT position, steps_left, 0 FROM (
+                        SELECT prev_position AS position, seq - 1 AS steps_left, 0 AS preference FROM events
+                        WHERE position = ? AND tenant_id = ? AND session_id = ? AND seq = ?
+                        UNION ALL
+                        SELECT last_position, last_seq, 1 FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL
+                        ORDER BY preference LIMIT 1)
+                    """
+                arguments = [resume, tenant.rawValue, sessionID, after.sequence] + arguments
+            }
             let step = matching("e")
             walk = """
                 WITH RECURSIVE chain(position, steps_left, found) AS (
-                    SELECT last_position, last_seq, 0 FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL
+                    \(start)
                     UNION ALL
                     SELECT e.prev_position, c.steps_left - 1, c.found + (\(step.sql))
                     FROM events e JOIN chain c ON e.position = c.position
@@ -1184,8 +1200,11 @@ public final class SQLiteStore: Store {
         try insert.bind(10, hash)
         try insert.bind(11, head.position)
         try insert.run()
-        let record = EventRecord(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash, hash: hash)
-        return (record, db.lastInsertedRowID)
+        let position = db.lastInsertedRowID
+        let record = EventRecord(
+            tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash, hash: hash,
+            storePosition: position)
+        return (record, position)
     }
 
     /// After moving a head from the seq it was read at: that seq must still
@@ -1218,7 +1237,7 @@ public final class SQLiteStore: Store {
             event: NewEvent(
                 action: row["action"], actor: row["actor"], reasoning: row["reasoning"], detailsJSON: row["details_json"],
                 occurredAtMs: row["occurred_at_ms"]),
-            previousHash: [UInt8](row["prev_hash"] as Data), hash: [UInt8](row["hash"] as Data))
+            previousHash: [UInt8](row["prev_hash"] as Data), hash: [UInt8](row["hash"] as Data), storePosition: row["position"])
     }
 
     private static func encodeLabels(_ labels: [String: String]) -> String {

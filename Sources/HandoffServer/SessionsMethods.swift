@@ -84,18 +84,29 @@ extension EventRecord {
 }
 
 /// The opaque page token of ListEvents: where the previous page ended.
+/// `p:POSITION:TIME:SEQ:SESSION` when the store said where the event is
+/// (one session's next page resumes its walk there), else `TIME:SEQ:SESSION`
+/// (also what earlier releases issued; a time never starts with `p`).
 enum EventPageToken {
     static func encode(_ position: EventPosition) -> String {
-        Data("\(position.occurredAtMs):\(position.sequence):\(position.sessionID)".utf8).base64EncodedString()
+        let fields = "\(position.occurredAtMs):\(position.sequence):\(position.sessionID)"
+        return Data((position.storePosition.map { "p:\($0):" } ?? "").appending(fields).utf8).base64EncodedString()
     }
 
     static func decode(_ token: String) throws(RPCError) -> EventPosition {
         let refusal = RPCError(code: .invalidArgument, message: "page_token is not one this server issued")
-        guard let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8) else { throw refusal }
+        guard let data = Data(base64Encoded: token), var text = String(data: data, encoding: .utf8) else { throw refusal }
+        var storePosition: Int64?
+        if text.hasPrefix("p:") {
+            let parts = text.dropFirst(2).split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, let position = Int64(parts[0]) else { throw refusal }
+            storePosition = position
+            text = String(parts[1])
+        }
         let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
         // Sequences start at 1; a token of this server never holds less.
         guard parts.count == 3, let time = Int64(parts[0]), let sequence = Int64(parts[1]), sequence >= 1 else { throw refusal }
-        return EventPosition(occurredAtMs: time, sessionID: String(parts[2]), sequence: sequence)
+        return EventPosition(occurredAtMs: time, sessionID: String(parts[2]), sequence: sequence, storePosition: storePosition)
     }
 }
 

@@ -560,8 +560,9 @@ struct SQLiteStoreTests {
                 tenant: .default, id: "long", expectedVersion: Int64(version), stateJSON: "{}", updatedAtMs: at,
                 event: event(version % 3 == 0 ? "session.turn_added" : "session.state_updated", at: at))
         }
-        // Paging with the tokens' seq, in both orders, with and without a filter: every event once, in seq order.
-        for newestFirst in [false, true] {
+        // Paging with the tokens' seq (and the store's position of the event, or
+        // not), in both orders, with and without a filter: every event once, in seq order.
+        for (newestFirst, resume) in [(false, false), (true, false), (true, true)] {
             for actions in [[], ["session.turn_added"]] {
                 var query = EventQuery()
                 query.sessionID = "long"
@@ -573,11 +574,13 @@ struct SQLiteStoreTests {
                     let page = try await store.listEvents(tenant: .default, query: query)
                     seen += page.map(\.sequence)
                     guard page.count == query.limit, let last = page.last else { break }
-                    query.after = EventPosition(occurredAtMs: last.event.occurredAtMs, sessionID: "long", sequence: last.sequence)
+                    query.after = EventPosition(
+                        occurredAtMs: last.event.occurredAtMs, sessionID: "long", sequence: last.sequence,
+                        storePosition: resume ? last.storePosition : nil)
                 }
                 var expected = Array(Int64(1)...400).filter { actions.isEmpty || ($0 - 1) % 3 == 0 && $0 > 1 }
                 if newestFirst { expected.reverse() }
-                #expect(seen == expected, "newestFirst \(newestFirst), actions \(actions)")
+                #expect(seen == expected, "newestFirst \(newestFirst), resume \(resume), actions \(actions)")
             }
         }
         // The walk: the latest 5 cost about 5 events' steps, not 400; the page after the token at 200 walks from the head to it.
@@ -592,6 +595,21 @@ struct SQLiteStoreTests {
         let (first, wholeWalkSteps) = try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: oldest))
         #expect(first == [1, 2, 3, 4, 5])
         #expect(newestSteps * 20 < wholeWalkSteps, "the latest 5 took \(newestSteps) steps, the whole chain \(wholeWalkSteps)")
+        // Newest first after the event at seq 100: from the head, the walk passes 300 events;
+        // resumed at that event's position, it takes a page's steps. A position that is not
+        // that event's (stale, made up) is ignored: the walk starts at the head again.
+        let hundredth = try #require(try await store.events(tenant: .default, sessionID: "long").first { $0.sequence == 100 })
+        var deep = latest
+        deep.after = EventPosition(occurredAtMs: hundredth.event.occurredAtMs, sessionID: "long", sequence: 100)
+        let (fromHead, fromHeadSteps) = try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: deep))
+        deep.after?.storePosition = hundredth.storePosition
+        let (resumed, resumedSteps) = try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: deep))
+        #expect(fromHead == [99, 98, 97, 96, 95] && resumed == fromHead)
+        #expect(resumedSteps * 20 < fromHeadSteps, "resumed at seq 100: \(resumedSteps) steps, from the head \(fromHeadSteps)")
+        for wrong in [try #require(hundredth.storePosition) + 1, -7] {
+            deep.after?.storePosition = wrong
+            #expect(try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: deep)).0 == fromHead)
+        }
         oldest.after = EventPosition(occurredAtMs: 0, sessionID: "long", sequence: 390)
         let (tail, tailSteps) = try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: oldest))
         #expect(tail == [391, 392, 393, 394, 395])

@@ -198,6 +198,14 @@ struct ListEventsTests {
                 Sessions.listEvents, ListEventsRequest(sessionID: "a", order: order, pageSize: 3, pageToken: token("0:\(Int64.max):a")))
             #expect(past.events.map(\.sequence) == (order == .oldestFirst ? [] : [7, 6, 5]))
         }
+        // A token that says where its event is resumes there; a made-up place is ignored.
+        let madeUp = try await client.call(
+            Sessions.listEvents, ListEventsRequest(sessionID: "a", order: .newestFirst, pageSize: 3, pageToken: token("p:999999:0:4:a")))
+        #expect(madeUp.events.map(\.sequence) == [3, 2, 1])
+        let unreadable = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "a", pageToken: token("p:x:0:4:a")))
+        }
+        #expect(unreadable?.code == .invalidArgument)
         let manyActions = await #expect(throws: RPCError.self) {
             _ = try await client.call(
                 Sessions.listEvents,

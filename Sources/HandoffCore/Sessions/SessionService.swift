@@ -258,7 +258,9 @@ public final class SessionService: Sendable {
         }
         let page = Array(found.prefix(query.limit))
         let next = found.count > query.limit
-            ? page.last.map { EventPosition(occurredAtMs: $0.event.occurredAtMs, sessionID: $0.sessionID, sequence: $0.sequence) }
+            ? page.last.map {
+                EventPosition(occurredAtMs: $0.event.occurredAtMs, sessionID: $0.sessionID, sequence: $0.sequence, storePosition: $0.storePosition)
+            }
             : nil
         return (page, next)
     }

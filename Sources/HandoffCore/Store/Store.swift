@@ -68,14 +68,22 @@ public struct EventRecord: Sendable, Hashable {
     public var previousHash: [UInt8]
     /// `EventChain.hash` of this event.
     public var hash: [UInt8]
+    /// Where the store keeps the event (SQLite: its row's position), or nil.
+    /// Opaque to everyone else: a page token carries it so that the next
+    /// page of one session's events can resume its walk there.
+    public var storePosition: Int64?
 
-    public init(tenant: TenantID, sessionID: String, sequence: Int64, event: NewEvent, previousHash: [UInt8], hash: [UInt8]) {
+    public init(
+        tenant: TenantID, sessionID: String, sequence: Int64, event: NewEvent, previousHash: [UInt8], hash: [UInt8],
+        storePosition: Int64? = nil
+    ) {
         self.tenant = tenant
         self.sessionID = sessionID
         self.sequence = sequence
         self.event = event
         self.previousHash = previousHash
         self.hash = hash
+        self.storePosition = storePosition
     }
 }
 
@@ -166,11 +174,15 @@ public struct EventPosition: Sendable, Hashable {
     public var occurredAtMs: Int64
     public var sessionID: String
     public var sequence: Int64
+    /// The event's `EventRecord.storePosition`, where the store may resume
+    /// (checked against the rest; a stale or made-up one is ignored).
+    public var storePosition: Int64?
 
-    public init(occurredAtMs: Int64, sessionID: String, sequence: Int64) {
+    public init(occurredAtMs: Int64, sessionID: String, sequence: Int64, storePosition: Int64? = nil) {
         self.occurredAtMs = occurredAtMs
         self.sessionID = sessionID
         self.sequence = sequence
+        self.storePosition = storePosition
     }
 }
 

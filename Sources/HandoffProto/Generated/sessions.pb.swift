@@ -13,8 +13,8 @@ public enum EventOrder: RawRepresentable, Sendable, Hashable {
     /// set back or a write waited behind a later one.
     case oldestFirst
     /// The reverse: across sessions, descending time; of one session,
-    /// descending sequence (its first page costs that page only, however long
-    /// the session; a later one walks from its newest event to the page token).
+    /// descending sequence (each page costs that page only, however long the
+    /// session: the page token says where the walk resumes).
     case newestFirst
     /// A value this build does not know, kept so it survives a round trip.
     case unrecognized(Int32)

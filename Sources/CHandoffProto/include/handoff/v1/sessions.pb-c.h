@@ -52,8 +52,8 @@ typedef enum _Handoff__V1__EventOrder {
   HANDOFF__V1__EVENT_ORDER__EVENT_ORDER_OLDEST_FIRST = 1,
   /*
    * The reverse: across sessions, descending time; of one session,
-   * descending sequence (its first page costs that page only, however long
-   * the session; a later one walks from its newest event to the page token).
+   * descending sequence (each page costs that page only, however long the
+   * session: the page token says where the walk resumes).
    */
   HANDOFF__V1__EVENT_ORDER__EVENT_ORDER_NEWEST_FIRST = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HANDOFF__V1__EVENT_ORDER)

@@ -29,6 +29,11 @@ public final class SQLiteStore: Store {
     ///   WAL file grows to about that many pages (4 KiB each) between them.
     public init(path: String, cacheMiB: Int = defaultCacheMiB, checkpointPages: Int = defaultCheckpointPages) throws(StoreError) {
         var configuration = Configuration()
+        // A lock held for a moment by another connection (the last one of a
+        // closing pool checkpoints and removes the WAL under an exclusive
+        // lock; a backup or sqlite3 reading the file) is waited for, up to
+        // 5 s, instead of failing at once with "database is locked".
+        configuration.busyMode = .timeout(5)
         let writerKiB = max(2, cacheMiB) * 1024, readerKiB = max(2, cacheMiB / 4) * 1024
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA cache_size = -\(db.configuration.readonly ? readerKiB : writerKiB)")
@@ -517,8 +522,8 @@ public final class SQLiteStore: Store {
             var start = "SELECT last_position, last_seq, 0 FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL"
             if let after = query.after, let resume = after.storePosition {
                 start = """
-                    SELECT position, steps_left, 0 FROM (
-                        SELECT prev_position AS position, seq - 1 AS steps_left, 0 AS preference FROM events
+                    SELECT start_position, steps_left, 0 FROM (
+                        SELECT prev_position AS start_position, seq - 1 AS steps_left, 0 AS preference FROM events
                         WHERE position = ? AND tenant_id = ? AND session_id = ? AND seq = ?
                         UNION ALL
                         SELECT last_position, last_seq, 1 FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL

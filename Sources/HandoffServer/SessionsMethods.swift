@@ -1,5 +1,6 @@
 // Handoff — handoff.v1.Sessions wired to the domain's SessionService.
 
+import Crypto
 import Foundation
 public import HandoffCore
 import HandoffProto
@@ -84,13 +85,28 @@ extension EventRecord {
 }
 
 /// The opaque page token of ListEvents: where the previous page ended.
-/// `p:POSITION:TIME:SEQ:SESSION` when the store said where the event is
+/// `p:MASKED:TIME:SEQ:SESSION` when the store said where the event is
 /// (one session's next page resumes its walk there), else `TIME:SEQ:SESSION`
 /// (also what earlier releases issued; a time never starts with `p`).
+///
+/// The store's position counts every tenant's events, so it is masked: XOR
+/// with an HMAC of the token's own session and seq under a key this process
+/// draws at start. A caller learns nothing of other tenants' write volume
+/// from it; after a restart an old token's position is wrong, is ignored by
+/// the store, and its next page walks from the head (the same rows).
 enum EventPageToken {
+    /// The key's bytes (SymmetricKey itself is not Sendable).
+    private static let key = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+
+    private static func mask(sessionID: String, sequence: Int64) -> Int64 {
+        let code = HMAC<SHA256>.authenticationCode(for: Data("\(sequence):\(sessionID)".utf8), using: SymmetricKey(data: key))
+        return code.withUnsafeBytes { $0.loadUnaligned(as: Int64.self) }
+    }
+
     static func encode(_ position: EventPosition) -> String {
         let fields = "\(position.occurredAtMs):\(position.sequence):\(position.sessionID)"
-        return Data((position.storePosition.map { "p:\($0):" } ?? "").appending(fields).utf8).base64EncodedString()
+        let masked = position.storePosition.map { $0 ^ mask(sessionID: position.sessionID, sequence: position.sequence) }
+        return Data((masked.map { "p:\($0):" } ?? "").appending(fields).utf8).base64EncodedString()
     }
 
     static func decode(_ token: String) throws(RPCError) -> EventPosition {
@@ -106,7 +122,10 @@ enum EventPageToken {
         let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
         // Sequences start at 1; a token of this server never holds less.
         guard parts.count == 3, let time = Int64(parts[0]), let sequence = Int64(parts[1]), sequence >= 1 else { throw refusal }
-        return EventPosition(occurredAtMs: time, sessionID: String(parts[2]), sequence: sequence, storePosition: storePosition)
+        let sessionID = String(parts[2])
+        return EventPosition(
+            occurredAtMs: time, sessionID: sessionID, sequence: sequence,
+            storePosition: storePosition.map { $0 ^ mask(sessionID: sessionID, sequence: sequence) })
     }
 }
 

@@ -535,6 +535,8 @@ struct SQLiteStoreTests {
             query.until = 2
             query.after = EventPosition(occurredAtMs: 1, sessionID: "s1", sequence: 3)
             queries.append(query)
+            query.after?.storePosition = 1  // where the walk resumes (newest first)
+            queries.append(query)
         }
         var statements = queries.map { SQLiteStore.eventListing(tenant: .default, query: $0) }
         statements.append((SQLiteStore.Lookup.eventsOfSession, ["default", "s1"]))
@@ -606,7 +608,15 @@ struct SQLiteStoreTests {
         let (resumed, resumedSteps) = try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: deep))
         #expect(fromHead == [99, 98, 97, 96, 95] && resumed == fromHead)
         #expect(resumedSteps * 20 < fromHeadSteps, "resumed at seq 100: \(resumedSteps) steps, from the head \(fromHeadSteps)")
-        for wrong in [try #require(hundredth.storePosition) + 1, -7] {
+        // Another session's event with the same seq is no place to resume either.
+        _ = try await store.createSession(session("other"), event: event("session.created"))
+        for version in 1..<100 {
+            _ = try await store.updateState(
+                tenant: .default, id: "other", expectedVersion: Int64(version), stateJSON: "{}", updatedAtMs: 1, event: event("session.state_updated"))
+        }
+        let othersHundredth = try #require(try await store.events(tenant: .default, sessionID: "other").first { $0.sequence == 100 })
+        let wrongPlaces: [Int64] = [try #require(hundredth.storePosition) + 1, -7, try #require(othersHundredth.storePosition)]
+        for wrong in wrongPlaces {
             deep.after?.storePosition = wrong
             #expect(try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: deep)).0 == fromHead)
         }

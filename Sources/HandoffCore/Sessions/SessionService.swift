@@ -259,7 +259,10 @@ public final class SessionService: Sendable {
         let page = Array(found.prefix(query.limit))
         let next = found.count > query.limit
             ? page.last.map {
-                EventPosition(occurredAtMs: $0.event.occurredAtMs, sessionID: $0.sessionID, sequence: $0.sequence, storePosition: $0.storePosition)
+                // Only one session's newest-first listing resumes at a position; other tokens do not carry it.
+                EventPosition(
+                    occurredAtMs: $0.event.occurredAtMs, sessionID: $0.sessionID, sequence: $0.sequence,
+                    storePosition: query.sessionID != nil && query.newestFirst ? $0.storePosition : nil)
             }
             : nil
         return (page, next)

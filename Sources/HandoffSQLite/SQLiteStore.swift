@@ -512,21 +512,24 @@ public final class SQLiteStore: Store {
             }
             return (clauses.joined(separator: " AND "), arguments)
         }
+        // The session's head: where a walk starts, the seq of that event, and no matches yet.
+        let head = "SELECT last_position, last_seq, 0 FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL"
         var arguments: [any DatabaseValueConvertible] = [tenant.rawValue, sessionID]
         let walk: String
         if query.newestFirst {
-            // `found`: matching events walked so far; the walk stops at `limit`.
-            // It starts at the head, or just past the page token's event when
-            // the token says where that is (and it is that event of this
-            // session: a stale or made-up position falls back to the head).
-            var start = "SELECT last_position, last_seq, 0 FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL"
+            // `found`: matching events newer than the row's; the walk ends one
+            // event after the `limit`-th match. It starts at the head, or just
+            // past the page token's event when the token says where that is
+            // (and it is that event of this session: a stale or made-up
+            // position falls back to the head).
+            var start = head
             if let after = query.after, let resume = after.storePosition {
                 start = """
                     SELECT start_position, steps_left, 0 FROM (
                         SELECT prev_position AS start_position, seq - 1 AS steps_left, 0 AS preference FROM events
                         WHERE position = ? AND tenant_id = ? AND session_id = ? AND seq = ?
                         UNION ALL
-                        SELECT last_position, last_seq, 1 FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL
+                        SELECT last_position, last_seq, 1 FROM (\(head))
                         ORDER BY preference LIMIT 1)
                     """
                 arguments = [resume, tenant.rawValue, sessionID, after.sequence] + arguments
@@ -538,17 +541,17 @@ public final class SQLiteStore: Store {
                     UNION ALL
                     SELECT e.prev_position, c.steps_left - 1, c.found + (\(step.sql))
                     FROM events e JOIN chain c ON e.position = c.position
-                    WHERE e.prev_position IS NOT NULL AND c.steps_left > 1 AND c.found + (\(step.sql)) < ?
+                    WHERE e.prev_position IS NOT NULL AND c.steps_left > 1 AND c.found < ?
                 )
                 """
-            arguments += step.arguments + step.arguments + [query.limit]
+            arguments += step.arguments + [query.limit]
         } else {
             // `steps_left` is the seq of the event at `position`: stop above the token's.
             walk = """
-                WITH RECURSIVE chain(position, steps_left) AS (
-                    SELECT last_position, last_seq FROM sessions WHERE tenant_id = ? AND id = ? AND last_position IS NOT NULL
+                WITH RECURSIVE chain(position, steps_left, found) AS (
+                    \(head)
                     UNION ALL
-                    SELECT e.prev_position, c.steps_left - 1 FROM events e JOIN chain c ON e.position = c.position
+                    SELECT e.prev_position, c.steps_left - 1, 0 FROM events e JOIN chain c ON e.position = c.position
                     WHERE e.prev_position IS NOT NULL AND c.steps_left > ?
                 )
                 """

@@ -55,14 +55,26 @@ func _protoDecode<M: _CBridged>(_ bytes: UnsafeRawBufferPointer) throws(ProtoErr
 
 @inline(__always)
 func _protoEncode<M: _CBridged>(_ m: M) throws(ProtoError) -> [UInt8] {
-    var arena = _ProtoArena()
-    let c = try M._cMake(m, &arena)
-    let size = M._cPackedSize(c)
-    if size == 0 { return [] }
-    return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-        count = M._cPack(c, buffer.baseAddress!)
-        precondition(count == size, "protobuf-c packed \(count) bytes after announcing \(size)")
+    // The C tree of most messages fits in the arena's first chunk, on the
+    // stack: no malloc of a chunk per encoding.
+    let encoded: Result<[UInt8], ProtoError> = withUnsafeTemporaryAllocation(
+        byteCount: _ProtoArena.chunkSize, alignment: 16
+    ) { stack in
+        var arena = _ProtoArena(first: stack)
+        let c: UnsafeMutablePointer<M.CStruct>
+        do throws(ProtoError) {
+            c = try M._cMake(m, &arena)
+        } catch {
+            return .failure(error)
+        }
+        let size = M._cPackedSize(c)
+        if size == 0 { return .success([]) }
+        return .success([UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = M._cPack(c, buffer.baseAddress!)
+            precondition(count == size, "protobuf-c packed \(count) bytes after announcing \(size)")
+        })
     }
+    return try encoded.get()
 }
 
 /// Reads a protobuf-c string field; NULL and "" are both the empty string.
@@ -86,13 +98,21 @@ func _protoBytes(_ b: ProtobufCBinaryData) -> [UInt8] {
 /// hands out stays valid until the arena is destroyed, which frees them all;
 /// being non-copyable, it cannot be freed twice or outlive its scope by copy.
 struct _ProtoArena: ~Copyable {
-    private static let chunkSize = 2048
+    static let chunkSize = 2048
+    /// The chunks it allocated (the first, the caller's, is not among them).
     private var chunks: [UnsafeMutableRawPointer] = []
     private var cursor = 0
     private var limit = 0
     private var current: UnsafeMutableRawPointer?
 
     init() {}
+
+    /// An arena whose first chunk is `first` (the caller's, typically on the
+    /// stack); it must outlive the arena and everything allocated in it.
+    init(first: UnsafeMutableRawBufferPointer) {
+        current = first.baseAddress
+        limit = first.count
+    }
 
     deinit {
         for chunk in chunks { chunk.deallocate() }

@@ -56,9 +56,10 @@ func _protoDecode<M: _CBridged>(_ bytes: UnsafeRawBufferPointer) throws(ProtoErr
 @inline(__always)
 func _protoEncode<M: _CBridged>(_ m: M) throws(ProtoError) -> [UInt8] {
     // The C tree of most messages fits in the arena's first chunk, on the
-    // stack: no malloc of a chunk per encoding.
+    // stack: no malloc of a chunk per encoding. (Swift places a temporary
+    // allocation on the stack up to 1 KiB; past that it takes it from the heap.)
     let encoded: Result<[UInt8], ProtoError> = withUnsafeTemporaryAllocation(
-        byteCount: _ProtoArena.chunkSize, alignment: 16
+        byteCount: _ProtoArena.firstChunkSize, alignment: _ProtoArena.alignment
     ) { stack in
         var arena = _ProtoArena(first: stack)
         let c: UnsafeMutablePointer<M.CStruct>
@@ -98,7 +99,12 @@ func _protoBytes(_ b: ProtobufCBinaryData) -> [UInt8] {
 /// hands out stays valid until the arena is destroyed, which frees them all;
 /// being non-copyable, it cannot be freed twice or outlive its scope by copy.
 struct _ProtoArena: ~Copyable {
+    /// The caller's first chunk (see `_protoEncode`).
+    static let firstChunkSize = 1024
     static let chunkSize = 2048
+    /// Enough for every C type protobuf-c's structs hold (pointers, 64-bit
+    /// integers, doubles); more would make the heap's chunks `posix_memalign`s.
+    static let alignment = 8
     /// The chunks it allocated (the first, the caller's, is not among them).
     private var chunks: [UnsafeMutableRawPointer] = []
     private var cursor = 0
@@ -119,6 +125,8 @@ struct _ProtoArena: ~Copyable {
     }
 
     private mutating func raw(_ size: Int, alignment: Int) -> UnsafeMutableRawPointer {
+        // Offsets are aligned within a chunk, so a chunk's base must be aligned at least as much.
+        precondition(alignment <= Self.alignment, "a C type aligned to \(alignment) bytes in the protobuf arena")
         if let base = current {
             let aligned = (cursor + alignment - 1) & ~(alignment - 1)
             if aligned + size <= limit {
@@ -127,7 +135,7 @@ struct _ProtoArena: ~Copyable {
             }
         }
         let capacity = max(Self.chunkSize, size)
-        let chunk = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        let chunk = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: Self.alignment)
         chunks.append(chunk)
         current = chunk
         limit = capacity

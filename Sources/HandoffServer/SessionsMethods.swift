@@ -17,6 +17,7 @@ extension SessionError: RPCErrorConvertible {
         case .permissionDenied(let message): RPCError(code: .permissionDenied, message: message)
         // The store's text stays in the logs; the caller learns it may retry.
         case .unreachable(let message): RPCError(code: .unavailable, message: message)
+        case .cancelled(let message): RPCError(code: .cancelled, message: message)
         case .unavailable: RPCError(code: .unavailable, message: "the store is unavailable; retry later", cause: self)
         }
     }

@@ -73,7 +73,7 @@ actor SessionActor {
     ) async throws(SessionError) -> SessionRecord {
         // The store write suspends this actor; without the turn, a second update
         // could start from the same version and be refused as stale.
-        await takeTurn()
+        try await takeTurnToChange()
         defer { passTurn() }
         var record = try await load()
         if let expectedVersion, expectedVersion != record.version {
@@ -121,7 +121,7 @@ actor SessionActor {
     }
 
     func addTurn(_ turn: TurnRecord, event: NewEvent) async throws(SessionError) -> TurnRecord {
-        await takeTurn()
+        try await takeTurnToChange()
         defer { passTurn() }
         _ = try await load()
         let stored: TurnRecord
@@ -141,7 +141,7 @@ actor SessionActor {
     }
 
     func addMemory(_ memory: MemoryRecord, event: NewEvent) async throws(SessionError) -> MemoryRecord {
-        await takeTurn()
+        try await takeTurnToChange()
         defer { passTurn() }
         _ = try await load()
         let stored: MemoryRecord
@@ -168,7 +168,7 @@ actor SessionActor {
     func changeBeside<T: Sendable>(
         addsTurns: Bool = false, _ work: @Sendable () async throws(SessionError) -> (T, status: String?)
     ) async throws(SessionError) -> T {
-        await takeTurn()
+        try await takeTurnToChange()
         defer { passTurn() }
         _ = try await load()
         if addsTurns { cached = nil }  // the next GetContext reads the new turns
@@ -279,6 +279,18 @@ actor SessionActor {
         record = nil
         parsedState = nil
         cached = nil
+    }
+
+    /// Takes the turn for a change. A call that ended while it waited for
+    /// the turn (the client cancelled it, or its deadline passed, and it was
+    /// answered so) changes nothing: its task is cancelled, and the change
+    /// would commit after the caller was told it did not happen.
+    private func takeTurnToChange() async throws(SessionError) {
+        await takeTurn()
+        if Task.isCancelled {
+            passTurn()
+            throw .cancelled("the call ended (cancelled, or past its deadline) before its change started; nothing was changed")
+        }
     }
 
     private func takeTurn() async {

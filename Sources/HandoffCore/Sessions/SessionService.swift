@@ -43,11 +43,14 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
     case unavailable(String)
     /// Something outside the store failed (a notification channel); the text is for the caller.
     case unreachable(String)
+    /// The call ended (cancelled, or past its deadline) before its change
+    /// started: nothing was changed.
+    case cancelled(String)
 
     public var description: String {
         switch self {
         case .invalidArgument(let m), .notFound(let m), .alreadyExists(let m), .aborted(let m), .failedPrecondition(let m),
-             .permissionDenied(let m), .unavailable(let m), .unreachable(let m): m
+             .permissionDenied(let m), .unavailable(let m), .unreachable(let m), .cancelled(let m): m
         }
     }
 

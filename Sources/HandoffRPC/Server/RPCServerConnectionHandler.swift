@@ -65,6 +65,13 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
     private let logger: Logger
     private var decoder: NIOSingleStepByteToMessageProcessor<FrameDecoder>
     private var calls: [UInt64: Call] = [:]
+    /// Calls already answered (cancelled by the client, past their deadline,
+    /// or with a stream message too big) whose handlers have not returned
+    /// yet: a handler need not stop at once when cancelled, so each still
+    /// counts against `maximumConcurrentCalls` until it returns. Otherwise
+    /// a client could start calls and cancel them, or give each a 1 ms
+    /// deadline, faster than their work ends, without any bound.
+    private var abandoned: Set<UInt64> = []
     private var highestCallID: UInt64 = 0
     private var state = State.active
     private var info = ConnectionInfo()
@@ -95,6 +102,9 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
 
     /// Calls in flight (for tests and metrics).
     var callsInFlight: Int { calls.count }
+
+    /// Calls answered early whose handlers still run (for tests).
+    var abandonedCalls: Int { abandoned.count }
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -231,10 +241,12 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
             return
         }
         highestCallID = id
-        guard calls.count < configuration.maximumConcurrentCalls else {
+        guard calls.count + abandoned.count < configuration.maximumConcurrentCalls else {
+            let finishing = abandoned.isEmpty
+                ? "" : "; \(abandoned.count) of them cancelled or past their deadline, their work still finishing"
             write(.end(
                 callID: id, status: .resourceExhausted,
-                message: "too many calls in flight on this connection (limit \(configuration.maximumConcurrentCalls))"))
+                message: "too many calls in flight on this connection (limit \(configuration.maximumConcurrentCalls)\(finishing))"))
             return
         }
         let now = NIODeadline.now()
@@ -297,7 +309,10 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
     /// The handler returned or threw; answer unless the call was already ended
     /// (cancelled by the client, past its deadline, or the connection closed).
     private func callFinished(_ id: UInt64, _ result: Result<[UInt8], any Error>) {
-        guard let call = calls.removeValue(forKey: id) else { return }
+        guard let call = calls.removeValue(forKey: id) else {
+            abandoned.remove(id)
+            return
+        }
         switch result {
         case .success(let payload):
             write(.end(callID: id, status: .ok, message: "", payload: call.streaming ? [] : payload))
@@ -333,7 +348,7 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
         let (expired, next) = ConnectionDeadlines.due(calls.lazy.map { ($0.key, $0.value.deadline) }, now: .now())
         for id in expired {
             guard let call = calls.removeValue(forKey: id) else { continue }
-            call.task?.cancel()
+            abandon(id, call)
             write(.end(callID: id, status: .deadlineExceeded, message: "deadline of \(call.timeoutMs) ms exceeded"))
         }
         if let next, let context { armDeadlineTimer(at: next, context: context) }
@@ -342,8 +357,15 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
 
     private func cancelCall(_ id: UInt64) {
         guard let call = calls.removeValue(forKey: id) else { return }
-        call.task?.cancel()
+        abandon(id, call)
         closeIfDrained()
+    }
+
+    /// Cancels the handler of a call that was just answered (or needs no
+    /// answer); the call keeps its place until the handler returns.
+    private func abandon(_ id: UInt64, _ call: Call) {
+        abandoned.insert(id)
+        call.task?.cancel()
     }
 
     private func cancelAll(reason: RPCError) {
@@ -391,7 +413,7 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
             // The client enforces the same limit and would drop the connection.
             let size = buffer.readableBytes - 4
             buffer.clear()
-            if envelope.kind == .message { calls.removeValue(forKey: envelope.callID)?.task?.cancel() }
+            if envelope.kind == .message, let call = calls.removeValue(forKey: envelope.callID) { abandon(envelope.callID, call) }
             try? buffer.writeFrame(.end(
                 callID: envelope.callID, status: .resourceExhausted,
                 message: "response frame of \(size) bytes exceeds the limit of \(configuration.maximumFrameSize) bytes"))

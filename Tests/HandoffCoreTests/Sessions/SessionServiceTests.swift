@@ -3,7 +3,8 @@
 
 import Foundation
 import HandoffCore
-import HandoffSQLite
+@testable import HandoffSQLite
+import Synchronization
 import Testing
 
 @Suite("Session service")
@@ -40,6 +41,44 @@ struct SessionServiceTests {
         #expect(events.count == 51)
         #expect(EventChain.verify(events) == nil)
         #expect(events.last?.event.actor == caller.identity)
+    }
+
+    @Test("a change whose call ended (cancelled, past its deadline) while it waited for the session's turn changes nothing")
+    func cancelledWhileWaitingForTheTurn() async throws {
+        let (sessions, store, path) = try service()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await sessions.create(id: "s", stateJSON: "{}", labels: [:], reasoning: "start", caller: caller)
+        // The store's writer held: the first update keeps the session's turn until it commits.
+        let gate = DispatchSemaphore(value: 0)
+        let held = Mutex(false)
+        let holding = Task { try await store.write { _ in held.withLock { $0 = true }; gate.wait() } }
+        while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        let first = Task {
+            try await sessions.updateState(
+                id: "s", change: .mergePatch(.object(["a": .integer(1)])), reasoning: "first", expectedVersion: nil, caller: caller)
+        }
+        while store._testOnly_waitingWrites < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        // The second waits for the turn (or has not reached it yet); its call ends.
+        let second = Task {
+            try await sessions.updateState(
+                id: "s", change: .mergePatch(.object(["b": .integer(2)])), reasoning: "second", expectedVersion: nil, caller: caller)
+        }
+        second.cancel()
+        gate.signal()
+        try await holding.value
+        #expect(try await first.value.version == 2)
+        let refused = await second.result
+        guard case .failure(let error as SessionError) = refused, case .cancelled = error else {
+            Issue.record("expected SessionError.cancelled, got \(refused)")
+            return
+        }
+        let record = try await sessions.get(id: "s", caller: caller)
+        #expect(record.version == 2)
+        #expect(record.stateJSON == #"{"a":1}"#)
+        #expect(try await store.events(tenant: .default, sessionID: "s").count == 2)
+        // The session goes on: the next change takes the turn.
+        _ = try await sessions.updateState(
+            id: "s", change: .mergePatch(.object(["c": .integer(3)])), reasoning: "third", expectedVersion: 2, caller: caller)
     }
 
     @Test("an expected version that is stale is ABORTED and changes nothing")

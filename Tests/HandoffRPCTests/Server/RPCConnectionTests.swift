@@ -252,6 +252,59 @@ struct RPCConnectionTests {
         try await loopback.shutdown()
     }
 
+    @Test("a call answered early (past its deadline, or cancelled) keeps its place under the limit until its handler returns")
+    func abandonedCallsCount() async throws {
+        // Handlers that do not stop when cancelled, until the gate opens.
+        let gate = Mutex<[CheckedContinuation<Void, Never>]?>([])
+        let entered = Mutex(0)
+        var configuration = RPCServerConnectionHandler.Configuration()
+        configuration.maximumConcurrentCalls = 2
+        let loopback = try await Loopback(
+            registry: pingRegistry { request, _ in
+                entered.withLock { $0 += 1 }
+                await withCheckedContinuation { continuation in
+                    let open = gate.withLock { waiting -> Bool in
+                        guard waiting != nil else { return true }
+                        waiting!.append(continuation)
+                        return false
+                    }
+                    if open { continuation.resume() }
+                }
+                return PingResponse(payload: request.payload)
+            },
+            configuration: configuration)
+        let client = try await loopback.connect()
+        // One call past its deadline, one cancelled by its caller: both answered.
+        let late = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Health.ping, PingRequest(payload: [1]), options: CallOptions(timeout: .milliseconds(100)))
+        }
+        #expect(late?.code == .deadlineExceeded)
+        let cancelled = Task { try await client.call(Health.ping, PingRequest(payload: [2])) }
+        while entered.withLock({ $0 }) < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        cancelled.cancel()
+        if case .success = await cancelled.result { Issue.record("the cancelled call succeeded") }
+        // Their handlers still run: a third call is refused, and says why.
+        let refused = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Health.ping, PingRequest(payload: [3]), options: CallOptions(timeout: .seconds(3)))
+        }
+        #expect(refused?.code == .resourceExhausted)
+        #expect(refused?.message.contains("limit 2; 2 of them cancelled or past their deadline") == true, "\(String(describing: refused))")
+        // Once they return, calls are taken again.
+        let waiting = gate.withLock { waiting -> [CheckedContinuation<Void, Never>] in
+            defer { waiting = nil }
+            return waiting ?? []
+        }
+        for continuation in waiting { continuation.resume() }
+        var answer: PingResponse?
+        for _ in 0..<200 where answer == nil {
+            answer = try? await client.call(Health.ping, PingRequest(payload: [4]))
+            if answer == nil { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(answer?.payload == [4])
+        await client.close()
+        try await loopback.shutdown()
+    }
+
     @Test("a server stream delivers every message, then ends OK")
     func serverStreaming() async throws {
         var registry = MethodRegistry()

@@ -61,10 +61,7 @@ extension MethodRegistry {
             GetApprovalResponse(approval: try await approvals.get(id: request.approvalID, caller: context.caller).proto)
         }
         register(Approvals.listPendingApprovals) { request, context in
-            guard (0...500).contains(request.pageSize) else {
-                throw RPCError(code: .invalidArgument, message: "page_size must be from 0 to 500, not \(request.pageSize)")
-            }
-            let limit = request.pageSize == 0 ? 50 : Int(request.pageSize)
+            let limit = try pageLimit(request.pageSize)
             let offset = request.pageToken.isEmpty ? 0 : try QueuePageToken.decode(request.pageToken)
             let found = try await approvals.pending(
                 sessionID: request.sessionID.isEmpty ? nil : request.sessionID, offset: offset, limit: limit + 1,

@@ -65,7 +65,7 @@ extension MethodRegistry {
         register(Escalations.listQueue) { request, context in
             var query = TicketQuery()
             if !request.statuses.isEmpty {
-                query.statuses = try request.statuses.map { status throws(RPCError) in
+                query.statuses = try Array(Set(request.statuses)).map { status throws(RPCError) in
                     switch status {
                     case .open: "open"
                     case .claimed: "claimed"
@@ -75,16 +75,20 @@ extension MethodRegistry {
                     }
                 }
             }
-            query.priorities = request.priorities.map { Int($0.rawValue) }
+            // Each known value once: a list of a million unknown ones would
+            // otherwise become a million SQL parameters (a store failure).
+            query.priorities = try Set(request.priorities).sorted { $0.rawValue < $1.rawValue }.map { priority throws(RPCError) in
+                switch priority {
+                case .normal, .high, .urgent: Int(priority.rawValue)
+                default: throw RPCError(code: .invalidArgument, message: "priorities holds a priority that is not normal, high or urgent")
+                }
+            }
             // A name is the operator of that name in the caller's tenant; a full identity is taken as it is.
             query.assignedTo = request.assignedTo.isEmpty ? nil
                 : request.assignedTo.hasPrefix("handoff://") ? request.assignedTo
                 : "handoff://tenant/\(context.caller.tenant.rawValue)/operator/\(request.assignedTo)"
 
-            guard (0...500).contains(request.pageSize) else {
-                throw RPCError(code: .invalidArgument, message: "page_size must be from 0 to 500, not \(request.pageSize)")
-            }
-            query.limit = request.pageSize == 0 ? 50 : Int(request.pageSize)
+            query.limit = try pageLimit(request.pageSize)
             query.offset = request.pageToken.isEmpty ? 0 : try QueuePageToken.decode(request.pageToken)
             var probe = query
             probe.limit += 1

@@ -23,6 +23,16 @@ extension SessionError: RPCErrorConvertible {
     }
 }
 
+/// A List request's `page_size` as the protocol defines it (common.proto,
+/// "Paging"): 0 is the default of 50, more than `maximum` is lowered to it,
+/// negative is INVALID_ARGUMENT.
+func pageLimit(_ pageSize: Int32, maximum: Int = 500) throws(RPCError) -> Int {
+    guard pageSize >= 0 else {
+        throw RPCError(code: .invalidArgument, message: "page_size must not be negative, not \(pageSize)")
+    }
+    return pageSize == 0 ? min(50, maximum) : min(Int(pageSize), maximum)
+}
+
 extension Identity {
     /// An actor as stored in records (`handoff://tenant/<t>/<role>/<name>`, or
     /// `system` for the server's own changes) as the protocol names it.
@@ -155,7 +165,7 @@ extension MethodRegistry {
             query.since = request.sinceUnixMs == 0 ? nil : request.sinceUnixMs
             query.until = request.untilUnixMs == 0 ? nil : request.untilUnixMs
             query.newestFirst = request.order == .newestFirst
-            query.limit = request.pageSize == 0 ? 50 : Int(request.pageSize)
+            query.limit = try pageLimit(request.pageSize, maximum: sessions.maximumPageSize)
             query.after = request.pageToken.isEmpty ? nil : try EventPageToken.decode(request.pageToken)
             let page = try await sessions.listEvents(query: query, caller: context.caller)
             return ListEventsResponse(events: page.events.map(\.proto), nextPageToken: page.next.map(EventPageToken.encode) ?? "")

@@ -853,8 +853,23 @@ struct EscalationsMethodsTests {
         #expect(noReason?.code == .invalidArgument && noReason?.message.contains("reason is required") == true)
         let badToken = await refusalOf(operatorClient, Escalations.listQueue, ListQueueRequest(pageToken: "not-a-token"))
         #expect(badToken?.code == .invalidArgument && badToken?.message.contains("page_token") == true)
-        let bigPage = await refusalOf(operatorClient, Escalations.listQueue, ListQueueRequest(pageSize: 501))
-        #expect(bigPage?.code == .invalidArgument && bigPage?.message.contains("page_size") == true)
+        // page_size above 500 is lowered to it (common.proto, "Paging"); negative is refused.
+        _ = try await operatorClient.call(Escalations.listQueue, ListQueueRequest(pageSize: 501))
+        _ = try await operatorClient.call(Approvals.listPendingApprovals, ListPendingApprovalsRequest(pageSize: 100_000))
+        let negativePage = await refusalOf(operatorClient, Escalations.listQueue, ListQueueRequest(pageSize: -1))
+        #expect(negativePage?.code == .invalidArgument && negativePage?.message.contains("page_size must not be negative") == true)
+        let negativeApprovals = await refusalOf(operatorClient, Approvals.listPendingApprovals, ListPendingApprovalsRequest(pageSize: -1))
+        #expect(negativeApprovals?.code == .invalidArgument)
+        // Filters repeated 40,000 times: each known value counts once (each
+        // was a SQL parameter, and a 4 MiB frame holds some two million);
+        // values the protocol does not define are refused.
+        let repeated = try await operatorClient.call(
+            Escalations.listQueue,
+            ListQueueRequest(statuses: Array(repeating: .open, count: 40_000), priorities: Array(repeating: .urgent, count: 40_000)))
+        #expect(repeated.tickets.allSatisfy { $0.status == .open && $0.priority == .urgent })
+        let unknown = await refusalOf(
+            operatorClient, Escalations.listQueue, ListQueueRequest(priorities: (0..<40_000).map { .unrecognized(Int32(100 + $0)) }))
+        #expect(unknown?.code == .invalidArgument && unknown?.message.contains("priorities") == true)
         let hugeToken = await refusalOf(
             agent, Decisions.reportExecution, ReportExecutionRequest(releaseToken: String(repeating: "a", count: 200), idempotencyKey: "k"))
         #expect(hugeToken?.code == .invalidArgument)

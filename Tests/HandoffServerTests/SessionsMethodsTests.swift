@@ -114,10 +114,14 @@ struct ContextMethodsTests {
         let three = try await client.call(Sessions.getContext, GetContextRequest(sessionID: "chat", turnLimit: 3))
         #expect(three.turns.map(\.sequence) == [58, 59, 60])
 
-        let tooMany = await #expect(throws: RPCError.self) {
-            _ = try await client.call(Sessions.getContext, GetContextRequest(sessionID: "chat", turnLimit: 501))
+        // Above the maximum (500) is lowered to it, as sessions.proto says; negative is refused.
+        let lowered = try await client.call(Sessions.getContext, GetContextRequest(sessionID: "chat", turnLimit: 100_000))
+        #expect(lowered.turns.count == 60)
+        let negative = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Sessions.getContext, GetContextRequest(sessionID: "chat", turnLimit: -1))
         }
-        #expect(tooMany?.message.contains("turn_limit must be from 0 to 500") == true)
+        #expect(negative?.code == .invalidArgument)
+        #expect(negative?.message.contains("turn_limit must not be negative, not -1") == true)
         let missing = await #expect(throws: RPCError.self) {
             _ = try await client.call(Sessions.addTurn, AddTurnRequest(sessionID: "ghost", input: "x", reasoning: "r"))
         }
@@ -181,10 +185,14 @@ struct ListEventsTests {
             _ = try await client.call(Sessions.listEvents, ListEventsRequest(pageToken: "not-a-token"))
         }
         #expect(bad?.code == .invalidArgument)
-        let tooBig = await #expect(throws: RPCError.self) {
-            _ = try await client.call(Sessions.listEvents, ListEventsRequest(pageSize: 10_000))
+        // Above the maximum (500) is lowered to it (common.proto, "Paging"); negative is refused.
+        let lowered = try await client.call(Sessions.listEvents, ListEventsRequest(pageSize: 10_000))
+        #expect(!lowered.events.isEmpty && lowered.events.count <= 500)
+        let negativePage = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Sessions.listEvents, ListEventsRequest(pageSize: -5))
         }
-        #expect(tooBig?.message.contains("page_size must be from 1 to 500") == true)
+        #expect(negativePage?.code == .invalidArgument)
+        #expect(negativePage?.message.contains("page_size must not be negative, not -5") == true)
         // Tokens are the caller's input: one this server could not have issued
         // is refused, and one past the end of a session is an empty page (its
         // sequence Int64.max once overflowed the walk and stopped the server).

@@ -230,12 +230,13 @@ public final class SessionService: Sendable {
     }
 
     /// The session with its most recent turns (oldest first) and its memories.
-    /// `turnLimit` 0 means the default (50); above the maximum is refused.
+    /// `turnLimit` 0 means the default (50); above the maximum is lowered to
+    /// it (as sessions.proto says); negative is refused.
     public func context(id: String, turnLimit: Int, caller: Caller) async throws(SessionError) -> SessionContext {
-        guard turnLimit >= 0, turnLimit <= configuration.maximumTurnLimit else {
-            throw .invalidArgument("turn_limit must be from 0 to \(configuration.maximumTurnLimit), not \(turnLimit)")
+        guard turnLimit >= 0 else {
+            throw .invalidArgument("turn_limit must not be negative, not \(turnLimit)")
         }
-        let limit = turnLimit == 0 ? configuration.defaultTurnLimit : turnLimit
+        let limit = turnLimit == 0 ? configuration.defaultTurnLimit : min(turnLimit, configuration.maximumTurnLimit)
         return try await withSession(id, caller) { actor throws(SessionError) in try await actor.context(turnLimit: limit) }
     }
 
@@ -243,10 +244,13 @@ public final class SessionService: Sendable {
     /// a few dozen kinds; each is a bound parameter of the store's query).
     public static let maximumListedActions = 100
 
+    /// The most events one ListEvents page holds (the same maximum as turns).
+    public var maximumPageSize: Int { configuration.maximumTurnLimit }
+
     /// A page of the event log and where the next one starts (nil at the end).
     public func listEvents(query: EventQuery, caller: Caller) async throws(SessionError) -> (events: [EventRecord], next: EventPosition?) {
-        guard (1...configuration.maximumTurnLimit).contains(query.limit) else {
-            throw .invalidArgument("page_size must be from 1 to \(configuration.maximumTurnLimit), not \(query.limit)")
+        guard (1...maximumPageSize).contains(query.limit) else {
+            throw .invalidArgument("page_size must be from 1 to \(maximumPageSize), not \(query.limit)")
         }
         guard query.actions.count <= Self.maximumListedActions else {
             throw .invalidArgument("actions names \(query.actions.count) actions; at most \(Self.maximumListedActions) may be listed at once")

@@ -411,6 +411,25 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func verifyChain(tenant: TenantID, sessionID: String) async throws(StoreError) -> EventChain.Verifier? {
+        do {
+            // One read: the head and the walk see the same snapshot.
+            return try await readEvents { db -> EventChain.Verifier? in
+                guard let head = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT last_seq, last_hash FROM sessions WHERE tenant_id = ? AND id = ?"),
+                    arguments: [tenant.rawValue, sessionID])
+                else { return nil }
+                var verifier = EventChain.Verifier(tenant: tenant, sessionID: sessionID)
+                let rows = try Row.fetchCursor(db, sql: Lookup.eventsOfSession, arguments: [tenant.rawValue, sessionID])
+                while let row = try rows.next(), verifier.check(Self.event(from: row)) == nil {}
+                _ = verifier.finish(headSequence: head[0], headHash: (head[1] as Data?).map { [UInt8]($0) })
+                return verifier
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
     public func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord {
         try await write { db in
             try Self.requireSession(db, tenant: tenant, id: turn.sessionID)

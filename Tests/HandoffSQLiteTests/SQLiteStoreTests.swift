@@ -168,6 +168,62 @@ struct SQLiteStoreTests {
         #expect(broken?.reason == "content does not match its hash")
     }
 
+    @Test("audit verify streams the chain and holds it to the session's head: a head moved to another chain, a missing head event, a head seq or hash that disagrees")
+    func auditHoldsTheChainToItsHead() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        for id in ["a", "b", "c", "d", "e"] {
+            _ = try await store.createSession(session(id), event: event("session.created"))
+            for version in Int64(1)...2 {
+                _ = try await store.updateState(
+                    tenant: .default, id: id, expectedVersion: version, stateJSON: "{}", updatedAtMs: 1000 + version,
+                    event: event("session.state_updated", "step \(version)"))
+            }
+        }
+        let intact = try #require(try await store.verifyChain(tenant: .default, sessionID: "a"))
+        #expect(intact.firstBreak == nil && intact.checked == 3)
+        #expect(intact.lastHash == (try await store.events(tenant: .default, sessionID: "a")).last?.hash)
+        #expect(try await store.verifyChain(tenant: .default, sessionID: "nobody") == nil)
+
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            // a: its head points at b's chain, seq and hash included, so every
+            // event it reaches hashes right; only their owner is wrong.
+            try db.execute(sql: """
+                UPDATE sessions SET (last_seq, last_hash, last_position) =
+                    (SELECT last_seq, last_hash, last_position FROM sessions WHERE id = 'b') WHERE id = 'a'
+                """)
+            // c: the event its head names is gone.
+            try db.execute(sql: "DELETE FROM events WHERE position = (SELECT last_position FROM sessions WHERE id = 'c')")
+            // d: the head claims one event more than the chain holds.
+            try db.execute(sql: "UPDATE sessions SET last_seq = last_seq + 1 WHERE id = 'd'")
+            // e: the head's hash is not its last event's.
+            try db.execute(sql: "UPDATE sessions SET last_hash = zeroblob(32) WHERE id = 'e'")
+        }
+        let moved = try #require(try await store.verifyChain(tenant: .default, sessionID: "a"))
+        #expect(moved.firstBreak?.sequence == 1)
+        #expect(moved.firstBreak?.reason == "the chain reaches an event of session b in tenant default")
+        let missing = try #require(try await store.verifyChain(tenant: .default, sessionID: "c"))
+        #expect(missing.firstBreak?.sequence == 3)
+        #expect(missing.firstBreak?.reason == "the session's head is event 3, which is missing")
+        #expect(missing.checked == 0)
+        let longer = try #require(try await store.verifyChain(tenant: .default, sessionID: "d"))
+        #expect(longer.firstBreak?.sequence == 3)
+        #expect(longer.firstBreak?.reason == "the chain ends at event 3, but the session's head is event 4")
+        let rehashed = try #require(try await store.verifyChain(tenant: .default, sessionID: "e"))
+        #expect(rehashed.firstBreak?.sequence == 3)
+        #expect(rehashed.firstBreak?.reason == "the session's head hash does not match event 3")
+        // b itself still verifies.
+        #expect(try await store.verifyChain(tenant: .default, sessionID: "b")?.firstBreak == nil)
+        // What audit verify (the admin RPC, the CLI) answers: a break, not an
+        // intact chain (a) or "not found" (c).
+        let service = SessionService(store: store)
+        let admin = Caller(tenant: .default, identity: "handoff://tenant/default/admin/root")
+        #expect(try await service.verifyAuditChain(id: "a", caller: admin).firstBreak?.sequence == 1)
+        #expect(try await service.verifyAuditChain(id: "c", caller: admin).firstBreak?.sequence == 3)
+    }
+
     @Test("tenants are apart: the same id in two tenants are two sessions")
     func tenants() async throws {
         let path = temporaryDatabase()

@@ -300,14 +300,14 @@ public final class SessionService: Sendable {
 
     /// Recomputes the session's hash chain from the store and names the first broken link.
     public func verifyAuditChain(id: String, caller: Caller) async throws(SessionError) -> AuditResult {
-        let events: [EventRecord]
+        let checked: EventChain.Verifier?
         do {
-            events = try await store.events(tenant: caller.tenant, sessionID: id)
+            checked = try await store.verifyChain(tenant: caller.tenant, sessionID: id)
         } catch {
             throw SessionError(error)
         }
-        guard !events.isEmpty else { throw .notFound("session \(id) not found") }
-        return AuditResult(eventsChecked: events.count, firstBreak: EventChain.verify(events), headHash: events.last!.hash)
+        guard let checked else { throw .notFound("session \(id) not found") }
+        return AuditResult(eventsChecked: checked.checked, firstBreak: checked.firstBreak, headHash: checked.lastHash)
     }
 
     /// The id of the session's unresolved escalation ticket, or nil (the

@@ -47,23 +47,68 @@ public enum EventChain {
 
     /// Recomputes a session's chain (events oldest first) and names the first broken link.
     public static func verify(_ events: [EventRecord]) -> Break? {
-        var previous = genesis
-        for (index, record) in events.enumerated() {
-            let expectedSequence = Int64(index + 1)
-            if record.sequence != expectedSequence {
-                return Break(sequence: record.sequence, reason: "sequence \(record.sequence) where \(expectedSequence) was expected")
-            }
-            if record.previousHash != previous {
-                return Break(sequence: record.sequence, reason: "previous hash does not match event \(record.sequence - 1)")
-            }
-            let recomputed = hash(
-                tenant: record.tenant, sessionID: record.sessionID, sequence: record.sequence, event: record.event,
-                previousHash: record.previousHash)
-            if recomputed != record.hash {
-                return Break(sequence: record.sequence, reason: "content does not match its hash")
-            }
-            previous = record.hash
+        guard let first = events.first else { return nil }
+        var verifier = Verifier(tenant: first.tenant, sessionID: first.sessionID)
+        for record in events where verifier.check(record) != nil { break }
+        return verifier.firstBreak
+    }
+
+    /// Checks one session's chain an event at a time, oldest first, so that
+    /// a chain of any length is checked in constant memory.
+    public struct Verifier: Sendable {
+        public let tenant: TenantID
+        public let sessionID: String
+        /// Events checked, up to and including the first broken one.
+        public private(set) var checked = 0
+        /// The hash of the last event that held.
+        public private(set) var lastHash = EventChain.genesis
+        public private(set) var firstBreak: Break?
+
+        public init(tenant: TenantID, sessionID: String) {
+            self.tenant = tenant
+            self.sessionID = sessionID
         }
-        return nil
+
+        /// Checks the next event; returns the first break once there is one
+        /// (events after it are not looked at).
+        @discardableResult
+        public mutating func check(_ record: EventRecord) -> Break? {
+            if let firstBreak { return firstBreak }
+            checked += 1
+            let expectedSequence = Int64(checked)
+            if record.tenant != tenant || record.sessionID != sessionID {
+                // A link edited to point into another chain: its events hash
+                // to themselves, so only their owner tells.
+                firstBreak = Break(
+                    sequence: record.sequence,
+                    reason: "the chain reaches an event of session \(record.sessionID) in tenant \(record.tenant.rawValue)")
+            } else if record.sequence != expectedSequence {
+                firstBreak = Break(sequence: record.sequence, reason: "sequence \(record.sequence) where \(expectedSequence) was expected")
+            } else if record.previousHash != lastHash {
+                firstBreak = Break(sequence: record.sequence, reason: "previous hash does not match event \(record.sequence - 1)")
+            } else if hash(
+                tenant: record.tenant, sessionID: record.sessionID, sequence: record.sequence, event: record.event,
+                previousHash: record.previousHash) != record.hash
+            {
+                firstBreak = Break(sequence: record.sequence, reason: "content does not match its hash")
+            } else {
+                lastHash = record.hash
+            }
+            return firstBreak
+        }
+
+        /// After the last event: the chain must end where the session's row
+        /// says its head is (the seq and hash of its last event).
+        public mutating func finish(headSequence: Int64, headHash: [UInt8]?) -> Break? {
+            if let firstBreak { return firstBreak }
+            if Int64(checked) != headSequence {
+                firstBreak = checked == 0
+                    ? Break(sequence: headSequence, reason: "the session's head is event \(headSequence), which is missing")
+                    : Break(sequence: Int64(checked), reason: "the chain ends at event \(checked), but the session's head is event \(headSequence)")
+            } else if headSequence > 0, headHash != lastHash {
+                firstBreak = Break(sequence: headSequence, reason: "the session's head hash does not match event \(headSequence)")
+            }
+            return firstBreak
+        }
     }
 }

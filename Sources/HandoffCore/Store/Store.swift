@@ -225,6 +225,11 @@ public protocol Store: Sendable {
     ) async throws(StoreError) -> EventRecord
     /// The session's events, oldest first.
     func events(tenant: TenantID, sessionID: String) async throws(StoreError) -> [EventRecord]
+    /// Checks the session's chain (audit verify): every event, oldest first,
+    /// through a `EventChain.Verifier`, without holding them all, and then
+    /// against the head the session's row records (`finish`). Nil when there
+    /// is no such session.
+    func verifyChain(tenant: TenantID, sessionID: String) async throws(StoreError) -> EventChain.Verifier?
     /// Appends a turn (numbered in the store) and its event in one transaction.
     func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord
     /// Appends a memory (numbered in the store) and its event in one transaction.

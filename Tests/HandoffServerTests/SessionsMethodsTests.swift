@@ -84,6 +84,69 @@ struct SessionsMethodsTests {
 
 @Suite("Turns, memories and context over TLS")
 struct ContextMethodsTests {
+    @Test("ids keep to their alphabet, labels and every text field have limits, and a client cannot mark its turns as an operator's")
+    func inputLimits() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+        var registry = MethodRegistry()
+        registry.registerSessions(SessionService(store: store))
+        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
+        let client = try running.client(fixtures.clientTLS(role: "agent"))
+        func refusal<Request: ProtoMessage, Response: ProtoMessage>(
+            _ method: UnaryMethod<Request, Response>, _ request: Request
+        ) async -> RPCError? {
+            do {
+                _ = try await client.call(method, request)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let alphabet = #"session_id must be at most 128 of A-Z, a-z, 0-9, ".", "_", ":" and "-""#
+        for id in ["two words", "\u{1B}[2Jcleared", "a/b", "tab\there", "\u{202E}txt", String(repeating: "x", count: 129)] {
+            let refused = await refusal(Sessions.createSession, CreateSessionRequest(sessionID: id, reasoning: "r"))
+            #expect(refused?.code == .invalidArgument && refused?.message == alphabet, "\(id.debugDescription)")
+        }
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "Ok.id_1:x-Y", reasoning: "r"))
+
+        let manyLabels = Dictionary(uniqueKeysWithValues: (0..<65).map { ("k\($0)", "v") })
+        #expect(await refusal(Sessions.createSession, CreateSessionRequest(sessionID: "l1", labels: manyLabels, reasoning: "r"))?
+            .message == "labels holds 65 labels; at most 64")
+        for labels in [["": "v"], [String(repeating: "k", count: 129): "v"], ["k": String(repeating: "v", count: 1025)]] {
+            let refused = await refusal(Sessions.createSession, CreateSessionRequest(sessionID: "l2", labels: labels, reasoning: "r"))
+            #expect(refused?.code == .invalidArgument && refused?.message.hasPrefix("a label's key must be 1 to 128 bytes") == true)
+        }
+
+        let big = String(repeating: "r", count: 262_145)
+        let bigReasoning = await refusal(Sessions.createSession, CreateSessionRequest(sessionID: "r1", reasoning: big))
+        #expect(bigReasoning?.message == "reasoning is 262145 bytes; the limit is 262144")
+        let bigUpdate = await refusal(
+            Sessions.updateState, UpdateStateRequest(sessionID: "Ok.id_1:x-Y", reasoning: big, change: .mergePatchJSON("{}")))
+        #expect(bigUpdate?.message == "reasoning is 262145 bytes; the limit is 262144")
+        let bigMetadata = await refusal(
+            Sessions.addMemory,
+            AddMemoryRequest(sessionID: "Ok.id_1:x-Y", content: "c", metadataJSON: #"{"m":"\#(big)"}"#, reasoning: "r"))
+        #expect(bigMetadata?.message == "metadata_json is 262153 bytes; the limit is 262144")
+        let bigMemoryReasoning = await refusal(
+            Sessions.addMemory, AddMemoryRequest(sessionID: "Ok.id_1:x-Y", content: "c", reasoning: big))
+        #expect(bigMemoryReasoning?.message == "reasoning is 262145 bytes; the limit is 262144")
+
+        // A turn's source comes from who wrote it: the server's and operators' turns carry it in their metadata.
+        for metadata in [#"{"source":"operator"}"#, #"{"x":{"source":"system"}}"#, #"{"a":1, "source" : "operator"}"#] {
+            let spoofed = await refusal(
+                Sessions.addTurn, AddTurnRequest(sessionID: "Ok.id_1:x-Y", input: "i", output: "o", metadataJSON: metadata, reasoning: "r"))
+            #expect(spoofed?.code == .invalidArgument && spoofed?.message.contains("metadata_json may not hold") == true, "\(metadata)")
+        }
+        _ = try await client.call(
+            Sessions.addTurn,
+            AddTurnRequest(sessionID: "Ok.id_1:x-Y", input: "i", output: "o", metadataJSON: #"{"source":"web"}"#, reasoning: "r"))
+        let context = try await client.call(Sessions.getContext, GetContextRequest(sessionID: "Ok.id_1:x-Y"))
+        #expect(context.turns.map(\.source) == [.agent])
+        await client.close()
+        await running.stop()
+    }
+
     @Test("60 turns and 2 memories: GetContext returns the latest turns oldest first, the memories and the total")
     func context() async throws {
         let fixtures = try Fixtures()

@@ -124,6 +124,29 @@ public final class SessionService: Sendable {
     /// Milliseconds since 1970 by the system clock.
     public static let wallClockMs: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
 
+    /// Labels of one session at most, and their sizes.
+    public static let maximumLabels = 64
+    public static let maximumLabelKeyBytes = 128
+    public static let maximumLabelValueBytes = 1024
+
+    /// The bytes a session id may hold (sessions.proto: [A-Za-z0-9._:-]).
+    private static func isSessionIDByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-"):
+            true
+        default:
+            false
+        }
+    }
+
+    /// A text field within the configured text size limit (256 KiB by default).
+    private func checkSize(_ text: String, _ field: String) throws(SessionError) {
+        guard text.utf8.count <= configuration.textSizeLimit else {
+            throw .invalidArgument("\(field) is \(text.utf8.count) bytes; the limit is \(configuration.textSizeLimit)")
+        }
+    }
+
     /// Resident actors now (for tests and metrics).
     public var residentCount: Int { registry.withLock { $0.entries.count } }
 
@@ -132,9 +155,20 @@ public final class SessionService: Sendable {
         id: String?, stateJSON: String, labels: [String: String], reasoning: String, caller: Caller
     ) async throws(SessionError) -> SessionRecord {
         let id = (id?.isEmpty ?? true) ? UUID().uuidString.lowercased() : id!
-        guard id.utf8.count <= 128, !id.contains(where: { $0.isNewline || $0 == "\u{0}" }) else {
-            throw .invalidArgument("session_id must be at most 128 bytes without control characters")
+        // As sessions.proto says: ids reach logs, terminals and URLs.
+        guard id.utf8.count <= 128, id.utf8.allSatisfy(Self.isSessionIDByte) else {
+            throw .invalidArgument(#"session_id must be at most 128 of A-Z, a-z, 0-9, ".", "_", ":" and "-""#)
         }
+        guard labels.count <= Self.maximumLabels else {
+            throw .invalidArgument("labels holds \(labels.count) labels; at most \(Self.maximumLabels)")
+        }
+        for (key, value) in labels {
+            guard (1...Self.maximumLabelKeyBytes).contains(key.utf8.count), value.utf8.count <= Self.maximumLabelValueBytes else {
+                throw .invalidArgument(
+                    "a label's key must be 1 to \(Self.maximumLabelKeyBytes) bytes and its value at most \(Self.maximumLabelValueBytes) bytes")
+            }
+        }
+        try checkSize(reasoning, "reasoning")
         let state: JSONValue
         do {
             state = stateJSON.isEmpty ? .object([:]) : try JSONValue(parsing: stateJSON)
@@ -185,6 +219,7 @@ public final class SessionService: Sendable {
         guard reasoning.unicodeScalars.contains(where: { !$0.properties.isWhitespace }) else {
             throw .invalidArgument("reasoning is required: say why the state changes")
         }
+        try checkSize(reasoning, "reasoning")
         let now = clock()
         return try await withSession(id, caller) { actor throws(SessionError) in
             try await actor.update(change: change, reasoning: reasoning, expectedVersion: expectedVersion, caller: caller, now: now)
@@ -200,9 +235,16 @@ public final class SessionService: Sendable {
             throw .invalidArgument("\(name) is \(text.utf8.count) bytes; the limit is \(configuration.textSizeLimit)")
         }
         let metadata = try Self.jsonObject(metadataJSON, field: "metadata_json")
+        let canonical = metadata.serialized
+        // GetContext tells operators' and the server's own turns by these
+        // (Turn.source); a client must not pass its turns off as theirs.
+        for reserved in [#""source":"operator""#, #""source":"system""#] where canonical.contains(reserved) {
+            throw .invalidArgument(
+                "metadata_json may not hold \(reserved): the server marks the turns operators and the server itself write")
+        }
         let now = clock()
         let turn = TurnRecord(
-            sessionID: id, sequence: 0, input: input, output: output, metadataJSON: metadata.serialized, reasoning: reasoning,
+            sessionID: id, sequence: 0, input: input, output: output, metadataJSON: canonical, reasoning: reasoning,
             author: caller.identity, createdAtMs: now)
         let event = NewEvent(
             action: "session.turn_added", actor: caller.identity, reasoning: reasoning,
@@ -216,9 +258,9 @@ public final class SessionService: Sendable {
         id: String, content: String, metadataJSON: String, reasoning: String, caller: Caller
     ) async throws(SessionError) -> MemoryRecord {
         guard !content.isEmpty else { throw .invalidArgument("content is required") }
-        guard content.utf8.count <= configuration.textSizeLimit else {
-            throw .invalidArgument("content is \(content.utf8.count) bytes; the limit is \(configuration.textSizeLimit)")
-        }
+        try checkSize(content, "content")
+        try checkSize(metadataJSON, "metadata_json")
+        try checkSize(reasoning, "reasoning")
         let metadata = try Self.jsonObject(metadataJSON, field: "metadata_json")
         let now = clock()
         let memory = MemoryRecord(sessionID: id, sequence: 0, content: content, metadataJSON: metadata.serialized, createdAtMs: now)

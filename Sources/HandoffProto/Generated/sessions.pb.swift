@@ -54,10 +54,13 @@ public struct CreateSessionRequest: ProtoMessage {
     /// The initial state, a JSON object; empty means "{}". Not an object, or
     /// over the state size limit (default 256 KiB): INVALID_ARGUMENT.
     public var stateJSON: String
-    /// Labels to attach to the session; empty when none.
+    /// Labels to attach to the session; empty when none. At most 64, each key
+    /// 1 to 128 bytes and each value at most 1,024, else INVALID_ARGUMENT.
     public var labels: [String: String]
     /// Why the session is created, recorded on the "session.created" event;
-    /// empty when not given.
+    /// empty when not given. Every text field of this service (reasoning,
+    /// input, output, content, metadata_json) is held to the text size limit
+    /// (default 256 KiB), else INVALID_ARGUMENT naming the field.
     public var reasoning: String
 
     /// Creates a message; every field left out keeps its protobuf default.
@@ -246,7 +249,10 @@ public struct AddTurnRequest: ProtoMessage {
     public var input: String
     /// What the agent answered; empty when none.
     public var output: String
-    /// Free metadata as a JSON object; empty when none.
+    /// Free metadata as a JSON object; empty when none. It may not hold
+    /// "source":"operator" or "source":"system" (at any depth): the server
+    /// marks the turns operators and the server itself write with those, and
+    /// Turn.source reports them (INVALID_ARGUMENT).
     public var metadataJSON: String
     /// Why the agent answered as it did; empty when not given.
     public var reasoning: String

@@ -89,13 +89,16 @@ struct  Handoff__V1__CreateSessionRequest
    */
   char *state_json;
   /*
-   * Labels to attach to the session; empty when none.
+   * Labels to attach to the session; empty when none. At most 64, each key
+   * 1 to 128 bytes and each value at most 1,024, else INVALID_ARGUMENT.
    */
   size_t n_labels;
   Handoff__V1__CreateSessionRequest__LabelsEntry **labels;
   /*
    * Why the session is created, recorded on the "session.created" event;
-   * empty when not given.
+   * empty when not given. Every text field of this service (reasoning,
+   * input, output, content, metadata_json) is held to the text size limit
+   * (default 256 KiB), else INVALID_ARGUMENT naming the field.
    */
   char *reasoning;
 };
@@ -245,7 +248,10 @@ struct  Handoff__V1__AddTurnRequest
    */
   char *output;
   /*
-   * Free metadata as a JSON object; empty when none.
+   * Free metadata as a JSON object; empty when none. It may not hold
+   * "source":"operator" or "source":"system" (at any depth): the server
+   * marks the turns operators and the server itself write with those, and
+   * Turn.source reports them (INVALID_ARGUMENT).
    */
   char *metadata_json;
   /*

@@ -93,15 +93,8 @@ struct ContextMethodsTests {
         registry.registerSessions(SessionService(store: store))
         let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
         let client = try running.client(fixtures.clientTLS(role: "agent"))
-        func refusal<Request: ProtoMessage, Response: ProtoMessage>(
-            _ method: UnaryMethod<Request, Response>, _ request: Request
-        ) async -> RPCError? {
-            do {
-                _ = try await client.call(method, request)
-                return nil
-            } catch {
-                return error
-            }
+        func refusal<Request, Response>(_ method: UnaryMethod<Request, Response>, _ request: Request) async -> RPCError? {
+            await refusalOf(client, method, request)
         }
         let alphabet = #"session_id must be at most 128 of A-Z, a-z, 0-9, ".", "_", ":" and "-""#
         for id in ["two words", "\u{1B}[2Jcleared", "a/b", "tab\there", "\u{202E}txt", String(repeating: "x", count: 129)] {

@@ -260,8 +260,10 @@ public protocol Store: Sendable {
     func queueAssessment(
         tenant: TenantID, assessment: AssessmentRecord, events: [NewEvent],
         completion: @escaping @Sendable (Result<RecordedAssessment, StoreError>) -> Void) -> Bool
-    /// Returns once every write queued so far committed or failed (for an
-    /// orderly shutdown, after the last call).
+    /// Returns once every write queued by `queueAssessment` so far committed
+    /// or failed (for an orderly shutdown, after the last call). Other writes
+    /// are awaited by their callers, so after the last call none is left;
+    /// this does not wait for writes queued concurrently with it.
     func settle() async
     /// A pending action, or nil.
     func pendingAction(tenant: TenantID, id: String) async throws(StoreError) -> PendingActionRecord?

@@ -140,6 +140,30 @@ struct ContextMethodsTests {
         await running.stop()
     }
 
+    @Test("GetContext of turns too big for one frame answers with the latest that fit, not RESOURCE_EXHAUSTED")
+    func contextOfBigTurns() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+        var registry = MethodRegistry()
+        registry.registerSessions(SessionService(store: store))
+        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
+        let client = try running.client(fixtures.clientTLS(role: "agent"))
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "big", reasoning: "start"))
+        // 24 turns of 256 KiB of output each: 6 MiB, past the 4 MiB frame.
+        let output = String(repeating: "o", count: 256 * 1024)
+        for i in 1...24 {
+            _ = try await client.call(Sessions.addTurn, AddTurnRequest(sessionID: "big", input: "q\(i)", output: output, reasoning: "r"))
+        }
+        let context = try await client.call(Sessions.getContext, GetContextRequest(sessionID: "big"))
+        #expect(context.totalTurns == 24)
+        #expect(context.turns.count >= 8 && context.turns.count < 24, "\(context.turns.count) turns")
+        #expect(context.turns.last?.input == "q24")
+        #expect(context.turns.map(\.sequence) == Array((25 - Int64(context.turns.count))...24))
+        await client.close()
+        await running.stop()
+    }
+
     @Test("60 turns and 2 memories: GetContext returns the latest turns oldest first, the memories and the total")
     func context() async throws {
         let fixtures = try Fixtures()

@@ -86,6 +86,11 @@ public final class SessionService: Sendable {
         /// Bytes of turns and memories a resident session keeps for GetContext;
         /// a context that does not fit is read from the store instead.
         public var contextCacheBytes = 32 * 1024
+        /// Bytes one GetContext answer carries at most (its text; under the
+        /// 4 MiB frame with room for the rest): past it, the oldest of the
+        /// turns asked for are left out. With 256 KiB text fields, 50 turns
+        /// could be 38 MiB, and the answer was RESOURCE_EXHAUSTED every time.
+        public var contextResponseBytes = 3 << 20
         public init() {}
     }
 
@@ -279,7 +284,31 @@ public final class SessionService: Sendable {
             throw .invalidArgument("turn_limit must not be negative, not \(turnLimit)")
         }
         let limit = turnLimit == 0 ? configuration.defaultTurnLimit : min(turnLimit, configuration.maximumTurnLimit)
-        return try await withSession(id, caller) { actor throws(SessionError) in try await actor.context(turnLimit: limit) }
+        let context = try await withSession(id, caller) { actor throws(SessionError) in try await actor.context(turnLimit: limit) }
+        return Self.fitted(context, within: configuration.contextResponseBytes)
+    }
+
+    /// `context` with as many of its latest turns as fit in `bytes` beside
+    /// the state and the memories (which always stay: a caller that gets
+    /// none of them could not tell they exist). `totalTurns` still counts them all.
+    static func fitted(_ context: SessionContext, within bytes: Int) -> SessionContext {
+        func size(_ turn: TurnRecord) -> Int {
+            turn.input.utf8.count + turn.output.utf8.count + turn.metadataJSON.utf8.count + turn.reasoning.utf8.count
+                + turn.author.utf8.count + 64
+        }
+        var total = context.session.stateJSON.utf8.count
+            + context.session.labels.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 8 }
+            + context.memories.reduce(0) { $0 + $1.content.utf8.count + $1.metadataJSON.utf8.count + 32 }
+        var kept = 0
+        for turn in context.turns.reversed() {
+            total += size(turn)
+            if total > bytes { break }
+            kept += 1
+        }
+        guard kept < context.turns.count else { return context }
+        var fitted = context
+        fitted.turns = Array(context.turns.suffix(kept))
+        return fitted
     }
 
     /// The most action names one ListEvents may filter by (Handoff writes

@@ -408,7 +408,10 @@ public struct GetContextResponse: ProtoMessage {
 
     /// The session; its `state_json` is the current state.
     public var session: Session?
-    /// The most recent turns, at most `turn_limit`, oldest first.
+    /// The most recent turns, at most `turn_limit`, oldest first; fewer when
+    /// they would not fit one answer (about 3 MiB of text with the state and
+    /// the memories): the oldest asked for are left out (total_turns still
+    /// counts every turn).
     public var turns: [Turn]
     /// All memories of the session, oldest first.
     public var memories: [Memory]

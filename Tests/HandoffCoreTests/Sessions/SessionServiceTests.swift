@@ -81,6 +81,29 @@ struct SessionServiceTests {
             id: "s", change: .mergePatch(.object(["c": .integer(3)])), reasoning: "third", expectedVersion: 2, caller: caller)
     }
 
+    @Test("GetContext leaves out the oldest turns asked for that do not fit its answer's bytes; state, memories and the total stay")
+    func contextFitsItsAnswer() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("handoff-\(UUID().uuidString).sqlite").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var configuration = SessionService.Configuration()
+        configuration.contextResponseBytes = 10_000
+        let sessions = SessionService(store: try SQLiteStore(path: path), configuration: configuration)
+        _ = try await sessions.create(id: "s", stateJSON: #"{"a":1}"#, labels: [:], reasoning: "start", caller: caller)
+        _ = try await sessions.addMemory(id: "s", content: "likes tea", metadataJSON: "", reasoning: "r", caller: caller)
+        for i in 1...10 {
+            _ = try await sessions.addTurn(
+                id: "s", input: "q\(i)", output: String(repeating: "o", count: 3_000), metadataJSON: "", reasoning: "r", caller: caller)
+        }
+        // Three turns of some 3 KB fit in 10,000 bytes beside the rest; the latest three, oldest first.
+        let context = try await sessions.context(id: "s", turnLimit: 10, caller: caller)
+        #expect(context.turns.map(\.input) == ["q8", "q9", "q10"])
+        #expect(context.totalTurns == 10)
+        #expect(context.memories.map(\.content) == ["likes tea"])
+        #expect(context.session.stateJSON == #"{"a":1}"#)
+        // What fits is not touched.
+        #expect(try await sessions.context(id: "s", turnLimit: 2, caller: caller).turns.map(\.input) == ["q9", "q10"])
+    }
+
     @Test("an expected version that is stale is ABORTED and changes nothing")
     func staleVersion() async throws {
         let (sessions, _, path) = try service()

@@ -358,7 +358,10 @@ struct  Handoff__V1__GetContextResponse
    */
   Handoff__V1__Session *session;
   /*
-   * The most recent turns, at most `turn_limit`, oldest first.
+   * The most recent turns, at most `turn_limit`, oldest first; fewer when
+   * they would not fit one answer (about 3 MiB of text with the state and
+   * the memories): the oldest asked for are left out (total_turns still
+   * counts every turn).
    */
   size_t n_turns;
   Handoff__V1__Turn **turns;

@@ -10,6 +10,15 @@ import HandoffServer
 import HandoffSQLite
 import Testing
 
+/// A handoffd serving only Sessions over TLS on a store in `fixtures`, and an agent's client.
+private func startSessionsServer(_ fixtures: Fixtures) async throws -> (RunningServer, HandoffClient, SQLiteStore) {
+    let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
+    var registry = MethodRegistry()
+    registry.registerSessions(SessionService(store: store))
+    let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
+    return (running, try running.client(fixtures.clientTLS(role: "agent")), store)
+}
+
 @Suite("Sessions over TLS")
 struct SessionsMethodsTests {
     @Test("create, get, update by merge patch and by replacement; every refusal names its problem")
@@ -88,11 +97,7 @@ struct ContextMethodsTests {
     func inputLimits() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
-        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
-        var registry = MethodRegistry()
-        registry.registerSessions(SessionService(store: store))
-        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
-        let client = try running.client(fixtures.clientTLS(role: "agent"))
+        let (running, client, _) = try await startSessionsServer(fixtures)
         func refusal<Request, Response>(_ method: UnaryMethod<Request, Response>, _ request: Request) async -> RPCError? {
             await refusalOf(client, method, request)
         }
@@ -144,11 +149,7 @@ struct ContextMethodsTests {
     func contextOfBigTurns() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
-        let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
-        var registry = MethodRegistry()
-        registry.registerSessions(SessionService(store: store))
-        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
-        let client = try running.client(fixtures.clientTLS(role: "agent"))
+        let (running, client, _) = try await startSessionsServer(fixtures)
         _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "big", reasoning: "start"))
         // 24 turns of 256 KiB of output each: 6 MiB, past the 4 MiB frame.
         let output = String(repeating: "o", count: 256 * 1024)
@@ -168,11 +169,7 @@ struct ContextMethodsTests {
     func context() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
-        let store = try SQLiteStore(path: (fixtures.directory as NSString).appendingPathComponent("handoff.sqlite"))
-        var registry = MethodRegistry()
-        registry.registerSessions(SessionService(store: store))
-        let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry)
-        let client = try running.client(fixtures.clientTLS(role: "agent"))
+        let (running, client, store) = try await startSessionsServer(fixtures)
         _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "chat", reasoning: "start"))
         for i in 1...60 {
             let added = try await client.call(

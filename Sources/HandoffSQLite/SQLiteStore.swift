@@ -439,9 +439,22 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func addMemory(tenant: TenantID, memory: MemoryRecord, event: NewEvent) async throws(StoreError) -> MemoryRecord {
+    public func addMemory(
+        tenant: TenantID, memory: MemoryRecord, event: NewEvent, bytesLimit: Int
+    ) async throws(StoreError) -> MemoryRecord {
         try await write { db in
             try Self.requireSession(db, tenant: tenant, id: memory.sessionID)
+            let held = try Int.fetchOne(
+                db.cachedStatement(sql: """
+                    SELECT coalesce(sum(length(CAST(content AS BLOB)) + length(CAST(metadata_json AS BLOB))), 0)
+                    FROM memories WHERE tenant_id = ? AND session_id = ?
+                    """),
+                arguments: [tenant.rawValue, memory.sessionID]) ?? 0
+            let adding = memory.content.utf8.count + memory.metadataJSON.utf8.count
+            guard held + adding <= bytesLimit else {
+                throw StoreError.limitReached(
+                    "the memories of session \(memory.sessionID) hold \(held) bytes; this one (\(adding) bytes) would pass the limit of \(bytesLimit)")
+            }
             var stored = memory
             stored.sequence = try Self.nextSequence(db, table: "memories", tenant: tenant, sessionID: memory.sessionID)
             try db.cachedStatement(sql: """

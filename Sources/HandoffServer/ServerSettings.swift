@@ -54,6 +54,7 @@ import Yams
 ///   max_turn_limit: 500
 ///   text_size_limit_bytes: 262144
 ///   context_cache_bytes: 32768
+///   memory_bytes_limit: 1048576         # one session's memories (GetContext returns them all)
 /// ```
 public struct ServerSettings: Sendable, Equatable {
     public var listen = "127.0.0.1:7443"
@@ -203,6 +204,7 @@ public struct ServerSettings: Sendable, Equatable {
             if let x = v.maxTurnLimit { sessions.maximumTurnLimit = x }
             if let x = v.textSizeLimitBytes { sessions.textSizeLimit = x }
             if let x = v.contextCacheBytes { sessions.contextCacheBytes = x }
+            if let x = v.memoryBytesLimit { sessions.memoryBytesLimit = x }
         }
         try validate()
     }
@@ -229,6 +231,8 @@ public struct ServerSettings: Sendable, Equatable {
         try check("sessions.default_turn_limit", sessions.defaultTurnLimit, 1...sessions.maximumTurnLimit)
         try check("sessions.text_size_limit_bytes", sessions.textSizeLimit, 1...(64 << 20))
         try check("sessions.context_cache_bytes", sessions.contextCacheBytes, 0...(64 << 20))
+        // GetContext returns every memory: more than about 3 MiB could never be answered.
+        try check("sessions.memory_bytes_limit", sessions.memoryBytesLimit, 0...(3 << 20))
         try check("multi_factor.code_length", multiFactor.codeLength, 6...8)
         try check("multi_factor.lifetime_seconds", multiFactor.lifetimeSeconds, 30...3_600)
         try check("multi_factor.attempts", multiFactor.attempts, 1...10)
@@ -394,6 +398,7 @@ public struct ServerSettings: Sendable, Equatable {
             var maxTurnLimit: Int?
             var textSizeLimitBytes: Int?
             var contextCacheBytes: Int?
+            var memoryBytesLimit: Int?
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case residentCeiling = "resident_ceiling"
                 case stateSizeLimitBytes = "state_size_limit_bytes"
@@ -401,6 +406,7 @@ public struct ServerSettings: Sendable, Equatable {
                 case maxTurnLimit = "max_turn_limit"
                 case textSizeLimitBytes = "text_size_limit_bytes"
                 case contextCacheBytes = "context_cache_bytes"
+                case memoryBytesLimit = "memory_bytes_limit"
             }
             init(from decoder: any Decoder) throws {
                 try refuseUnknownKeys(decoder, CodingKeys.self)
@@ -411,6 +417,7 @@ public struct ServerSettings: Sendable, Equatable {
                 maxTurnLimit = try c.decodeIfPresent(Int.self, forKey: .maxTurnLimit)
                 textSizeLimitBytes = try c.decodeIfPresent(Int.self, forKey: .textSizeLimitBytes)
                 contextCacheBytes = try c.decodeIfPresent(Int.self, forKey: .contextCacheBytes)
+                memoryBytesLimit = try c.decodeIfPresent(Int.self, forKey: .memoryBytesLimit)
             }
         }
 

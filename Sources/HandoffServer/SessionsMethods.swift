@@ -18,6 +18,7 @@ extension SessionError: RPCErrorConvertible {
         // The store's text stays in the logs; the caller learns it may retry.
         case .unreachable(let message): RPCError(code: .unavailable, message: message)
         case .cancelled(let message): RPCError(code: .cancelled, message: message)
+        case .resourceExhausted(let message): RPCError(code: .resourceExhausted, message: message)
         case .unavailable: RPCError(code: .unavailable, message: "the store is unavailable; retry later", cause: self)
         }
     }

@@ -162,6 +162,7 @@ struct ServerSettingsTests {
               max_turn_limit: 100
               text_size_limit_bytes: 2048
               context_cache_bytes: 0
+              memory_bytes_limit: 4096
             multi_factor:
               code_length: 8
               lifetime_seconds: 120
@@ -201,6 +202,7 @@ struct ServerSettingsTests {
         #expect(settings.sessions.maximumTurnLimit == 100)
         #expect(settings.sessions.textSizeLimit == 2048)
         #expect(settings.sessions.contextCacheBytes == 0)
+        #expect(settings.sessions.memoryBytesLimit == 4096)
         #expect(try settings.hostAndPort() == ("::1", 9443))
         let configuration = try settings.serverConfiguration()
         #expect(configuration.connection.maximumFrameSize == 1_048_576)

@@ -130,6 +130,16 @@ struct ContextMethodsTests {
             Sessions.addMemory, AddMemoryRequest(sessionID: "Ok.id_1:x-Y", content: "c", reasoning: big))
         #expect(bigMemoryReasoning?.message == "reasoning is 262145 bytes; the limit is 262144")
 
+        // A session's memories hold 1 MiB at most (GetContext returns them all).
+        let memory = String(repeating: "m", count: 200_000)
+        for _ in 1...5 {
+            _ = try await client.call(Sessions.addMemory, AddMemoryRequest(sessionID: "Ok.id_1:x-Y", content: memory, reasoning: "r"))
+        }
+        let full = await refusal(Sessions.addMemory, AddMemoryRequest(sessionID: "Ok.id_1:x-Y", content: memory, reasoning: "r"))
+        #expect(full?.code == .resourceExhausted)
+        #expect(full?.message == "the memories of session Ok.id_1:x-Y hold 1000010 bytes; this one (200002 bytes) would pass the limit of 1048576")
+        #expect(try await client.call(Sessions.getContext, GetContextRequest(sessionID: "Ok.id_1:x-Y")).memories.count == 5)
+
         // A turn's source comes from who wrote it: the server's and operators' turns carry it in their metadata.
         for metadata in [#"{"source":"operator"}"#, #"{"x":{"source":"system"}}"#, #"{"a":1, "source" : "operator"}"#] {
             let spoofed = await refusal(

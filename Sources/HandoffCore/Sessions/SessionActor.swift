@@ -24,6 +24,7 @@ actor SessionActor {
     struct Limits: Sendable {
         var stateSizeLimit: Int
         var contextCacheBytes: Int
+        var memoryBytesLimit: Int
     }
 
     /// The latest turns and the memories, within `Limits.contextCacheBytes`.
@@ -146,7 +147,7 @@ actor SessionActor {
         _ = try await load()
         let stored: MemoryRecord
         do {
-            stored = try await store.addMemory(tenant: key.tenant, memory: memory, event: event)
+            stored = try await store.addMemory(tenant: key.tenant, memory: memory, event: event, bytesLimit: limits.memoryBytesLimit)
         } catch {
             throw SessionError(error)
         }

@@ -46,11 +46,13 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The call ended (cancelled, or past its deadline) before its change
     /// started: nothing was changed.
     case cancelled(String)
+    /// A limit of the session's was reached (its memories' bytes).
+    case resourceExhausted(String)
 
     public var description: String {
         switch self {
         case .invalidArgument(let m), .notFound(let m), .alreadyExists(let m), .aborted(let m), .failedPrecondition(let m),
-             .permissionDenied(let m), .unavailable(let m), .unreachable(let m), .cancelled(let m): m
+             .permissionDenied(let m), .unavailable(let m), .unreachable(let m), .cancelled(let m), .resourceExhausted(let m): m
         }
     }
 
@@ -60,6 +62,7 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notFound: self = .notFound(error.description)
         case .versionConflict: self = .aborted(error.description)
         case .keyReused: self = .failedPrecondition(error.description)
+        case .limitReached: self = .resourceExhausted(error.description)
         case .failure: self = .unavailable(error.description)
         }
     }
@@ -91,6 +94,10 @@ public final class SessionService: Sendable {
         /// turns asked for are left out. With 256 KiB text fields, 50 turns
         /// could be 38 MiB, and the answer was RESOURCE_EXHAUSTED every time.
         public var contextResponseBytes = 3 << 20
+        /// Bytes of one session's memories (content and metadata) at most.
+        /// GetContext returns every memory, so they must fit its answer
+        /// beside the state and some turns.
+        public var memoryBytesLimit = 1 << 20
         public init() {}
     }
 
@@ -444,7 +451,9 @@ public final class SessionService: Sendable {
     private func makeActor(_ key: Key, loaded: SessionRecord?) -> SessionActor {
         SessionActor(
             key: key, loaded: loaded, store: store,
-            limits: .init(stateSizeLimit: configuration.stateSizeLimit, contextCacheBytes: configuration.contextCacheBytes))
+            limits: .init(
+                stateSizeLimit: configuration.stateSizeLimit, contextCacheBytes: configuration.contextCacheBytes,
+                memoryBytesLimit: configuration.memoryBytesLimit))
     }
 
     /// Beyond the ceiling, drops the least recently used idle actors down to

@@ -196,6 +196,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case versionConflict(expected: Int64, current: Int64)
     /// An idempotency key already used for a different request.
     case keyReused(String)
+    /// The write would take a record past a limit it was given; the text says which.
+    case limitReached(String)
     /// The store itself failed (disk, corruption, …); the text is for logs.
     case failure(String)
 
@@ -205,6 +207,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notFound(let id): "session \(id) not found"
         case .versionConflict(let expected, let current): "stale version: expected \(expected), the session is at \(current)"
         case .keyReused(let key): "idempotency key \(key) was already used for a different action"
+        case .limitReached(let text): text
         case .failure(let text): "store failure: \(text)"
         }
     }
@@ -233,7 +236,9 @@ public protocol Store: Sendable {
     /// Appends a turn (numbered in the store) and its event in one transaction.
     func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord
     /// Appends a memory (numbered in the store) and its event in one transaction.
-    func addMemory(tenant: TenantID, memory: MemoryRecord, event: NewEvent) async throws(StoreError) -> MemoryRecord
+    /// Appends a memory, unless the session's memories (content and
+    /// metadata, in bytes) would then pass `bytesLimit` (`limitReached`).
+    func addMemory(tenant: TenantID, memory: MemoryRecord, event: NewEvent, bytesLimit: Int) async throws(StoreError) -> MemoryRecord
     /// Events matching `query`, at most `query.limit`, in the asked order.
     func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> [EventRecord]
     /// The session with its `turnLimit` latest turns and its memories, or nil.

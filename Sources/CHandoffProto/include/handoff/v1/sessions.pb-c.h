@@ -291,7 +291,10 @@ struct  Handoff__V1__AddMemoryRequest
    */
   char *session_id;
   /*
-   * The text to remember; required (empty is INVALID_ARGUMENT).
+   * The text to remember; required (empty is INVALID_ARGUMENT). A session's
+   * memories hold at most 1 MiB of content and metadata (configurable, as
+   * `sessions.memory_bytes_limit`; GetContext returns them all): one that
+   * would pass it is RESOURCE_EXHAUSTED.
    */
   char *content;
   /*

@@ -440,20 +440,25 @@ public final class SQLiteStore: Store {
     }
 
     public func addMemory(
-        tenant: TenantID, memory: MemoryRecord, event: NewEvent, bytesLimit: Int
+        tenant: TenantID, memory: MemoryRecord, event: NewEvent, limit: (count: Int, bytes: Int)
     ) async throws(StoreError) -> MemoryRecord {
         try await write { db in
             try Self.requireSession(db, tenant: tenant, id: memory.sessionID)
-            let held = try Int.fetchOne(
+            // The count bounds this scan (the writer's thread waits for it).
+            let held = try Row.fetchOne(
                 db.cachedStatement(sql: """
-                    SELECT coalesce(sum(length(CAST(content AS BLOB)) + length(CAST(metadata_json AS BLOB))), 0)
+                    SELECT count(*), coalesce(sum(length(CAST(content AS BLOB)) + length(CAST(metadata_json AS BLOB))), 0)
                     FROM memories WHERE tenant_id = ? AND session_id = ?
                     """),
-                arguments: [tenant.rawValue, memory.sessionID]) ?? 0
+                arguments: [tenant.rawValue, memory.sessionID])
+            let (count, bytes): (Int, Int) = (held?[0] ?? 0, held?[1] ?? 0)
             let adding = memory.content.utf8.count + memory.metadataJSON.utf8.count
-            guard held + adding <= bytesLimit else {
+            guard count < limit.count else {
+                throw StoreError.limitReached("session \(memory.sessionID) holds \(count) memories, the most it may")
+            }
+            guard bytes + adding <= limit.bytes else {
                 throw StoreError.limitReached(
-                    "the memories of session \(memory.sessionID) hold \(held) bytes; this one (\(adding) bytes) would pass the limit of \(bytesLimit)")
+                    "the memories of session \(memory.sessionID) hold \(bytes) bytes; this one (\(adding) bytes) would pass the limit of \(limit.bytes)")
             }
             var stored = memory
             stored.sequence = try Self.nextSequence(db, table: "memories", tenant: tenant, sessionID: memory.sessionID)

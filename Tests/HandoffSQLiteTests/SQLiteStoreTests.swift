@@ -741,7 +741,7 @@ struct SQLiteStoreTests {
         #expect(try await store.events(tenant: .default, sessionID: "empty").isEmpty)
         let first = try await store.addMemory(
             tenant: .default, memory: MemoryRecord(sessionID: "empty", sequence: 0, content: "m", metadataJSON: "{}", createdAtMs: 200),
-            event: NewEvent(action: "session.memory_added", actor: "a", reasoning: "first", detailsJSON: "{}", occurredAtMs: 200), bytesLimit: 1 << 20)
+            event: NewEvent(action: "session.memory_added", actor: "a", reasoning: "first", detailsJSON: "{}", occurredAtMs: 200), limit: (count: 1_000, bytes: 1 << 20))
         let empty = try await store.events(tenant: .default, sessionID: "empty")
         #expect(empty.map(\.sequence) == [1] && empty[0].previousHash == EventChain.genesis && EventChain.verify(empty) == nil)
         _ = first
@@ -751,7 +751,7 @@ struct SQLiteStoreTests {
             #expect(EventChain.verify(events) == nil)
             _ = try await store.addMemory(
                 tenant: .default, memory: MemoryRecord(sessionID: id, sequence: 0, content: "m", metadataJSON: "{}", createdAtMs: 200),
-                event: NewEvent(action: "session.memory_added", actor: "a", reasoning: "after", detailsJSON: "{}", occurredAtMs: 200), bytesLimit: 1 << 20)
+                event: NewEvent(action: "session.memory_added", actor: "a", reasoning: "after", detailsJSON: "{}", occurredAtMs: 200), limit: (count: 1_000, bytes: 1 << 20))
             let after = try await store.events(tenant: .default, sessionID: id)
             #expect(after.map(\.sequence) == [1, 2, 3, 4, 5, 6] && after[5].previousHash == events[4].hash)
             #expect(EventChain.verify(after) == nil)

@@ -147,7 +147,9 @@ actor SessionActor {
         _ = try await load()
         let stored: MemoryRecord
         do {
-            stored = try await store.addMemory(tenant: key.tenant, memory: memory, event: event, bytesLimit: limits.memoryBytesLimit)
+            stored = try await store.addMemory(
+                tenant: key.tenant, memory: memory, event: event,
+                limit: (count: SessionService.maximumMemories, bytes: limits.memoryBytesLimit))
         } catch {
             throw SessionError(error)
         }

@@ -136,6 +136,9 @@ public final class SessionService: Sendable {
     /// Milliseconds since 1970 by the system clock.
     public static let wallClockMs: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
 
+    /// Memories of one session at most (AddMemory checks them all).
+    public static let maximumMemories = 1_000
+
     /// Labels of one session at most, and their sizes.
     public static let maximumLabels = 64
     public static let maximumLabelKeyBytes = 128

@@ -236,9 +236,12 @@ public protocol Store: Sendable {
     /// Appends a turn (numbered in the store) and its event in one transaction.
     func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord
     /// Appends a memory (numbered in the store) and its event in one transaction.
-    /// Appends a memory, unless the session's memories (content and
-    /// metadata, in bytes) would then pass `bytesLimit` (`limitReached`).
-    func addMemory(tenant: TenantID, memory: MemoryRecord, event: NewEvent, bytesLimit: Int) async throws(StoreError) -> MemoryRecord
+    /// Appends a memory, unless the session's memories would then pass
+    /// `limit`: more than `count` of them, or more than `bytes` of content
+    /// and metadata (`limitReached`).
+    func addMemory(
+        tenant: TenantID, memory: MemoryRecord, event: NewEvent, limit: (count: Int, bytes: Int)
+    ) async throws(StoreError) -> MemoryRecord
     /// Events matching `query`, at most `query.limit`, in the asked order.
     func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> [EventRecord]
     /// The session with its `turnLimit` latest turns and its memories, or nil.

@@ -314,10 +314,10 @@ public struct AddMemoryRequest: ProtoMessage {
 
     /// The session to add the memory to.
     public var sessionID: String
-    /// The text to remember; required (empty is INVALID_ARGUMENT). A session's
-    /// memories hold at most 1 MiB of content and metadata (configurable, as
-    /// `sessions.memory_bytes_limit`; GetContext returns them all): one that
-    /// would pass it is RESOURCE_EXHAUSTED.
+    /// The text to remember; required (empty is INVALID_ARGUMENT). A session
+    /// holds at most 1,000 memories and 1 MiB of their content and metadata
+    /// (configurable, as `sessions.memory_bytes_limit`; GetContext returns them
+    /// all): one past either is RESOURCE_EXHAUSTED.
     public var content: String
     /// Free metadata as a JSON object; empty when none.
     public var metadataJSON: String

@@ -104,6 +104,28 @@ struct SessionServiceTests {
         #expect(try await sessions.context(id: "s", turnLimit: 2, caller: caller).turns.map(\.input) == ["q9", "q10"])
     }
 
+    @Test("a session holds at most 1,000 memories: the next is RESOURCE_EXHAUSTED and changes nothing")
+    func memoryCount() async throws {
+        let (sessions, store, path) = try service()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await sessions.create(id: "s", stateJSON: "{}", labels: [:], reasoning: "start", caller: caller)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<50 {
+                group.addTask {
+                    for i in 0..<20 {
+                        _ = try await sessions.addMemory(id: "s", content: "m\(worker)-\(i)", metadataJSON: "", reasoning: "r", caller: caller)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        await #expect(throws: SessionError.resourceExhausted("session s holds 1000 memories, the most it may")) {
+            _ = try await sessions.addMemory(id: "s", content: "one more", metadataJSON: "", reasoning: "r", caller: caller)
+        }
+        #expect(try await sessions.context(id: "s", turnLimit: 1, caller: caller).memories.count == 1_000)
+        #expect(try await store.events(tenant: .default, sessionID: "s").count == 1_001)
+    }
+
     @Test("an expected version that is stale is ABORTED and changes nothing")
     func staleVersion() async throws {
         let (sessions, _, path) = try service()

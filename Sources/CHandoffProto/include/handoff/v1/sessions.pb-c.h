@@ -291,10 +291,10 @@ struct  Handoff__V1__AddMemoryRequest
    */
   char *session_id;
   /*
-   * The text to remember; required (empty is INVALID_ARGUMENT). A session's
-   * memories hold at most 1 MiB of content and metadata (configurable, as
-   * `sessions.memory_bytes_limit`; GetContext returns them all): one that
-   * would pass it is RESOURCE_EXHAUSTED.
+   * The text to remember; required (empty is INVALID_ARGUMENT). A session
+   * holds at most 1,000 memories and 1 MiB of their content and metadata
+   * (configurable, as `sessions.memory_bytes_limit`; GetContext returns them
+   * all): one past either is RESOURCE_EXHAUSTED.
    */
   char *content;
   /*

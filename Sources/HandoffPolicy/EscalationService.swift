@@ -78,7 +78,7 @@ public final class EscalationService: Sendable {
             }
         }
         // The snapshot: what the operator sees as it was when escalated.
-        let snapshot = try await sessions.context(id: sessionID, turnLimit: 50, caller: caller)
+        let snapshot = try await sessions.context(id: sessionID, turnLimit: 50, caller: caller, responseBytes: Self.contextBytes)
         let escalation = policy.current.policy.escalation
         let now = clock()
         let priority = max(escalation.priority(for: reason), minimumPriority)
@@ -148,11 +148,16 @@ public final class EscalationService: Sendable {
             occurredAtMs: now))
     }
 
+    /// Bytes of a ticket's snapshot, and of its live context, at most (GetTicket carries both).
+    static let contextBytes = 1_536 * 1024
+
     /// The ticket, its snapshot, the session's live context and its pending action.
     public func view(ticketID: String, caller: Caller) async throws(SessionError) -> TicketView {
         let ticket = try await load(ticketID, caller: caller)
+        // Snapshot and live context share one answer (GetTicket): half the room each.
         let snapshot = (try? JSONValue(parsing: ticket.snapshotJSON)).flatMap(Self.context(from:))
-        let live = try? await sessions.context(id: ticket.sessionID, turnLimit: 50, caller: caller)
+            .map { SessionService.fitted($0, within: Self.contextBytes) }
+        let live = try? await sessions.context(id: ticket.sessionID, turnLimit: 50, caller: caller, responseBytes: Self.contextBytes)
         var pending: PendingActionRecord?
         if !ticket.pendingActionID.isEmpty { pending = try? await confirmations.load(ticket.pendingActionID, caller: caller) }
         return TicketView(ticket: ticket, snapshot: snapshot, live: live, pending: pending)

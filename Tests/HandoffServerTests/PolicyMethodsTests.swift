@@ -843,6 +843,26 @@ struct EscalationsMethodsTests {
         await running.stop()
     }
 
+    @Test("GetTicket of a session with turns too big for one frame: snapshot and live context share the answer")
+    func bigTicket() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, agent) = try await startDecisionServer(fixtures, clock: TestClock())
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: "big", reasoning: "start"))
+        let output = String(repeating: "o", count: 256 * 1024)
+        for i in 1...24 {
+            _ = try await agent.call(Sessions.addTurn, AddTurnRequest(sessionID: "big", input: "q\(i)", output: output, reasoning: "r"))
+        }
+        let ticket = try #require(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "big", reason: "help")).ticket)
+        let view = try await operatorClient.call(Escalations.getTicket, GetTicketRequest(ticketID: ticket.id))
+        #expect(view.snapshot?.turns.last?.input == "q24")
+        #expect((view.snapshot?.turns.count ?? 0) >= 4)
+        #expect(view.liveContext?.turns.last?.source == .system, "the escalation turn is in the live context")
+        for client in [operatorClient, agent] { await client.close() }
+        await running.stop()
+    }
+
     @Test("malformed desk requests are INVALID_ARGUMENT naming the field")
     func malformed() async throws {
         let fixtures = try Fixtures()

@@ -171,7 +171,11 @@ actor SessionActor {
     func changeBeside<T: Sendable>(
         addsTurns: Bool = false, _ work: @Sendable () async throws(SessionError) -> (T, status: String?)
     ) async throws(SessionError) -> T {
-        try await takeTurnToChange()
+        // Not takeTurnToChange: these changes often follow one already
+        // committed for the same call (an assessment's pending action, then
+        // its ticket or approval); stopping between them would leave the
+        // first without the second.
+        await takeTurn()
         defer { passTurn() }
         _ = try await load()
         if addsTurns { cached = nil }  // the next GetContext reads the new turns

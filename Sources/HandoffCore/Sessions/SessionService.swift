@@ -289,26 +289,30 @@ public final class SessionService: Sendable {
     /// The session with its most recent turns (oldest first) and its memories.
     /// `turnLimit` 0 means the default (50); above the maximum is lowered to
     /// it (as sessions.proto says); negative is refused.
-    public func context(id: String, turnLimit: Int, caller: Caller) async throws(SessionError) -> SessionContext {
+    public func context(
+        id: String, turnLimit: Int, caller: Caller, responseBytes: Int? = nil
+    ) async throws(SessionError) -> SessionContext {
         guard turnLimit >= 0 else {
             throw .invalidArgument("turn_limit must not be negative, not \(turnLimit)")
         }
         let limit = turnLimit == 0 ? configuration.defaultTurnLimit : min(turnLimit, configuration.maximumTurnLimit)
         let context = try await withSession(id, caller) { actor throws(SessionError) in try await actor.context(turnLimit: limit) }
-        return Self.fitted(context, within: configuration.contextResponseBytes)
+        return Self.fitted(context, within: responseBytes ?? configuration.contextResponseBytes)
     }
 
     /// `context` with as many of its latest turns as fit in `bytes` beside
     /// the state and the memories (which always stay: a caller that gets
     /// none of them could not tell they exist). `totalTurns` still counts them all.
-    static func fitted(_ context: SessionContext, within bytes: Int) -> SessionContext {
+    public static func fitted(_ context: SessionContext, within bytes: Int) -> SessionContext {
+        // Text, plus each record's session id and room for its fields' tags and lengths.
+        let id = context.session.id.utf8.count
         func size(_ turn: TurnRecord) -> Int {
             turn.input.utf8.count + turn.output.utf8.count + turn.metadataJSON.utf8.count + turn.reasoning.utf8.count
-                + turn.author.utf8.count + 64
+                + turn.author.utf8.count + id + 96
         }
         var total = context.session.stateJSON.utf8.count
             + context.session.labels.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 8 }
-            + context.memories.reduce(0) { $0 + $1.content.utf8.count + $1.metadataJSON.utf8.count + 32 }
+            + context.memories.reduce(0) { $0 + $1.content.utf8.count + $1.metadataJSON.utf8.count + id + 48 }
         var kept = 0
         for turn in context.turns.reversed() {
             total += size(turn)
@@ -375,7 +379,7 @@ public final class SessionService: Sendable {
         public var eventsChecked: Int
         /// nil when every link holds.
         public var firstBreak: EventChain.Break?
-        /// The hash of the last event.
+        /// The stored hash of the last event checked; empty when none was.
         public var headHash: [UInt8]
     }
 
@@ -388,7 +392,7 @@ public final class SessionService: Sendable {
             throw SessionError(error)
         }
         guard let checked else { throw .notFound("session \(id) not found") }
-        return AuditResult(eventsChecked: checked.checked, firstBreak: checked.firstBreak, headHash: checked.lastHash)
+        return AuditResult(eventsChecked: checked.checked, firstBreak: checked.firstBreak, headHash: checked.lastCheckedHash)
     }
 
     /// The id of the session's unresolved escalation ticket, or nil (the

@@ -60,8 +60,10 @@ public enum EventChain {
         public let sessionID: String
         /// Events checked, up to and including the first broken one.
         public private(set) var checked = 0
-        /// The hash of the last event that held.
+        /// The hash of the last event that held (the genesis before any).
         public private(set) var lastHash = EventChain.genesis
+        /// The stored hash of the last event checked, broken or not; empty before any.
+        public private(set) var lastCheckedHash: [UInt8] = []
         public private(set) var firstBreak: Break?
 
         public init(tenant: TenantID, sessionID: String) {
@@ -75,6 +77,7 @@ public enum EventChain {
         public mutating func check(_ record: EventRecord) -> Break? {
             if let firstBreak { return firstBreak }
             checked += 1
+            lastCheckedHash = record.hash
             let expectedSequence = Int64(checked)
             if record.tenant != tenant || record.sessionID != sessionID {
                 // A link edited to point into another chain: its events hash

@@ -304,6 +304,9 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
             }
         }
         calls[id]?.task = task
+        // Answered (and so abandoned) while Task.immediate ran it: a stream
+        // whose first message was too big. Its handler may still be waiting.
+        if abandoned.contains(id) { task.cancel() }
     }
 
     /// The handler returned or threw; answer unless the call was already ended

@@ -126,6 +126,35 @@ struct SessionServiceTests {
         #expect(try await store.events(tenant: .default, sessionID: "s").count == 1_001)
     }
 
+    @Test("a change beside the session (a ticket, an approval) still runs when its call ended while it waited: it may complete one already committed")
+    func changeBesideIgnoresCancellation() async throws {
+        let (sessions, store, path) = try service()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await sessions.create(id: "s", stateJSON: "{}", labels: [:], reasoning: "start", caller: caller)
+        let gate = DispatchSemaphore(value: 0)
+        let held = Mutex(false)
+        let holding = Task { try await store.write { _ in held.withLock { $0 = true }; gate.wait() } }
+        while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        let first = Task {
+            try await sessions.updateState(
+                id: "s", change: .mergePatch(.object(["a": .integer(1)])), reasoning: "first", expectedVersion: nil, caller: caller)
+        }
+        while store._testOnly_waitingWrites < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        let ran = Mutex(false)
+        let beside = Task {
+            try await sessions.changeBeside(id: "s", caller: caller) { () throws(SessionError) -> (Bool, status: String?) in
+                ran.withLock { $0 = true }
+                return (true, status: nil)
+            }
+        }
+        beside.cancel()
+        gate.signal()
+        try await holding.value
+        _ = try await first.value
+        #expect(try await beside.value)
+        #expect(ran.withLock { $0 })
+    }
+
     @Test("an expected version that is stale is ABORTED and changes nothing")
     func staleVersion() async throws {
         let (sessions, _, path) = try service()

@@ -478,6 +478,35 @@ struct RPCProtocolRuleTests {
         try await loopback.shutdown()
     }
 
+    @Test("a stream whose first message is over the frame limit ends RESOURCE_EXHAUSTED, and its handler is cancelled")
+    func oversizeFirstStreamMessage() async throws {
+        var configuration = RPCServerConnectionHandler.Configuration()
+        configuration.maximumFrameSize = 2048
+        let cancelled = Signal()
+        var registry = MethodRegistry()
+        registry.register(Operators.watch) { _, _, writer in
+            // Written before the handler first suspends, so while Task.immediate still runs it.
+            try? await writer.write(DeskEvent(cursor: String(repeating: "c", count: 4096)))
+            do {
+                try await Task.sleep(for: .seconds(30))
+            } catch {
+                cancelled.fire()
+            }
+        }
+        let loopback = try await Loopback(registry: registry, configuration: configuration)
+        let client = try await loopback.connect()
+        var ended: (any Error)?
+        do {
+            for try await _ in client.stream(Operators.watch, WatchRequest()) {}
+        } catch {
+            ended = error
+        }
+        #expect((ended as? RPCError)?.code == .resourceExhausted)
+        #expect(await cancelled.wait(), "the handler of the ended stream was not cancelled")
+        await client.close()
+        try await loopback.shutdown()
+    }
+
     @Test("a request the client cannot send fails at once, without hanging")
     func unsendableRequest() async throws {
         var registry = MethodRegistry()

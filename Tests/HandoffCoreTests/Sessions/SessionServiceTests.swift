@@ -43,29 +43,41 @@ struct SessionServiceTests {
         #expect(events.last?.event.actor == caller.identity)
     }
 
+    /// An update of session "s" that keeps the session's turn, with the
+    /// store's writer held, until `release` lets its write commit.
+    private func firstUpdateHoldingTheTurn(
+        _ sessions: SessionService, _ store: SQLiteStore
+    ) async throws -> (first: Task<SessionRecord, any Error>, release: @Sendable () async throws -> Void) {
+        let gate = DispatchSemaphore(value: 0)
+        let held = Mutex(false)
+        let holding = Task { try await store.write { _ in held.withLock { $0 = true }; gate.wait() } }
+        while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
+        let caller = caller
+        let first = Task {
+            try await sessions.updateState(
+                id: "s", change: .mergePatch(.object(["a": .integer(1)])), reasoning: "first", expectedVersion: nil, caller: caller)
+        }
+        while store._testOnly_waitingWrites < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        return (first, {
+            gate.signal()
+            try await holding.value
+        })
+    }
+
     @Test("a change whose call ended (cancelled, past its deadline) while it waited for the session's turn changes nothing")
     func cancelledWhileWaitingForTheTurn() async throws {
         let (sessions, store, path) = try service()
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try await sessions.create(id: "s", stateJSON: "{}", labels: [:], reasoning: "start", caller: caller)
         // The store's writer held: the first update keeps the session's turn until it commits.
-        let gate = DispatchSemaphore(value: 0)
-        let held = Mutex(false)
-        let holding = Task { try await store.write { _ in held.withLock { $0 = true }; gate.wait() } }
-        while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
-        let first = Task {
-            try await sessions.updateState(
-                id: "s", change: .mergePatch(.object(["a": .integer(1)])), reasoning: "first", expectedVersion: nil, caller: caller)
-        }
-        while store._testOnly_waitingWrites < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        let (first, release) = try await firstUpdateHoldingTheTurn(sessions, store)
         // The second waits for the turn (or has not reached it yet); its call ends.
         let second = Task {
             try await sessions.updateState(
                 id: "s", change: .mergePatch(.object(["b": .integer(2)])), reasoning: "second", expectedVersion: nil, caller: caller)
         }
         second.cancel()
-        gate.signal()
-        try await holding.value
+        try await release()
         #expect(try await first.value.version == 2)
         let refused = await second.result
         guard case .failure(let error as SessionError) = refused, case .cancelled = error else {
@@ -131,15 +143,7 @@ struct SessionServiceTests {
         let (sessions, store, path) = try service()
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try await sessions.create(id: "s", stateJSON: "{}", labels: [:], reasoning: "start", caller: caller)
-        let gate = DispatchSemaphore(value: 0)
-        let held = Mutex(false)
-        let holding = Task { try await store.write { _ in held.withLock { $0 = true }; gate.wait() } }
-        while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
-        let first = Task {
-            try await sessions.updateState(
-                id: "s", change: .mergePatch(.object(["a": .integer(1)])), reasoning: "first", expectedVersion: nil, caller: caller)
-        }
-        while store._testOnly_waitingWrites < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        let (first, release) = try await firstUpdateHoldingTheTurn(sessions, store)
         let ran = Mutex(false)
         let beside = Task {
             try await sessions.changeBeside(id: "s", caller: caller) { () throws(SessionError) -> (Bool, status: String?) in
@@ -148,8 +152,7 @@ struct SessionServiceTests {
             }
         }
         beside.cancel()
-        gate.signal()
-        try await holding.value
+        try await release()
         _ = try await first.value
         #expect(try await beside.value)
         #expect(ran.withLock { $0 })

@@ -25,6 +25,7 @@ import Yams
 /// limits:
 ///   max_frame_bytes: 4194304
 ///   max_calls_per_connection: 1024
+///   max_calls_total: 16384              # handlers running at once on the whole server
 ///   idle_timeout_seconds: 120
 ///   shutdown_grace_seconds: 10
 /// tokens:                               # bearer tokens (handoff tokens new), stored as SHA-256
@@ -73,6 +74,8 @@ public struct ServerSettings: Sendable, Equatable {
     public var policy: String?
     public var maximumFrameBytes = 4 << 20
     public var maximumCallsPerConnection = 1024
+    /// Handlers running at once across every connection.
+    public var maximumCallsTotal = 16_384
     public var idleTimeoutSeconds = 120
     public var shutdownGraceSeconds = 10
     public var threads = System.coreCount
@@ -155,6 +158,7 @@ public struct ServerSettings: Sendable, Equatable {
         if let limits = file.limits {
             if let v = limits.maxFrameBytes { maximumFrameBytes = v }
             if let v = limits.maxCallsPerConnection { maximumCallsPerConnection = v }
+            if let v = limits.maxCallsTotal { maximumCallsTotal = v }
             if let v = limits.idleTimeoutSeconds { idleTimeoutSeconds = v }
             if let v = limits.shutdownGraceSeconds { shutdownGraceSeconds = v }
             if let v = limits.threads { threads = v }
@@ -219,6 +223,7 @@ public struct ServerSettings: Sendable, Equatable {
         }
         try check("limits.max_frame_bytes", maximumFrameBytes, 1024...(256 << 20))
         try check("limits.max_calls_per_connection", maximumCallsPerConnection, 1...100_000)
+        try check("limits.max_calls_total", maximumCallsTotal, 1...1_000_000)
         try check("limits.idle_timeout_seconds", idleTimeoutSeconds, 1...86_400)
         try check("limits.shutdown_grace_seconds", shutdownGraceSeconds, 0...3_600)
         try check("limits.threads", threads, 1...256)
@@ -260,6 +265,7 @@ public struct ServerSettings: Sendable, Equatable {
         var configuration = RPCServer.Configuration(host: host, port: port, tls: tlsEnabled ? tls : nil)
         configuration.connection.maximumFrameSize = maximumFrameBytes
         configuration.connection.maximumConcurrentCalls = maximumCallsPerConnection
+        configuration.connection.handlers = HandlerBudget(limit: maximumCallsTotal)
         configuration.connection.idleTimeout = .seconds(Int64(idleTimeoutSeconds))
         configuration.shutdownGracePeriod = .seconds(shutdownGraceSeconds)
         configuration.threads = threads
@@ -448,12 +454,14 @@ public struct ServerSettings: Sendable, Equatable {
         struct Limits: Decodable {
             var maxFrameBytes: Int?
             var maxCallsPerConnection: Int?
+            var maxCallsTotal: Int?
             var idleTimeoutSeconds: Int?
             var shutdownGraceSeconds: Int?
             var threads: Int?
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case maxFrameBytes = "max_frame_bytes"
                 case maxCallsPerConnection = "max_calls_per_connection"
+                case maxCallsTotal = "max_calls_total"
                 case idleTimeoutSeconds = "idle_timeout_seconds"
                 case shutdownGraceSeconds = "shutdown_grace_seconds"
                 case threads
@@ -463,6 +471,7 @@ public struct ServerSettings: Sendable, Equatable {
                 let c = try decoder.container(keyedBy: CodingKeys.self)
                 maxFrameBytes = try c.decodeIfPresent(Int.self, forKey: .maxFrameBytes)
                 maxCallsPerConnection = try c.decodeIfPresent(Int.self, forKey: .maxCallsPerConnection)
+                maxCallsTotal = try c.decodeIfPresent(Int.self, forKey: .maxCallsTotal)
                 idleTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds)
                 shutdownGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .shutdownGraceSeconds)
                 threads = try c.decodeIfPresent(Int.self, forKey: .threads)

@@ -152,6 +152,7 @@ struct ServerSettingsTests {
             limits:
               max_frame_bytes: 1048576
               max_calls_per_connection: 64
+              max_calls_total: 128
               idle_timeout_seconds: 30
               shutdown_grace_seconds: 5
               threads: 2
@@ -207,6 +208,8 @@ struct ServerSettingsTests {
         let configuration = try settings.serverConfiguration()
         #expect(configuration.connection.maximumFrameSize == 1_048_576)
         #expect(configuration.connection.maximumConcurrentCalls == 64)
+        #expect(configuration.connection.handlers.limit == 128)
+        #expect(settings.maximumCallsTotal == 128)
         #expect(configuration.connection.idleTimeout == .seconds(30))
         #expect(configuration.tls?.certificateChainPath == "/etc/handoff/server.pem")
         #expect(configuration.tls?.peerVerification == .required)

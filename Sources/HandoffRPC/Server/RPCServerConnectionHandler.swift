@@ -24,6 +24,9 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
         public var maximumFrameSize = 4 << 20
         /// Calls in flight at once; more are refused with RESOURCE_EXHAUSTED.
         public var maximumConcurrentCalls = 1024
+        /// Handlers running at once across every connection that shares this
+        /// configuration (one server's); more calls are refused with RESOURCE_EXHAUSTED.
+        public var handlers = HandlerBudget(limit: 16_384)
         /// A connection that sends nothing for this long is closed with a
         /// GOAWAY (within a quarter more); nil never closes an idle connection.
         public var idleTimeout: TimeAmount? = .seconds(120)
@@ -286,11 +289,20 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
                 return []
             }
         }
+        let handlers = configuration.handlers
+        guard handlers.acquire() else {
+            write(.end(
+                callID: id, status: .resourceExhausted,
+                message: "the server is running \(handlers.limit) calls, the most it takes at once; retry later"))
+            return
+        }
         calls[id] = call
         // Started after the call is recorded: a handler that does not suspend
         // finishes inside Task.immediate, and callFinished must find it.
         let loop = context.eventLoop
         let task = Task.immediate(executorPreference: executor) {
+            // Whatever became of the call or its connection.
+            defer { handlers.release() }
             let result: Result<[UInt8], any Error>
             do {
                 result = .success(try await work())

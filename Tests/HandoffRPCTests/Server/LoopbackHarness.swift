@@ -128,6 +128,31 @@ final class RawConnection: Sendable {
 }
 
 /// A flag a handler sets and a test waits for, with a time limit.
+/// Holds whoever calls `pass()` until `open()`, cancelled or not: a
+/// handler that does not stop when its call ends.
+final class Gate: Sendable {
+    private let waiting = Mutex<[CheckedContinuation<Void, Never>]?>([])
+
+    func pass() async {
+        await withCheckedContinuation { continuation in
+            let open = waiting.withLock { waiting -> Bool in
+                guard waiting != nil else { return true }
+                waiting!.append(continuation)
+                return false
+            }
+            if open { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let held = waiting.withLock { waiting -> [CheckedContinuation<Void, Never>] in
+            defer { waiting = nil }
+            return waiting ?? []
+        }
+        for continuation in held { continuation.resume() }
+    }
+}
+
 final class Signal: Sendable {
     private let state = Mutex<(fired: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 

@@ -255,21 +255,14 @@ struct RPCConnectionTests {
     @Test("a call answered early (past its deadline, or cancelled) keeps its place under the limit until its handler returns")
     func abandonedCallsCount() async throws {
         // Handlers that do not stop when cancelled, until the gate opens.
-        let gate = Mutex<[CheckedContinuation<Void, Never>]?>([])
+        let gate = Gate()
         let entered = Mutex(0)
         var configuration = RPCServerConnectionHandler.Configuration()
         configuration.maximumConcurrentCalls = 2
         let loopback = try await Loopback(
             registry: pingRegistry { request, _ in
                 entered.withLock { $0 += 1 }
-                await withCheckedContinuation { continuation in
-                    let open = gate.withLock { waiting -> Bool in
-                        guard waiting != nil else { return true }
-                        waiting!.append(continuation)
-                        return false
-                    }
-                    if open { continuation.resume() }
-                }
+                await gate.pass()
                 return PingResponse(payload: request.payload)
             },
             configuration: configuration)
@@ -290,17 +283,49 @@ struct RPCConnectionTests {
         #expect(refused?.code == .resourceExhausted)
         #expect(refused?.message.contains("limit 2; 2 of them cancelled or past their deadline") == true, "\(String(describing: refused))")
         // Once they return, calls are taken again.
-        let waiting = gate.withLock { waiting -> [CheckedContinuation<Void, Never>] in
-            defer { waiting = nil }
-            return waiting ?? []
-        }
-        for continuation in waiting { continuation.resume() }
+        gate.open()
         var answer: PingResponse?
         for _ in 0..<200 where answer == nil {
             answer = try? await client.call(Health.ping, PingRequest(payload: [4]))
             if answer == nil { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(answer?.payload == [4])
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("handlers still running count against the server's limit after their connection closed")
+    func handlersOutliveConnections() async throws {
+        let gate = Gate()
+        let entered = Mutex(0)
+        var configuration = RPCServerConnectionHandler.Configuration()
+        configuration.handlers = HandlerBudget(limit: 2)
+        let loopback = try await Loopback(
+            registry: pingRegistry { request, _ in
+                entered.withLock { $0 += 1 }
+                // Does not stop when cancelled, until the gate opens.
+                await gate.pass()
+                return PingResponse(payload: request.payload)
+            },
+            configuration: configuration)
+        // Two clients each start a call and go away.
+        for payload: UInt8 in [1, 2] {
+            let client = try await loopback.connect()
+            let call = Task { try await client.call(Health.ping, PingRequest(payload: [payload])) }
+            while entered.withLock({ $0 }) < Int(payload) { try await Task.sleep(for: .milliseconds(5)) }
+            await client.close()
+            _ = await call.result
+        }
+        // Their handlers still run: a new client's call is refused.
+        let client = try await loopback.connect()
+        let refused = await #expect(throws: RPCError.self) {
+            _ = try await client.call(Health.ping, PingRequest(payload: [3]), options: CallOptions(timeout: .seconds(3)))
+        }
+        #expect(refused?.code == .resourceExhausted)
+        #expect(refused?.message == "the server is running 2 calls, the most it takes at once; retry later")
+        gate.open()
+        while configuration.handlers.current > 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(try await client.call(Health.ping, PingRequest(payload: [4])).payload == [4])
         await client.close()
         try await loopback.shutdown()
     }

@@ -231,7 +231,9 @@ public struct ServerSettings: Sendable, Equatable {
         try check("store.cache_mib", storeCacheMiB, 1...16_384)
         try check("store.checkpoint_pages", storeCheckpointPages, 100...1_000_000)
         try check("sessions.resident_ceiling", sessions.residentCeiling, 1...10_000_000)
-        try check("sessions.state_size_limit_bytes", sessions.stateSizeLimit, 2...(64 << 20))
+        // A state travels whole in a request (a replacement) and in responses
+        // (UpdateState, GetSession, GetContext): half a frame leaves room for the rest.
+        try check("sessions.state_size_limit_bytes", sessions.stateSizeLimit, 2...max(2, min(64 << 20, maximumFrameBytes / 2)))
         try check("sessions.max_turn_limit", sessions.maximumTurnLimit, 1...100_000)
         try check("sessions.default_turn_limit", sessions.defaultTurnLimit, 1...sessions.maximumTurnLimit)
         try check("sessions.text_size_limit_bytes", sessions.textSizeLimit, 1...(64 << 20))

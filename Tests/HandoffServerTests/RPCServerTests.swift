@@ -192,6 +192,12 @@ struct ServerSettingsTests {
         var tooSmall = ServerSettings()
         #expect(throws: ServerSettings.Error.self) { try tooSmall.apply(yaml: "store: {cache_mib: 0}", source: "t.yaml") }
         #expect(throws: ServerSettings.Error.self) { try tooSmall.apply(yaml: "store: {checkpoint_pages: 10}", source: "t.yaml") }
+        // A state limit a frame could not carry (half the frame at most).
+        var frameBound = ServerSettings()
+        let bigState = #expect(throws: ServerSettings.Error.self) {
+            try frameBound.apply(yaml: "limits: {max_frame_bytes: 1048576}\nsessions: {state_size_limit_bytes: 600000}", source: "t.yaml")
+        }
+        #expect(bigState?.message.contains("sessions.state_size_limit_bytes is 600000; it must be within 2...524288") == true)
         #expect(settings.automatedAssessments == .committed && ServerSettings().automatedAssessments == .queued)
         let unknownMode = #expect(throws: ServerSettings.Error.self) {
             try tooSmall.apply(yaml: "store: {automated_assessments: later}", source: "t.yaml")

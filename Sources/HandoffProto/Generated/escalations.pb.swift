@@ -177,7 +177,8 @@ public struct ListQueueRequest: ProtoMessage {
 
     /// Only tickets in these statuses; empty means OPEN and CLAIMED.
     public var statuses: [TicketStatus]
-    /// Only tickets of these priorities; empty means every priority.
+    /// Only tickets of these priorities; empty means every priority. Each may
+    /// be NORMAL, HIGH or URGENT (others are INVALID_ARGUMENT); repeats count once.
     public var priorities: [Priority]
     /// Only tickets claimed by the operator of this name; empty means anyone's
     /// (and unclaimed ones).

@@ -161,7 +161,8 @@ struct  Handoff__V1__ListQueueRequest
   size_t n_statuses;
   Handoff__V1__TicketStatus *statuses;
   /*
-   * Only tickets of these priorities; empty means every priority.
+   * Only tickets of these priorities; empty means every priority. Each may
+   * be NORMAL, HIGH or URGENT (others are INVALID_ARGUMENT); repeats count once.
    */
   size_t n_priorities;
   Handoff__V1__Priority *priorities;

@@ -135,7 +135,7 @@ public struct DeskWatch: AsyncSequence, Sendable {
                         query.actions = Array(DeskFeed.actions)
                         query.after = last
                         query.limit = 200
-                        page = try await watch.store.listEvents(tenant: watch.caller.tenant, query: query)
+                        page = try await watch.store.listEvents(tenant: watch.caller.tenant, query: query).events
                         if page.count < query.limit { replaying = false }
                         if page.isEmpty { continue }
                     }

@@ -471,10 +471,19 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> [EventRecord] {
+    public func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> EventPage {
         let (sql, arguments) = Self.eventListing(tenant: tenant, query: query)
         do {
-            return try await readEvents { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.event(from:)) }
+            return try await readEvents { db in
+                var page = EventPage(events: [])
+                for row in try Row.fetchAll(db, sql: sql, arguments: arguments) {
+                    // Only a walk with a budget marks its rows (see sessionEventListing).
+                    let event = Self.event(from: row)
+                    if row["matched"] as Bool? ?? true { page.events.append(event) }
+                    if row["cut"] as Bool? ?? false { page.walkedTo = event }
+                }
+                return page
+            }
         } catch {
             throw StoreError.failure("\(error)")
         }
@@ -571,17 +580,18 @@ public final class SQLiteStore: Store {
                     """
                 arguments = [resume, tenant.rawValue, sessionID, after.sequence] + arguments
             }
+            // `walked`: events walked up to the row's, at most the budget.
             let step = matching("e")
             walk = """
-                WITH RECURSIVE chain(position, steps_left, found) AS (
-                    \(start)
+                WITH RECURSIVE chain(position, steps_left, found, walked) AS (
+                    SELECT *, 1 FROM (\(start))
                     UNION ALL
-                    SELECT e.prev_position, c.steps_left - 1, c.found + (\(step.sql))
+                    SELECT e.prev_position, c.steps_left - 1, c.found + (\(step.sql)), c.walked + 1
                     FROM events e JOIN chain c ON e.position = c.position
-                    WHERE e.prev_position IS NOT NULL AND c.steps_left > 1 AND c.found < ?
+                    WHERE e.prev_position IS NOT NULL AND c.steps_left > 1 AND c.found < ? AND c.walked < ?
                 )
                 """
-            arguments += step.arguments + [query.limit]
+            arguments += step.arguments + [query.limit, query.walkBudget ?? Int.max]
         } else {
             // `steps_left` is the seq of the event at `position`: stop above the token's.
             walk = """
@@ -596,6 +606,20 @@ public final class SQLiteStore: Store {
             arguments.append(max(0, min(query.after?.sequence ?? 0, Int64.max - 1)) + 1)
         }
         let page = matching("events")
+        if query.newestFirst, let budget = query.walkBudget {
+            // The last row walked is returned too, marked `cut`, when the
+            // budget ended the walk before the page filled and the chain
+            // goes on: the next page resumes after it.
+            arguments += page.arguments + [budget, query.limit, query.limit]
+            let sql = """
+                \(walk) SELECT * FROM (
+                    SELECT events.*, (\(page.sql)) AS matched,
+                        (chain.walked >= ? AND chain.found < ? AND events.prev_position IS NOT NULL AND chain.steps_left > 1) AS cut
+                    FROM chain CROSS JOIN events ON events.position = chain.position)
+                WHERE matched OR cut ORDER BY seq DESC LIMIT ?
+                """
+            return (sql, StatementArguments(arguments.map { Optional($0) }))
+        }
         arguments += page.arguments + [query.limit]
         let sql = """
             \(walk) SELECT events.* FROM chain CROSS JOIN events ON events.position = chain.position

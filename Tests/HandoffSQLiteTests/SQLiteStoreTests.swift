@@ -350,7 +350,7 @@ struct SQLiteStoreTests {
         }
         var query = EventQuery()
         query.sessionID = "q"
-        let reader = Task { [query] in try await store.listEvents(tenant: .default, query: query) }
+        let reader = Task { [query] in try await store.listEvents(tenant: .default, query: query).events }
         while store._testOnly_settlingReads == 0 { try await Task.sleep(for: .milliseconds(2)) }
         #expect(try await held.release() == ["refused", "updated"])
         let listed = try await reader.value
@@ -556,7 +556,7 @@ struct SQLiteStoreTests {
         #expect(EventChain.verify(events) != nil)
         var query = EventQuery()
         query.sessionID = "c"
-        #expect(try await store.listEvents(tenant: .default, query: query).count == 5)
+        #expect(try await store.listEvents(tenant: .default, query: query).events.count == 5)
     }
 
     @Test("every lookup by something other than the primary key uses its index, not a walk through the tenant")
@@ -629,7 +629,7 @@ struct SQLiteStoreTests {
                 query.limit = 7
                 var seen: [Int64] = []
                 while true {
-                    let page = try await store.listEvents(tenant: .default, query: query)
+                    let page = try await store.listEvents(tenant: .default, query: query).events
                     seen += page.map(\.sequence)
                     guard page.count == query.limit, let last = page.last else { break }
                     query.after = EventPosition(

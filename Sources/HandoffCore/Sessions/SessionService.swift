@@ -329,6 +329,10 @@ public final class SessionService: Sendable {
     /// a few dozen kinds; each is a bound parameter of the store's query).
     public static let maximumListedActions = 100
 
+    /// Events one page of one session's events walks at most (newest first;
+    /// a page that did not fill by then ends early, with a next page token).
+    public static let maximumWalkPerPage = 10_000
+
     /// The most events one ListEvents page holds (the same maximum as turns).
     public var maximumPageSize: Int { configuration.maximumTurnLimit }
 
@@ -342,21 +346,29 @@ public final class SessionService: Sendable {
         }
         var probe = query
         probe.limit = query.limit + 1  // one more tells whether a next page exists
-        let found: [EventRecord]
+        // A page of one session walks its chain: bounded, so that a filter
+        // that matches little cannot make one call walk millions of events.
+        probe.walkBudget = Self.maximumWalkPerPage
+        let found: EventPage
         do {
             found = try await store.listEvents(tenant: caller.tenant, query: probe)
         } catch {
             throw SessionError(error)
         }
-        let page = Array(found.prefix(query.limit))
-        let next = found.count > query.limit
-            ? page.last.map {
-                // Only one session's newest-first listing resumes at a position; other tokens do not carry it.
-                EventPosition(
-                    occurredAtMs: $0.event.occurredAtMs, sessionID: $0.sessionID, sequence: $0.sequence,
-                    storePosition: query.sessionID != nil && query.newestFirst ? $0.storePosition : nil)
-            }
-            : nil
+        let page = Array(found.events.prefix(query.limit))
+        // Only one session's newest-first listing resumes at a position; other tokens do not carry it.
+        func position(after event: EventRecord) -> EventPosition {
+            EventPosition(
+                occurredAtMs: event.event.occurredAtMs, sessionID: event.sessionID, sequence: event.sequence,
+                storePosition: query.sessionID != nil && query.newestFirst ? event.storePosition : nil)
+        }
+        let next: EventPosition?
+        if found.events.count > query.limit {
+            next = page.last.map(position(after:))
+        } else {
+            // The walk ran out of budget: the page may be short, even empty, and the next goes on from there.
+            next = found.walkedTo.map(position(after:))
+        }
         return (page, next)
     }
 

@@ -164,8 +164,25 @@ public struct EventQuery: Sendable, Hashable {
     public var limit = 50
     /// Continue after this event (the last of the previous page).
     public var after: EventPosition?
+    /// One session's newest-first listing walks its chain back from the
+    /// head: with this set, it walks at most this many events, and a page it
+    /// could not fill says where the walk stopped (`EventPage.walkedTo`).
+    public var walkBudget: Int?
 
     public init() {}
+}
+
+/// A page of events, and where a walk that ran out of budget stopped.
+public struct EventPage: Sendable, Hashable {
+    public var events: [EventRecord]
+    /// The last event walked, when the walk stopped at its budget before the
+    /// page was full: the next page resumes after it.
+    public var walkedTo: EventRecord?
+
+    public init(events: [EventRecord], walkedTo: EventRecord? = nil) {
+        self.events = events
+        self.walkedTo = walkedTo
+    }
 }
 
 /// An event's place in a listing: time, then session, then sequence (one
@@ -243,7 +260,7 @@ public protocol Store: Sendable {
         tenant: TenantID, memory: MemoryRecord, event: NewEvent, limit: (count: Int, bytes: Int)
     ) async throws(StoreError) -> MemoryRecord
     /// Events matching `query`, at most `query.limit`, in the asked order.
-    func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> [EventRecord]
+    func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> EventPage
     /// The session with its `turnLimit` latest turns and its memories, or nil.
     func context(tenant: TenantID, sessionID: String, turnLimit: Int) async throws(StoreError) -> SessionContext?
     /// Records an assessment in one transaction: its pending action (if any),

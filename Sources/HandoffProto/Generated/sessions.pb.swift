@@ -500,7 +500,10 @@ public struct ListEventsRequest: ProtoMessage {
 public struct ListEventsResponse: ProtoMessage {
     public static let protoName = "handoff.v1.ListEventsResponse"
 
-    /// One page of events, in the requested order.
+    /// One page of events, in the requested order. A page of one session's
+    /// events, newest first, looks at 10,000 of them at most: with a filter
+    /// that matches few, it can hold fewer than page_size, even none, and
+    /// still carry a next_page_token.
     public var events: [Event]
     /// Token for the next page; empty when there are no more.
     public var nextPageToken: String

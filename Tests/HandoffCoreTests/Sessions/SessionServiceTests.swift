@@ -158,6 +158,48 @@ struct SessionServiceTests {
         #expect(ran.withLock { $0 })
     }
 
+    @Test("one session's events newest first: a page walks at most 10,000 events; one that ran out says where to go on, even empty")
+    func listingWalkBudget() async throws {
+        let (sessions, store, path) = try service()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try await sessions.create(id: "s", stateJSON: "{}", labels: [:], reasoning: "start", caller: caller)
+        // 12,000 events more; the rare action at seq 100 and 11,000.
+        try await store.write { db in
+            for seq in Int64(2)...12_001 {
+                let action = seq == 100 || seq == 11_000 ? "rare.thing" : "session.state_updated"
+                _ = try SQLiteStore.append(
+                    db, tenant: .default, sessionID: "s",
+                    event: NewEvent(action: action, actor: "a", reasoning: "r", detailsJSON: "{}", occurredAtMs: 1000 + seq))
+            }
+        }
+        var query = EventQuery()
+        query.sessionID = "s"
+        query.newestFirst = true
+        query.actions = ["rare.thing"]
+        // From the head (12,001) the first page walks down to 2,002: one match, and a token.
+        let first = try await sessions.listEvents(query: query, caller: caller)
+        #expect(first.events.map(\.sequence) == [11_000])
+        #expect(first.next?.sequence == 2_002)
+        query.after = first.next
+        let second = try await sessions.listEvents(query: query, caller: caller)
+        #expect(second.events.map(\.sequence) == [100])
+        #expect(second.next == nil)
+        // Nothing matches: an empty page that goes on, then the end.
+        query.actions = ["never.happens"]
+        query.after = nil
+        let empty = try await sessions.listEvents(query: query, caller: caller)
+        #expect(empty.events.isEmpty && empty.next?.sequence == 2_002)
+        query.after = empty.next
+        let end = try await sessions.listEvents(query: query, caller: caller)
+        #expect(end.events.isEmpty && end.next == nil)
+        // Without a filter a page fills long before the budget.
+        query.actions = []
+        query.after = nil
+        query.limit = 3
+        let latest = try await sessions.listEvents(query: query, caller: caller)
+        #expect(latest.events.map(\.sequence) == [12_001, 12_000, 11_999] && latest.next?.sequence == 11_999)
+    }
+
     @Test("an expected version that is stale is ABORTED and changes nothing")
     func staleVersion() async throws {
         let (sessions, _, path) = try service()

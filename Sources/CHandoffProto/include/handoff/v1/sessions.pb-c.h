@@ -433,7 +433,10 @@ struct  Handoff__V1__ListEventsResponse
 {
   ProtobufCMessage base;
   /*
-   * One page of events, in the requested order.
+   * One page of events, in the requested order. A page of one session's
+   * events, newest first, looks at 10,000 of them at most: with a filter
+   * that matches few, it can hold fewer than page_size, even none, and
+   * still carry a next_page_token.
    */
   size_t n_events;
   Handoff__V1__Event **events;

@@ -828,7 +828,7 @@ public final class SQLiteStore: Store {
             ])
         if db.changesCount == 0 {
             guard let current = try Self.fetchPendingAction(db, tenant: action.tenant, id: action.id) else {
-                throw StoreError.notFound(action.id)
+                throw StoreError.missing(kind: "pending action", id: action.id)
             }
             throw StoreError.versionConflict(expected: action.revision, current: current.revision)
         }
@@ -1098,7 +1098,7 @@ public final class SQLiteStore: Store {
     static func refuseStaleRevision(_ db: Database, table: String, tenant: TenantID, id: String, read: Int64) throws -> Never {
         let current = try Int64.fetchOne(
             db.cachedStatement(sql: "SELECT revision FROM \(table) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, id])
-        guard let current else { throw StoreError.notFound(id) }
+        guard let current else { throw StoreError.missing(kind: table == "tickets" ? "ticket" : "approval", id: id) }
         throw StoreError.versionConflict(expected: read, current: current)
     }
 

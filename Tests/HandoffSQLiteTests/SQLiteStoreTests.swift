@@ -224,6 +224,22 @@ struct SQLiteStoreTests {
         #expect(try await service.verifyAuditChain(id: "c", caller: admin).firstBreak?.sequence == 3)
     }
 
+    @Test("a record other than a session that is not there is named as what it is")
+    func missingRecordsNamed() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        _ = try await store.createSession(session("s"), event: event("session.created"))
+        let ghost = PendingActionRecord(
+            tenant: .default, id: "pa-ghost", sessionID: "s", status: "pending", actionJSON: "{}", risk: 1, decisionType: "none",
+            strategy: 0, createdAtMs: 1, updatedAtMs: 1, expiresAtMs: 0, idempotencyKey: "", actionHash: [], assessedVersion: 1)
+        await #expect(throws: StoreError.missing(kind: "pending action", id: "pa-ghost")) {
+            _ = try await store.updatePendingAction(ghost, events: [])
+        }
+        #expect(StoreError.missing(kind: "pending action", id: "pa-ghost").description == "pending action pa-ghost not found")
+        #expect(SessionError(StoreError.missing(kind: "ticket", id: "t-1")) == .notFound("ticket t-1 not found"))
+    }
+
     @Test("tenants are apart: the same id in two tenants are two sessions")
     func tenants() async throws {
         let path = temporaryDatabase()

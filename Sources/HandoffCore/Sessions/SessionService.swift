@@ -59,7 +59,7 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
     public init(_ error: StoreError) {
         switch error {
         case .alreadyExists: self = .alreadyExists(error.description)
-        case .notFound: self = .notFound(error.description)
+        case .notFound, .missing: self = .notFound(error.description)
         case .versionConflict: self = .aborted(error.description)
         case .keyReused: self = .failedPrecondition(error.description)
         case .limitReached: self = .resourceExhausted(error.description)

@@ -209,6 +209,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case alreadyExists(String)
     /// No session with that id in the tenant.
     case notFound(String)
+    /// No record of that kind (a pending action, a ticket, an approval) with that id in the tenant.
+    case missing(kind: String, id: String)
     /// The session's version is not the one the write expected.
     case versionConflict(expected: Int64, current: Int64)
     /// An idempotency key already used for a different request.
@@ -222,6 +224,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .alreadyExists(let id): "session \(id) already exists"
         case .notFound(let id): "session \(id) not found"
+        case .missing(let kind, let id): "\(kind) \(id) not found"
         case .versionConflict(let expected, let current): "stale version: expected \(expected), the session is at \(current)"
         case .keyReused(let key): "idempotency key \(key) was already used for a different action"
         case .limitReached(let text): text

@@ -416,8 +416,7 @@ public final class SQLiteStore: Store {
             // One read: the head and the walk see the same snapshot.
             return try await readEvents { db -> EventChain.Verifier? in
                 guard let head = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT last_seq, last_hash FROM sessions WHERE tenant_id = ? AND id = ?"),
-                    arguments: [tenant.rawValue, sessionID])
+                    db.cachedStatement(sql: Lookup.sessionHead), arguments: [tenant.rawValue, sessionID])
                 else { return nil }
                 var verifier = EventChain.Verifier(tenant: tenant, sessionID: sessionID)
                 let rows = try Row.fetchCursor(db, sql: Lookup.eventsOfSession, arguments: [tenant.rawValue, sessionID])
@@ -477,7 +476,7 @@ public final class SQLiteStore: Store {
             return try await readEvents { db in
                 var page = EventPage(events: [])
                 for row in try Row.fetchAll(db, sql: sql, arguments: arguments) {
-                    // Only a walk with a budget marks its rows (see sessionEventListing).
+                    // Only one session's newest-first walk marks its rows (see sessionEventListing).
                     let event = Self.event(from: row)
                     if row["matched"] as Bool? ?? true { page.events.append(event) }
                     if row["cut"] as Bool? ?? false { page.walkedTo = event }
@@ -606,11 +605,11 @@ public final class SQLiteStore: Store {
             arguments.append(max(0, min(query.after?.sequence ?? 0, Int64.max - 1)) + 1)
         }
         let page = matching("events")
-        if query.newestFirst, let budget = query.walkBudget {
+        if query.newestFirst {
             // The last row walked is returned too, marked `cut`, when the
             // budget ended the walk before the page filled and the chain
             // goes on: the next page resumes after it.
-            arguments += page.arguments + [budget, query.limit, query.limit]
+            arguments += page.arguments + [query.walkBudget ?? Int.max, query.limit, query.limit]
             let sql = """
                 \(walk) SELECT * FROM (
                     SELECT events.*, (\(page.sql)) AS matched,

@@ -24,16 +24,6 @@ extension SessionError: RPCErrorConvertible {
     }
 }
 
-/// A List request's `page_size` as the protocol defines it (common.proto,
-/// "Paging"): 0 is the default of 50, more than `maximum` is lowered to it,
-/// negative is INVALID_ARGUMENT.
-func pageLimit(_ pageSize: Int32, maximum: Int = 500) throws(RPCError) -> Int {
-    guard pageSize >= 0 else {
-        throw RPCError(code: .invalidArgument, message: "page_size must not be negative, not \(pageSize)")
-    }
-    return pageSize == 0 ? min(50, maximum) : min(Int(pageSize), maximum)
-}
-
 extension Identity {
     /// An actor as stored in records (`handoff://tenant/<t>/<role>/<name>`, or
     /// `system` for the server's own changes) as the protocol names it.

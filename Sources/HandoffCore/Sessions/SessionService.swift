@@ -245,9 +245,8 @@ public final class SessionService: Sendable {
     public func addTurn(
         id: String, input: String, output: String, metadataJSON: String, reasoning: String, caller: Caller
     ) async throws(SessionError) -> TurnRecord {
-        for (name, text) in [("input", input), ("output", output), ("reasoning", reasoning), ("metadata_json", metadataJSON)]
-        where text.utf8.count > configuration.textSizeLimit {
-            throw .invalidArgument("\(name) is \(text.utf8.count) bytes; the limit is \(configuration.textSizeLimit)")
+        for (name, text) in [("input", input), ("output", output), ("reasoning", reasoning), ("metadata_json", metadataJSON)] {
+            try checkSize(text, name)
         }
         let metadata = try Self.jsonObject(metadataJSON, field: "metadata_json")
         let canonical = metadata.serialized
@@ -404,7 +403,7 @@ public final class SessionService: Sendable {
             throw SessionError(error)
         }
         guard let checked else { throw .notFound("session \(id) not found") }
-        return AuditResult(eventsChecked: checked.checked, firstBreak: checked.firstBreak, headHash: checked.lastCheckedHash)
+        return AuditResult(eventsChecked: checked.checked, firstBreak: checked.firstBreak, headHash: checked.checked == 0 ? [] : checked.lastHash)
     }
 
     /// The id of the session's unresolved escalation ticket, or nil (the

@@ -60,10 +60,9 @@ public enum EventChain {
         public let sessionID: String
         /// Events checked, up to and including the first broken one.
         public private(set) var checked = 0
-        /// The hash of the last event that held (the genesis before any).
+        /// The stored hash of the last event checked (the genesis before any):
+        /// what the next event must link to, while none broke.
         public private(set) var lastHash = EventChain.genesis
-        /// The stored hash of the last event checked, broken or not; empty before any.
-        public private(set) var lastCheckedHash: [UInt8] = []
         public private(set) var firstBreak: Break?
 
         public init(tenant: TenantID, sessionID: String) {
@@ -77,7 +76,7 @@ public enum EventChain {
         public mutating func check(_ record: EventRecord) -> Break? {
             if let firstBreak { return firstBreak }
             checked += 1
-            lastCheckedHash = record.hash
+            defer { lastHash = record.hash }
             let expectedSequence = Int64(checked)
             if record.tenant != tenant || record.sessionID != sessionID {
                 // A link edited to point into another chain: its events hash
@@ -94,8 +93,6 @@ public enum EventChain {
                 previousHash: record.previousHash) != record.hash
             {
                 firstBreak = Break(sequence: record.sequence, reason: "content does not match its hash")
-            } else {
-                lastHash = record.hash
             }
             return firstBreak
         }

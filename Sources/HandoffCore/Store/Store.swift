@@ -255,8 +255,8 @@ public protocol Store: Sendable {
     func verifyChain(tenant: TenantID, sessionID: String) async throws(StoreError) -> EventChain.Verifier?
     /// Appends a turn (numbered in the store) and its event in one transaction.
     func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord
-    /// Appends a memory (numbered in the store) and its event in one transaction.
-    /// Appends a memory, unless the session's memories would then pass
+    /// Appends a memory (numbered in the store) and its event in one
+    /// transaction, unless the session's memories would then pass
     /// `limit`: more than `count` of them, or more than `bytes` of content
     /// and metadata (`limitReached`).
     func addMemory(

@@ -272,6 +272,15 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
             return
         }
 
+        // The last refusal: from here the call runs, and its handler gives the place back.
+        let handlers = configuration.handlers
+        guard handlers.acquire() else {
+            write(.end(
+                callID: id, status: .resourceExhausted,
+                message: "the server is running \(handlers.limit) calls, the most it takes at once; retry later"))
+            return
+        }
+
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         var call = Call(task: nil, deadline: deadline, timeoutMs: envelope.timeoutMs, streaming: false, started: now)
         call.endsOnDrain = registry.endsOnDrain.contains(envelope.method)
@@ -288,13 +297,6 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
                 try await body(payload, callContext, writer)
                 return []
             }
-        }
-        let handlers = configuration.handlers
-        guard handlers.acquire() else {
-            write(.end(
-                callID: id, status: .resourceExhausted,
-                message: "the server is running \(handlers.limit) calls, the most it takes at once; retry later"))
-            return
         }
         calls[id] = call
         // Started after the call is recorded: a handler that does not suspend

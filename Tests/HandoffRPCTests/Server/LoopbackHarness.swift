@@ -132,8 +132,13 @@ final class RawConnection: Sendable {
 /// handler that does not stop when its call ends.
 final class Gate: Sendable {
     private let waiting = Mutex<[CheckedContinuation<Void, Never>]?>([])
+    private let arrivals = Mutex(0)
+
+    /// How many called `pass()` so far.
+    var entered: Int { arrivals.withLock { $0 } }
 
     func pass() async {
+        arrivals.withLock { $0 += 1 }
         await withCheckedContinuation { continuation in
             let open = waiting.withLock { waiting -> Bool in
                 guard waiting != nil else { return true }

@@ -24,6 +24,14 @@ struct RPCConnectionTests {
         return registry
     }
 
+    /// Ping, whose handler waits at `gate` and does not stop when cancelled.
+    private func gatedPing(_ gate: Gate) -> MethodRegistry {
+        pingRegistry { request, _ in
+            await gate.pass()
+            return PingResponse(payload: request.payload)
+        }
+    }
+
     @Test("a unary call returns the handler's response")
     func unary() async throws {
         let loopback = try await Loopback(registry: pingRegistry())
@@ -256,15 +264,10 @@ struct RPCConnectionTests {
     func abandonedCallsCount() async throws {
         // Handlers that do not stop when cancelled, until the gate opens.
         let gate = Gate()
-        let entered = Mutex(0)
         var configuration = RPCServerConnectionHandler.Configuration()
         configuration.maximumConcurrentCalls = 2
         let loopback = try await Loopback(
-            registry: pingRegistry { request, _ in
-                entered.withLock { $0 += 1 }
-                await gate.pass()
-                return PingResponse(payload: request.payload)
-            },
+            registry: gatedPing(gate),
             configuration: configuration)
         let client = try await loopback.connect()
         // One call past its deadline, one cancelled by its caller: both answered.
@@ -273,7 +276,7 @@ struct RPCConnectionTests {
         }
         #expect(late?.code == .deadlineExceeded)
         let cancelled = Task { try await client.call(Health.ping, PingRequest(payload: [2])) }
-        while entered.withLock({ $0 }) < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        while gate.entered < 2 { try await Task.sleep(for: .milliseconds(5)) }
         cancelled.cancel()
         if case .success = await cancelled.result { Issue.record("the cancelled call succeeded") }
         // Their handlers still run: a third call is refused, and says why.
@@ -297,22 +300,16 @@ struct RPCConnectionTests {
     @Test("handlers still running count against the server's limit after their connection closed")
     func handlersOutliveConnections() async throws {
         let gate = Gate()
-        let entered = Mutex(0)
         var configuration = RPCServerConnectionHandler.Configuration()
         configuration.handlers = HandlerBudget(limit: 2)
         let loopback = try await Loopback(
-            registry: pingRegistry { request, _ in
-                entered.withLock { $0 += 1 }
-                // Does not stop when cancelled, until the gate opens.
-                await gate.pass()
-                return PingResponse(payload: request.payload)
-            },
+            registry: gatedPing(gate),
             configuration: configuration)
         // Two clients each start a call and go away.
         for payload: UInt8 in [1, 2] {
             let client = try await loopback.connect()
             let call = Task { try await client.call(Health.ping, PingRequest(payload: [payload])) }
-            while entered.withLock({ $0 }) < Int(payload) { try await Task.sleep(for: .milliseconds(5)) }
+            while gate.entered < Int(payload) { try await Task.sleep(for: .milliseconds(5)) }
             await client.close()
             _ = await call.result
         }

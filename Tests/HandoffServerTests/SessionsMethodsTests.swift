@@ -7,7 +7,7 @@ import HandoffCore
 import HandoffProto
 import HandoffRPC
 import HandoffServer
-import HandoffSQLite
+@testable import HandoffSQLite
 import Testing
 
 /// A handoffd serving only Sessions over TLS on a store in `fixtures`, and an agent's client.
@@ -171,6 +171,34 @@ struct ContextMethodsTests {
         #expect(context.turns.count >= 8 && context.turns.count < 24, "\(context.turns.count) turns")
         #expect(context.turns.last?.input == "q24")
         #expect(context.turns.map(\.sequence) == Array((25 - Int64(context.turns.count))...24))
+        await client.close()
+        await running.stop()
+    }
+
+    @Test("over TLS, a newest-first page of a long session that ran out of walk is short, and its token goes on")
+    func walkBudgetOverTLS() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, client, store) = try await startSessionsServer(fixtures)
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "long", reasoning: "start"))
+        // 12,000 events more, in one transaction; the rare action at seq 100 and 11,000.
+        try await store.write { db in
+            for seq in Int64(2)...12_001 {
+                _ = try SQLiteStore.append(
+                    db, tenant: TenantID("acme"), sessionID: "long",
+                    event: NewEvent(
+                        action: seq == 100 || seq == 11_000 ? "rare.thing" : "session.state_updated", actor: "a", reasoning: "r",
+                        detailsJSON: "{}", occurredAtMs: 1000 + seq))
+            }
+        }
+        var request = ListEventsRequest(sessionID: "long", actions: ["rare.thing"], order: .newestFirst, pageSize: 10)
+        var pages: [[Int64]] = []
+        repeat {
+            let page = try await client.call(Sessions.listEvents, request)
+            pages.append(page.events.map(\.sequence))
+            request.pageToken = page.nextPageToken
+        } while !request.pageToken.isEmpty && pages.count < 10
+        #expect(pages == [[11_000], [100]])
         await client.close()
         await running.stop()
     }

@@ -51,42 +51,46 @@ public protocol DeliveryFailure: Error {
     var isPermanent: Bool { get }
 }
 
-/// Sends notices through every channel, in order, from a task of its own:
-/// a slow or dead webhook (up to its timeout per notice) holds neither the
-/// RPC that caused the notice nor the desk sweeper. Delivery is best effort
+/// Sends notices through every channel, each channel from a task and a queue
+/// of its own: a slow or dead webhook (up to its timeout per notice) holds
+/// neither the RPC that caused the notice, nor the desk sweeper, nor the
+/// other channels. Delivery is best effort
 /// after the commit: the desk feed and the store hold the truth. A channel
 /// that fails is reported to `onFailure` (the log) and, unless the failure
 /// is permanent, tried again after each of `retryDelays` (in a task of its
 /// own, so the next notices do not wait); the other channels still run.
 public final class NoticeSender: Sendable {
-    private let continuation: AsyncStream<DeskNotice>.Continuation
+    /// One queue per channel.
+    private let lanes: [(name: String, continuation: AsyncStream<DeskNotice>.Continuation)]
     /// Deliveries queued and done (delivered, failed for good or dropped),
-    /// shared with the worker; a retry counts as one more until it ends.
+    /// shared with the workers; a retry counts as one more until it ends.
     /// `retries` holds the retries waiting, so a shutdown can hurry them.
     private final class Counts: Sendable {
         let state = Mutex((queued: 0, done: 0, retries: [Int: Task<Void, Never>](), nextRetry: 0))
     }
 
     private let counts = Counts()
-    private let worker: Task<Void, Never>
+    private let workers: [Task<Void, Never>]
+    private let onDropped: @Sendable (DeskNotice, String) -> Void
     /// The waits before the second, third and fourth attempt of a failed delivery.
     public static let defaultRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30)]
 
     /// - Parameters:
-    ///   - capacity: notices waiting at most; beyond it the oldest are dropped (and logged).
+    ///   - capacity: notices waiting at most per channel; beyond it the oldest are dropped (and reported to `onDropped`).
     ///   - retryDelays: the waits before each further attempt of a failed delivery.
     ///   - maximumRetries: deliveries waiting for a retry at most (each is a
     ///     task, and may open a connection when its wait ends); a failure
     ///     beyond it is final. Retries may reach a receiver after later notices.
     ///   - onFailure: told of each failed attempt, with the wait before the next (nil: no more).
+    ///   - onDropped: told of each notice a channel's full queue dropped, with the channel's name.
     public init(
         channels: [any NoticeChannel] = [], capacity: Int = 10_000,
         retryDelays: [Duration] = NoticeSender.defaultRetryDelays, maximumRetries: Int = 1_000,
-        onFailure: @escaping @Sendable (DeskNotice, String, any Error, _ retryIn: Duration?) -> Void = { _, _, _, _ in }
+        onFailure: @escaping @Sendable (DeskNotice, String, any Error, _ retryIn: Duration?) -> Void = { _, _, _, _ in },
+        onDropped: @escaping @Sendable (DeskNotice, String) -> Void = { _, _ in }
     ) {
-        let (stream, continuation) = AsyncStream<DeskNotice>.makeStream(bufferingPolicy: .bufferingNewest(capacity))
-        self.continuation = continuation
         let counts = self.counts
+        self.onDropped = onDropped
         /// One attempt; on a failure that may pass, a retry in a task of its own.
         @Sendable func attempt(_ notice: DeskNotice, _ channel: any NoticeChannel, delays: ArraySlice<Duration>) async {
             do {
@@ -117,25 +121,34 @@ public final class NoticeSender: Sendable {
                 onFailure(notice, channel.name, error, scheduled ? delay : nil)
             }
         }
-        worker = Task {
-            for await notice in stream {
-                for channel in channels {
+        var lanes: [(name: String, continuation: AsyncStream<DeskNotice>.Continuation)] = []
+        var workers: [Task<Void, Never>] = []
+        for channel in channels {
+            let (stream, continuation) = AsyncStream<DeskNotice>.makeStream(bufferingPolicy: .bufferingNewest(capacity))
+            lanes.append((channel.name, continuation))
+            workers.append(Task {
+                for await notice in stream {
                     await attempt(notice, channel, delays: retryDelays[...])
+                    counts.state.withLock { $0.done += 1 }
                 }
-                counts.state.withLock { $0.done += 1 }
-            }
+            })
         }
+        self.lanes = lanes
+        self.workers = workers
     }
 
     deinit {
-        continuation.finish()
+        for lane in lanes { lane.continuation.finish() }
     }
 
-    /// Queues a notice; returns at once.
+    /// Queues a notice on every channel; returns at once.
     public func send(_ notice: DeskNotice) {
-        counts.state.withLock { $0.queued += 1 }
-        if case .dropped = continuation.yield(notice) {
-            counts.state.withLock { $0.done += 1 }
+        for lane in lanes {
+            counts.state.withLock { $0.queued += 1 }
+            if case .dropped(let dropped) = lane.continuation.yield(notice) {
+                counts.state.withLock { $0.done += 1 }
+                onDropped(dropped, lane.name)
+            }
         }
     }
 
@@ -363,30 +376,35 @@ public final class ApprovalService: Sendable {
     }
 
     /// Pending approvals whose current step the caller may decide (every
-    /// pending one of the tenant for an admin), soonest due first.
-    public func pending(sessionID: String?, offset: Int, limit: Int, caller: Caller) async throws(SessionError) -> [ApprovalRecord] {
+    /// pending one of the tenant for an admin), soonest due first, after
+    /// `after`; and where the next page starts when more may follow. The
+    /// store filters by routing (the entries this policy routes to the
+    /// caller), so a page reads about `limit` rows; a page may end short,
+    /// with a cursor, when rows the final check refused were skipped.
+    public func pending(
+        sessionID: String?, after: ApprovalCursor?, limit: Int, caller: Caller
+    ) async throws(SessionError) -> (approvals: [ApprovalRecord], next: ApprovalCursor?) {
+        let settings = policy.current.policy.approvals
         var query = ApprovalQuery()
         query.sessionID = sessionID
-        let now = clock()
-        let settings = policy.current.policy.approvals
-        // Routing is the policy's, so it is filtered here, over the store's pages,
-        // until enough match (or the tenant's pending approvals run out).
-        var mine: [ApprovalRecord] = []
-        while mine.count < offset + limit {
-            let page: [ApprovalRecord]
-            do {
-                page = try await store.pendingApprovals(tenant: caller.tenant, query: query)
-            } catch {
-                throw SessionError(error)
-            }
-            mine += page.filter { approval in
-                guard approval.dueAtMs == 0 || approval.dueAtMs > now else { return false }
-                return caller.role == "admin" || Self.refusal(approval, caller, settings) == nil
-            }
-            if page.count < query.limit { break }
-            query.offset += page.count
+        query.after = after
+        query.dueAfterMs = clock()
+        query.limit = limit + 1
+        if caller.role != "admin" {
+            query.currentApprovers = settings.entries(routingTo: caller)
+            query.notRequestedBy = caller.identity
         }
-        return Array(mine.dropFirst(offset).prefix(limit))
+        let page: [ApprovalRecord]
+        do {
+            page = try await store.pendingApprovals(tenant: caller.tenant, query: query)
+        } catch {
+            throw SessionError(error)
+        }
+        let examined = page.prefix(limit)
+        // The rest of the rule (never a second step by the same approver) is checked here.
+        let mine = examined.filter { caller.role == "admin" || Self.refusal($0, caller, settings) == nil }
+        let next = page.count > limit ? examined.last.map(ApprovalCursor.init) : nil
+        return (Array(mine), next)
     }
 
     // MARK: DecideApproval
@@ -426,6 +444,15 @@ public final class ApprovalService: Sendable {
             }
         }
         let settings = policy.current.policy.approvals
+        // An edited amount is written into the tool's arguments too: the action released is one consistent thing.
+        var reconciled = item
+        if let edited = item.editedAction, let original = Self.action(found.actionJSON) {
+            switch settings.reconcile(edited, original: original) {
+            case .success(let consistent): reconciled.editedAction = consistent
+            case .failure(let mismatch): throw .invalidArgument("edited_action: \(mismatch)")
+            }
+        }
+        let item = reconciled
         let store = self.store
         let approval = try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) in
             var approval = try await self.load(item.approvalID, caller: caller)
@@ -471,6 +498,11 @@ public final class ApprovalService: Sendable {
                     "approvers": .array(approval.steps[step.level].approvers.map(JSONValue.string)),
                 ]))
             } else {
+                // Fail closed: an action whose amount argument disagrees with its amount is never released.
+                if let released = Self.action(approval.editedActionJSON ?? pending.actionJSON), let mismatch = settings.mismatch(in: released) {
+                    throw .failedPrecondition(
+                        "approval \(approval.id) cannot release its action: \(mismatch); approve with edited_action whose arguments agree, or reject")
+                }
                 approval.finish("approved", at: now)
                 events.append(Self.event("approval.approved", approval, caller.identity, now, reasoning: item.comment, [:]))
                 if let edited = approval.editedActionJSON, let proposed = Self.action(edited) {

@@ -182,6 +182,18 @@ public final class EscalationService: Sendable {
             // A bare name is the operator of that name in the caller's tenant.
             let target = assignee.isEmpty ? caller.identity
                 : assignee.hasPrefix("handoff://") ? assignee : "handoff://tenant/\(caller.tenant.rawValue)/operator/\(assignee)"
+            // Only someone of this tenant who works tickets (an operator or admin) may hold one.
+            if target != caller.identity {
+                let own = "handoff://tenant/\(caller.tenant.rawValue)/"
+                let rest = target.hasPrefix(own) ? target.dropFirst(own.count).split(separator: "/", omittingEmptySubsequences: false) : []
+                guard rest.count == 2, rest[0] == "operator" || rest[0] == "admin", !rest[1].isEmpty,
+                      rest[1].utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+                          || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) })
+                else {
+                    throw .invalidArgument(
+                        "assignee \(target) is not an operator or admin of tenant \(caller.tenant.rawValue) (handoff://tenant/\(caller.tenant.rawValue)/operator/<name>)")
+                }
+            }
             if ticket.status == "claimed", ticket.assignedTo != target {
                 guard reassign, caller.role == "admin" else {
                     throw .failedPrecondition("ticket \(ticket.id) is claimed by \(ticket.assignedTo); only an admin may reassign it")

@@ -79,10 +79,16 @@ extension ConfirmationService {
             guard action.strategy == Strategy.multiFactor.rawValue else {
                 throw .failedPrecondition("pending action \(action.id) does not need a multi-factor code")
             }
+            // Wrong codes count per action, across codes: a new code replaces
+            // the last one but never gives the attempts back.
+            let firstCode = action.mfaExpiresAtMs == 0
+            guard firstCode || action.mfaAttemptsLeft > 0 else {
+                throw .failedPrecondition("pending action \(action.id) has no code attempts left")
+            }
             let code = Self.newCode(length: settings.codeLength)
             action.mfaCodeHash = Self.mac(code, for: action.id, key: settings.key)
             action.mfaExpiresAtMs = now + Int64(settings.lifetimeSeconds) * 1000
-            action.mfaAttemptsLeft = settings.attempts
+            if firstCode { action.mfaAttemptsLeft = settings.attempts }
             action.updatedAtMs = now
             let (stored, status) = try await self.write(action, events: [
                 self.event("mfa.started", action, caller, now, [
@@ -96,7 +102,7 @@ extension ConfirmationService {
                 tenant: caller.tenant, sessionID: stored.sessionID, pendingActionID: stored.id, summary: summary, code: code,
                 expiresAtMs: stored.mfaExpiresAtMs)
             let start = MultiFactorStart(
-                channels: [], expiresAtMs: stored.mfaExpiresAtMs, codeLength: settings.codeLength, attempts: settings.attempts)
+                channels: [], expiresAtMs: stored.mfaExpiresAtMs, codeLength: settings.codeLength, attempts: stored.mfaAttemptsLeft)
             return ((start, delivery), status)
         }
         // Delivered outside the session's turn: a slow webhook holds up nothing else.
@@ -155,11 +161,19 @@ extension ConfirmationService {
                 return (MultiFactorVerification(verified: true, attemptsRemaining: stored.mfaAttemptsLeft, action: stored, releaseToken: token), status)
             }
             action.mfaAttemptsLeft -= 1
-            let (stored, status) = try await self.write(action, events: [
+            var events = [
                 self.event("mfa.failed", action, caller, now, [
                     "reason": .string("wrong code"), "attempts_left": .integer(Int64(action.mfaAttemptsLeft)),
                 ]),
-            ])
+            ]
+            // The last wrong code cancels the action at once: no further code can release it.
+            if action.mfaAttemptsLeft <= 0 {
+                action.status = "cancelled"
+                action.mfaCodeHash = nil
+                action.mfaAttemptsLeft = 0
+                events.append(self.event("action.cancelled", action, caller, now, ["reason": .string("no attempts left")]))
+            }
+            let (stored, status) = try await self.write(action, events: events)
             return (MultiFactorVerification(verified: false, attemptsRemaining: stored.mfaAttemptsLeft, action: stored, releaseToken: nil), status)
         }
     }

@@ -32,11 +32,32 @@ extension Policy {
         self = try reader.policy(root, text: text)
     }
 
+    /// The largest policy file read (1 MiB; the shipped one is about 5 KiB).
+    public static let maximumFileBytes = 1 << 20
+
     /// Reads a policy file.
     public init(contentsOfFile path: String) throws(PolicyError) {
         let text: String
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            // Checked before the YAML parser sees it: a huge file (or a device) would hold the parser and memory.
+            let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? 0
+            guard size <= Self.maximumFileBytes else {
+                throw PolicyError(message: "policy file \(path) is \(size) bytes; a policy is at most \(Self.maximumFileBytes) bytes")
+            }
+            guard let handle = FileHandle(forReadingAtPath: path) else {
+                throw PolicyError(message: "cannot read policy file \(path): it does not exist or is not readable")
+            }
+            defer { try? handle.close() }
+            let data = try handle.read(upToCount: Self.maximumFileBytes + 1) ?? Data()
+            guard data.count <= Self.maximumFileBytes else {
+                throw PolicyError(message: "policy file \(path) is more than \(Self.maximumFileBytes) bytes")
+            }
+            guard let decoded = String(data: data, encoding: .utf8) else {
+                throw PolicyError(message: "policy file \(path) is not UTF-8 text")
+            }
+            text = decoded
+        } catch let error as PolicyError {
+            throw error
         } catch {
             throw PolicyError(message: "cannot read policy file \(path): \(error.localizedDescription)")
         }
@@ -211,9 +232,8 @@ private struct PolicyReader {
                 policy.escalation.alertThreshold = value
             }
             if let window = fields["alert_window_seconds"] {
-                let text = try string(window, "escalation.alert_window_seconds")
-                guard let seconds = Int(text), seconds > 0 else {
-                    throw fail(window, "escalation.alert_window_seconds", "\"\(text)\" is not a positive number of seconds")
+                guard let seconds = try secondsOrNever(window, "escalation.alert_window_seconds") else {
+                    throw fail(window, "escalation.alert_window_seconds", "never is not a window; give a number of seconds")
                 }
                 policy.escalation.alertWindowSeconds = seconds
             }
@@ -235,9 +255,8 @@ private struct PolicyReader {
             }
             if let sla = fields["sla_seconds"] {
                 for (name, value) in try mapping(sla, "escalation.sla_seconds", allowed: ["normal", "high", "urgent"]) {
-                    let text = try string(value, "escalation.sla_seconds.\(name)")
-                    guard let seconds = Int(text), seconds > 0 else {
-                        throw fail(value, "escalation.sla_seconds.\(name)", "\"\(text)\" is not a positive number of seconds")
+                    guard let seconds = try secondsOrNever(value, "escalation.sla_seconds.\(name)") else {
+                        throw fail(value, "escalation.sla_seconds.\(name)", "never is not a claim deadline; give a number of seconds")
                     }
                     policy.escalation.slaSeconds[names[name]!] = seconds
                 }
@@ -255,7 +274,9 @@ private struct PolicyReader {
     }
 
     func approvals(_ node: Node) throws(PolicyError) -> Policy.Approvals {
-        let fields = try mapping(node, "approvals", allowed: ["groups", "chains", "step_timeout_seconds", "on_expiry", "route_decision_types"])
+        let fields = try mapping(node, "approvals", allowed: [
+            "groups", "chains", "step_timeout_seconds", "on_expiry", "route_decision_types", "amount_parameters",
+        ])
         var approvals = Policy.Approvals()
         func entries(_ node: Node, _ path: String) throws(PolicyError) -> [String] {
             let items: [Node] = if case .sequence = node { try list(node, path) } else { [node] }
@@ -312,6 +333,13 @@ private struct PolicyReader {
                 throw fail(outcome, "approvals.on_expiry", "unknown outcome \"\(text)\" (known: reject, escalate)")
             }
             approvals.onExpiry = value
+        }
+        if let parameters = fields["amount_parameters"] {
+            for (tool, node) in try mapping(parameters, "approvals.amount_parameters", allowed: nil) {
+                let name = try string(node, "approvals.amount_parameters.\(tool)")
+                guard !name.isEmpty else { throw fail(node, "approvals.amount_parameters.\(tool)", "names no argument") }
+                approvals.amountParameters[tool] = name
+            }
         }
         if let types = fields["route_decision_types"] {
             approvals.routeDecisionTypes = []

@@ -71,13 +71,13 @@ extension SQLiteStore {
     static func insertApproval(_ db: Database, _ approval: ApprovalRecord) throws {
         try db.cachedStatement(sql: """
             INSERT INTO approvals (tenant_id, id, session_id, pending_action_id, action_json, edited_action_json, amount, currency,
-                reason, requester, status, steps_json, current_level, due_at_ms, created_at_ms, decided_at_ms, revision)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                reason, requester, status, steps_json, current_level, due_at_ms, created_at_ms, decided_at_ms, revision, current_approvers)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 approval.tenant.rawValue, approval.id, approval.sessionID, approval.pendingActionID, approval.actionJSON,
                 approval.editedActionJSON, approval.amount, approval.currency, approval.reason, approval.requester, approval.status,
                 encodeSteps(approval.steps), approval.currentLevel, approval.dueAtMs, approval.createdAtMs, approval.decidedAtMs,
-                approval.revision,
+                approval.revision, currentApprovers(approval),
             ])
     }
 
@@ -112,8 +112,25 @@ extension SQLiteStore {
             sql += " AND session_id = ?"
             arguments += [session]
         }
-        sql += " ORDER BY due_at_ms = 0, due_at_ms, created_at_ms, id LIMIT ? OFFSET ?"
-        arguments += [query.limit, query.offset]
+        if let due = query.dueAfterMs {
+            sql += " AND (due_at_ms = 0 OR due_at_ms > ?)"
+            arguments += [due]
+        }
+        if let requester = query.notRequestedBy {
+            sql += " AND requester != ?"
+            arguments += [requester]
+        }
+        if let entries = query.currentApprovers {
+            guard !entries.isEmpty else { return [] }
+            sql += " AND (" + entries.map { _ in "instr(current_approvers, ?) > 0" }.joined(separator: " OR ") + ")"
+            for entry in entries { arguments += [Self.approverKey(entry)] }
+        }
+        if let after = query.after {
+            sql += " AND (due_at_ms = 0, due_at_ms, created_at_ms, id) > (?, ?, ?, ?)"
+            arguments += [after.dueAtMs == 0, after.dueAtMs, after.createdAtMs, after.id]
+        }
+        sql += " ORDER BY due_at_ms = 0, due_at_ms, created_at_ms, id LIMIT ?"
+        arguments += [query.limit]
         let bound = arguments
         let text = sql
         do {
@@ -122,6 +139,14 @@ extension SQLiteStore {
             throw StoreError.failure("\(error)")
         }
     }
+
+    /// The current step's approver entries as one column, each between unit
+    /// separators, so that a listing matches an entry with `instr`.
+    static func currentApprovers(_ approval: ApprovalRecord) -> String {
+        approval.currentStep.map { $0.approvers.map(approverKey).joined() } ?? ""
+    }
+
+    static func approverKey(_ entry: String) -> String { "\u{1F}\(entry)\u{1F}" }
 
     public func dueApprovals(now: Int64, limit: Int) async throws(StoreError) -> [ApprovalRecord] {
         do {
@@ -150,11 +175,11 @@ extension SQLiteStore {
             stored.revision = approval.revision + 1
             try db.cachedStatement(sql: """
                 UPDATE approvals SET edited_action_json = ?, status = ?, steps_json = ?, current_level = ?, due_at_ms = ?,
-                    decided_at_ms = ?, revision = ?
+                    decided_at_ms = ?, revision = ?, current_approvers = ?
                 WHERE tenant_id = ? AND id = ? AND revision = ?
                 """).execute(arguments: [
                     stored.editedActionJSON, stored.status, Self.encodeSteps(stored.steps), stored.currentLevel, stored.dueAtMs,
-                    stored.decidedAtMs, stored.revision, approval.tenant.rawValue, approval.id, approval.revision,
+                    stored.decidedAtMs, stored.revision, Self.currentApprovers(stored), approval.tenant.rawValue, approval.id, approval.revision,
                 ])
             if db.changesCount == 0 {
                 try Self.refuseStaleRevision(db, table: "approvals", tenant: approval.tenant, id: approval.id, read: approval.revision)
@@ -176,7 +201,8 @@ extension SQLiteStore {
         var approval = try Self.approval(row, tenant: action.tenant)
         approval.finish("cancelled", at: now)
         try db.cachedStatement(sql: """
-            UPDATE approvals SET status = ?, steps_json = ?, current_level = 0, due_at_ms = 0, decided_at_ms = ?, revision = revision + 1
+            UPDATE approvals SET status = ?, steps_json = ?, current_level = 0, due_at_ms = 0, decided_at_ms = ?, revision = revision + 1,
+                current_approvers = ''
             WHERE tenant_id = ? AND id = ?
             """).execute(arguments: [approval.status, encodeSteps(approval.steps), now, action.tenant.rawValue, approval.id])
         let details = JSONValue.object([

@@ -349,6 +349,18 @@ public final class SQLiteStore: Store {
                 DROP INDEX events_by_session;
                 """)
         }
+        migrator.registerMigration("v16: the current step's approvers in a column") { db in
+            // ListPendingApprovals filters by routing in SQL instead of reading
+            // every pending approval of the tenant.
+            try db.execute(sql: "ALTER TABLE approvals ADD COLUMN current_approvers TEXT NOT NULL DEFAULT ''")
+            let rows = try Row.fetchAll(db, sql: "\(Self.approvalColumns) WHERE status = 'pending'")
+            for row in rows {
+                let approval = try Self.approval(row, tenant: TenantID(row[Self.approvalTenantColumn]))
+                try db.execute(
+                    sql: "UPDATE approvals SET current_approvers = ? WHERE tenant_id = ? AND id = ?",
+                    arguments: [Self.currentApprovers(approval), approval.tenant.rawValue, approval.id])
+            }
+        }
         return migrator
     }
 

@@ -84,6 +84,9 @@ public struct AccessRule: Sendable {
     public var roles: Set<Role>
     /// Callers without a certificate may call it too.
     public var anonymous = false
+    /// Only a global admin (`handoff://global/admin/<name>`) may call it:
+    /// what it changes is shared by every tenant.
+    public var globalOnly = false
     /// Further checks made by the method itself, in words (for the table's readers).
     public var furtherChecks = ""
 }
@@ -134,7 +137,7 @@ public enum AccessRules {
         "handoff.v1.Operators/Watch": AccessRule(roles: [.operator, .approver, .admin]),
         "handoff.v1.Analytics/EscalationStats": AccessRule(roles: [.operator, .admin]),
 
-        "handoff.v1.Admin/ReloadPolicy": AccessRule(roles: [.admin]),
+        "handoff.v1.Admin/ReloadPolicy": AccessRule(roles: [.admin], globalOnly: true),
         "handoff.v1.Admin/VerifyAuditChain": AccessRule(roles: [.operator, .admin]),
     ]
 
@@ -161,6 +164,8 @@ public final class AccessControl: Sendable {
     /// Calls a minute one identity may make to the guessable methods.
     public static let guessableMethods: [String: Int] = [
         "handoff.v1.Confirmations/VerifyMultiFactor": 20,
+        // Each start sends the user a code (and may page them): a loop of starts is spam even when guessing gains nothing.
+        "handoff.v1.Confirmations/StartMultiFactor": 10,
     ]
     /// Failed token presentations a minute from one address before it is refused outright.
     public static let tokenFailuresPerMinute = 10
@@ -187,15 +192,6 @@ public final class AccessControl: Sendable {
         }
     }
 
-    /// Events counted under `key` in its current one-minute window.
-    private func recent(_ key: String) -> Int {
-        let now = clock()
-        return windows.withLock { windows in
-            guard let window = windows[key], now - window.start < 60_000 else { return 0 }
-            return window.count
-        }
-    }
-
     /// The caller of a call, or UNAUTHENTICATED naming what is wrong.
     func principal(_ context: ServerCallContext) throws(RPCError) -> Principal? {
         if let peer = context.connection.peer {
@@ -209,13 +205,28 @@ public final class AccessControl: Sendable {
         }
         guard let header = context.metadataValue("authorization") else { return nil }
         let address = (context.connection.remoteAddress ?? "?").split(separator: ":").dropLast().joined(separator: ":")
-        guard recent("token-failures:\(address)") < Self.tokenFailuresPerMinute else {
-            throw RPCError(code: .resourceExhausted, message: "too many failed token presentations from this address; wait a minute")
-        }
         let token = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
         let hash = SHA256.hash(data: Data(token.utf8)).hexString
-        guard !token.isEmpty, let grant = tokens[hash] else {
-            _ = allow("token-failures:\(address)", limit: Self.tokenFailuresPerMinute)
+        // The limit is checked and a failure counted under one lock: guesses
+        // sent in parallel cannot all pass the check before any is counted.
+        let now = clock()
+        let key = "token-failures:\(address)"
+        let found: TokenGrant?? = windows.withLock { windows in
+            var window = windows[key] ?? (now, 0)
+            if now - window.start >= 60_000 { window = (now, 0) }
+            guard window.count < Self.tokenFailuresPerMinute else { return .none }
+            let grant = token.isEmpty ? nil : tokens[hash]
+            if grant == nil {
+                window.count += 1
+                windows[key] = window
+                if windows.count > 100_000 { windows = windows.filter { now - $0.value.start < 60_000 } }
+            }
+            return .some(grant)
+        }
+        guard case .some(let known) = found else {
+            throw RPCError(code: .resourceExhausted, message: "too many failed token presentations from this address; wait a minute")
+        }
+        guard let grant = known else {
             throw RPCError(code: .unauthenticated, message: "the bearer token is not one this server knows")
         }
         if let expiry = grant.expiresAtMs, clock() >= expiry {
@@ -269,6 +280,11 @@ public final class AccessControl: Sendable {
             throw RPCError(
                 code: .permissionDenied,
                 message: "\(method) is for \(allowed); \(principal.uri) is \(principal.role.rawValue)")
+        }
+        if rule.globalOnly, !principal.isGlobal {
+            throw RPCError(
+                code: .permissionDenied,
+                message: "\(method) changes what every tenant shares: only a global admin (handoff://global/admin/<name>) may call it; \(principal.uri) is a tenant's")
         }
         if principal.isGlobal, !rule.anonymous, Self.callTenant(context) == nil {
             throw RPCError(

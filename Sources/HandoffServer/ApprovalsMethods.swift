@@ -62,13 +62,11 @@ extension MethodRegistry {
         }
         register(Approvals.listPendingApprovals) { request, context in
             let limit = try pageLimit(request.pageSize)
-            let offset = request.pageToken.isEmpty ? 0 : try QueuePageToken.decode(request.pageToken)
+            let after = request.pageToken.isEmpty ? nil : try ApprovalPageToken.decode(request.pageToken)
             let found = try await approvals.pending(
-                sessionID: request.sessionID.isEmpty ? nil : request.sessionID, offset: offset, limit: limit + 1,
-                caller: context.caller)
+                sessionID: request.sessionID.isEmpty ? nil : request.sessionID, after: after, limit: limit, caller: context.caller)
             return ListPendingApprovalsResponse(
-                approvals: found.prefix(limit).map(\.proto),
-                nextPageToken: found.count > limit ? QueuePageToken.encode(offset + limit) : "")
+                approvals: found.approvals.map(\.proto), nextPageToken: found.next.map(ApprovalPageToken.encode) ?? "")
         }
         register(Approvals.decideApproval) { request, context in
             guard (1...100).contains(request.decisions.count) else {

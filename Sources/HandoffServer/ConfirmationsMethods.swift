@@ -27,7 +27,7 @@ extension MethodRegistry {
             case nil: .unspecified
             }
             return RespondToConfirmationResponse(
-                outcome: answer, reprompt: outcome.prompt, repromptCount: Int32(outcome.action.repromptCount), pendingAction: pending)
+                outcome: answer, reprompt: outcome.prompt, repromptCount: Int32(clamping: outcome.action.repromptCount), pendingAction: pending)
         }
         register(Confirmations.startMultiFactor) { request, context in
             let start = try await confirmations.startMultiFactor(pendingActionID: request.pendingActionID, caller: context.caller)

@@ -35,18 +35,6 @@ extension SessionContext {
     }
 }
 
-/// The opaque page token of ListQueue: how many tickets the previous pages held.
-enum QueuePageToken {
-    static func encode(_ offset: Int) -> String { Data("q:\(offset)".utf8).base64EncodedString() }
-
-    static func decode(_ token: String) throws(RPCError) -> Int {
-        guard let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8), text.hasPrefix("q:"),
-              let offset = Int(text.dropFirst(2)), offset >= 0
-        else { throw RPCError(code: .invalidArgument, message: "page_token is not one this server issued") }
-        return offset
-    }
-}
-
 extension MethodRegistry {
     /// Registers Escalations: Escalate, GetTicket, ListQueue, Claim, Reply and Resolve.
     public mutating func registerEscalations(_ desk: EscalationService, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs) {
@@ -96,7 +84,8 @@ extension MethodRegistry {
             let now = clock()
             return ListQueueResponse(
                 tickets: found.prefix(query.limit).map { $0.proto(now: now) },
-                nextPageToken: found.count > query.limit ? QueuePageToken.encode(query.offset + query.limit) : "")
+                nextPageToken: found.count > query.limit && query.offset + query.limit <= QueuePageToken.maximumOffset
+                    ? QueuePageToken.encode(query.offset + query.limit) : "")
         }
         register(Escalations.claim) { request, context in
             let ticket = try await desk.claim(

@@ -52,6 +52,10 @@ public struct HandoffServices: Sendable {
                 "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "notice": "\(notice.id)",
                 "error": "\(error)", "retry_in": "\(retryIn.map { "\($0)" } ?? "never")",
             ])
+        } onDropped: { notice, channel in
+            logger.error("desk notice dropped: the channel's queue is full (its receiver is slow or down)", metadata: [
+                "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "notice": "\(notice.id)",
+            ])
         }
         escalations = EscalationService(
             store: store, sessions: sessions, policy: policy, confirmations: confirmations, desk: desk, notices: sender, clock: clock)

@@ -130,7 +130,7 @@ extension PendingActionRecord {
             id: id, sessionID: sessionID, action: action?.proto, risk: ProtoRiskLevel(rawValue: Int32(risk)),
             decisionType: HandoffPolicy.DecisionType(rawValue: decisionType)?.proto ?? .unspecified,
             strategy: ProtoStrategy(rawValue: Int32(strategy)), status: status, createdAtUnixMs: createdAtMs,
-            updatedAtUnixMs: updatedAtMs, expiresAtUnixMs: expiresAtMs, idempotencyKey: idempotencyKey, actionHash: actionHash,
+            updatedAtUnixMs: updatedAtMs, expiresAtUnixMs: isUndecided ? expiryInForceMs : expiresAtMs, idempotencyKey: idempotencyKey, actionHash: actionHash,
             assessedSessionVersion: assessedVersion)
     }
 }

@@ -585,7 +585,7 @@ extension ServerSettings {
         }
     }
 
-    /// The bytes of a secret file (trailing newline dropped); `createIfMissing`
+    /// The bytes of a secret file (a text secret's trailing newline dropped); `createIfMissing`
     /// writes 32 random bytes with mode 0600 first.
     static func secret(at path: String, createIfMissing: Bool) throws(Error) -> [UInt8] {
         if !FileManager.default.fileExists(atPath: path) {
@@ -602,7 +602,12 @@ extension ServerSettings {
         }
         guard let contents = FileManager.default.contents(atPath: path) else { throw Error(message: "cannot read secret file \(path)") }
         var bytes = [UInt8](contents)
-        while bytes.last == UInt8(ascii: "\n") || bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+        // A secret someone typed (text) may end in a newline, which is not
+        // part of it; the random bytes made above are kept exactly, whatever
+        // their last byte.
+        var text = bytes
+        while text.last == UInt8(ascii: "\n") || text.last == UInt8(ascii: "\r") { text.removeLast() }
+        if text.allSatisfy({ (0x20...0x7e).contains($0) }) { bytes = text }
         guard bytes.count >= 16 else { throw Error(message: "secret file \(path) holds fewer than 16 bytes") }
         return bytes
     }
@@ -616,11 +621,53 @@ extension ServerSettings {
         var files = tlsEnabled ? [tlsKey ?? (certs as NSString).appendingPathComponent("server.key")] : []
         files.append(multiFactor.keyFile ?? (data as NSString).appendingPathComponent("mfa.key"))
         for case .webhook(_, let secretFile, _) in (multiFactor.channels ?? []) + (notificationChannels ?? []) { files.append(secretFile) }
+        // The store holds every state, turn and answer, and the hashes of codes and tokens.
+        files += ["", "-wal", "-shm"].map { storePath + $0 }
         for file in files where FileManager.default.fileExists(atPath: file) {
             let mode = ((try? FileManager.default.attributesOfItem(atPath: file))?[.posixPermissions] as? Int) ?? 0
             if mode & 0o077 != 0 {
                 throw Error(message: "\(file) is readable by others (mode \(String(mode, radix: 8))); run chmod 600 \(file)")
             }
+        }
+    }
+
+    /// The embedded store's file.
+    public var storePath: String { (data as NSString).appendingPathComponent("handoff.sqlite") }
+
+    /// Makes the data directory (mode 0700) if it is missing.
+    public func makeDataDirectory() throws(Error) {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw Error(message: "cannot make the data directory \(data): \(error.localizedDescription)")
+        }
+    }
+}
+
+extension ServerSettings {
+    /// What to say of `tls.crl` at start, as (is it a problem, the message):
+    /// each CRL's next update, a warning within a week of it, and an error
+    /// once it has passed, since from then every client certificate is refused.
+    public func revocationListReport(warnWithinSeconds: Int = 7 * 86_400) -> [(problem: Bool, message: String)] {
+        guard let crl else { return [] }
+        let updates: [Int?]
+        do {
+            updates = try DevelopmentPKI.revocationListNextUpdates(path: crl)
+        } catch {
+            return [(true, "cannot read the CRLs of tls.crl \(crl): \(error)")]
+        }
+        return updates.enumerated().map { index, seconds in
+            let name = "CRL \(index + 1) of \(crl)"
+            guard let seconds else { return (false, "\(name) names no next update") }
+            let when = Date(timeIntervalSinceNow: TimeInterval(seconds)).formatted(.iso8601)
+            if seconds <= 0 {
+                return (true, "\(name) passed its next update at \(when): every client certificate it covers is refused until a fresh CRL is installed (then restart)")
+            }
+            if seconds <= warnWithinSeconds {
+                return (true, "\(name) must be replaced by its next update at \(when); after that every client certificate it covers is refused")
+            }
+            return (false, "\(name) is current until \(when)")
         }
     }
 }

@@ -260,6 +260,30 @@ public enum DevelopmentPKI {
         }
     }
 
+    /// The `nextUpdate` of each CRL in a PEM file, as seconds from now
+    /// (negative once passed; nil for a CRL without one). A CRL past its
+    /// next update fails every verification that needs it, so a server reports these.
+    public static func revocationListNextUpdates(path: String) throws(TLSError) -> [Int?] {
+        OpenSSLErrorQueue.clear()
+        guard let bio = BIO_new_file(path, "r") else {
+            throw OpenSSLErrorQueue.error(.configuration, "cannot open CRL '\(path)'")
+        }
+        defer { BIO_free(bio) }
+        var found: [Int?] = []
+        while let crl = PEM_read_bio_X509_CRL(bio, nil, nil, nil) {
+            defer { X509_CRL_free(crl) }
+            var days: Int32 = 0
+            var seconds: Int32 = 0
+            if let next = X509_CRL_get0_nextUpdate(crl), ASN1_TIME_diff(&days, &seconds, nil, next) == 1 {
+                found.append(Int(days) * 86_400 + Int(seconds))
+            } else {
+                found.append(nil)
+            }
+        }
+        OpenSSLErrorQueue.clear()  // the read past the last CRL leaves "no start line"
+        return found
+    }
+
     /// Reads the identifying fields of a PEM certificate (the first in the file).
     public static func readCertificate(path: String) throws(TLSError) -> PeerCertificate {
         let certificate = try PEM.readCertificate(path)

@@ -183,6 +183,9 @@ final class OpenSSLContext: @unchecked Sendable {
         case (.client, _): verifyMode = SSL_VERIFY_PEER
         }
         SSL_CTX_set_verify(ctx, verifyMode, nil)
+        // Handoff's chains are short (a CA, perhaps an intermediate, a leaf);
+        // a long chain is refused rather than walked.
+        SSL_CTX_set_verify_depth(ctx, TLSConfiguration.maximumVerifyDepth)
         if let roots = configuration.trustRootsPath {
             OpenSSLErrorQueue.clear()
             guard SSL_CTX_load_verify_locations(ctx, roots, nil) == 1 else {
@@ -209,7 +212,9 @@ final class OpenSSLContext: @unchecked Sendable {
             else {
                 throw OpenSSLErrorQueue.error(.configuration, "cannot load CRL '\(crl)'")
             }
-            _ = X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK))
+            // Every certificate of the chain, not only the leaf: a revoked
+            // intermediate must not vouch for leaves it issued.
+            _ = X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL))
         }
 
         // ALPN.

@@ -59,9 +59,13 @@ public struct TLSConfiguration: Sendable {
     /// within this time (the peer stopped reading), the channel is closed anyway.
     public var handshakeTimeout: TimeAmount
     /// Optional PEM file of CRLs; a peer certificate revoked by one of them
-    /// fails verification. Only the leaf is checked, against its issuer's CRL,
-    /// which the file must then contain.
+    /// fails verification. Every certificate of the peer's chain is checked
+    /// against its issuer's CRL, so the file must hold one from each CA that
+    /// issues (the root's own included); a CRL past its next update fails every check.
     public var crlPath: String?
+
+    /// Certificates between the peer's and a trusted root, at most.
+    public static let maximumVerifyDepth: Int32 = 4
 
     /// The ALPN protocol Handoff speaks.
     public static let handoffApplicationProtocol = "handoff/1"

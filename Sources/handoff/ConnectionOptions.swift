@@ -56,6 +56,9 @@ struct ConnectionOptions: ParsableArguments {
         var configuration = HandoffClient.Configuration(host: host, port: port, tls: tls)
         if let token { configuration.metadata = [MetadataEntry(key: "authorization", value: "Bearer \(token)")] }
         if let tenant = tenant ?? ProcessInfo.processInfo.environment["HANDOFF_TENANT"] { configuration.metadata.append(MetadataEntry(key: "handoff-tenant", value: tenant)) }
+        guard timeout.isFinite, timeout > 0, timeout <= 86_400 else {
+            throw CommandFailure("--timeout must be a number of seconds above 0 and at most 86400, not \(timeout)")
+        }
         configuration.defaultTimeout = .milliseconds(Int64(timeout * 1000))
         configuration.keepaliveInterval = nil
         do {

@@ -364,6 +364,15 @@ struct ApprovalsCommand: AsyncParsableCommand {
                     await client.close()
                     var edited = current?.editedAction ?? current?.action ?? Action()
                     edited.amount = amount
+                    // The tool's arguments carry the amount too (the server
+                    // rewrites the argument the policy names for the tool).
+                    if var arguments = (try? JSONSerialization.jsonObject(with: Data(edited.parametersJSON.utf8))) as? [String: Any],
+                       let before = arguments["amount"] {
+                        arguments["amount"] = before is String ? amount : (Decimal(string: amount).map(NSDecimalNumber.init(decimal:)) ?? amount)
+                        if let data = try? JSONSerialization.data(withJSONObject: arguments, options: [.sortedKeys]) {
+                            edited.parametersJSON = String(decoding: data, as: UTF8.self)
+                        }
+                    }
                     decision.editedAction = edited
                 }
                 decisions.append(decision)

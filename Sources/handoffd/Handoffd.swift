@@ -60,6 +60,9 @@ struct Handoffd: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "handoffd")
+        // What handoffd makes (the store, its WAL, keys, development files) is
+        // for its own user alone.
+        umask(0o077)
 
         var settings = ServerSettings()
         do {
@@ -81,10 +84,13 @@ struct Handoffd: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
 
+        for (problem, message) in settings.revocationListReport() {
+            if problem { logger.warning("\(message)") } else { logger.info("\(message)") }
+        }
         let store: SQLiteStore
         do {
-            try FileManager.default.createDirectory(atPath: settings.data, withIntermediateDirectories: true)
-            store = try SQLiteStore(path: (settings.data as NSString).appendingPathComponent("handoff.sqlite"), cacheMiB: settings.storeCacheMiB, checkpointPages: settings.storeCheckpointPages)
+            try settings.makeDataDirectory()
+            store = try SQLiteStore(path: settings.storePath, cacheMiB: settings.storeCacheMiB, checkpointPages: settings.storeCheckpointPages)
         } catch {
             logger.critical("cannot open the store: \(error)")
             throw ExitCode.failure

@@ -510,7 +510,7 @@ struct MultiFactorMethodsTests {
                 "the code is in the database")
     }
 
-    @Test("three wrong codes, then the fourth attempt cancels the action even with the right code")
+    @Test("the third wrong code cancels the action at once: the right code after it releases nothing")
     func wrongThrice() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
@@ -524,12 +524,33 @@ struct MultiFactorMethodsTests {
             let reply = try await verify(client, pending.id, wrong)
             #expect(!reply.verified)
             #expect(reply.attemptsRemaining == Int32(left))
-            #expect(reply.pendingAction?.status == .pending)
+            #expect(reply.pendingAction?.status == (left == 0 ? .cancelled : .pending))
         }
-        let fourth = try await verify(client, pending.id, code)
-        #expect(!fourth.verified, "the fourth attempt is refused even with the right code")
-        #expect(fourth.pendingAction?.status == .cancelled)
-        #expect((await refusal(client, pending.id, code))?.code == .failedPrecondition)
+        #expect((await refusal(client, pending.id, code))?.code == .failedPrecondition, "the right code after the last wrong one")
+        let events = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50)).events.map(\.action)
+        #expect(events.suffix(2) == ["mfa.failed", "action.cancelled"])
+        await running.stop()
+    }
+
+    @Test("a new code does not give the attempts back: wrong guesses count per action across codes")
+    func attemptsSurviveNewCodes() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let file = FileCodeChannel(path: fixtures.path("codes.jsonl"))
+        let (running, client) = try await start(fixtures, clock: TestClock(), channels: [file])
+        let pending = try await deletion(client)
+        var outcomes: [(verified: Bool, left: Int32, status: PendingActionStatus?)] = []
+        for _ in 0..<3 {
+            let started = try await client.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: pending.id))
+            #expect(started.attemptsRemaining == Int32(3 - outcomes.count), "a new code reports the attempts still left")
+            let code = try Self.lastCode(fixtures)
+            let reply = try await verify(client, pending.id, code == "000000" ? "000001" : "000000")
+            outcomes.append((reply.verified, reply.attemptsRemaining, reply.pendingAction?.status))
+        }
+        #expect(outcomes.map(\.left) == [2, 1, 0])
+        #expect(outcomes.last?.status == .cancelled)
+        let again = await refusalOf(client, Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: pending.id))
+        #expect(again?.code == .failedPrecondition, "no code for a cancelled action")
         await running.stop()
     }
 

@@ -46,6 +46,12 @@ public enum SessionState {
             guard case .object = patch else {
                 throw StateError(message: "a merge patch must be a JSON object; it would replace the whole state with a non-object")
             }
+            // The patch is kept whole in the event log: bounded like a state,
+            // even when it changes nothing.
+            let size = patch.serialized.utf8.count
+            guard size <= sizeLimit else {
+                throw StateError(message: "the merge patch is \(size) bytes; the limit is \(sizeLimit) bytes (the state size limit)")
+            }
             next = mergePatch(current, patch)
         case .replacement(let state):
             next = state

@@ -92,12 +92,41 @@ public struct ApprovalRecord: Sendable, Hashable {
     }
 }
 
-/// Which approvals a listing returns: pending ones of a tenant, soonest due first.
+/// Which approvals a listing returns: pending ones of a tenant whose
+/// current step is still due, soonest due first (never-expiring last), then
+/// oldest, then by id.
 public struct ApprovalQuery: Sendable, Hashable {
     /// nil: every session.
     public var sessionID: String?
     public var limit = 1000
-    /// Rows to skip (the store's page; routing is filtered above it).
-    public var offset = 0
+    /// Only approvals after this one in the listing's order (a keyset cursor); nil: from the first.
+    public var after: ApprovalCursor?
+    /// Only approvals whose current step lists at least one of these approver
+    /// entries (as written in `ApprovalStepRecord.approvers`); nil: any.
+    /// The domain works out which entries route to a caller; the store only matches them.
+    public var currentApprovers: [String]?
+    /// Leaves out approvals requested by this identity.
+    public var notRequestedBy: String?
+    /// Leaves out approvals whose current step expired by this time (not yet swept).
+    public var dueAfterMs: Int64?
     public init() {}
+}
+
+/// Where a listing of pending approvals stopped: the last approval's place in
+/// the listing's order. Any store can resume after it, whatever changed meanwhile.
+public struct ApprovalCursor: Sendable, Hashable {
+    /// The approval's `dueAtMs` (0: never expires, listed last).
+    public var dueAtMs: Int64
+    public var createdAtMs: Int64
+    public var id: String
+
+    public init(dueAtMs: Int64, createdAtMs: Int64, id: String) {
+        self.dueAtMs = dueAtMs
+        self.createdAtMs = createdAtMs
+        self.id = id
+    }
+
+    public init(_ approval: ApprovalRecord) {
+        self.init(dueAtMs: approval.dueAtMs, createdAtMs: approval.createdAtMs, id: approval.id)
+    }
 }

@@ -95,6 +95,13 @@ extension PendingActionRecord {
         return candidates.min()
     }
 
+    /// When it expires undecided (what `hasExpired` checks): the sooner of
+    /// its own expiry and, while one is asked, the confirmation's; 0: never.
+    public var expiryInForceMs: Int64 {
+        let confirmation = awaitingConfirmation ? confirmationExpiresAtMs : 0
+        return [expiresAtMs, confirmation].filter { $0 > 0 }.min() ?? 0
+    }
+
     /// Whether it is undecided and past an expiry at `now`.
     public func hasExpired(at now: Int64) -> Bool {
         isUndecided && ((expiresAtMs > 0 && now >= expiresAtMs)

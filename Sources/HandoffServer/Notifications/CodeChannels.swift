@@ -28,19 +28,33 @@ public struct FileCodeChannel: CodeChannel {
 
     func append(_ json: JSONValue) throws {
         let line = Array(json.serialized.utf8) + [UInt8(ascii: "\n")]
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CodeChannelError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        // O_NOFOLLOW: a link planted at the path cannot send codes elsewhere.
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else {
+            let reason = errno == ELOOP ? "it is a symbolic link" : String(cString: strerror(errno))
+            throw CodeChannelError("cannot open \(path): \(reason)")
+        }
         defer { close(fd) }
+        // A file that was there before keeps no wider mode than one made here.
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw CodeChannelError("cannot write \(path): not a regular file")
+        }
+        if info.st_mode & 0o077 != 0, fchmod(fd, 0o600) != 0 {
+            throw CodeChannelError("cannot make \(path) private (chmod 600): \(String(cString: strerror(errno)))")
+        }
         let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == line.count else { throw CodeChannelError("cannot write \(path)") }
     }
 }
 
-/// POSTs each code as JSON to an https:// (or http://) URL; over https the
+/// POSTs each code as JSON to an https:// URL (http:// only to a loopback
+/// host: codes must not cross a network in clear); over https the
 /// receiver's certificate is verified against the system's trust store or
 /// `caFile`, and its name against the URL's host. Headers: `X-Handoff-Timestamp`
 /// (ms since 1970) and `X-Handoff-Signature: sha256=<hex>`, the HMAC-SHA256 with
-/// the shared secret over "<timestamp>.<body>". A 2xx answer is delivery.
+/// the shared secret over "<timestamp>.<body>". A 2xx answer within `timeout`
+/// (connection, handshake and answer together) is delivery.
 public struct WebhookCodeChannel: CodeChannel {
     public let name = "webhook"
     let host: String
@@ -57,13 +71,17 @@ public struct WebhookCodeChannel: CodeChannel {
     /// - Throws: when `url` is not http(s)://HOST[:PORT]/PATH, or the TLS
     ///   settings do not load (the reason from OpenSSL).
     public init(url: String, secret: [UInt8], caFile: String? = nil, timeout: TimeAmount = .seconds(5), group: any EventLoopGroup) throws {
-        guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme), let host = parsed.host,
-              !secret.isEmpty
+        guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), ["http", "https"].contains(scheme),
+              let host = parsed.host, !host.isEmpty, parsed.user == nil, parsed.password == nil, !secret.isEmpty
         else {
-            throw CodeChannelError("webhook url \(url) is not https://HOST[:PORT]/PATH (or http://), or its secret is empty")
+            throw CodeChannelError("webhook url \(url) is not https://HOST[:PORT]/PATH, or its secret is empty")
         }
-        if scheme == "http", caFile != nil {
-            throw CodeChannelError("webhook url \(url) is http://; ca_file applies to https:// only")
+        if scheme == "http" {
+            guard Self.isLoopback(host) else {
+                throw CodeChannelError(
+                    "webhook url \(url) is http:// to a host that is not loopback; codes and notices would cross the network in clear: use https://")
+            }
+            if caFile != nil { throw CodeChannelError("webhook url \(url) is http://; ca_file applies to https:// only") }
         }
         if scheme == "https" {
             do {
@@ -77,10 +95,26 @@ public struct WebhookCodeChannel: CodeChannel {
         }
         self.host = host
         self.port = parsed.port ?? (scheme == "https" ? 443 : 80)
-        self.path = parsed.path.isEmpty ? "/" : parsed.path
+        // Sent as written: percent-escapes kept, the query string too.
+        let path = parsed.percentEncodedPath.isEmpty ? "/" : parsed.percentEncodedPath
+        self.path = parsed.percentEncodedQuery.map { "\(path)?\($0)" } ?? path
         self.secret = secret
         self.timeout = timeout
         self.group = group
+    }
+
+    /// 127.0.0.0/8, ::1 and localhost.
+    static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare.lowercased() == "localhost" || bare == "::1" { return true }
+        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// The Host header: an IPv6 address goes in brackets (RFC 7230, 5.4).
+    var hostHeader: String {
+        let bracketed = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        return "\(bracketed):\(port)"
     }
 
     /// The signature a receiver recomputes to check a delivery.
@@ -97,7 +131,7 @@ public struct WebhookCodeChannel: CodeChannel {
         let body = Array(json.serialized.utf8)
         let timestamp = String(Int64(Date().timeIntervalSince1970 * 1000))
         var headers = HTTPHeaders()
-        headers.add(name: "Host", value: "\(host):\(port)")
+        headers.add(name: "Host", value: hostHeader)
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: String(body.count))
         headers.add(name: "Connection", value: "close")
@@ -106,6 +140,8 @@ public struct WebhookCodeChannel: CodeChannel {
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
 
         let loop = group.next()
+        // One deadline for the whole delivery, not one per stage.
+        let deadline = NIODeadline.now() + timeout
         let answered = loop.makePromise(of: HTTPResponseStatus.self)
         let channel = try await ClientBootstrap(group: loop)
             .connectTimeout(timeout)
@@ -117,8 +153,9 @@ public struct WebhookCodeChannel: CodeChannel {
                 }
             }
             .connect(host: host, port: port).get()
-        let timer = loop.scheduleTask(in: timeout) {
+        let timer = loop.scheduleTask(deadline: deadline) { [host, port, timeout] in
             answered.fail(CodeChannelError("webhook \(host):\(port) did not answer within \(timeout)"))
+            channel.close(promise: nil)
         }
         defer {
             timer.cancel()
@@ -126,7 +163,12 @@ public struct WebhookCodeChannel: CodeChannel {
         }
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
         channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
-        try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+        do {
+            try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+        } catch {
+            _ = try await answered.futureResult.get()  // the deadline's error, when it closed the channel
+            throw error
+        }
         let status = try await answered.futureResult.get()
         guard (200..<300).contains(status.code) else {
             let refused = (400..<500).contains(status.code) && status.code != 408 && status.code != 429

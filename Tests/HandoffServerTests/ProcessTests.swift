@@ -354,4 +354,35 @@ struct ProcessTests {
         #expect(try await offPool { server.terminate() } == 0)
         #expect(!server.allOutput().contains(token), "the token is in the server log")
     }
+
+    @Test("handoffd makes its data directory 0700 and its store 0600, and refuses to start on a store others can read")
+    func dataFileModes() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let data = fixtures.path("data")
+        let common = [
+            "--data", data, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
+            "--client-ca", fixtures.path("ca.pem"),
+        ]
+        let server = try await offPool { try ServerProcess(arguments: common) }
+        var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
+        configuration.defaultTimeout = .seconds(10)
+        let client = try HandoffClient(configuration: configuration)
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "m", stateJSON: #"{"secret":1}"#, reasoning: "r"))
+        func mode(_ path: String) throws -> Int {
+            try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int ?? -1
+        }
+        #expect(try mode(data) == 0o700)
+        for file in ["handoff.sqlite", "handoff.sqlite-wal", "handoff.sqlite-shm", "mfa.key"] {
+            #expect(try mode((data as NSString).appendingPathComponent(file)) == 0o600, "\(file)")
+        }
+        await client.close()
+        #expect(try await offPool { server.terminate() } == 0)
+
+        let store = (data as NSString).appendingPathComponent("handoff.sqlite")
+        chmod(store, 0o644)
+        let refused = try await run("handoffd", ["--listen", "127.0.0.1:0"] + common)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("handoff.sqlite is readable by others (mode 644); run chmod 600"), "\(refused.output)")
+    }
 }

@@ -155,6 +155,31 @@ struct ContextMethodsTests {
         await running.stop()
     }
 
+    @Test("a merge patch is held to the state size limit even when it changes nothing, and nothing of it is stored")
+    func patchSizeLimit() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, client, _) = try await startSessionsServer(fixtures)
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "p", stateJSON: #"{"a":1}"#, reasoning: "r"))
+        // Deleting 40,000 keys that are not there changes nothing, in about 600 KB of patch.
+        let keys = (0..<40_000).map { #""k\#($0)":null"# }.joined(separator: ",")
+        let patch = "{\(keys)}"
+        #expect(patch.utf8.count > SessionState.defaultSizeLimit)
+        let refused = await refusalOf(
+            client, Sessions.updateState, UpdateStateRequest(sessionID: "p", reasoning: "r", change: .mergePatchJSON(patch)))
+        #expect(refused?.code == .invalidArgument, "\(String(describing: refused))")
+        #expect(refused?.message.contains("merge patch is") == true && refused?.message.contains("the state size limit") == true)
+        let events = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "p", pageSize: 10)).events
+        #expect(events.map(\.action) == ["session.created"], "the refused patch reached the event log")
+        let session = try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "p")).session
+        #expect(session?.version == 1)
+        // One within the limit still goes through.
+        let fine = try await client.call(
+            Sessions.updateState, UpdateStateRequest(sessionID: "p", reasoning: "r", change: .mergePatchJSON(#"{"b":2}"#)))
+        #expect(fine.version == 2)
+        await running.stop()
+    }
+
     @Test("GetContext of turns too big for one frame answers with the latest that fit, not RESOURCE_EXHAUSTED")
     func contextOfBigTurns() async throws {
         let fixtures = try Fixtures()

@@ -12,6 +12,8 @@ import Synchronization
 final class WebhookReceiver: Sendable {
     struct Delivery: Sendable {
         let path: String
+        /// The Host header as it arrived.
+        let host: String
         let body: [String: String]
         let signatureValid: Bool
     }
@@ -25,7 +27,7 @@ final class WebhookReceiver: Sendable {
     /// Answers for the next deliveries, in order, before `status` applies again.
     let script = Mutex<[HTTPResponseStatus]>([])
 
-    init(secret: [UInt8]) async throws {
+    init(secret: [UInt8], host: String = "127.0.0.1") async throws {
         self.secret = secret
         let box = Mutex<WebhookReceiver?>(nil)
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -36,7 +38,7 @@ final class WebhookReceiver: Sendable {
                     try channel.pipeline.syncOperations.addHandler(Handler(receiver: { box.withLock { $0 } }))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: host, port: 0).get()
         port = channel.localAddress!.port!
         box.withLock { $0 = self }
     }
@@ -53,7 +55,8 @@ final class WebhookReceiver: Sendable {
         let valid = signature == WebhookCodeChannel.signature(secret: secret, timestamp: timestamp, body: body)
         let json = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
         received.withLock {
-            $0.append(Delivery(path: head.uri, body: json.mapValues { "\($0)" }, signatureValid: valid))
+            $0.append(Delivery(
+                path: head.uri, host: head.headers["Host"].first ?? "", body: json.mapValues { "\($0)" }, signatureValid: valid))
         }
         if let scripted = script.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return scripted }
         return status.withLock { $0 }

@@ -72,10 +72,12 @@ public struct WebhookCodeChannel: CodeChannel {
     ///   settings do not load (the reason from OpenSSL).
     public init(url: String, secret: [UInt8], caFile: String? = nil, timeout: TimeAmount = .seconds(5), group: any EventLoopGroup) throws {
         guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), ["http", "https"].contains(scheme),
-              let host = parsed.host, !host.isEmpty, parsed.user == nil, parsed.password == nil, !secret.isEmpty
+              let written = parsed.host, !written.isEmpty, parsed.user == nil, parsed.password == nil, !secret.isEmpty
         else {
             throw CodeChannelError("webhook url \(url) is not https://HOST[:PORT]/PATH, or its secret is empty")
         }
+        // An IPv6 literal is kept without its brackets (they belong to the URL and the Host header).
+        let host = written.hasPrefix("[") && written.hasSuffix("]") ? String(written.dropFirst().dropLast()) : written
         if scheme == "http" {
             guard Self.isLoopback(host) else {
                 throw CodeChannelError(
@@ -105,15 +107,14 @@ public struct WebhookCodeChannel: CodeChannel {
 
     /// 127.0.0.0/8, ::1 and localhost.
     static func isLoopback(_ host: String) -> Bool {
-        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        if bare.lowercased() == "localhost" || bare == "::1" { return true }
-        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
+        if host.lowercased() == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     /// The Host header: an IPv6 address goes in brackets (RFC 7230, 5.4).
     var hostHeader: String {
-        let bracketed = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        let bracketed = host.contains(":") ? "[\(host)]" : host
         return "\(bracketed):\(port)"
     }
 
@@ -143,7 +144,7 @@ public struct WebhookCodeChannel: CodeChannel {
         // One deadline for the whole delivery, not one per stage.
         let deadline = NIODeadline.now() + timeout
         let answered = loop.makePromise(of: HTTPResponseStatus.self)
-        let channel = try await ClientBootstrap(group: loop)
+        let connecting = ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelInitializer { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -152,7 +153,14 @@ public struct WebhookCodeChannel: CodeChannel {
                     try channel.pipeline.syncOperations.addHandler(ResponseStatusHandler(answered: answered))
                 }
             }
-            .connect(host: host, port: port).get()
+            .connect(host: host, port: port)
+        let channel: any Channel
+        do {
+            channel = try await connecting.get()
+        } catch {
+            answered.fail(error)  // never left pending
+            throw error
+        }
         let timer = loop.scheduleTask(deadline: deadline) { [host, port, timeout] in
             answered.fail(CodeChannelError("webhook \(host):\(port) did not answer within \(timeout)"))
             channel.close(promise: nil)

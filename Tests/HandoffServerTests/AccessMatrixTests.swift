@@ -220,6 +220,165 @@ struct AccessMatrixTests {
         await running.stop()
     }
 
+    /// RPCs that name no record of a tenant, and why each needs no isolation probe.
+    static let isolationExempt: [String: String] = [
+        "handoff.v1.Health/Ping": "names nothing",
+        "handoff.v1.Sessions/CreateSession": "creates in the caller's tenant (the same id in two tenants is two sessions: tenantsApart)",
+        "handoff.v1.Admin/ReloadPolicy": "global admins only; the policy is shared",
+    ]
+
+    @Test("tenant isolation on every RPC that names a record, generated from the access table: another tenant's ids are NOT_FOUND, its lists and feeds empty")
+    func isolationEverywhere() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let running = try await start(directory)
+        func caller(_ tenant: String, _ role: String) throws -> HandoffClient { try client(running, directory, "\(tenant).\(role)") }
+        let acme = try caller("acme", "agent")
+        let acmeOperator = try caller("acme", "operator")
+        // acme's records: a session, a released booking (with its token), a deletion waiting for a code, a ticket, an approval.
+        _ = try await acme.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "r"))
+        func assess(_ action: Action) async throws -> AssessActionResponse {
+            try await acme.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: action))
+        }
+        let booking = try #require(try await assess(Action(toolName: "book_flight", description: "Book")).pendingAction)
+        _ = try await acme.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
+        let released = try await acme.call(
+            Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
+        let token = try #require(released.pendingAction?.releaseToken)
+        let deletion = try #require(try await assess(Action(toolName: "delete_user_data", description: "Delete")).pendingAction)
+        let confirm = try #require(try await assess(Action(toolName: "book_flight", description: "Book again")).pendingAction)
+        let refund = try await assess(Action(toolName: "issue_refund", amount: "250", currency: "USD"))
+        _ = try await acme.call(Sessions.createSession, CreateSessionRequest(sessionID: "t", reasoning: "r"))
+        let ticket = try #require(try await acme.call(Escalations.escalate, EscalateRequest(sessionID: "t", reason: "help")).ticket)
+        _ = try await acmeOperator.call(Escalations.claim, ClaimRequest(ticketID: ticket.id))
+
+        let agent = try caller("globex", "agent")
+        let op = try caller("globex", "operator")
+        let approver = try caller("globex", "approver")
+        let admin = try caller("globex", "admin")
+        @Sendable func notFound<Request, Response>(_ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request) async -> Bool {
+            let refused = await refusalOf(client, method, request)
+            if refused?.code != .notFound { Issue.record("\(method.fullName): \(String(describing: refused))") }
+            return refused?.code == .notFound
+        }
+        var probes: [String: () async throws -> Bool] = [:]
+        probes["handoff.v1.Sessions/GetSession"] = { await notFound(agent, Sessions.getSession, GetSessionRequest(sessionID: "s")) }
+        probes["handoff.v1.Sessions/UpdateState"] = {
+            await notFound(agent, Sessions.updateState, UpdateStateRequest(sessionID: "s", reasoning: "r", change: .mergePatchJSON("{}")))
+        }
+        probes["handoff.v1.Sessions/AddTurn"] = { await notFound(agent, Sessions.addTurn, AddTurnRequest(sessionID: "s", input: "x", reasoning: "r")) }
+        probes["handoff.v1.Sessions/AddMemory"] = {
+            await notFound(agent, Sessions.addMemory, AddMemoryRequest(sessionID: "s", content: "x", reasoning: "r"))
+        }
+        probes["handoff.v1.Sessions/GetContext"] = { await notFound(op, Sessions.getContext, GetContextRequest(sessionID: "s")) }
+        probes["handoff.v1.Sessions/ListEvents"] = {
+            let events = try? await op.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 100))
+            let all = try await op.call(Sessions.listEvents, ListEventsRequest(pageSize: 100))
+            return (events?.events.isEmpty ?? true) && all.events.isEmpty
+        }
+        probes["handoff.v1.Policy/AssessAction"] = {
+            await notFound(agent, HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: Action(toolName: "get_weather")))
+        }
+        probes["handoff.v1.Confirmations/RequestConfirmation"] = {
+            await notFound(agent, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: confirm.id))
+        }
+        probes["handoff.v1.Confirmations/RespondToConfirmation"] = {
+            await notFound(agent, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: confirm.id, text: "yes"))
+        }
+        probes["handoff.v1.Confirmations/StartMultiFactor"] = {
+            await notFound(agent, Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: deletion.id))
+        }
+        probes["handoff.v1.Confirmations/VerifyMultiFactor"] = {
+            await notFound(agent, Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: deletion.id, code: "123456"))
+        }
+        probes["handoff.v1.Decisions/WaitForDecision"] = {
+            do {
+                for try await _ in try await agent.stream(
+                    Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id]),
+                    options: CallOptions(timeout: .seconds(2))) {
+                    Issue.record("WaitForDecision answered with another tenant's decision")
+                }
+                return false
+            } catch let error as RPCError {
+                return error.code == .notFound
+            }
+        }
+        probes["handoff.v1.Decisions/ReportExecution"] = {
+            // A token is looked up in the caller's tenant: another's is as unknown as a made-up one, and stays unused.
+            let refused = await refusalOf(
+                agent, Decisions.reportExecution, ReportExecutionRequest(releaseToken: token, resultJSON: "{}", idempotencyKey: "k"))
+            let unknown = await refusalOf(
+                agent, Decisions.reportExecution, ReportExecutionRequest(releaseToken: String(repeating: "0", count: 64), resultJSON: "{}", idempotencyKey: "k"))
+            let used = try await acme.call(
+                Decisions.reportExecution, ReportExecutionRequest(releaseToken: token, resultJSON: "{}", idempotencyKey: "k"))
+            return refused != nil && refused?.code == unknown?.code && refused?.message == unknown?.message
+                && used.recorded && !used.duplicate
+        }
+        probes["handoff.v1.Escalations/Escalate"] = { await notFound(agent, Escalations.escalate, EscalateRequest(sessionID: "s", reason: "x")) }
+        probes["handoff.v1.Escalations/GetTicket"] = { await notFound(op, Escalations.getTicket, GetTicketRequest(ticketID: ticket.id)) }
+        probes["handoff.v1.Escalations/ListQueue"] = { try await op.call(Escalations.listQueue, ListQueueRequest()).tickets.isEmpty }
+        probes["handoff.v1.Escalations/Claim"] = { await notFound(op, Escalations.claim, ClaimRequest(ticketID: ticket.id)) }
+        probes["handoff.v1.Escalations/Reply"] = { await notFound(op, Escalations.reply, ReplyRequest(ticketID: ticket.id, text: "hi")) }
+        probes["handoff.v1.Escalations/Resolve"] = {
+            await notFound(op, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved, note: "x"))
+        }
+        probes["handoff.v1.Approvals/RequestApproval"] = {
+            await notFound(agent, Approvals.requestApproval, RequestApprovalRequest(
+                sessionID: "s", amount: "250", currency: "USD", reason: "x", subject: .pendingActionID(confirm.id)))
+        }
+        probes["handoff.v1.Approvals/GetApproval"] = { await notFound(approver, Approvals.getApproval, GetApprovalRequest(approvalID: refund.approvalID)) }
+        probes["handoff.v1.Approvals/ListPendingApprovals"] = {
+            let routed = try await approver.call(Approvals.listPendingApprovals, ListPendingApprovalsRequest()).approvals
+            let all = try await admin.call(Approvals.listPendingApprovals, ListPendingApprovalsRequest()).approvals
+            return routed.isEmpty && all.isEmpty
+        }
+        probes["handoff.v1.Approvals/DecideApproval"] = {
+            let result = try await approver.call(Approvals.decideApproval, DecideApprovalRequest(decisions: [
+                ApprovalDecision(approvalID: refund.approvalID, verdict: .approve),
+            ]))
+            guard case .error(let error)? = result.results.first?.result else { return false }
+            return error.code == 5
+        }
+        probes["handoff.v1.Analytics/EscalationStats"] = {
+            let stats = try await op.call(Analytics.escalationStats, EscalationStatsRequest())
+            return stats.escalations == 0 && stats.sessionsInWindow == 0
+        }
+        probes["handoff.v1.Admin/VerifyAuditChain"] = { await notFound(admin, Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: "s")) }
+        probes["handoff.v1.Operators/Watch"] = {
+            // acme's operator sees acme's next escalation (the control); globex's watcher, live and replayed, sees nothing.
+            let ours = Task { () async throws -> Int in
+                var seen = 0
+                for try await _ in try await acmeOperator.stream(
+                    Operators.watch, WatchRequest(kinds: [.ticketOpened]), options: CallOptions(timeout: .seconds(5))) {
+                    seen += 1
+                    break
+                }
+                return seen
+            }
+            let theirs = Task { () async throws -> Int in
+                var seen = 0
+                do {
+                    for try await event in try await op.stream(Operators.watch, WatchRequest(), options: CallOptions(timeout: .seconds(2))) {
+                        if event.kind != .watcherLagged { seen += 1 }
+                    }
+                } catch let error as RPCError where error.code == .deadlineExceeded {}
+                return seen
+            }
+            try await Task.sleep(for: .milliseconds(200))  // both watches are open before the change (latency only)
+            _ = try await acme.call(Sessions.createSession, CreateSessionRequest(sessionID: "w", reasoning: "r"))
+            _ = try await acme.call(Escalations.escalate, EscalateRequest(sessionID: "w", reason: "watch me"))
+            let control = try await ours.value
+            let leaked = try await theirs.value
+            return control == 1 && leaked == 0
+        }
+        for method in ProtoRegistry.methods.map(\.fullName) where Self.isolationExempt[method] == nil {
+            let probe = try #require(probes[method], "\(method) names a record but has no isolation probe")
+            #expect(try await probe(), "\(method) reached another tenant's record")
+        }
+        for client in [acme, acmeOperator, agent, op, approver, admin] { await client.close() }
+        await running.stop()
+    }
+
     @Test("a certificate may name its identity in the subject CN alone")
     func commonNameIdentity() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path

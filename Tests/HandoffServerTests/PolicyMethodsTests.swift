@@ -1197,8 +1197,8 @@ struct AnalyticsMethodsTests {
     }
 }
 
-/// A seeded generator, so a generated week is the same every run.
-struct SplitMix {
+/// A seeded generator, so generated input is the same every run.
+struct SplitMix: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

@@ -1,6 +1,7 @@
 // Handoff — NoticeSender: retries of a failed delivery, and a shutdown that
 // does not wait out a retry's delay.
 
+import Foundation
 import HandoffCore
 @testable import HandoffPolicy
 import Synchronization
@@ -88,10 +89,68 @@ struct NoticeSenderTests {
         let (sender, failures) = sender(channel, delays: [.seconds(600)])
         sender.send(notice)
         while failures.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
-        let began = ContinuousClock.now
+        // Nothing left within 5 s, although the retry's own wait is 600 s.
         #expect(await sender.flush(within: .seconds(5)) == 0)
-        #expect(ContinuousClock.now - began < .seconds(2), "the retry waited for its 600 s")
         #expect(channel.attempts.withLock { $0 } == 2)
         #expect(failures.withLock { $0 } == [.seconds(600)])
+    }
+
+    /// Holds every delivery until `open()`; counts what it took.
+    final class Gated: NoticeChannel {
+        let name: String
+        let taken = Mutex(0)
+        private let gate = AsyncStream<Void>.makeStream()
+        private let isOpen = Mutex(false)
+        init(name: String) { self.name = name }
+        func open() {
+            isOpen.withLock { $0 = true }
+            gate.continuation.finish()
+        }
+        func notify(_ notice: DeskNotice) async throws {
+            if !isOpen.withLock({ $0 }) { for await _ in gate.stream {} }
+            taken.withLock { $0 += 1 }
+        }
+    }
+
+    /// Takes every delivery at once.
+    final class Counting: NoticeChannel {
+        let name = "counting"
+        let taken = Mutex(0)
+        func notify(_ notice: DeskNotice) async throws { taken.withLock { $0 += 1 } }
+    }
+
+    @Test("a channel whose receiver hangs holds up no other channel")
+    func channelsApart() async throws {
+        let stuck = Gated(name: "stuck")
+        let fine = Counting()
+        let sender = NoticeSender(channels: [stuck, fine])
+        for _ in 0..<3 { sender.send(notice) }
+        while fine.taken.withLock({ $0 }) < 3 { try await Task.sleep(for: .milliseconds(2)) }
+        #expect(stuck.taken.withLock { $0 } == 0, "the stuck channel took a notice while held")
+        stuck.open()
+        await sender.flush()
+        #expect(stuck.taken.withLock { $0 } == 3)
+    }
+
+    @Test("a notice a full queue drops is reported with its channel; the rest are delivered")
+    func dropsReported() async throws {
+        let stuck = Gated(name: "stuck")
+        let dropped = Mutex<[String]>([])
+        let sender = NoticeSender(channels: [stuck], capacity: 2) { _, _, _, _ in } onDropped: { notice, channel in
+            dropped.withLock { $0.append("\(channel):\(notice.id)") }
+        }
+        var sent: [DeskNotice] = []
+        for _ in 0..<6 {
+            var each = notice
+            each.id = UUID().uuidString
+            sent.append(each)
+            sender.send(each)
+        }
+        stuck.open()
+        await sender.flush()
+        let reports = dropped.withLock { $0 }
+        #expect(reports.count >= 3, "\(reports)")
+        #expect(reports.allSatisfy { $0.hasPrefix("stuck:") })
+        #expect(reports.count + stuck.taken.withLock { $0 } == 6, "every notice is either delivered or reported dropped")
     }
 }

@@ -154,8 +154,11 @@ struct PolicyMethodsTests {
         let holding = Task { try await store.write { _ in held.withLock { $0 = true }; gate.wait() } }
         while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
         let weather = Action(toolName: "get_weather", description: "What's the weather in Lisbon?")
-        let assessing = Task { try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: weather)) }
-        try await Task.sleep(for: .milliseconds(300))
+        let answered = Mutex(false)
+        let assessing = Task {
+            defer { answered.withLock { $0 = true } }
+            return try await client.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: weather))
+        }
         let listing: Task<ListEventsResponse, any Error>
         func list() -> Task<ListEventsResponse, any Error> {
             Task { try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", actions: ["action.assessed"], pageSize: 50)) }
@@ -169,7 +172,13 @@ struct PolicyMethodsTests {
             while store._testOnly_settlingReads == 0 { try await Task.sleep(for: .milliseconds(2)) }
             gate.signal()
         case .committed:
+            // The assessment's write waits behind the held one: no answer may come until it commits.
+            while store._testOnly_waitingWrites == 0 { try await Task.sleep(for: .milliseconds(2)) }
             #expect(store._testOnly_waitingWrites == 1, "the assessment's write is not waiting for the writer")
+            for _ in 0..<50 {
+                #expect(!answered.withLock { $0 }, "answered before its commit")
+                try await Task.sleep(for: .milliseconds(2))
+            }
             gate.signal()
             #expect(try await assessing.value.strategy == .automate)
             listing = list()
@@ -308,6 +317,9 @@ struct ConfirmationsMethodsTests {
         #expect(asked.prompt.contains("- tool: book_flight"), "\(asked.prompt)")
         #expect(asked.prompt.contains(#"{"date":"2026-12-24","to":"NYC"}"#), "\(asked.prompt)")
         #expect(asked.prompt.contains("Answer yes"))
+        // The deadline that applies: the confirmation's (600 s shipped), sooner than the action's own hour.
+        #expect(booking.expiresAtUnixMs == clock.read() + 3_600_000)
+        #expect(asked.pendingAction?.expiresAtUnixMs == clock.read() + 600_000)
         #expect(try await status(client) == .awaitingConfirmation)
 
         for (text, count) in [("hmm, what time?", 1), ("maybe", 2), ("yes but no", 3)] {

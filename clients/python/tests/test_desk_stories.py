@@ -85,6 +85,41 @@ def test_a_12000_refund_needs_two_approvers_and_the_agent_gets_the_edited_action
         server.stop()
 
 
+def test_an_approvers_lower_amount_is_released_in_the_tools_arguments(
+        binaries: Path, certs: Path, server: ServerProcess, agent: handoff.Client) -> None:
+    """`handoff approve ID --amount 200` on a 250 refund: the released action's
+    arguments say 200 too, so an agent that runs the tool with them refunds
+    what was approved (the outside review found 250 there)."""
+    agent.sessions.create("refund-edit")
+    verdict = agent.assess("refund-edit", {"tool_name": "issue_refund", "description": "Refund order 42",
+                                           "parameters": {"order_id": "42", "amount": 250}, "amount": "250", "currency": "USD"})
+    assert verdict.approval_id
+    decided: List[Any] = cli(binaries, server, certs, "approve", verdict.approval_id, "--amount", "200", "--comment",
+                             "one item kept", "--json", role="approver")
+    assert decided[0]["status"] == "approved", decided
+    decision = agent.wait_for_decision(verdict.pending_action_id, timeout=10)
+    assert decision.released, decision
+    assert decision.action["amount"] == "200", decision.action
+    assert decision.action["parameters"] == {"order_id": "42", "amount": 200}, decision.action
+
+
+def test_an_action_whose_amount_argument_disagrees_is_never_released(
+        binaries: Path, certs: Path, server: ServerProcess, agent: handoff.Client) -> None:
+    """Fail closed: an action assessed at 250 whose arguments say 2500 is not
+    released by an approval as it stands; an edit that makes them agree is."""
+    agent.sessions.create("refund-mismatch")
+    verdict = agent.assess("refund-mismatch", {"tool_name": "issue_refund", "parameters": {"amount": 2500},
+                                               "amount": "250", "currency": "USD"})
+    refused = subprocess.run([str(binaries / "handoff"), "approve", verdict.approval_id, "--server", server.address,
+                              "--certs", str(certs), "--role", "approver"], capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "cannot release its action" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
+    fixed: List[Any] = cli(binaries, server, certs, "approve", verdict.approval_id, "--amount", "250", "--json", role="approver")
+    assert fixed[0]["status"] == "approved", fixed
+    decision = agent.wait_for_decision(verdict.pending_action_id, timeout=10)
+    assert decision.released and decision.action["parameters"] == {"amount": 250}, decision.action
+
+
 def test_two_parallel_legal_actions_each_get_a_decision_one_after_the_other(
         binaries: Path, certs: Path, server: ServerProcess, agent: handoff.Client, operator: handoff.Client) -> None:
     """An agent proposes two actions the policy escalates, in parallel: the

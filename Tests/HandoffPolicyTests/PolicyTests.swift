@@ -146,6 +146,11 @@ struct PolicyTests {
         ("version: x\napprovals: {on_expiry: shrug}\n", "bad.yaml:2: approvals.on_expiry: unknown outcome \"shrug\""),
         ("version: x\napprovals: {step_timeout_seconds: soon}\n", "approvals.step_timeout_seconds: \"soon\" is not a positive number"),
         ("version: x\npending_expiry_seconds: 9999999999999999\n", "pending_expiry_seconds: 9999999999999999 seconds is more than ten years"),
+        // These two overflowed `now + seconds * 1000` on every escalation.
+        ("version: x\nescalation:\n  sla_seconds: {normal: 9223372036854775807}\n", "escalation.sla_seconds.normal: 9223372036854775807 seconds is more than ten years"),
+        ("version: x\nescalation: {alert_window_seconds: 9223372036854776}\n", "escalation.alert_window_seconds: 9223372036854776 seconds is more than ten years"),
+        ("version: x\nescalation: {alert_window_seconds: never}\n", "never is not a window"),
+        ("version: x\napprovals: {amount_parameters: {issue_refund: \"\"}}\n", "approvals.amount_parameters.issue_refund: names no argument"),
     ])
     func badFiles(_ yaml: String, _ expected: String) {
         let error = #expect(throws: PolicyError.self) { _ = try Policy(yaml: yaml, source: "bad.yaml") }
@@ -175,6 +180,58 @@ struct PolicyTests {
         #expect(policy.routes(["group:finance"], to: caller("dave")), "role:approver is every approver of the tenant")
         #expect(!policy.routes(["group:finance"], to: caller("dave", "agent")))
         #expect(Policy.standard.approvals.chain(for: 250)?.steps == [["group:managers"]])
+    }
+
+    @Test("a policy file over 1 MiB is refused before it is parsed")
+    func oversizedFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("big-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ("version: x\n# " + String(repeating: "y", count: Policy.maximumFileBytes)).write(toFile: path, atomically: true, encoding: .utf8)
+        let error = #expect(throws: PolicyError.self) { _ = try Policy(contentsOfFile: path) }
+        #expect(error?.message.contains("a policy is at most 1048576 bytes") == true, "\(String(describing: error))")
+    }
+
+    @Test("the entries that route to a caller are exactly those `routes` accepts, so a store can filter by them")
+    func routingEntries() throws {
+        let policy = try Policy(yaml: """
+            version: x
+            approvals:
+              groups: {managers: [alice], finance: ["handoff://tenant/acme/approver/bob", role:approver], none: [zed]}
+              chains:
+                - {above: 1000, steps: [group:managers]}
+            """, source: "p.yaml").approvals
+        let candidates = ["group:managers", "group:finance", "group:none", "alice", "bob", "zed", "role:approver", "role:agent",
+                          "handoff://tenant/acme/approver/alice", "handoff://tenant/acme/approver/bob", "handoff://tenant/other/approver/alice"]
+        for (tenant, role, name) in [("acme", "approver", "alice"), ("acme", "approver", "bob"), ("other", "approver", "alice"),
+                                     ("acme", "operator", "alice"), ("acme", "approver", "carol")] {
+            let caller = Caller(tenant: TenantID(tenant), identity: "handoff://tenant/\(tenant)/\(role)/\(name)", role: role)
+            let entries = Set(policy.entries(routingTo: caller))
+            for entry in candidates {
+                #expect(entries.contains(entry) == policy.routes([entry], to: caller), "\(caller.identity) and \(entry)")
+            }
+        }
+    }
+
+    @Test("an approver's edited amount is written into the tool's amount argument; arguments naming a third amount are refused")
+    func amountEdits() throws {
+        var approvals = Policy.standard.approvals
+        approvals.amountParameters["wire"] = "sum"
+        let original = ProposedAction(toolName: "issue_refund", parameters: .object(["order": .string("42"), "amount": .integer(250)]), amount: 250)
+        var edited = original
+        edited.amount = 200
+        let made = try approvals.reconcile(edited, original: original).get()
+        #expect(made.parameters.objectValue?["amount"] == .integer(200))
+        #expect(made.parameters.objectValue?["order"] == .string("42"))
+        #expect(approvals.mismatch(in: made) == nil)
+        edited.parameters = .object(["order": .string("42"), "amount": .integer(999)])
+        #expect(throws: AmountMismatch.self) { _ = try approvals.reconcile(edited, original: original).get() }
+        // A string argument stays a string; the policy names another argument per tool.
+        let wire = ProposedAction(toolName: "wire", parameters: .object(["sum": .string("10.50")]), amount: Decimal(string: "10.50"))
+        var lower = wire
+        lower.amount = Decimal(string: "9.25")
+        #expect(try approvals.reconcile(lower, original: wire).get().parameters.objectValue?["sum"] == .string("9.25"))
+        #expect(approvals.mismatch(in: ProposedAction(toolName: "issue_refund", parameters: .object(["amount": .integer(2500)]), amount: 250)) != nil)
+        #expect(approvals.mismatch(in: ProposedAction(toolName: "issue_refund", parameters: .object([:]), amount: 250)) == nil)
     }
 
     @Test("the shipped policy text loads and is the one Policy.standard holds")

@@ -989,6 +989,17 @@ struct EscalationsMethodsTests {
         let urgentOnly = try await operatorClient.call(Escalations.listQueue, ListQueueRequest(priorities: [.urgent]))
         #expect(urgentOnly.tickets.map(\.id) == [ids["u"]!])
 
+        // A ticket goes only to an operator or admin of the tenant: not another tenant's, not an agent or approver.
+        for assignee in [
+            "handoff://tenant/globex/operator/eve", "handoff://tenant/acme/agent/agent", "handoff://tenant/acme/approver/approver",
+            "handoff://global/admin/root", "handoff://tenant/acme/operator/", "eve/../x",
+        ] {
+            let refused = await refusalOf(admin, Escalations.claim, ClaimRequest(ticketID: ids["u"]!, reassign: true, assignee: assignee))
+            #expect(refused?.code == .invalidArgument && refused?.message.contains("is not an operator or admin of tenant acme") == true,
+                    "\(assignee): \(String(describing: refused))")
+        }
+        let named = try await admin.call(Escalations.claim, ClaimRequest(ticketID: ids["u"]!, reassign: true, assignee: "olga"))
+        #expect(named.ticket?.assignedTo == Identity(tenantID: "acme", role: .operator, name: "olga"))
         let reassigned = try await admin.call(Escalations.claim, ClaimRequest(ticketID: ids["u"]!, reassign: true))
         #expect(reassigned.ticket?.assignedTo == Identity(tenantID: "acme", role: .admin, name: "admin"))
         let notYours = await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ids["u"]!, outcome: .handedBack))

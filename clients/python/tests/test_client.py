@@ -386,16 +386,12 @@ def test_reconnect_after_the_server_restarts(start_server, tmp_path: Path, certs
         client.ping()
 
 
-# MARK: approvals (the service is being implemented; see conftest.py)
+# MARK: approvals
 
 
-def _approvals_or_skip(call):  # type: ignore[no-untyped-def]
-    try:
-        return call()
-    except handoff.Unimplemented as error:
-        if os.environ.get("HANDOFF_REQUIRE_APPROVALS") == "1":
-            raise
-        pytest.skip(f"this handoffd does not serve Approvals yet: {error}")
+def _approvals_call(call):  # type: ignore[no-untyped-def]
+    # handoffd serves Approvals: an UNIMPLEMENTED answer is a failure, never a skip.
+    return call()
 
 
 @pytest.mark.approvals
@@ -404,7 +400,7 @@ def test_approval_chain(agent: handoff.Client, approver: handoff.Client) -> None
     assessment = agent.assess(session.id, {"tool_name": "issue_refund", "description": "Refund my order",
                                            "amount": 250, "currency": "USD"})
     assert assessment.escalated
-    requested = _approvals_or_skip(lambda: agent.request_approval(
+    requested = _approvals_call(lambda: agent.request_approval(
         session.id, pending_action=assessment, reason="customer asked for a refund"))
     approval = requested.approval
     assert approval.status == common_pb2.APPROVAL_STATUS_PENDING and approval.steps

@@ -1,11 +1,13 @@
 // Handoff — the real binaries: handoffd started as a process, driven by the
 // `handoff` CLI, stopped by SIGTERM.
 
+import Crypto
 import Foundation
 import HandoffClient
 import HandoffCore
 import HandoffPolicy
 import HandoffProto
+import HandoffRPC
 import HandoffSQLite
 import HandoffTestSupport
 import Testing
@@ -260,7 +262,7 @@ struct ProcessTests {
         #expect(result.output.contains(":2: sampling_rate: 2.0 is not within 0...1"), "\(result.output)")
     }
 
-    @Test("a multi-factor code appears in no log line (trace level) and not in the SQLite file")
+    @Test("a multi-factor code and release tokens appear in no log line (trace level) and not in the SQLite file or its WAL")
     func codeNotLogged() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
@@ -277,15 +279,29 @@ struct ProcessTests {
         _ = try await client.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: pending.id, code: "12345678"))
         let ok = try await client.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: pending.id, code: code))
         #expect(ok.verified)
+        // A release token too, from a confirmation, and one report under it.
+        let booking = try #require(try await client.call(
+            HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: Action(toolName: "book_flight", description: "Book"))
+        ).pendingAction)
+        _ = try await client.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
+        let yes = try await client.call(Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
+        let tokens = [try #require(ok.pendingAction?.releaseToken), try #require(yes.pendingAction?.releaseToken)]
+        #expect(tokens.allSatisfy { $0.count == 64 })
+        _ = try await client.call(Decisions.reportExecution, ReportExecutionRequest(releaseToken: tokens[1], resultJSON: "{}", idempotencyKey: "k"))
+        let secrets = [code] + tokens
+        func searchStore(_ when: String) {
+            for file in ["handoff.sqlite", "handoff.sqlite-wal"] {
+                let bytes = (try? Data(contentsOf: URL(fileURLWithPath: fixtures.path(file)))) ?? Data()
+                for secret in secrets { #expect(bytes.range(of: Data(secret.utf8)) == nil, "a code or token is in \(file) (\(when))") }
+            }
+        }
+        searchStore("while serving")
         await client.close()
         #expect(try await offPool { server.terminate() } == 0)
         let log = server.allOutput()
         #expect(log.contains("listening on"), "the log was not captured")
-        #expect(!log.contains(code), "the code is in the server log")
-        for file in ["handoff.sqlite", "handoff.sqlite-wal"] {
-            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: fixtures.path(file)))) ?? Data()
-            #expect(bytes.range(of: Data(code.utf8)) == nil, "the code is in \(file)")
-        }
+        for secret in secrets { #expect(!log.contains(secret), "a code or token is in the server log") }
+        searchStore("after the stop")
         let key = try FileManager.default.attributesOfItem(atPath: fixtures.path("mfa.key"))[.posixPermissions] as? Int
         #expect(key == 0o600, "the server key is not mode 0600")
     }
@@ -384,5 +400,85 @@ struct ProcessTests {
         let refused = try await run("handoffd", ["--listen", "127.0.0.1:0"] + common)
         #expect(refused.status != 0)
         #expect(refused.output.contains("handoff.sqlite is readable by others (mode 644); run chmod 600"), "\(refused.output)")
+    }
+
+    @Test("a bearer token past its expires time in the config file is UNAUTHENTICATED, end to end, and one still valid is served")
+    func tokenExpiryFromConfig() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        func hash(_ token: String) -> String { SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined() }
+        let config = fixtures.path("handoffd.yaml")
+        try """
+            tokens:
+              - {identity: "handoff://tenant/acme/agent/old", sha256: "\(hash("expired-token"))", expires: "2020-01-01T00:00:00Z"}
+              - {identity: "handoff://tenant/acme/agent/new", sha256: "\(hash("current-token"))", expires: "2099-01-01T00:00:00Z"}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let server = try await offPool {
+            try ServerProcess(arguments: [
+                "--config", config, "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"),
+                "--tls-key", fixtures.path("server.key"), "--client-ca", fixtures.path("ca.pem"),
+            ])
+        }
+        let common = ["--server", "127.0.0.1:\(server.port)", "--ca", fixtures.path("ca.pem")]
+        let expired = try await run("handoff", ["session", "create", "--id", "e", "--reasoning", "r", "--token", "expired-token"] + common)
+        #expect(expired.status != 0)
+        #expect(expired.output.contains("UNAUTHENTICATED") && expired.output.contains("has expired"), "\(expired.output)")
+        let current = try await run("handoff", ["session", "create", "--id", "c", "--reasoning", "r", "--token", "current-token"] + common)
+        #expect(current.status == 0, "\(current.output)")
+        #expect(try await offPool { server.terminate() } == 0)
+    }
+
+    @Test("a Watch resumed with a cursor from before a restart of handoffd gets exactly what came after it")
+    func watchResumeAcrossRestart() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        func operatorClient(_ server: ServerProcess) throws -> HandoffClient {
+            var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "operator"))
+            configuration.defaultTimeout = .seconds(10)
+            return try HandoffClient(configuration: configuration)
+        }
+        /// The first `count` desk events after `cursor`, with their cursors.
+        func watch(_ client: HandoffClient, after cursor: String, count: Int) async throws -> [(String, String)] {
+            var seen: [(String, String)] = []
+            for try await event in try await client.stream(
+                Operators.watch, WatchRequest(kinds: [.ticketOpened], resumeCursor: cursor), options: CallOptions(timeout: .seconds(10))) {
+                guard case .ticket(let ticket)? = event.subject else { continue }
+                seen.append((ticket.sessionID, event.cursor))
+                if seen.count == count { break }
+            }
+            return seen
+        }
+        var (server, agent) = try await startWithFixtures(fixtures)
+        var op = try operatorClient(server)
+        let live = Task { [op] in try await watch(op, after: "", count: 2) }
+        try await Task.sleep(for: .milliseconds(300))  // the watch is open (latency only: a late start would time out, not pass)
+        for id in ["r1", "r2"] {
+            _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: id, reasoning: "r"))
+            _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: id, reason: "help \(id)"))
+        }
+        let seenLive = try await live.value
+        #expect(seenLive.map(\.0) == ["r1", "r2"])
+        let before = seenLive.map(\.1)
+        try #require(before.count == 2)
+        #expect(try await watch(op, after: before[0], count: 1).map(\.0) == ["r2"], "a resume on the same process")
+        await agent.close()
+        await op.close()
+        let stopping = server
+        #expect(try await offPool { stopping.terminate() } == 0)
+
+        (server, agent) = try await startWithFixtures(fixtures)
+        op = try operatorClient(server)
+        for id in ["r3", "r4"] {
+            _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: id, reasoning: "r"))
+            _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: id, reason: "help \(id)"))
+        }
+        let resumed = try await watch(op, after: before[0], count: 3)
+        #expect(resumed.map(\.0) == ["r2", "r3", "r4"], "after the restart the old cursor resumes where it was")
+        let fromSecond = try await watch(op, after: before[1], count: 2)
+        #expect(fromSecond.map(\.0) == ["r3", "r4"])
+        await agent.close()
+        await op.close()
+        let restarted = server
+        #expect(try await offPool { restarted.terminate() } == 0)
     }
 }

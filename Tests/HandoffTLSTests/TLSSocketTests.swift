@@ -110,6 +110,36 @@ struct TLSSocketTests {
         }
     }
 
+    /// CRLs are checked along the whole chain: a leaf check alone would let the revoked intermediate's client in.
+    @Test("a client certificate from an intermediate CA the root revoked is refused; from one in good standing, let in",
+          .enabled(if: ChildProcess.hasOpenSSL))
+    func revokedIntermediate() async throws {
+        let cas = try await IntermediateCAs.make(count: 1)
+        let client = try cas.client(from: 1)
+        let clientContext = try self.pki.clientContext(identity: .chain(client.chain, key: client.key))
+        let revoked = try self.pki.serverContext(clientCA: cas.root, crl: try cas.revocationLists(revokingFirstIntermediate: true))
+        let refusal = try await self.serverRefusal(server: revoked, client: clientContext)
+        #expect(refusal?.message.contains("certificate verify failed: certificate revoked") == true, "\(String(describing: refusal))")
+
+        let current = try self.pki.serverContext(clientCA: cas.root, crl: try cas.revocationLists(revokingFirstIntermediate: false))
+        #expect(try await self.serverRefusal(server: current, client: clientContext) == nil)
+    }
+
+    /// The verify depth bounds the chain: maximumVerifyDepth intermediates pass, one more is refused.
+    @Test("a client chain with more intermediates than the verify depth is refused", .enabled(if: ChildProcess.hasOpenSSL))
+    func chainTooLong() async throws {
+        let depth = Int(TLSConfiguration.maximumVerifyDepth)
+        let cas = try await IntermediateCAs.make(count: depth + 1)
+        let server = try self.pki.serverContext(clientCA: cas.root)
+        let atLimit = try cas.client(from: depth)
+        #expect(try await self.serverRefusal(server: server, client: try self.pki.clientContext(identity: .chain(atLimit.chain, key: atLimit.key))) == nil)
+
+        let tooLong = try cas.client(from: depth + 1)
+        let refusal = try await self.serverRefusal(
+            server: server, client: try self.pki.clientContext(identity: .chain(tooLong.chain, key: tooLong.key)))
+        #expect(refusal?.message.contains("certificate chain too long") == true, "\(String(describing: refusal))")
+    }
+
     @Test("a client certificate from an unknown CA is refused")
     func clientFromUnknownCA() async throws {
         try await self.expectServerRefuses(
@@ -282,6 +312,20 @@ struct TLSSocketTests {
             try await server.log.wait(for: "server error") { !$0.errors.isEmpty }
             #expect(server.log.handshakes.isEmpty)
             await server.stop()
+        }
+    }
+
+    /// Connects a client to a fresh server: nil once an echo came back,
+    /// otherwise the server's handshake error.
+    private func serverRefusal(server serverContext: TLSContext, client clientContext: TLSContext) async throws -> TLSError? {
+        try await withEventLoopGroup { group in
+            let server = try await TLSTestServer.start(context: serverContext, group: group)
+            let client = try await TestClient.connect(port: server.port, context: clientContext, group: group)
+            _ = try? await client.send("hello")
+            try await server.log.wait(for: "echo or refusal") { !$0.errors.isEmpty || client.log.plaintext == "hello" }
+            await client.close()
+            await server.stop()
+            return server.log.errors.first
         }
     }
 

@@ -106,6 +106,7 @@ struct TestPKI: Sendable {
     func serverContext(
         certificate: String? = nil,
         key: String? = nil,
+        clientCA: String? = nil,
         clientCertificates: TLSConfiguration.PeerVerification = .required,
         crl: String? = nil,
         handshakeTimeout: TimeAmountSeconds = 10
@@ -114,7 +115,7 @@ struct TestPKI: Sendable {
             configuration: .server(
                 certificateChainPath: certificate ?? self.serverCertificate,
                 privateKeyPath: key ?? self.serverKey,
-                clientCertificateTrustRootsPath: self.caCertificate,
+                clientCertificateTrustRootsPath: clientCA ?? self.caCertificate,
                 clientCertificates: clientCertificates,
                 crlPath: crl,
                 handshakeTimeout: .milliseconds(Int64(handshakeTimeout * 1000))
@@ -128,6 +129,8 @@ struct TestPKI: Sendable {
         case alice
         case bob
         case fromOtherCA
+        /// A PEM chain (leaf first) and its leaf's key.
+        case chain(String, key: String)
     }
 
     /// A client of `hostname` trusting `ca.pem`.
@@ -143,6 +146,7 @@ struct TestPKI: Sendable {
             case .alice: (self.aliceCertificate, self.aliceKey)
             case .bob: (self.bobCertificate, self.bobKey)
             case .fromOtherCA: (self.otherClientCertificate, self.otherClientKey)
+            case .chain(let chain, let key): (chain, key)
             }
         return try TLSContext(
             configuration: .client(

@@ -25,7 +25,7 @@ public final class ConfirmationService: Sendable {
     private let policy: PolicyHolder
     let clock: @Sendable () -> Int64
     let multiFactor: MultiFactorSettings
-    let decisions: DecisionHub
+    public let decisions: DecisionHub
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, multiFactor: MultiFactorSettings,

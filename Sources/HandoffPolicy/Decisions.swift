@@ -24,6 +24,9 @@ public final class DecisionHub: Sendable {
         return (stream, cancel)
     }
 
+    /// WaitForDecision calls waiting now.
+    public var waiterCount: Int { board.subscriberCount }
+
     /// Called after a settled action was committed.
     func publish(_ action: PendingActionRecord) {
         guard action.isSettled else { return }

@@ -51,6 +51,9 @@ public final class DeskHub: Sendable {
         board.subscribe([tenant])
     }
 
+    /// Watch calls subscribed now.
+    public var watcherCount: Int { board.subscriberCount }
+
     func publish(_ events: [EventRecord]) {
         for event in events where DeskFeed.actions.contains(event.event.action) { board.post(event, to: event.tenant) }
     }

@@ -45,6 +45,11 @@ final class NoticeBoard<Key: Hashable & Sendable, Notice: Sendable>: Sendable {
         return (stream, subscription, cancel)
     }
 
+    /// Subscribers now (one counted once however many keys it listens to).
+    var subscriberCount: Int {
+        subscribers.withLock { Set($0.values.flatMap(\.keys)).count }
+    }
+
     func post(_ notice: Notice, to key: Key) {
         let targets = subscribers.withLock { Array(($0[key] ?? [:]).values) }
         for subscription in targets {

@@ -676,7 +676,7 @@ struct DecisionsMethodsTests {
     func waitForDecisions() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
-        let (running, client) = try await startDecisionServer(fixtures, clock: TestClock())
+        let (running, client, services) = try await startServices(fixtures, clock: TestClock())
         let booking = try await assess(client, Action(toolName: "book_flight", description: "Book a flight"))
         let hotel = try await assess(client, Action(toolName: "recommend_hotel", description: "Suggest a hotel"))
 
@@ -688,7 +688,8 @@ struct DecisionsMethodsTests {
             }
             return seen
         }
-        try await Task.sleep(for: .milliseconds(200))  // the waiter is waiting
+        // Decided only once the waiter waits, so the live wake-up is what is tested (not a replay from the store).
+        while services.confirmations.decisions.waiterCount == 0 { try await Task.sleep(for: .milliseconds(2)) }
         let released = try #require(try await answer(client, booking.id, "yes please"))
         _ = try await answer(client, hotel.id, "no")
         let seen = try await updates.value

@@ -26,6 +26,9 @@ public final class ConfirmationService: Sendable {
     let clock: @Sendable () -> Int64
     let multiFactor: MultiFactorSettings
     public let decisions: DecisionHub
+    /// How often WaitForDecision reads its actions from the store, for
+    /// decisions committed by another process (this one's wake it at once).
+    let decisionPollInterval: Duration = .seconds(2)
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, multiFactor: MultiFactorSettings,

@@ -103,7 +103,19 @@ extension ConfirmationService {
                     _ = try? await self.expireNow(id, caller: caller)
                 }
             }
-            defer { timers.forEach { $0.cancel() } }
+            // Decisions committed elsewhere (another process on the same store) are read from the store every few seconds.
+            let poller = Task { [ids] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: self.decisionPollInterval)
+                    for id in ids where !Task.isCancelled {
+                        if let stored = try? await self.load(id, caller: caller), stored.isSettled { self.decisions.publish(stored) }
+                    }
+                }
+            }
+            defer {
+                timers.forEach { $0.cancel() }
+                poller.cancel()
+            }
             if !waiting.isEmpty {
                 for await action in updates {
                     send(action)

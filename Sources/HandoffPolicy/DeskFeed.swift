@@ -1,10 +1,12 @@
-// Handoff — the desk feed behind Operators/Watch: desk events of a tenant,
-// oldest first. The event log is the feed's history, so a watcher that
-// resumes from a cursor replays what it missed from the store; live events
-// come from a process-local hub after each commit. A watcher that falls too
-// far behind is told so, and resumes.
+// Handoff — the desk feed behind Operators/Watch: desk events of a tenant in
+// commit order, read from the store's change feed after a cursor. The store
+// is the truth: a process-local hub only wakes watchers after a commit (and
+// a watcher also looks again every `pollInterval`, for commits it was not
+// told of), so a wake-up that is lost or late costs latency, never an event,
+// and a slow watcher never falls behind anything but the store itself.
 
 public import HandoffCore
+import Synchronization
 
 /// A desk event as Watch sends it.
 public struct DeskItem: Sendable, Hashable {
@@ -14,8 +16,8 @@ public struct DeskItem: Sendable, Hashable {
     }
 
     public var kind: Kind
-    /// Where it is in the feed (resume after it).
-    public var position: EventPosition
+    /// Its feed position: a watch resumed after it delivers what came next.
+    public var position: Int64
     /// The ticket as it is now, for ticket kinds.
     public var ticket: TicketRecord?
     /// The approval as it is now, for approval kinds.
@@ -24,8 +26,7 @@ public struct DeskItem: Sendable, Hashable {
     public var occurredAtMs: Int64
 
     public init(
-        kind: Kind, position: EventPosition, ticket: TicketRecord? = nil, approval: ApprovalRecord? = nil, actor: String,
-        occurredAtMs: Int64
+        kind: Kind, position: Int64, ticket: TicketRecord? = nil, approval: ApprovalRecord? = nil, actor: String, occurredAtMs: Int64
     ) {
         self.kind = kind
         self.position = position
@@ -36,26 +37,95 @@ public struct DeskItem: Sendable, Hashable {
     }
 }
 
-/// Tells watchers, in this process, of desk events after they committed.
+/// Wakes the watchers of a tenant, in this process, after desk events committed.
 public final class DeskHub: Sendable {
-    private let board: NoticeBoard<TenantID, EventRecord>
+    private let watchers = Mutex<[TenantID: [ObjectIdentifier: WakeSignal]]>([:])
 
-    /// `bufferLimit`: notices a watcher may hold before it counts as fallen behind.
-    public init(bufferLimit: Int = 1024) {
-        board = NoticeBoard(bufferLimit: bufferLimit)
-    }
+    public init() {}
 
-    func subscribe(
-        tenant: TenantID
-    ) -> (stream: AsyncStream<EventRecord>, subscription: NoticeBoard<TenantID, EventRecord>.Subscription, cancel: @Sendable () -> Void) {
-        board.subscribe([tenant])
+    /// A signal woken by each commit of desk events of `tenant`; call `cancel` when done.
+    func subscribe(tenant: TenantID) -> (wakes: WakeSignal, cancel: @Sendable () -> Void) {
+        let signal = WakeSignal()
+        let id = ObjectIdentifier(signal)
+        watchers.withLock { $0[tenant, default: [:]][id] = signal }
+        let cancel: @Sendable () -> Void = { [weak self] in
+            self?.watchers.withLock { watchers in
+                watchers[tenant]?[id] = nil
+                if watchers[tenant]?.isEmpty == true { watchers[tenant] = nil }
+            }
+            signal.close()
+        }
+        return (signal, cancel)
     }
 
     /// Watch calls subscribed now.
-    public var watcherCount: Int { board.subscriberCount }
+    public var watcherCount: Int { watchers.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 
     func publish(_ events: [EventRecord]) {
-        for event in events where DeskFeed.actions.contains(event.event.action) { board.post(event, to: event.tenant) }
+        var tenants: Set<TenantID> = []
+        for event in events where DeskFeed.actions.contains(event.event.action) { tenants.insert(event.tenant) }
+        for tenant in tenants {
+            for signal in watchers.withLock({ Array(($0[tenant] ?? [:]).values) }) { signal.signal() }
+        }
+    }
+}
+
+/// A wake-up for one waiter: a signal given while nobody waits is kept (once)
+/// for the next wait, so none is lost between two reads.
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var closed = false
+        var waiter: CheckedContinuation<Bool, Never>?
+        var timer: Task<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func signal() { resume(true, keepIfNobodyWaits: true) }
+
+    func close() {
+        state.withLock { $0.closed = true }
+        resume(false, keepIfNobodyWaits: false)
+    }
+
+    /// True when signalled (or a signal was kept) or `timeout` passed; false
+    /// when closed or the task is cancelled.
+    func wait(timeout: Duration) async -> Bool {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let now: Bool? = state.withLock { state in
+                    if state.closed { return false }
+                    if state.pending {
+                        state.pending = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    state.timer = Task { [weak self] in
+                        try? await Task.sleep(for: timeout)
+                        if !Task.isCancelled { self?.resume(true, keepIfNobodyWaits: false) }
+                    }
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            resume(false, keepIfNobodyWaits: false)
+        }
+    }
+
+    private func resume(_ value: Bool, keepIfNobodyWaits: Bool) {
+        let (waiter, timer) = state.withLock { state -> (CheckedContinuation<Bool, Never>?, Task<Void, Never>?) in
+            guard let waiter = state.waiter else {
+                if keepIfNobodyWaits { state.pending = true }
+                return (nil, nil)
+            }
+            state.waiter = nil
+            defer { state.timer = nil }
+            return (waiter, state.timer)
+        }
+        timer?.cancel()
+        waiter?.resume(returning: value)
     }
 }
 
@@ -68,37 +138,35 @@ public struct DeskFeed: Sendable {
         "approval.expired": .approvalExpired,
     ]
     static let actions = Set(kinds.keys)
+    static let actionList = actions.sorted()
 
     let store: any Store
-    let hub: DeskHub
+    public let hub: DeskHub
+    /// How often a watcher reads the feed without being woken (commits made
+    /// by another process, or a wake-up lost).
+    let pollInterval: Duration
 
-    public init(store: any Store, hub: DeskHub) {
+    public init(store: any Store, hub: DeskHub, pollInterval: Duration = .seconds(2)) {
         self.store = store
         self.hub = hub
+        self.pollInterval = pollInterval
     }
 
-    /// Desk events of the caller's tenant: after `resume` (replayed from the
-    /// store, then live), or from now on. `include` filters (kind, ticket, approval).
-    /// Pull-based: a reader that does not read leaves live events in the hub's
-    /// bounded buffer, and when that overflows it gets `watcherLagged` and the end.
+    /// Desk events of the caller's tenant after feed position `resume`, or
+    /// from now on when nil, in commit order. `include` filters (kind, ticket, approval).
     public func watch(
-        after resume: EventPosition?, caller: Caller,
+        after resume: Int64?, caller: Caller,
         include: @escaping @Sendable (DeskItem.Kind, TicketRecord?, ApprovalRecord?) -> Bool
     ) -> DeskWatch {
-        DeskWatch(store: store, hub: hub, resume: resume, caller: caller, include: include)
-    }
-
-    static func isAfter(_ a: EventPosition, _ b: EventPosition) -> Bool {
-        (a.occurredAtMs, a.sessionID, a.sequence) > (b.occurredAtMs, b.sessionID, b.sequence)
+        DeskWatch(feed: self, resume: resume, caller: caller, include: include)
     }
 }
 
 /// The items of one Watch, read in order by one task.
 public struct DeskWatch: AsyncSequence, Sendable {
     public typealias Element = DeskItem
-    let store: any Store
-    let hub: DeskHub
-    let resume: EventPosition?
+    let feed: DeskFeed
+    let resume: Int64?
     let caller: Caller
     let include: @Sendable (DeskItem.Kind, TicketRecord?, ApprovalRecord?) -> Bool
 
@@ -108,62 +176,43 @@ public struct DeskWatch: AsyncSequence, Sendable {
 
     public final class Iterator: AsyncIteratorProtocol {
         private let watch: DeskWatch
-        private var live: AsyncStream<EventRecord>.Iterator
-        private let subscription: NoticeBoard<TenantID, EventRecord>.Subscription
+        private let wakes: WakeSignal
         private let cancel: @Sendable () -> Void
-        private var last: EventPosition?
-        private var replaying: Bool
+        /// The feed position read up to; nil until the first read (then the head, for a live watch).
+        private var last: Int64?
         private var page: [EventRecord] = []
-        private var finished = false
 
         init(_ watch: DeskWatch) {
             self.watch = watch
-            // Subscribed before the replay starts, so nothing falls between the two.
-            let (stream, subscription, cancel) = watch.hub.subscribe(tenant: watch.caller.tenant)
-            self.live = stream.makeAsyncIterator()
-            self.subscription = subscription
-            self.cancel = cancel
-            self.last = watch.resume
-            self.replaying = watch.resume != nil
+            // Subscribed before the first read, so no commit falls between the two.
+            (wakes, cancel) = watch.feed.hub.subscribe(tenant: watch.caller.tenant)
+            last = watch.resume
         }
 
         deinit { cancel() }
 
         public func next() async throws -> DeskItem? {
-            while !finished {
-                let event: EventRecord
-                if replaying || !page.isEmpty {
+            let store = watch.feed.store
+            let tenant = watch.caller.tenant
+            if last == nil { last = try await store.feedHead(tenant: tenant) }
+            while !Task.isCancelled {
+                if page.isEmpty {
+                    page = try await store.changes(tenant: tenant, after: last ?? 0, actions: DeskFeed.actionList, limit: 200)
                     if page.isEmpty {
-                        var query = EventQuery()
-                        query.actions = Array(DeskFeed.actions)
-                        query.after = last
-                        query.limit = 200
-                        page = try await watch.store.listEvents(tenant: watch.caller.tenant, query: query).events
-                        if page.count < query.limit { replaying = false }
-                        if page.isEmpty { continue }
+                        guard await waitForWake() else { return nil }
+                        continue
                     }
-                    event = page.removeFirst()
-                } else if let next = await live.next() {
-                    event = next
-                } else {
-                    finished = true
-                    cancel()
-                    if subscription.lagged.load(ordering: .acquiring), let position = last ?? watch.resume {
-                        return DeskItem(kind: .watcherLagged, position: position, actor: "", occurredAtMs: 0)
-                    }
-                    return nil
                 }
-                let position = EventPosition(occurredAtMs: event.event.occurredAtMs, sessionID: event.sessionID, sequence: event.sequence)
-                if let last, !DeskFeed.isAfter(position, last) { continue }  // replayed already
-                last = position
-                guard let kind = DeskFeed.kinds[event.event.action] else { continue }
+                let event = page.removeFirst()
+                last = event.storePosition ?? last
+                guard let kind = DeskFeed.kinds[event.event.action], let position = event.storePosition else { continue }
                 var ticket: TicketRecord?
                 var approval: ApprovalRecord?
                 let details = (try? JSONValue(parsing: event.event.detailsJSON))?.objectValue
                 if case .string(let id)? = details?["approval_id"] {
-                    approval = try await watch.store.approval(tenant: watch.caller.tenant, id: id)
+                    approval = try await store.approval(tenant: tenant, id: id)
                 } else if case .string(let id)? = details?["ticket_id"] {
-                    ticket = try await watch.store.ticket(tenant: watch.caller.tenant, id: id)
+                    ticket = try await store.ticket(tenant: tenant, id: id)
                 }
                 guard watch.include(kind, ticket, approval) else { continue }
                 return DeskItem(
@@ -171,6 +220,11 @@ public struct DeskWatch: AsyncSequence, Sendable {
                     occurredAtMs: event.event.occurredAtMs)
             }
             return nil
+        }
+
+        /// Until a commit is announced or the poll interval passed; false when the watch is over.
+        private func waitForWake() async -> Bool {
+            await wakes.wait(timeout: watch.feed.pollInterval) && !Task.isCancelled
         }
     }
 }

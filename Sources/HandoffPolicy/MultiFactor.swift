@@ -42,6 +42,13 @@ public struct MultiFactorSettings: Sendable {
     /// error (whose text never holds the code), for the operator's log.
     public var deliveryFailed: @Sendable (_ channel: String, _ pendingActionID: String, _ error: any Error) -> Void = { _, _, _ in }
 
+    /// A key of its own for `purpose`, derived from the server key (HKDF):
+    /// stable across restarts, and useless for codes.
+    public func derivedKey(for purpose: String) -> [UInt8] {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data("handoff \(purpose)".utf8), outputByteCount: 32)
+            .withUnsafeBytes { Array($0) }
+    }
+
     public init(key: [UInt8], channels: [any CodeChannel]) {
         self.keyBytes = key
         self.channels = channels

@@ -117,8 +117,8 @@ extension MethodRegistry {
 extension MethodRegistry {
     /// Registers Operators/Watch: the desk feed of the caller's tenant. An
     /// approver sees only approvals with a step routed to them (by `policy`).
-    public mutating func registerWatch(
-        _ feed: DeskFeed, policy: PolicyHolder, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
+    mutating func registerWatch(
+        _ feed: DeskFeed, policy: PolicyHolder, cursors: FeedCursorToken, clock: @escaping @Sendable () -> Int64 = SessionService.wallClockMs
     ) {
         register(Operators.watch, endsOnDrain: true) { request, context, writer in
             var kinds: Set<DeskItem.Kind> = []
@@ -137,7 +137,7 @@ extension MethodRegistry {
                 }
             }
             let priorities = Set(request.priorities.map { Int($0.rawValue) })
-            let resume = request.resumeCursor.isEmpty ? nil : try EventPageToken.decode(request.resumeCursor)
+            let resume = request.resumeCursor.isEmpty ? nil : try cursors.decode(request.resumeCursor, tenant: context.caller.tenant)
             let filterKinds = request.kinds.isEmpty ? nil : kinds
             let caller = context.caller
             let items = feed.watch(after: resume, caller: caller) { kind, ticket, approval in
@@ -162,7 +162,7 @@ extension MethodRegistry {
                 case .watcherLagged: .watcherLagged
                 }
                 try await writer.write(DeskEvent(
-                    cursor: EventPageToken.encode(item.position), kind: kind,
+                    cursor: cursors.encode(item.position, tenant: caller.tenant), kind: kind,
                     actor: item.actor.isEmpty ? nil : Identity(actor: item.actor),
                     occurredAtUnixMs: item.occurredAtMs,
                     subject: item.ticket.map { .ticket($0.proto(now: clock())) } ?? item.approval.map { .approval($0.proto) }))

@@ -22,6 +22,8 @@ public struct HandoffServices: Sendable {
     public let automaticEscalation: AutomaticEscalation
     /// Where approval notices and alerts are queued for their channels.
     public let notices: NoticeSender
+    /// Seals Watch cursors (derived from the server key, so they survive a restart).
+    let cursors: FeedCursorToken
 
     public init(
         store: any Store, sessions: SessionService, policy: PolicyHolder, multiFactor: MultiFactorSettings,
@@ -32,6 +34,7 @@ public struct HandoffServices: Sendable {
         self.store = store
         self.sessions = sessions
         self.policy = policy
+        cursors = FeedCursorToken(key: multiFactor.derivedKey(for: "watch cursors"))
         assessments = AssessmentService(
             store: store, sessions: sessions, policy: policy, clock: clock, automated: automatedAssessments
         ) { sessionID, error in
@@ -76,7 +79,7 @@ public struct HandoffServices: Sendable {
         registry.registerEscalations(escalations, clock: clock)
         registry.registerAnalytics(escalations)
         registry.registerApprovals(approvals)
-        registry.registerWatch(feed, policy: policy, clock: clock)
+        registry.registerWatch(feed, policy: policy, cursors: cursors, clock: clock)
     }
 }
 

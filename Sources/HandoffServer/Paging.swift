@@ -1,6 +1,7 @@
 // Handoff — page sizes of the List methods (ListEvents, ListQueue,
 // ListPendingApprovals), read as common.proto's "Paging" says.
 
+import Crypto
 import Foundation
 import HandoffCore
 import HandoffRPC
@@ -50,5 +51,39 @@ enum ApprovalPageToken {
         guard parts.count == 3, let due = Int64(parts[0]), due >= 0, let created = Int64(parts[1]), created >= 0, !parts[2].isEmpty
         else { throw foreignToken }
         return ApprovalCursor(dueAtMs: due, createdAtMs: created, id: String(parts[2]))
+    }
+}
+
+/// The opaque resume cursor of Operators/Watch: a feed position sealed with
+/// AES-GCM under a key derived from the server key, bound to its tenant. The
+/// store's positions count every tenant's events, so they are never shown
+/// in clear; a cursor stays good across restarts and on any server with the
+/// same key, and one altered, forged or from another tenant is refused.
+struct FeedCursorToken: Sendable {
+    private let key: [UInt8]
+
+    init(key: [UInt8]) {
+        self.key = key
+    }
+
+    func encode(_ position: Int64, tenant: TenantID) -> String {
+        var bytes = withUnsafeBytes(of: position.bigEndian) { Array($0) }
+        bytes.insert(1, at: 0)  // the format's version
+        guard let sealed = try? AES.GCM.seal(bytes, using: SymmetricKey(data: key), authenticating: Data(tenant.rawValue.utf8)),
+              let combined = sealed.combined
+        else { return "" }
+        return combined.base64EncodedString()
+    }
+
+    func decode(_ token: String, tenant: TenantID) throws(RPCError) -> Int64 {
+        let refusal = RPCError(code: .invalidArgument, message: "resume_cursor is not one this server issued to this tenant")
+        guard token.utf8.count <= 128, let data = Data(base64Encoded: token),
+              let box = try? AES.GCM.SealedBox(combined: data),
+              let opened = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: Data(tenant.rawValue.utf8)),
+              opened.count == 9, opened.first == 1
+        else { throw refusal }
+        let position = opened.dropFirst().reduce(Int64(0)) { $0 << 8 | Int64($1) }
+        guard position >= 0 else { throw refusal }
+        return position
     }
 }

@@ -1079,8 +1079,8 @@ struct WatchMethodsTests {
         return nil
     }
 
-    @Test("a watcher that falls behind is told, with a cursor from which a new watch delivers everything")
-    func lagging() async throws {
+    @Test("a watcher that reads nothing while events commit misses none of them later, in commit order; a resume delivers the rest")
+    func slowReader() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let store = try SQLiteStore(path: fixtures.path("handoff.sqlite"))
@@ -1088,28 +1088,100 @@ struct WatchMethodsTests {
         let holder = try PolicyHolder(path: nil)
         let confirmations = ConfirmationService(
             store: store, sessions: sessions, policy: holder, multiFactor: MultiFactorSettings(key: Array(repeating: 1, count: 32), channels: []))
-        let hub = DeskHub(bufferLimit: 2)
+        let hub = DeskHub()
         let desk = EscalationService(store: store, sessions: sessions, policy: holder, confirmations: confirmations, desk: hub)
         let feed = DeskFeed(store: store, hub: hub)
         let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/operator/op", role: "operator")
-        for i in 0..<5 {
+        for i in 0..<50 {
             _ = try await sessions.create(id: "s\(i)", stateJSON: "{}", labels: [:], reasoning: "r", caller: caller)
         }
-        let iterator = feed.watch(after: nil, caller: caller) { _, _, _ in true }.makeAsyncIterator()
-        // Five events arrive before the watcher reads any: two fit, then it has lagged.
-        for i in 0..<5 {
+        // A watch from the head whose reader reads nothing while fifty escalations commit
+        // (with the old in-memory buffer it lagged and ended).
+        let head = try await store.feedHead(tenant: caller.tenant)
+        let iterator = feed.watch(after: head, caller: caller) { _, _, _ in true }.makeAsyncIterator()
+        for i in 0..<50 {
             _ = try await desk.escalate(sessionID: "s\(i)", reason: "r", pendingActionID: "", caller: caller)
         }
         var items: [DeskItem] = []
-        while let item = try await iterator.next() { items.append(item) }
-        #expect(items.map(\.kind) == [.ticketOpened, .ticketOpened, .watcherLagged])
+        while items.count < 50, let item = try await iterator.next() { items.append(item) }
+        #expect(items.map { $0.ticket?.sessionID } == (0..<50).map { "s\($0)" })
+        #expect(!items.contains { $0.kind == .watcherLagged })
+        #expect(items.map(\.position) == items.map(\.position).sorted(), "commit order")
         var resumed: [DeskItem] = []
-        let again = feed.watch(after: items.last!.position, caller: caller) { _, _, _ in true }
-        for try await item in again {
+        for try await item in feed.watch(after: items[46].position, caller: caller) { _, _, _ in true } {
             resumed.append(item)
             if resumed.count == 3 { break }
         }
-        #expect(resumed.map { $0.ticket?.sessionID } == ["s2", "s3", "s4"], "the resumed watch delivers exactly what was missed")
+        #expect(resumed.map { $0.ticket?.sessionID } == ["s47", "s48", "s49"], "the resumed watch delivers exactly what followed")
+    }
+
+    @Test("four agents escalating 24 sessions at once: each of three watchers gets all 24 ticket-opened events live, and again when resumed")
+    func everyEventAtEveryWatcher() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, agent, services) = try await startServices(fixtures, clock: TestClock())
+        let agents = try (0..<4).map { _ in try running.client(fixtures.clientTLS(role: "agent")) }
+        let operators = try (0..<3).map { _ in try running.client(fixtures.clientTLS(role: "operator")) }
+        for i in 0..<24 {
+            _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: "e\(i)", reasoning: "r"))
+        }
+        let watches = operators.map { client in
+            Task { () async throws -> [(String, String)] in
+                var seen: [(String, String)] = []
+                for try await event in try await client.stream(
+                    Operators.watch, WatchRequest(kinds: [.ticketOpened]), options: CallOptions(timeout: .seconds(30))) {
+                    if case .ticket(let ticket)? = event.subject { seen.append((ticket.sessionID, event.cursor)) }
+                    if seen.count == 24 { break }
+                }
+                return seen
+            }
+        }
+        while services.feed.hub.watcherCount < 3 { try await Task.sleep(for: .milliseconds(2)) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, client) in agents.enumerated() {
+                group.addTask {
+                    for i in stride(from: index, to: 24, by: 4) {
+                        _ = try await client.call(Escalations.escalate, EscalateRequest(sessionID: "e\(i)", reason: "help"))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let everyone = Set((0..<24).map { "e\($0)" })
+        var orders: [[String]] = []
+        for watch in watches {
+            let seen = try await watch.value
+            #expect(Set(seen.map(\.0)) == everyone && seen.count == 24, "\(seen.map(\.0))")
+            orders.append(seen.map(\.0))
+        }
+        #expect(Set(orders.map { $0.joined(separator: ",") }).count == 1, "every watcher saw one order, the commit order")
+        // Resumed from the first event's cursor: the other 23, in the same order.
+        let first = try await watches[0].value
+        var resumed: [String] = []
+        for try await event in try await operators[0].stream(
+            Operators.watch, WatchRequest(kinds: [.ticketOpened], resumeCursor: first[0].1), options: CallOptions(timeout: .seconds(30))) {
+            if case .ticket(let ticket)? = event.subject { resumed.append(ticket.sessionID) }
+            if resumed.count == 23 { break }
+        }
+        #expect(resumed == Array(orders[0].dropFirst()))
+        // A cursor is the tenant's own: altered, it is refused.
+        var altered = Array(first[0].1)
+        altered[4] = altered[4] == "A" ? "B" : "A"
+        let refused = await firstError(operators[1], WatchRequest(resumeCursor: String(altered)))
+        #expect(refused?.code == .invalidArgument)
+        for client in agents + operators + [agent] { await client.close() }
+        await running.stop()
+    }
+
+    private func firstError(_ client: HandoffClient, _ request: WatchRequest) async -> RPCError? {
+        do {
+            for try await _ in try await client.stream(Operators.watch, request, options: CallOptions(timeout: .seconds(2))) {}
+            return nil
+        } catch let error as RPCError {
+            return error
+        } catch {
+            return nil
+        }
     }
 }
 

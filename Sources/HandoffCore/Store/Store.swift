@@ -264,6 +264,24 @@ public protocol Store: Sendable {
     ) async throws(StoreError) -> MemoryRecord
     /// Events matching `query`, at most `query.limit`, in the asked order.
     func listEvents(tenant: TenantID, query: EventQuery) async throws(StoreError) -> EventPage
+
+    // MARK: The change feed
+
+    /// The change feed: the tenant's events committed after feed position
+    /// `after`, in commit order, at most `limit`, only those whose action is
+    /// in `actions` when it is given. Each record's `storePosition` is its
+    /// feed position, the cursor to read after next.
+    ///
+    /// Feed positions grow in commit order and are never reused: once a read
+    /// returned position P, no event with a position at or below P can
+    /// commit later. So a reader that reads after its last position again
+    /// and again sees every committed event once, in order, however many
+    /// writers commit concurrently; a wake-up that is lost or late costs
+    /// only latency.
+    func changes(tenant: TenantID, after: Int64, actions: [String]?, limit: Int) async throws(StoreError) -> [EventRecord]
+    /// The feed position of the tenant's last committed event (0 when none):
+    /// where a reader that wants only what comes next starts.
+    func feedHead(tenant: TenantID) async throws(StoreError) -> Int64
     /// The session with its `turnLimit` latest turns and its memories, or nil.
     func context(tenant: TenantID, sessionID: String, turnLimit: Int) async throws(StoreError) -> SessionContext?
     /// Records an assessment in one transaction: its pending action (if any),

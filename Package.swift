@@ -205,6 +205,12 @@ let package = Package(
             dependencies: ["HandoffCore", "HandoffSQLite"],
             swiftSettings: swiftSettings
         ),
+        // The store contract: cases every store must pass, run against each kind.
+        .testTarget(
+            name: "HandoffStoreConformanceTests",
+            dependencies: ["HandoffCore", "HandoffSQLite"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HandoffSQLiteTests",
             dependencies: ["HandoffSQLite", "HandoffCore", .product(name: "GRDB", package: "GRDB.swift")],

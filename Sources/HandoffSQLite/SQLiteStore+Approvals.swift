@@ -193,25 +193,22 @@ extension SQLiteStore {
     /// Withdraws the pending approval of an action settled some other way
     /// (an operator's decision, an expiry), with an `approval.cancelled` event.
     static func cancelApprovals(_ db: Database, of action: PendingActionRecord, actor: String, at now: Int64) throws {
-        guard !action.isUndecided else { return }
-        guard let row = try Row.fetchOne(
+        guard !action.isUndecided, let row = try Row.fetchOne(
             db.cachedStatement(sql: "\(approvalColumns) WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'"),
             arguments: [action.tenant.rawValue, action.id])
         else { return }
-        var approval = try Self.approval(row, tenant: action.tenant)
-        approval.finish("cancelled", at: now)
+        guard let (approval, event) = StoreRules.cancellation(
+            of: try Self.approval(row, tenant: action.tenant), settled: action, actor: actor, at: now)
+        else { return }
         try db.cachedStatement(sql: """
-            UPDATE approvals SET status = ?, steps_json = ?, current_level = 0, due_at_ms = 0, decided_at_ms = ?, revision = revision + 1,
+            UPDATE approvals SET status = ?, steps_json = ?, current_level = ?, due_at_ms = 0, decided_at_ms = ?, revision = ?,
                 current_approvers = ''
             WHERE tenant_id = ? AND id = ?
-            """).execute(arguments: [approval.status, encodeSteps(approval.steps), now, action.tenant.rawValue, approval.id])
-        let details = JSONValue.object([
-            "approval_id": .string(approval.id), "pending_action_id": .string(action.id), "status": .string("cancelled"),
-            "pending_action_status": .string(action.status),
-        ])
-        _ = try append(db, tenant: action.tenant, sessionID: action.sessionID, event: NewEvent(
-            action: "approval.cancelled", actor: actor, reasoning: "the pending action was settled otherwise",
-            detailsJSON: details.serialized, occurredAtMs: now))
+            """).execute(arguments: [
+                approval.status, encodeSteps(approval.steps), approval.currentLevel, approval.decidedAtMs, approval.revision,
+                action.tenant.rawValue, approval.id,
+            ])
+        _ = try append(db, tenant: action.tenant, sessionID: action.sessionID, event: event)
     }
 
     static let approvalColumns = """

@@ -891,7 +891,7 @@ public final class SQLiteStore: Store {
             db.cachedStatement(sql: Lookup.sessionHasUnresolvedTicket), arguments: [tenant.rawValue, sessionID]) ?? false
         let awaiting = try Bool.fetchOne(
             db.cachedStatement(sql: Lookup.sessionAwaitsUser), arguments: [tenant.rawValue, sessionID]) ?? false
-        let status = escalated ? "escalated" : awaiting ? "awaiting_confirmation" : "active"
+        let status = StoreRules.sessionStatus(hasUnresolvedTicket: escalated, awaitsUser: awaiting)
         try db.cachedStatement(sql: "UPDATE sessions SET status = ? WHERE tenant_id = ? AND id = ?")
             .execute(arguments: [status, tenant.rawValue, sessionID])
         return status
@@ -908,53 +908,33 @@ public final class SQLiteStore: Store {
                     db.cachedStatement(sql: "SELECT status FROM sessions WHERE tenant_id = ? AND id = ?"),
                     arguments: [tenant, ticket.sessionID]) ?? "escalated"
             }
-            // The same pending action escalated again (a retried call) finds its ticket.
-            if !ticket.pendingActionID.isEmpty, let row = try Row.fetchOne(
+            let sameAction = ticket.pendingActionID.isEmpty ? nil : try Row.fetchOne(
                 db.cachedStatement(sql: Lookup.unresolvedTicketOfAction),
-                arguments: [tenant, ticket.sessionID, ticket.pendingActionID]) {
-                return (Self.ticket(row, tenant: ticket.tenant), false, try sessionStatus(), [])
-            }
-            guard let row = try Row.fetchOne(
-                db.cachedStatement(sql: Lookup.activeTicketOfSession),
-                arguments: [tenant, ticket.sessionID])
-            else {
-                try Self.insertTicket(db, ticket)
+                arguments: [tenant, ticket.sessionID, ticket.pendingActionID]
+            ).map { Self.ticket($0, tenant: ticket.tenant) }
+            let active = try Row.fetchOne(
+                db.cachedStatement(sql: Lookup.activeTicketOfSession), arguments: [tenant, ticket.sessionID]
+            ).map { Self.ticket($0, tenant: ticket.tenant) }
+            switch StoreRules.place(ticket, event: event, sameAction: sameAction, active: active) {
+            case .existing(let found):
+                return (found, false, try sessionStatus(), [])
+            case .open(let opened, let event):
+                try Self.insertTicket(db, opened)
                 try Self.insertTurn(db, tenant: ticket.tenant, turn)
                 let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
-                return (ticket, true, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), [appended])
-            }
-            var active = Self.ticket(row, tenant: ticket.tenant)
-            // The conversation is already with a person, who now also decides this action.
-            if ticket.pendingActionID.isEmpty { return (active, false, try sessionStatus(), []) }
-            if active.pendingActionID.isEmpty {
+                return (opened, true, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), [appended])
+            case .attach(let attached, let event):
                 try db.cachedStatement(sql: """
-                    UPDATE tickets SET pending_action_id = ?, revision = revision + 1 WHERE tenant_id = ? AND id = ?
-                    """).execute(arguments: [ticket.pendingActionID, tenant, active.id])
-                active.pendingActionID = ticket.pendingActionID
-                active.revision += 1
-                let appended = try Self.append(
-                    db, tenant: ticket.tenant, sessionID: ticket.sessionID,
-                    event: Self.annotated(event, ["ticket_id": .string(active.id), "status": .string(active.status), "attached": .bool(true)]))
-                return (active, false, try sessionStatus(), [appended])
+                    UPDATE tickets SET pending_action_id = ?, revision = ? WHERE tenant_id = ? AND id = ?
+                    """).execute(arguments: [attached.pendingActionID, attached.revision, tenant, attached.id])
+                let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
+                return (attached, false, try sessionStatus(), [appended])
+            case .wait(let waiting, let event):
+                try Self.insertTicket(db, waiting)
+                let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
+                return (waiting, true, try sessionStatus(), [appended])
             }
-            // The ticket in hand decides another action: this one waits for it.
-            var waiting = ticket
-            waiting.status = "waiting"
-            try Self.insertTicket(db, waiting)
-            let appended = try Self.append(
-                db, tenant: ticket.tenant, sessionID: ticket.sessionID,
-                event: Self.annotated(event, ["status": .string("waiting"), "waiting_for": .string(active.id)]))
-            return (waiting, true, try sessionStatus(), [appended])
         }
-    }
-
-    /// `event` with `members` set in its details object.
-    static func annotated(_ event: NewEvent, _ members: [String: JSONValue]) -> NewEvent {
-        var details = (try? JSONValue(parsing: event.detailsJSON))?.objectValue ?? [:]
-        details.merge(members) { _, new in new }
-        var annotated = event
-        annotated.detailsJSON = JSONValue.object(details).serialized
-        return annotated
     }
 
     /// When a session has no open or claimed ticket left, opens its oldest
@@ -968,19 +948,11 @@ public final class SQLiteStore: Store {
             db.cachedStatement(sql: Lookup.nextWaitingTicket),
             arguments: [tenant.rawValue, sessionID])
         else { return nil }
-        let next = ticket(row, tenant: tenant)
+        let (opened, event) = StoreRules.opening(ticket(row, tenant: tenant), after: resolved, at: now)
         try db.cachedStatement(sql: """
-            UPDATE tickets SET status = 'open', revision = revision + 1, queue_breached = sla_breach_recorded WHERE tenant_id = ? AND id = ?
-            """).execute(arguments: [tenant.rawValue, next.id])
-        return try append(db, tenant: tenant, sessionID: sessionID, event: NewEvent(
-            action: "ticket.opened", actor: resolved.assignedTo.isEmpty ? next.createdBy : resolved.assignedTo,
-            reasoning: next.reason,
-            detailsJSON: JSONValue.object([
-                "ticket_id": .string(next.id), "status": .string("open"), "priority": .integer(Int64(next.priority)),
-                "pending_action_id": next.pendingActionID.isEmpty ? .null : .string(next.pendingActionID),
-                "after": .string(resolved.id),
-            ]).serialized,
-            occurredAtMs: now))
+            UPDATE tickets SET status = ?, revision = ?, queue_breached = sla_breach_recorded WHERE tenant_id = ? AND id = ?
+            """).execute(arguments: [opened.status, opened.revision, tenant.rawValue, opened.id])
+        return try append(db, tenant: tenant, sessionID: sessionID, event: event)
     }
 
     public func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord? {

@@ -214,7 +214,7 @@ final class OpenSSLContext: @unchecked Sendable {
             }
             // Every certificate of the chain, not only the leaf: a revoked
             // intermediate must not vouch for leaves it issued.
-            _ = X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK))
+            _ = X509_STORE_set_flags(store, UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL))
         }
 
         // ALPN.

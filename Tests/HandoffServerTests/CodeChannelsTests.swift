@@ -5,6 +5,7 @@ import Foundation
 import HandoffCore
 @testable import HandoffPolicy
 @testable import HandoffServer
+import HandoffTLS
 import NIOPosix
 import Testing
 
@@ -44,6 +45,39 @@ struct CodeChannelsTests {
         #expect(seen.host == "[::1]:\(receiver.port)")
         #expect(seen.signatureValid)
         await receiver.close()
+    }
+
+    /// Over https the receiver's name must match the URL's host: a certificate chaining to ca_file is not enough.
+    @Test("https: a receiver whose certificate chains to ca_file but names another host is refused; one named for the URL's host gets the delivery")
+    func httpsReceiverName() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        try DevelopmentPKI.issueCertificate(
+            certificatePath: fixtures.path("elsewhere.pem"), keyPath: fixtures.path("elsewhere.key"),
+            issuerCertificatePath: fixtures.path("ca.pem"), issuerKeyPath: fixtures.path("ca.key"),
+            commonName: "elsewhere.example", subjectAlternativeNames: ["elsewhere.example"], usage: .server)
+        /// An https receiver presenting `<name>.pem`, and a channel to https://localhost:<its port>.
+        func receiver(_ name: String) async throws -> (WebhookReceiver, WebhookCodeChannel) {
+            let tls = try TLSContext(configuration: .server(
+                certificateChainPath: fixtures.path("\(name).pem"), privateKeyPath: fixtures.path("\(name).key"), applicationProtocols: []))
+            let receiver = try await WebhookReceiver(secret: secret, tls: tls)
+            let channel = try WebhookCodeChannel(
+                url: "https://localhost:\(receiver.port)/codes", secret: secret, caFile: fixtures.path("ca.pem"),
+                group: MultiThreadedEventLoopGroup.singleton)
+            return (receiver, channel)
+        }
+
+        let (impostor, refused) = try await receiver("elsewhere")
+        let error = await #expect(throws: (any Error).self) { try await refused.deliver(delivery) }
+        #expect(String(describing: error).contains("hostname mismatch"), "\(String(describing: error))")
+        #expect(impostor.deliveries.isEmpty)
+        await impostor.close()
+
+        let (named, accepted) = try await receiver("server")  // DNS:localhost
+        try await accepted.deliver(delivery)
+        #expect(named.deliveries.first?.signatureValid == true)
+        #expect(named.deliveries.first?.body["code"] == "123456")
+        await named.close()
     }
 
     @Test("the development file: a symbolic link at its path is refused; a file others could read is made 0600 before a code goes in")

@@ -1,9 +1,10 @@
-// Handoff — a real HTTP listener on 127.0.0.1 for the webhook channel's tests:
-// it checks each delivery's signature like a real receiver would and keeps
-// what arrived.
+// Handoff — a real HTTP listener on 127.0.0.1 for the webhook channel's tests
+// (HTTPS when given a TLS context): it checks each delivery's signature like a
+// real receiver would and keeps what arrived.
 
 import Foundation
 import HandoffServer
+import HandoffTLS
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -27,13 +28,15 @@ final class WebhookReceiver: Sendable {
     /// Answers for the next deliveries, in order, before `status` applies again.
     let script = Mutex<[HTTPResponseStatus]>([])
 
-    init(secret: [UInt8], host: String = "127.0.0.1") async throws {
+    /// `tls`: serve HTTPS with this server context (its ALPN list empty, as the webhook offers none).
+    init(secret: [UInt8], host: String = "127.0.0.1", tls: TLSContext? = nil) async throws {
         self.secret = secret
         let box = Mutex<WebhookReceiver?>(nil)
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(receiver: { box.withLock { $0 } }))
                 }

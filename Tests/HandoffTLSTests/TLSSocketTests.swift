@@ -132,11 +132,12 @@ struct TLSSocketTests {
         let cas = try await IntermediateCAs.make(count: depth + 1)
         let server = try self.pki.serverContext(clientCA: cas.root)
         let atLimit = try cas.client(from: depth)
-        #expect(try await self.serverRefusal(server: server, client: try self.pki.clientContext(identity: .chain(atLimit.chain, key: atLimit.key))) == nil)
+        let atLimitContext = try self.pki.clientContext(identity: .chain(atLimit.chain, key: atLimit.key))
+        #expect(try await self.serverRefusal(server: server, client: atLimitContext) == nil)
 
         let tooLong = try cas.client(from: depth + 1)
-        let refusal = try await self.serverRefusal(
-            server: server, client: try self.pki.clientContext(identity: .chain(tooLong.chain, key: tooLong.key)))
+        let tooLongContext = try self.pki.clientContext(identity: .chain(tooLong.chain, key: tooLong.key))
+        let refusal = try await self.serverRefusal(server: server, client: tooLongContext)
         #expect(refusal?.message.contains("certificate chain too long") == true, "\(String(describing: refusal))")
     }
 

@@ -877,8 +877,9 @@ public struct PendingAction: ProtoMessage {
     public var createdAtUnixMs: Int64
     /// When its status last changed.
     public var updatedAtUnixMs: Int64
-    /// When an undecided action expires; 0 when it never expires. Meaningless
-    /// once the status is final.
+    /// When an undecided action expires; 0 when it never expires: the sooner of
+    /// its own expiry and, while a confirmation is asked, the confirmation's.
+    /// Meaningless once the status is final.
     public var expiresAtUnixMs: Int64
     /// The idempotency key the agent gave to AssessAction; empty when none.
     public var idempotencyKey: String

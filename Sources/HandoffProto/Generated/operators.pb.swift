@@ -24,7 +24,9 @@ public enum DeskEventKind: RawRepresentable, Sendable, Hashable {
     /// This watcher fell too far behind and events were not sent; the stream
     /// ends right after this event, and watching again with its `cursor` as
     /// `resume_cursor` delivers everything missed. Always sent, whatever the
-    /// filter.
+    /// filter. A server that reads the feed from its store (this one, from
+    /// 0.2) never falls behind for a slow watcher and does not send it; a
+    /// client must still handle it.
     case watcherLagged
     /// A value this build does not know, kept so it survives a round trip.
     case unrecognized(Int32)
@@ -77,8 +79,10 @@ public struct WatchRequest: ProtoMessage {
     public var priorities: [Priority]
     /// Resume after this event: the `cursor` of the last DeskEvent received.
     /// Empty means start with events from now on. The whole event log is kept,
-    /// so any cursor this server issued resumes; a malformed one is
-    /// INVALID_ARGUMENT.
+    /// so any cursor this server issued to the caller's tenant resumes, also
+    /// after a restart and on another server sharing its store and server key;
+    /// events come in the order they were committed. A malformed, altered or
+    /// another tenant's cursor is INVALID_ARGUMENT.
     public var resumeCursor: String
 
     /// Creates a message; every field left out keeps its protobuf default.

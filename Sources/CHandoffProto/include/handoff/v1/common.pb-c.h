@@ -700,8 +700,9 @@ struct  Handoff__V1__PendingAction
    */
   int64_t updated_at_unix_ms;
   /*
-   * When an undecided action expires; 0 when it never expires. Meaningless
-   * once the status is final.
+   * When an undecided action expires; 0 when it never expires: the sooner of
+   * its own expiry and, while a confirmation is asked, the confirmation's.
+   * Meaningless once the status is final.
    */
   int64_t expires_at_unix_ms;
   /*

@@ -62,7 +62,9 @@ typedef enum _Handoff__V1__DeskEventKind {
    * This watcher fell too far behind and events were not sent; the stream
    * ends right after this event, and watching again with its `cursor` as
    * `resume_cursor` delivers everything missed. Always sent, whatever the
-   * filter.
+   * filter. A server that reads the feed from its store (this one, from
+   * 0.2) never falls behind for a slow watcher and does not send it; a
+   * client must still handle it.
    */
   HANDOFF__V1__DESK_EVENT_KIND__DESK_EVENT_KIND_WATCHER_LAGGED = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HANDOFF__V1__DESK_EVENT_KIND)
@@ -90,8 +92,10 @@ struct  Handoff__V1__WatchRequest
   /*
    * Resume after this event: the `cursor` of the last DeskEvent received.
    * Empty means start with events from now on. The whole event log is kept,
-   * so any cursor this server issued resumes; a malformed one is
-   * INVALID_ARGUMENT.
+   * so any cursor this server issued to the caller's tenant resumes, also
+   * after a restart and on another server sharing its store and server key;
+   * events come in the order they were committed. A malformed, altered or
+   * another tenant's cursor is INVALID_ARGUMENT.
    */
   char *resume_cursor;
 };

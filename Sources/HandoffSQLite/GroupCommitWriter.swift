@@ -204,10 +204,8 @@ final class GroupCommitWriter: Sendable {
     /// Commits `batch` in one transaction. A write that threw after changing
     /// rows rolls the whole transaction back; it is refused, and the rest run
     /// once more in a new transaction, each in a savepoint of its own, so a
-    /// batch takes at most two passes. (A savepoint around every write on
-    /// the first pass too cost two more statements per write on this thread,
-    /// the one that bounds durable writes: without them handoff-bench store
-    /// wrote 24,182 and 24,457/s where it wrote 22,515 and 21,787/s, alternated.)
+    /// batch takes at most two passes. (Savepoints on the first pass too cost
+    /// two statements per write on the thread that bounds durable writes: docs/STORAGE.md.)
     private func commit(_ batch: [Job]) {
         var jobs = batch
         var isolated = false

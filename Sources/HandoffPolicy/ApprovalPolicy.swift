@@ -53,47 +53,85 @@ extension Policy {
             chains.filter { amount > $0.above }.max { $0.above < $1.above }
         }
 
-        /// The argument of `tool` that carries its amount.
+        /// The argument of `tool` that carries its amount: a key of the
+        /// arguments, or a path of keys separated by `/` (`refund/amount`).
         public func amountParameter(for tool: String) -> String { amountParameters[tool] ?? "amount" }
 
+        /// The value at the tool's amount argument, if the arguments have it.
+        func amountArgument(of action: ProposedAction) -> JSONValue? {
+            var value: JSONValue? = action.parameters
+            for key in amountParameter(for: action.toolName).split(separator: "/") { value = value?.objectValue?[String(key)] }
+            return value
+        }
+
+        /// `action` with `amount` written at its amount argument, keeping the argument's JSON type.
+        func settingAmountArgument(_ action: ProposedAction, to amount: Decimal) -> ProposedAction {
+            let path = amountParameter(for: action.toolName).split(separator: "/").map(String.init)
+            func set(_ value: JSONValue, _ keys: ArraySlice<String>) -> JSONValue {
+                guard let key = keys.first, case .object(var members) = value else { return value }
+                if keys.count == 1 {
+                    members[key] = Self.encode(amount, like: members[key] ?? .integer(0))
+                } else if let inner = members[key] {
+                    members[key] = set(inner, keys.dropFirst())
+                }
+                return .object(members)
+            }
+            var updated = action
+            updated.parameters = set(action.parameters, path[...])
+            return updated
+        }
+
         /// An approver's edit made one consistent action: when the tool's
-        /// arguments carry the amount (the original's or the edit's), the
-        /// argument is set to the edited amount, a number where it was one.
+        /// arguments carry the amount, the argument is set to the edited
+        /// amount (a number where it was one). An edit without an amount
+        /// keeps the argument it had.
         /// - Returns: the action to release, or why the edit is refused (its
-        ///   arguments name an amount that is neither the original nor the edit's).
+        ///   arguments name an amount that is neither the original nor the
+        ///   edit's, or one that is not plain decimal money).
         public func reconcile(_ edited: ProposedAction, original: ProposedAction) -> Result<ProposedAction, AmountMismatch> {
-            guard let amount = edited.amount else { return .success(edited) }
             let key = amountParameter(for: edited.toolName)
-            guard case .object(var arguments) = edited.parameters else { return .success(edited) }
-            let before = original.parameters.objectValue?[key]
-            guard let given = arguments[key] ?? before else { return .success(edited) }
-            if let stated = Self.decimal(given), stated != amount, stated != Self.decimal(before ?? .null) {
+            let before = amountArgument(of: original)
+            guard let given = amountArgument(of: edited) ?? before else { return .success(edited) }
+            guard let amount = edited.amount else {
+                // No edited amount: the argument must stay what was approved.
+                return given == before ? .success(edited) : .failure(AmountMismatch(parameter: key, stated: given, amount: nil))
+            }
+            if let stated = Self.money(given), stated != amount, stated != before.flatMap(Self.money) {
                 return .failure(AmountMismatch(parameter: key, stated: given, amount: amount))
             }
-            arguments[key] = Self.encode(amount, like: given)
-            var consistent = edited
-            consistent.parameters = .object(arguments)
-            return .success(consistent)
+            if Self.money(given) == nil { return .failure(AmountMismatch(parameter: key, stated: given, amount: amount)) }
+            return .success(settingAmountArgument(edited, to: amount))
         }
 
-        /// Why an action's amount and its amount argument disagree, or nil when
-        /// they agree (or it has no amount, or no such argument). A released
-        /// action must agree: a tool run with its arguments must move the amount approved.
+        /// Why an action's amount and its amount argument disagree, or nil
+        /// when they agree or the arguments carry no amount. An argument that
+        /// is not plain non-negative decimal money, or one without a stated
+        /// amount beside it, disagrees. Checked when an action is assessed or
+        /// put to approval, and again before it is released: a tool run with
+        /// the arguments must move the amount that was assessed and approved.
         public func mismatch(in action: ProposedAction) -> AmountMismatch? {
-            guard let amount = action.amount, let given = action.parameters.objectValue?[amountParameter(for: action.toolName)] else {
-                return nil
+            guard let given = amountArgument(of: action) else { return nil }
+            let key = amountParameter(for: action.toolName)
+            guard let amount = action.amount, let stated = Self.money(given), stated == amount else {
+                return AmountMismatch(parameter: key, stated: given, amount: action.amount)
             }
-            return Self.decimal(given) == amount ? nil
-                : AmountMismatch(parameter: amountParameter(for: action.toolName), stated: given, amount: amount)
+            return nil
         }
 
-        /// A JSON number or decimal string as a Decimal.
-        static func decimal(_ value: JSONValue) -> Decimal? {
+        /// A JSON value as money: a non-negative integer, a finite
+        /// non-negative number, or a string of plain decimal digits with at
+        /// most one point (`250`, `19.99`; never `250,000`, `2.5e2` or `-1`).
+        static func money(_ value: JSONValue) -> Decimal? {
             switch value {
-            case .integer(let n): Decimal(n)
-            case .number(let n): Decimal(string: "\(n)", locale: Locale(identifier: "en_US_POSIX"))
-            case .string(let text): Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
-            default: nil
+            case .integer(let n): return n >= 0 ? Decimal(n) : nil
+            case .number(let n): return n >= 0 && n.isFinite ? Decimal(string: "\(n)", locale: Locale(identifier: "en_US_POSIX")) : nil
+            case .string(let text):
+                let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+                guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (0x30...0x39).contains($0) } }) else {
+                    return nil
+                }
+                return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+            default: return nil
             }
         }
 
@@ -153,7 +191,13 @@ extension Policy {
             }
             if entry.hasPrefix("handoff://") {
                 let parts = entry.dropFirst("handoff://".count).split(separator: "/", omittingEmptySubsequences: false)
-                return parts.count == 4 && parts[0] == "tenant" && parts[2] == "approver" && !parts[1].isEmpty && !parts[3].isEmpty
+                let name: (Substring) -> Bool = { part in
+                    !part.isEmpty && part.utf8.allSatisfy { byte in
+                        byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+                            || (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                    }
+                }
+                return parts.count == 4 && parts[0] == "tenant" && parts[2] == "approver" && name(parts[1]) && name(parts[3])
                     ? nil : "\"\(entry)\" is not an approver identity handoff://tenant/<tenant>/approver/<name>"
             }
             let allowed = entry.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.@".unicodeScalars.contains($0) }
@@ -162,12 +206,14 @@ extension Policy {
     }
 }
 
-/// An action whose amount argument says another amount than the action's.
+/// An action whose amount argument says another amount than the action's
+/// (or is not plain money, or has no stated amount beside it).
 public struct AmountMismatch: Error, Sendable, Hashable, CustomStringConvertible {
     public var parameter: String
     public var stated: JSONValue
-    public var amount: Decimal
+    public var amount: Decimal?
     public var description: String {
-        "the argument \"\(parameter)\" is \(stated.serialized) but the amount is \(amount): a tool run with these arguments would not move the amount approved"
+        let beside = amount.map { "the amount is \($0)" } ?? "the action states no amount"
+        return "the argument \"\(parameter)\" is \(stated.serialized) but \(beside): a tool run with these arguments would not move the amount assessed and approved"
     }
 }

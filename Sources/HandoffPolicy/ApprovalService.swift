@@ -275,6 +275,9 @@ public final class ApprovalService: Sendable {
         let found = try await confirmations.load(pendingID, caller: caller)
         guard found.sessionID == sessionID else { throw .invalidArgument("pending action \(pendingID) belongs to another session") }
         let proposed = (try? JSONValue(parsing: found.actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
+        if let proposed, let mismatch = policy.current.policy.approvals.mismatch(in: proposed) {
+            throw .failedPrecondition("pending action \(found.id) cannot go to approval: \(mismatch)")
+        }
         guard let value = amount ?? proposed?.amount else {
             throw .invalidArgument("amount is required: neither the request nor the action names one")
         }
@@ -430,11 +433,14 @@ public final class ApprovalService: Sendable {
         if case let (edited?, original?) = (item.editedAction, Self.action(found.actionJSON)), edited.toolName != original.toolName {
             throw .invalidArgument("edited_action.tool_name must stay \(original.toolName), not \(edited.toolName)")
         }
-        // An edit may lower what is approved, never raise it past the amount the chain was built for.
+        // An edit may lower what is approved, never raise it past the amount the chain was built for,
+        // nor past what an earlier level lowered it to.
         if let edited = item.editedAction {
-            let approved = Decimal(string: found.amount, locale: Locale(identifier: "en_US_POSIX")) ?? 0
+            let chainAmount = Decimal(string: found.amount, locale: Locale(identifier: "en_US_POSIX")) ?? 0
+            let earlier = found.editedActionJSON.flatMap(Self.action)?.amount
+            let approved = earlier.map { min($0, chainAmount) } ?? chainAmount
             if let amount = edited.amount, amount > approved {
-                throw .invalidArgument("edited_action.amount \(amount) exceeds the amount under approval \(found.amount)")
+                throw .invalidArgument("edited_action.amount \(amount) exceeds the amount under approval \(approved)")
             }
             if edited.amount == nil, Self.action(found.actionJSON)?.amount != nil {
                 throw .invalidArgument("edited_action.amount is required: the action has an amount (at most \(found.amount))")
@@ -446,7 +452,7 @@ public final class ApprovalService: Sendable {
         let settings = policy.current.policy.approvals
         // An edited amount is written into the tool's arguments too: the action released is one consistent thing.
         var reconciled = item
-        if let edited = item.editedAction, let original = Self.action(found.actionJSON) {
+        if let edited = item.editedAction, let original = Self.action(found.editedActionJSON ?? found.actionJSON) {
             switch settings.reconcile(edited, original: original) {
             case .success(let consistent): reconciled.editedAction = consistent
             case .failure(let mismatch): throw .invalidArgument("edited_action: \(mismatch)")

@@ -124,6 +124,8 @@ public final class AssessmentService: Sendable {
         guard !action.toolName.isEmpty else { throw .invalidArgument("action.tool_name is required") }
         guard idempotencyKey.utf8.count <= 128 else { throw .invalidArgument("idempotency_key is longer than 128 bytes") }
         let loaded = policy.current
+        // The amount assessed must be the amount the tool's arguments move (fail closed).
+        if let mismatch = loaded.policy.approvals.mismatch(in: action) { throw .invalidArgument("action: \(mismatch)") }
         let assessment = loaded.policy.assess(action, tenant: caller.tenant.rawValue, sample: random())
         let now = clock()
         let actionJSON = action.canonicalJSON.serialized

@@ -6,6 +6,7 @@
 import Crypto
 import Foundation
 public import HandoffCore
+import Synchronization
 
 /// Tells waiters, in this process, that a pending action was settled (after the commit).
 public final class DecisionHub: Sendable {
@@ -104,10 +105,11 @@ extension ConfirmationService {
                 }
             }
             // Decisions committed elsewhere (another process on the same store) are read from the store every few seconds.
-            let poller = Task { [ids] in
+            let undecided = Mutex(waiting)
+            let poller = Task {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: self.decisionPollInterval)
-                    for id in ids where !Task.isCancelled {
+                    for id in undecided.withLock({ $0 }) where !Task.isCancelled {
                         if let stored = try? await self.load(id, caller: caller), stored.isSettled { self.decisions.publish(stored) }
                     }
                 }
@@ -119,6 +121,8 @@ extension ConfirmationService {
             if !waiting.isEmpty {
                 for await action in updates {
                     send(action)
+                    let left = waiting
+                    undecided.withLock { $0 = left }
                     if waiting.isEmpty { break }
                 }
             }

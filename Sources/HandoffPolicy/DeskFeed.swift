@@ -76,6 +76,8 @@ final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var closed = false
+        /// The waiting task was cancelled (perhaps before it waited): it waits no more.
+        var cancelled = false
         var waiter: CheckedContinuation<Bool, Never>?
         var timer: Task<Void, Never>?
     }
@@ -95,7 +97,7 @@ final class WakeSignal: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
                 let now: Bool? = state.withLock { state in
-                    if state.closed { return false }
+                    if state.closed || state.cancelled { return false }
                     if state.pending {
                         state.pending = false
                         return true
@@ -110,6 +112,7 @@ final class WakeSignal: Sendable {
                 if let now { continuation.resume(returning: now) }
             }
         } onCancel: {
+            state.withLock { $0.cancelled = true }
             resume(false, keepIfNobodyWaits: false)
         }
     }
@@ -209,6 +212,11 @@ public struct DeskWatch: AsyncSequence, Sendable {
                 var ticket: TicketRecord?
                 var approval: ApprovalRecord?
                 let details = (try? JSONValue(parsing: event.event.detailsJSON))?.objectValue
+                // An escalation that queued a waiting ticket, or joined the ticket in hand, opened nothing
+                // (the waiting one is announced by its own ticket.opened when it opens).
+                if event.event.action == "session.escalated", details?["attached"] == .bool(true) || details?["status"] == .string("waiting") {
+                    continue
+                }
                 if case .string(let id)? = details?["approval_id"] {
                     approval = try await store.approval(tenant: tenant, id: id)
                 } else if case .string(let id)? = details?["ticket_id"] {

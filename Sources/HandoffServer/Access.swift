@@ -169,6 +169,24 @@ public final class AccessControl: Sendable {
     ]
     /// Failed token presentations a minute from one address before it is refused outright.
     public static let tokenFailuresPerMinute = 10
+    /// Addresses (and identities) whose windows are kept at most.
+    static let maximumTrackedWindows = 100_000
+
+    /// The address a failure counts against: an IPv4 address, or an IPv6
+    /// address's /64 (one host holds a whole /64 and could otherwise rotate).
+    static func limitKey(_ remote: String) -> String {
+        let host = remote.lastIndex(of: ":").map { String(remote[..<$0]) } ?? remote
+        guard host.contains(":") else { return host }
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        // An IPv4 client on a dual-stack socket (::ffff:192.0.2.1) counts as its IPv4 address.
+        if bare.contains("."), let colon = bare.lastIndex(of: ":") { return String(bare[bare.index(after: colon)...]) }
+        // Expand "::" and keep the first four groups.
+        let halves = bare.components(separatedBy: "::")
+        let head = halves[0].split(separator: ":").map(String.init)
+        let tail = halves.count > 1 ? halves[1].split(separator: ":").map(String.init) : []
+        let groups = head + Array(repeating: "0", count: max(0, 8 - head.count - tail.count)) + tail
+        return groups.prefix(4).joined(separator: ":") + "::/64"
+    }
 
     private let tokens: [String: TokenGrant]
     private let clock: @Sendable () -> Int64
@@ -186,8 +204,11 @@ public final class AccessControl: Sendable {
             var window = windows[key] ?? (now, 0)
             if now - window.start >= 60_000 { window = (now, 0) }
             window.count += 1
+            if windows[key] == nil, windows.count >= Self.maximumTrackedWindows {
+                windows = windows.filter { now - $0.value.start < 60_000 }
+                guard windows.count < Self.maximumTrackedWindows else { return false }
+            }
             windows[key] = window
-            if windows.count > 100_000 { windows = windows.filter { now - $0.value.start < 60_000 } }
             return window.count <= limit
         }
     }
@@ -204,24 +225,28 @@ public final class AccessControl: Sendable {
             return principal
         }
         guard let header = context.metadataValue("authorization") else { return nil }
-        let address = (context.connection.remoteAddress ?? "?").split(separator: ":").dropLast().joined(separator: ":")
+        let address = Self.limitKey(context.connection.remoteAddress ?? "?")
         let token = header.hasPrefix("Bearer ") ? String(header.dropFirst(7)) : ""
         let hash = SHA256.hash(data: Data(token.utf8)).hexString
         // The limit is checked and a failure counted under one lock: guesses
         // sent in parallel cannot all pass the check before any is counted.
         let now = clock()
         let key = "token-failures:\(address)"
-        let found: TokenGrant?? = windows.withLock { windows in
+        // A known token (256 random bits) is never limited: guessers sharing
+        // an address (a NAT, a proxy) cannot lock its holder out.
+        let known = token.isEmpty ? nil : tokens[hash]
+        let found: TokenGrant?? = known.map { .some($0) } ?? windows.withLock { windows in
             var window = windows[key] ?? (now, 0)
             if now - window.start >= 60_000 { window = (now, 0) }
             guard window.count < Self.tokenFailuresPerMinute else { return .none }
-            let grant = token.isEmpty ? nil : tokens[hash]
-            if grant == nil {
-                window.count += 1
-                windows[key] = window
-                if windows.count > 100_000 { windows = windows.filter { now - $0.value.start < 60_000 } }
+            if windows[key] == nil, windows.count >= Self.maximumTrackedWindows {
+                // Bounded: drop ended windows; if all are live, refuse rather than grow.
+                windows = windows.filter { now - $0.value.start < 60_000 }
+                guard windows.count < Self.maximumTrackedWindows else { return .none }
             }
-            return .some(grant)
+            window.count += 1
+            windows[key] = window
+            return .some(nil)
         }
         guard case .some(let known) = found else {
             throw RPCError(code: .resourceExhausted, message: "too many failed token presentations from this address; wait a minute")

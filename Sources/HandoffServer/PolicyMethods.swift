@@ -85,11 +85,13 @@ func proposedAction(_ action: Action?) throws(RPCError) -> ProposedAction {
     var amount: Decimal?
     if !action.amount.isEmpty {
         let text = action.amount
-        let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
-        let parts = digits.split(separator: ".", omittingEmptySubsequences: false)
+        // Money an action moves is never negative: a negative amount would pass every threshold.
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
               let value = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
-        else { throw RPCError(code: .invalidArgument, message: "action.amount \"\(text)\" is not decimal text such as 250 or 19.99") }
+        else {
+            throw RPCError(code: .invalidArgument, message: "action.amount \"\(text)\" is not decimal text such as 250 or 19.99 (never negative)")
+        }
         guard action.currency.count == 3, action.currency.allSatisfy({ $0.isASCII && $0.isUppercase }) else {
             throw RPCError(code: .invalidArgument, message: "action.currency must be an ISO 4217 code such as USD when amount is set")
         }

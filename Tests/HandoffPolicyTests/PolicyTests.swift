@@ -232,6 +232,28 @@ struct PolicyTests {
         #expect(try approvals.reconcile(lower, original: wire).get().parameters.objectValue?["sum"] == .string("9.25"))
         #expect(approvals.mismatch(in: ProposedAction(toolName: "issue_refund", parameters: .object(["amount": .integer(2500)]), amount: 250)) != nil)
         #expect(approvals.mismatch(in: ProposedAction(toolName: "issue_refund", parameters: .object([:]), amount: 250)) == nil)
+        // Only plain money agrees: no thousands separators, exponents, signs, or a missing stated amount.
+        for given: JSONValue in [.string("250,000"), .string("250.000.0"), .string("2.5e2"), .string("250 "), .string("-250"), .integer(-250),
+                                 .string("250abc"), .bool(true), .null] {
+            #expect(approvals.mismatch(in: ProposedAction(toolName: "issue_refund", parameters: .object(["amount": given]), amount: 250)) != nil,
+                    "\(given)")
+        }
+        #expect(approvals.mismatch(in: ProposedAction(toolName: "issue_refund", parameters: .object(["amount": .integer(1_000_000)]))) != nil,
+                "an argument with no stated amount beside it")
+        #expect(approvals.mismatch(in: ProposedAction(toolName: "issue_refund", parameters: .object(["amount": .string("250.00")]), amount: 250)) == nil)
+        // A nested argument, named by a path.
+        approvals.amountParameters["nested"] = "refund/amount"
+        let nested = ProposedAction(toolName: "nested", parameters: .object(["refund": .object(["amount": .integer(90)])]), amount: 90)
+        #expect(approvals.mismatch(in: nested) == nil)
+        var lowered = nested
+        lowered.amount = 50
+        let madeNested = try approvals.reconcile(lowered, original: nested).get()
+        #expect(madeNested.parameters.objectValue?["refund"]?.objectValue?["amount"] == .integer(50))
+        // An edit that states no amount may not change the argument.
+        var sneaky = original
+        sneaky.amount = nil
+        sneaky.parameters = .object(["order": .string("42"), "amount": .integer(9_999)])
+        #expect(throws: AmountMismatch.self) { _ = try approvals.reconcile(sneaky, original: original).get() }
     }
 
     @Test("the shipped policy text loads and is the one Policy.standard holds")

@@ -9,7 +9,7 @@ import HandoffCore
 import HandoffPolicy
 import HandoffProto
 import HandoffRPC
-import HandoffServer
+@testable import HandoffServer
 import HandoffSQLite
 import HandoffTLS
 import HandoffTestSupport
@@ -485,8 +485,18 @@ struct AccessMatrixTests {
         for _ in 0..<(AccessControl.tokenFailuresPerMinute + 2) { codes.append((await refusal(wrong))?.code ?? .ok) }
         #expect(codes.prefix(AccessControl.tokenFailuresPerMinute).allSatisfy { $0 == .unauthenticated }, "\(codes)")
         #expect(codes.last == .resourceExhausted, "\(codes)")
+        // Guessers on the same address do not lock out the holder of a known token.
+        #expect(try await good.call(Sessions.getSession, GetSessionRequest(sessionID: "t")).session?.id == "t")
         for client in [good, old, wrong] { await client.close() }
         await running.stop()
+    }
+
+    @Test("token failures count per IPv4 address, per IPv6 /64, and an IPv4 client on a dual-stack socket as its IPv4 address", arguments: [
+        ("127.0.0.1:5000", "127.0.0.1"), ("[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"), ("[2001:db8:1:2::9]:1", "2001:db8:1:2::/64"),
+        ("[::1]:7", "0:0:0:0::/64"), ("[::ffff:192.0.2.7]:80", "192.0.2.7"),
+    ])
+    func limitKeys(_ remote: String, _ key: String) {
+        #expect(AccessControl.limitKey(remote) == key)
     }
 
     @Test("the code calls are rate-limited per identity", arguments: [

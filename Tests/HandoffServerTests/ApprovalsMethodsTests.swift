@@ -138,6 +138,29 @@ struct ApprovalsMethodsTests {
         await running.stop()
     }
 
+    @Test("a later level may not raise what an earlier level lowered; the lowered amount is released in the arguments")
+    func laterLevelCannotRaise() async throws {
+        let fixtures = try Fixtures(approvers: ["alice", "bob"])
+        defer { fixtures.remove() }
+        let (running, agent, _) = try await start(fixtures, clock: TestClock())
+        let alice = try running.client(fixtures.clientTLS(role: "alice"))
+        let bob = try running.client(fixtures.clientTLS(role: "bob"))
+        let approval = try #require(try await agent.call(Approvals.requestApproval, RequestApprovalRequest(
+            sessionID: "s", reason: "refund", subject: .action(Action(
+                toolName: "issue_refund", parametersJSON: #"{"amount":12000,"order":"42"}"#, amount: "12000", currency: "USD")))).approval)
+        let lowered = Action(toolName: "issue_refund", parametersJSON: #"{"amount":12000,"order":"42"}"#, amount: "11000", currency: "USD")
+        _ = try #require(approved(try await decide(alice, [ApprovalDecision(approvalID: approval.id, verdict: .approve, editedAction: lowered)]).first))
+        let raised = Action(toolName: "issue_refund", parametersJSON: #"{"amount":12000,"order":"42"}"#, amount: "12000", currency: "USD")
+        let refusal = refused(try await decide(bob, [ApprovalDecision(approvalID: approval.id, verdict: .approve, editedAction: raised)]).first)
+        #expect(refusal?.code == 3 && refusal?.message.contains("exceeds the amount under approval 11000") == true, "\(String(describing: refusal))")
+        let done = try #require(approved(try await decide(bob, [ApprovalDecision(approvalID: approval.id, verdict: .approve)]).first))
+        #expect(done.status == .approved)
+        #expect(done.editedAction?.amount == "11000")
+        #expect(done.editedAction?.parametersJSON == #"{"amount":11000,"order":"42"}"#, "the argument follows the edit")
+        for client in [alice, bob, agent] { await client.close() }
+        await running.stop()
+    }
+
     @Test("a batch decides each item on its own; a rejection rejects the action; bad requests name the field")
     func batchesAndRefusals() async throws {
         let fixtures = try Fixtures(approvers: ["alice", "bob"])

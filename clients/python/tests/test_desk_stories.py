@@ -103,21 +103,21 @@ def test_an_approvers_lower_amount_is_released_in_the_tools_arguments(
     assert decision.action["parameters"] == {"order_id": "42", "amount": 200}, decision.action
 
 
-def test_an_action_whose_amount_argument_disagrees_is_never_released(
+def test_an_action_whose_amount_argument_disagrees_is_never_assessed(
         binaries: Path, certs: Path, server: ServerProcess, agent: handoff.Client) -> None:
-    """Fail closed: an action assessed at 250 whose arguments say 2500 is not
-    released by an approval as it stands; an edit that makes them agree is."""
+    """Fail closed: an action stated at 250 whose arguments move 2500 (or that
+    states no amount, or writes it as "250,000") is refused at assessment, so
+    it can never be approved or released."""
     agent.sessions.create("refund-mismatch")
-    verdict = agent.assess("refund-mismatch", {"tool_name": "issue_refund", "parameters": {"amount": 2500},
-                                               "amount": "250", "currency": "USD"})
-    refused = subprocess.run([str(binaries / "handoff"), "approve", verdict.approval_id, "--server", server.address,
-                              "--certs", str(certs), "--role", "approver"], capture_output=True, text=True, timeout=30)
-    assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert "cannot release its action" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
-    fixed: List[Any] = cli(binaries, server, certs, "approve", verdict.approval_id, "--amount", "250", "--json", role="approver")
-    assert fixed[0]["status"] == "approved", fixed
-    decision = agent.wait_for_decision(verdict.pending_action_id, timeout=10)
-    assert decision.released and decision.action["parameters"] == {"amount": 250}, decision.action
+    for action in [{"tool_name": "issue_refund", "parameters": {"amount": 2500}, "amount": "250", "currency": "USD"},
+                   {"tool_name": "issue_refund", "parameters": {"amount": 1000000}},
+                   {"tool_name": "issue_refund", "parameters": {"amount": "250,000"}, "amount": "250", "currency": "USD"}]:
+        try:
+            agent.assess("refund-mismatch", action)
+            raise AssertionError(f"assessed: {action}")
+        except handoff.InvalidArgument as error:
+            assert "would not move the amount assessed and approved" in str(error), error
+    assert agent.sessions.get("refund-mismatch").status == "ACTIVE"
 
 
 def test_two_parallel_legal_actions_each_get_a_decision_one_after_the_other(

@@ -1173,6 +1173,32 @@ struct WatchMethodsTests {
         await running.stop()
     }
 
+    @Test("a second escalated action waits behind the first: TICKET_OPENED once for each ticket, the second when it opens")
+    func openedOncePerTicket() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let (running, agent, services) = try await startServices(fixtures, clock: TestClock())
+        let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
+        let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/operator/operator", role: "operator")
+        let head = try await services.store.feedHead(tenant: caller.tenant)
+        let lease = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(
+            sessionID: "s", action: Action(toolName: "draft_contract", description: "Give legal advice on the lease")))
+        let rash = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(
+            sessionID: "s", action: Action(toolName: "diagnose", description: "Give a medical diagnosis of the rash")))
+        _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: lease.ticketID))
+        _ = try await operatorClient.call(Escalations.resolve, ResolveRequest(
+            ticketID: lease.ticketID, outcome: .resolved, note: "no", pendingActionDecision: .reject))
+        var seen: [(DeskItem.Kind, String)] = []
+        for try await item in services.feed.watch(after: head, caller: caller, include: { _, _, _ in true }) {
+            seen.append((item.kind, item.ticket?.id ?? ""))
+            if seen.count == 4 { break }
+        }
+        #expect(seen.map(\.0) == [.ticketOpened, .ticketClaimed, .ticketResolved, .ticketOpened])
+        #expect(seen.map(\.1) == [lease.ticketID, lease.ticketID, lease.ticketID, rash.ticketID])
+        for client in [operatorClient, agent] { await client.close() }
+        await running.stop()
+    }
+
     private func firstError(_ client: HandoffClient, _ request: WatchRequest) async -> RPCError? {
         do {
             for try await _ in try await client.stream(Operators.watch, request, options: CallOptions(timeout: .seconds(2))) {}

@@ -589,6 +589,7 @@ public final class ApprovalService: Sendable {
                 detailsJSON: JSONValue.object([
                     "ticket_id": .string(ticket.id), "priority": .integer(Int64(ticket.priority)),
                     "sla_deadline_unix_ms": .integer(ticket.slaDeadlineMs), "late_by_ms": .integer(now - ticket.slaDeadlineMs),
+                    "ticket_state": ticket.deskSnapshot,
                 ]).serialized,
                 occurredAtMs: now)
             do throws(StoreError) {
@@ -707,6 +708,7 @@ public final class ApprovalService: Sendable {
         details["approval_id"] = .string(approval.id)
         details["pending_action_id"] = .string(approval.pendingActionID)
         details["status"] = .string(approval.status)
+        details["approval_state"] = approval.deskSnapshot
         return NewEvent(action: name, actor: actor, reasoning: reasoning, detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
     }
 

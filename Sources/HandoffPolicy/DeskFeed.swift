@@ -18,9 +18,9 @@ public struct DeskItem: Sendable, Hashable {
     public var kind: Kind
     /// Its feed position: a watch resumed after it delivers what came next.
     public var position: Int64
-    /// The ticket as it is now, for ticket kinds.
+    /// The ticket as it was right after the event, for ticket kinds.
     public var ticket: TicketRecord?
-    /// The approval as it is now, for approval kinds.
+    /// The approval as it was right after the event, for approval kinds.
     public var approval: ApprovalRecord?
     public var actor: String
     public var occurredAtMs: Int64
@@ -217,10 +217,13 @@ public struct DeskWatch: AsyncSequence, Sendable {
                 if event.event.action == "session.escalated", details?["attached"] == .bool(true) || details?["status"] == .string("waiting") {
                     continue
                 }
+                // The record as it was right after the event (its snapshot over the stored record).
                 if case .string(let id)? = details?["approval_id"] {
                     approval = try await store.approval(tenant: tenant, id: id)
+                    if let state = details?["approval_state"] { approval = approval?.applying(deskSnapshot: state) }
                 } else if case .string(let id)? = details?["ticket_id"] {
                     ticket = try await store.ticket(tenant: tenant, id: id)
+                    if let state = details?["ticket_state"] { ticket = ticket?.applying(deskSnapshot: state) }
                 }
                 guard watch.include(kind, ticket, approval) else { continue }
                 return DeskItem(

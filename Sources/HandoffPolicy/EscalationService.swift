@@ -95,6 +95,7 @@ public final class EscalationService: Sendable {
             detailsJSON: JSONValue.object([
                 "ticket_id": .string(ticket.id), "priority": .integer(Int64(priority)),
                 "pending_action_id": pendingActionID.isEmpty ? .null : .string(pendingActionID),
+                "ticket_state": ticket.deskSnapshot,
             ]).serialized,
             occurredAtMs: now)
         let store = self.store
@@ -340,6 +341,7 @@ public final class EscalationService: Sendable {
         var details = extra
         details["ticket_id"] = .string(ticket.id)
         details["status"] = .string(ticket.status)
+        details["ticket_state"] = ticket.deskSnapshot
         return NewEvent(action: name, actor: caller.identity, reasoning: "", detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
     }
 

@@ -231,33 +231,13 @@ extension SQLiteStore {
     }
 
     static func encodeSteps(_ steps: [ApprovalStepRecord]) -> String {
-        JSONValue.array(steps.map { step in
-            .object([
-                "level": .integer(Int64(step.level)), "approvers": .array(step.approvers.map(JSONValue.string)),
-                "status": .string(step.status), "decided_by": .string(step.decidedBy), "comment": .string(step.comment),
-                "edited_action": step.editedActionJSON.map(JSONValue.string) ?? .null,
-                "activated_at_ms": .integer(step.activatedAtMs), "expires_at_ms": .integer(step.expiresAtMs),
-                "decided_at_ms": .integer(step.decidedAtMs),
-            ])
-        }).serialized
+        JSONValue.array(steps.map(\.json)).serialized
     }
 
     static func decodeSteps(_ json: String) throws -> [ApprovalStepRecord] {
         guard case .array(let items) = try JSONValue(parsing: json) else { throw StoreError.failure("approval steps are not a list") }
         let steps = try items.map { item in
-            guard let m = item.objectValue, case .integer(let level)? = m["level"], case .array(let approvers)? = m["approvers"],
-                  case .string(let status)? = m["status"]
-            else { throw StoreError.failure("an approval step is malformed: \(item.serialized)") }
-            func text(_ key: String) -> String { if case .string(let v)? = m[key] { v } else { "" } }
-            func int(_ key: String) -> Int64 { if case .integer(let v)? = m[key] { v } else { 0 } }
-            var step = ApprovalStepRecord(
-                level: Int(level), approvers: approvers.compactMap { if case .string(let v) = $0 { v } else { nil } }, status: status)
-            step.decidedBy = text("decided_by")
-            step.comment = text("comment")
-            if case .string(let edited)? = m["edited_action"] { step.editedActionJSON = edited }
-            step.activatedAtMs = int("activated_at_ms")
-            step.expiresAtMs = int("expires_at_ms")
-            step.decidedAtMs = int("decided_at_ms")
+            guard let step = ApprovalStepRecord(json: item) else { throw StoreError.failure("an approval step is malformed: \(item.serialized)") }
             return step
         }
         guard steps.enumerated().allSatisfy({ $0.offset + 1 == $0.element.level }), !steps.isEmpty, steps.count <= 100 else {

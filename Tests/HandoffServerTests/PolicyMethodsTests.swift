@@ -1173,7 +1173,7 @@ struct WatchMethodsTests {
         await running.stop()
     }
 
-    @Test("a second escalated action waits behind the first: TICKET_OPENED once for each ticket, the second when it opens")
+    @Test("a second escalated action waits behind the first: TICKET_OPENED once for each ticket, the second when it opens; replayed, each shows its ticket as it was")
     func openedOncePerTicket() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
@@ -1188,13 +1188,15 @@ struct WatchMethodsTests {
         _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: lease.ticketID))
         _ = try await operatorClient.call(Escalations.resolve, ResolveRequest(
             ticketID: lease.ticketID, outcome: .resolved, note: "no", pendingActionDecision: .reject))
-        var seen: [(DeskItem.Kind, String)] = []
+        var seen: [(DeskItem.Kind, String, String)] = []
         for try await item in services.feed.watch(after: head, caller: caller, include: { _, _, _ in true }) {
-            seen.append((item.kind, item.ticket?.id ?? ""))
+            seen.append((item.kind, item.ticket?.id ?? "", item.ticket?.status ?? ""))
             if seen.count == 4 { break }
         }
         #expect(seen.map(\.0) == [.ticketOpened, .ticketClaimed, .ticketResolved, .ticketOpened])
         #expect(seen.map(\.1) == [lease.ticketID, lease.ticketID, lease.ticketID, rash.ticketID])
+        // Replayed after all of it, each event still shows its ticket as it was right after the event.
+        #expect(seen.map(\.2) == ["open", "claimed", "resolved", "open"])
         for client in [operatorClient, agent] { await client.close() }
         await running.stop()
     }

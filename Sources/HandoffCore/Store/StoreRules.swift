@@ -62,7 +62,7 @@ public enum StoreRules {
             detailsJSON: JSONValue.object([
                 "ticket_id": .string(next.id), "status": .string("open"), "priority": .integer(Int64(next.priority)),
                 "pending_action_id": next.pendingActionID.isEmpty ? .null : .string(next.pendingActionID),
-                "after": .string(resolved.id),
+                "after": .string(resolved.id), "ticket_state": opened.deskSnapshot,
             ]).serialized,
             occurredAtMs: now)
         return (opened, event)

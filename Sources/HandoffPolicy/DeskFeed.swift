@@ -156,12 +156,22 @@ public struct DeskFeed: Sendable {
     }
 
     /// Desk events of the caller's tenant after feed position `resume`, or
-    /// from now on when nil, in commit order. `include` filters (kind, ticket, approval).
+    /// from now on when nil (the feed's head is read here, before the watch
+    /// subscribes, so a commit in between is read, not lost), in commit
+    /// order. `include` filters (kind, ticket, approval).
     public func watch(
         after resume: Int64?, caller: Caller,
         include: @escaping @Sendable (DeskItem.Kind, TicketRecord?, ApprovalRecord?) -> Bool
-    ) -> DeskWatch {
-        DeskWatch(feed: self, resume: resume, caller: caller, include: include)
+    ) async throws(SessionError) -> DeskWatch {
+        var start = resume
+        if start == nil {
+            do {
+                start = try await store.feedHead(tenant: caller.tenant)
+            } catch {
+                throw SessionError(error)
+            }
+        }
+        return DeskWatch(feed: self, start: start ?? 0, caller: caller, include: include)
     }
 }
 
@@ -169,7 +179,7 @@ public struct DeskFeed: Sendable {
 public struct DeskWatch: AsyncSequence, Sendable {
     public typealias Element = DeskItem
     let feed: DeskFeed
-    let resume: Int64?
+    let start: Int64
     let caller: Caller
     let include: @Sendable (DeskItem.Kind, TicketRecord?, ApprovalRecord?) -> Bool
 
@@ -181,15 +191,15 @@ public struct DeskWatch: AsyncSequence, Sendable {
         private let watch: DeskWatch
         private let wakes: WakeSignal
         private let cancel: @Sendable () -> Void
-        /// The feed position read up to; nil until the first read (then the head, for a live watch).
-        private var last: Int64?
+        /// The feed position read up to.
+        private var last: Int64
         private var page: [EventRecord] = []
 
         init(_ watch: DeskWatch) {
             self.watch = watch
             // Subscribed before the first read, so no commit falls between the two.
             (wakes, cancel) = watch.feed.hub.subscribe(tenant: watch.caller.tenant)
-            last = watch.resume
+            last = watch.start
         }
 
         deinit { cancel() }
@@ -197,10 +207,9 @@ public struct DeskWatch: AsyncSequence, Sendable {
         public func next() async throws -> DeskItem? {
             let store = watch.feed.store
             let tenant = watch.caller.tenant
-            if last == nil { last = try await store.feedHead(tenant: tenant) }
             while !Task.isCancelled {
                 if page.isEmpty {
-                    page = try await store.changes(tenant: tenant, after: last ?? 0, actions: DeskFeed.actionList, limit: 200)
+                    page = try await store.changes(tenant: tenant, after: last, actions: DeskFeed.actionList, limit: 200)
                     if page.isEmpty {
                         guard await waitForWake() else { return nil }
                         continue

@@ -140,7 +140,7 @@ extension MethodRegistry {
             let resume = request.resumeCursor.isEmpty ? nil : try cursors.decode(request.resumeCursor, tenant: context.caller.tenant)
             let filterKinds = request.kinds.isEmpty ? nil : kinds
             let caller = context.caller
-            let items = feed.watch(after: resume, caller: caller) { kind, ticket, approval in
+            let items = try await feed.watch(after: resume, caller: caller) { kind, ticket, approval in
                 if let filterKinds, !filterKinds.contains(kind) { return false }
                 if !priorities.isEmpty, let ticket, !priorities.contains(ticket.priority) { return false }
                 if caller.role == "approver" {

@@ -271,7 +271,7 @@ struct ApprovalsMethodsTests {
             }
             return kinds
         }
-        try await Task.sleep(for: .milliseconds(200))
+        while services.feed.hub.watcherCount < 1 { try await Task.sleep(for: .milliseconds(2)) }  // it has read the feed's head
         clock.advance(seconds: 59)
         #expect(try await services.approvals.sweep().approvals == 0)
         clock.advance(seconds: 2)
@@ -498,7 +498,7 @@ struct ApprovalsMethodsTests {
             for try await event in try await carol.stream(Operators.watch, WatchRequest()) { return event }
             return nil
         }
-        try await Task.sleep(for: .milliseconds(200))
+        while services.feed.hub.watcherCount < 3 { try await Task.sleep(for: .milliseconds(2)) }  // all three read the feed's head
         let ticket = try #require(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "s", reason: "fraud on my card")).ticket)
         #expect(ticket.priority == .urgent)
         clock.advance(seconds: 301)

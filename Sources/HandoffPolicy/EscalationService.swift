@@ -166,9 +166,6 @@ public final class EscalationService: Sendable {
 
     /// Open and claimed tickets (or as filtered), breached SLAs first, then priority, then age.
     public func queue(_ query: TicketQuery, caller: Caller) async throws(SessionError) -> [TicketRecord] {
-        var query = query
-        // Ordered as they are marked: a ticket past its SLA is breached before the sweeper records it.
-        if query.breachedBy == 0 { query.breachedBy = clock() }
         do {
             return try await store.tickets(tenant: caller.tenant, query: query)
         } catch {

@@ -111,14 +111,12 @@ extension SQLiteStore {
             clauses.append("assigned_to = ?")
             arguments.append(assignee)
         }
-        // Breached first: recorded, or an open ticket past its deadline that the sweeper has not reached yet.
         let sql = """
             \(Self.ticketColumns) WHERE \(clauses.joined(separator: " AND "))
-            ORDER BY (queue_breached OR (status = 'open' AND sla_deadline_ms > 0 AND sla_deadline_ms <= ?)) DESC,
-                priority DESC, created_at_ms ASC, id ASC
+            ORDER BY queue_breached DESC, priority DESC, created_at_ms ASC, id ASC
             LIMIT ? OFFSET ?
             """
-        arguments.append(contentsOf: [query.breachedBy, query.limit, query.offset] as [any DatabaseValueConvertible])
+        arguments.append(contentsOf: [query.limit, query.offset] as [any DatabaseValueConvertible])
         let bound = StatementArguments(arguments.map { Optional($0) })
         do {
             return try await read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.ticket($0, tenant: tenant) } }

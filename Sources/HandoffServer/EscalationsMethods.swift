@@ -21,7 +21,7 @@ extension TicketRecord {
             createdBy: Identity(actor: createdBy),
             assignedTo: assignedTo.isEmpty ? nil : Identity(actor: assignedTo),
             createdAtUnixMs: createdAtMs, claimedAtUnixMs: claimedAtMs, resolvedAtUnixMs: resolvedAtMs,
-            slaDeadlineUnixMs: slaDeadlineMs, slaBreached: slaBreached(at: now) || (claimedAtMs > slaDeadlineMs),
+            slaDeadlineUnixMs: slaDeadlineMs, slaBreached: slaBreachRecorded || (claimedAtMs > slaDeadlineMs),
             outcome: TicketOutcome(rawValue: Int32(outcome)), resolutionNote: resolutionNote)
     }
 }

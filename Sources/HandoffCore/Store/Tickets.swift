@@ -58,9 +58,5 @@ public struct TicketQuery: Sendable, Hashable {
     public var assignedTo: String?
     public var offset = 0
     public var limit = 50
-    /// An open ticket whose claim SLA ran out by this time (ms since 1970)
-    /// sorts with the breached ones even before its breach is recorded, as
-    /// the listing marks it; 0: only recorded breaches count.
-    public var breachedBy: Int64 = 0
     public init() {}
 }

@@ -1029,7 +1029,9 @@ public struct Ticket: ProtoMessage {
     /// When the claim SLA for its priority runs out; 0 when no SLA applies.
     public var slaDeadlineUnixMs: Int64
     /// True once the ticket was still unclaimed at `sla_deadline_unix_ms`
-    /// (stays true after claiming).
+    /// (stays true after claiming). The server's sweep records it within
+    /// `desk.sweep_interval_ms` (1 s by default) of the deadline, and ListQueue
+    /// orders a ticket as breached from that moment: mark and order agree.
     public var slaBreached: Bool
     /// How it was closed; UNSPECIFIED until RESOLVED.
     public var outcome: TicketOutcome

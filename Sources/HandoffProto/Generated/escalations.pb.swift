@@ -444,8 +444,8 @@ public enum Escalations {
     /// Reads a ticket with its snapshot and the live session context.
     public static let getTicket = UnaryMethod<GetTicketRequest, GetTicketResponse>(fullName: "handoff.v1.Escalations/GetTicket")
 
-    /// Lists the queue: SLA-breached tickets first (marked and ordered alike,
-    /// from the moment the deadline passes), then by priority, then oldest first.
+    /// Lists the queue: SLA-breached tickets first (marked and ordered alike),
+    /// then by priority, then oldest first.
     public static let listQueue = UnaryMethod<ListQueueRequest, ListQueueResponse>(fullName: "handoff.v1.Escalations/ListQueue")
 
     /// Assigns a ticket to an operator.

@@ -844,7 +844,9 @@ struct  Handoff__V1__Ticket
   int64_t sla_deadline_unix_ms;
   /*
    * True once the ticket was still unclaimed at `sla_deadline_unix_ms`
-   * (stays true after claiming).
+   * (stays true after claiming). The server's sweep records it within
+   * `desk.sweep_interval_ms` (1 s by default) of the deadline, and ListQueue
+   * orders a ticket as breached from that moment: mark and order agree.
    */
   protobuf_c_boolean sla_breached;
   /*

@@ -216,8 +216,8 @@ public struct DeskWatch: AsyncSequence, Sendable {
                     }
                 }
                 let event = page.removeFirst()
-                last = event.storePosition ?? last
-                guard let kind = DeskFeed.kinds[event.event.action], let position = event.storePosition else { continue }
+                last = event.feedPosition ?? last
+                guard let kind = DeskFeed.kinds[event.event.action], let position = event.feedPosition else { continue }
                 var ticket: TicketRecord?
                 var approval: ApprovalRecord?
                 let details = (try? JSONValue(parsing: event.event.detailsJSON))?.objectValue

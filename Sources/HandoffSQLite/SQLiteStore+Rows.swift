@@ -133,7 +133,7 @@ extension SQLiteStore {
         let position = db.lastInsertedRowID
         let record = EventRecord(
             tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash, hash: hash,
-            storePosition: position)
+            feedPosition: position)
         return (record, position)
     }
 
@@ -167,7 +167,7 @@ extension SQLiteStore {
             event: NewEvent(
                 action: row["action"], actor: row["actor"], reasoning: row["reasoning"], detailsJSON: row["details_json"],
                 occurredAtMs: row["occurred_at_ms"]),
-            previousHash: [UInt8](row["prev_hash"] as Data), hash: [UInt8](row["hash"] as Data), storePosition: row["position"])
+            previousHash: [UInt8](row["prev_hash"] as Data), hash: [UInt8](row["hash"] as Data), feedPosition: row["position"])
     }
 
     static func encodeLabels(_ labels: [String: String]) -> String {

@@ -163,7 +163,7 @@ extension SQLiteStore {
                     // Only one session's newest-first walk marks its rows (see sessionEventListing).
                     let event = Self.event(from: row)
                     if row["matched"] as Bool? ?? true { page.events.append(event) }
-                    if row["cut"] as Bool? ?? false { page.walkedTo = event }
+                    if row["cut"] as Bool? ?? false { page.resumeAfter = event }
                 }
                 return page
             }
@@ -252,7 +252,7 @@ extension SQLiteStore {
             // (and it is that event of this session: a stale or made-up
             // position falls back to the head).
             var start = head
-            if let after = query.after, let resume = after.storePosition {
+            if let after = query.after, let resume = after.feedPosition {
                 start = """
                     SELECT start_position, steps_left, 0 FROM (
                         SELECT prev_position AS start_position, seq - 1 AS steps_left, 0 AS preference FROM events
@@ -274,7 +274,7 @@ extension SQLiteStore {
                     WHERE e.prev_position IS NOT NULL AND c.steps_left > 1 AND c.found < ? AND c.walked < ?
                 )
                 """
-            arguments += step.arguments + [query.limit, query.walkBudget ?? Int.max]
+            arguments += step.arguments + [query.limit, query.scanLimit ?? Int.max]
         } else {
             // `steps_left` is the seq of the event at `position`: stop above the token's.
             walk = """
@@ -293,7 +293,7 @@ extension SQLiteStore {
             // The last row walked is returned too, marked `cut`, when the
             // budget ended the walk before the page filled and the chain
             // goes on: the next page resumes after it.
-            arguments += page.arguments + [query.walkBudget ?? Int.max, query.limit, query.limit]
+            arguments += page.arguments + [query.scanLimit ?? Int.max, query.limit, query.limit]
             let sql = """
                 \(walk) SELECT * FROM (
                     SELECT events.*, (\(page.sql)) AS matched,

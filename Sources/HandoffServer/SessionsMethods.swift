@@ -107,18 +107,18 @@ enum EventPageToken {
 
     static func encode(_ position: EventPosition) -> String {
         let fields = "\(position.occurredAtMs):\(position.sequence):\(position.sessionID)"
-        let masked = position.storePosition.map { $0 ^ mask(sessionID: position.sessionID, sequence: position.sequence) }
+        let masked = position.feedPosition.map { $0 ^ mask(sessionID: position.sessionID, sequence: position.sequence) }
         return Data((masked.map { "p:\($0):" } ?? "").appending(fields).utf8).base64EncodedString()
     }
 
     static func decode(_ token: String) throws(RPCError) -> EventPosition {
         let refusal = RPCError(code: .invalidArgument, message: "page_token is not one this server issued")
         guard let data = Data(base64Encoded: token), var text = String(data: data, encoding: .utf8) else { throw refusal }
-        var storePosition: Int64?
+        var feedPosition: Int64?
         if text.hasPrefix("p:") {
             let parts = text.dropFirst(2).split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2, let position = Int64(parts[0]) else { throw refusal }
-            storePosition = position
+            feedPosition = position
             text = String(parts[1])
         }
         let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
@@ -127,7 +127,7 @@ enum EventPageToken {
         let sessionID = String(parts[2])
         return EventPosition(
             occurredAtMs: time, sessionID: sessionID, sequence: sequence,
-            storePosition: storePosition.map { $0 ^ mask(sessionID: sessionID, sequence: sequence) })
+            feedPosition: feedPosition.map { $0 ^ mask(sessionID: sessionID, sequence: sequence) })
     }
 }
 

@@ -607,7 +607,7 @@ struct SQLiteStoreTests {
             query.until = 2
             query.after = EventPosition(occurredAtMs: 1, sessionID: "s1", sequence: 3)
             queries.append(query)
-            query.after?.storePosition = 1  // where the walk resumes (newest first)
+            query.after?.feedPosition = 1  // where the walk resumes (newest first)
             queries.append(query)
         }
         var statements = queries.map { SQLiteStore.eventListing(tenant: .default, query: $0) }
@@ -650,7 +650,7 @@ struct SQLiteStoreTests {
                     guard page.count == query.limit, let last = page.last else { break }
                     query.after = EventPosition(
                         occurredAtMs: last.event.occurredAtMs, sessionID: "long", sequence: last.sequence,
-                        storePosition: resume ? last.storePosition : nil)
+                        feedPosition: resume ? last.feedPosition : nil)
                 }
                 var expected = Array(Int64(1)...400).filter { actions.isEmpty || ($0 - 1) % 3 == 0 && $0 > 1 }
                 if newestFirst { expected.reverse() }
@@ -676,7 +676,7 @@ struct SQLiteStoreTests {
         var deep = latest
         deep.after = EventPosition(occurredAtMs: hundredth.event.occurredAtMs, sessionID: "long", sequence: 100)
         let (fromHead, fromHeadSteps) = try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: deep))
-        deep.after?.storePosition = hundredth.storePosition
+        deep.after?.feedPosition = hundredth.feedPosition
         let (resumed, resumedSteps) = try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: deep))
         #expect(fromHead == [99, 98, 97, 96, 95] && resumed == fromHead)
         #expect(resumedSteps * 20 < fromHeadSteps, "resumed at seq 100: \(resumedSteps) steps, from the head \(fromHeadSteps)")
@@ -687,9 +687,9 @@ struct SQLiteStoreTests {
                 tenant: .default, id: "other", expectedVersion: Int64(version), stateJSON: "{}", updatedAtMs: 1, event: event("session.state_updated"))
         }
         let othersHundredth = try #require(try await store.events(tenant: .default, sessionID: "other").first { $0.sequence == 100 })
-        let wrongPlaces: [Int64] = [try #require(hundredth.storePosition) + 1, -7, try #require(othersHundredth.storePosition)]
+        let wrongPlaces: [Int64] = [try #require(hundredth.feedPosition) + 1, -7, try #require(othersHundredth.feedPosition)]
         for wrong in wrongPlaces {
-            deep.after?.storePosition = wrong
+            deep.after?.feedPosition = wrong
             #expect(try await rowsAndSteps(store, SQLiteStore.eventListing(tenant: .default, query: deep)).0 == fromHead)
         }
         oldest.after = EventPosition(occurredAtMs: 0, sessionID: "long", sequence: 390)

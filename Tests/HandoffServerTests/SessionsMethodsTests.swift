@@ -201,7 +201,7 @@ struct ContextMethodsTests {
     }
 
     @Test("over TLS, a newest-first page of a long session that ran out of walk is short, and its token goes on")
-    func walkBudgetOverTLS() async throws {
+    func scanLimitOverTLS() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let (running, client, store) = try await startSessionsServer(fixtures)

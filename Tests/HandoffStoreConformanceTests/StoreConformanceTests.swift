@@ -278,19 +278,19 @@ struct StoreConformanceTests {
         while true {
             let page = try await store.changes(tenant: acme, after: cursor, actions: nil, limit: 7)
             feed += page
-            guard let last = page.last?.storePosition else { break }
+            guard let last = page.last?.feedPosition else { break }
             cursor = last
         }
         #expect(feed.count == 48, "8 sessions created, 40 updates")
         #expect(feed.allSatisfy { $0.tenant == acme })
-        let positions = feed.compactMap(\.storePosition)
+        let positions = feed.compactMap(\.feedPosition)
         #expect(positions.count == 48 && positions == positions.sorted() && Set(positions).count == 48)
         // Each session's own events keep their chain order in the feed.
         for i in 0..<8 { #expect(feed.filter { $0.sessionID == "s\(i)" }.map(\.sequence) == Array(1...6)) }
         let claims = try await store.changes(tenant: acme, after: head, actions: ["ticket.claimed"], limit: 100)
         #expect(claims.count == 8 && claims.allSatisfy { $0.event.action == "ticket.claimed" })
         let resumed = try await store.changes(tenant: acme, after: positions[40], actions: nil, limit: 100)
-        #expect(resumed.map(\.storePosition) == Array(positions[41...]).map(Optional.some))
+        #expect(resumed.map(\.feedPosition) == Array(positions[41...]).map(Optional.some))
         #expect(try await store.feedHead(tenant: acme) >= positions.last!)
         #expect(try await store.changes(tenant: acme, after: try await store.feedHead(tenant: acme), actions: nil, limit: 10).isEmpty)
     }

@@ -347,7 +347,7 @@ public final class SessionService: Sendable {
         probe.limit = query.limit + 1  // one more tells whether a next page exists
         // A page of one session walks its chain: bounded, so that a filter
         // that matches little cannot make one call walk millions of events.
-        probe.walkBudget = Self.maximumWalkPerPage
+        probe.scanLimit = Self.maximumWalkPerPage
         let found: EventPage
         do {
             found = try await store.listEvents(tenant: caller.tenant, query: probe)
@@ -359,14 +359,14 @@ public final class SessionService: Sendable {
         func position(after event: EventRecord) -> EventPosition {
             EventPosition(
                 occurredAtMs: event.event.occurredAtMs, sessionID: event.sessionID, sequence: event.sequence,
-                storePosition: query.sessionID != nil && query.newestFirst ? event.storePosition : nil)
+                feedPosition: query.sessionID != nil && query.newestFirst ? event.feedPosition : nil)
         }
         let next: EventPosition?
         if found.events.count > query.limit {
             next = page.last.map(position(after:))
         } else {
             // The walk ran out of budget: the page may be short, even empty, and the next goes on from there.
-            next = found.walkedTo.map(position(after:))
+            next = found.resumeAfter.map(position(after:))
         }
         return (page, next)
     }

@@ -68,14 +68,14 @@ public struct EventRecord: Sendable, Hashable {
     public var previousHash: [UInt8]
     /// `EventChain.hash` of this event.
     public var hash: [UInt8]
-    /// Where the store keeps the event (SQLite: its row's position), or nil.
-    /// Opaque to everyone else: a page token carries it so that the next
-    /// page of one session's events can resume its walk there.
-    public var storePosition: Int64?
+    /// Its position in the change feed (`Store.changes`): commit order,
+    /// never reused; nil when the store did not say. A page token may carry
+    /// it (sealed) as a hint where the next page resumes.
+    public var feedPosition: Int64?
 
     public init(
         tenant: TenantID, sessionID: String, sequence: Int64, event: NewEvent, previousHash: [UInt8], hash: [UInt8],
-        storePosition: Int64? = nil
+        feedPosition: Int64? = nil
     ) {
         self.tenant = tenant
         self.sessionID = sessionID
@@ -83,7 +83,7 @@ public struct EventRecord: Sendable, Hashable {
         self.event = event
         self.previousHash = previousHash
         self.hash = hash
-        self.storePosition = storePosition
+        self.feedPosition = feedPosition
     }
 }
 
@@ -164,24 +164,25 @@ public struct EventQuery: Sendable, Hashable {
     public var limit = 50
     /// Continue after this event (the last of the previous page).
     public var after: EventPosition?
-    /// One session's newest-first listing walks its chain back from the
-    /// head: with this set, it walks at most this many events, and a page it
-    /// could not fill says where the walk stopped (`EventPage.walkedTo`).
-    public var walkBudget: Int?
+    /// At most this many events are examined for the page (a filter that
+    /// matches little must not read a whole session): a page the limit cut
+    /// short says where the next one resumes (`EventPage.resumeAfter`).
+    /// nil: no limit. A store may examine fewer.
+    public var scanLimit: Int?
 
     public init() {}
 }
 
-/// A page of events, and where a walk that ran out of budget stopped.
+/// A page of events, and where a listing cut short by its scan limit resumes.
 public struct EventPage: Sendable, Hashable {
     public var events: [EventRecord]
-    /// The last event walked, when the walk stopped at its budget before the
-    /// page was full: the next page resumes after it.
-    public var walkedTo: EventRecord?
+    /// The last event examined, when the scan limit ended the page before it
+    /// was full: the next page resumes after it.
+    public var resumeAfter: EventRecord?
 
-    public init(events: [EventRecord], walkedTo: EventRecord? = nil) {
+    public init(events: [EventRecord], resumeAfter: EventRecord? = nil) {
         self.events = events
-        self.walkedTo = walkedTo
+        self.resumeAfter = resumeAfter
     }
 }
 
@@ -191,15 +192,15 @@ public struct EventPosition: Sendable, Hashable {
     public var occurredAtMs: Int64
     public var sessionID: String
     public var sequence: Int64
-    /// The event's `EventRecord.storePosition`, where the store may resume
-    /// (checked against the rest; a stale or made-up one is ignored).
-    public var storePosition: Int64?
+    /// The event's `EventRecord.feedPosition`, a hint where the store may
+    /// resume (checked against the rest; a stale or made-up one is ignored).
+    public var feedPosition: Int64?
 
-    public init(occurredAtMs: Int64, sessionID: String, sequence: Int64, storePosition: Int64? = nil) {
+    public init(occurredAtMs: Int64, sessionID: String, sequence: Int64, feedPosition: Int64? = nil) {
         self.occurredAtMs = occurredAtMs
         self.sessionID = sessionID
         self.sequence = sequence
-        self.storePosition = storePosition
+        self.feedPosition = feedPosition
     }
 }
 
@@ -269,7 +270,7 @@ public protocol Store: Sendable {
 
     /// The change feed: the tenant's events committed after feed position
     /// `after`, in commit order, at most `limit`, only those whose action is
-    /// in `actions` when it is given. Each record's `storePosition` is its
+    /// in `actions` when it is given. Each record's `feedPosition` is its
     /// feed position, the cursor to read after next.
     ///
     /// Feed positions grow in commit order and are never reused: once a read

@@ -106,7 +106,20 @@ extension SQLiteStore {
     }
 
     public func pendingApprovals(tenant: TenantID, query: ApprovalQuery) async throws(StoreError) -> [ApprovalRecord] {
-        var sql = "\(Self.approvalColumns) WHERE tenant_id = ? AND status = 'pending'"
+        guard let (text, bound) = Self.pendingApprovalListing(tenant: tenant, query: query) else { return [] }
+        do {
+            return try await read { db in try Row.fetchAll(db, sql: text, arguments: bound).map { try Self.approval($0, tenant: tenant) } }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
+    /// ListPendingApprovals' statement: in approvals_listing's order (soonest
+    /// due first, never-expiring last), so a page reads rows in index order up
+    /// to its limit instead of sorting the tenant's pending approvals. nil
+    /// when nothing can match (no approver entry routes to the caller).
+    static func pendingApprovalListing(tenant: TenantID, query: ApprovalQuery) -> (sql: String, arguments: StatementArguments)? {
+        var sql = "\(Self.approvalColumns) INDEXED BY approvals_listing WHERE tenant_id = ? AND status = 'pending'"
         var arguments: StatementArguments = [tenant.rawValue]
         if let session = query.sessionID {
             sql += " AND session_id = ?"
@@ -121,24 +134,21 @@ extension SQLiteStore {
             arguments += [requester]
         }
         if let entries = query.currentApprovers {
-            guard !entries.isEmpty else { return [] }
+            guard !entries.isEmpty else { return nil }
             sql += " AND (" + entries.map { _ in "instr(current_approvers, ?) > 0" }.joined(separator: " OR ") + ")"
             for entry in entries { arguments += [Self.approverKey(entry)] }
         }
         if let after = query.after {
-            sql += " AND (due_at_ms = 0, due_at_ms, created_at_ms, id) > (?, ?, ?, ?)"
-            arguments += [after.dueAtMs == 0, after.dueAtMs, after.createdAtMs, after.id]
+            sql += " AND (\(Self.dueKey), created_at_ms, id) > (?, ?, ?)"
+            arguments += [after.dueAtMs == 0 ? Int64.max : after.dueAtMs, after.createdAtMs, after.id]
         }
-        sql += " ORDER BY due_at_ms = 0, due_at_ms, created_at_ms, id LIMIT ?"
+        sql += " ORDER BY \(Self.dueKey), created_at_ms, id LIMIT ?"
         arguments += [query.limit]
-        let bound = arguments
-        let text = sql
-        do {
-            return try await read { db in try Row.fetchAll(db, sql: text, arguments: bound).map { try Self.approval($0, tenant: tenant) } }
-        } catch {
-            throw StoreError.failure("\(error)")
-        }
+        return (sql, arguments)
     }
+
+    /// When an approval's current step expires, with never last: the listing's first key.
+    static let dueKey = "(CASE WHEN due_at_ms = 0 THEN 9223372036854775807 ELSE due_at_ms END)"
 
     /// The current step's approver entries as one column, each between unit
     /// separators, so that a listing matches an entry with `instr`.

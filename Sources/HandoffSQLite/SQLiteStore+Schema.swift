@@ -285,6 +285,13 @@ extension SQLiteStore {
             // the state updates between.
             try db.execute(sql: "CREATE INDEX events_feed ON events (tenant_id, action, position)")
         }
+        migrator.registerMigration("v18: pending approvals in listing order") { db in
+            // ListPendingApprovals reads a page in this order and stops at its
+            // limit, instead of sorting every pending approval of the tenant.
+            try db.execute(sql: """
+                CREATE INDEX approvals_listing ON approvals (tenant_id, \(Self.dueKey), created_at_ms, id) WHERE status = 'pending'
+                """)
+        }
         return migrator
     }
 }

@@ -590,6 +590,26 @@ struct SQLiteStoreTests {
         }
     }
 
+    @Test("ListPendingApprovals reads in its index's order, with and without a cursor and routing: no sort of the tenant's approvals")
+    func pendingApprovalsInIndexOrder() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        var query = ApprovalQuery()
+        query.limit = 51
+        query.dueAfterMs = 1
+        for routed in [false, true] {
+            query.currentApprovers = routed ? ["role:approver", "group:managers"] : nil
+            query.notRequestedBy = routed ? "handoff://tenant/acme/approver/a" : nil
+            for after in [nil, ApprovalCursor(dueAtMs: 0, createdAtMs: 5, id: "ap-x")] {
+                query.after = after
+                let (sql, arguments) = try #require(SQLiteStore.pendingApprovalListing(tenant: TenantID("acme"), query: query))
+                let plan = try await queryPlan(store, sql, arguments)
+                #expect(plan.contains("approvals_listing") && !plan.contains("TEMP B-TREE"), "\(plan)")
+            }
+        }
+    }
+
     @Test("one session's events (ListEvents of it, audit verify) come from walking its chain: rowid lookups, never a walk through the tenant")
     func sessionEventListingsWalkTheChain() async throws {
         let path = temporaryDatabase()

@@ -671,3 +671,34 @@ extension ServerSettings {
         }
     }
 }
+
+/// The data directory held by one handoffd: an exclusive `flock` on
+/// `<data>/handoffd.lock`, kept for the process's life and let go by the
+/// kernel when it ends however it ends (a kill -9 leaves no stale lock). The
+/// file names the holder's process id, for the refusal a second one gets.
+public final class DataDirectoryLock: Sendable {
+    private let descriptor: Int32
+
+    /// Takes the lock, or throws naming the directory and the process that holds it.
+    public init(data: String) throws(ServerSettings.Error) {
+        let path = (data as NSString).appendingPathComponent("handoffd.lock")
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else {
+            throw ServerSettings.Error(message: "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            close(fd)
+            throw ServerSettings.Error(message: """
+                the data directory \(data) is in use by another handoffd\(holder.isEmpty ? "" : " (process \(holder))"): \
+                stop it first, or give this one another --data
+                """)
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        descriptor = fd
+    }
+
+    deinit { close(descriptor) }
+}

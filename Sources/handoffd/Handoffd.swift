@@ -88,8 +88,12 @@ struct Handoffd: AsyncParsableCommand {
             if problem { logger.warning("\(message)") } else { logger.info("\(message)") }
         }
         let store: SQLiteStore
+        // Held until handoffd exits: one server per data directory.
+        var dataLock: DataDirectoryLock?
+        defer { withExtendedLifetime(dataLock) {} }
         do {
             try settings.makeDataDirectory()
+            dataLock = try DataDirectoryLock(data: settings.data)
             store = try SQLiteStore(path: settings.storePath, cacheMiB: settings.storeCacheMiB, checkpointPages: settings.storeCheckpointPages)
         } catch {
             logger.critical("cannot open the store: \(error)")

@@ -481,4 +481,24 @@ struct ProcessTests {
         let restarted = server
         #expect(try await offPool { restarted.terminate() } == 0)
     }
+
+    @Test("one handoffd per data directory: a second is refused naming the directory and the process; after a kill -9 the lock is gone")
+    func oneServerPerDataDirectory() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let data = fixtures.path("data")
+        let common = [
+            "--data", data, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
+            "--client-ca", fixtures.path("ca.pem"),
+        ]
+        let first = try await offPool { try ServerProcess(arguments: common) }
+        let second = try await run("handoffd", ["--listen", "127.0.0.1:0"] + common)
+        #expect(second.status != 0)
+        #expect(second.output.contains("the data directory \(data) is in use by another handoffd (process \(first.process.processIdentifier))"),
+                "\(second.output)")
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        let third = try await offPool { try ServerProcess(arguments: common) }
+        #expect(try await offPool { third.terminate() } == 0, "a kill -9 left a stale lock")
+    }
 }

@@ -58,9 +58,9 @@ fuzz: deps
 fuzz-long:
 	$(MAKE) fuzz FUZZ_SECONDS=3600 FUZZ_KEEP=1
 
-# Starts handoffd in the foreground with its embedded defaults (data in .handoff/,
-# development certificates made on first start). Ctrl-C stops it gracefully.
-# handoff-bench beside the bare C floor of this machine, with ratios (release builds).
+# handoff-bench beside the bare C floor of this machine, with ratios (release
+# builds). The floor is the project's own: scripts/floor/floor builds its C
+# programs with gcc into .build/floor. Figures and history: docs/BENCHMARKS.md.
 bench: deps
 	$(SWIFT) build -c release --product handoffd
 	$(SWIFT) build -c release --product handoff
@@ -75,6 +75,8 @@ bench-sessions: deps
 	$(SWIFT) build -c release --product handoff-bench
 	scripts/bench-sessions
 
+# Starts handoffd in the foreground with its embedded defaults (data in .handoff/,
+# development certificates made on first start). Ctrl-C stops it gracefully.
 run: deps
 	$(SWIFT) build -c release --product handoffd
 	$(SWIFT) build -c release --product handoff

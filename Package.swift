@@ -1,7 +1,7 @@
 // swift-tools-version:6.2
 // Handoff — a human-in-the-loop server for AI agents.
 //
-// Targets are split by dependency weight (see docs/ and ../shared/DESIGN.md):
+// Targets are split by dependency weight (see docs/ARCHITECTURE.md):
 // C shims at the bottom, the protobuf value types above them, then transport,
 // domain, stores, server wiring, client and executables.
 import PackageDescription

@@ -2,7 +2,7 @@
 // asked for one during it: frames that complete together share one TLS
 // record and one write(2). The server's responses and the client's requests
 // both go out this way (on Ping at 64 in flight, a flush per request cost
-// the client half its throughput; see the README's figures).
+// the client half its throughput; see docs/BENCHMARKS.md).
 
 import NIOCore
 

@@ -47,7 +47,7 @@ import Yams
 /// store:
 ///   cache_mib: 64                       # SQLite page cache of the writer; each reader gets a quarter
 ///   checkpoint_pages: 10000             # the writer copies the WAL back into the database after this many pages
-///   automated_assessments: queued       # or committed: when AssessAction answers an automated action (see README)
+///   automated_assessments: queued       # or committed: when AssessAction answers an automated action (see docs/CONFIGURATION.md)
 /// sessions:
 ///   resident_ceiling: 10000
 ///   state_size_limit_bytes: 262144
@@ -90,10 +90,10 @@ public struct ServerSettings: Sendable, Equatable {
     /// How often expired approval steps and SLA breaches are swept.
     public var sweepIntervalMs = 1000
     /// SQLite's page cache of the writer connection, in MiB; each reader
-    /// connection gets a quarter. Memory against write latency: see README.
+    /// connection gets a quarter. Memory against write latency: see docs/CONFIGURATION.md.
     public var storeCacheMiB = SQLiteStore.defaultCacheMiB
     /// WAL pages after which the writer checkpoints (SQLite's
-    /// wal_autocheckpoint). Write throughput against WAL size: see README.
+    /// wal_autocheckpoint). Write throughput against WAL size: see docs/CONFIGURATION.md.
     public var storeCheckpointPages = SQLiteStore.defaultCheckpointPages
     /// When AssessAction answers an automated action without an idempotency
     /// key: once its event is queued for the next group commit, or committed.

@@ -1,6 +1,6 @@
 // Handoff — handoff-bench rpc: latency and throughput of calls against a
 // running handoffd (a separate process), printed in the same form as
-// ../shared/bench/floor so the two can be set side by side.
+// scripts/floor/floor so the two can be set side by side.
 
 import ArgumentParser
 import Foundation

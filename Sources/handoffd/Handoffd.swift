@@ -22,7 +22,7 @@ struct Handoffd: AsyncParsableCommand {
         discussion: "Logs `listening on HOST:PORT` once it accepts connections; SIGTERM or SIGINT stop it gracefully."
     )
 
-    @Option(help: "YAML settings file (keys in README.md, Configuration); flags override it.")
+    @Option(help: "YAML settings file (keys in docs/CONFIGURATION.md); flags override it.")
     var config: String?
 
     @Option(help: "Address to listen on, HOST:PORT; port 0 picks a free port. [default: 127.0.0.1:7443]")

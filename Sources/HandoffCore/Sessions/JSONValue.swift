@@ -2,7 +2,7 @@
 // are held by the domain, with its own parser and canonical encoder: every
 // UpdateState parses a patch and encodes a state and an event, and Foundation's
 // JSONDecoder (probing each value's type by throwing) cost a sixth of the
-// server's CPU on that path when measured (see README, "Sessions figures").
+// server's CPU on that path when measured (see docs/BENCHMARKS.md).
 
 /// A JSON document as a value. Objects are dictionaries: encoding sorts
 /// their keys by their UTF-8 bytes, so equal values always encode to the

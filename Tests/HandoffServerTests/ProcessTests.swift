@@ -72,14 +72,16 @@ func run(_ binary: String, _ arguments: [String]) async throws -> (status: Int32
     try await runProcess(Binaries.path(binary), arguments)
 }
 
+/// handoffd's arguments for `fixtures`' certificates and the data directory `data`.
+func serverArguments(_ fixtures: Fixtures, data: String) -> [String] {
+    ["--data", data, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"), "--client-ca", fixtures.path("ca.pem")]
+}
+
 /// handoffd on `fixtures`' data directory and certificates (plus `extra`
 /// arguments), and an agent client of it with a 10 s default timeout.
 func startWithFixtures(_ fixtures: Fixtures, _ extra: [String] = []) async throws -> (ServerProcess, HandoffClient) {
     let server = try await offPool {
-        try ServerProcess(arguments: [
-            "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
-            "--client-ca", fixtures.path("ca.pem"),
-        ] + extra)
+        try ServerProcess(arguments: serverArguments(fixtures, data: fixtures.directory) + extra)
     }
     var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
     configuration.defaultTimeout = .seconds(10)
@@ -376,10 +378,7 @@ struct ProcessTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let data = fixtures.path("data")
-        let common = [
-            "--data", data, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
-            "--client-ca", fixtures.path("ca.pem"),
-        ]
+        let common = serverArguments(fixtures, data: data)
         let server = try await offPool { try ServerProcess(arguments: common) }
         var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
         configuration.defaultTimeout = .seconds(10)
@@ -487,10 +486,7 @@ struct ProcessTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let data = fixtures.path("data")
-        let common = [
-            "--data", data, "--tls-cert", fixtures.path("server.pem"), "--tls-key", fixtures.path("server.key"),
-            "--client-ca", fixtures.path("ca.pem"),
-        ]
+        let common = serverArguments(fixtures, data: data)
         let first = try await offPool { try ServerProcess(arguments: common) }
         let second = try await run("handoffd", ["--listen", "127.0.0.1:0"] + common)
         #expect(second.status != 0)

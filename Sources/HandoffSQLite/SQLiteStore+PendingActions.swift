@@ -23,7 +23,7 @@ extension SQLiteStore {
         writer.submitDetached(limit: Self.maximumQueuedAssessments, { db in
             try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: nil, approval: nil, events: events)
         }, completion: { result in
-            completion(result.mapError { $0 as? StoreError ?? StoreError.failure("\($0)") })
+            completion(result.mapError(Self.storeError))
         })
     }
 

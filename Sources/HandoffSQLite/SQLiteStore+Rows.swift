@@ -42,12 +42,22 @@ extension SQLiteStore {
     /// Runs a write in the next group commit, passing StoreErrors through and naming others.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
         do {
-            return try await writer.submit(body)
-        } catch let error as StoreError {
-            throw error
+            let result = try await writer.submit(body)
+            writeHealth.succeeded()
+            return result
         } catch {
-            throw StoreError.failure("\(error)")
+            let failure = Self.storeError(error)
+            writeHealth.record(failure)
+            throw failure
         }
+    }
+
+    /// A write's error as the domain sees it: the store's own refusals as
+    /// they are, a full volume as `.full`, anything else as `.failure`.
+    static func storeError(_ error: any Error) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if let error = error as? DatabaseError, error.resultCode == .SQLITE_FULL { return .full(error.message ?? "database or disk is full") }
+        return .failure("\(error)")
     }
 
     /// Where a session's chain ends: its last event's sequence number, hash

@@ -6,12 +6,22 @@
 
 import Foundation
 import GRDB
+import Synchronization
 public import HandoffCore
 
 /// Sessions and their event chains in a SQLite file.
 public final class SQLiteStore: Store {
     let pool: DatabasePool
     let writer: GroupCommitWriter
+    let writeHealth = WriteHealth()
+
+    /// Tells `observer` when writes start failing for a reason of the store
+    /// (a full volume, an I/O error; not a refusal such as a stale version),
+    /// with the first cause, and when a write succeeds again: once per
+    /// episode, so a log stays readable while every write fails.
+    public func observeWrites(_ observer: @escaping @Sendable (WriteHealth.Change) -> Void) {
+        writeHealth.observe(observer)
+    }
 
     /// Opens (creating if needed) the database at `path` and brings its schema
     /// up to date.
@@ -71,4 +81,44 @@ public final class SQLiteStore: Store {
     public var _testOnly_waitingWrites: Int { writer.waiting }
     public var _testOnly_settlingReads: Int { writer.settling }
 
+}
+
+/// Whether the store's writes fail, for its operator: transitions only.
+public final class WriteHealth: Sendable {
+    public enum Change: Sendable {
+        /// Writes fail from now on; the first cause (its text is for logs).
+        case failing(StoreError)
+        /// A write succeeded again after `failed` writes had failed.
+        case recovered(failed: Int)
+    }
+
+    private let state = Mutex<(failed: Int, observer: (@Sendable (Change) -> Void)?)>((0, nil))
+
+    func observe(_ observer: @escaping @Sendable (Change) -> Void) {
+        state.withLock { $0.observer = observer }
+    }
+
+    /// Whether writes fail now.
+    public var isFailing: Bool { state.withLock { $0.failed > 0 } }
+
+    func record(_ error: StoreError) {
+        switch error {
+        case .full, .failure: break
+        default: return  // a refusal of the write itself: the store is fine
+        }
+        let tell = state.withLock { state -> (@Sendable (Change) -> Void)? in
+            state.failed += 1
+            return state.failed == 1 ? state.observer : nil
+        }
+        tell?(.failing(error))
+    }
+
+    func succeeded() {
+        let (failed, tell) = state.withLock { state -> (Int, (@Sendable (Change) -> Void)?) in
+            let failed = state.failed
+            state.failed = 0
+            return (failed, failed > 0 ? state.observer : nil)
+        }
+        tell?(.recovered(failed: failed))
+    }
 }

@@ -99,6 +99,19 @@ struct Handoffd: AsyncParsableCommand {
             logger.critical("cannot open the store: \(error)")
             throw ExitCode.failure
         }
+        let dataDirectory = settings.data
+        store.observeWrites { change in
+            switch change {
+            case .failing(let cause):
+                if case .full = cause {
+                    logger.error("the store cannot write: no space left on the data volume \(dataDirectory); writes are refused (RESOURCE_EXHAUSTED) until space is freed, reads go on", metadata: ["cause": "\(cause)"])
+                } else {
+                    logger.error("the store cannot write; writes are refused (UNAVAILABLE) until it recovers, reads go on", metadata: ["cause": "\(cause)"])
+                }
+            case .recovered(let failed):
+                logger.notice("the store writes again after \(failed) failed writes")
+            }
+        }
         let policyHolder: PolicyHolder
         do {
             policyHolder = try PolicyHolder(path: settings.policy)

@@ -497,4 +497,59 @@ struct ProcessTests {
         let third = try await offPool { try ServerProcess(arguments: common) }
         #expect(try await offPool { third.terminate() } == 0, "a kill -9 left a stale lock")
     }
+
+    @Test("a full data volume: writes are RESOURCE_EXHAUSTED naming it, reads go on, the failure and the recovery are logged once each, nothing acknowledged is lost", .timeLimit(.minutes(2)))
+    func fullDisk() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let data = fixtures.path("small-volume")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        // A 6 MiB file system of the test's own (root, as make test runs), with a 2 MiB filler to free later.
+        let mounted = try await runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", data])
+        try #require(mounted.status == 0, "cannot mount a small tmpfs for the test: \(mounted.output)")
+        defer { _ = try? Process.run(URL(fileURLWithPath: "/bin/umount"), arguments: ["-l", data]).waitUntilExit() }
+        let filler = (data as NSString).appendingPathComponent("filler")
+        FileManager.default.createFile(atPath: filler, contents: Data(repeating: 7, count: 2 << 20))
+        let server = try await offPool { try ServerProcess(arguments: serverArguments(fixtures, data: data)) }
+        var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
+        configuration.defaultTimeout = .seconds(20)
+        let client = try HandoffClient(configuration: configuration)
+        _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "big", reasoning: "r"))
+        let blob = String(repeating: "x", count: 200_000)
+        var acknowledged: Int64 = 1
+        var refusal: RPCError?
+        for i in 0..<100 {
+            do {
+                let reply = try await client.call(Sessions.updateState, UpdateStateRequest(
+                    sessionID: "big", reasoning: "fill \(i)", change: .replacementJSON(#"{"blob":"\#(blob)","i":\#(i)}"#)))
+                acknowledged = reply.version
+            } catch {
+                refusal = error
+                break
+            }
+        }
+        let full = try #require(refusal, "the volume never filled")
+        #expect(full.code == .resourceExhausted && full.message.contains("no space left on the data volume"), "\(full)")
+        // Reads go on; a second failing write is refused the same way.
+        #expect(try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "big")).session?.version == acknowledged)
+        let again = await refusalOf(client, Sessions.updateState, UpdateStateRequest(
+            sessionID: "big", reasoning: "again", change: .mergePatchJSON(#"{"blob":"\#(blob.prefix(100_000))"}"#)))
+        #expect(again?.code == .resourceExhausted)
+        // Space freed: writes resume.
+        try FileManager.default.removeItem(atPath: filler)
+        let resumed = try await client.call(Sessions.updateState, UpdateStateRequest(
+            sessionID: "big", reasoning: "small", change: .replacementJSON(#"{"small":true}"#)))
+        #expect(resumed.version == acknowledged + 1, "every acknowledged write is there, and the refused ones are not")
+        await client.close()
+        #expect(try await offPool { server.terminate() } == 0)
+        let log = server.allOutput()
+        let failures = log.components(separatedBy: "the store cannot write: no space left on the data volume").count - 1
+        #expect(failures == 1, "the failure is logged once, not per write:\n\(log)")
+        #expect(log.contains("the store writes again after"), "the recovery is logged:\n\(log)")
+        // Reopened, the chain verifies and holds exactly the acknowledged versions.
+        let store = try SQLiteStore(path: (data as NSString).appendingPathComponent("handoff.sqlite"))
+        let verifier = try #require(try await store.verifyChain(tenant: TenantID("acme"), sessionID: "big"))
+        #expect(verifier.firstBreak == nil)
+        #expect(try await store.session(tenant: TenantID("acme"), id: "big")?.version == acknowledged + 1)
+    }
 }

@@ -63,6 +63,7 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
         case .versionConflict: self = .aborted(error.description)
         case .keyReused: self = .failedPrecondition(error.description)
         case .limitReached: self = .resourceExhausted(error.description)
+        case .full: self = .resourceExhausted("no space left on the data volume: the write was not made; retry once space is freed")
         case .failure: self = .unavailable(error.description)
         }
     }

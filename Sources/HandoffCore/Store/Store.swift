@@ -218,6 +218,9 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case keyReused(String)
     /// The write would take a record past a limit it was given; the text says which.
     case limitReached(String)
+    /// The data volume is full: the write was not made (nothing of it is
+    /// kept); reads go on, and writes succeed again once space is freed.
+    case full(String)
     /// The store itself failed (disk, corruption, …); the text is for logs.
     case failure(String)
 
@@ -229,6 +232,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .versionConflict(let expected, let current): "stale version: expected \(expected), the session is at \(current)"
         case .keyReused(let key): "idempotency key \(key) was already used for a different action"
         case .limitReached(let text): text
+        case .full(let text): "no space left on the data volume: \(text)"
         case .failure(let text): "store failure: \(text)"
         }
     }

@@ -5,9 +5,16 @@ public import HandoffRPC
 public import HandoffTLS
 public import Logging
 public import NIOCore
+import Dispatch
 import NIOPosix
 public import ServiceLifecycle
 import Synchronization
+#if os(Linux)
+/// glibc's `malloc_trim` (in <malloc.h>, which the Glibc module does not
+/// export): returns free heap pages to the kernel. Takes and returns plain integers.
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif
 
 /// Serves a method registry over TLS on one address until graceful shutdown:
 /// then it stops accepting, sends GOAWAY on every connection, lets the calls in
@@ -25,6 +32,11 @@ public final class RPCServer: Service {
         public var shutdownGracePeriod: Duration = .seconds(10)
         /// Event loop threads; the default is one per core.
         public var threads = System.coreCount
+        /// Open connections at most: one accepted past it is closed at once.
+        public var maximumConnections = 10_000
+        /// TLS handshakes in progress at most: a connection accepted past it is
+        /// closed at once (idle or slow handshakes hold memory until their deadline).
+        public var maximumHandshakes = 512
 
         public init(host: String, port: Int, tls: TLSConfiguration?) {
             self.host = host
@@ -152,13 +164,20 @@ public final class RPCServer: Service {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
+                // Over a limit: closed as accepted, before any memory of TLS or calls is spent on it.
+                guard connections.count < configuration.maximumConnections,
+                      tlsContext == nil || connections.handshakes < configuration.maximumHandshakes
+                else {
+                    connections.refused()
+                    return channel.close()
+                }
                 connections.insert(channel)
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tlsContext {
                         try pipeline.addHandler(TLSHandler(context: tlsContext))
-                        try pipeline.addHandler(TLSIdentityHandler())
+                        try pipeline.addHandler(TLSIdentityHandler(connections: connections))
                     } else {
                         try pipeline.addHandler(PlaintextIdentityHandler())
                     }
@@ -183,12 +202,47 @@ public struct ServerStartError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// The open connections, so shutdown can reach them.
+/// The open connections, so shutdown can reach them, and the handshakes in
+/// progress among them, so a flood of slow handshakes is bounded.
 final class ConnectionSet: Sendable {
-    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
-    func insert(_ channel: any Channel) { channels.withLock { $0[ObjectIdentifier(channel)] = channel } }
-    func remove(_ channel: any Channel) { _ = channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
-    var all: [any Channel] { channels.withLock { Array($0.values) } }
+    private struct State {
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        /// Channels whose TLS handshake has not completed.
+        var handshaking: Set<ObjectIdentifier> = []
+        var refused = 0
+        var closedSinceTrim = 0
+    }
+
+    private let state = Mutex(State())
+
+    func insert(_ channel: any Channel) { state.withLock { $0.channels[ObjectIdentifier(channel)] = channel } }
+
+    func remove(_ channel: any Channel) {
+        let trim = state.withLock { state -> Bool in
+            state.channels.removeValue(forKey: ObjectIdentifier(channel))
+            state.handshaking.remove(ObjectIdentifier(channel))
+            state.closedSinceTrim += 1
+            // After a wave of connections has gone, give the allocator's free
+            // pages back (glibc keeps them otherwise: a flood's memory stayed).
+            guard state.closedSinceTrim >= 1_000, state.channels.count < 100 else { return false }
+            state.closedSinceTrim = 0
+            return true
+        }
+        #if os(Linux)
+        if trim { DispatchQueue.global(qos: .utility).async { _ = glibcMallocTrim(0) } }
+        #endif
+    }
+
+    var all: [any Channel] { state.withLock { Array($0.channels.values) } }
+    var count: Int { state.withLock { $0.channels.count } }
+    var handshakes: Int { state.withLock { $0.handshaking.count } }
+    /// Connections closed as accepted because a limit was reached.
+    var refusedCount: Int { state.withLock { $0.refused } }
+
+    func refused() { state.withLock { $0.refused += 1 } }
+
+    func handshaking(_ channel: any Channel) { _ = state.withLock { $0.handshaking.insert(ObjectIdentifier(channel)) } }
+    func handshakeEnded(_ channel: any Channel) { _ = state.withLock { $0.handshaking.remove(ObjectIdentifier(channel)) } }
 }
 
 /// A plaintext connection (--insecure-dev): no certificate, so callers are
@@ -217,9 +271,19 @@ final class PlaintextIdentityHandler: ChannelInboundHandler, RemovableChannelHan
 final class TLSIdentityHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    private let connections: ConnectionSet
+
+    init(connections: ConnectionSet) {
+        self.connections = connections
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        connections.handshaking(context.channel)
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? TLSUserEvent, case .handshakeCompleted(let session) = event {
+            connections.handshakeEnded(context.channel)
             let peer = session.peer.map {
                 PeerIdentity(commonName: $0.subjectCommonName, uris: $0.uris, fingerprint: $0.sha256Fingerprint)
             }

@@ -26,6 +26,8 @@ import Yams
 ///   max_frame_bytes: 4194304
 ///   max_calls_per_connection: 1024
 ///   max_calls_total: 16384              # handlers running at once on the whole server
+///   max_connections: 10000              # open connections; more are closed as they arrive
+///   max_handshakes: 512                 # TLS handshakes in progress; more are closed as they arrive
 ///   idle_timeout_seconds: 120
 ///   shutdown_grace_seconds: 10
 /// tokens:                               # bearer tokens (handoff tokens new), stored as SHA-256
@@ -76,6 +78,10 @@ public struct ServerSettings: Sendable, Equatable {
     public var maximumCallsPerConnection = 1024
     /// Handlers running at once across every connection.
     public var maximumCallsTotal = 16_384
+    /// Open connections at most; one past it is closed as it is accepted.
+    public var maximumConnections = 10_000
+    /// TLS handshakes in progress at most (slow or idle handshakes are a cheap flood).
+    public var maximumHandshakes = 512
     public var idleTimeoutSeconds = 120
     public var shutdownGraceSeconds = 10
     public var threads = System.coreCount
@@ -159,6 +165,8 @@ public struct ServerSettings: Sendable, Equatable {
             if let v = limits.maxFrameBytes { maximumFrameBytes = v }
             if let v = limits.maxCallsPerConnection { maximumCallsPerConnection = v }
             if let v = limits.maxCallsTotal { maximumCallsTotal = v }
+            if let v = limits.maxConnections { maximumConnections = v }
+            if let v = limits.maxHandshakes { maximumHandshakes = v }
             if let v = limits.idleTimeoutSeconds { idleTimeoutSeconds = v }
             if let v = limits.shutdownGraceSeconds { shutdownGraceSeconds = v }
             if let v = limits.threads { threads = v }
@@ -224,6 +232,8 @@ public struct ServerSettings: Sendable, Equatable {
         try check("limits.max_frame_bytes", maximumFrameBytes, 1024...(256 << 20))
         try check("limits.max_calls_per_connection", maximumCallsPerConnection, 1...100_000)
         try check("limits.max_calls_total", maximumCallsTotal, 1...1_000_000)
+        try check("limits.max_connections", maximumConnections, 1...1_000_000)
+        try check("limits.max_handshakes", maximumHandshakes, 1...100_000)
         try check("limits.idle_timeout_seconds", idleTimeoutSeconds, 1...86_400)
         try check("limits.shutdown_grace_seconds", shutdownGraceSeconds, 0...3_600)
         try check("limits.threads", threads, 1...256)
@@ -270,6 +280,8 @@ public struct ServerSettings: Sendable, Equatable {
         configuration.connection.handlers = HandlerBudget(limit: maximumCallsTotal)
         configuration.connection.idleTimeout = .seconds(Int64(idleTimeoutSeconds))
         configuration.shutdownGracePeriod = .seconds(shutdownGraceSeconds)
+        configuration.maximumConnections = maximumConnections
+        configuration.maximumHandshakes = maximumHandshakes
         configuration.threads = threads
         return configuration
     }
@@ -457,6 +469,8 @@ public struct ServerSettings: Sendable, Equatable {
             var maxFrameBytes: Int?
             var maxCallsPerConnection: Int?
             var maxCallsTotal: Int?
+            var maxConnections: Int?
+            var maxHandshakes: Int?
             var idleTimeoutSeconds: Int?
             var shutdownGraceSeconds: Int?
             var threads: Int?
@@ -464,6 +478,8 @@ public struct ServerSettings: Sendable, Equatable {
                 case maxFrameBytes = "max_frame_bytes"
                 case maxCallsPerConnection = "max_calls_per_connection"
                 case maxCallsTotal = "max_calls_total"
+                case maxConnections = "max_connections"
+                case maxHandshakes = "max_handshakes"
                 case idleTimeoutSeconds = "idle_timeout_seconds"
                 case shutdownGraceSeconds = "shutdown_grace_seconds"
                 case threads
@@ -474,6 +490,8 @@ public struct ServerSettings: Sendable, Equatable {
                 maxFrameBytes = try c.decodeIfPresent(Int.self, forKey: .maxFrameBytes)
                 maxCallsPerConnection = try c.decodeIfPresent(Int.self, forKey: .maxCallsPerConnection)
                 maxCallsTotal = try c.decodeIfPresent(Int.self, forKey: .maxCallsTotal)
+                maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections)
+                maxHandshakes = try c.decodeIfPresent(Int.self, forKey: .maxHandshakes)
                 idleTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds)
                 shutdownGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .shutdownGraceSeconds)
                 threads = try c.decodeIfPresent(Int.self, forKey: .threads)

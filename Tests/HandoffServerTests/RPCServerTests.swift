@@ -86,6 +86,66 @@ struct RPCServerTests {
         await running.stop()
     }
 
+    /// A raw TCP connection that never starts TLS: it holds a handshake slot until its deadline.
+    private func idleSocket(_ port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw CommandError(output: "connect failed: \(errno)") }
+        return fd
+    }
+
+    @Test("connections past limits.max_handshakes or max_connections are closed as they arrive; the server serves again when they go")
+    func connectionLimits() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        var configuration = RPCServer.Configuration(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS())
+        configuration.maximumHandshakes = 2
+        configuration.maximumConnections = 3
+        let running = try await RunningServer(configuration, registry: registry())
+        // Two handshakes that never happen fill the handshake slots: a real client cannot get in.
+        let idle = try [idleSocket(running.port), idleSocket(running.port)]
+        try await Task.sleep(for: .milliseconds(100))  // accepted (latency only: early, the refusal below would not happen and the test fails)
+        let blocked = try running.client(fixtures.clientTLS(role: "agent"), timeout: .seconds(5))
+        let refused = await refusalOf(blocked, Health.ping, PingRequest())
+        #expect(refused?.code == .unavailable, "\(String(describing: refused))")
+        await blocked.close()
+        for fd in idle { close(fd) }
+        // Handshakes done, connections held: three are served, a fourth is closed as it arrives.
+        var clients: [HandoffClient] = []
+        for _ in 0..<3 {
+            var served: HandoffClient?
+            for _ in 0..<50 where served == nil {  // the idle sockets' slots free as the server sees them close
+                let client = try running.client(fixtures.clientTLS(role: "agent"), timeout: .seconds(5))
+                if (try? await client.call(Health.ping, PingRequest())) != nil { served = client } else {
+                    await client.close()
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            clients.append(try #require(served, "a client was not served after the idle sockets closed"))
+        }
+        let fourth = try running.client(fixtures.clientTLS(role: "agent"), timeout: .seconds(5))
+        #expect(await refusalOf(fourth, Health.ping, PingRequest())?.code == .unavailable)
+        await fourth.close()
+        await clients[0].close()
+        var again: HandoffClient?
+        for _ in 0..<50 where again == nil {
+            let client = try running.client(fixtures.clientTLS(role: "agent"), timeout: .seconds(5))
+            if (try? await client.call(Health.ping, PingRequest())) != nil { again = client } else {
+                await client.close()
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        #expect(again != nil, "a closed connection's place was not given back")
+        for client in clients.dropFirst() + [again].compactMap({ $0 }) { await client.close() }
+        await running.stop()
+    }
+
     @Test("the client reconnects after the connection drops")
     func reconnect() async throws {
         let fixtures = try Fixtures()
@@ -153,6 +213,8 @@ struct ServerSettingsTests {
               max_frame_bytes: 1048576
               max_calls_per_connection: 64
               max_calls_total: 128
+              max_connections: 300
+              max_handshakes: 40
               idle_timeout_seconds: 30
               shutdown_grace_seconds: 5
               threads: 2
@@ -216,6 +278,7 @@ struct ServerSettingsTests {
         #expect(configuration.connection.maximumConcurrentCalls == 64)
         #expect(configuration.connection.handlers.limit == 128)
         #expect(settings.maximumCallsTotal == 128)
+        #expect(configuration.maximumConnections == 300 && configuration.maximumHandshakes == 40)
         #expect(configuration.connection.idleTimeout == .seconds(30))
         #expect(configuration.tls?.certificateChainPath == "/etc/handoff/server.pem")
         #expect(configuration.tls?.peerVerification == .required)

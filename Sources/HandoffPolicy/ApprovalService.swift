@@ -527,7 +527,8 @@ public final class ApprovalService: Sendable {
                     pending.status == "released" ? "action.released" : "action.rejected", pending, caller, now, ["by": .string("approval")]))
             }
             do throws(StoreError) {
-                let written = try await store.updateApproval(approval, action: pending.status == "pending" ? nil : pending, events: events)
+                let written = try await store.updateApproval(
+                    approval, action: pending.status == "pending" ? nil : pending, events: Self.withFinalState(events, approval))
                 self.desk.publish(written.events)
                 if let action = written.action { self.confirmations.decisions.publish(action) }
                 return (written.approval, status: written.sessionStatus)
@@ -642,7 +643,7 @@ public final class ApprovalService: Sendable {
                 }
             }
             do throws(StoreError) {
-                let written = try await store.updateApproval(approval, action: pending, events: events)
+                let written = try await store.updateApproval(approval, action: pending, events: Self.withFinalState(events, approval))
                 self.desk.publish(written.events)
                 if let action = written.action { self.confirmations.decisions.publish(action) }
                 return (written.approval, status: written.sessionStatus)
@@ -710,6 +711,16 @@ public final class ApprovalService: Sendable {
         details["status"] = .string(approval.status)
         details["approval_state"] = approval.deskSnapshot
         return NewEvent(action: name, actor: actor, reasoning: reasoning, detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
+    }
+
+    /// `events` with the approval's snapshot as it is after the whole change
+    /// (a decision that also advances or ends the chain, an expiry that moves
+    /// it on): what a replay of any of them shows.
+    static func withFinalState(_ events: [NewEvent], _ approval: ApprovalRecord) -> [NewEvent] {
+        events.map { event in
+            guard event.detailsJSON.contains("\"approval_id\":\"\(approval.id)\"") else { return event }
+            return StoreRules.annotated(event, ["approval_state": approval.deskSnapshot])
+        }
     }
 
     private static func summary(_ approval: ApprovalRecord) -> String {

@@ -311,7 +311,7 @@ public final class AccessControl: Sendable {
                 code: .permissionDenied,
                 message: "\(method) changes what every tenant shares: only a global admin (handoff://global/admin/<name>) may call it; \(principal.uri) is a tenant's")
         }
-        if principal.isGlobal, !rule.anonymous, Self.callTenant(context) == nil {
+        if principal.isGlobal, !rule.anonymous, !rule.globalOnly, Self.callTenant(context) == nil {
             throw RPCError(
                 code: .invalidArgument,
                 message: "\(principal.uri) is a global admin: name the tenant of the call in the handoff-tenant metadata")

@@ -107,6 +107,8 @@ public struct DeskSweeper: Service {
                         logger.info("desk sweep", metadata: ["approvals_expired": "\(swept.approvals)", "sla_breaches": "\(swept.breaches)"])
                     }
                 } catch {
+                    // Stopping (the server did not start, or shuts down) is not a failure.
+                    if Task.isCancelled { break }
                     logger.warning("desk sweep failed; retrying", metadata: ["error": "\(error)"])
                 }
                 try? await Task.sleep(for: interval)

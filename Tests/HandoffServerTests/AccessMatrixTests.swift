@@ -424,6 +424,9 @@ struct AccessMatrixTests {
         func inTenant(_ tenant: String) -> CallOptions { CallOptions(metadata: [MetadataEntry(key: "handoff-tenant", value: tenant)]) }
         let unnamed = await refusalOf(global, Sessions.getSession, GetSessionRequest(sessionID: "g"))
         #expect(unnamed?.code == .invalidArgument && unnamed?.message.contains("handoff-tenant") == true)
+        // What every tenant shares needs no tenant: the shipped policy cannot be reloaded, and says so.
+        let reload = await refusalOf(global, Admin.reloadPolicy, ReloadPolicyRequest(validateOnly: true))
+        #expect(reload?.code == .failedPrecondition, "\(String(describing: reload))")
         let seen = try await global.call(Sessions.getSession, GetSessionRequest(sessionID: "g"), options: inTenant("acme"))
         #expect(seen.session?.stateJSON == #"{"who":"acme"}"#)
         do {

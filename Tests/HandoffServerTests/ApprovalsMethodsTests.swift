@@ -138,6 +138,27 @@ struct ApprovalsMethodsTests {
         await running.stop()
     }
 
+    @Test("replayed, an approval's events show it as it was after each change: requested pending, decided approved")
+    func replayedApprovalState() async throws {
+        let fixtures = try Fixtures(approvers: ["alice"])
+        defer { fixtures.remove() }
+        let (running, agent, services) = try await start(fixtures, clock: TestClock())
+        let alice = try running.client(fixtures.clientTLS(role: "alice"))
+        let head = try await services.store.feedHead(tenant: TenantID("acme"))
+        let approval = try await request(agent, amount: "2000")
+        _ = try #require(approved(try await decide(alice, [ApprovalDecision(approvalID: approval.id, verdict: .approve)]).first))
+        let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/admin/admin", role: "admin")
+        var seen: [(DeskItem.Kind, String)] = []
+        for try await item in try await services.feed.watch(after: head, caller: caller, include: { _, _, _ in true }) {
+            seen.append((item.kind, item.approval?.status ?? ""))
+            if seen.count == 2 { break }
+        }
+        #expect(seen.map(\.0) == [.approvalRequested, .approvalDecided])
+        #expect(seen.map(\.1) == ["pending", "approved"], "the decision's event shows the approval approved, not as it was mid-change")
+        for client in [alice, agent] { await client.close() }
+        await running.stop()
+    }
+
     @Test("a later level may not raise what an earlier level lowered; the lowered amount is released in the arguments")
     func laterLevelCannotRaise() async throws {
         let fixtures = try Fixtures(approvers: ["alice", "bob"])

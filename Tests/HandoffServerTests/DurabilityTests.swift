@@ -66,7 +66,12 @@ struct DurabilityTests {
             let writer = try client(server.port)
             let pid = server.process.processIdentifier
             let killAfter = Duration.milliseconds(Int.random(in: 300...900))
+            let before = acknowledged.withLock { $0.values.reduce(0) { $0 + $1.version } }
             let killer = Task {
+                // From the first acknowledged write (a loaded machine may take longer than the delay to connect).
+                while acknowledged.withLock({ $0.values.reduce(0) { $0 + $1.version } }) == before {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
                 try await Task.sleep(for: killAfter)
                 kill(pid, SIGKILL)
             }

@@ -42,11 +42,15 @@ public enum StoreRules {
         if active.pendingActionID.isEmpty {
             active.pendingActionID = ticket.pendingActionID
             active.revision += 1
-            return .attach(active, annotated(event, ["ticket_id": .string(active.id), "status": .string(active.status), "attached": .bool(true)]))
+            return .attach(active, annotated(event, [
+                "ticket_id": .string(active.id), "status": .string(active.status), "attached": .bool(true), "ticket_state": active.deskSnapshot,
+            ]))
         }
         var waiting = ticket
         waiting.status = "waiting"
-        return .wait(waiting, annotated(event, ["status": .string("waiting"), "waiting_for": .string(active.id)]))
+        return .wait(waiting, annotated(event, [
+            "status": .string("waiting"), "waiting_for": .string(active.id), "ticket_state": waiting.deskSnapshot,
+        ]))
     }
 
     /// When `resolved` left its session with no open or claimed ticket: the

@@ -24,9 +24,9 @@ public enum DeskEventKind: RawRepresentable, Sendable, Hashable {
     /// This watcher fell too far behind and events were not sent; the stream
     /// ends right after this event, and watching again with its `cursor` as
     /// `resume_cursor` delivers everything missed. Always sent, whatever the
-    /// filter. A server that reads the feed from its store (this one, from
-    /// 0.2) never falls behind for a slow watcher and does not send it; a
-    /// client must still handle it.
+    /// filter. A server that reads the feed from its store (this one) never
+    /// falls behind for a slow watcher and does not send it; a client must
+    /// still handle it.
     case watcherLagged
     /// A value this build does not know, kept so it survives a round trip.
     case unrecognized(Int32)

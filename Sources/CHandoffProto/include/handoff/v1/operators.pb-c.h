@@ -62,9 +62,9 @@ typedef enum _Handoff__V1__DeskEventKind {
    * This watcher fell too far behind and events were not sent; the stream
    * ends right after this event, and watching again with its `cursor` as
    * `resume_cursor` delivers everything missed. Always sent, whatever the
-   * filter. A server that reads the feed from its store (this one, from
-   * 0.2) never falls behind for a slow watcher and does not send it; a
-   * client must still handle it.
+   * filter. A server that reads the feed from its store (this one) never
+   * falls behind for a slow watcher and does not send it; a client must
+   * still handle it.
    */
   HANDOFF__V1__DESK_EVENT_KIND__DESK_EVENT_KIND_WATCHER_LAGGED = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HANDOFF__V1__DESK_EVENT_KIND)

@@ -77,11 +77,14 @@ bench-sessions: deps
 
 # Starts handoffd in the foreground with its embedded defaults (data in .handoff/,
 # development certificates made on first start). Ctrl-C stops it gracefully.
+# LISTEN=host:port and DATA=dir choose another address or data directory.
+LISTEN ?= 127.0.0.1:7443
+DATA ?= .handoff
 run: deps
 	$(SWIFT) build -c release --product handoffd
 	$(SWIFT) build -c release --product handoff
-	@test -f .handoff/certs/server.pem || .build/release/handoff certs init .handoff/certs
-	.build/release/handoffd --data .handoff
+	@test -f "$(DATA)/certs/server.pem" || .build/release/handoff certs init "$(DATA)/certs"
+	.build/release/handoffd --data "$(DATA)" --listen "$(LISTEN)"
 
 clean:
 	rm -rf .build $(FUZZ_BUILD)

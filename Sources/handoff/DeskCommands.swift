@@ -156,7 +156,7 @@ struct DeskCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let client = try connection.makeClient()
+            let client = try connection.makeClient(for: .operator)
             let response = try await perform(
                 client, Escalations.listQueue, ListQueueRequest(statuses: status.map(\.proto), pageSize: limit))
             await client.close()
@@ -172,7 +172,7 @@ struct DeskCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let client = try connection.makeClient()
+            let client = try connection.makeClient(for: .operator)
             let view = try await perform(client, Escalations.getTicket, GetTicketRequest(ticketID: ticket))
             await client.close()
             var fields = view.ticket?.fields(now: nowMs()) ?? []
@@ -208,7 +208,7 @@ struct DeskCommand: AsyncParsableCommand {
         @Flag(help: "Print the ticket as JSON.") var json = false
 
         func run() async throws {
-            let client = try connection.makeClient()
+            let client = try connection.makeClient(for: .operator)
             let response = try await perform(
                 client, Escalations.claim, ClaimRequest(ticketID: ticket, reassign: reassign, assignee: assignee))
             await client.close()
@@ -225,7 +225,7 @@ struct DeskCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let client = try connection.makeClient()
+            let client = try connection.makeClient(for: .operator)
             let response = try await perform(client, Escalations.reply, ReplyRequest(ticketID: ticket, text: text))
             await client.close()
             if json { return try emit([("ticket_id", ticket), ("turn_sequence", response.turn?.sequence ?? 0)], json: true) }
@@ -243,20 +243,37 @@ struct DeskCommand: AsyncParsableCommand {
         @Argument(help: "Ticket id.") var ticket: String
         @Option(help: "How it ends: resolved, handed-back or dismissed.") var outcome: Outcome
         @Option(help: "A note for the agent and the record.") var note = ""
-        @Flag(help: "Release the ticket's pending action.") var release = false
-        @Flag(help: "Reject the ticket's pending action.") var reject = false
+        @Flag(help: "Release the ticket's pending action (it runs).") var release = false
+        @Flag(help: "Reject the ticket's pending action (it does not run).") var reject = false
+        @Flag(help: "Leave the ticket's undecided pending action pending, for another desk or its expiry.")
+        var leavePending = false
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
-            if release && reject { throw ValidationError("give --release or --reject, not both") }
+            if [release, reject, leavePending].filter({ $0 }).count > 1 {
+                throw ValidationError("give one of --release, --reject or --leave-pending")
+            }
         }
 
         func run() async throws {
-            let client = try connection.makeClient()
+            let client = try connection.makeClient(for: .operator)
             let outcome: TicketOutcome = switch self.outcome {
             case .resolved: .resolved
             case .handedBack: .handedBack
             case .dismissed: .dismissed
+            }
+            // An undecided action would wait, and its agent with it, until it
+            // expires: the operator says what becomes of it.
+            if !release, !reject, !leavePending {
+                let view = try await perform(client, Escalations.getTicket, GetTicketRequest(ticketID: ticket))
+                if let pending = view.pendingAction, pending.status == .pending {
+                    await client.close()
+                    let what = pending.action.map { $0.description.isEmpty ? $0.toolName : "\($0.toolName): \($0.description)" } ?? ""
+                    let amount = pending.action.map { $0.amount.isEmpty ? "" : " \($0.amount) \($0.currency)" } ?? ""
+                    throw CommandFailure(
+                        "ticket \(ticket) holds the undecided action \(pending.id) (\(what)\(amount)): "
+                            + "add --release to let it run, --reject to refuse it, or --leave-pending to leave it pending")
+                }
             }
             let response = try await perform(client, Escalations.resolve, ResolveRequest(
                 ticketID: ticket, outcome: outcome, note: note,
@@ -288,7 +305,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let client = try connection.makeClient()
+            let client = try connection.makeClient(for: .approver)
             let response = try await perform(
                 client, Approvals.listPendingApprovals, ListPendingApprovalsRequest(sessionID: session, pageSize: 500))
             await client.close()
@@ -303,7 +320,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let client = try connection.makeClient()
+            let client = try connection.makeClient(for: .approver)
             let response = try await perform(client, Approvals.getApproval, GetApprovalRequest(approvalID: approval))
             await client.close()
             try emit(response.approval?.fields ?? [], json: json)
@@ -313,7 +330,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
     /// Decides approvals in one batch call; prints one line per approval and
     /// fails (exit 1) when any was refused.
     static func decide(_ connection: ConnectionOptions, _ decisions: [ApprovalDecision], json: Bool) async throws {
-        let client = try connection.makeClient()
+        let client = try connection.makeClient(for: .approver)
         let response = try await perform(client, Approvals.decideApproval, DecideApprovalRequest(decisions: decisions))
         await client.close()
         if json {
@@ -359,7 +376,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
                 var decision = ApprovalDecision(approvalID: id, verdict: .approve, comment: comment, expectedLevel: level)
                 if !amount.isEmpty {
                     // The edit keeps the action and changes its amount: read it first.
-                    let client = try connection.makeClient()
+                    let client = try connection.makeClient(for: .approver)
                     let current = try await perform(client, Approvals.getApproval, GetApprovalRequest(approvalID: id)).approval
                     await client.close()
                     var edited = current?.editedAction ?? current?.action ?? Action()
@@ -404,7 +421,7 @@ struct WatchCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON lines.") var json = false
 
     func run() async throws {
-        let client = try connection.makeClient()
+        let client = try connection.makeClient(for: .operator)
         var seen = 0
         do {
             let stream = try await client.stream(
@@ -428,7 +445,7 @@ struct WatchCommand: AsyncParsableCommand {
             }
         } catch let error as RPCError {
             await client.close()
-            throw CommandFailure("handoff.v1.Operators/Watch: \(error.code): \(error.message)")
+            throw CommandFailure(Advice.explain(error, call: "handoff.v1.Operators/Watch"))
         }
         await client.close()
     }
@@ -489,7 +506,7 @@ struct StatsCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let client = try connection.makeClient()
+        let client = try connection.makeClient(for: .operator)
         var request = EscalationStatsRequest(topReasonsLimit: top)
         if let hours { request.window = .durationMs(Int64(hours * 3_600_000)) }
         let s = try await perform(client, Analytics.escalationStats, request)

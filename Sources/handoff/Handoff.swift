@@ -7,6 +7,7 @@ struct Handoff: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "handoff",
         abstract: "Command-line client of a Handoff server.",
+        discussion: Environment.help,
         subcommands: [
             Certs.self, Ping.self, SessionCommand.self, AuditCommand.self, PolicyCommand.self, Tokens.self, DeskCommand.self,
             ApprovalsCommand.self, WatchCommand.self, ConsoleCommand.self, QueueCommand.self, TicketCommand.self,

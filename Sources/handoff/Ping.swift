@@ -28,7 +28,7 @@ struct Ping: AsyncParsableCommand {
             do {
                 response = try await client.call(Health.ping, PingRequest(payload: [UInt8](repeating: 0, count: 32)))
             } catch {
-                throw CommandFailure("ping \(connection.server): \(error)")
+                throw CommandFailure(Advice.explain(error, call: "ping \(connection.server)"))
             }
             let elapsed = clock.now - start
             let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15

@@ -33,7 +33,7 @@ func perform<Request, Response>(
     do {
         return try await client.call(method, request)
     } catch {
-        throw CommandFailure("\(method.fullName): \(error.code): \(error.message)")
+        throw CommandFailure(Advice.explain(error, call: method.fullName))
     }
 }
 
@@ -210,7 +210,7 @@ struct AuditCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let client = try connection.makeClient()
+            let client = try connection.makeClient(for: .operator)
             let response = try await perform(client, Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: id))
             await client.close()
             var fields: [(String, Any)] = [

@@ -174,6 +174,11 @@ struct Handoffd: AsyncParsableCommand {
             try await group.run()
         } catch {
             await store.settle()
+            // A port taken is the usual first-run wall: say so, and how to pick another.
+            if "\(error)".contains("Address already in use") {
+                logger.critical("cannot listen on \(settings.listen): the address is in use (another handoffd?); choose another with --listen HOST:PORT, or make run LISTEN=127.0.0.1:7444")
+                throw ExitCode.failure
+            }
             throw error
         }
         // Calls are over; automated assessments answered once queued commit now.

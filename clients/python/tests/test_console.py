@@ -101,6 +101,9 @@ def test_operator_console_live_queue_claim_reply_resolve_resize(binaries: Path, 
     console.keys("s")
     console.wait_for(lambda s: "Resolve:" in s, "the resolve prompt")
     console.keys("h")
+    console.wait_for(lambda s: f"Resolve {ticket.id} as handed back? note" in s, "the note prompt")
+    console.type("handed back to the agent")
+    console.keys("Enter")
     console.wait_for(lambda s: f"resolved {ticket.id}" in s and ticket.id not in s.split("─")[0], "the ticket leaving the queue")
     console.keys("q")
     assert wait_until(lambda: subprocess.run(["tmux", "has-session", "-t", console.name], capture_output=True).returncode != 0,
@@ -139,12 +142,18 @@ def test_approver_console_approves_and_survives_a_restart(binaries: Path, certs:
             agent2.close()
         console.wait_for(lambda s: again.approval_id in s, "the approval requested after the restart")
 
+        # a asks first: nothing is decided until enter, and the comment goes with the decision.
         console.keys("a")
+        console.wait_for(lambda s: "? comment (optional; enter approves, esc cancels)" in s, "the confirmation")
+        console.type("receipt checked")
+        console.keys("Enter")
         console.wait_for(lambda s: ": approved" in s, "the approval decided")
         approver = handoff.Client.from_certs(second.address, str(certs), role="approver", default_timeout=10)
         statuses = {approval_id: approver.get_approval(approval_id).status,
                     again.approval_id: approver.get_approval(again.approval_id).status}
         assert sorted(statuses.values()).count(handoff.v1.common_pb2.APPROVAL_STATUS_APPROVED) == 1, statuses
+        decided = next(a for a in statuses if statuses[a] == handoff.v1.common_pb2.APPROVAL_STATUS_APPROVED)
+        assert approver.get_approval(decided).steps[0].comment == "receipt checked"
     finally:
         agent.close()
         if approver is not None:

@@ -5,7 +5,7 @@ SWIFT ?= swift
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := .build-fuzz
 
-.PHONY: all deps generate check-generated build build-release test test-swift test-python fuzz fuzz-long durability run bench bench-sessions clean
+.PHONY: all deps generate check-generated build build-release install test test-swift test-python fuzz fuzz-long durability run bench bench-sessions clean
 
 all: build
 
@@ -85,6 +85,17 @@ run: deps
 	$(SWIFT) build -c release --product handoff
 	@test -f "$(DATA)/certs/server.pem" || .build/release/handoff certs init "$(DATA)/certs"
 	.build/release/handoffd --data "$(DATA)" --listen "$(LISTEN)"
+
+# Builds handoff and handoffd (release) and copies them to $(PREFIX)/bin, so the
+# README's bare `handoff` works. PREFIX=$$HOME/.local needs no root; DESTDIR
+# stages for a package.
+PREFIX ?= /usr/local
+install: deps
+	$(SWIFT) build -c release --product handoffd
+	$(SWIFT) build -c release --product handoff
+	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -m 0755 .build/release/handoff .build/release/handoffd "$(DESTDIR)$(PREFIX)/bin/"
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "note: $(PREFIX)/bin is not on your PATH; add it: export PATH=\"$(PREFIX)/bin:\$$PATH\"" ;; esac
 
 clean:
 	rm -rf .build $(FUZZ_BUILD)

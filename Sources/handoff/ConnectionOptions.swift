@@ -51,8 +51,8 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "A bearer token instead of a client certificate (env HANDOFF_TOKEN); see `handoff tokens new`.")
     var token: String?
 
-    @Option(help: "Seconds to wait for each call.")
-    var timeout: Double = 30
+    @Option(help: "Seconds to wait for each call (default: 30; `handoff wait`: until decided).")
+    var timeout: Double?
 
     @Option(help: "For a global admin: the tenant the calls act in (env HANDOFF_TENANT).")
     var tenant: String?
@@ -98,6 +98,7 @@ struct ConnectionOptions: ParsableArguments {
         var configuration = HandoffClient.Configuration(host: host, port: port, tls: tls)
         if let token { configuration.metadata = [MetadataEntry(key: "authorization", value: "Bearer \(token)")] }
         if let tenant = tenant ?? Environment.value("HANDOFF_TENANT") { configuration.metadata.append(MetadataEntry(key: "handoff-tenant", value: tenant)) }
+        let timeout = self.timeout ?? 30
         guard timeout.isFinite, timeout > 0, timeout <= 86_400 else {
             throw CommandFailure("--timeout must be a number of seconds above 0 and at most 86400, not \(timeout)")
         }

@@ -9,7 +9,11 @@ struct Handoff: AsyncParsableCommand {
         abstract: "Command-line client of a Handoff server.",
         discussion: Environment.help,
         subcommands: [
-            Certs.self, Ping.self, SessionCommand.self, AuditCommand.self, PolicyCommand.self, Tokens.self, DeskCommand.self,
+            Certs.self, Ping.self, SessionCommand.self,
+            // The agent's side, for trying things out from a shell.
+            AssessCommand.self, EscalateCommand.self, ConfirmCommand.self, AnswerCommand.self, CodeCommand.self, WaitCommand.self,
+            ExecutedCommand.self,
+            AuditCommand.self, PolicyCommand.self, Tokens.self, DeskCommand.self,
             ApprovalsCommand.self, WatchCommand.self, ConsoleCommand.self, QueueCommand.self, TicketCommand.self,
             ClaimCommand.self, ReplyCommand.self, ResolveCommand.self, ApproveCommand.self, RejectCommand.self, StatsCommand.self,
             ReviewsCommand.self,

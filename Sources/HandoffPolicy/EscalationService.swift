@@ -241,9 +241,15 @@ public final class EscalationService: Sendable {
         if decision != nil, current.pendingActionID.isEmpty {
             throw .invalidArgument("ticket \(ticketID) holds no pending action to decide")
         }
+        // An undecided action is never left behind silently: the agent would wait for it until it expires.
+        if decision == nil, !current.pendingActionID.isEmpty, current.status != "resolved",
+           try await confirmations.load(current.pendingActionID, caller: caller).isUndecided {
+            throw .failedPrecondition(
+                "ticket \(ticketID) holds undecided pending action \(current.pendingActionID): say what becomes of it (pending_action_decision RELEASE, REJECT or LEAVE_PENDING)")
+        }
         var decided: (PendingActionRecord, String?)?
         // An action an approval chain is deciding is refused inside settle's turn (ConfirmationService.decide).
-        if let decision, current.status != "resolved" {
+        if let decision, decision != "leave", current.status != "resolved" {
             decided = try await confirmations.settle(current.pendingActionID, release: decision == "release", note: note, caller: caller)
         }
         let ticket = try await change(ticketID, caller: caller, addsTurns: true) { ticket, now throws(SessionError) in

@@ -102,6 +102,7 @@ extension MethodRegistry {
             let decision: String? = switch request.pendingActionDecision {
             case .release: "release"
             case .reject: "reject"
+            case .leavePending: "leave"
             default: nil
             }
             let result = try await desk.resolve(

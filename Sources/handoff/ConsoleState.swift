@@ -185,9 +185,9 @@ struct ConsoleState {
             case (.char("r"), nil): Resolution(outcome: .resolved, decision: .unspecified, label: "resolved")
             case (.char("a"), _?): Resolution(outcome: .resolved, decision: .release, label: "resolved, releasing its action")
             case (.char("x"), _?): Resolution(outcome: .resolved, decision: .reject, label: "resolved, rejecting its action")
-            case (.char("l"), _?): Resolution(outcome: .resolved, decision: .unspecified, label: "resolved, leaving its action pending")
-            case (.char("h"), _): Resolution(outcome: .handedBack, decision: .unspecified, label: "handed back" + leave)
-            case (.char("d"), _): Resolution(outcome: .dismissed, decision: .unspecified, label: "dismissed" + leave)
+            case (.char("l"), _?): Resolution(outcome: .resolved, decision: .leavePending, label: "resolved, leaving its action pending")
+            case (.char("h"), _): Resolution(outcome: .handedBack, decision: actionID == nil ? .unspecified : .leavePending, label: "handed back" + leave)
+            case (.char("d"), _): Resolution(outcome: .dismissed, decision: actionID == nil ? .unspecified : .leavePending, label: "dismissed" + leave)
             default: nil
             }
             if let choice { prompt = .resolveNote(ticketID: id, choice, text: "") }

@@ -277,7 +277,7 @@ struct DeskCommand: AsyncParsableCommand {
             }
             let response = try await perform(client, Escalations.resolve, ResolveRequest(
                 ticketID: ticket, outcome: outcome, note: note,
-                pendingActionDecision: release ? .release : reject ? .reject : .unspecified))
+                pendingActionDecision: release ? .release : reject ? .reject : leavePending ? .leavePending : .unspecified))
             await client.close()
             if json {
                 var fields = response.ticket?.fields(now: nowMs()) ?? []

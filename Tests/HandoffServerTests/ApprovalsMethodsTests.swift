@@ -268,7 +268,11 @@ struct ApprovalsMethodsTests {
         let bypass = await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(
             ticketID: ticket.id, outcome: .resolved, pendingActionDecision: .release))
         #expect(bypass?.code == .failedPrecondition && bypass?.message.contains("awaits approval \(own.approval.id)") == true)
-        _ = try await operatorClient.call(Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .handedBack))
+        // Nor leave it silently: the operator says the action stays with the chain.
+        let silent = await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .handedBack))
+        #expect(silent?.code == .failedPrecondition && silent?.message.contains("LEAVE_PENDING") == true, "\(String(describing: silent))")
+        _ = try await operatorClient.call(
+            Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .handedBack, pendingActionDecision: .leavePending))
         #expect(try await alice.call(Approvals.getApproval, GetApprovalRequest(approvalID: own.approval.id)).approval?.status == .pending)
         await operatorClient.close()
         for client in [alice, agent] { await client.close() }

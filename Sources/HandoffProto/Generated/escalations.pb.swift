@@ -5,23 +5,28 @@ internal import CHandoffProto
 
 /// What an operator decides about a ticket's pending action when resolving.
 public enum PendingActionDecision: RawRepresentable, Sendable, Hashable {
-    /// No decision: the pending action stays as it is.
+    /// No decision given. Resolving a ticket whose pending action is still
+    /// undecided this way is FAILED_PRECONDITION: say what becomes of it.
     case unspecified
     /// Release the pending action to the agent (it gets a release token).
     case release
     /// Reject the pending action.
     case reject
+    /// Leave the pending action undecided (another desk decides it, or it
+    /// expires); the agent keeps waiting.
+    case leavePending
     /// A value this build does not know, kept so it survives a round trip.
     case unrecognized(Int32)
 
     /// Every value this build knows, in declaration order.
-    public static let knownCases: [PendingActionDecision] = [.unspecified, .release, .reject]
+    public static let knownCases: [PendingActionDecision] = [.unspecified, .release, .reject, .leavePending]
 
     public init(rawValue: Int32) {
         switch rawValue {
         case 0: self = .unspecified
         case 1: self = .release
         case 2: self = .reject
+        case 3: self = .leavePending
         default: self = .unrecognized(rawValue)
         }
     }
@@ -31,6 +36,7 @@ public enum PendingActionDecision: RawRepresentable, Sendable, Hashable {
         case .unspecified: 0
         case .release: 1
         case .reject: 2
+        case .leavePending: 3
         case .unrecognized(let value): value
         }
     }
@@ -376,7 +382,9 @@ public struct ResolveRequest: ProtoMessage {
     /// A note for the agent and the record; empty when none.
     public var note: String
     /// What happens to the ticket's pending action; a decision on a ticket
-    /// without a pending PENDING action is FAILED_PRECONDITION.
+    /// without a pending PENDING action is FAILED_PRECONDITION, and so is none
+    /// (UNSPECIFIED) on a ticket whose action is still PENDING: RELEASE, REJECT
+    /// or LEAVE_PENDING says what becomes of it.
     public var pendingActionDecision: PendingActionDecision
 
     /// Creates a message; every field left out keeps its protobuf default.

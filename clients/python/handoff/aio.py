@@ -847,7 +847,9 @@ class AsyncDesk:
         Args:
             outcome: ``"resolved"``, ``"handed_back"`` or ``"dismissed"``.
             decision: for the ticket's pending action: ``"release"``,
-                ``"reject"``, or None to leave it.
+                ``"reject"`` or ``"leave_pending"``. None only for a ticket
+                without an undecided action (else FAILED_PRECONDITION: say
+                what becomes of it).
         """
         request = escalations_pb2.ResolveRequest(
             ticket_id=ticket_id, outcome=models.ticket_outcome(outcome), note=note,  # type: ignore[arg-type]

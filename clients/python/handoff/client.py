@@ -384,7 +384,7 @@ class Desk:
     def resolve(self, ticket_id: str, outcome: Union[str, int] = "resolved", *, note: str = "",
                 decision: Union[str, int, None] = None,
                 timeout: Optional[float] = None) -> escalations_pb2.ResolveResponse:
-        """Closes a claimed ticket; ``decision`` ``"release"``/``"reject"`` settles its pending action."""
+        """Closes a claimed ticket; ``decision`` ``"release"``/``"reject"`` settles its pending action, ``"leave_pending"`` leaves it."""
         return self._client._run(self._aio.resolve(ticket_id, outcome, note=note, decision=decision, timeout=timeout))
 
     def watch(self, *, kinds: Optional[Iterable[Union[str, int]]] = None,

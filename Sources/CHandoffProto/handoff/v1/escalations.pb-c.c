@@ -1237,17 +1237,19 @@ const ProtobufCMessageDescriptor handoff__v1__resolve_response__descriptor =
   (ProtobufCMessageInit) handoff__v1__resolve_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue handoff__v1__pending_action_decision__enum_values_by_number[3] =
+static const ProtobufCEnumValue handoff__v1__pending_action_decision__enum_values_by_number[4] =
 {
   { "PENDING_ACTION_DECISION_UNSPECIFIED", "HANDOFF__V1__PENDING_ACTION_DECISION__PENDING_ACTION_DECISION_UNSPECIFIED", 0 },
   { "PENDING_ACTION_DECISION_RELEASE", "HANDOFF__V1__PENDING_ACTION_DECISION__PENDING_ACTION_DECISION_RELEASE", 1 },
   { "PENDING_ACTION_DECISION_REJECT", "HANDOFF__V1__PENDING_ACTION_DECISION__PENDING_ACTION_DECISION_REJECT", 2 },
+  { "PENDING_ACTION_DECISION_LEAVE_PENDING", "HANDOFF__V1__PENDING_ACTION_DECISION__PENDING_ACTION_DECISION_LEAVE_PENDING", 3 },
 };
 static const ProtobufCIntRange handoff__v1__pending_action_decision__value_ranges[] = {
-{0, 0},{0, 3}
+{0, 0},{0, 4}
 };
-static const ProtobufCEnumValueIndex handoff__v1__pending_action_decision__enum_values_by_name[3] =
+static const ProtobufCEnumValueIndex handoff__v1__pending_action_decision__enum_values_by_name[4] =
 {
+  { "PENDING_ACTION_DECISION_LEAVE_PENDING", 3 },
   { "PENDING_ACTION_DECISION_REJECT", 2 },
   { "PENDING_ACTION_DECISION_RELEASE", 1 },
   { "PENDING_ACTION_DECISION_UNSPECIFIED", 0 },
@@ -1259,9 +1261,9 @@ const ProtobufCEnumDescriptor handoff__v1__pending_action_decision__descriptor =
   "PendingActionDecision",
   "Handoff__V1__PendingActionDecision",
   "handoff.v1",
-  3,
+  4,
   handoff__v1__pending_action_decision__enum_values_by_number,
-  3,
+  4,
   handoff__v1__pending_action_decision__enum_values_by_name,
   1,
   handoff__v1__pending_action_decision__value_ranges,

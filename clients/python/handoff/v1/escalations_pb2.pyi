@@ -6,6 +6,7 @@ from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+PENDING_ACTION_DECISION_LEAVE_PENDING: PendingActionDecision
 PENDING_ACTION_DECISION_REJECT: PendingActionDecision
 PENDING_ACTION_DECISION_RELEASE: PendingActionDecision
 PENDING_ACTION_DECISION_UNSPECIFIED: PendingActionDecision

@@ -37,7 +37,8 @@ typedef struct Handoff__V1__ResolveResponse Handoff__V1__ResolveResponse;
  */
 typedef enum _Handoff__V1__PendingActionDecision {
   /*
-   * No decision: the pending action stays as it is.
+   * No decision given. Resolving a ticket whose pending action is still
+   * undecided this way is FAILED_PRECONDITION: say what becomes of it.
    */
   HANDOFF__V1__PENDING_ACTION_DECISION__PENDING_ACTION_DECISION_UNSPECIFIED = 0,
   /*
@@ -47,7 +48,12 @@ typedef enum _Handoff__V1__PendingActionDecision {
   /*
    * Reject the pending action.
    */
-  HANDOFF__V1__PENDING_ACTION_DECISION__PENDING_ACTION_DECISION_REJECT = 2
+  HANDOFF__V1__PENDING_ACTION_DECISION__PENDING_ACTION_DECISION_REJECT = 2,
+  /*
+   * Leave the pending action undecided (another desk decides it, or it
+   * expires); the agent keeps waiting.
+   */
+  HANDOFF__V1__PENDING_ACTION_DECISION__PENDING_ACTION_DECISION_LEAVE_PENDING = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HANDOFF__V1__PENDING_ACTION_DECISION)
 } Handoff__V1__PendingActionDecision;
 
@@ -312,7 +318,9 @@ struct  Handoff__V1__ResolveRequest
   char *note;
   /*
    * What happens to the ticket's pending action; a decision on a ticket
-   * without a pending PENDING action is FAILED_PRECONDITION.
+   * without a pending PENDING action is FAILED_PRECONDITION, and so is none
+   * (UNSPECIFIED) on a ticket whose action is still PENDING: RELEASE, REJECT
+   * or LEAVE_PENDING says what becomes of it.
    */
   Handoff__V1__PendingActionDecision pending_action_decision;
 };

@@ -27,10 +27,10 @@ enum CommandRole: String {
 
 /// Server address and credentials, shared by every command that calls the server.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: "Server address HOST:PORT (env HANDOFF_SERVER). [default: 127.0.0.1:7443]")
+    @Option(help: "Server address HOST:PORT (env HANDOFF_SERVER).")
     var server = Environment.value("HANDOFF_SERVER") ?? "127.0.0.1:7443"
 
-    @Option(help: "Directory made by `handoff certs init` (env HANDOFF_CERTS). [default: .handoff/certs]")
+    @Option(help: "Directory made by `handoff certs init` (env HANDOFF_CERTS).")
     var certs = Environment.value("HANDOFF_CERTS") ?? ".handoff/certs"
 
     @Option(help: ArgumentHelp(

@@ -238,7 +238,7 @@ public final class EscalationService: Sendable {
         if caller.role != "admin", current.assignedTo != caller.identity {
             throw .permissionDenied("an operator resolves only tickets they claimed; \(ticketID) is claimed by \(current.assignedTo.isEmpty ? "nobody" : current.assignedTo)")
         }
-        if decision != nil, current.pendingActionID.isEmpty {
+        if let decision, decision != "leave", current.pendingActionID.isEmpty {
             throw .invalidArgument("ticket \(ticketID) holds no pending action to decide")
         }
         // An undecided action is never left behind silently: the agent would wait for it until it expires.

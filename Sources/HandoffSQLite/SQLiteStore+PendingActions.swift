@@ -22,8 +22,13 @@ extension SQLiteStore {
     ) -> Bool {
         writer.submitDetached(limit: Self.maximumQueuedAssessments, { db in
             try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: nil, approval: nil, events: events)
-        }, completion: { result in
-            completion(result.mapError(Self.storeError))
+        }, completion: { [writeHealth] result in
+            let mapped = result.mapError(Self.storeError)
+            switch mapped {
+            case .success: writeHealth.succeeded()
+            case .failure(let error): writeHealth.record(error)
+            }
+            completion(mapped)
         })
     }
 

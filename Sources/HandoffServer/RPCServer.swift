@@ -9,7 +9,7 @@ import Dispatch
 import NIOPosix
 public import ServiceLifecycle
 import Synchronization
-#if os(Linux)
+#if canImport(Glibc)
 /// glibc's `malloc_trim` (in <malloc.h>, which the Glibc module does not
 /// export): returns free heap pages to the kernel. Takes and returns plain integers.
 @_silgen_name("malloc_trim")
@@ -34,8 +34,9 @@ public final class RPCServer: Service {
         public var threads = System.coreCount
         /// Open connections at most: one accepted past it is closed at once.
         public var maximumConnections = 10_000
-        /// TLS handshakes in progress at most: a connection accepted past it is
-        /// closed at once (idle or slow handshakes hold memory until their deadline).
+        /// TLS handshakes in progress at most: when full, the connection that has
+        /// been handshaking longest is closed to make room (idle or slow handshakes
+        /// hold memory until their deadline, and must not shut real clients out).
         public var maximumHandshakes = 512
 
         public init(host: String, port: Int, tls: TLSConfiguration?) {
@@ -164,12 +165,15 @@ public final class RPCServer: Service {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                // Over a limit: closed as accepted, before any memory of TLS or calls is spent on it.
-                guard connections.count < configuration.maximumConnections,
-                      tlsContext == nil || connections.handshakes < configuration.maximumHandshakes
-                else {
+                // Past max_connections: closed as accepted, before TLS or calls spend memory on it.
+                guard connections.count < configuration.maximumConnections else {
                     connections.refused()
                     return channel.close()
+                }
+                // Handshake slots full: the oldest handshake goes, not the newcomer, so idle
+                // sockets held open cannot shut real clients out (theirs complete in milliseconds).
+                if tlsContext != nil, connections.handshakes >= configuration.maximumHandshakes {
+                    connections.oldestHandshake()?.close(promise: nil)
                 }
                 connections.insert(channel)
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
@@ -211,6 +215,10 @@ final class ConnectionSet: Sendable {
         var handshaking: Set<ObjectIdentifier> = []
         var refused = 0
         var closedSinceTrim = 0
+        var trimming = false
+        var lastTrim: ContinuousClock.Instant?
+        /// When each channel still handshaking was accepted: the oldest goes first when the slots are full.
+        var handshakeOrder: [ObjectIdentifier: ContinuousClock.Instant] = [:]
     }
 
     private let state = Mutex(State())
@@ -221,15 +229,27 @@ final class ConnectionSet: Sendable {
         let trim = state.withLock { state -> Bool in
             state.channels.removeValue(forKey: ObjectIdentifier(channel))
             state.handshaking.remove(ObjectIdentifier(channel))
+            state.handshakeOrder[ObjectIdentifier(channel)] = nil
             state.closedSinceTrim += 1
             // After a wave of connections has gone, give the allocator's free
             // pages back (glibc keeps them otherwise: a flood's memory stayed).
-            guard state.closedSinceTrim >= 1_000, state.channels.count < 100 else { return false }
+            // At most one at a time, and once a minute: it walks every arena under its lock.
+            let now = ContinuousClock.now
+            guard state.closedSinceTrim >= 1_000, state.channels.count < 100, !state.trimming,
+                  state.lastTrim.map({ now - $0 >= .seconds(60) }) ?? true
+            else { return false }
             state.closedSinceTrim = 0
+            state.trimming = true
+            state.lastTrim = now
             return true
         }
-        #if os(Linux)
-        if trim { DispatchQueue.global(qos: .utility).async { _ = glibcMallocTrim(0) } }
+        #if canImport(Glibc)
+        if trim {
+            DispatchQueue.global(qos: .utility).async { [weak self] in
+                _ = glibcMallocTrim(0)
+                self?.state.withLock { $0.trimming = false }
+            }
+        }
         #endif
     }
 
@@ -241,8 +261,30 @@ final class ConnectionSet: Sendable {
 
     func refused() { state.withLock { $0.refused += 1 } }
 
-    func handshaking(_ channel: any Channel) { _ = state.withLock { $0.handshaking.insert(ObjectIdentifier(channel)) } }
-    func handshakeEnded(_ channel: any Channel) { _ = state.withLock { $0.handshaking.remove(ObjectIdentifier(channel)) } }
+    func handshaking(_ channel: any Channel) {
+        state.withLock {
+            $0.handshaking.insert(ObjectIdentifier(channel))
+            $0.handshakeOrder[ObjectIdentifier(channel)] = .now
+        }
+    }
+
+    func handshakeEnded(_ channel: any Channel) {
+        state.withLock {
+            $0.handshaking.remove(ObjectIdentifier(channel))
+            $0.handshakeOrder[ObjectIdentifier(channel)] = nil
+        }
+    }
+
+    /// The channel that has been handshaking longest, which makes room for a new one.
+    func oldestHandshake() -> (any Channel)? {
+        state.withLock { state in
+            guard let oldest = state.handshakeOrder.min(by: { $0.value < $1.value })?.key else { return nil }
+            state.handshaking.remove(oldest)
+            state.handshakeOrder[oldest] = nil
+            state.refused += 1
+            return state.channels[oldest]
+        }
+    }
 }
 
 /// A plaintext connection (--insecure-dev): no certificate, so callers are

@@ -343,6 +343,9 @@ struct WaitCommand: AsyncParsableCommand {
             throw CommandFailure(Advice.explain(error, call: Decisions.waitForDecision.fullName))
         }
         await client.close()
+        if !waiting.isEmpty {
+            throw CommandFailure("the wait ended before \(pendingActions.filter(waiting.contains).joined(separator: ", ")) was decided; run `handoff wait` again")
+        }
     }
 }
 

@@ -274,20 +274,7 @@ struct ReadmeTourTests {
 
     @Test("make install builds handoff and handoffd and copies them to PREFIX/bin")
     func makeInstall() async throws {
-        let result = try await offPool { () throws -> (Int32, String) in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["make", "-n", "install", "PREFIX=/tmp/handoff-prefix"]
-            process.currentDirectoryURL = Binaries.root
-            let output = closeOnExecPipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            try? output.fileHandleForWriting.close()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        let result = try await runProcess("/usr/bin/env", ["make", "-n", "install", "PREFIX=/tmp/handoff-prefix"], directory: Binaries.root.path)
         #expect(result.0 == 0, "\(result.1)")
         #expect(result.1.contains("build -c release --product handoffd") && result.1.contains("build -c release --product handoff\n"),
                 "\(result.1)")

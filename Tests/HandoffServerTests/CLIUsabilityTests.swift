@@ -16,27 +16,12 @@ import Testing
 func runCLI(
     _ arguments: [String], environment: [String: String] = [:], in directory: String? = nil, binary: String = "handoff"
 ) async throws -> (status: Int32, output: String) {
-    try await offPool {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.path(binary))
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HANDOFF_") }
-        env.merge(environment) { _, new in new }
-        process.environment = env
-        let cwd = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("handoff-cwd-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: cwd, withIntermediateDirectories: true)
-        process.currentDirectoryURL = URL(fileURLWithPath: cwd)
-        let output = closeOnExecPipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? output.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if directory == nil { try? FileManager.default.removeItem(atPath: cwd) }
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HANDOFF_") }
+    env.merge(environment) { _, new in new }
+    let cwd = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("handoff-cwd-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: cwd, withIntermediateDirectories: true)
+    defer { if directory == nil { try? FileManager.default.removeItem(atPath: cwd) } }
+    return try await runProcess(Binaries.path(binary), arguments, environment: env, directory: cwd)
 }
 
 /// The non-empty lines of a command's output.
@@ -162,20 +147,7 @@ struct CLIUsabilityTests {
 
     @Test("make run takes LISTEN= and DATA=")
     func makeRunVariables() async throws {
-        let result = try await offPool { () throws -> (Int32, String) in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["make", "-n", "run", "LISTEN=127.0.0.1:7444", "DATA=/tmp/handoff-elsewhere"]
-            process.currentDirectoryURL = Binaries.root
-            let output = closeOnExecPipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            try? output.fileHandleForWriting.close()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
+        let result = try await runProcess("/usr/bin/env", ["make", "-n", "run", "LISTEN=127.0.0.1:7444", "DATA=/tmp/handoff-elsewhere"], directory: Binaries.root.path)
         #expect(result.0 == 0, "\(result.1)")
         #expect(result.1.contains(#"handoffd --data "/tmp/handoff-elsewhere" --listen "127.0.0.1:7444""#), "\(result.1)")
         #expect(result.1.contains(#"certs init "/tmp/handoff-elsewhere/certs""#), "\(result.1)")

@@ -30,12 +30,16 @@ public func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) asy
 }
 
 /// Runs `executable` to completion and returns its status and its standard
-/// output and error, merged.
-public func runProcess(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+/// output and error, merged; in `directory` and with `environment` when given.
+public func runProcess(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil
+) async throws -> (status: Int32, output: String) {
     try await offPool {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let output = closeOnExecPipe()
         process.standardOutput = output
         process.standardError = output

@@ -1,0 +1,306 @@
+"""What the framework adapters share: errors, idempotency keys, the gate
+that turns a tool call into an assessment, and running a released action
+exactly once."""
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple, TypeVar
+
+from handoff.client import Client
+from handoff.errors import DeadlineExceeded, FailedPrecondition, HandoffError, NotFound
+from handoff.models import Assessment, Decision, enum_name, from_json
+from handoff.v1 import confirmations_pb2
+
+__all__ = [
+    "HandoffIntegrationError",
+    "NotReleased",
+    "ResumeRefused",
+    "UnknownPendingAction",
+    "current_release",
+    "call_key",
+    "default_action",
+    "Gate",
+    "Settled",
+]
+
+T = TypeVar("T")
+
+#: Statuses after which the action will never run.
+REFUSED_STATUSES = ("DECLINED", "REJECTED", "EXPIRED", "CANCELLED")
+
+
+class HandoffIntegrationError(RuntimeError):
+    """An adapter refused to go on; the tool was not run."""
+
+
+class NotReleased(HandoffIntegrationError):
+    """Something claimed an approval that Handoff has not given."""
+
+
+class ResumeRefused(HandoffIntegrationError):
+    """A resume value that cannot apply to this pending action (another
+    action's id, a decision the strategy does not take, an edit that is not
+    what Handoff released)."""
+
+
+class UnknownPendingAction(HandoffIntegrationError, KeyError):
+    """A decision keyed to a pending action id that is not waiting here."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+_current_release: contextvars.ContextVar[Optional[Decision]] = contextvars.ContextVar("handoff_release", default=None)
+
+
+def current_release() -> Optional[Decision]:
+    """While a released tool runs under an adapter: its :class:`Decision`
+    (``release_token``, ``pending_action_id``, ``action``); None otherwise.
+    A tool calling a service that takes an idempotency key can pass the
+    release token, closing the crash window between the tool and the report."""
+    return _current_release.get()
+
+
+def call_key(prefix: str, *parts: Optional[str]) -> str:
+    """An idempotency key for one tool call: ``prefix-`` and 40 hex digits of
+    SHA-256 over the parts (thread, message, call id, ...)."""
+    digest = hashlib.sha256("\x1f".join(p or "" for p in parts).encode("utf-8")).hexdigest()
+    return f"{prefix}-{digest[:40]}"
+
+
+def default_action(tool_name: str, args: Mapping[str, Any], description: str = "",
+                   currency: str = "USD") -> Dict[str, Any]:
+    """The Handoff action for a tool call: the tool's name, its arguments as
+    parameters, the description given, and ``amount``/``currency`` when the
+    arguments carry an ``amount`` (the server refuses an action whose amount
+    argument has no ``amount`` beside it)."""
+    action: Dict[str, Any] = {"tool_name": tool_name, "parameters": dict(args)}
+    if description:
+        action["description"] = description
+    if args.get("amount") is not None:
+        action["amount"] = str(args["amount"])
+        action["currency"] = str(args.get("currency") or currency)
+    if isinstance(args.get("confidence"), (int, float)):
+        action["confidence"] = float(args["confidence"])
+    return action
+
+
+@dataclass
+class Settled:
+    """What became of a pending action, as Handoff says."""
+
+    pending_action_id: str
+    #: RELEASED, EXECUTED, DECLINED, REJECTED, EXPIRED or CANCELLED.
+    status: str
+    decision: Optional[Decision] = None
+    #: For EXECUTED: the recorded result and error of the first report.
+    recorded_result: Any = None
+    recorded_error: Optional[str] = None
+
+    @property
+    def released(self) -> bool:
+        return self.status == "RELEASED"
+
+    @property
+    def comment(self) -> str:
+        return self.decision.comment if self.decision is not None else ""
+
+
+@dataclass
+class PendingProgress:
+    """What was already handed to Handoff for one pending action, read from
+    its event log (durable, so a replayed step does not hand it in twice)."""
+
+    prompt: str = ""
+    confirmation_requested: bool = False
+    multi_factor_started: bool = False
+    answers: int = 0
+    last_outcome: str = ""
+    attempts_left: Optional[int] = None
+
+
+_locks: Dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(pending_action_id: str) -> threading.Lock:
+    with _locks_guard:
+        lock = _locks.get(pending_action_id)
+        if lock is None:
+            if len(_locks) > 10_000:  # forget idle ones
+                for key in [k for k, v in _locks.items() if not v.locked()][:5_000]:
+                    del _locks[key]
+            lock = _locks[pending_action_id] = threading.Lock()
+        return lock
+
+
+@dataclass
+class Gate:
+    """The Handoff side of one adapter: assessment, decisions, and running a
+    released action once. Holds a blocking :class:`handoff.Client`."""
+
+    client: Client
+    #: How long a resume waits for Handoff to show a decision (seconds).
+    resume_wait: float = 2.0
+    #: Timeout of each unary call.
+    call_timeout: float = 30.0
+    _sessions_ready: Set[str] = field(default_factory=set)
+
+    # -- sessions and assessment ---------------------------------------------------------
+
+    def ensure_session(self, session_id: str) -> None:
+        """Creates the session when it does not exist yet (once per id)."""
+        if session_id in self._sessions_ready:
+            return
+        try:
+            self.client.sessions.get(session_id, timeout=self.call_timeout)
+        except NotFound:
+            try:
+                self.client.sessions.create(session_id, reasoning="agent framework session",
+                                            timeout=self.call_timeout)
+            except HandoffError as error:
+                if error.code.name != "ALREADY_EXISTS":
+                    raise
+        self._sessions_ready.add(session_id)
+
+    def assess(self, session_id: str, action: Mapping[str, Any], key: str) -> Assessment:
+        """AssessAction under the call's key; a different action under a used
+        key (a call whose arguments changed after it was assessed) is refused."""
+        self.ensure_session(session_id)
+        try:
+            return self.client.assess(session_id, action, idempotency_key=key, timeout=self.call_timeout)
+        except FailedPrecondition as error:
+            raise ResumeRefused(f"the tool call {action.get('tool_name')!r} is not the call Handoff assessed under "
+                                f"this call's id (its arguments changed?): {error.message}") from error
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def peek(self, session_id: str, pending_action_id: str, wait: float = 0.0) -> Optional[Settled]:
+        """The settled outcome (WaitForDecision), or None while the action is
+        still undecided after ``wait`` seconds."""
+        try:
+            decision = self.client.wait_for_decision(pending_action_id, timeout=max(wait, 0.05))
+        except DeadlineExceeded:
+            return None
+        settled = Settled(pending_action_id, decision.status, decision)
+        if settled.status == "EXECUTED":
+            settled.recorded_result, settled.recorded_error = self.recorded_execution(session_id, pending_action_id)
+        return settled
+
+    def recorded_execution(self, session_id: str, pending_action_id: str) -> Tuple[Any, Optional[str]]:
+        """The result (and error) of an EXECUTED action's first report, from the
+        session's ``action.executed`` event."""
+        for event in self.client.sessions.list_events(session_id, actions=["action.executed"], newest_first=True,
+                                                      timeout=self.call_timeout):
+            details = from_json(event.details_json, {})
+            if details.get("pending_action_id") == pending_action_id:
+                return details.get("result"), details.get("error")
+        return None, None
+
+    def progress(self, session_id: str, pending_action_id: str) -> PendingProgress:
+        """What was already asked and answered for this action (its events)."""
+        progress = PendingProgress()
+        events = self.client.sessions.list_events(
+            session_id, actions=["confirmation.requested", "confirmation.answered", "mfa.started", "mfa.verified",
+                                 "mfa.failed"], timeout=self.call_timeout)
+        for event in events:
+            details = from_json(event.details_json, {})
+            if details.get("pending_action_id") != pending_action_id:
+                continue
+            if event.action == "confirmation.requested":
+                progress.confirmation_requested = True
+                progress.prompt = str(details.get("prompt") or "")
+            elif event.action == "mfa.started":
+                progress.multi_factor_started = True
+            elif event.action == "confirmation.answered":
+                progress.answers += 1
+                progress.last_outcome = str(details.get("outcome") or "")
+            elif event.action in ("mfa.verified", "mfa.failed"):
+                progress.answers += 1
+                progress.last_outcome = "verified" if event.action == "mfa.verified" else "wrong code"
+                if "attempts_left" in details:
+                    progress.attempts_left = int(details["attempts_left"])
+        return progress
+
+    def ask_user(self, assessment: Assessment, session_id: str) -> PendingProgress:
+        """Makes sure the end user was asked (RequestConfirmation or
+        StartMultiFactor, once per action however often the step replays);
+        returns what was asked and answered so far."""
+        pending_id = assessment.pending_action_id or ""
+        progress = self.progress(session_id, pending_id)
+        if assessment.needs_confirmation and not progress.confirmation_requested:
+            progress.prompt = self.client.request_confirmation(pending_id, timeout=self.call_timeout).prompt
+            progress.confirmation_requested = True
+        elif assessment.needs_multi_factor and not progress.multi_factor_started:
+            started = self.client.start_multi_factor(pending_id, timeout=self.call_timeout)
+            progress.multi_factor_started = True
+            progress.prompt = (f"A {started.code_length}-digit code was sent to the user "
+                               f"({', '.join(started.channels)}); resume with it.")
+        elif assessment.needs_multi_factor:
+            progress.prompt = "A code was sent to the user; resume with it."
+        return progress
+
+    def hand_in(self, assessment: Assessment, text: str) -> str:
+        """Relays the end user's answer (confirmation) or code (multi-factor),
+        verbatim; returns how Handoff understood it."""
+        pending_id = assessment.pending_action_id or ""
+        if assessment.needs_confirmation:
+            answered = self.client.respond_to_confirmation(pending_id, text, timeout=self.call_timeout)
+            return enum_name(confirmations_pb2.ConfirmationOutcome, answered.outcome, "CONFIRMATION_OUTCOME_").lower()
+        if assessment.needs_multi_factor:
+            verified = self.client.verify_multi_factor(pending_id, text, timeout=self.call_timeout)
+            return "verified" if verified.verified else "wrong code"
+        raise ResumeRefused(f"pending action {pending_id} is decided by people at the "
+                            f"{'approval' if assessment.approval_id else 'operator'} desk; "
+                            "a resume value cannot answer it")
+
+    # -- running once --------------------------------------------------------------------
+
+    def run_released(self, session_id: str, settled: Settled, run: Callable[[Dict[str, Any]], T],
+                     describe: Callable[[T], Tuple[Any, Optional[str]]]) -> Tuple[str, Any]:
+        """Runs a RELEASED action once with the action Handoff released and
+        reports it. Returns ``("ran", value)`` or, when it had already been
+        executed (a replay, or another attempt in this process), ``("executed",
+        (recorded_result, recorded_error))``.
+
+        ``run`` gets the released action (dict with ``parameters``);
+        ``describe`` turns its value into ``(result_json_value, error_text)``.
+        A tool that raises is reported as failed (the release is used up) and
+        the exception propagates.
+        """
+        with _lock_for(settled.pending_action_id):
+            fresh = self.peek(session_id, settled.pending_action_id)
+            if fresh is None:
+                raise NotReleased(f"pending action {settled.pending_action_id} is no longer settled")
+            if fresh.status == "EXECUTED":
+                return "executed", (fresh.recorded_result, fresh.recorded_error)
+            if not fresh.released or fresh.decision is None:
+                raise NotReleased(f"pending action {settled.pending_action_id} is {fresh.status}, not RELEASED; "
+                                  "the tool was not run")
+            decision = fresh.decision
+            token = _current_release.set(decision)
+            try:
+                value = run(decision.action)
+            except BaseException as error:
+                if isinstance(error, Exception):
+                    self.client.report_execution(decision, None, error=f"{type(error).__name__}: {error}"[:2000],
+                                                 timeout=self.call_timeout)
+                raise
+            finally:
+                _current_release.reset(token)
+            result, failure = describe(value)
+            self.client.report_execution(decision, result, error=failure, timeout=self.call_timeout)
+            return "ran", value
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` if JSON can carry it, else its ``str``."""
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return str(value)

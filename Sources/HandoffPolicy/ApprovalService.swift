@@ -95,10 +95,12 @@ public final class NoticeSender: Sendable {
         @Sendable func attempt(_ notice: DeskNotice, _ channel: any NoticeChannel, delays: ArraySlice<Duration>) async {
             do {
                 try await channel.notify(notice)
+                DeskMetrics.notice(channel.name, "sent")
                 return
             } catch {
                 let permanent = (error as? any DeliveryFailure)?.isPermanent ?? false
                 guard !permanent, let delay = delays.first else {
+                    DeskMetrics.notice(channel.name, "failed")
                     onFailure(notice, channel.name, error, nil)
                     return
                 }
@@ -118,6 +120,7 @@ public final class NoticeSender: Sendable {
                     }
                     return true
                 }
+                if !scheduled { DeskMetrics.notice(channel.name, "failed") }
                 onFailure(notice, channel.name, error, scheduled ? delay : nil)
             }
         }
@@ -147,6 +150,7 @@ public final class NoticeSender: Sendable {
             counts.state.withLock { $0.queued += 1 }
             if case .dropped(let dropped) = lane.continuation.yield(notice) {
                 counts.state.withLock { $0.done += 1 }
+                DeskMetrics.notice(lane.name, "dropped")
                 onDropped(dropped, lane.name)
             }
         }

@@ -176,7 +176,10 @@ public final class AssessmentService: Sendable {
             let queued = store.queueAssessment(tenant: caller.tenant, assessment: record, events: events) { result in
                 if case .failure(let error) = result { failed(sessionID, error) }
             }
-            if queued { return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false) }
+            if queued {
+                DeskMetrics.assessed(assessment.strategy, assessment.decisionType)
+                return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false)
+            }
         }
         let recorded: RecordedAssessment
         do {
@@ -187,6 +190,7 @@ public final class AssessmentService: Sendable {
             throw SessionError(error)
         }
         guard recorded.replayed else {
+            DeskMetrics.assessed(assessment.strategy, assessment.decisionType)
             return AssessmentOutcome(
                 assessment: assessment, pending: recorded.pending, replayed: false, approval: recorded.approval, events: recorded.events)
         }

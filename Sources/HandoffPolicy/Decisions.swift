@@ -31,6 +31,7 @@ public final class DecisionHub: Sendable {
     /// Called after a settled action was committed.
     func publish(_ action: PendingActionRecord) {
         guard action.isSettled else { return }
+        DeskMetrics.decided(action)
         board.post(action, to: Key(tenant: action.tenant, id: action.id))
     }
 }

@@ -175,7 +175,8 @@ public final class EscalationService: Sendable {
 
     /// Claims a ticket for the caller (or, for an admin reassigning, for `assignee`).
     public func claim(ticketID: String, reassign: Bool, assignee: String, caller: Caller) async throws(SessionError) -> TicketRecord {
-        try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(SessionError) in
+        let started = clock()
+        let claimed = try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(SessionError) in
             guard ticket.status != "resolved" else { throw .failedPrecondition("ticket \(ticket.id) is resolved") }
             guard ticket.status != "waiting" else {
                 throw .failedPrecondition("ticket \(ticket.id) is waiting: the session's ticket in hand decides another action first, and this one opens when that one is resolved")
@@ -209,6 +210,9 @@ public final class EscalationService: Sendable {
             claimed.claimedAtMs = ticket.claimedAtMs == 0 ? now : ticket.claimedAtMs
             return (claimed, nil, [Self.event("ticket.claimed", claimed, caller, now, ["assigned_to": .string(target)])])
         }.ticket
+        // Claimed for the first time by this call (a reassignment keeps the first claim's time).
+        if claimed.claimedAtMs >= started { DeskMetrics.ticketClaimed(waitedMs: claimed.claimedAtMs - claimed.createdAtMs) }
+        return claimed
     }
 
     /// Adds the operator's reply to the conversation, visible to the agent in GetContext.
@@ -272,6 +276,7 @@ public final class EscalationService: Sendable {
                 "pending_action_decision": decision.map { .string($0) } ?? .null,
             ])])
         }.ticket
+        DeskMetrics.ticketResolved(tookMs: ticket.resolvedAtMs - ticket.createdAtMs)
         return (ticket, decided?.0, decided?.1)
     }
 

@@ -147,6 +147,7 @@ extension ConfirmationService {
                 action.mfaCodeHash = nil
                 action.mfaAttemptsLeft = 0
                 let reason = now >= action.mfaExpiresAtMs ? "the code expired" : "no attempts left"
+                DeskMetrics.multiFactorAttempt(now >= action.mfaExpiresAtMs ? "expired" : "exhausted")
                 let (stored, status) = try await self.write(action, events: [
                     self.event("mfa.failed", action, caller, now, ["reason": .string(reason)]),
                     self.event("action.cancelled", action, caller, now, ["reason": .string(reason)]),
@@ -156,6 +157,7 @@ extension ConfirmationService {
             // Constant-time comparison of the HMACs.
             let right = HMAC<SHA256>.isValidAuthenticationCode(
                 expected, authenticating: Data("\(action.id):\(code)".utf8), using: settings.key)
+            DeskMetrics.multiFactorAttempt(right ? "verified" : "wrong")
             if right {
                 let token = self.releaseToken(for: action)
                 action.status = "released"

@@ -210,6 +210,7 @@ final class GroupCommitWriter: Sendable {
         var jobs = batch
         var isolated = false
         while !jobs.isEmpty {
+            let started = ContinuousClock.now
             do {
                 let answers = try pool.write { db in
                     try jobs.indices.map { index -> @Sendable () -> Void in
@@ -220,6 +221,7 @@ final class GroupCommitWriter: Sendable {
                     }
                 }
                 queue.withLock { $0.commits += 1 }
+                StoreMetrics.committed(writes: jobs.count, took: ContinuousClock.now - started)
                 for answer in answers { answer() }
                 return
             } catch let undo as Undo {
@@ -227,6 +229,7 @@ final class GroupCommitWriter: Sendable {
                 isolated = true
             } catch {
                 // The commit itself failed: nothing of the batch is durable.
+                StoreMetrics.failed(error)
                 for job in jobs { job.fail(error) }
                 return
             }

@@ -125,8 +125,8 @@ extension SQLiteStore {
         let hash = EventChain.hash(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash)
         let insert = try HotStatement(db, """
             INSERT INTO events (tenant_id, session_id, seq, action, actor, reasoning, details_json, occurred_at_ms, prev_hash, hash,
-                prev_position)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                prev_position, traceparent)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         try insert.bind(1, tenant.rawValue)
         try insert.bind(2, sessionID)
@@ -139,6 +139,7 @@ extension SQLiteStore {
         try insert.bind(9, head.hash)
         try insert.bind(10, hash)
         try insert.bind(11, head.position)
+        try insert.bind(12, event.traceparent)
         try insert.run()
         let position = db.lastInsertedRowID
         let record = EventRecord(
@@ -176,7 +177,7 @@ extension SQLiteStore {
             tenant: TenantID(row["tenant_id"]), sessionID: row["session_id"], sequence: row["seq"],
             event: NewEvent(
                 action: row["action"], actor: row["actor"], reasoning: row["reasoning"], detailsJSON: row["details_json"],
-                occurredAtMs: row["occurred_at_ms"]),
+                occurredAtMs: row["occurred_at_ms"], traceparent: row["traceparent"]),
             previousHash: [UInt8](row["prev_hash"] as Data), hash: [UInt8](row["hash"] as Data), feedPosition: row["position"])
     }
 

@@ -292,6 +292,12 @@ extension SQLiteStore {
                 CREATE INDEX approvals_listing ON approvals (tenant_id, \(Self.dueKey), created_at_ms, id) WHERE status = 'pending'
                 """)
         }
+        migrator.registerMigration("v19: the trace context of the call that wrote an event; undecided actions counted") { db in
+            // W3C traceparent, empty when the call sent none (every event before v19).
+            try db.execute(sql: "ALTER TABLE events ADD COLUMN traceparent TEXT NOT NULL DEFAULT ''")
+            // The metrics' count of undecided actions, on every scrape, without a scan of every action ever assessed.
+            try db.execute(sql: "CREATE INDEX pending_actions_undecided ON pending_actions (created_at_ms) WHERE status = 'pending'")
+        }
         return migrator
     }
 }

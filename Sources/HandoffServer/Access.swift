@@ -139,6 +139,7 @@ public enum AccessRules {
 
         "handoff.v1.Admin/ReloadPolicy": AccessRule(roles: [.admin], globalOnly: true),
         "handoff.v1.Admin/VerifyAuditChain": AccessRule(roles: [.operator, .admin]),
+        "handoff.v1.Admin/Backup": AccessRule(roles: [.admin], globalOnly: true),
     ]
 
 }
@@ -249,6 +250,7 @@ public final class AccessControl: Sendable {
             return .some(nil)
         }
         guard case .some(let known) = found else {
+            ServerMetrics.rateLimited("token_failures")
             throw RPCError(code: .resourceExhausted, message: "too many failed token presentations from this address; wait a minute")
         }
         guard let grant = known else {
@@ -317,6 +319,7 @@ public final class AccessControl: Sendable {
                 message: "\(principal.uri) is a global admin: name the tenant of the call in the handoff-tenant metadata")
         }
         if let limit = Self.guessableMethods[method], !allow("\(method):\(principal.uri)", limit: limit) {
+            ServerMetrics.rateLimited("per_identity_method")
             throw RPCError(code: .resourceExhausted, message: "\(method): at most \(limit) calls a minute per identity; wait")
         }
         return principal.uri

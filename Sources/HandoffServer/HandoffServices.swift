@@ -80,6 +80,7 @@ public struct HandoffServices: Sendable {
         registry.registerAnalytics(escalations)
         registry.registerApprovals(approvals)
         registry.registerWatch(feed, policy: policy, cursors: cursors, clock: clock)
+        registry.registerBackup(store: store)
     }
 }
 
@@ -103,6 +104,7 @@ public struct DeskSweeper: Service {
             while !Task.isCancelled {
                 do {
                     let swept = try await approvals.sweep()
+                    DeskMetrics.slaBreaches(swept.breaches)
                     if swept.approvals + swept.breaches > 0 {
                         logger.info("desk sweep", metadata: ["approvals_expired": "\(swept.approvals)", "sla_breaches": "\(swept.breaches)"])
                     }

@@ -3,9 +3,11 @@
 import Foundation
 import HandoffProto
 public import HandoffRPC
+import HandoffVersion
 
-/// The version handoffd reports in PingResponse.
-public let handoffVersion = "0.1.0"
+/// The version handoffd reports in PingResponse: the release, and the
+/// commit it was built from as semver build metadata (`0.1.0+14338a1c0ffe`).
+public let handoffVersion = HandoffVersion.release + "+" + HandoffVersion.commit
 
 extension MethodRegistry {
     /// Registers `handoff.v1.Health/Ping`: echoes the payload with the server's clock.

@@ -68,6 +68,9 @@ public final class RPCServer: Service {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
     }
 
+    /// Connections open now, and among them those still in their TLS handshake (for metrics).
+    public var openConnections: (open: Int, handshaking: Int) { (connections.count, connections.handshakes) }
+
     /// The address the server listens on, once it does.
     public var localAddress: SocketAddress? {
         bound.withLock { $0?.localAddress }
@@ -259,7 +262,15 @@ final class ConnectionSet: Sendable {
     /// Connections closed as accepted because a limit was reached.
     var refusedCount: Int { state.withLock { $0.refused } }
 
-    func refused() { state.withLock { $0.refused += 1 } }
+    func refused() {
+        state.withLock { $0.refused += 1 }
+        ServerMetrics.rateLimited("connections")
+    }
+
+    /// Whether `channel` is still handshaking.
+    func isHandshaking(_ channel: any Channel) -> Bool {
+        state.withLock { $0.handshaking.contains(ObjectIdentifier(channel)) }
+    }
 
     func handshaking(_ channel: any Channel) {
         state.withLock {
@@ -282,6 +293,8 @@ final class ConnectionSet: Sendable {
             state.handshaking.remove(oldest)
             state.handshakeOrder[oldest] = nil
             state.refused += 1
+            ServerMetrics.rateLimited("handshakes")
+            ServerMetrics.handshakeFailed("evicted")
             return state.channels[oldest]
         }
     }
@@ -338,6 +351,31 @@ final class TLSIdentityHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// A handshake that fails is counted by its reason (the metric
+    /// handoff_tls_handshake_failures_total); the error goes on up.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if connections.isHandshaking(context.channel) {
+            connections.handshakeEnded(context.channel)
+            ServerMetrics.handshakeFailed(Self.reason(error))
+        }
+        context.fireErrorCaught(error)
+    }
+
+    /// A reason with few values: never the library's free text.
+    static func reason(_ error: any Error) -> String {
+        guard let error = error as? TLSError else { return "other" }
+        switch error.code {
+        case .handshakeTimeout: return "timeout"
+        case .unexpectedEOF: return "eof"
+        case .handshakeFailed:
+            let text = error.message.lowercased()
+            if text.contains("certificate") || text.contains("verify") { return "certificate" }
+            if text.contains("version") || text.contains("protocol") || text.contains("cipher") { return "version" }
+            return "handshake"
+        default: return "other"
+        }
     }
 }
 

@@ -104,6 +104,11 @@ public struct ServerSettings: Sendable, Equatable {
     /// When AssessAction answers an automated action without an idempotency
     /// key: once its event is queued for the next group commit, or committed.
     public var automatedAssessments = AutomatedAssessments.queued
+    /// `metrics.listen`: where /metrics, /healthz and /readyz are served over
+    /// plain HTTP; nil (the default) serves none of them.
+    public var metricsListen: String?
+    /// `log.format`: `text` (default) or `json`, one object a line.
+    public var logFormat = "text"
 
     public struct MultiFactor: Sendable, Equatable {
         public var codeLength = 6
@@ -209,6 +214,8 @@ public struct ServerSettings: Sendable, Equatable {
             }
             automatedAssessments = mode
         }
+        if let v = file.metrics?.listen { metricsListen = v }
+        if let v = file.log?.format { logFormat = v }
         if let v = file.sessions {
             if let x = v.residentCeiling { sessions.residentCeiling = x }
             if let x = v.stateSizeLimitBytes { sessions.stateSizeLimit = x }
@@ -224,6 +231,12 @@ public struct ServerSettings: Sendable, Equatable {
     /// Checks ranges; a bad value is refused with its name and the accepted range.
     public func validate() throws(Error) {
         _ = try hostAndPort()
+        if let metricsListen, HostAndPort(metricsListen) == nil {
+            throw Error(message: "metrics.listen \(metricsListen) is not HOST:PORT with a port from 0 to 65535 (for example 127.0.0.1:9464)")
+        }
+        guard ["text", "json"].contains(logFormat) else {
+            throw Error(message: "log.format is \"\(logFormat)\"; it must be text or json")
+        }
         func check(_ name: String, _ value: Int, _ range: ClosedRange<Int>) throws(Error) {
             guard range.contains(value) else {
                 throw Error(message: "\(name) is \(value); it must be within \(range.lowerBound)...\(range.upperBound)")
@@ -314,6 +327,26 @@ public struct ServerSettings: Sendable, Equatable {
         var notifications: NotificationsFile?
         var desk: DeskFile?
         var store: StoreFile?
+        var metrics: MetricsFile?
+        var log: LogFile?
+
+        struct MetricsFile: Decodable {
+            var listen: String?
+            enum CodingKeys: String, CodingKey, CaseIterable { case listen }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                listen = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .listen)
+            }
+        }
+
+        struct LogFile: Decodable {
+            var format: String?
+            enum CodingKeys: String, CodingKey, CaseIterable { case format }
+            init(from decoder: any Decoder) throws {
+                try refuseUnknownKeys(decoder, CodingKeys.self)
+                format = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .format)
+            }
+        }
 
         struct StoreFile: Decodable {
             var cacheMiB: Int?
@@ -499,7 +532,7 @@ public struct ServerSettings: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case listen, data, policy, tls, limits, sessions, tokens, notifications, desk, store
+            case listen, data, policy, tls, limits, sessions, tokens, notifications, desk, store, metrics, log
             case multiFactor = "multi_factor"
         }
 
@@ -517,6 +550,8 @@ public struct ServerSettings: Sendable, Equatable {
             notifications = try c.decodeIfPresent(NotificationsFile.self, forKey: .notifications)
             desk = try c.decodeIfPresent(DeskFile.self, forKey: .desk)
             store = try c.decodeIfPresent(StoreFile.self, forKey: .store)
+            metrics = try c.decodeIfPresent(MetricsFile.self, forKey: .metrics)
+            log = try c.decodeIfPresent(LogFile.self, forKey: .log)
         }
     }
 }

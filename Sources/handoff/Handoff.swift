@@ -1,6 +1,7 @@
 // Handoff — `handoff`, the command-line client.
 
 import ArgumentParser
+import HandoffVersion
 
 @main
 struct Handoff: AsyncParsableCommand {
@@ -8,6 +9,7 @@ struct Handoff: AsyncParsableCommand {
         commandName: "handoff",
         abstract: "Command-line client of a Handoff server.",
         discussion: Environment.help,
+        version: HandoffVersion.description,
         subcommands: [
             Certs.self, Ping.self, SessionCommand.self,
             // The agent's side, for trying things out from a shell.
@@ -16,7 +18,7 @@ struct Handoff: AsyncParsableCommand {
             AuditCommand.self, PolicyCommand.self, Tokens.self, DeskCommand.self,
             ApprovalsCommand.self, WatchCommand.self, ConsoleCommand.self, QueueCommand.self, TicketCommand.self,
             ClaimCommand.self, ReplyCommand.self, ResolveCommand.self, ApproveCommand.self, RejectCommand.self, StatsCommand.self,
-            ReviewsCommand.self,
+            ReviewsCommand.self, AdminCommand.self,
         ]
     )
 }

@@ -11,15 +11,20 @@ import HandoffPolicy
 import HandoffRPC
 import HandoffServer
 import HandoffSQLite
+import HandoffOperations
+import HandoffVersion
 public import Logging
+import Metrics
 import ServiceLifecycle
+import Synchronization
 
 @main
 struct Handoffd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "handoffd",
         abstract: "The Handoff human-in-the-loop server.",
-        discussion: "Logs `listening on HOST:PORT` once it accepts connections; SIGTERM or SIGINT stop it gracefully."
+        discussion: "Logs `listening on HOST:PORT` once it accepts connections; SIGTERM or SIGINT stop it gracefully.",
+        version: HandoffVersion.description
     )
 
     @Option(help: "YAML settings file (keys in docs/CONFIGURATION.md); flags override it.")
@@ -49,17 +54,16 @@ struct Handoffd: AsyncParsableCommand {
     @Option(help: "Risk policy file (YAML; `handoff policy default` prints the shipped one). SIGHUP reloads it. [default: the shipped policy]")
     var policy: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical. At debug, every call is logged with its caller, status and duration.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Log format: text, or json (one object a line). [default: text]")
+    var logFormat: String?
+
+    @Option(help: "Serve /metrics (Prometheus), /healthz and /readyz over HTTP on HOST:PORT, for example 127.0.0.1:9464. [default: off]")
+    var metricsListen: String?
+
     func run() async throws {
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "handoffd")
         // What handoffd makes (the store, its WAL, keys, development files) is
         // for its own user alone.
         umask(0o077)
@@ -74,6 +78,8 @@ struct Handoffd: AsyncParsableCommand {
             if let clientCA { settings.clientCA = clientCA }
             if let policy { settings.policy = policy }
             if requireClientCert { settings.requireClientCertificate = true }
+            if let metricsListen { settings.metricsListen = metricsListen }
+            if let logFormat { settings.logFormat = logFormat }
             try settings.validate()
             if !settings.tlsEnabled && !insecureDev {
                 throw ValidationError(
@@ -83,6 +89,22 @@ struct Handoffd: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        let level = logLevel
+        let json = settings.logFormat == "json"
+        LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "handoffd")
+        logger.info("handoffd \(HandoffVersion.description)")
+        // Before anything makes a metric: those made earlier would stay no-ops.
+        let metricsRegistry = settings.metricsListen.map { _ in HandoffMetricsBackend.bootstrap() }
 
         for (problem, message) in settings.revocationListReport() {
             if problem { logger.warning("\(message)") } else { logger.info("\(message)") }
@@ -100,15 +122,19 @@ struct Handoffd: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let dataDirectory = settings.data
+        // The store's write failure in progress, for /readyz.
+        let storeFailure = Mutex<String?>(nil)
         store.observeWrites { change in
             switch change {
             case .failing(let cause):
+                storeFailure.withLock { $0 = "\(cause)" }
                 if case .full = cause {
                     logger.error("the store cannot write: no space left on the data volume \(dataDirectory); writes are refused (RESOURCE_EXHAUSTED) until space is freed, reads go on", metadata: ["cause": "\(cause)"])
                 } else {
                     logger.error("the store cannot write; writes are refused (UNAVAILABLE) until it recovers, reads go on", metadata: ["cause": "\(cause)"])
                 }
             case .recovered(let failed):
+                storeFailure.withLock { $0 = nil }
                 logger.notice("the store writes again after \(failed) failed writes")
             }
         }
@@ -151,29 +177,62 @@ struct Handoffd: AsyncParsableCommand {
             store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor, notices: notices,
             automatedAssessments: settings.automatedAssessments, logger: logger)
         services.register(into: &registry)
+        // Calls counted and timed when metrics are on, logged at debug level; trace context always bound.
+        let telemetry = CallTelemetry(methodNames: registry.methodNames, logger: logger)
+        telemetry.install(into: &registry, observe: metricsRegistry != nil || logLevel <= .debug)
         if !settings.tlsEnabled {
             logger.warning("serving WITHOUT TLS (--insecure-dev): bearer tokens and session state cross the network in clear; development only")
         }
         let server: RPCServer
+        let serverConfiguration: RPCServer.Configuration
         do {
-            server = try RPCServer(configuration: settings.serverConfiguration(), registry: registry, logger: logger)
+            serverConfiguration = try settings.serverConfiguration()
+            server = try RPCServer(configuration: serverConfiguration, registry: registry, logger: logger)
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode.failure
         }
+        // Set the moment a graceful shutdown begins: /readyz answers 503 from then on.
+        let draining = DrainingFlag()
+        var lifecycle: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let metricsRegistry, let address = settings.metricsListen.flatMap(HostAndPort.init) {
+            let gauges = OperationsGauges(store: store, services: services, server: server, handlers: serverConfiguration.connection.handlers)
+            let endpoints = OperationsEndpoints(
+                metrics: {
+                    await gauges.refresh()
+                    return metricsRegistry.emitToBuffer()
+                },
+                notReady: {
+                    if draining.isSet { return "draining: the server is shutting down" }
+                    if let failure = storeFailure.withLock({ $0 }) { return "the store cannot write: \(failure)" }
+                    do {
+                        _ = try await store.feedHead(tenant: TenantID("_readyz"))
+                        return nil
+                    } catch {
+                        return "the store does not answer reads: \(error)"
+                    }
+                })
+            // First in the group, so it stops last: /readyz answers 503 all through the drain.
+            lifecycle.append(.init(service: OperationsServer(host: address.host, port: address.port, endpoints: endpoints, logger: logger)))
+        }
+        lifecycle.append(.init(service: server))
+        lifecycle.append(.init(service: DeskSweeper(
+            approvals: services.approvals, interval: .milliseconds(settings.sweepIntervalMs), logger: logger)))
+        // Last, so told first: marks the drain before the server starts it.
+        lifecycle.append(.init(service: draining))
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: server),
-                    .init(service: DeskSweeper(
-                        approvals: services.approvals, interval: .milliseconds(settings.sweepIntervalMs), logger: logger)),
-                ],
+                services: lifecycle,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {
             try await group.run()
         } catch {
             await store.settle()
+            if let error = error as? OperationsServerError {
+                logger.critical("\(error.message)")
+                throw ExitCode.failure
+            }
             // A port taken is the usual first-run wall: say so, and how to pick another.
             if "\(error)".contains("Address already in use") {
                 logger.critical("cannot listen on \(settings.listen): the address is in use (another handoffd?); choose another with --listen HOST:PORT, or make run LISTEN=127.0.0.1:7444")
@@ -193,3 +252,16 @@ struct Handoffd: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Set when a graceful shutdown begins (the service group tells it first).
+final class DrainingFlag: Service {
+    private let flag = Atomic<Bool>(false)
+
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+
+    func run() async throws {
+        // Returns when the shutdown begins (or the group is cancelled).
+        try? await gracefulShutdown()
+        flag.store(true, ordering: .relaxed)
+    }
+}

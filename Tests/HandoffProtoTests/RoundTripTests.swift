@@ -125,7 +125,7 @@ struct RoundTripTests {
         #expect(Set(names).count == names.count)
         #expect(names.contains("handoff.v1.Health/Ping"))
         #expect(ProtoRegistry.methods.filter(\.serverStreaming).map(\.fullName).sorted()
-            == ["handoff.v1.Decisions/WaitForDecision", "handoff.v1.Operators/Watch"])
-        #expect(names.count == 29)
+            == ["handoff.v1.Admin/Backup", "handoff.v1.Decisions/WaitForDecision", "handoff.v1.Operators/Watch"])
+        #expect(names.count == 30)
     }
 }

@@ -225,6 +225,7 @@ struct AccessMatrixTests {
         "handoff.v1.Health/Ping": "names nothing",
         "handoff.v1.Sessions/CreateSession": "creates in the caller's tenant (the same id in two tenants is two sessions: tenantsApart)",
         "handoff.v1.Admin/ReloadPolicy": "global admins only; the policy is shared",
+        "handoff.v1.Admin/Backup": "global admins only; the copy holds every tenant by design",
     ]
 
     @Test("tenant isolation on every RPC that names a record, generated from the access table: another tenant's ids are NOT_FOUND, its lists and feeds empty")

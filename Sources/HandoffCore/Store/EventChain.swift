@@ -18,7 +18,7 @@ public enum EventChain {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(
             96 + tenant.rawValue.utf8.count + sessionID.utf8.count + event.action.utf8.count + event.actor.utf8.count
-                + event.reasoning.utf8.count + event.detailsJSON.utf8.count + previousHash.count)
+                + event.reasoning.utf8.count + event.detailsJSON.utf8.count + event.traceparent.utf8.count + previousHash.count)
         func integer32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
         func integer64(_ v: Int64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
         func text(_ s: String) {
@@ -34,6 +34,11 @@ public enum EventChain {
         text(event.reasoning)
         text(event.detailsJSON)
         integer64(event.occurredAtMs)
+        // Only when present, so chains written before traces hash as they did.
+        if !event.traceparent.isEmpty {
+            text("traceparent")
+            text(event.traceparent)
+        }
         bytes.append(contentsOf: previousHash)
         return SHA256.hash(data: bytes).withUnsafeBytes { Array($0) }
     }

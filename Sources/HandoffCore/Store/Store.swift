@@ -47,13 +47,22 @@ public struct NewEvent: Sendable, Hashable {
     public var reasoning: String
     public var detailsJSON: String
     public var occurredAtMs: Int64
+    /// The W3C `traceparent` of the call that caused it (`CallTrace`), or
+    /// empty: joins an agent's trace to the audit trail.
+    public var traceparent: String
 
-    public init(action: String, actor: String, reasoning: String, detailsJSON: String, occurredAtMs: Int64) {
+    /// `traceparent` defaults to the calling task's `CallTrace.traceparent`,
+    /// so every event a traced call writes carries it.
+    public init(
+        action: String, actor: String, reasoning: String, detailsJSON: String, occurredAtMs: Int64,
+        traceparent: String = CallTrace.traceparent
+    ) {
         self.action = action
         self.actor = actor
         self.reasoning = reasoning
         self.detailsJSON = detailsJSON
         self.occurredAtMs = occurredAtMs
+        self.traceparent = traceparent
     }
 }
 
@@ -387,4 +396,37 @@ public protocol Store: Sendable {
     func updateApproval(
         _ approval: ApprovalRecord, action: PendingActionRecord?, events: [NewEvent]
     ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: String, events: [EventRecord])
+
+    /// What the desks of every tenant hold now, for the operators' metrics
+    /// (read on each scrape: index counts only).
+    func deskCounts() async throws(StoreError) -> DeskCounts
+    /// Makes an online, consistent copy of the whole store while writes go
+    /// on: a new file beside the store (same volume, same permissions),
+    /// which the caller reads and then removes; with the copy's format (`sqlite3`).
+    func backupCopy() async throws(StoreError) -> (path: String, format: String)
+}
+
+/// What the desks hold now, across tenants.
+public struct DeskCounts: Sendable, Hashable {
+    /// Tickets not resolved, by status (`open`, `claimed`, `waiting`) and priority.
+    public var tickets: [TicketCount] = []
+    /// When the oldest open (unclaimed) ticket was opened; nil when none is open.
+    public var oldestOpenTicketCreatedAtMs: Int64?
+    /// Approvals waiting for a decision.
+    public var pendingApprovals: Int64 = 0
+    /// Pending actions not decided yet.
+    public var undecidedActions: Int64 = 0
+
+    public struct TicketCount: Sendable, Hashable {
+        public var status: String
+        public var priority: Int
+        public var count: Int64
+        public init(status: String, priority: Int, count: Int64) {
+            self.status = status
+            self.priority = priority
+            self.count = count
+        }
+    }
+
+    public init() {}
 }

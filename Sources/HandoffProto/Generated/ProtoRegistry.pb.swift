@@ -10,6 +10,8 @@ public enum ProtoRegistry {
         ReloadPolicyResponse.self,
         VerifyAuditChainRequest.self,
         VerifyAuditChainResponse.self,
+        BackupRequest.self,
+        BackupChunk.self,
         Identity.self,
         Session.self,
         Turn.self,
@@ -97,6 +99,11 @@ public enum ProtoRegistry {
             service: "handoff.v1.Admin", name: "VerifyAuditChain",
             requestType: VerifyAuditChainRequest.self, responseType: VerifyAuditChainResponse.self,
             serverStreaming: false
+        ),
+        ProtoMethod(
+            service: "handoff.v1.Admin", name: "Backup",
+            requestType: BackupRequest.self, responseType: BackupChunk.self,
+            serverStreaming: true
         ),
         ProtoMethod(
             service: "handoff.v1.Analytics", name: "EscalationStats",

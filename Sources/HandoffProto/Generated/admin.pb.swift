@@ -137,6 +137,73 @@ public struct VerifyAuditChainResponse: ProtoMessage {
     }
 }
 
+/// Request of Admin.Backup.
+public struct BackupRequest: ProtoMessage {
+    public static let protoName = "handoff.v1.BackupRequest"
+
+    /// Bytes per piece, from 4096 to 1048576; 0 means 1048576 (1 MiB). A
+    /// client with a smaller frame limit asks for less.
+    public var chunkBytes: Int32
+
+    /// Creates a message; every field left out keeps its protobuf default.
+    public init(
+        chunkBytes: Int32 = 0
+    ) {
+        self.chunkBytes = chunkBytes
+    }
+
+    /// Decodes a message from its protobuf encoding.
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoError) {
+        self = try _protoDecode(bytes)
+    }
+
+    /// Encodes the message; throws when a string holds U+0000, which protobuf-c cannot carry.
+    public func serializedBytes() throws(ProtoError) -> [UInt8] {
+        try _protoEncode(self)
+    }
+}
+
+/// One piece of Admin.Backup's stream: the store's file in order, each piece
+/// at most `chunk_bytes`. The last message carries no data and closes it: the total
+/// size and SHA-256 of the bytes before it, so the receiver can tell a whole
+/// copy from a cut one.
+public struct BackupChunk: ProtoMessage {
+    public static let protoName = "handoff.v1.BackupChunk"
+
+    /// The next bytes of the copy; empty in the last message.
+    public var data: [UInt8]
+    /// In the last message: how many bytes the copy has.
+    public var totalBytes: Int64
+    /// In the last message: SHA-256 (32 bytes) of the whole copy.
+    public var sha256: [UInt8]
+    /// In the last message: the format of the copy ("sqlite3": a SQLite
+    /// database file, handoffd's store.sqlite).
+    public var format: String
+
+    /// Creates a message; every field left out keeps its protobuf default.
+    public init(
+        data: [UInt8] = [],
+        totalBytes: Int64 = 0,
+        sha256: [UInt8] = [],
+        format: String = ""
+    ) {
+        self.data = data
+        self.totalBytes = totalBytes
+        self.sha256 = sha256
+        self.format = format
+    }
+
+    /// Decodes a message from its protobuf encoding.
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoError) {
+        self = try _protoDecode(bytes)
+    }
+
+    /// Encodes the message; throws when a string holds U+0000, which protobuf-c cannot carry.
+    public func serializedBytes() throws(ProtoError) -> [UInt8] {
+        try _protoEncode(self)
+    }
+}
+
 /// Administration; admins only.
 public enum Admin {
     /// The fully qualified service name.
@@ -149,6 +216,12 @@ public enum Admin {
 
     /// Recomputes a session's event hash chain and names the first broken link.
     public static let verifyAuditChain = UnaryMethod<VerifyAuditChainRequest, VerifyAuditChainResponse>(fullName: "handoff.v1.Admin/VerifyAuditChain")
+
+    /// An online, consistent copy of the whole store (every tenant), streamed
+    /// in chunks while the server goes on serving; global admins only.
+    /// FAILED_PRECONDITION when the store cannot make one (a PostgreSQL store:
+    /// use pg_dump). docs/OPERATIONS.md tells how to restore it.
+    public static let backup = ServerStreamingMethod<BackupRequest, BackupChunk>(fullName: "handoff.v1.Admin/Backup")
 }
 
 extension ReloadPolicyRequest: _CBridged {
@@ -263,6 +336,62 @@ extension VerifyAuditChainResponse: _CBridged {
         c.pointee.first_broken_sequence = m.firstBrokenSequence
         c.pointee.reason = try arena.cString(m.reason, "reason")
         c.pointee.head_hash = arena.binary(m.headHash)
+        return c
+    }
+}
+
+extension BackupRequest: _CBridged {
+    typealias CStruct = Handoff__V1__BackupRequest
+
+    static func _cInit(_ c: UnsafeMutablePointer<CStruct>) { handoff__v1__backup_request__init(c) }
+    static func _cUnpack(_ count: Int, _ data: UnsafePointer<UInt8>) -> UnsafeMutablePointer<CStruct>? {
+        handoff__v1__backup_request__unpack(nil, count, data)
+    }
+    static func _cFree(_ c: UnsafeMutablePointer<CStruct>) { handoff__v1__backup_request__free_unpacked(c, nil) }
+    static func _cPackedSize(_ c: UnsafePointer<CStruct>) -> Int { handoff__v1__backup_request__get_packed_size(c) }
+    static func _cPack(_ c: UnsafePointer<CStruct>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        handoff__v1__backup_request__pack(c, out)
+    }
+
+    init(_c c: UnsafePointer<CStruct>) throws(ProtoError) {
+        self.chunkBytes = c.pointee.chunk_bytes
+    }
+
+    static func _cMake(_ m: Self, _ arena: inout _ProtoArena) throws(ProtoError) -> UnsafeMutablePointer<CStruct> {
+        let c = arena.allocate(CStruct.self)
+        handoff__v1__backup_request__init(c)
+        c.pointee.chunk_bytes = m.chunkBytes
+        return c
+    }
+}
+
+extension BackupChunk: _CBridged {
+    typealias CStruct = Handoff__V1__BackupChunk
+
+    static func _cInit(_ c: UnsafeMutablePointer<CStruct>) { handoff__v1__backup_chunk__init(c) }
+    static func _cUnpack(_ count: Int, _ data: UnsafePointer<UInt8>) -> UnsafeMutablePointer<CStruct>? {
+        handoff__v1__backup_chunk__unpack(nil, count, data)
+    }
+    static func _cFree(_ c: UnsafeMutablePointer<CStruct>) { handoff__v1__backup_chunk__free_unpacked(c, nil) }
+    static func _cPackedSize(_ c: UnsafePointer<CStruct>) -> Int { handoff__v1__backup_chunk__get_packed_size(c) }
+    static func _cPack(_ c: UnsafePointer<CStruct>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        handoff__v1__backup_chunk__pack(c, out)
+    }
+
+    init(_c c: UnsafePointer<CStruct>) throws(ProtoError) {
+        self.data = _protoBytes(c.pointee.data)
+        self.totalBytes = c.pointee.total_bytes
+        self.sha256 = _protoBytes(c.pointee.sha256)
+        self.format = try _protoString(c.pointee.format, "format")
+    }
+
+    static func _cMake(_ m: Self, _ arena: inout _ProtoArena) throws(ProtoError) -> UnsafeMutablePointer<CStruct> {
+        let c = arena.allocate(CStruct.self)
+        handoff__v1__backup_chunk__init(c)
+        c.pointee.data = arena.binary(m.data)
+        c.pointee.total_bytes = m.totalBytes
+        c.pointee.sha256 = arena.binary(m.sha256)
+        c.pointee.format = try arena.cString(m.format, "format")
         return c
     }
 }

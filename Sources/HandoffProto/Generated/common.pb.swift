@@ -765,6 +765,9 @@ public struct Event: ProtoMessage {
     /// SHA-256 (32 bytes) over this event's canonical content and `prev_hash`;
     /// docs/PROTOCOL.md defines the canonical form.
     public var hash: [UInt8]
+    /// The W3C trace context (`traceparent`) the writing call sent in its
+    /// metadata, when it sent a valid one; empty otherwise. Covered by `hash`.
+    public var traceparent: String
 
     /// Creates a message; every field left out keeps its protobuf default.
     public init(
@@ -776,7 +779,8 @@ public struct Event: ProtoMessage {
         detailsJSON: String = "",
         occurredAtUnixMs: Int64 = 0,
         prevHash: [UInt8] = [],
-        hash: [UInt8] = []
+        hash: [UInt8] = [],
+        traceparent: String = ""
     ) {
         self.sequence = sequence
         self.sessionID = sessionID
@@ -787,6 +791,7 @@ public struct Event: ProtoMessage {
         self.occurredAtUnixMs = occurredAtUnixMs
         self.prevHash = prevHash
         self.hash = hash
+        self.traceparent = traceparent
     }
 
     /// Decodes a message from its protobuf encoding.
@@ -1470,6 +1475,7 @@ extension Event: _CBridged {
         self.occurredAtUnixMs = c.pointee.occurred_at_unix_ms
         self.prevHash = _protoBytes(c.pointee.prev_hash)
         self.hash = _protoBytes(c.pointee.hash)
+        self.traceparent = try _protoString(c.pointee.traceparent, "traceparent")
     }
 
     static func _cMake(_ m: Self, _ arena: inout _ProtoArena) throws(ProtoError) -> UnsafeMutablePointer<CStruct> {
@@ -1484,6 +1490,7 @@ extension Event: _CBridged {
         c.pointee.occurred_at_unix_ms = m.occurredAtUnixMs
         c.pointee.prev_hash = arena.binary(m.prevHash)
         c.pointee.hash = arena.binary(m.hash)
+        c.pointee.traceparent = try arena.cString(m.traceparent, "traceparent")
         return c
     }
 }

@@ -25,6 +25,15 @@ public struct MethodRegistry: Sendable {
     /// or throws to end the call with that status before the request is decoded.
     public var accessCheck: (@Sendable (_ method: String, _ context: ServerCallContext) throws(RPCError) -> String?)?
 
+    /// Runs every call's handler, given its context (after the access check):
+    /// the place to bind task-locals a call's work reads, such as its trace
+    /// context. nil runs the handler directly.
+    public var callScope: (@Sendable (_ context: ServerCallContext, _ work: @Sendable () async throws -> [UInt8]) async throws -> [UInt8])?
+
+    /// Told once of every call the server answered or gave up on, with its
+    /// status and duration: the place for metrics and the access log.
+    public var callObserver: (@Sendable (CallOutcome) -> Void)?
+
     public init() {}
 
     /// The wire names of every registered method.
@@ -71,4 +80,29 @@ func encodeResponse<M: ProtoMessage>(_ message: M) throws(RPCError) -> [UInt8] {
     } catch {
         throw RPCError(code: .internalError, message: "the response could not be encoded", cause: error)
     }
+}
+
+/// How a call ended, for `MethodRegistry.callObserver`.
+public struct CallOutcome: Sendable {
+    /// Which of the server's own limits refused a call before it ran.
+    public enum Refusal: String, Sendable {
+        /// `max_calls_per_connection`.
+        case callsPerConnection = "calls_per_connection"
+        /// `max_calls_total`: the server's handler budget.
+        case callsInServer = "calls_in_server"
+    }
+
+    /// The method's wire name as the client sent it (any text: a metrics
+    /// label must be taken from the registered names, never from this).
+    public var method: String
+    /// Whether a handler is registered for `method`.
+    public var registered: Bool
+    public var callID: UInt64
+    public var code: RPCError.Code
+    public var message: String
+    /// From the request's arrival to its status.
+    public var duration: Duration
+    /// The call's context; nil when it was refused before its context was made.
+    public var context: ServerCallContext?
+    public var refusal: Refusal?
 }

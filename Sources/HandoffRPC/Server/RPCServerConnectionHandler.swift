@@ -48,6 +48,7 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
 
     private struct Call {
         var task: Task<Void, Never>?
+        let context: ServerCallContext
         /// When the client stops waiting, and the timeout it sent.
         var deadline: NIODeadline?
         var timeoutMs: UInt64 = 0
@@ -238,21 +239,22 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
                 message: "call id \(id) does not increase (the last was \(highestCallID)); ids are never reused")
             return
         }
+        let now = NIODeadline.now()
         guard case .active = state else {
             // Above the GOAWAY's id: not started, so not counted as accepted.
-            write(.end(callID: id, status: .unavailable, message: "the server is shutting down; call not started"))
+            refuse(envelope, started: now, .unavailable, "the server is shutting down; call not started")
             return
         }
         highestCallID = id
         guard calls.count + abandoned.count < configuration.maximumConcurrentCalls else {
             let finishing = abandoned.isEmpty
                 ? "" : "; \(abandoned.count) of them cancelled or past their deadline, their work still finishing"
-            write(.end(
-                callID: id, status: .resourceExhausted,
-                message: "too many calls in flight on this connection (limit \(configuration.maximumConcurrentCalls)\(finishing))"))
+            refuse(
+                envelope, started: now, .resourceExhausted,
+                "too many calls in flight on this connection (limit \(configuration.maximumConcurrentCalls)\(finishing))",
+                refusal: .callsPerConnection)
             return
         }
-        let now = NIODeadline.now()
         let deadline: NIODeadline? = envelope.timeoutMs > 0
             ? now + .milliseconds(Int64(clamping: envelope.timeoutMs)) : nil
         var checked = ServerCallContext(
@@ -262,31 +264,32 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
             do throws(RPCError) {
                 checked.identity = try check(envelope.method, checked)
             } catch {
-                write(.end(callID: id, status: error.code, message: error.message))
+                refuse(envelope, started: now, error.code, error.message, context: checked)
                 return
             }
         }
         let callContext = checked
         guard let handler = registry.handlers[envelope.method] else {
-            write(.end(callID: id, status: .unimplemented, message: "unknown method \"\(envelope.method)\""))
+            refuse(envelope, started: now, .unimplemented, "unknown method \"\(envelope.method)\"", context: callContext)
             return
         }
 
         // The last refusal: from here the call runs, and its handler gives the place back.
         let handlers = configuration.handlers
         guard handlers.acquire() else {
-            write(.end(
-                callID: id, status: .resourceExhausted,
-                message: "the server is running \(handlers.limit) calls, the most it takes at once; retry later"))
+            refuse(
+                envelope, started: now, .resourceExhausted,
+                "the server is running \(handlers.limit) calls, the most it takes at once; retry later",
+                context: callContext, refusal: .callsInServer)
             return
         }
 
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        var call = Call(task: nil, deadline: deadline, timeoutMs: envelope.timeoutMs, streaming: false, started: now)
+        var call = Call(task: nil, context: callContext, deadline: deadline, timeoutMs: envelope.timeoutMs, streaming: false, started: now)
         call.endsOnDrain = registry.endsOnDrain.contains(envelope.method)
         if let deadline { armDeadlineTimer(at: deadline, context: context) }
         let payload = envelope.payload
-        let work: @Sendable () async throws -> [UInt8]
+        var work: @Sendable () async throws -> [UInt8]
         switch handler {
         case .unary(let body):
             work = { try await body(payload, callContext) }
@@ -297,6 +300,10 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
                 try await body(payload, callContext, writer)
                 return []
             }
+        }
+        if let scope = registry.callScope {
+            let unscoped = work
+            work = { try await scope(callContext, unscoped) }
         }
         calls[id] = call
         // Started after the call is recorded: a handler that does not suspend
@@ -333,11 +340,37 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
         switch result {
         case .success(let payload):
             write(.end(callID: id, status: .ok, message: "", payload: call.streaming ? [] : payload))
+            observe(call, .ok, "")
         case .failure(let error):
             let status = status(for: error, callID: id)
             write(.end(callID: id, status: status.code, message: status.message))
+            observe(call, status.code, status.message)
         }
         closeIfDrained()
+    }
+
+    /// Ends a call that never ran with `code`, and tells the observer.
+    private func refuse(
+        _ envelope: Envelope, started: NIODeadline, _ code: RPCError.Code, _ message: String,
+        context: ServerCallContext? = nil, refusal: CallOutcome.Refusal? = nil
+    ) {
+        write(.end(callID: envelope.callID, status: code, message: message))
+        guard let observer = registry.callObserver else { return }
+        observer(CallOutcome(
+            method: envelope.method, registered: registry.handlers[envelope.method] != nil, callID: envelope.callID,
+            code: code, message: message, duration: Self.since(started), context: context, refusal: refusal))
+    }
+
+    /// Tells the observer how a call that ran has ended.
+    private func observe(_ call: Call, _ code: RPCError.Code, _ message: String) {
+        guard let observer = registry.callObserver else { return }
+        observer(CallOutcome(
+            method: call.context.method, registered: true, callID: call.context.callID, code: code, message: message,
+            duration: Self.since(call.started), context: call.context, refusal: nil))
+    }
+
+    private static func since(_ start: NIODeadline) -> Duration {
+        .nanoseconds((NIODeadline.now() - start).nanoseconds)
     }
 
     private func status(for error: any Error, callID: UInt64) -> RPCError {
@@ -366,7 +399,9 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
         for id in expired {
             guard let call = calls.removeValue(forKey: id) else { continue }
             abandon(id, call)
-            write(.end(callID: id, status: .deadlineExceeded, message: "deadline of \(call.timeoutMs) ms exceeded"))
+            let message = "deadline of \(call.timeoutMs) ms exceeded"
+            write(.end(callID: id, status: .deadlineExceeded, message: message))
+            observe(call, .deadlineExceeded, message)
         }
         if let next, let context { armDeadlineTimer(at: next, context: context) }
         if !expired.isEmpty { closeIfDrained() }
@@ -375,6 +410,7 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
     private func cancelCall(_ id: UInt64) {
         guard let call = calls.removeValue(forKey: id) else { return }
         abandon(id, call)
+        observe(call, .cancelled, "cancelled by the client")
         closeIfDrained()
     }
 
@@ -391,6 +427,7 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
         deadlines.cancel()
         for call in all.values {
             call.task?.cancel()
+            observe(call, reason.code, reason.message)
         }
         let waiters = writabilityWaiters
         writabilityWaiters.removeAll()
@@ -487,7 +524,9 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
         for (id, call) in calls where call.endsOnDrain {
             calls.removeValue(forKey: id)
             call.task?.cancel()
-            write(.end(callID: id, status: .unavailable, message: "the server is shutting down; watch again (from your last cursor) to resume"))
+            let message = "the server is shutting down; watch again (from your last cursor) to resume"
+            write(.end(callID: id, status: .unavailable, message: message))
+            observe(call, .unavailable, message)
         }
         closeIfDrained()
     }

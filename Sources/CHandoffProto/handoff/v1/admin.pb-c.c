@@ -187,6 +187,96 @@ void   handoff__v1__verify_audit_chain_response__free_unpacked
   assert(message->base.descriptor == &handoff__v1__verify_audit_chain_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   handoff__v1__backup_request__init
+                     (Handoff__V1__BackupRequest         *message)
+{
+  static const Handoff__V1__BackupRequest init_value = HANDOFF__V1__BACKUP_REQUEST__INIT;
+  *message = init_value;
+}
+size_t handoff__v1__backup_request__get_packed_size
+                     (const Handoff__V1__BackupRequest *message)
+{
+  assert(message->base.descriptor == &handoff__v1__backup_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t handoff__v1__backup_request__pack
+                     (const Handoff__V1__BackupRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &handoff__v1__backup_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t handoff__v1__backup_request__pack_to_buffer
+                     (const Handoff__V1__BackupRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &handoff__v1__backup_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Handoff__V1__BackupRequest *
+       handoff__v1__backup_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Handoff__V1__BackupRequest *)
+     protobuf_c_message_unpack (&handoff__v1__backup_request__descriptor,
+                                allocator, len, data);
+}
+void   handoff__v1__backup_request__free_unpacked
+                     (Handoff__V1__BackupRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &handoff__v1__backup_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   handoff__v1__backup_chunk__init
+                     (Handoff__V1__BackupChunk         *message)
+{
+  static const Handoff__V1__BackupChunk init_value = HANDOFF__V1__BACKUP_CHUNK__INIT;
+  *message = init_value;
+}
+size_t handoff__v1__backup_chunk__get_packed_size
+                     (const Handoff__V1__BackupChunk *message)
+{
+  assert(message->base.descriptor == &handoff__v1__backup_chunk__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t handoff__v1__backup_chunk__pack
+                     (const Handoff__V1__BackupChunk *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &handoff__v1__backup_chunk__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t handoff__v1__backup_chunk__pack_to_buffer
+                     (const Handoff__V1__BackupChunk *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &handoff__v1__backup_chunk__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Handoff__V1__BackupChunk *
+       handoff__v1__backup_chunk__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Handoff__V1__BackupChunk *)
+     protobuf_c_message_unpack (&handoff__v1__backup_chunk__descriptor,
+                                allocator, len, data);
+}
+void   handoff__v1__backup_chunk__free_unpacked
+                     (Handoff__V1__BackupChunk *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &handoff__v1__backup_chunk__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor handoff__v1__reload_policy_request__field_descriptors[1] =
 {
   {
@@ -443,12 +533,129 @@ const ProtobufCMessageDescriptor handoff__v1__verify_audit_chain_response__descr
   (ProtobufCMessageInit) handoff__v1__verify_audit_chain_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor handoff__v1__admin__method_descriptors[2] =
+static const ProtobufCFieldDescriptor handoff__v1__backup_request__field_descriptors[1] =
+{
+  {
+    "chunk_bytes",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Handoff__V1__BackupRequest, chunk_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned handoff__v1__backup_request__field_indices_by_name[] = {
+  0,   /* field[0] = chunk_bytes */
+};
+static const ProtobufCIntRange handoff__v1__backup_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor handoff__v1__backup_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "handoff.v1.BackupRequest",
+  "BackupRequest",
+  "Handoff__V1__BackupRequest",
+  "handoff.v1",
+  sizeof(Handoff__V1__BackupRequest),
+  1,
+  handoff__v1__backup_request__field_descriptors,
+  handoff__v1__backup_request__field_indices_by_name,
+  1,  handoff__v1__backup_request__number_ranges,
+  (ProtobufCMessageInit) handoff__v1__backup_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor handoff__v1__backup_chunk__field_descriptors[4] =
+{
+  {
+    "data",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Handoff__V1__BackupChunk, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total_bytes",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Handoff__V1__BackupChunk, total_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sha256",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Handoff__V1__BackupChunk, sha256),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "format",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Handoff__V1__BackupChunk, format),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned handoff__v1__backup_chunk__field_indices_by_name[] = {
+  0,   /* field[0] = data */
+  3,   /* field[3] = format */
+  2,   /* field[2] = sha256 */
+  1,   /* field[1] = total_bytes */
+};
+static const ProtobufCIntRange handoff__v1__backup_chunk__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor handoff__v1__backup_chunk__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "handoff.v1.BackupChunk",
+  "BackupChunk",
+  "Handoff__V1__BackupChunk",
+  "handoff.v1",
+  sizeof(Handoff__V1__BackupChunk),
+  4,
+  handoff__v1__backup_chunk__field_descriptors,
+  handoff__v1__backup_chunk__field_indices_by_name,
+  1,  handoff__v1__backup_chunk__number_ranges,
+  (ProtobufCMessageInit) handoff__v1__backup_chunk__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor handoff__v1__admin__method_descriptors[3] =
 {
   { "ReloadPolicy", &handoff__v1__reload_policy_request__descriptor, &handoff__v1__reload_policy_response__descriptor },
   { "VerifyAuditChain", &handoff__v1__verify_audit_chain_request__descriptor, &handoff__v1__verify_audit_chain_response__descriptor },
+  { "Backup", &handoff__v1__backup_request__descriptor, &handoff__v1__backup_chunk__descriptor },
 };
 const unsigned handoff__v1__admin__method_indices_by_name[] = {
+  2,        /* Backup */
   0,        /* ReloadPolicy */
   1         /* VerifyAuditChain */
 };
@@ -459,7 +666,7 @@ const ProtobufCServiceDescriptor handoff__v1__admin__descriptor =
   "Admin",
   "Handoff__V1__Admin",
   "handoff.v1",
-  2,
+  3,
   handoff__v1__admin__method_descriptors,
   handoff__v1__admin__method_indices_by_name
 };
@@ -478,6 +685,14 @@ void handoff__v1__admin__verify_audit_chain(ProtobufCService *service,
 {
   assert(service->descriptor == &handoff__v1__admin__descriptor);
   service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void handoff__v1__admin__backup(ProtobufCService *service,
+                                const Handoff__V1__BackupRequest *input,
+                                Handoff__V1__BackupChunk_Closure closure,
+                                void *closure_data)
+{
+  assert(service->descriptor == &handoff__v1__admin__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void handoff__v1__admin__init (Handoff__V1__Admin_Service *service,
                                Handoff__V1__Admin_ServiceDestroy destroy)

@@ -1087,7 +1087,7 @@ const ProtobufCMessageDescriptor handoff__v1__memory__descriptor =
   (ProtobufCMessageInit) handoff__v1__memory__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor handoff__v1__event__field_descriptors[9] =
+static const ProtobufCFieldDescriptor handoff__v1__event__field_descriptors[10] =
 {
   {
     "sequence",
@@ -1197,6 +1197,18 @@ static const ProtobufCFieldDescriptor handoff__v1__event__field_descriptors[9] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "traceparent",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Handoff__V1__Event, traceparent),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned handoff__v1__event__field_indices_by_name[] = {
   2,   /* field[2] = action */
@@ -1208,11 +1220,12 @@ static const unsigned handoff__v1__event__field_indices_by_name[] = {
   4,   /* field[4] = reasoning */
   0,   /* field[0] = sequence */
   1,   /* field[1] = session_id */
+  9,   /* field[9] = traceparent */
 };
 static const ProtobufCIntRange handoff__v1__event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor handoff__v1__event__descriptor =
 {
@@ -1222,7 +1235,7 @@ const ProtobufCMessageDescriptor handoff__v1__event__descriptor =
   "Handoff__V1__Event",
   "handoff.v1",
   sizeof(Handoff__V1__Event),
-  9,
+  10,
   handoff__v1__event__field_descriptors,
   handoff__v1__event__field_indices_by_name,
   1,  handoff__v1__event__number_ranges,

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16handoff/v1/admin.proto\x12\nhandoff.v1\",\n\x13ReloadPolicyRequest\x12\x15\n\rvalidate_only\x18\x01 \x01(\x08\"\x83\x01\n\x14ReloadPolicyResponse\x12\x16\n\x0epolicy_version\x18\x01 \x01(\t\x12\x13\n\x0bpolicy_hash\x18\x02 \x01(\x0c\x12\x12\n\nrule_count\x18\x03 \x01(\x05\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\x08\x12\x19\n\x11loaded_at_unix_ms\x18\x05 \x01(\x03\"-\n\x17VerifyAuditChainRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x80\x01\n\x18VerifyAuditChainResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x03\x12\x1d\n\x15\x66irst_broken_sequence\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\thead_hash\x18\x05 \x01(\x0c\x32\xb9\x01\n\x05\x41\x64min\x12Q\n\x0cReloadPolicy\x12\x1f.handoff.v1.ReloadPolicyRequest\x1a .handoff.v1.ReloadPolicyResponse\x12]\n\x10VerifyAuditChain\x12#.handoff.v1.VerifyAuditChainRequest\x1a$.handoff.v1.VerifyAuditChainResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16handoff/v1/admin.proto\x12\nhandoff.v1\",\n\x13ReloadPolicyRequest\x12\x15\n\rvalidate_only\x18\x01 \x01(\x08\"\x83\x01\n\x14ReloadPolicyResponse\x12\x16\n\x0epolicy_version\x18\x01 \x01(\t\x12\x13\n\x0bpolicy_hash\x18\x02 \x01(\x0c\x12\x12\n\nrule_count\x18\x03 \x01(\x05\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\x08\x12\x19\n\x11loaded_at_unix_ms\x18\x05 \x01(\x03\"-\n\x17VerifyAuditChainRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x80\x01\n\x18VerifyAuditChainResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x03\x12\x1d\n\x15\x66irst_broken_sequence\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\thead_hash\x18\x05 \x01(\x0c\"$\n\rBackupRequest\x12\x13\n\x0b\x63hunk_bytes\x18\x01 \x01(\x05\"P\n\x0b\x42\x61\x63kupChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\t2\xf9\x01\n\x05\x41\x64min\x12Q\n\x0cReloadPolicy\x12\x1f.handoff.v1.ReloadPolicyRequest\x1a .handoff.v1.ReloadPolicyResponse\x12]\n\x10VerifyAuditChain\x12#.handoff.v1.VerifyAuditChainRequest\x1a$.handoff.v1.VerifyAuditChainResponse\x12>\n\x06\x42\x61\x63kup\x12\x19.handoff.v1.BackupRequest\x1a\x17.handoff.v1.BackupChunk0\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'handoff.v1.admin_pb2', globals())
@@ -28,6 +28,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _VERIFYAUDITCHAINREQUEST._serialized_end=263
   _VERIFYAUDITCHAINRESPONSE._serialized_start=266
   _VERIFYAUDITCHAINRESPONSE._serialized_end=394
-  _ADMIN._serialized_start=397
-  _ADMIN._serialized_end=582
+  _BACKUPREQUEST._serialized_start=396
+  _BACKUPREQUEST._serialized_end=432
+  _BACKUPCHUNK._serialized_start=434
+  _BACKUPCHUNK._serialized_end=514
+  _ADMIN._serialized_start=517
+  _ADMIN._serialized_end=766
 # @@protoc_insertion_point(module_scope)

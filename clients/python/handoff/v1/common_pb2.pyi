@@ -163,7 +163,7 @@ class ContextSnapshot(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., session_version: _Optional[int] = ..., state_json: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., memories: _Optional[_Iterable[_Union[Memory, _Mapping]]] = ..., total_turns: _Optional[int] = ..., taken_at_unix_ms: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ["action", "actor", "details_json", "hash", "occurred_at_unix_ms", "prev_hash", "reasoning", "sequence", "session_id"]
+    __slots__ = ["action", "actor", "details_json", "hash", "occurred_at_unix_ms", "prev_hash", "reasoning", "sequence", "session_id", "traceparent"]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +173,7 @@ class Event(_message.Message):
     REASONING_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACEPARENT_FIELD_NUMBER: _ClassVar[int]
     action: str
     actor: Identity
     details_json: str
@@ -182,7 +183,8 @@ class Event(_message.Message):
     reasoning: str
     sequence: int
     session_id: str
-    def __init__(self, sequence: _Optional[int] = ..., session_id: _Optional[str] = ..., action: _Optional[str] = ..., actor: _Optional[_Union[Identity, _Mapping]] = ..., reasoning: _Optional[str] = ..., details_json: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., hash: _Optional[bytes] = ...) -> None: ...
+    traceparent: str
+    def __init__(self, sequence: _Optional[int] = ..., session_id: _Optional[str] = ..., action: _Optional[str] = ..., actor: _Optional[_Union[Identity, _Mapping]] = ..., reasoning: _Optional[str] = ..., details_json: _Optional[str] = ..., occurred_at_unix_ms: _Optional[int] = ..., prev_hash: _Optional[bytes] = ..., hash: _Optional[bytes] = ..., traceparent: _Optional[str] = ...) -> None: ...
 
 class Identity(_message.Message):
     __slots__ = ["name", "role", "tenant_id"]

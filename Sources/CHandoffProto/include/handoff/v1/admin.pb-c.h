@@ -19,6 +19,8 @@ typedef struct Handoff__V1__ReloadPolicyRequest Handoff__V1__ReloadPolicyRequest
 typedef struct Handoff__V1__ReloadPolicyResponse Handoff__V1__ReloadPolicyResponse;
 typedef struct Handoff__V1__VerifyAuditChainRequest Handoff__V1__VerifyAuditChainRequest;
 typedef struct Handoff__V1__VerifyAuditChainResponse Handoff__V1__VerifyAuditChainResponse;
+typedef struct Handoff__V1__BackupRequest Handoff__V1__BackupRequest;
+typedef struct Handoff__V1__BackupChunk Handoff__V1__BackupChunk;
 
 
 /* --- enums --- */
@@ -124,6 +126,55 @@ struct  Handoff__V1__VerifyAuditChainResponse
     , 0, 0, 0, (char *)protobuf_c_empty_string, {0,NULL} }
 
 
+/*
+ * Request of Admin.Backup.
+ */
+struct  Handoff__V1__BackupRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Bytes per piece, from 4096 to 1048576; 0 means 1048576 (1 MiB). A
+   * client with a smaller frame limit asks for less.
+   */
+  int32_t chunk_bytes;
+};
+#define HANDOFF__V1__BACKUP_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&handoff__v1__backup_request__descriptor) \
+    , 0 }
+
+
+/*
+ * One piece of Admin.Backup's stream: the store's file in order, each piece
+ * at most `chunk_bytes`. The last message carries no data and closes it: the total
+ * size and SHA-256 of the bytes before it, so the receiver can tell a whole
+ * copy from a cut one.
+ */
+struct  Handoff__V1__BackupChunk
+{
+  ProtobufCMessage base;
+  /*
+   * The next bytes of the copy; empty in the last message.
+   */
+  ProtobufCBinaryData data;
+  /*
+   * In the last message: how many bytes the copy has.
+   */
+  int64_t total_bytes;
+  /*
+   * In the last message: SHA-256 (32 bytes) of the whole copy.
+   */
+  ProtobufCBinaryData sha256;
+  /*
+   * In the last message: the format of the copy ("sqlite3": a SQLite
+   * database file, handoffd's store.sqlite).
+   */
+  char *format;
+};
+#define HANDOFF__V1__BACKUP_CHUNK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&handoff__v1__backup_chunk__descriptor) \
+    , {0,NULL}, 0, {0,NULL}, (char *)protobuf_c_empty_string }
+
+
 /* Handoff__V1__ReloadPolicyRequest methods */
 void   handoff__v1__reload_policy_request__init
                      (Handoff__V1__ReloadPolicyRequest         *message);
@@ -200,6 +251,44 @@ Handoff__V1__VerifyAuditChainResponse *
 void   handoff__v1__verify_audit_chain_response__free_unpacked
                      (Handoff__V1__VerifyAuditChainResponse *message,
                       ProtobufCAllocator *allocator);
+/* Handoff__V1__BackupRequest methods */
+void   handoff__v1__backup_request__init
+                     (Handoff__V1__BackupRequest         *message);
+size_t handoff__v1__backup_request__get_packed_size
+                     (const Handoff__V1__BackupRequest   *message);
+size_t handoff__v1__backup_request__pack
+                     (const Handoff__V1__BackupRequest   *message,
+                      uint8_t             *out);
+size_t handoff__v1__backup_request__pack_to_buffer
+                     (const Handoff__V1__BackupRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Handoff__V1__BackupRequest *
+       handoff__v1__backup_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   handoff__v1__backup_request__free_unpacked
+                     (Handoff__V1__BackupRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Handoff__V1__BackupChunk methods */
+void   handoff__v1__backup_chunk__init
+                     (Handoff__V1__BackupChunk         *message);
+size_t handoff__v1__backup_chunk__get_packed_size
+                     (const Handoff__V1__BackupChunk   *message);
+size_t handoff__v1__backup_chunk__pack
+                     (const Handoff__V1__BackupChunk   *message,
+                      uint8_t             *out);
+size_t handoff__v1__backup_chunk__pack_to_buffer
+                     (const Handoff__V1__BackupChunk   *message,
+                      ProtobufCBuffer     *buffer);
+Handoff__V1__BackupChunk *
+       handoff__v1__backup_chunk__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   handoff__v1__backup_chunk__free_unpacked
+                     (Handoff__V1__BackupChunk *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Handoff__V1__ReloadPolicyRequest_Closure)
@@ -213,6 +302,12 @@ typedef void (*Handoff__V1__VerifyAuditChainRequest_Closure)
                   void *closure_data);
 typedef void (*Handoff__V1__VerifyAuditChainResponse_Closure)
                  (const Handoff__V1__VerifyAuditChainResponse *message,
+                  void *closure_data);
+typedef void (*Handoff__V1__BackupRequest_Closure)
+                 (const Handoff__V1__BackupRequest *message,
+                  void *closure_data);
+typedef void (*Handoff__V1__BackupChunk_Closure)
+                 (const Handoff__V1__BackupChunk *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -229,6 +324,10 @@ struct Handoff__V1__Admin_Service
                              const Handoff__V1__VerifyAuditChainRequest *input,
                              Handoff__V1__VerifyAuditChainResponse_Closure closure,
                              void *closure_data);
+  void (*backup)(Handoff__V1__Admin_Service *service,
+                 const Handoff__V1__BackupRequest *input,
+                 Handoff__V1__BackupChunk_Closure closure,
+                 void *closure_data);
 };
 typedef void (*Handoff__V1__Admin_ServiceDestroy)(Handoff__V1__Admin_Service *);
 void handoff__v1__admin__init (Handoff__V1__Admin_Service *service,
@@ -238,7 +337,8 @@ void handoff__v1__admin__init (Handoff__V1__Admin_Service *service,
 #define HANDOFF__V1__ADMIN__INIT(function_prefix__) \
     { HANDOFF__V1__ADMIN__BASE_INIT,\
       function_prefix__ ## reload_policy,\
-      function_prefix__ ## verify_audit_chain  }
+      function_prefix__ ## verify_audit_chain,\
+      function_prefix__ ## backup  }
 void handoff__v1__admin__reload_policy(ProtobufCService *service,
                                        const Handoff__V1__ReloadPolicyRequest *input,
                                        Handoff__V1__ReloadPolicyResponse_Closure closure,
@@ -247,6 +347,10 @@ void handoff__v1__admin__verify_audit_chain(ProtobufCService *service,
                                             const Handoff__V1__VerifyAuditChainRequest *input,
                                             Handoff__V1__VerifyAuditChainResponse_Closure closure,
                                             void *closure_data);
+void handoff__v1__admin__backup(ProtobufCService *service,
+                                const Handoff__V1__BackupRequest *input,
+                                Handoff__V1__BackupChunk_Closure closure,
+                                void *closure_data);
 
 /* --- descriptors --- */
 
@@ -254,6 +358,8 @@ extern const ProtobufCMessageDescriptor handoff__v1__reload_policy_request__desc
 extern const ProtobufCMessageDescriptor handoff__v1__reload_policy_response__descriptor;
 extern const ProtobufCMessageDescriptor handoff__v1__verify_audit_chain_request__descriptor;
 extern const ProtobufCMessageDescriptor handoff__v1__verify_audit_chain_response__descriptor;
+extern const ProtobufCMessageDescriptor handoff__v1__backup_request__descriptor;
+extern const ProtobufCMessageDescriptor handoff__v1__backup_chunk__descriptor;
 extern const ProtobufCServiceDescriptor handoff__v1__admin__descriptor;
 
 PROTOBUF_C__END_DECLS

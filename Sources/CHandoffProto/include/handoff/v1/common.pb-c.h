@@ -596,10 +596,15 @@ struct  Handoff__V1__Event
    * docs/PROTOCOL.md defines the canonical form.
    */
   ProtobufCBinaryData hash;
+  /*
+   * The W3C trace context (`traceparent`) the writing call sent in its
+   * metadata, when it sent a valid one; empty otherwise. Covered by `hash`.
+   */
+  char *traceparent;
 };
 #define HANDOFF__V1__EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&handoff__v1__event__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, {0,NULL}, {0,NULL} }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, {0,NULL}, {0,NULL}, (char *)protobuf_c_empty_string }
 
 
 typedef enum {

@@ -25,6 +25,9 @@ __all__ = [
     "default_action",
     "Gate",
     "Settled",
+    "lock_for",
+    "set_release",
+    "reset_release",
 ]
 
 T = TypeVar("T")
@@ -55,6 +58,16 @@ class UnknownPendingAction(HandoffIntegrationError, KeyError):
 
 
 _current_release: contextvars.ContextVar[Optional[Decision]] = contextvars.ContextVar("handoff_release", default=None)
+
+
+def set_release(decision: Optional[Decision]) -> "contextvars.Token[Optional[Decision]]":
+    """Makes ``decision`` the :func:`current_release` (reset with the token returned)."""
+    return _current_release.set(decision)
+
+
+def reset_release(token: "contextvars.Token[Optional[Decision]]") -> None:
+    """Undoes :func:`set_release`."""
+    _current_release.reset(token)
 
 
 def current_release() -> Optional[Decision]:
@@ -127,7 +140,8 @@ _locks: Dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
-def _lock_for(pending_action_id: str) -> threading.Lock:
+def lock_for(pending_action_id: str) -> threading.Lock:
+    """The process-wide lock of one pending action (serialises attempts to run it)."""
     with _locks_guard:
         lock = _locks.get(pending_action_id)
         if lock is None:
@@ -260,6 +274,30 @@ class Gate:
 
     # -- running once --------------------------------------------------------------------
 
+    def begin(self, session_id: str, settled: Settled) -> Settled:
+        """Checks, just before running, that the action is still RELEASED
+        (returns the fresh decision) or already EXECUTED (returns that with
+        the recorded result). Hold :func:`lock_for` around begin, the run and
+        :meth:`report`.
+
+        Raises:
+            NotReleased: anything else.
+        """
+        fresh = self.peek(session_id, settled.pending_action_id)
+        if fresh is None:
+            raise NotReleased(f"pending action {settled.pending_action_id} is no longer settled; the tool was not run")
+        if fresh.status == "EXECUTED":
+            return fresh
+        if not fresh.released or fresh.decision is None:
+            raise NotReleased(f"pending action {settled.pending_action_id} is {fresh.status}, not RELEASED; "
+                              "the tool was not run")
+        return fresh
+
+    def report(self, decision: Decision, result: Any, error: Optional[str]) -> None:
+        """ReportExecution under the release token (its key derived from the token)."""
+        self.client.report_execution(decision, json_safe(result), error=error[:2000] if error else None,
+                                     timeout=self.call_timeout)
+
     def run_released(self, session_id: str, settled: Settled, run: Callable[[Dict[str, Any]], T],
                      describe: Callable[[T], Tuple[Any, Optional[str]]]) -> Tuple[str, Any]:
         """Runs a RELEASED action once with the action Handoff released and
@@ -272,28 +310,22 @@ class Gate:
         A tool that raises is reported as failed (the release is used up) and
         the exception propagates.
         """
-        with _lock_for(settled.pending_action_id):
-            fresh = self.peek(session_id, settled.pending_action_id)
-            if fresh is None:
-                raise NotReleased(f"pending action {settled.pending_action_id} is no longer settled")
+        with lock_for(settled.pending_action_id):
+            fresh = self.begin(session_id, settled)
             if fresh.status == "EXECUTED":
                 return "executed", (fresh.recorded_result, fresh.recorded_error)
-            if not fresh.released or fresh.decision is None:
-                raise NotReleased(f"pending action {settled.pending_action_id} is {fresh.status}, not RELEASED; "
-                                  "the tool was not run")
             decision = fresh.decision
+            assert decision is not None
             token = _current_release.set(decision)
             try:
                 value = run(decision.action)
-            except BaseException as error:
-                if isinstance(error, Exception):
-                    self.client.report_execution(decision, None, error=f"{type(error).__name__}: {error}"[:2000],
-                                                 timeout=self.call_timeout)
+            except Exception as error:
+                self.report(decision, None, f"{type(error).__name__}: {error}")
                 raise
             finally:
                 _current_release.reset(token)
             result, failure = describe(value)
-            self.client.report_execution(decision, result, error=failure, timeout=self.call_timeout)
+            self.report(decision, result, failure)
             return "ran", value
 
 

@@ -207,7 +207,9 @@ class Gate:
 
     def recorded_execution(self, session_id: str, pending_action_id: str) -> Tuple[Any, Optional[str]]:
         """The result (and error) of an EXECUTED action's first report, from the
-        session's ``action.executed`` event."""
+        session's ``action.executed`` event ((None, None) without a session id)."""
+        if not session_id:
+            return None, None
         for event in self.client.sessions.list_events(session_id, actions=["action.executed"], newest_first=True,
                                                       timeout=self.call_timeout):
             details = from_json(event.details_json, {})

@@ -30,6 +30,7 @@ import Yams
 ///   max_handshakes: 512                 # TLS handshakes in progress; more are closed as they arrive
 ///   idle_timeout_seconds: 120
 ///   shutdown_grace_seconds: 10
+///   drain_delay_seconds: 0              # after SIGTERM, /readyz says 503 this long before the drain starts
 /// tokens:                               # bearer tokens (handoff tokens new), stored as SHA-256
 ///   - {identity: "handoff://tenant/acme/agent/bot", sha256: "<64 hex>", expires: "2027-01-01T00:00:00Z"}
 /// multi_factor:
@@ -46,6 +47,10 @@ import Yams
 ///     # ca_file: /etc/handoff/hooks-ca.pem  (https: the CA the receiver's certificate chains to; default: the system's)
 /// desk:
 ///   sweep_interval_ms: 1000             # approval expiries and SLA breaches are applied this often
+/// metrics:
+///   listen: 127.0.0.1:9464              # /metrics, /healthz, /readyz over HTTP; default: off
+/// log:
+///   format: text                        # or json: one object a line
 /// store:
 ///   cache_mib: 64                       # SQLite page cache of the writer; each reader gets a quarter
 ///   checkpoint_pages: 10000             # the writer copies the WAL back into the database after this many pages
@@ -84,6 +89,10 @@ public struct ServerSettings: Sendable, Equatable {
     public var maximumHandshakes = 512
     public var idleTimeoutSeconds = 120
     public var shutdownGraceSeconds = 10
+    /// `limits.drain_delay_seconds`: after SIGTERM, how long /readyz answers
+    /// 503 while calls are still served, before the drain starts, so a load
+    /// balancer stops routing here first.
+    public var drainDelaySeconds = 0
     public var threads = System.coreCount
     /// Session limits (resident actors, state size, turn limits, context cache).
     public var sessions = SessionService.Configuration()
@@ -174,6 +183,7 @@ public struct ServerSettings: Sendable, Equatable {
             if let v = limits.maxHandshakes { maximumHandshakes = v }
             if let v = limits.idleTimeoutSeconds { idleTimeoutSeconds = v }
             if let v = limits.shutdownGraceSeconds { shutdownGraceSeconds = v }
+            if let v = limits.drainDelaySeconds { drainDelaySeconds = v }
             if let v = limits.threads { threads = v }
         }
         if let entries = file.tokens {
@@ -249,6 +259,7 @@ public struct ServerSettings: Sendable, Equatable {
         try check("limits.max_handshakes", maximumHandshakes, 1...100_000)
         try check("limits.idle_timeout_seconds", idleTimeoutSeconds, 1...86_400)
         try check("limits.shutdown_grace_seconds", shutdownGraceSeconds, 0...3_600)
+        try check("limits.drain_delay_seconds", drainDelaySeconds, 0...300)
         try check("limits.threads", threads, 1...256)
         try check("desk.sweep_interval_ms", sweepIntervalMs, 10...60_000)
         try check("store.cache_mib", storeCacheMiB, 1...16_384)
@@ -506,6 +517,7 @@ public struct ServerSettings: Sendable, Equatable {
             var maxHandshakes: Int?
             var idleTimeoutSeconds: Int?
             var shutdownGraceSeconds: Int?
+            var drainDelaySeconds: Int?
             var threads: Int?
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case maxFrameBytes = "max_frame_bytes"
@@ -515,6 +527,7 @@ public struct ServerSettings: Sendable, Equatable {
                 case maxHandshakes = "max_handshakes"
                 case idleTimeoutSeconds = "idle_timeout_seconds"
                 case shutdownGraceSeconds = "shutdown_grace_seconds"
+                case drainDelaySeconds = "drain_delay_seconds"
                 case threads
             }
             init(from decoder: any Decoder) throws {
@@ -527,6 +540,7 @@ public struct ServerSettings: Sendable, Equatable {
                 maxHandshakes = try c.decodeIfPresent(Int.self, forKey: .maxHandshakes)
                 idleTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .idleTimeoutSeconds)
                 shutdownGraceSeconds = try c.decodeIfPresent(Int.self, forKey: .shutdownGraceSeconds)
+                drainDelaySeconds = try c.decodeIfPresent(Int.self, forKey: .drainDelaySeconds)
                 threads = try c.decodeIfPresent(Int.self, forKey: .threads)
             }
         }

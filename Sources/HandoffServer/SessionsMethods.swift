@@ -82,7 +82,8 @@ extension EventRecord {
         Event(
             sequence: sequence, sessionID: sessionID, action: event.action,
             actor: Identity(actor: event.actor), reasoning: event.reasoning,
-            detailsJSON: event.detailsJSON, occurredAtUnixMs: event.occurredAtMs, prevHash: previousHash, hash: hash)
+            detailsJSON: event.detailsJSON, occurredAtUnixMs: event.occurredAtMs, prevHash: previousHash, hash: hash,
+            traceparent: event.traceparent)
     }
 }
 

@@ -193,7 +193,7 @@ struct Handoffd: AsyncParsableCommand {
             throw ExitCode.failure
         }
         // Set the moment a graceful shutdown begins: /readyz answers 503 from then on.
-        let draining = DrainingFlag()
+        let draining = DrainingFlag(delay: .seconds(settings.drainDelaySeconds))
         var lifecycle: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let metricsRegistry, let address = settings.metricsListen.flatMap(HostAndPort.init) {
             let gauges = OperationsGauges(store: store, services: services, server: server, handlers: serverConfiguration.connection.handlers)
@@ -256,6 +256,12 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 /// Set when a graceful shutdown begins (the service group tells it first).
 final class DrainingFlag: Service {
     private let flag = Atomic<Bool>(false)
+    /// How long calls are still served after the flag is set (limits.drain_delay_seconds).
+    private let delay: Duration
+
+    init(delay: Duration) {
+        self.delay = delay
+    }
 
     var isSet: Bool { flag.load(ordering: .relaxed) }
 
@@ -263,5 +269,7 @@ final class DrainingFlag: Service {
         // Returns when the shutdown begins (or the group is cancelled).
         try? await gracefulShutdown()
         flag.store(true, ordering: .relaxed)
+        // The group stops the next service (and so the RPC server's drain) when this returns.
+        if delay > .zero { try? await Task.sleep(for: delay) }
     }
 }

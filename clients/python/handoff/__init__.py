@@ -10,6 +10,7 @@ of calls in flight, reconnects after the connection is lost, and raises a
 :class:`HandoffError` subclass carrying the call's :class:`StatusCode` when a
 call fails. The generated protobuf modules are in :mod:`handoff.v1`.
 """
+from handoff._trace import current_traceparent, traceparent
 from handoff.aio import AsyncClient, Stream
 from handoff.client import Client, SyncStream
 from handoff.errors import (
@@ -38,6 +39,7 @@ from handoff.v1.common_pb2 import Action
 __version__ = "0.1.0"
 
 __all__ = [
+    "traceparent", "current_traceparent",
     "Aborted",
     "Action",
     "AlreadyExists",

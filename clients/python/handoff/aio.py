@@ -26,6 +26,7 @@ from typing import (Any, Callable, Dict, Generic, Iterable, List, Mapping, Optio
 
 from google.protobuf.message import Message
 
+from handoff._trace import current_traceparent
 from handoff import models
 from handoff._connection import ALPN, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_STREAM_BUFFER, Call, Connection, \
     StreamEnd, check_no_nul
@@ -371,15 +372,18 @@ class AsyncClient:
         return request.SerializeToString()
 
     def _call_metadata(self, metadata: Optional[Iterable[Tuple[str, str]]]) -> List[Tuple[str, str]]:
-        if not metadata:
-            return self.metadata
-        extra = [(str(k), str(v)) for k, v in metadata]
+        extra = [(str(k), str(v)) for k, v in (metadata or ())]
         for key, value in extra:
             if key != key.lower():
                 raise ValueError(f"metadata key {key!r} must be lower-case")
             if "\x00" in key or "\x00" in value:
                 raise ValueError("metadata cannot hold U+0000")
-        return self.metadata + extra
+        # The trace context of the calling code (handoff.traceparent or OpenTelemetry), unless given explicitly.
+        if not any(key == "traceparent" for key, _ in self.metadata + extra):
+            trace = current_traceparent()
+            if trace:
+                extra.append(("traceparent", trace))
+        return self.metadata + extra if extra else self.metadata
 
     async def _start(self, info: MethodInfo, payload: bytes, timeout: Optional[float],
                      metadata: Sequence[Tuple[str, str]], streaming: bool) -> Call:
@@ -454,7 +458,7 @@ class AsyncClient:
     def _typed_stream(self, method: str, request: Message, timeout: Optional[float],
                       convert: Callable[[Any], T]) -> Stream[T]:
         info = self._resolve(method, request, streaming=True)
-        return Stream(self, info, self._encode(info, request), timeout, self.metadata, convert)
+        return Stream(self, info, self._encode(info, request), timeout, self._call_metadata(None), convert)
 
     # MARK: health
 

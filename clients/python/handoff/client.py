@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Generic, Iterable, Iterator, List, Mapping, O
 
 from google.protobuf.message import Message
 
+from handoff._trace import _within, current_traceparent
 from handoff._connection import Connection
 from handoff._methods import MethodInfo
 from handoff.aio import AsyncClient, Stream
@@ -124,6 +125,10 @@ class Client:
                 awaitable.close()
             raise RuntimeError("a handoff.Client method was called on the client's own event loop thread; "
                                "use the AsyncClient there")
+        # The call runs on the client's loop thread: carry the caller's trace context there.
+        trace = current_traceparent()
+        if trace and asyncio.iscoroutine(awaitable):
+            awaitable = _within(trace, awaitable)
         future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(awaitable, self._loop)  # type: ignore[arg-type]
         with self._futures_lock:
             self._futures.add(future)

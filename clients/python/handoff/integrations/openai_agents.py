@@ -226,7 +226,7 @@ class HandoffApprovals:
                 state.approve(item)
                 outcome[pending_id] = settled.status
             else:
-                why = f": {settled.comment}" if settled.comment else ""
+                why = f": {settled.comment.rstrip('.')}" if settled.comment else ""
                 state.reject(item, rejection_message=f"Handoff: this action was {settled.status.lower()}{why}. "
                                                      "The tool was not run; do not retry it unless the user asks.")
                 outcome[pending_id] = settled.status

@@ -15,6 +15,17 @@ public struct CallOptions: Sendable {
         self.timeout = timeout
         self.metadata = metadata
     }
+
+    /// The call's W3C trace context (`00-<trace id>-<parent id>-<flags>`),
+    /// sent as `traceparent` metadata: handoffd logs it with the call and
+    /// records it on the events the call writes. Setting nil removes it.
+    public var traceparent: String? {
+        get { metadata.first { $0.key == "traceparent" }?.value }
+        set {
+            metadata.removeAll { $0.key == "traceparent" }
+            if let newValue { metadata.append(MetadataEntry(key: "traceparent", value: newValue)) }
+        }
+    }
 }
 
 /// Calls over one established connection (TLS and framing already in the

@@ -1,7 +1,7 @@
 // Handoff — the metrics backend: swift-metrics bootstrapped with
 // swift-prometheus, with buckets fitted to what each histogram measures.
 
-public import Metrics
+import Metrics
 public import Prometheus
 
 /// The process's Prometheus registry, once `bootstrap()` installed it.

@@ -133,12 +133,11 @@ final class OperationsHTTPHandler: ChannelInboundHandler, RemovableChannelHandle
         Task {
             let status: HTTPResponseStatus
             let body: [UInt8]
-            var type = "text/plain; charset=utf-8"
+            let type = path == "/metrics" ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8"
             switch path {
             case "/metrics":
                 status = .ok
                 body = await endpoints.metrics()
-                type = "text/plain; version=0.0.4; charset=utf-8"
             case "/healthz":
                 status = .ok
                 body = Array("ok\n".utf8)

@@ -5,7 +5,7 @@
 // identities or free text.
 
 import CoreMetrics
-public import HandoffCore
+import HandoffCore
 
 /// The domain's metrics, each created on first use.
 public enum DeskMetrics {

@@ -2,7 +2,7 @@
 
 import Foundation
 import GRDB
-public import HandoffCore
+import HandoffCore
 
 extension SQLiteStore {
 

@@ -2,7 +2,7 @@
 
 import Foundation
 import GRDB
-public import HandoffCore
+import HandoffCore
 
 extension SQLiteStore {
     /// Versioned schema migrations; a new version is a new registered step.

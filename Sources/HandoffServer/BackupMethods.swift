@@ -3,9 +3,9 @@
 
 import Crypto
 import Foundation
-public import HandoffCore
+import HandoffCore
 import HandoffProto
-public import HandoffRPC
+import HandoffRPC
 
 extension MethodRegistry {
     /// Registers `handoff.v1.Admin/Backup`. The store makes its copy beside

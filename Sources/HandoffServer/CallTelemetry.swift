@@ -3,7 +3,7 @@
 // trace context bound for the events it writes.
 
 import CoreMetrics
-public import HandoffCore
+import HandoffCore
 public import HandoffRPC
 public import Logging
 import Synchronization

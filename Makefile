@@ -5,7 +5,7 @@ SWIFT ?= swift
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := .build-fuzz
 
-.PHONY: all deps generate check-generated build build-release install test test-swift test-python fuzz fuzz-long durability run bench bench-sessions clean
+.PHONY: all deps generate check-generated build build-release install test test-swift test-python test-soak fuzz fuzz-long durability soak run bench bench-sessions clean
 
 all: build
 
@@ -26,7 +26,7 @@ build-release: deps
 
 # Everything CI proves: generated code current, Swift suites, Python suites,
 # and a bounded fuzzing run of the decoders.
-test: deps check-generated test-swift test-python fuzz
+test: deps check-generated test-swift test-python test-soak fuzz
 	@scripts/test-summary .build/test-logs
 
 # --no-parallel: run in parallel on these 2-core machines, the suite was seen to
@@ -42,6 +42,21 @@ test-python: deps
 	$(SWIFT) build
 	@mkdir -p .build/test-logs
 	set -o pipefail; python3 -m pytest -q clients/python/tests 2>&1 | tee .build/test-logs/python.log
+
+# A one-minute soak of the debug build: the seed's mix at half the rate it
+# reached just before; fails on a hung or failed call, growing memory or
+# descriptors, a ticket a watcher missed or a chain that does not verify.
+test-soak: deps
+	$(SWIFT) build
+	@mkdir -p .build/test-logs
+	set -o pipefail; BIN=.build/debug SOAK_SECONDS=60 INTERVAL=15 MEASURE_SECONDS=10 scripts/soak 2>&1 | tee .build/test-logs/soak.log
+
+# The ten-minute soak of the release build (figures in docs/BENCHMARKS.md).
+soak: deps
+	$(SWIFT) build -c release --product handoffd
+	$(SWIFT) build -c release --product handoff
+	$(SWIFT) build -c release --product handoff-bench
+	scripts/soak
 
 # handoffd SIGKILLed under concurrent writes and restarted, three times (also part of make test).
 durability: deps

@@ -43,14 +43,30 @@ public final class OperationsServer: Service {
     /// The address it listens on, once it does.
     public var localAddress: SocketAddress? { bound.withLock { $0?.localAddress } }
 
+    /// Connections open at once at most: a scraper and a few probes need a handful.
+    public static let maximumConnections = 64
+    /// A connection that sends no complete request for this long is closed.
+    public static let idleTimeout = TimeAmount.seconds(10)
+
     public func run() async throws {
         let endpoints = self.endpoints
+        let open = Atomic<Int>(0)
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 64)
+                // A client that sends its request and shuts its side (nc -N) still gets the answer.
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    // Past the cap, closed as accepted: the RPC port's descriptors stay free.
+                    guard open.wrappingAdd(1, ordering: .relaxed).newValue <= Self.maximumConnections else {
+                        open.wrappingSubtract(1, ordering: .relaxed)
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { _ in open.wrappingSubtract(1, ordering: .relaxed) }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                         try channel.pipeline.syncOperations.addHandler(OperationsHTTPHandler(endpoints: endpoints))
                     }
@@ -99,9 +115,34 @@ final class OperationsHTTPHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private let endpoints: OperationsEndpoints
     private var request: HTTPRequestHead?
+    /// An answer is being made (its endpoint is asked asynchronously).
+    private var answering = false
+    private var inputClosed = false
 
     init(endpoints: OperationsEndpoints) {
         self.endpoints = endpoints
+    }
+
+    /// Idle (no request for `OperationsServer.idleTimeout`), or half-closed
+    /// with nothing left to answer: close.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.close(promise: nil)
+            return
+        }
+        if let input = event as? ChannelEvent, input == .inputClosed {
+            inputClosed = true
+            if request == nil, !answering {
+                context.close(promise: nil)
+                return
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// A malformed request (the error handler answered 400): close.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -130,6 +171,7 @@ final class OperationsHTTPHandler: ChannelInboundHandler, RemovableChannelHandle
             return
         }
         let isHead = head.method == .HEAD
+        answering = true
         Task {
             let status: HTTPResponseStatus
             let body: [UInt8]
@@ -155,7 +197,10 @@ final class OperationsHTTPHandler: ChannelInboundHandler, RemovableChannelHandle
             }
             loop.execute {
                 let (handler, context) = bound.value
-                handler.respond(status, body, type: type, keepAlive: keepAlive, version: version, head: isHead, context: context)
+                handler.answering = false
+                // Half-closed by the client: answer, then close.
+                handler.respond(
+                    status, body, type: type, keepAlive: keepAlive && !handler.inputClosed, version: version, head: isHead, context: context)
             }
         }
     }

@@ -35,6 +35,17 @@ extension SQLiteStore {
         }
     }
 
+    /// Removes what a backup interrupted by a crash left beside the store at
+    /// `path` (its partial copy and that copy's journal).
+    static func removeInterruptedBackups(beside path: String) {
+        let directory = (path as NSString).deletingLastPathComponent
+        let prefix = (path as NSString).lastPathComponent + ".backup-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
+        where name.hasPrefix(prefix) {
+            unlink((directory as NSString).appendingPathComponent(name))
+        }
+    }
+
     /// `VACUUM INTO` on a reader: one read transaction, so the copy is the
     /// store as of one commit, while the writer goes on. Writes answered
     /// before the call (queued automated assessments too) commit first.
@@ -43,6 +54,11 @@ extension SQLiteStore {
         await writer.settle()
         do {
             try await pool.unsafeRead { db in  // no transaction open: VACUUM INTO takes its own read transaction
+                // The copy is written through this connection's page cache:
+                // a small one for it, so a backup does not grow memory with the store.
+                let cache = try Int.fetchOne(db, sql: "PRAGMA cache_size") ?? -2000
+                try db.execute(sql: "PRAGMA cache_size = -2048")
+                defer { try? db.execute(sql: "PRAGMA cache_size = \(cache)") }
                 try db.execute(sql: "VACUUM INTO ?", arguments: [path])
             }
         } catch {

@@ -43,6 +43,8 @@ public final class SQLiteStore: Store {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA cache_size = -\(db.configuration.readonly ? readerKiB : writerKiB)")
         }
+        // A backup's copy is made beside the store; one a crash cut short is of no use.
+        Self.removeInterruptedBackups(beside: path)
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
             // DatabasePool sets the writer to synchronous=NORMAL after

@@ -311,7 +311,7 @@ public final class AccessControl: Sendable {
         if rule.globalOnly, !principal.isGlobal {
             throw RPCError(
                 code: .permissionDenied,
-                message: "\(method) changes what every tenant shares: only a global admin (handoff://global/admin/<name>) may call it; \(principal.uri) is a tenant's")
+                message: "\(method) acts on what every tenant shares: only a global admin (handoff://global/admin/<name>) may call it; \(principal.uri) is a tenant's (`handoff certs issue DIR --role admin --global --name NAME` or `handoff tokens new --identity handoff://global/admin/NAME` makes one)")
         }
         if principal.isGlobal, !rule.anonymous, !rule.globalOnly, Self.callTenant(context) == nil {
             throw RPCError(

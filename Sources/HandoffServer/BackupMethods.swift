@@ -3,6 +3,7 @@
 
 import Crypto
 import Foundation
+import Synchronization
 import HandoffCore
 import HandoffProto
 import HandoffRPC
@@ -12,11 +13,17 @@ extension MethodRegistry {
     /// itself; it is streamed in pieces, then removed; the last message
     /// carries its size and SHA-256.
     mutating func registerBackup(store: any Store) {
+        // One at a time: each copy takes as much room as the store, on its volume.
+        let running = Atomic<Bool>(false)
         register(Admin.backup) { request, _, writer in
             let size = request.chunkBytes == 0 ? 1 << 20 : Int(request.chunkBytes)
             guard (4096...(1 << 20)).contains(size) else {
                 throw RPCError(code: .invalidArgument, message: "chunk_bytes is \(request.chunkBytes); it must be 0 (1 MiB) or from 4096 to 1048576")
             }
+            guard running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+                throw RPCError(code: .aborted, message: "another backup is running (each makes a copy as large as the store on its volume); retry when it has ended")
+            }
+            defer { running.store(false, ordering: .releasing) }
             let path: String
             let format: String
             do throws(StoreError) {
@@ -40,7 +47,8 @@ extension MethodRegistry {
                 try Task.checkCancellation()
                 let piece: Data
                 do {
-                    piece = try file.read(upToCount: size) ?? Data()
+                    // Off the connection's event loop: a read from disk blocks.
+                    piece = try await withTaskExecutorPreference(globalConcurrentExecutor) { try file.read(upToCount: size) ?? Data() }
                 } catch {
                     throw RPCError(code: .internalError, message: "the backup copy could not be read back: \(error)")
                 }

@@ -76,6 +76,20 @@ public final class CallTelemetry: Sendable {
         }
     }
 
+    /// `text` with each control character (a newline, an escape, …) written as `\u{…}`.
+    static func escapingControlCharacters(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.properties.generalCategory == .control {
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     func observe(_ outcome: CallOutcome) {
         let metrics = (outcome.registered ? methods[outcome.method] : nil) ?? unknown
         let (seconds, attoseconds) = outcome.duration.components
@@ -101,7 +115,10 @@ public final class CallTelemetry: Sendable {
                 metadata["traceparent"] = "\(traceparent)"
             }
         }
-        if outcome.code != .ok { metadata["message"] = "\(outcome.message)" }
+        // "error", not "message": the JSON format's own key for the line's text.
+        // Escaped: a message may quote the client's text (an id, a method name),
+        // which must not start a line of its own in a text log.
+        if outcome.code != .ok { metadata["error"] = "\(Self.escapingControlCharacters(outcome.message))" }
         logger.debug("call", metadata: metadata)
     }
 }

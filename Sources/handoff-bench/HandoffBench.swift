@@ -8,6 +8,6 @@ struct HandoffBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "handoff-bench",
         abstract: "Benchmarks for Handoff (release builds only).",
-        subcommands: [RPCBenchmark.self, StoreBenchmark.self, CodecBenchmark.self, PolicyBenchmark.self, DeskBenchmark.self]
+        subcommands: [RPCBenchmark.self, StoreBenchmark.self, CodecBenchmark.self, PolicyBenchmark.self, DeskBenchmark.self, SoakBenchmark.self]
     )
 }

@@ -28,11 +28,15 @@ struct AdminCommand: AsyncParsableCommand {
                 throw CommandFailure("\(out) exists; choose another --out (a backup never overwrites a file)")
             }
             let partial = out + ".partial"
-            guard FileManager.default.createFile(atPath: partial, contents: nil, attributes: [.posixPermissions: 0o600]),
-                  let file = FileHandle(forWritingAtPath: partial)
-            else {
-                throw CommandFailure("cannot create \(partial): check the directory exists and is writable")
+            // O_EXCL: two backups to one --out never write into each other's copy.
+            let descriptor = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else {
+                let reason = String(cString: strerror(errno))
+                throw CommandFailure(errno == EEXIST
+                    ? "\(partial) exists: another backup to \(out) is running, or one was cut short (remove it and run again)"
+                    : "cannot create \(partial): \(reason); check the directory exists and is writable")
             }
+            let file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
             var finished = false
             defer {
                 try? file.close()
@@ -65,8 +69,13 @@ struct AdminCommand: AsyncParsableCommand {
             }
             try file.synchronize()
             try file.close()
-            guard rename(partial, out) == 0 else { throw CommandFailure("cannot rename \(partial) to \(out): \(String(cString: strerror(errno)))") }
+            // link(2) refuses an existing target, where rename(2) would replace a file made meanwhile.
+            guard link(partial, out) == 0 else {
+                finished = true  // keep the copy: it is whole
+                throw CommandFailure("cannot write \(out): \(String(cString: strerror(errno))) (the copy is left in \(partial))")
+            }
             finished = true
+            unlink(partial)
             print("backup written: \(out) (\(received) bytes, \(last.format), sha256 \(last.sha256.map { String(format: "%02x", $0) }.joined()))")
         }
     }

@@ -14,7 +14,7 @@ struct Tokens: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make a token: prints it once, and the line for handoffd's tokens: setting (which holds only its hash).")
 
-        @Option(help: "Whose token: handoff://tenant/<tenant>/<role>/<name>.")
+        @Option(help: "Whose token: handoff://tenant/<tenant>/<role>/<name>, or handoff://global/admin/<name> for a global admin.")
         var identity: String
 
         @Option(help: "Days until it expires (0: never).")
@@ -22,9 +22,13 @@ struct Tokens: ParsableCommand {
 
         func run() throws {
             let parts = identity.split(separator: "/", omittingEmptySubsequences: false)
-            guard identity.hasPrefix("handoff://tenant/"), parts.count == 6,
-                  ["agent", "operator", "approver", "admin"].contains(String(parts[4]))
-            else { throw ValidationError("--identity must be handoff://tenant/<tenant>/<agent|operator|approver|admin>/<name>") }
+            let tenantIdentity = identity.hasPrefix("handoff://tenant/") && parts.count == 6 && !parts[3].isEmpty
+                && ["agent", "operator", "approver", "admin"].contains(String(parts[4])) && !parts[5].isEmpty
+            let globalAdmin = identity.hasPrefix("handoff://global/admin/") && parts.count == 5 && !parts[4].isEmpty
+            guard tenantIdentity || globalAdmin else {
+                throw ValidationError(
+                    "--identity must be handoff://tenant/<tenant>/<agent|operator|approver|admin>/<name> or handoff://global/admin/<name>")
+            }
             var generator = SystemRandomNumberGenerator()
             let token = "hot_" + (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
             let hash = SHA256.hash(data: Data(token.utf8)).hexString

@@ -193,7 +193,7 @@ struct Handoffd: AsyncParsableCommand {
             throw ExitCode.failure
         }
         // Set the moment a graceful shutdown begins: /readyz answers 503 from then on.
-        let draining = DrainingFlag(delay: .seconds(settings.drainDelaySeconds))
+        let draining = DrainingFlag(delay: .seconds(settings.drainDelaySeconds), logger: logger)
         var lifecycle: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let metricsRegistry, let address = settings.metricsListen.flatMap(HostAndPort.init) {
             let gauges = OperationsGauges(store: store, services: services, server: server, handlers: serverConfiguration.connection.handlers)
@@ -258,9 +258,11 @@ final class DrainingFlag: Service {
     private let flag = Atomic<Bool>(false)
     /// How long calls are still served after the flag is set (limits.drain_delay_seconds).
     private let delay: Duration
+    private let logger: Logger
 
-    init(delay: Duration) {
+    init(delay: Duration, logger: Logger) {
         self.delay = delay
+        self.logger = logger
     }
 
     var isSet: Bool { flag.load(ordering: .relaxed) }
@@ -269,6 +271,9 @@ final class DrainingFlag: Service {
         // Returns when the shutdown begins (or the group is cancelled).
         try? await gracefulShutdown()
         flag.store(true, ordering: .relaxed)
+        logger.notice(delay > .zero
+            ? "shutdown requested: /readyz answers 503; calls are served \(delay) more, then the drain starts"
+            : "shutdown requested: /readyz answers 503; draining")
         // The group stops the next service (and so the RPC server's drain) when this returns.
         if delay > .zero { try? await Task.sleep(for: delay) }
     }

@@ -83,6 +83,8 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
     private var executor: EventLoopTaskExecutor?
     private var inRead = false
     private var flushNeeded = false
+    /// Stream message bytes written since `writeStreamMessage` last flushed.
+    private var streamBytesSinceFlush = 0
     /// See `EndOfTickFlushing`.
     var flushScheduled = false
     private var readHeld = false
@@ -441,6 +443,15 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
             return loop.makeFailedFuture(RPCError(code: .cancelled, message: "the call has ended"))
         }
         write(Envelope(kind: .message, callID: callID, payload: payload))
+        // A handler below (TLS) may hold what was written until a flush, out of
+        // the channel's sight: flush every 64 KiB of stream data, so that a slow
+        // reader turns the channel unwritable and the stream waits for it rather
+        // than a whole stream (a backup) piling up in memory before the end of the tick.
+        streamBytesSinceFlush += payload.count
+        if streamBytesSinceFlush >= 64 << 10 {
+            streamBytesSinceFlush = 0
+            context.flush()
+        }
         if context.channel.isWritable {
             return context.eventLoop.makeSucceededVoidFuture()
         }

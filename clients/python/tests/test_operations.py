@@ -284,3 +284,90 @@ def test_versions_are_reported(binaries: Path, server: ServerProcess, agent: han
         assert ran.returncode == 0 and re.fullmatch(r"0\.1\.0 \(commit [0-9a-f]{7,40}(-dirty)?\)\n", ran.stdout), ran.stdout
     commit = re.search(r"commit (\S+)\)", ran.stdout).group(1)  # type: ignore[union-attr]
     assert agent.ping().server_version == f"0.1.0+{commit}"
+
+
+def test_backup_to_a_reader_that_stops_waits_for_it(binaries: Path, certs: Path, tmp_path: Path, ops_config: Path) -> None:
+    """Over TLS a reader that stops reading slows the stream down (PROTOCOL §6.6): the server
+    keeps the copy on disk and does not read it all into memory (seen: +415 MiB for a 217 MB store)."""
+    import asyncio
+    import glob
+    issued = subprocess.run([str(binaries / "handoff"), "certs", "issue", str(certs), "--role", "admin", "--global",
+                             "--name", "backup-ops"], capture_output=True, text=True, timeout=60)
+    assert issued.returncode == 0 or "exists" in issued.stdout + issued.stderr, issued.stdout + issued.stderr
+    data = tmp_path / "data"
+    server, _ = start(binaries, certs, data, ops_config)
+    with handoff.Client.from_certs(server.address, str(certs), role="agent", default_timeout=30) as agent:
+        blob = "".join(f"{i:08x}" for i in range(30_000))  # 240 KB, just under the state limit
+        for i in range(160):
+            agent.sessions.create(f"big-{i}", state={"blob": blob[i:] + blob[:i]})
+    def anonymous_mib() -> float:
+        line = next(l for l in open(f"/proc/{server.process.pid}/status") if l.startswith("RssAnon"))
+        return int(line.split()[1]) / 1024
+
+    async def paused_reader() -> Tuple[float, bool, int]:
+        client = handoff.AsyncClient.from_certs(server.address, str(certs), role="global.admin.backup-ops")
+        async with client:
+            before = anonymous_mib()
+            stream = client.stream("handoff.v1.Admin/Backup", admin_pb2.BackupRequest(), timeout=None)
+            pieces = stream.__aiter__()
+            await pieces.__anext__()
+            client.connection.transport.pause_reading()
+            await asyncio.sleep(2.5)
+            grew = anonymous_mib() - before
+            copy_on_disk = bool(glob.glob(str(data / "*.backup-*")))
+            client.connection.transport.resume_reading()
+            count = 1
+            async for _ in pieces:
+                count += 1
+            return grew, copy_on_disk, count
+
+    try:
+        grew, copy_on_disk, count = asyncio.run(paused_reader())
+        assert count > 30, "the copy (about 40 MB in 1 MiB pieces) arrived whole after the reader resumed"
+        assert copy_on_disk, "the server had read the whole copy while its reader was paused"
+        assert grew < 24, f"the server's memory grew by {grew:.0f} MiB while its reader was paused"
+        assert not glob.glob(str(data / "*.backup-*")), "the copy is removed once streamed"
+    finally:
+        assert server.stop() == 0, "".join(server.output)
+
+
+def test_the_metrics_listener_answers_a_half_closed_request_and_closes_bad_ones(
+        binaries: Path, certs: Path, tmp_path: Path, ops_config: Path) -> None:
+    import socket
+    server, base = start(binaries, certs, tmp_path / "data", ops_config)
+    host, port = base[len("http://"):].split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5) as s:  # what printf … | nc -N does
+            s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            answer = b""
+            while chunk := s.recv(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"ok\n"), answer
+        with socket.create_connection((host, int(port)), timeout=5) as s:  # malformed: 400, then closed
+            s.sendall(b"GARBAGE\x00\x01 / HTTP/1.1\r\n\r\n")
+            answer = b""
+            while chunk := s.recv(4096):
+                answer += chunk
+            assert b" 400 " in answer.split(b"\r\n")[0], answer
+        # Past 64 connections, one is closed as it arrives; the RPC port goes on answering.
+        held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(70)]
+        try:
+            time.sleep(0.3)
+            closed = 0
+            for s in held:
+                s.setblocking(False)
+                try:
+                    closed += s.recv(1) == b""
+                except BlockingIOError:
+                    pass
+            assert closed >= 6, f"{closed} of 70 connections closed; the cap is 64"
+            with handoff.Client.from_certs(server.address, str(certs), role="agent", default_timeout=5) as agent:
+                assert agent.ping().server_version
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.3)
+        assert get(base + "/healthz")[0] == 200, "connections are counted down as they close"
+    finally:
+        assert server.stop() == 0, "".join(server.output)

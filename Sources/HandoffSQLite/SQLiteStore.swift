@@ -94,10 +94,22 @@ public final class WriteHealth: Sendable {
         case recovered(failed: Int)
     }
 
-    private let state = Mutex<(failed: Int, observer: (@Sendable (Change) -> Void)?)>((0, nil))
+    /// The observer, in a class: a closure kept in the Mutex's tuple was
+    /// re-wrapped in a reabstraction thunk on every `withLock` that wrote the
+    /// tuple (the generic storage holds functions at another abstraction than
+    /// the closure's), one thunk around the last on each successful write:
+    /// memory grew by every write (about 2.8 KB a soak story), and releasing
+    /// the chain at exit overflowed the stack (handoffd segfaulted on SIGTERM
+    /// after a five-minute soak). WriteHealthTests keeps it from coming back.
+    private final class Observer: Sendable {
+        let tell: @Sendable (Change) -> Void
+        init(_ tell: @escaping @Sendable (Change) -> Void) { self.tell = tell }
+    }
+
+    private let state = Mutex<(failed: Int, observer: Observer?)>((0, nil))
 
     func observe(_ observer: @escaping @Sendable (Change) -> Void) {
-        state.withLock { $0.observer = observer }
+        state.withLock { $0.observer = Observer(observer) }
     }
 
     /// Whether writes fail now.
@@ -108,19 +120,19 @@ public final class WriteHealth: Sendable {
         case .full, .failure: break
         default: return  // a refusal of the write itself: the store is fine
         }
-        let tell = state.withLock { state -> (@Sendable (Change) -> Void)? in
+        let tell = state.withLock { state -> Observer? in
             state.failed += 1
             return state.failed == 1 ? state.observer : nil
         }
-        tell?(.failing(error))
+        tell?.tell(.failing(error))
     }
 
     func succeeded() {
-        let (failed, tell) = state.withLock { state -> (Int, (@Sendable (Change) -> Void)?) in
+        let (failed, tell) = state.withLock { state -> (Int, Observer?) in
             let failed = state.failed
             state.failed = 0
             return (failed, failed > 0 ? state.observer : nil)
         }
-        tell?(.recovered(failed: failed))
+        tell?.tell(.recovered(failed: failed))
     }
 }

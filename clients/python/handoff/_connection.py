@@ -254,12 +254,15 @@ class Connection:
             await asyncio.shield(waiter)
 
     def start(self, method: str, payload: bytes, *, timeout: Optional[float], metadata: Metadata,
-              streaming: bool) -> Call:
+              streaming: bool, server_timeout: Optional[float] = None) -> Call:
         """Starts a call: allocates the next odd call id and writes the REQUEST
         in the same step, so REQUEST frames go out in increasing id order.
 
         ``timeout`` (seconds) is sent as ``timeout_ms`` and enforced here too:
         when it passes, the call fails with DEADLINE_EXCEEDED and a CANCEL is sent.
+        ``server_timeout``, when given, is sent as ``timeout_ms`` instead (the
+        server's own deadline, measured from when it reads the REQUEST), and
+        ``timeout`` is only the local one.
 
         Raises:
             Unavailable: the connection is closed or draining (``not_started`` set).
@@ -270,12 +273,14 @@ class Connection:
             error = Unavailable(Unavailable.status, f"{reason}; call not started", method=method)
             error.not_started = True
             raise error
-        timeout_ms = 0
+        timeout_ms = local_ms = 0
         if timeout is not None:
-            if timeout <= 0:
+            if timeout <= 0 or (server_timeout is not None and server_timeout <= 0):
                 raise DeadlineExceeded(DeadlineExceeded.status, "the deadline passed before the call started",
                                        method=method)
-            timeout_ms = max(1, int(timeout * 1000))
+            timeout_ms = local_ms = max(1, int(timeout * 1000))
+            if server_timeout is not None:
+                timeout_ms = max(1, int(server_timeout * 1000))
         envelope = _Envelope(kind=_REQUEST, call_id=self._next_id, method=method, timeout_ms=timeout_ms,
                              payload=payload)
         for key, value in metadata:
@@ -290,7 +295,7 @@ class Connection:
         self._next_id += 2
         call = Call(call_id, method, self, streaming)
         if timeout is not None:
-            call.timer = self.loop.call_later(timeout, self._deadline, call_id, timeout_ms)
+            call.timer = self.loop.call_later(timeout, self._deadline, call_id, local_ms)
         self._pending[call_id] = call
         self.calls_started += 1
         if len(self._pending) > self.max_in_flight:

@@ -92,11 +92,12 @@ class Stream(Generic[T]):
     """
 
     def __init__(self, client: "AsyncClient", info: MethodInfo, payload: bytes, timeout: Optional[float],
-                 metadata: Sequence[Tuple[str, str]], convert: Callable[[Any], T]) -> None:
+                 metadata: Sequence[Tuple[str, str]], convert: Callable[[Any], T], grace: float = 0.0) -> None:
         self._client = client
         self._info = info
         self._payload = payload
         self._timeout = timeout
+        self._grace = grace
         self._metadata = metadata
         self._convert = convert
         self._call: Optional[Call] = None
@@ -123,7 +124,7 @@ class Stream(Generic[T]):
         starting = self._starting = asyncio.get_running_loop().create_future()
         try:
             self._call = await self._client._start(self._info, self._payload, self._timeout, self._metadata,
-                                                   streaming=True)
+                                                   streaming=True, grace=self._grace)
         except BaseException:
             self._finished = True
             starting.cancel()
@@ -386,18 +387,20 @@ class AsyncClient:
         return self.metadata + extra if extra else self.metadata
 
     async def _start(self, info: MethodInfo, payload: bytes, timeout: Optional[float],
-                     metadata: Sequence[Tuple[str, str]], streaming: bool) -> Call:
+                     metadata: Sequence[Tuple[str, str]], streaming: bool, grace: float = 0.0) -> Call:
         """Starts a call on the current connection (opening one if needed),
-        retrying calls the server certainly did not start."""
+        retrying calls the server certainly did not start. With ``grace``, the
+        server's deadline is ``timeout`` and the local one ``grace`` later."""
         loop = self._bind()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = None if timeout is None else loop.time() + timeout + grace
         for attempt in range(_NOT_STARTED_RETRIES + 1):
             connection = await self._connection_within(deadline, info.name)
             await connection.wait_writable()
             remaining = None if deadline is None else deadline - loop.time()
+            server_timeout = None if timeout is None or not grace or remaining is None else min(timeout, remaining)
             try:
                 return connection.start(info.name, payload, timeout=remaining, metadata=metadata,
-                                        streaming=streaming)
+                                        streaming=streaming, server_timeout=server_timeout)
             except HandoffError as error:
                 if error.not_started and attempt < _NOT_STARTED_RETRIES:
                     continue
@@ -456,9 +459,9 @@ class AsyncClient:
                       lambda message: message)
 
     def _typed_stream(self, method: str, request: Message, timeout: Optional[float],
-                      convert: Callable[[Any], T]) -> Stream[T]:
+                      convert: Callable[[Any], T], grace: float = 0.0) -> Stream[T]:
         info = self._resolve(method, request, streaming=True)
-        return Stream(self, info, self._encode(info, request), timeout, self._call_metadata(None), convert)
+        return Stream(self, info, self._encode(info, request), timeout, self._call_metadata(None), convert, grace)
 
     # MARK: health
 
@@ -536,23 +539,35 @@ class AsyncClient:
             "handoff.v1.Escalations/Escalate", request, timeout=timeout)
         return response
 
-    def wait_for_decisions(self, pending_actions: Iterable[PendingRef], *,
-                           timeout: Optional[float] = None) -> Stream[Decision]:
+    def wait_for_decisions(self, pending_actions: Iterable[PendingRef], *, timeout: Optional[float] = None,
+                           grace: float = 0.0) -> Stream[Decision]:
         """A stream of one :class:`~handoff.models.Decision` per pending action
         as each is settled (at once for those already settled); it ends after
-        the last. ``timeout`` in seconds; None: wait as long as it takes."""
+        the last. ``timeout`` in seconds; None: wait as long as it takes.
+
+        ``grace``: seconds the client waits beyond ``timeout`` for the server's
+        own answer. The server still waits ``timeout`` (from when it reads the
+        request) and then ends the call with DEADLINE_EXCEEDED, so a decision
+        already made is never mistaken for none over a slow network; only a
+        network silent for ``timeout + grace`` ends the call in the client."""
+        if not grace >= 0:
+            raise ValueError(f"grace must be a number of seconds >= 0, not {grace!r}")
         request = decisions_pb2.WaitForDecisionRequest(
             pending_action_ids=[models.pending_action_id(p) for p in pending_actions])
-        return self._typed_stream("handoff.v1.Decisions/WaitForDecision", request, timeout, Decision.from_proto)
+        return self._typed_stream("handoff.v1.Decisions/WaitForDecision", request, timeout, Decision.from_proto,
+                                  grace)
 
-    async def wait_for_decision(self, pending_action: PendingRef, *, timeout: Optional[float] = None) -> Decision:
+    async def wait_for_decision(self, pending_action: PendingRef, *, timeout: Optional[float] = None,
+                                grace: float = 0.0) -> Decision:
         """Waits until a pending action is settled (released, declined,
-        rejected, expired or cancelled) and returns the decision.
+        rejected, expired or cancelled) and returns the decision. ``grace``:
+        see :meth:`wait_for_decisions`.
 
         Raises:
             DeadlineExceeded: ``timeout`` seconds passed first.
+            NotFound: no such pending action in the caller's tenant.
         """
-        async with self.wait_for_decisions([pending_action], timeout=timeout) as updates:
+        async with self.wait_for_decisions([pending_action], timeout=timeout, grace=grace) as updates:
             async for decision in updates:
                 return decision
         raise Internal(Internal.status, "WaitForDecision ended without a decision",

@@ -260,14 +260,17 @@ class Client:
         """Hands the session to the operator desk; returns ``.ticket`` and ``.created``."""
         return self._run(self._aio.escalate(session_id, reason, pending_action_id, timeout=timeout))
 
-    def wait_for_decisions(self, pending_actions: Iterable[PendingRef], *,
-                           timeout: Optional[float] = None) -> SyncStream[Decision]:
+    def wait_for_decisions(self, pending_actions: Iterable[PendingRef], *, timeout: Optional[float] = None,
+                           grace: float = 0.0) -> SyncStream[Decision]:
         """One :class:`~handoff.models.Decision` per pending action as each is settled."""
-        return SyncStream(self, self._aio.wait_for_decisions(list(pending_actions), timeout=timeout))
+        return SyncStream(self, self._aio.wait_for_decisions(list(pending_actions), timeout=timeout, grace=grace))
 
-    def wait_for_decision(self, pending_action: PendingRef, *, timeout: Optional[float] = None) -> Decision:
-        """Blocks until the pending action is settled; DeadlineExceeded after ``timeout`` seconds."""
-        return self._run(self._aio.wait_for_decision(pending_action, timeout=timeout))
+    def wait_for_decision(self, pending_action: PendingRef, *, timeout: Optional[float] = None,
+                          grace: float = 0.0) -> Decision:
+        """Blocks until the pending action is settled; DeadlineExceeded after
+        ``timeout`` seconds (the server's; ``grace`` more for the network,
+        see :meth:`AsyncClient.wait_for_decisions`)."""
+        return self._run(self._aio.wait_for_decision(pending_action, timeout=timeout, grace=grace))
 
     def report_execution(self, release: Union[str, Decision, common_pb2.PendingAction], result: Any = None, *,
                          error: Optional[str] = None, idempotency_key: Optional[str] = None,

@@ -510,10 +510,14 @@ struct ProcessTests {
         defer { _ = try? Process.run(URL(fileURLWithPath: "/bin/umount"), arguments: ["-l", data]).waitUntilExit() }
         let filler = (data as NSString).appendingPathComponent("filler")
         FileManager.default.createFile(atPath: filler, contents: Data(repeating: 7, count: 2 << 20))
-        let server = try await offPool { try ServerProcess(arguments: serverArguments(fixtures, data: data)) }
+        let metrics = try freePort()
+        let server = try await offPool {
+            try ServerProcess(arguments: serverArguments(fixtures, data: data) + ["--metrics-listen", "127.0.0.1:\(metrics)"])
+        }
         var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
         configuration.defaultTimeout = .seconds(20)
         let client = try HandoffClient(configuration: configuration)
+        #expect(try await readyz(metrics).status == 200)
         _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "big", reasoning: "r"))
         let blob = String(repeating: "x", count: 200_000)
         var acknowledged: Int64 = 1
@@ -535,11 +539,14 @@ struct ProcessTests {
         let again = await refusalOf(client, Sessions.updateState, UpdateStateRequest(
             sessionID: "big", reasoning: "again", change: .mergePatchJSON(#"{"blob":"\#(blob.prefix(100_000))"}"#)))
         #expect(again?.code == .resourceExhausted)
+        let notReady = try await readyz(metrics)
+        #expect(notReady.status == 503 && notReady.body.contains("no space left on the data volume"), "\(notReady)")
         // Space freed: writes resume.
         try FileManager.default.removeItem(atPath: filler)
         let resumed = try await client.call(Sessions.updateState, UpdateStateRequest(
             sessionID: "big", reasoning: "small", change: .replacementJSON(#"{"small":true}"#)))
         #expect(resumed.version == acknowledged + 1, "every acknowledged write is there, and the refused ones are not")
+        #expect(try await readyz(metrics).status == 200, "ready again once a write succeeded")
         await client.close()
         #expect(try await offPool { server.terminate() } == 0)
         let log = server.allOutput()
@@ -552,4 +559,34 @@ struct ProcessTests {
         #expect(verifier.firstBreak == nil)
         #expect(try await store.session(tenant: TenantID("acme"), id: "big")?.version == acknowledged + 1)
     }
+}
+
+/// A TCP port free now on 127.0.0.1 (for a listener a child process opens).
+private func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw CommandError(output: "no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// GET /readyz on 127.0.0.1:`port` (with Python's urllib, as a probe would).
+private func readyz(_ port: Int) async throws -> (status: Int, body: String) {
+    let script = """
+        import sys, urllib.request, urllib.error
+        try:
+            r = urllib.request.urlopen("http://127.0.0.1:\(port)/readyz", timeout=10); print(r.status); print(r.read().decode())
+        except urllib.error.HTTPError as e:
+            print(e.code); print(e.read().decode())
+        """
+    let ran = try await runProcess("/usr/bin/env", ["python3", "-c", script])
+    let lines = ran.output.split(separator: "\n", maxSplits: 1)
+    return (Int(lines.first ?? "") ?? 0, lines.count > 1 ? String(lines[1]) : ran.output)
 }

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import importlib
 import json
+import queue
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -100,3 +103,81 @@ class People:
 def executed_events(client: Any, session_id: str) -> List[Dict[str, Any]]:
     """The details of every `action.executed` event of the session."""
     return [json.loads(e.details_json) for e in client.sessions.list_events(session_id, actions=["action.executed"])]
+
+
+class DelayProxy:
+    """A TCP proxy that holds every chunk ``delay`` seconds before passing it
+    on, each way (so a round trip costs twice that): a slow network between a
+    client and the real handoffd. It forwards raw bytes, so TLS passes through
+    untouched (the client still verifies the server as 127.0.0.1)."""
+
+    def __init__(self, upstream: Tuple[str, int], delay: float = 0.06) -> None:
+        self.upstream = upstream
+        self.delay = delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._sockets: List[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, name="delay-proxy", daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                downstream, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            for one in (downstream, upstream):
+                one.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._sockets += [downstream, upstream]
+            self._pipe(downstream, upstream)
+            self._pipe(upstream, downstream)
+
+    def _pipe(self, source: socket.socket, target: socket.socket) -> None:
+        """Two threads per direction: one reads and stamps each chunk, one
+        sends it when its time comes (latency, not a bandwidth limit)."""
+        chunks: "queue.Queue[Tuple[float, bytes]]" = queue.Queue()
+
+        def read() -> None:
+            while True:
+                try:
+                    data = source.recv(65536)
+                except OSError:
+                    data = b""
+                chunks.put((time.monotonic() + self.delay, data))
+                if not data:
+                    return
+
+        def send() -> None:
+            while True:
+                due, data = chunks.get()
+                time.sleep(max(0.0, due - time.monotonic()))
+                try:
+                    if not data:
+                        target.shutdown(socket.SHUT_WR)
+                        return
+                    target.sendall(data)
+                except OSError:
+                    return
+
+        threading.Thread(target=read, daemon=True).start()
+        threading.Thread(target=send, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        for one in self._sockets:
+            try:
+                one.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "DelayProxy":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

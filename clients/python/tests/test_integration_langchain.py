@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pytest
 
 from conftest import ServerProcess
-from integration_support import People, SideEffects, executed_events, new_session_id, require
+from integration_support import DelayProxy, People, SideEffects, executed_events, new_session_id, require
 
 require("langchain", "langgraph", "langchain_core")
 
@@ -357,3 +357,18 @@ def test_async_agent_pauses_and_runs_once(agent: handoff.Client, people: People)
 
     asyncio.run(play())
     assert h.effects.counts == {"get_weather": 1, "issue_refund": 1}
+
+
+def test_an_approved_refund_runs_over_a_slow_network(server: ServerProcess, certs: Path, agent: handoff.Client,
+                                                     people: People) -> None:
+    """60 ms each way between the agent and handoffd: the release is seen, the tool runs once."""
+    with DelayProxy(("127.0.0.1", server.port), delay=0.06) as proxy, \
+            handoff.Client.from_certs(proxy.address, str(certs), role="agent", default_timeout=10) as slow:
+        h = Harness(slow, people)
+        h.say("refund")
+        info = h.only_interrupt()["handoff"]
+        people.approve(info["approval_id"])
+        result = h.resume({info["pending_action_id"]: None})
+        assert h.effects.args("issue_refund") == [{"order_id": "A-1042", "amount": 250}]
+        assert tool_messages(result)[-1].content == "refunded 250 on A-1042" and not h.interrupts()
+    assert len(executed_events(agent, h.session_id)) == 1

@@ -17,7 +17,7 @@ from typing import Any, Dict, List
 import pytest
 
 from conftest import ROOT, ServerProcess
-from integration_support import People, executed_events, new_session_id, require
+from integration_support import DelayProxy, People, executed_events, new_session_id, require
 
 require("mcp")
 
@@ -209,3 +209,52 @@ def test_streamable_http_transport_with_a_bearer_token(server: ServerProcess, ce
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_decisions_over_a_slow_network_and_bad_ids_or_timeouts(server: ServerProcess, certs: Path, people: People,
+                                                              agent: handoff.Client) -> None:
+    """handoff-mcp 60 ms (each way) from handoffd: a released action is
+    RELEASED (not PENDING), an unknown id is NOT_FOUND, a negative or
+    non-numeric timeout is refused and an absurd one capped."""
+    session_id = new_session_id("mcp-slow")
+    with DelayProxy(("127.0.0.1", server.port), delay=0.06) as proxy:
+        client_of_server = handoff.Client.from_certs(proxy.address, str(certs), role="agent", default_timeout=10)
+        mcp_server = build_server(client_of_server, max_wait=2)
+
+        async def play() -> Dict[str, Any]:
+            seen: Dict[str, Any] = {}
+            async with Client(mcp_server) as client:
+                verdict = data(await client.call_tool("assess_action", {
+                    "session_id": session_id, "tool_name": "issue_refund", "description": "Refund order A-1042",
+                    "parameters": {"order_id": "A-1042", "amount": 250}, "amount": "250", "currency": "USD"}))
+                pending = verdict["pending_action_id"]
+                seen["undecided"] = data(await client.call_tool("get_decision", {"pending_action_id": pending}))
+                started = time.monotonic()
+                seen["capped"] = data(await client.call_tool("wait_for_decision", {"pending_action_id": pending,
+                                                                                   "timeout_seconds": 1e9}))
+                seen["capped_after"] = time.monotonic() - started
+                await asyncio.to_thread(people.approve, verdict["approval_id"])
+                seen["released"] = data(await client.call_tool("get_decision", {"pending_action_id": pending}))
+                seen["waited"] = data(await client.call_tool("wait_for_decision", {"pending_action_id": pending,
+                                                                                   "timeout_seconds": 0}))
+                for timeout in (-1, "soon"):
+                    seen[f"timeout {timeout}"] = error_text(await client.call_tool(
+                        "wait_for_decision", {"pending_action_id": pending, "timeout_seconds": timeout}))
+                seen["unknown"] = error_text(await client.call_tool("get_decision",
+                                                                    {"pending_action_id": "pa-no-such-action"}))
+                seen["unknown_waited"] = error_text(await client.call_tool(
+                    "wait_for_decision", {"pending_action_id": "pa-no-such-action", "timeout_seconds": 1}))
+            return seen
+
+        try:
+            seen = asyncio.run(play())
+        finally:
+            client_of_server.close()
+    assert seen["undecided"]["status"] == "PENDING" and seen["capped"]["status"] == "PENDING"
+    assert 2 <= seen["capped_after"] < 10
+    assert seen["released"]["status"] == "RELEASED" and seen["released"]["release_token"]
+    assert seen["released"]["action"]["parameters"] == {"order_id": "A-1042", "amount": 250}
+    assert seen["waited"]["status"] == "RELEASED"
+    assert "timeout_seconds must be a number of seconds from 0 to 2" in seen["timeout -1"]
+    assert "timeout_seconds" in seen["timeout soon"]
+    assert "NOT_FOUND" in seen["unknown"] and "NOT_FOUND" in seen["unknown_waited"]

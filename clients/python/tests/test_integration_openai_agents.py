@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 import pytest
 
 from conftest import ServerProcess
-from integration_support import People, executed_events, new_session_id, require
+from integration_support import DelayProxy, People, executed_events, new_session_id, require
 
 require("agents")
 
@@ -203,3 +203,20 @@ def test_the_users_confirmation_is_handed_to_handoff(agent: handoff.Client, tmp_
     final = h.run(state)
     assert h.ran("book_flight") == [{"to": "NYC", "date": "2026-12-01"}]
     assert final.final_output == "results: booked BK-4471 to NYC"
+
+
+def test_an_approved_refund_runs_over_a_slow_network(server: ServerProcess, certs: Path, agent: handoff.Client,
+                                                     people: People, tmp_path: Path) -> None:
+    """60 ms each way between the agent and handoffd: decide() sees the release, the tool runs once."""
+    with DelayProxy(("127.0.0.1", server.port), delay=0.06) as proxy, \
+            handoff.Client.from_certs(proxy.address, str(certs), role="agent", default_timeout=10) as slow:
+        h = Harness(slow, tmp_path)
+        result = h.run("refund")
+        (pending_id, assessment), = h.pending(result).values()
+        people.approve(assessment.approval_id)
+        state = result.to_state()
+        assert asyncio.run(h.approvals.decide(state)) == {pending_id: "RELEASED"}
+        final = h.run(state)
+        assert h.ran("issue_refund") == [{"order_id": "A-1042", "amount": 250}]
+        assert final.final_output == "results: refunded 250 on A-1042"
+    assert len(executed_events(agent, h.session_id)) == 1

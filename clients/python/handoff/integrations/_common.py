@@ -6,7 +6,10 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import math
 import threading
+import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple, TypeVar
 
@@ -28,12 +31,17 @@ __all__ = [
     "lock_for",
     "set_release",
     "reset_release",
+    "MIN_SERVER_WAIT",
 ]
 
 T = TypeVar("T")
 
 #: Statuses after which the action will never run.
 REFUSED_STATUSES = ("DECLINED", "REJECTED", "EXPIRED", "CANCELLED")
+
+#: The shortest wait the server is asked for when looking at a decision
+#: (seconds): a settled action is answered at once; an undecided one costs this.
+MIN_SERVER_WAIT = 0.5
 
 
 class HandoffIntegrationError(RuntimeError):
@@ -136,7 +144,10 @@ class PendingProgress:
     attempts_left: Optional[int] = None
 
 
-_locks: Dict[str, threading.Lock] = {}
+# A lock lives as long as someone holds it (or is about to): two threads asking
+# for the same action at the same time always get the same lock, and idle
+# ones are forgotten without any eviction that could split them.
+_locks: "weakref.WeakValueDictionary[str, threading.Lock]" = weakref.WeakValueDictionary()
 _locks_guard = threading.Lock()
 
 
@@ -145,10 +156,8 @@ def lock_for(pending_action_id: str) -> threading.Lock:
     with _locks_guard:
         lock = _locks.get(pending_action_id)
         if lock is None:
-            if len(_locks) > 10_000:  # forget idle ones
-                for key in [k for k, v in _locks.items() if not v.locked()][:5_000]:
-                    del _locks[key]
-            lock = _locks[pending_action_id] = threading.Lock()
+            lock = threading.Lock()
+            _locks[pending_action_id] = lock
         return lock
 
 
@@ -160,7 +169,8 @@ class Gate:
     client: Client
     #: How long a resume waits for Handoff to show a decision (seconds).
     resume_wait: float = 2.0
-    #: Timeout of each unary call.
+    #: Timeout of each unary call, and the time the network may add to a
+    #: wait for a decision.
     call_timeout: float = 30.0
     _sessions_ready: Set[str] = field(default_factory=set)
 
@@ -195,11 +205,27 @@ class Gate:
 
     def peek(self, session_id: str, pending_action_id: str, wait: float = 0.0) -> Optional[Settled]:
         """The settled outcome (WaitForDecision), or None while the action is
-        still undecided after ``wait`` seconds."""
+        still undecided after ``wait`` seconds.
+
+        The server waits (at least :data:`MIN_SERVER_WAIT`) and says when it
+        gave up; the client allows the network ``call_timeout`` more, so a
+        slow network never turns a decision into "undecided".
+
+        Raises:
+            ValueError: ``wait`` negative or not a finite number.
+            NotFound: no such pending action (in the caller's tenant).
+            DeadlineExceeded: the server did not answer within ``wait + call_timeout``.
+        """
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not math.isfinite(wait) or wait < 0:
+            raise ValueError(f"the wait for a decision must be a finite number of seconds >= 0, not {wait!r}")
+        server_wait = max(float(wait), MIN_SERVER_WAIT)
+        started = time.monotonic()
         try:
-            decision = self.client.wait_for_decision(pending_action_id, timeout=max(wait, 0.05))
+            decision = self.client.wait_for_decision(pending_action_id, timeout=server_wait, grace=self.call_timeout)
         except DeadlineExceeded:
-            return None
+            if time.monotonic() - started >= server_wait + self.call_timeout:
+                raise  # the server never answered: not a verdict about the action
+            return None  # the server's own deadline: not decided yet
         settled = Settled(pending_action_id, decision.status, decision)
         if settled.status == "EXECUTED":
             settled.recorded_result, settled.recorded_error = self.recorded_execution(session_id, pending_action_id)
@@ -285,7 +311,7 @@ class Gate:
         Raises:
             NotReleased: anything else.
         """
-        fresh = self.peek(session_id, settled.pending_action_id)
+        fresh = self.peek(session_id, settled.pending_action_id, wait=self.resume_wait)
         if fresh is None:
             raise NotReleased(f"pending action {settled.pending_action_id} is no longer settled; the tool was not run")
         if fresh.status == "EXECUTED":

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from typing import Any, Dict, List, Optional
@@ -98,6 +99,8 @@ def _settled_view(pending_action_id: str, settled: Optional[Settled]) -> Dict[st
 
 def build_server(client: Client, *, max_wait: float = 60.0, name: str = "handoff") -> MCPServer:
     """The MCP server over one Handoff client (its identity is the server's)."""
+    if not (math.isfinite(max_wait) and max_wait >= 0):
+        raise ValueError(f"max_wait must be a finite number of seconds >= 0, not {max_wait!r}")
     gate = Gate(client)
     server = MCPServer(name, instructions=INSTRUCTIONS, version="0.1.0")
 
@@ -155,15 +158,22 @@ def build_server(client: Client, *, max_wait: float = 60.0, name: str = "handoff
     async def get_decision(pending_action_id: str, session_id: str = "") -> Dict[str, Any]:
         """Where a pending action stands now: PENDING, or its outcome (RELEASED with the release token and the
         exact action to run, DECLINED, REJECTED, EXPIRED, CANCELLED, EXECUTED; with session_id an executed
-        action's recorded result)."""
+        action's recorded result). An id Handoff does not know is an error (NOT_FOUND)."""
         return _settled_view(pending_action_id, await call(gate.peek, session_id, pending_action_id))
 
     @server.tool()
     async def wait_for_decision(pending_action_id: str, timeout_seconds: float = 30.0,
                                 session_id: str = "") -> Dict[str, Any]:
-        """Wait until people settle a pending action, at most timeout_seconds (capped by the server); PENDING
-        when nobody decided in time."""
-        wait = max(0.0, min(float(timeout_seconds), max_wait))
+        """Wait until people settle a pending action, at most timeout_seconds (0 or more, capped by the server's
+        --max-wait); PENDING when nobody decided in time."""
+        try:
+            requested = float(timeout_seconds)
+        except (TypeError, ValueError):
+            requested = math.nan
+        if math.isnan(requested) or requested < 0:
+            raise ToolError(f"timeout_seconds must be a number of seconds from 0 to {max_wait:g}, "
+                            f"not {timeout_seconds!r}")
+        wait = min(requested, max_wait)
         return _settled_view(pending_action_id, await call(gate.peek, session_id, pending_action_id, wait))
 
     @server.tool()

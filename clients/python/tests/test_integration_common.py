@@ -1,10 +1,15 @@
 """What the framework adapters share (handoff.integrations._common), against a
 real handoffd and without any framework: decisions read over a slow network,
-and the per-action locks."""
+a released action run exactly once by two worker processes racing on it,
+claims held elsewhere or stale, and the per-action locks."""
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -14,8 +19,11 @@ import handoff
 from conftest import ServerProcess
 from integration_support import DelayProxy, executed_events, new_session_id
 
-from handoff.integrations._common import Gate, call_key, default_action, lock_for
+from handoff.integrations._common import (CLAIMS_KEY, ClaimedElsewhere, Gate, Settled, call_key,
+                                          default_action, lock_for)
 from handoff.integrations import _common
+
+WORKER = Path(__file__).resolve().parent / "claim_worker.py"
 
 
 def refund(agent: handoff.Client, session_id: Optional[str] = None, amount: int = 250) -> Tuple[str, Any]:
@@ -37,6 +45,15 @@ def released_refund(agent: handoff.Client, approver: handoff.Client) -> Tuple[st
 
 def describe(value: Any) -> Tuple[Any, Optional[str]]:
     return {"output": value}, None
+
+
+def test_a_stale_expected_version_is_aborted(agent: handoff.Client) -> None:
+    """The claim's compare-and-set relies on this (docs/PROTOCOL.md, ABORTED)."""
+    session = agent.sessions.create(new_session_id("gate"), reasoning="test")
+    agent.sessions.update_state(session.id, {"a": 1}, reasoning="first writer", expected_version=session.version)
+    with pytest.raises(handoff.Aborted):
+        agent.sessions.update_state(session.id, {"b": 2}, reasoning="second writer", expected_version=session.version)
+    assert agent.sessions.get(session.id).state == {"a": 1}
 
 
 def test_decisions_are_read_right_over_a_slow_network(server: ServerProcess, certs: Path, agent: handoff.Client,
@@ -79,6 +96,67 @@ def test_decisions_are_read_right_over_a_slow_network(server: ServerProcess, cer
             with pytest.raises(ValueError, match="finite number of seconds"):
                 gate.peek(session_id, pending_id, wait=bad)
     assert len(executed_events(agent, session_id)) == 1
+
+
+def test_two_worker_processes_racing_on_a_released_action_run_it_once(server: ServerProcess, certs: Path,
+                                                                     agent: handoff.Client,
+                                                                     approver: handoff.Client,
+                                                                     tmp_path: Path) -> None:
+    rounds = [released_refund(agent, approver) for _ in range(10)]
+    (tmp_path / "rounds.json").write_text(json.dumps(rounds))
+    (tmp_path / "barrier").mkdir()
+    effects = tmp_path / "effects.jsonl"
+    workers = [subprocess.Popen([sys.executable, str(WORKER), "--server", server.address, "--certs", str(certs),
+                                 "--rounds", str(tmp_path / "rounds.json"), "--effects", str(effects),
+                                 "--barrier", str(tmp_path / "barrier"), "--name", name],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for name in ("A", "B")]
+    outputs = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, out + err
+        outputs += [json.loads(line) for line in out.splitlines() if line.strip()]
+    runs = Counter(json.loads(line)["round"] for line in effects.read_text().splitlines())
+    assert runs == {number: 1 for number in range(10)}, f"tool runs per round: {dict(runs)}"
+    outcomes: Dict[int, List[str]] = defaultdict(list)
+    for entry in outputs:
+        outcomes[entry["round"]].append(entry["outcome"])
+    assert all(sorted(outcomes[number]) == ["executed", "ran"] for number in range(10)), dict(outcomes)
+    for session_id, pending_id in rounds:
+        assert [e["pending_action_id"] for e in executed_events(agent, session_id)] == [pending_id]
+        assert pending_id not in agent.sessions.get(session_id).state.get(CLAIMS_KEY, {})  # claim dropped
+
+
+def test_a_claim_held_elsewhere_is_waited_for_and_a_stale_one_taken_over(agent: handoff.Client,
+                                                                        approver: handoff.Client) -> None:
+    session_id, pending_id = released_refund(agent, approver)
+    now = agent.ping().server_time_unix_ms
+    agent.sessions.update_state(session_id, {CLAIMS_KEY: {pending_id: {"worker": "other-host:4242:0f0f",
+                                                                       "claimed_at_ms": now}}},
+                                reasoning="another worker runs it")
+    ran: List[Dict[str, Any]] = []
+
+    def run(action: Dict[str, Any]) -> str:
+        ran.append(action)
+        return "refunded"
+
+    gate = Gate(agent, claim_wait=0.5)
+    started = time.monotonic()
+    with pytest.raises(ClaimedElsewhere, match="being run by worker other-host:4242:0f0f"):
+        gate.run_released(session_id, Settled(pending_id, "RELEASED"), run, describe)
+    assert ran == [] and time.monotonic() - started >= 0.5
+    # Never taken over when stale claims are not to be taken over.
+    agent.sessions.update_state(session_id, {CLAIMS_KEY: {pending_id: {"claimed_at_ms": now - 3_600_000}}},
+                                reasoning="the other worker died long ago")
+    with pytest.raises(ClaimedElsewhere, match="remove handoff_executions"):
+        Gate(agent, claim_wait=0.2, stale_claim_after=None).run_released(
+            session_id, Settled(pending_id, "RELEASED"), run, describe)
+    assert ran == []
+    # An hour old: its worker is taken to have died, and the claim is taken over.
+    assert gate.run_released(session_id, Settled(pending_id, "RELEASED"), run, describe) == ("ran", "refunded")
+    assert len(ran) == 1 and pending_id not in agent.sessions.get(session_id).state[CLAIMS_KEY]
+    taken = [e.reasoning for e in agent.sessions.list_events(session_id, actions=["session.state_updated"])]
+    assert any("taking over the stale claim of other-host:4242:0f0f" in reason for reason in taken), taken
 
 
 def test_lock_for_never_splits_a_lock_that_is_in_use() -> None:

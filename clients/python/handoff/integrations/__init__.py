@@ -24,19 +24,25 @@ What every adapter guarantees:
   Handoff released: as proposed, or as an approver edited it.
 - **Runs once.** The result is reported with ``ReportExecution`` under the
   release token; a replayed step finds the action EXECUTED and returns the
-  recorded result without running the tool again. Within one process,
-  concurrent attempts on one pending action are serialised.
+  recorded result without running the tool again. Before running, a worker
+  claims the action in the session state (``handoff_executions``, a
+  compare-and-set on the session's version), so of two workers in any
+  processes exactly one runs it; the other waits for the report and returns
+  the recorded result (or raises :class:`ClaimedElsewhere`). Within one
+  process, attempts are also serialised by a lock per action.
 - **Fails closed.** Anything unexpected (an unknown id, a resume for another
   action, a claim of approval Handoff did not make, an unreachable server)
   raises :class:`HandoffIntegrationError` or leaves the tool unrun.
 
 The one window no client can close: a process that dies after the tool
 returned and before ``ReportExecution`` was recorded leaves the action
-RELEASED, so a replay runs the tool again. Keep tools idempotent where that
-matters (the release token is a good idempotency key for the tool's own
-service: :func:`current_release`).
+RELEASED with its claim; once the claim is older than
+``Gate.stale_claim_after`` (600 s) another worker may take it over and run
+the tool again. Keep tools idempotent where that matters (the release token
+is a good idempotency key for the tool's own service: :func:`current_release`).
 """
-from handoff.integrations._common import (HandoffIntegrationError, NotReleased, ResumeRefused, UnknownPendingAction,
-                                          current_release)
+from handoff.integrations._common import (ClaimedElsewhere, HandoffIntegrationError, NotReleased, ResumeRefused,
+                                          UnknownPendingAction, current_release)
 
-__all__ = ["HandoffIntegrationError", "NotReleased", "ResumeRefused", "UnknownPendingAction", "current_release"]
+__all__ = ["ClaimedElsewhere", "HandoffIntegrationError", "NotReleased", "ResumeRefused", "UnknownPendingAction",
+           "current_release"]

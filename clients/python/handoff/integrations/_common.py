@@ -6,21 +6,26 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import logging
 import math
+import os
+import socket
 import threading
 import time
+import uuid
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple, TypeVar
 
 from handoff.client import Client
-from handoff.errors import DeadlineExceeded, FailedPrecondition, HandoffError, NotFound
-from handoff.models import Assessment, Decision, enum_name, from_json
+from handoff.errors import Aborted, DeadlineExceeded, FailedPrecondition, HandoffError, NotFound
+from handoff.models import Assessment, Decision, Session, enum_name, from_json
 from handoff.v1 import confirmations_pb2
 
 __all__ = [
     "HandoffIntegrationError",
     "NotReleased",
+    "ClaimedElsewhere",
     "ResumeRefused",
     "UnknownPendingAction",
     "current_release",
@@ -31,13 +36,20 @@ __all__ = [
     "lock_for",
     "set_release",
     "reset_release",
+    "CLAIMS_KEY",
     "MIN_SERVER_WAIT",
 ]
 
 T = TypeVar("T")
 
+_log = logging.getLogger("handoff.integrations")
+
 #: Statuses after which the action will never run.
 REFUSED_STATUSES = ("DECLINED", "REJECTED", "EXPIRED", "CANCELLED")
+
+#: The session state key where workers claim a released action before running
+#: it (``{pending_action_id: {"worker", "claimed_at_ms"}}``).
+CLAIMS_KEY = "handoff_executions"
 
 #: The shortest wait the server is asked for when looking at a decision
 #: (seconds): a settled action is answered at once; an undecided one costs this.
@@ -50,6 +62,11 @@ class HandoffIntegrationError(RuntimeError):
 
 class NotReleased(HandoffIntegrationError):
     """Something claimed an approval that Handoff has not given."""
+
+
+class ClaimedElsewhere(HandoffIntegrationError):
+    """Another worker claimed this released action and has not reported it
+    yet; it was not run here."""
 
 
 class ResumeRefused(HandoffIntegrationError):
@@ -152,13 +169,18 @@ _locks_guard = threading.Lock()
 
 
 def lock_for(pending_action_id: str) -> threading.Lock:
-    """The process-wide lock of one pending action (serialises attempts to run it)."""
+    """The process-wide lock of one pending action (serialises attempts to run
+    it in this process; :meth:`Gate.acquire` covers other processes)."""
     with _locks_guard:
         lock = _locks.get(pending_action_id)
         if lock is None:
             lock = threading.Lock()
             _locks[pending_action_id] = lock
         return lock
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -172,6 +194,15 @@ class Gate:
     #: Timeout of each unary call, and the time the network may add to a
     #: wait for a decision.
     call_timeout: float = 30.0
+    #: How long a worker waits for another worker that claimed the same
+    #: released action to report it (seconds), then raises ClaimedElsewhere.
+    claim_wait: float = 30.0
+    #: A claim older than this (seconds, by the server's clock) whose action is
+    #: still RELEASED is taken to belong to a worker that died, and may be taken
+    #: over (the tool may then run twice if that worker had run it). None: never.
+    stale_claim_after: Optional[float] = 600.0
+    #: This worker's name in claims (host, process id, a random part).
+    worker_id: str = field(default_factory=_default_worker_id)
     _sessions_ready: Set[str] = field(default_factory=set)
 
     # -- sessions and assessment ---------------------------------------------------------
@@ -305,8 +336,7 @@ class Gate:
     def begin(self, session_id: str, settled: Settled) -> Settled:
         """Checks, just before running, that the action is still RELEASED
         (returns the fresh decision) or already EXECUTED (returns that with
-        the recorded result). Hold :func:`lock_for` around begin, the run and
-        :meth:`report`.
+        the recorded result).
 
         Raises:
             NotReleased: anything else.
@@ -321,6 +351,72 @@ class Gate:
                               "the tool was not run")
         return fresh
 
+    def acquire(self, session_id: str, settled: Settled) -> Settled:
+        """:meth:`begin`, then claims the released action for this worker in
+        the session state (a compare-and-set on the session's version, so of
+        two workers in any processes exactly one gets it). Returns the fresh
+        RELEASED decision, now this worker's to run and :meth:`finish`, or the
+        EXECUTED outcome with its recorded result (another worker ran it,
+        also after waiting up to ``claim_wait`` for one that holds a claim).
+        Hold :func:`lock_for` around acquire, the run and :meth:`finish`.
+
+        Raises:
+            ClaimedElsewhere: another worker holds the claim and did not report
+                within ``claim_wait``.
+            NotReleased: the action is not RELEASED.
+        """
+        pending_id = settled.pending_action_id
+        fresh = self.begin(session_id, settled)
+        if fresh.status == "EXECUTED":
+            return fresh
+        deadline = time.monotonic() + self.claim_wait
+        while True:
+            session = self.client.sessions.get(session_id, timeout=self.call_timeout)
+            entry = _claim_of(session, pending_id)
+            holder = str(entry.get("worker") or "an unknown worker") if entry is not None else None
+            if holder == self.worker_id:
+                break  # ours already (an earlier attempt whose answer was lost)
+            if entry is None or self._stale(entry):
+                took_over = f" (taking over the stale claim of {holder})" if holder else ""
+                claim = {"worker": self.worker_id, "claimed_at_ms": self._server_time_ms()}
+                try:
+                    self.client.sessions.update_state(
+                        session_id, {CLAIMS_KEY: {pending_id: claim}}, expected_version=session.version,
+                        reasoning=f"worker {self.worker_id} runs released pending action {pending_id}{took_over}",
+                        timeout=self.call_timeout)
+                    break
+                except Aborted:  # the session changed since it was read: read it again
+                    if time.monotonic() >= deadline:
+                        raise HandoffIntegrationError(
+                            f"could not claim pending action {pending_id}: session {session_id} kept changing for "
+                            f"{self.claim_wait:g} s; the tool was not run") from None
+                    continue
+            else:
+                if time.monotonic() >= deadline:
+                    raise ClaimedElsewhere(
+                        f"pending action {pending_id} is being run by worker {holder} (claimed at "
+                        f"{entry.get('claimed_at_ms')} ms), which has not reported it within {self.claim_wait:g} s; "
+                        f"the tool was not run here. Once that worker reports, the action is EXECUTED"
+                        + (f"; a claim older than {self.stale_claim_after:g} s may be taken over"
+                           if self.stale_claim_after is not None else
+                           f"; if it died, remove {CLAIMS_KEY}.{pending_id} from the session state"))
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            fresh = self.begin(session_id, settled)
+            if fresh.status == "EXECUTED":
+                return fresh
+        # Claimed. A worker that ran it and dropped its claim before we read the
+        # session has reported first: look once more.
+        fresh = self.begin(session_id, settled)
+        if fresh.status == "EXECUTED":
+            self.drop_claim(session_id, pending_id)
+        return fresh
+
+    def finish(self, session_id: str, decision: Decision, result: Any, error: Optional[str]) -> None:
+        """:meth:`report`, then drops this worker's claim (the action is
+        EXECUTED, which every later attempt sees first)."""
+        self.report(decision, result, error)
+        self.drop_claim(session_id, decision.pending_action_id)
+
     def report(self, decision: Decision, result: Any, error: Optional[str]) -> None:
         """ReportExecution under the release token (its key derived from the token)."""
         self.client.report_execution(decision, json_safe(result), error=error[:2000] if error else None,
@@ -330,16 +426,19 @@ class Gate:
                      describe: Callable[[T], Tuple[Any, Optional[str]]]) -> Tuple[str, Any]:
         """Runs a RELEASED action once with the action Handoff released and
         reports it. Returns ``("ran", value)`` or, when it had already been
-        executed (a replay, or another attempt in this process), ``("executed",
+        executed (a replay, or another worker in any process), ``("executed",
         (recorded_result, recorded_error))``.
 
         ``run`` gets the released action (dict with ``parameters``);
         ``describe`` turns its value into ``(result_json_value, error_text)``.
         A tool that raises is reported as failed (the release is used up) and
         the exception propagates.
+
+        Raises:
+            ClaimedElsewhere, NotReleased: see :meth:`acquire`.
         """
         with lock_for(settled.pending_action_id):
-            fresh = self.begin(session_id, settled)
+            fresh = self.acquire(session_id, settled)
             if fresh.status == "EXECUTED":
                 return "executed", (fresh.recorded_result, fresh.recorded_error)
             decision = fresh.decision
@@ -348,13 +447,60 @@ class Gate:
             try:
                 value = run(decision.action)
             except Exception as error:
-                self.report(decision, None, f"{type(error).__name__}: {error}")
+                self.finish(session_id, decision, None, f"{type(error).__name__}: {error}")
                 raise
             finally:
                 _current_release.reset(token)
             result, failure = describe(value)
-            self.report(decision, result, failure)
+            self.finish(session_id, decision, result, failure)
             return "ran", value
+
+    # -- claims ---------------------------------------------------------------------------
+
+    def _server_time_ms(self) -> int:
+        """The server's clock (claims are compared on one clock, whatever the workers' clocks say)."""
+        return int(self.client.ping(timeout=self.call_timeout).server_time_unix_ms)
+
+    def _stale(self, entry: Mapping[str, Any]) -> bool:
+        if self.stale_claim_after is None:
+            return False
+        claimed_at = entry.get("claimed_at_ms")
+        if isinstance(claimed_at, bool) or not isinstance(claimed_at, int):
+            return False
+        return self._server_time_ms() - claimed_at > self.stale_claim_after * 1000
+
+    def drop_claim(self, session_id: str, pending_action_id: str) -> None:
+        """Removes this worker's claim, if it still holds it. Best effort: the
+        action is EXECUTED by now, which every attempt checks before claims."""
+        try:
+            for _ in range(20):
+                session = self.client.sessions.get(session_id, timeout=self.call_timeout)
+                entry = _claim_of(session, pending_action_id)
+                if entry is None or entry.get("worker") != self.worker_id:
+                    return
+                try:
+                    self.client.sessions.update_state(
+                        session_id, {CLAIMS_KEY: {pending_action_id: None}}, expected_version=session.version,
+                        reasoning=f"worker {self.worker_id} reported pending action {pending_action_id}",
+                        timeout=self.call_timeout)
+                    return
+                except Aborted:
+                    continue
+        except HandoffError as error:
+            _log.warning("could not drop the claim on pending action %s (it is executed; the claim stays in "
+                         "the session state under %s): %s", pending_action_id, CLAIMS_KEY, error)
+
+
+def _claim_of(session: Session, pending_action_id: str) -> Optional[Dict[str, Any]]:
+    """The claim recorded for the action in the session state;
+    something unreadable there counts as a claim by an unknown worker."""
+    claims = session.state.get(CLAIMS_KEY)
+    if not isinstance(claims, Mapping) or pending_action_id not in claims:
+        return None
+    entry = claims[pending_action_id]
+    if entry is None:
+        return None
+    return dict(entry) if isinstance(entry, Mapping) else {"worker": f"unknown ({entry!r})"}
 
 
 def json_safe(value: Any) -> Any:

@@ -157,23 +157,25 @@ class HandoffApprovals:
         lock = lock_for(pending_id)
         await asyncio.to_thread(lock.acquire)
         try:
-            fresh = await asyncio.to_thread(self.gate.begin, self.session_id, settled)
+            fresh = await asyncio.to_thread(self.gate.acquire, self.session_id, settled)
             if fresh.status == "EXECUTED":
                 return _recorded(fresh.recorded_result, fresh.recorded_error)
             decision = fresh.decision
             assert decision is not None
             if decision.action.get("tool_name") != tool_name:
+                await asyncio.to_thread(self.gate.drop_claim, self.session_id, pending_id)
                 raise NotReleased(f"Handoff released {decision.action.get('tool_name')!r}, not {tool_name!r}")
             released_json = json.dumps(decision.action.get("parameters") or {})
             token = set_release(decision)
             try:
                 value = await invoke(context, released_json)
             except Exception as error:
-                await asyncio.to_thread(self.gate.report, decision, None, f"{type(error).__name__}: {error}")
+                await asyncio.to_thread(self.gate.finish, self.session_id, decision, None,
+                                        f"{type(error).__name__}: {error}")
                 raise
             finally:
                 reset_release(token)
-            await asyncio.to_thread(self.gate.report, decision, {"output": json_safe(value)}, None)
+            await asyncio.to_thread(self.gate.finish, self.session_id, decision, {"output": json_safe(value)}, None)
             return value
         finally:
             lock.release()

@@ -1,7 +1,7 @@
 """What the framework adapters share (handoff.integrations._common), against a
 real handoffd and without any framework: decisions read over a slow network,
 a released action run exactly once by two worker processes racing on it,
-claims held elsewhere or stale, and the per-action locks."""
+claims held elsewhere, stale or withdrawn, and the per-action locks."""
 from __future__ import annotations
 
 import gc
@@ -19,7 +19,7 @@ import handoff
 from conftest import ServerProcess
 from integration_support import DelayProxy, executed_events, new_session_id
 
-from handoff.integrations._common import (CLAIMS_KEY, ClaimedElsewhere, Gate, Settled, call_key,
+from handoff.integrations._common import (CLAIMS_KEY, ClaimedElsewhere, Gate, Settled, Withdrawn, call_key,
                                           default_action, lock_for)
 from handoff.integrations import _common
 
@@ -157,6 +157,19 @@ def test_a_claim_held_elsewhere_is_waited_for_and_a_stale_one_taken_over(agent: 
     assert len(ran) == 1 and pending_id not in agent.sessions.get(session_id).state[CLAIMS_KEY]
     taken = [e.reasoning for e in agent.sessions.list_events(session_id, actions=["session.state_updated"])]
     assert any("taking over the stale claim of other-host:4242:0f0f" in reason for reason in taken), taken
+
+
+def test_a_withdrawn_action_never_runs_even_once_released(agent: handoff.Client, approver: handoff.Client) -> None:
+    session_id, assessment = refund(agent)
+    gate = Gate(agent)
+    gate.withdraw(session_id, assessment.pending_action_id, "the user said no")
+    gate.withdraw(session_id, assessment.pending_action_id, "the user said no")  # idempotent
+    assert gate.withdrawn(session_id, assessment.pending_action_id)
+    approver.decide_approval(assessment.approval_id, "approve", comment="approved before seeing it")
+    ran: List[Any] = []
+    with pytest.raises(Withdrawn, match="withdrawn by the agent .the user said no."):
+        gate.run_released(session_id, Settled(assessment.pending_action_id, "RELEASED"), ran.append, describe)
+    assert ran == [] and executed_events(agent, session_id) == []
 
 
 def test_lock_for_never_splits_a_lock_that_is_in_use() -> None:

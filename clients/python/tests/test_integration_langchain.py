@@ -26,6 +26,7 @@ from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.types import Command  # noqa: E402
 
 from handoff.integrations import NotReleased, ResumeRefused, UnknownPendingAction  # noqa: E402
+from handoff.integrations._common import CLAIMS_KEY, Gate, Settled, Withdrawn  # noqa: E402
 from handoff.integrations.langchain import HandoffMiddleware, pending_action_ids, resume  # noqa: E402
 
 
@@ -357,6 +358,36 @@ def test_async_agent_pauses_and_runs_once(agent: handoff.Client, people: People)
 
     asyncio.run(play())
     assert h.effects.counts == {"get_weather": 1, "issue_refund": 1}
+
+
+@pytest.mark.parametrize("story", ["refund", "delete"])
+def test_a_withdrawn_action_is_never_run_even_if_people_release_it_later(agent: handoff.Client, people: People,
+                                                                        story: str) -> None:
+    """A reject on an approval (escalated) or a code (multi-factor) cannot
+    cancel the pending action in Handoff; the adapter records the withdrawal,
+    so a later release runs nothing: not a replayed step, not another worker."""
+    h = Harness(agent, people)
+    h.say(story)
+    info = h.only_interrupt()["handoff"]
+    pending = info["pending_action_id"]
+    result = h.resume({pending: {"type": "reject", "message": "changed my mind"}})
+    tool = STORY_CALLS[story][0]["name"]
+    assert h.effects.count(tool) == 0 and "user rejected" in tool_messages(result)[-1].content
+    assert agent.sessions.get(h.session_id).state[CLAIMS_KEY][pending]["withdrawn"] is True
+
+    if story == "refund":  # the approver decides later anyway
+        people.approve(info["approval_id"])
+    else:  # the user types the code later anyway
+        people.cli("agent", "code", "verify", pending, people.code_for(pending))
+    assert agent.wait_for_decision(pending, timeout=5).status == "RELEASED"
+
+    before_tools = next(s for s in h.graph.get_state_history(h.config) if s.next == ("tools",))
+    replayed = h.graph.invoke(None, before_tools.config)
+    assert "user rejected" in tool_messages(replayed)[-1].content
+    with pytest.raises(Withdrawn):
+        Gate(agent).run_released(h.session_id, Settled(pending, "RELEASED"), lambda action: h.effects.record(tool),
+                                 lambda value: (None, None))
+    assert h.effects.count(tool) == 0 and executed_events(agent, h.session_id) == []
 
 
 def test_an_approved_refund_runs_over_a_slow_network(server: ServerProcess, certs: Path, agent: handoff.Client,

@@ -31,8 +31,9 @@ What every adapter guarantees:
   the recorded result (or raises :class:`ClaimedElsewhere`). Within one
   process, attempts are also serialised by a lock per action.
 - **Fails closed.** Anything unexpected (an unknown id, a resume for another
-  action, a claim of approval Handoff did not make, an unreachable server)
-  raises :class:`HandoffIntegrationError` or leaves the tool unrun.
+  action, a claim of approval Handoff did not make, an action the agent
+  withdrew, an unreachable server) raises :class:`HandoffIntegrationError`
+  or leaves the tool unrun.
 
 The one window no client can close: a process that dies after the tool
 returned and before ``ReportExecution`` was recorded leaves the action
@@ -42,7 +43,7 @@ the tool again. Keep tools idempotent where that matters (the release token
 is a good idempotency key for the tool's own service: :func:`current_release`).
 """
 from handoff.integrations._common import (ClaimedElsewhere, HandoffIntegrationError, NotReleased, ResumeRefused,
-                                          UnknownPendingAction, current_release)
+                                          UnknownPendingAction, Withdrawn, current_release)
 
 __all__ = ["ClaimedElsewhere", "HandoffIntegrationError", "NotReleased", "ResumeRefused", "UnknownPendingAction",
-           "current_release"]
+           "Withdrawn", "current_release"]

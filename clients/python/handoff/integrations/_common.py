@@ -25,6 +25,7 @@ from handoff.v1 import confirmations_pb2
 __all__ = [
     "HandoffIntegrationError",
     "NotReleased",
+    "Withdrawn",
     "ClaimedElsewhere",
     "ResumeRefused",
     "UnknownPendingAction",
@@ -48,7 +49,8 @@ _log = logging.getLogger("handoff.integrations")
 REFUSED_STATUSES = ("DECLINED", "REJECTED", "EXPIRED", "CANCELLED")
 
 #: The session state key where workers claim a released action before running
-#: it (``{pending_action_id: {"worker", "claimed_at_ms"}}``).
+#: it (``{pending_action_id: {"worker", "claimed_at_ms"}}``), and where a
+#: withdrawn action is recorded (``{"withdrawn": true, ...}``).
 CLAIMS_KEY = "handoff_executions"
 
 #: The shortest wait the server is asked for when looking at a decision
@@ -62,6 +64,11 @@ class HandoffIntegrationError(RuntimeError):
 
 class NotReleased(HandoffIntegrationError):
     """Something claimed an approval that Handoff has not given."""
+
+
+class Withdrawn(NotReleased):
+    """The agent withdrew this action (the user said no); whatever Handoff
+    later decided, it is never run."""
 
 
 class ClaimedElsewhere(HandoffIntegrationError):
@@ -361,6 +368,7 @@ class Gate:
         Hold :func:`lock_for` around acquire, the run and :meth:`finish`.
 
         Raises:
+            Withdrawn: the agent withdrew the action; it never runs.
             ClaimedElsewhere: another worker holds the claim and did not report
                 within ``claim_wait``.
             NotReleased: the action is not RELEASED.
@@ -373,6 +381,10 @@ class Gate:
         while True:
             session = self.client.sessions.get(session_id, timeout=self.call_timeout)
             entry = _claim_of(session, pending_id)
+            if entry is not None and entry.get("withdrawn"):
+                raise Withdrawn(f"pending action {pending_id} was withdrawn by the agent"
+                                + (f" ({entry.get('reason')})" if entry.get("reason") else "")
+                                + "; it is not run whatever Handoff decided")
             holder = str(entry.get("worker") or "an unknown worker") if entry is not None else None
             if holder == self.worker_id:
                 break  # ours already (an earlier attempt whose answer was lost)
@@ -417,6 +429,41 @@ class Gate:
         self.report(decision, result, error)
         self.drop_claim(session_id, decision.pending_action_id)
 
+    def withdraw(self, session_id: str, pending_action_id: str, reason: str) -> None:
+        """Records in the session state that the agent withdrew the action, so
+        that no worker of these adapters runs it, even if people release it
+        later (Handoff offers agents no call to cancel a pending action).
+
+        Raises:
+            HandoffIntegrationError: a worker already claimed it to run it.
+        """
+        for _ in range(100):
+            session = self.client.sessions.get(session_id, timeout=self.call_timeout)
+            entry = _claim_of(session, pending_action_id)
+            if entry is not None and entry.get("withdrawn"):
+                return
+            if entry is not None:
+                raise HandoffIntegrationError(f"pending action {pending_action_id} is already being run by worker "
+                                              f"{entry.get('worker')}; it can no longer be withdrawn")
+            record = {"withdrawn": True, "worker": self.worker_id, "reason": reason,
+                      "withdrawn_at_ms": self._server_time_ms()}
+            try:
+                self.client.sessions.update_state(
+                    session_id, {CLAIMS_KEY: {pending_action_id: record}}, expected_version=session.version,
+                    reasoning=f"the agent withdrew pending action {pending_action_id} ({reason}); it will not be run "
+                              "even if released", timeout=self.call_timeout)
+                return
+            except Aborted:
+                continue
+        raise HandoffIntegrationError(f"could not record the withdrawal of pending action {pending_action_id}: "
+                                      f"session {session_id} kept changing")
+
+    def withdrawn(self, session_id: str, pending_action_id: str) -> bool:
+        """Whether :meth:`withdraw` recorded the action as withdrawn."""
+        session = self.client.sessions.get(session_id, timeout=self.call_timeout)
+        entry = _claim_of(session, pending_action_id)
+        return bool(entry is not None and entry.get("withdrawn"))
+
     def report(self, decision: Decision, result: Any, error: Optional[str]) -> None:
         """ReportExecution under the release token (its key derived from the token)."""
         self.client.report_execution(decision, json_safe(result), error=error[:2000] if error else None,
@@ -435,7 +482,7 @@ class Gate:
         the exception propagates.
 
         Raises:
-            ClaimedElsewhere, NotReleased: see :meth:`acquire`.
+            Withdrawn, ClaimedElsewhere, NotReleased: see :meth:`acquire`.
         """
         with lock_for(settled.pending_action_id):
             fresh = self.acquire(session_id, settled)
@@ -462,7 +509,7 @@ class Gate:
         return int(self.client.ping(timeout=self.call_timeout).server_time_unix_ms)
 
     def _stale(self, entry: Mapping[str, Any]) -> bool:
-        if self.stale_claim_after is None:
+        if self.stale_claim_after is None or entry.get("withdrawn"):
             return False
         claimed_at = entry.get("claimed_at_ms")
         if isinstance(claimed_at, bool) or not isinstance(claimed_at, int):
@@ -476,7 +523,7 @@ class Gate:
             for _ in range(20):
                 session = self.client.sessions.get(session_id, timeout=self.call_timeout)
                 entry = _claim_of(session, pending_action_id)
-                if entry is None or entry.get("worker") != self.worker_id:
+                if entry is None or entry.get("withdrawn") or entry.get("worker") != self.worker_id:
                     return
                 try:
                     self.client.sessions.update_state(
@@ -492,7 +539,7 @@ class Gate:
 
 
 def _claim_of(session: Session, pending_action_id: str) -> Optional[Dict[str, Any]]:
-    """The claim recorded for the action in the session state;
+    """The claim (or withdrawal) recorded for the action in the session state;
     something unreadable there counts as a claim by an unknown worker."""
     claims = session.state.get(CLAIMS_KEY)
     if not isinstance(claims, Mapping) or pending_action_id not in claims:

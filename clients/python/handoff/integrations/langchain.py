@@ -35,7 +35,9 @@ Every tool call is assessed with Handoff (``AssessAction``) before it runs:
     not run; an edit must be exactly what Handoff released (approvers edit
     at their desk, not in the resume value);
   - ``{"type": "reject", ...}``: the tool does not run (a confirmation is
-    answered "no");
+    answered "no"; an approval, ticket or code, which an agent cannot
+    cancel in Handoff, is recorded as withdrawn in the session state, and
+    no adapter runs it even if people release it later);
   - ``None`` or ``{"type": "check"}``: look again; still undecided pauses again.
 
   A value naming another pending action raises
@@ -69,7 +71,8 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
 
 from handoff.client import Client
 from handoff.integrations._common import (REFUSED_STATUSES, Gate, NotReleased, PendingProgress, ResumeRefused,
-                                          Settled, UnknownPendingAction, call_key, default_action, json_safe)
+                                          Settled, UnknownPendingAction, Withdrawn, call_key, default_action,
+                                          json_safe)
 from handoff.models import Assessment, enum_name
 from handoff.v1 import common_pb2
 
@@ -268,23 +271,34 @@ class HandoffMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         if assessment.automated:
             return handler(request)
         assert assessment.pending_action is not None
+        pending_id = assessment.pending_action.id
         status = enum_name(common_pb2.PendingActionStatus, assessment.pending_action.status, "PENDING_ACTION_STATUS_")
+        if status not in REFUSED_STATUSES and status != "EXECUTED" and self.gate.withdrawn(session_id, pending_id):
+            return self._rejected(request)  # withdrawn earlier: a replayed step says so again
         claim: Optional[_Claim] = None
         if status in ("PENDING", "CONFIRMED", "APPROVED"):
             settled, claim = self._pause(request, assessment, session_id)
-            if settled is None or (claim is not None and claim.kind == "reject"):  # the user withdrew it
-                return self._message(request, "The user rejected this action; the tool was not run. Do not "
-                                              "retry it unless the user asks.", error=True)
+            if settled is None:  # the user withdrew it while it was undecided
+                if not assessment.needs_confirmation:  # (a confirmation was answered "no": DECLINED)
+                    self.gate.withdraw(session_id, pending_id, "the user rejected it (a LangChain reject)")
+                return self._rejected(request)
+            if claim is not None and claim.kind == "reject" and settled.released:  # withdrawn after the release
+                self.gate.withdraw(session_id, pending_id, "the user rejected it (a LangChain reject)")
+                return self._rejected(request)
         else:
-            settled = self.gate.peek(session_id, assessment.pending_action.id, wait=self.gate.resume_wait)
+            settled = self.gate.peek(session_id, pending_id, wait=self.gate.resume_wait)
             if settled is None:
-                raise NotReleased(f"pending action {assessment.pending_action.id} is {status} but Handoff shows "
+                raise NotReleased(f"pending action {pending_id} is {status} but Handoff shows "
                                   "no decision; the tool was not run")
-            claim = self._last_claim(request, assessment, session_id, assessment.pending_action.id, None)
+            claim = self._last_claim(request, assessment, session_id, pending_id, None)
             if claim is not None and claim.kind == "reject" and settled.released:
-                return self._message(request, "The user rejected this action; the tool was not run. Do not "
-                                              "retry it unless the user asks.", error=True)
+                self.gate.withdraw(session_id, pending_id, "the user rejected it (a LangChain reject)")
+                return self._rejected(request)
         return self._finish(request, handler, session_id, settled, claim)
+
+    def _rejected(self, request: ToolCallRequest) -> ToolMessage:
+        return self._message(request, "The user rejected this action; the tool was not run. Do not "
+                                      "retry it unless the user asks.", error=True)
 
     def _pause(self, request: ToolCallRequest, assessment: Assessment,
                session_id: str) -> Tuple[Optional[Settled], Optional[_Claim]]:
@@ -417,7 +431,10 @@ class HandoffMiddleware(AgentMiddleware):  # type: ignore[type-arg]
                 raise NotReleased(f"Handoff released {action.get('tool_name')!r}, not {call['name']!r}")
             return handler(request.override(tool_call={**call, "args": dict(action.get("parameters") or {})}))
 
-        outcome, value = self.gate.run_released(session_id, settled, run, _describe)
+        try:
+            outcome, value = self.gate.run_released(session_id, settled, run, _describe)
+        except Withdrawn:
+            return self._rejected(request)
         if outcome == "executed":
             result, error = value
             return self._recorded(request, result, error)

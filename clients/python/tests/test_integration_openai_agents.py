@@ -23,7 +23,7 @@ from agents import Runner  # noqa: E402
 from agents.exceptions import UserError  # noqa: E402
 
 from handoff.integrations import UnknownPendingAction  # noqa: E402
-from handoff.integrations.openai_agents import STATE_KEY, HandoffApprovals  # noqa: E402
+from handoff.integrations.openai_agents import STATE_KEY, HandoffApprovals, RunTooLarge  # noqa: E402
 from openai_agents_app import effects_of, make_agent  # noqa: E402
 
 APP = Path(__file__).resolve().parent / "openai_agents_app.py"
@@ -203,6 +203,20 @@ def test_the_users_confirmation_is_handed_to_handoff(agent: handoff.Client, tmp_
     final = h.run(state)
     assert h.ran("book_flight") == [{"to": "NYC", "date": "2026-12-01"}]
     assert final.final_output == "results: booked BK-4471 to NYC"
+
+
+def test_a_run_too_large_for_the_session_state_is_refused_clearly(agent: handoff.Client, tmp_path: Path) -> None:
+    h = Harness(agent, tmp_path)
+    long_conversation = [{"role": "user", "content": "x" * 300_000}, {"role": "user", "content": "refund"}]
+    result = h.run(long_conversation)
+    assert [i.tool_name for i in result.interruptions] == ["issue_refund"]
+    with pytest.raises(RunTooLarge) as refused:
+        h.approvals.save(result.to_state())
+    message = str(refused.value)
+    assert "sessions.state_size_limit_bytes" in message and "262,144 bytes here" in message
+    assert "256 KiB" in message and "Nothing was saved" in message
+    assert STATE_KEY not in agent.sessions.get(h.session_id).state
+    h.approvals.save(h.run("refund").to_state())  # a run of ordinary size fits
 
 
 def test_an_approved_refund_runs_over_a_slow_network(server: ServerProcess, certs: Path, agent: handoff.Client,

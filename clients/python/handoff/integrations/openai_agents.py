@@ -40,13 +40,16 @@ What it does:
   pending action of each interruption; :meth:`HandoffApprovals.load` reads it
   back (GetSession), so any process can resume the run after a restart. The
   session state was chosen over memories because it is one current value
-  (a memory is an append-only fact), versioned, and in GetContext.
+  (a memory is an append-only fact), versioned, and in GetContext. The server
+  limits the whole state to ``sessions.state_size_limit_bytes`` (256 KiB by
+  default); a run that does not fit raises :class:`RunTooLarge`.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import json
+import re
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional
 
 try:
@@ -57,16 +60,23 @@ except ImportError as error:  # pragma: no cover - exercised without the extra
                       "pip install 'handoff[openai-agents]'") from error
 
 from handoff.client import Client
-from handoff.integrations._common import (REFUSED_STATUSES, Gate, NotReleased, Settled, UnknownPendingAction, call_key,
-                                          default_action, json_safe, lock_for, reset_release, set_release)
+from handoff.errors import InvalidArgument, ResourceExhausted
+from handoff.integrations._common import (REFUSED_STATUSES, Gate, HandoffIntegrationError, NotReleased, Settled,
+                                          UnknownPendingAction, call_key, default_action, json_safe, lock_for,
+                                          reset_release, set_release)
 from handoff.models import Assessment
 
-__all__ = ["HandoffApprovals", "STATE_KEY"]
+__all__ = ["HandoffApprovals", "RunTooLarge", "STATE_KEY"]
 
 #: The session state key holding the saved run.
 STATE_KEY = "openai_agents_run"
 
 ActionFor = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+
+
+class RunTooLarge(HandoffIntegrationError):
+    """The serialized run does not fit in the session state (the server's
+    ``sessions.state_size_limit_bytes``, 256 KiB by default)."""
 
 
 class HandoffApprovals:
@@ -252,14 +262,37 @@ class HandoffApprovals:
     def save(self, state: RunState[Any], **to_json: Any) -> int:
         """Keeps the serialized run in the session state (UpdateState); returns
         the session's new version. ``to_json`` goes to ``RunState.to_json``
-        (e.g. ``context_serializer``)."""
+        (e.g. ``context_serializer``).
+
+        Raises:
+            RunTooLarge: the run does not fit in the session state, whose size
+                the server limits (``sessions.state_size_limit_bytes``, 256 KiB
+                by default); nothing was saved.
+        """
         interruptions = [{"call_id": item.call_id, "tool": item.tool_name or item.name}
                          for item in state.get_interruptions()]
-        saved = {STATE_KEY: {"run_state": json.dumps(state.to_json(**to_json)), "interruptions": interruptions}}
+        run_state = json.dumps(state.to_json(**to_json))
+        saved = {STATE_KEY: {"run_state": run_state, "interruptions": interruptions}}
         self.gate.ensure_session(self.session_id)
-        update = self.client.sessions.update_state(self.session_id, saved,
-                                                   reasoning=f"run paused on {len(interruptions)} tool call(s) "
-                                                             "awaiting Handoff's decision")
+        try:
+            update = self.client.sessions.update_state(self.session_id, saved,
+                                                       reasoning=f"run paused on {len(interruptions)} tool call(s) "
+                                                                 "awaiting Handoff's decision")
+        except (InvalidArgument, ResourceExhausted) as error:
+            if "the limit is" not in error.message and "frame" not in error.message:
+                raise  # not about the size
+            size = len(run_state.encode("utf-8"))
+            limit = re.search(r"limit (?:is|of) (\d+) bytes", error.message)
+            setting = ("sessions.state_size_limit_bytes" if isinstance(error, InvalidArgument)
+                       else "limits.max_frame_bytes")
+            raise RunTooLarge(
+                f"the paused run cannot be saved with session {self.session_id}: its RunState is {size:,} bytes of "
+                f"JSON, and the server refused it ({error.message}). A session's state is limited by handoffd's "
+                f"{setting}" + (f" ({int(limit.group(1)):,} bytes here)" if limit else "")
+                + "; sessions.state_size_limit_bytes is 262,144 (256 KiB) by default, at most half of "
+                "limits.max_frame_bytes. Raise it in handoffd's configuration, or keep the run smaller (a "
+                "shorter conversation, a context_serializer that leaves out what can be rebuilt). Nothing was "
+                "saved.") from error
         return update.version
 
     async def load(self, agent: Agent[Any], **from_json: Any) -> Optional[RunState[Any]]:

@@ -28,10 +28,11 @@ public final class DecisionHub: Sendable {
     /// WaitForDecision calls waiting now.
     public var waiterCount: Int { board.subscriberCount }
 
-    /// Called after a settled action was committed.
-    func publish(_ action: PendingActionRecord) {
+    /// Called after a settled action was committed; `committedHere` false
+    /// when it was read back from the store (it may have been counted already).
+    func publish(_ action: PendingActionRecord, committedHere: Bool = true) {
         guard action.isSettled else { return }
-        DeskMetrics.decided(action)
+        if committedHere { DeskMetrics.decided(action) }
         board.post(action, to: Key(tenant: action.tenant, id: action.id))
     }
 }
@@ -95,30 +96,35 @@ extension ConfirmationService {
                     if action.isSettled { send(action) }
                 }
             }
-            // Expiries nobody else notices: a timer per action, on the wall clock.
-            let timers = ids.compactMap { id -> Task<Void, Never>? in
-                guard waiting.contains(id), let due = current[id]?.nextExpiryMs else { return nil }
-                return Task {
-                    let delay = max(0, due - self.clock())
-                    try? await Task.sleep(for: .milliseconds(delay + 5))
-                    guard !Task.isCancelled else { return }
-                    _ = try? await self.expireNow(id, caller: caller)
-                }
-            }
-            // Decisions committed elsewhere (another process on the same store) are read from the store every few seconds.
+            // One poller: decisions committed elsewhere (another process on
+            // the same store) are read from the store every few seconds, and
+            // expiries nobody else notices are applied when due. Never a sleep
+            // longer than the poll interval: a cancelled Task.sleep frees its
+            // timer only at its deadline (on Linux, a dispatch_after), so a
+            // timer per action until its expiry (an hour) kept about 1 KB per
+            // wait for that hour (found with heaptrack under the soak).
             let undecided = Mutex(waiting)
+            let dues = ids.reduce(into: [String: Int64]()) { dues, id in
+                if waiting.contains(id), let due = current[id]?.nextExpiryMs { dues[id] = due }
+            }
             let poller = Task {
+                let pollMs = Int64(self.decisionPollInterval.components.seconds * 1000)
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: self.decisionPollInterval)
+                    let left = undecided.withLock { $0 }
+                    let now = self.clock()
+                    let soonest = left.compactMap { dues[$0] }.min()
+                    let untilDue = soonest.map { $0 - now + 5 } ?? pollMs
+                    try? await Task.sleep(for: .milliseconds(max(1, min(pollMs, untilDue))))
+                    let checked = self.clock()
                     for id in undecided.withLock({ $0 }) where !Task.isCancelled {
-                        if let stored = try? await self.load(id, caller: caller), stored.isSettled { self.decisions.publish(stored) }
+                        if let due = dues[id], due <= checked { _ = try? await self.expireNow(id, caller: caller) }
+                        if let stored = try? await self.load(id, caller: caller), stored.isSettled {
+                            self.decisions.publish(stored, committedHere: false)
+                        }
                     }
                 }
             }
-            defer {
-                timers.forEach { $0.cancel() }
-                poller.cancel()
-            }
+            defer { poller.cancel() }
             if !waiting.isEmpty {
                 for await action in updates {
                     send(action)

@@ -33,6 +33,7 @@ final class OperationsGauges: Sendable {
         Gauge(label: "handoff_tls_handshakes_in_progress").record(handshaking)
         Gauge(label: "handoff_watch_subscribers").record(services.feed.hub.watcherCount)
         Gauge(label: "handoff_decision_waiters").record(services.confirmations.decisions.waiterCount)
+        Gauge(label: "handoff_sessions_resident").record(services.sessions.residentCount)
         guard let counts = try? await store.deskCounts() else {
             Gauge(label: "handoff_store_scrape_ok").record(0)
             return

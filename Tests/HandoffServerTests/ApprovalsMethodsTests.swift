@@ -486,7 +486,8 @@ struct ApprovalsMethodsTests {
         defer { fixtures.remove() }
         let clock = TestClock()
         let (running, agent, services) = try await startServices(
-            fixtures, clock: clock, policyYAML: chainPolicy, notices: [webhook], noticeRetryDelays: [.milliseconds(400)])
+            // The retry waits long enough for the decision to come first even on a busy machine (400 ms did not, in parallel runs).
+            fixtures, clock: clock, policyYAML: chainPolicy, notices: [webhook], noticeRetryDelays: [.seconds(2)])
         let alice = try running.client(fixtures.clientTLS(role: "alice"))
         let approval = try await request(agent, amount: "2000")
         clock.advance(seconds: 5)

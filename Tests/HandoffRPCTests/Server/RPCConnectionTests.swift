@@ -429,9 +429,11 @@ struct RPCConnectionTests {
 
     @Test("client keepalive pings keep an otherwise idle connection open past the idle timeout")
     func keepalive() async throws {
-        let loopback = try await Loopback(registry: pingRegistry(), idleTimeout: .milliseconds(400))
+        // A timeout twenty pings long: the pings keep it open even when the
+        // machine is busy with other tests (at 400 ms a busy run lost it).
+        let loopback = try await Loopback(registry: pingRegistry(), idleTimeout: .seconds(2))
         let client = try await loopback.connect(keepalive: .milliseconds(100))
-        try await Task.sleep(for: .seconds(1))
+        try await Task.sleep(for: .milliseconds(3000))
         #expect(client.isUsable)
         #expect(try await client.call(Health.ping, PingRequest(payload: [1])).payload == [1])
         await client.close()

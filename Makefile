@@ -29,16 +29,15 @@ build-release: deps
 test: deps check-generated test-swift test-python test-soak fuzz
 	@scripts/test-summary .build/test-logs
 
-# In parallel (about 20 s on 2 cores). The stall once seen here came from tests
-# that waited for child processes on the two cooperative threads, and from pipe
-# ends inherited by other tests' children (fixed: HandoffTestSupport's offPool
-# and closeOnExecPipe); two tests with 400 ms windows failed under load and
-# were widened. Twelve parallel runs in a row passed, two of them beside a
-# two-core CPU hog.
+# --no-parallel, still: in parallel (about 20 s on 2 cores) the old stall no
+# longer shows, but "client keepalive pings keep an otherwise idle connection
+# open" fails about one run in eight even with a 2 s idle timeout and pings
+# every 100 ms: something in another test holds an event loop of the shared
+# group for seconds. Until that is found, serially (about 50 s).
 test-swift: deps
 	$(SWIFT) build --build-tests
 	@mkdir -p .build/test-logs
-	set -o pipefail; $(SWIFT) test --skip-build --parallel --disable-xctest 2>&1 | tee .build/test-logs/swift.log
+	set -o pipefail; $(SWIFT) test --skip-build --no-parallel --disable-xctest 2>&1 | tee .build/test-logs/swift.log
 
 # The client tests start a real handoffd from .build/debug.
 test-python: deps

@@ -155,10 +155,10 @@ struct RPCConnectionTests {
         let ok = RPCError.Code.ok.rawValue
         #expect(ends.mapValues(\.status) == [1: deadline, 3: deadline, 5: ok, 7: deadline, 9: ok], "\(ends)")
         #expect(order.filter { [3, 7, 1].contains($0) } == [3, 7, 1], "deadlines ended out of order: \(order)")
-        // Never early; late only by scheduling (the suite runs tests side by side on two cores).
+        // Never early; late only by scheduling (the suite runs tests side by side on two cores: 1 s late was seen).
         for (id, due) in [(3, 150), (7, 600), (1, 2500)] as [(UInt64, Int)] {
             let at = ends[id]?.at ?? .zero
-            #expect(at >= .milliseconds(due) && at < .milliseconds(due + 1000), "call \(id) ended at \(at), its deadline \(due) ms")
+            #expect(at >= .milliseconds(due) && at < .milliseconds(due + 2000), "call \(id) ended at \(at), its deadline \(due) ms")
         }
 
         // The client's timer: a short deadline started after a long one still ends first.
@@ -172,7 +172,7 @@ struct RPCConnectionTests {
             _ = try await client.call(Health.ping, PingRequest(payload: [100]), options: CallOptions(timeout: .milliseconds(150)))
         }
         #expect(error?.code == .deadlineExceeded)
-        #expect(clock.now - shortStart < .milliseconds(700), "the short deadline waited for the long one")
+        #expect(clock.now - shortStart < .milliseconds(1200), "the short deadline waited for the long one (1500 ms)")
         let answered = try await client.call(Health.ping, PingRequest(payload: [1]), options: CallOptions(timeout: .seconds(5)))
         #expect(answered.payload == [1])
         let longError = await #expect(throws: RPCError.self) { try await long.value }

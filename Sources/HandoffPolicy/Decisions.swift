@@ -117,9 +117,12 @@ extension ConfirmationService {
                     try? await Task.sleep(for: .milliseconds(max(1, min(pollMs, untilDue))))
                     let checked = self.clock()
                     for id in undecided.withLock({ $0 }) where !Task.isCancelled {
-                        if let due = dues[id], due <= checked { _ = try? await self.expireNow(id, caller: caller) }
-                        if let stored = try? await self.load(id, caller: caller), stored.isSettled {
+                        guard let stored = try? await self.load(id, caller: caller) else { continue }
+                        if stored.isSettled {
                             self.decisions.publish(stored, committedHere: false)
+                        } else if (dues[id].map { $0 <= checked } ?? false) || stored.hasExpired(at: checked) {
+                            // Due at the start, or since (a confirmation or a code asked meanwhile has its own expiry).
+                            _ = try? await self.expireNow(id, caller: caller)
                         }
                     }
                 }

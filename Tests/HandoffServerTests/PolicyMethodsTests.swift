@@ -745,6 +745,32 @@ struct DecisionsMethodsTests {
         #expect(events.events.count == 1)
         await running.stop()
     }
+
+    @Test("a confirmation asked while a waiter waits has its own expiry, and the waiter hears of it")
+    func confirmationExpiresDuringTheWait() async throws {
+        let fixtures = try Fixtures()
+        defer { fixtures.remove() }
+        let clock = TestClock()
+        let (running, client) = try await startDecisionServer(fixtures, clock: clock)
+        let booking = try await assess(client, Action(toolName: "book_flight", description: "Book a flight"))
+        let waiter = Task {
+            var seen: [DecisionUpdate] = []
+            for try await update in try await client.stream(
+                Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id]), options: CallOptions(timeout: .seconds(20))) {
+                seen.append(update)
+            }
+            return seen
+        }
+        try await Task.sleep(for: .milliseconds(200))  // the wait has begun (latency only)
+        // Asked now: the confirmation expires in 600 s, the action itself in 3600 s.
+        _ = try await client.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
+        clock.advance(seconds: 601)
+        let started = ContinuousClock.now
+        let seen = try await waiter.value
+        #expect(seen.map(\.status) == [.expired], "\(seen)")
+        #expect(ContinuousClock.now - started < .seconds(5), "heard within the poll interval, not at the action's own expiry")
+        await running.stop()
+    }
 }
 
 @Suite("The operator desk over TLS", .timeLimit(.minutes(1)))

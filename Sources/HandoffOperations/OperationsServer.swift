@@ -2,6 +2,7 @@
 // and /readyz for load balancers. Its own address (metrics.listen), plain
 // HTTP/1.1 through SwiftNIO's HTTP handlers, GET only, no request body.
 
+import HandoffRPC
 public import Logging
 public import NIOCore
 import NIOHTTP1
@@ -78,7 +79,7 @@ public final class OperationsServer: Service {
         }
         bound.withLock { $0 = channel }
         if let address = channel.localAddress {
-            logger.info("metrics and health checks on http://\(Self.describe(address))/metrics, /healthz, /readyz")
+            logger.info("metrics and health checks on http://\(HostAndPort(address))/metrics, /healthz, /readyz")
         }
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
@@ -93,12 +94,6 @@ public final class OperationsServer: Service {
         }
     }
 
-    static func describe(_ address: SocketAddress) -> String {
-        switch address {
-        case .v6: return "[\(address.ipAddress ?? "::")]:\(address.port ?? 0)"
-        default: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        }
-    }
 }
 
 /// The operations listener could not start.

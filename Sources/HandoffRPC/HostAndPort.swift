@@ -1,5 +1,7 @@
 // Handoff — HOST:PORT as servers, clients and tools write it.
 
+public import NIOCore
+
 /// An address written `host:port`, or `[v6-literal]:port`.
 public struct HostAndPort: Sendable, Hashable, CustomStringConvertible {
     public var host: String
@@ -31,4 +33,11 @@ public struct HostAndPort: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+extension HostAndPort {
+    /// A socket's address as the logs write it: `127.0.0.1:7443`, `[::1]:7443`.
+    public init(_ address: SocketAddress) {
+        self.init(host: address.ipAddress ?? "?", port: address.port ?? 0)
+    }
 }

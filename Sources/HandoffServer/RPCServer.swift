@@ -195,12 +195,7 @@ public final class RPCServer: Service {
     }
 
     /// `127.0.0.1:7443`, or `[::1]:7443` for IPv6.
-    static func describe(_ address: SocketAddress) -> String {
-        switch address {
-        case .v6: return "[\(address.ipAddress ?? "::")]:\(address.port ?? 0)"
-        default: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        }
-    }
+    static func describe(_ address: SocketAddress) -> String { HostAndPort(address).description }
 }
 
 /// The server could not start.

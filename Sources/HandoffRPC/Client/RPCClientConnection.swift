@@ -48,13 +48,18 @@ public final class RPCClientConnection: Sendable {
     private let state: SharedState
 
     /// Adds the call handler to `channel`'s pipeline (after TLS) and returns
-    /// the connection. Must be called on the channel's event loop.
+    /// the connection. Must be called on the channel's event loop. A PING is
+    /// sent every `keepaliveInterval` while none is unanswered; one
+    /// unanswered for `keepaliveTimeout` (the interval when nil) closes the
+    /// connection as dead.
     public static func install(
-        on channel: any Channel, maximumFrameSize: Int = 4 << 20, keepaliveInterval: TimeAmount? = .seconds(30)
+        on channel: any Channel, maximumFrameSize: Int = 4 << 20, keepaliveInterval: TimeAmount? = .seconds(30),
+        keepaliveTimeout: TimeAmount? = nil
     ) throws -> RPCClientConnection {
         let state = SharedState()
         let handler = RPCClientConnectionHandler(
-            maximumFrameSize: maximumFrameSize, keepaliveInterval: keepaliveInterval, state: state)
+            maximumFrameSize: maximumFrameSize, keepaliveInterval: keepaliveInterval, keepaliveTimeout: keepaliveTimeout,
+            state: state)
         try channel.pipeline.syncOperations.addHandler(handler)
         return RPCClientConnection(channel: channel, state: state)
     }

@@ -60,18 +60,28 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler, EndOfTickFlushing 
     private var goAwayLastCallID: UInt64?
     private var closed: RPCError?
     private let keepaliveInterval: TimeAmount?
+    /// How long a PING may go unanswered before the connection is given up:
+    /// the interval unless set. Apart from the interval, so that a tick due
+    /// while a PONG is on its way (a busy thread, a slow path) does not count
+    /// as a dead peer: a tick before the deadline sends nothing and waits.
+    private let keepaliveTimeout: TimeAmount?
     private var keepaliveTask: RepeatedTask?
-    private var awaitingPong = false
+    /// When the unanswered PING was sent; nil while none is.
+    private var pingSentAt: NIODeadline?
     private let state: RPCClientConnection.SharedState
     /// One timer for the calls' deadlines (see `ConnectionDeadlines`).
     private var deadlines = ConnectionDeadlines()
     /// See `EndOfTickFlushing`.
     var flushScheduled = false
 
-    init(maximumFrameSize: Int, keepaliveInterval: TimeAmount?, state: RPCClientConnection.SharedState) {
+    init(
+        maximumFrameSize: Int, keepaliveInterval: TimeAmount?, keepaliveTimeout: TimeAmount? = nil,
+        state: RPCClientConnection.SharedState
+    ) {
         self.decoder = NIOSingleStepByteToMessageProcessor(
             FrameDecoder(maximumFrameSize: maximumFrameSize), maximumBufferSize: maximumFrameSize + 4 + 65_536)
         self.keepaliveInterval = keepaliveInterval
+        self.keepaliveTimeout = keepaliveTimeout ?? keepaliveInterval
         self.state = state
         self.maximumFrameSize = maximumFrameSize
     }
@@ -96,13 +106,15 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler, EndOfTickFlushing 
 
     private func keepaliveTick() {
         guard let context else { return }
-        if awaitingPong {
-            // No answer to the last ping within a whole interval: the peer or the path is gone.
+        if let sent = pingSentAt {
+            // Still waiting: no second PING on top of the first.
+            guard let timeout = keepaliveTimeout, NIODeadline.now() - sent >= timeout else { return }
+            // No answer within the timeout: the peer or the path is gone.
             failAll(RPCError(code: .unavailable, message: "keepalive timed out: no PONG from the server"))
             context.close(promise: nil)
             return
         }
-        awaitingPong = true
+        pingSentAt = .now()
         writeFrame(Envelope(kind: .ping, payload: []), context: context, flush: true)
     }
 
@@ -251,7 +263,7 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler, EndOfTickFlushing 
         case .ping:
             writeFrame(Envelope(kind: .pong, callID: envelope.callID, payload: envelope.payload), context: context, flush: true)
         case .pong:
-            awaitingPong = false
+            pingSentAt = nil
         case .goaway:
             goAwayLastCallID = envelope.callID
             state.markDraining()

@@ -56,10 +56,10 @@ final class Loopback: Sendable {
         return all.count
     }
 
-    func connect(keepalive: TimeAmount? = nil) async throws -> RPCClientConnection {
+    func connect(keepalive: TimeAmount? = nil, keepaliveTimeout: TimeAmount? = nil) async throws -> RPCClientConnection {
         let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get()
         return try await channel.eventLoop.submit {
-            try RPCClientConnection.install(on: channel, keepaliveInterval: keepalive)
+            try RPCClientConnection.install(on: channel, keepaliveInterval: keepalive, keepaliveTimeout: keepaliveTimeout)
         }.get()
     }
 

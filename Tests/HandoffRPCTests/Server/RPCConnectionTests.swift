@@ -429,13 +429,61 @@ struct RPCConnectionTests {
 
     @Test("client keepalive pings keep an otherwise idle connection open past the idle timeout")
     func keepalive() async throws {
-        // A timeout twenty pings long: the pings keep it open even when the
-        // machine is busy with other tests (at 400 ms a busy run lost it).
+        // Pings every 100 ms against a 2 s idle timeout, and a PONG deadline
+        // far away: only the pings are under test here. (With the deadline
+        // equal to the interval, as before, one 100 ms stall of the test's
+        // thread on a busy machine closed the connection as a dead peer:
+        // the "parallel stall" of issue 27; `keepaliveSurvivesAStall` pins it.)
         let loopback = try await Loopback(registry: pingRegistry(), idleTimeout: .seconds(2))
-        let client = try await loopback.connect(keepalive: .milliseconds(100))
+        let client = try await loopback.connect(keepalive: .milliseconds(100), keepaliveTimeout: .seconds(30))
         try await Task.sleep(for: .milliseconds(3000))
         #expect(client.isUsable)
         #expect(try await client.call(Health.ping, PingRequest(payload: [1])).payload == [1])
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    /// Holds its thread once, as a starved or descheduled thread would.
+    private final class StallOnce: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let done = Atomic(false)
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if !done.exchange(true, ordering: .relaxed) { usleep(250_000) }
+            context.fireChannelRead(data)
+        }
+    }
+
+    @Test("a PONG late by a 250 ms stall of the loop, within the keepalive timeout, keeps the connection")
+    func keepaliveSurvivesAStall() async throws {
+        let loopback = try await Loopback(registry: pingRegistry(), idleTimeout: .seconds(2))
+        let client = try await loopback.connect(keepalive: .milliseconds(100), keepaliveTimeout: .seconds(30))
+        while loopback.children.all.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+        try await loopback.children.all[0].pipeline.addHandler(StallOnce(), position: .first).get()
+        try await Task.sleep(for: .seconds(1))
+        #expect(client.isUsable, "a tick due while the PONG was late closed the connection")
+        #expect(try await client.call(Health.ping, PingRequest(payload: [2])).payload == [2])
+        await client.close()
+        try await loopback.shutdown()
+    }
+
+    @Test("a peer that never answers PINGs is given up after the keepalive timeout, failing calls in flight")
+    func keepaliveGivesUpOnASilentPeer() async throws {
+        let gate = Gate()
+        let loopback = try await Loopback(registry: gatedPing(gate), idleTimeout: .seconds(30))
+        let client = try await loopback.connect(keepalive: .milliseconds(100), keepaliveTimeout: .milliseconds(400))
+        while loopback.children.all.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+        // The server reads nothing more: no PONG will come.
+        let child = loopback.children.all[0]
+        try await child.eventLoop.submit { child.setOption(ChannelOptions.autoRead, value: false) }.get().get()
+        let started = ContinuousClock.now
+        await #expect {
+            _ = try await client.call(Health.ping, PingRequest(payload: [3]))
+        } throws: { error in
+            (error as? RPCError)?.message.contains("keepalive timed out") == true
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(!client.isUsable)
+        gate.open()
         await client.close()
         try await loopback.shutdown()
     }

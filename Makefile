@@ -5,9 +5,14 @@ SWIFT ?= swift
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := .build-fuzz
 
-.PHONY: all deps generate check-generated build build-release install test test-swift test-python test-soak fuzz fuzz-long durability soak run bench bench-sessions clean
+.PHONY: all deps deps-build generate check-generated build build-release install test test-swift test-python test-soak fuzz fuzz-long durability soak run bench bench-sessions clean
 
 all: build
+
+# What building needs (run, build, install, bench) and what testing needs
+# too (PostgreSQL, Python packages): scripts/bootstrap says why apart.
+deps-build:
+	@scripts/bootstrap --build
 
 deps:
 	@scripts/bootstrap
@@ -18,10 +23,10 @@ generate: deps
 check-generated: deps
 	scripts/generate --check
 
-build: deps
+build: deps-build
 	$(SWIFT) build
 
-build-release: deps
+build-release: deps-build
 	$(SWIFT) build -c release
 
 # Everything CI proves: generated code current, Swift suites, Python suites,
@@ -35,7 +40,7 @@ test: deps check-generated test-swift test-python test-soak fuzz
 test-swift: deps
 	$(SWIFT) build --build-tests
 	@mkdir -p .build/test-logs
-	set -o pipefail; $(SWIFT) test --skip-build --parallel --disable-xctest 2>&1 | tee .build/test-logs/swift.log
+	set -o pipefail; scripts/with-postgres $(SWIFT) test --skip-build --parallel --disable-xctest 2>&1 | tee .build/test-logs/swift.log
 
 # The client tests start a real handoffd from .build/debug.
 test-python: deps
@@ -84,7 +89,7 @@ bench: deps
 
 # The figures that need a big store: memory with 100,000 sessions touched, and
 # GetContext with 10 sessions in the store against 1,000,000 (BIG=N to change).
-bench-sessions: deps
+bench-sessions: deps-build
 	$(SWIFT) build -c release --product handoffd
 	$(SWIFT) build -c release --product handoff
 	$(SWIFT) build -c release --product handoff-bench
@@ -95,7 +100,7 @@ bench-sessions: deps
 # LISTEN=host:port and DATA=dir choose another address or data directory.
 LISTEN ?= 127.0.0.1:7443
 DATA ?= .handoff
-run: deps
+run: deps-build
 	$(SWIFT) build -c release --product handoffd
 	$(SWIFT) build -c release --product handoff
 	@test -f "$(DATA)/certs/server.pem" || .build/release/handoff certs init "$(DATA)/certs"
@@ -105,7 +110,7 @@ run: deps
 # README's bare `handoff` works. PREFIX=$$HOME/.local needs no root; DESTDIR
 # stages for a package.
 PREFIX ?= /usr/local
-install: deps
+install: deps-build
 	$(SWIFT) build -c release --product handoffd
 	$(SWIFT) build -c release --product handoff
 	install -d "$(DESTDIR)$(PREFIX)/bin"

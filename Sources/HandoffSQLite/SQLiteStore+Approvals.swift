@@ -76,8 +76,8 @@ extension SQLiteStore {
             """).execute(arguments: [
                 approval.tenant.rawValue, approval.id, approval.sessionID, approval.pendingActionID, approval.actionJSON,
                 approval.editedActionJSON, approval.amount, approval.currency, approval.reason, approval.requester, approval.status,
-                encodeSteps(approval.steps), approval.currentLevel, approval.dueAtMs, approval.createdAtMs, approval.decidedAtMs,
-                approval.revision, currentApprovers(approval),
+                ApprovalRecord.encodeSteps(approval.steps), approval.currentLevel, approval.dueAtMs, approval.createdAtMs, approval.decidedAtMs,
+                approval.revision, approval.currentApproversKey,
             ])
     }
 
@@ -136,7 +136,7 @@ extension SQLiteStore {
         if let entries = query.currentApprovers {
             guard !entries.isEmpty else { return nil }
             sql += " AND (" + entries.map { _ in "instr(current_approvers, ?) > 0" }.joined(separator: " OR ") + ")"
-            for entry in entries { arguments += [Self.approverKey(entry)] }
+            for entry in entries { arguments += [ApprovalRecord.approverKey(entry)] }
         }
         if let after = query.after {
             sql += " AND (\(Self.dueKey), created_at_ms, id) > (?, ?, ?)"
@@ -149,14 +149,6 @@ extension SQLiteStore {
 
     /// When an approval's current step expires, with never last: the listing's first key.
     static let dueKey = "(CASE WHEN due_at_ms = 0 THEN 9223372036854775807 ELSE due_at_ms END)"
-
-    /// The current step's approver entries as one column, each between unit
-    /// separators, so that a listing matches an entry with `instr`.
-    static func currentApprovers(_ approval: ApprovalRecord) -> String {
-        approval.currentStep.map { $0.approvers.map(approverKey).joined() } ?? ""
-    }
-
-    static func approverKey(_ entry: String) -> String { "\u{1F}\(entry)\u{1F}" }
 
     public func dueApprovals(now: Int64, limit: Int) async throws(StoreError) -> [ApprovalRecord] {
         do {
@@ -188,8 +180,8 @@ extension SQLiteStore {
                     decided_at_ms = ?, revision = ?, current_approvers = ?
                 WHERE tenant_id = ? AND id = ? AND revision = ?
                 """).execute(arguments: [
-                    stored.editedActionJSON, stored.status, Self.encodeSteps(stored.steps), stored.currentLevel, stored.dueAtMs,
-                    stored.decidedAtMs, stored.revision, Self.currentApprovers(stored), approval.tenant.rawValue, approval.id, approval.revision,
+                    stored.editedActionJSON, stored.status, ApprovalRecord.encodeSteps(stored.steps), stored.currentLevel, stored.dueAtMs,
+                    stored.decidedAtMs, stored.revision, stored.currentApproversKey, approval.tenant.rawValue, approval.id, approval.revision,
                 ])
             if db.changesCount == 0 {
                 try Self.refuseStaleRevision(db, table: "approvals", tenant: approval.tenant, id: approval.id, read: approval.revision)
@@ -215,7 +207,7 @@ extension SQLiteStore {
                 current_approvers = ''
             WHERE tenant_id = ? AND id = ?
             """).execute(arguments: [
-                approval.status, encodeSteps(approval.steps), approval.currentLevel, approval.decidedAtMs, approval.revision,
+                approval.status, ApprovalRecord.encodeSteps(approval.steps), approval.currentLevel, approval.decidedAtMs, approval.revision,
                 action.tenant.rawValue, approval.id,
             ])
         _ = try append(db, tenant: action.tenant, sessionID: action.sessionID, event: event)
@@ -232,27 +224,11 @@ extension SQLiteStore {
     static func approval(_ row: Row, tenant: TenantID) throws -> ApprovalRecord {
         var record = ApprovalRecord(
             tenant: tenant, id: row[0], sessionID: row[1], pendingActionID: row[2], actionJSON: row[3], amount: row[5],
-            currency: row[6], reason: row[7], requester: row[8], status: row[9], steps: try decodeSteps(row[10]),
+            currency: row[6], reason: row[7], requester: row[8], status: row[9], steps: try ApprovalRecord.decodeSteps(row[10]),
             currentLevel: row[11], createdAtMs: row[12])
         record.editedActionJSON = row[4]
         record.decidedAtMs = row[13]
         record.revision = row[14]
         return record
-    }
-
-    static func encodeSteps(_ steps: [ApprovalStepRecord]) -> String {
-        JSONValue.array(steps.map(\.json)).serialized
-    }
-
-    static func decodeSteps(_ json: String) throws -> [ApprovalStepRecord] {
-        guard case .array(let items) = try JSONValue(parsing: json) else { throw StoreError.failure("approval steps are not a list") }
-        let steps = try items.map { item in
-            guard let step = ApprovalStepRecord(json: item) else { throw StoreError.failure("an approval step is malformed: \(item.serialized)") }
-            return step
-        }
-        guard steps.enumerated().allSatisfy({ $0.offset + 1 == $0.element.level }), !steps.isEmpty, steps.count <= 100 else {
-            throw StoreError.failure("approval steps are not levels 1…n in order")
-        }
-        return steps
     }
 }

@@ -276,7 +276,7 @@ extension SQLiteStore {
                 let approval = try Self.approval(row, tenant: TenantID(row[Self.approvalTenantColumn]))
                 try db.execute(
                     sql: "UPDATE approvals SET current_approvers = ? WHERE tenant_id = ? AND id = ?",
-                    arguments: [Self.currentApprovers(approval), approval.tenant.rawValue, approval.id])
+                    arguments: [approval.currentApproversKey, approval.tenant.rawValue, approval.id])
             }
         }
         migrator.registerMigration("v17: the change feed's index") { db in

@@ -5,22 +5,35 @@
 
 import Foundation
 import HandoffCore
+import HandoffPostgres
 import HandoffSQLite
+import HandoffTestSupport
 import Testing
 
-/// The stores under test.
+/// The stores under test: SQLite in a temporary file, PostgreSQL in a
+/// database of its own on a real server (`PostgresCluster`).
 enum StoreKind: String, CaseIterable, CustomStringConvertible {
     case sqlite
+    case postgres
 
     var description: String { rawValue }
 
     /// A fresh, empty store of this kind, and how to remove it.
-    func make() throws -> (store: any Store, remove: () -> Void) {
+    func make() async throws -> (store: any Store, remove: @Sendable () async -> Void) {
         switch self {
         case .sqlite:
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("conformance-\(UUID().uuidString).sqlite").path
             return (try SQLiteStore(path: path), {
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            })
+        case .postgres:
+            let (url, drop) = try await PostgresCluster.freshDatabase()
+            var settings = try PostgresSettings.parse(url)
+            settings.poolSize = 4
+            let store = try await PostgresStore(settings: settings)
+            return (store, {
+                await store.shutdown()
+                await drop()
             })
         }
     }
@@ -72,8 +85,8 @@ private func escalation(_ session: String) -> (TurnRecord, NewEvent) {
 struct StoreConformanceTests {
     @Test("versions: an update over a stale version is a conflict naming both and changes nothing", arguments: StoreKind.allCases)
     func versions(_ kind: StoreKind) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
         try await newSession(store, "s")
         _ = try await store.updateState(tenant: acme, id: "s", expectedVersion: 1, stateJSON: #"{"a":1}"#, updatedAtMs: 2_000, event: event("session.state_updated"))
         do {
@@ -92,8 +105,8 @@ struct StoreConformanceTests {
 
     @Test("chains: every change appends an event whose hash chains to the last, and the chain verifies to the session's head", arguments: StoreKind.allCases)
     func chains(_ kind: StoreKind) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
         try await newSession(store, "s")
         for version in 1...5 {
             _ = try await store.updateState(
@@ -111,8 +124,8 @@ struct StoreConformanceTests {
 
     @Test("tenants: another tenant's session, pending action, ticket and approval are not found, and the same id is another record", arguments: StoreKind.allCases)
     func tenants(_ kind: StoreKind) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
         try await newSession(store, "s")
         try await assess(store, pendingAction("pa-1", session: "s"))
         let (turn, opened) = escalation("s")
@@ -130,8 +143,8 @@ struct StoreConformanceTests {
 
     @Test("idempotency: a key used again for the same request returns what was stored and writes nothing; for another request it is refused", arguments: StoreKind.allCases)
     func idempotency(_ kind: StoreKind) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
         try await newSession(store, "s")
         let first = try await assess(store, pendingAction("pa-1", session: "s"), key: "k")
         #expect(!first.replayed && first.pending?.id == "pa-1")
@@ -144,8 +157,8 @@ struct StoreConformanceTests {
 
     @Test("pending actions: written only over the revision read; the session awaits the user while one awaits an answer; a release token finds its action", arguments: StoreKind.allCases)
     func pendingActions(_ kind: StoreKind) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
         try await newSession(store, "s")
         var action = try #require(try await assess(store, pendingAction("pa-1", session: "s")).pending)
         action.awaitingConfirmation = true
@@ -165,8 +178,8 @@ struct StoreConformanceTests {
 
     @Test("the ticket queue: one ticket in hand per session; a second action waits and opens, with ticket.opened, when the first is resolved", arguments: StoreKind.allCases)
     func ticketQueue(_ kind: StoreKind) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
         try await newSession(store, "s")
         try await assess(store, pendingAction("pa-1", session: "s"))
         try await assess(store, pendingAction("pa-2", session: "s"))
@@ -190,8 +203,8 @@ struct StoreConformanceTests {
 
     @Test("approvals: the pending approval of an action settled another way is cancelled in the same transaction, with approval.cancelled", arguments: StoreKind.allCases)
     func approvalCancellation(_ kind: StoreKind) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
         try await newSession(store, "s")
         let action = try #require(try await assess(store, pendingAction("pa-1", session: "s")).pending)
         let approval = ApprovalRecord(
@@ -212,8 +225,8 @@ struct StoreConformanceTests {
 
     @Test("listing: pages in both orders cover every event once", arguments: StoreKind.allCases)
     func paging(_ kind: StoreKind) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
         for id in ["a", "b", "c"] { try await newSession(store, id) }
         for i in 0..<9 {
             let id = ["a", "b", "c"][i % 3]
@@ -238,8 +251,8 @@ struct StoreConformanceTests {
 
     @Test("memories: a session holds at most the count and bytes it is given", arguments: StoreKind.allCases)
     func memoryLimits(_ kind: StoreKind) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
         try await newSession(store, "s")
         func add(_ content: String) async throws -> MemoryRecord {
             try await store.addMemory(
@@ -255,8 +268,8 @@ struct StoreConformanceTests {
 
     @Test("the change feed: every committed event of the tenant after a cursor, in commit order, resumable, filtered by action", arguments: StoreKind.allCases)
     func changeFeed(_ kind: StoreKind) async throws {
-        let (store, remove) = try kind.make()
-        defer { remove() }
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
         let head = try await store.feedHead(tenant: acme)
         // Writers on many sessions at once, with times that go back: the feed's order is the commit order.
         for i in 0..<8 { try await newSession(store, "s\(i)") }

@@ -130,3 +130,33 @@ public struct ApprovalCursor: Sendable, Hashable {
         self.init(dueAtMs: approval.dueAtMs, createdAtMs: approval.createdAtMs, id: approval.id)
     }
 }
+
+// How every store keeps a chain's steps and its current approvers.
+extension ApprovalRecord {
+    /// The steps as stored: a JSON list.
+    public static func encodeSteps(_ steps: [ApprovalStepRecord]) -> String {
+        JSONValue.array(steps.map(\.json)).serialized
+    }
+
+    /// The steps from what `encodeSteps` stored; a failure names what is wrong.
+    public static func decodeSteps(_ json: String) throws -> [ApprovalStepRecord] {
+        guard case .array(let items) = try JSONValue(parsing: json) else { throw StoreError.failure("approval steps are not a list") }
+        let steps = try items.map { item in
+            guard let step = ApprovalStepRecord(json: item) else { throw StoreError.failure("an approval step is malformed: \(item.serialized)") }
+            return step
+        }
+        guard steps.enumerated().allSatisfy({ $0.offset + 1 == $0.element.level }), !steps.isEmpty, steps.count <= 100 else {
+            throw StoreError.failure("approval steps are not levels 1…n in order")
+        }
+        return steps
+    }
+
+    /// The current step's approver entries as one column, each between unit
+    /// separators, so that a listing matches an entry by substring.
+    public var currentApproversKey: String {
+        currentStep.map { $0.approvers.map(Self.approverKey).joined() } ?? ""
+    }
+
+    /// One approver entry as `currentApproversKey` holds it.
+    public static func approverKey(_ entry: String) -> String { "\u{1F}\(entry)\u{1F}" }
+}

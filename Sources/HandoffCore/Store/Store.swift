@@ -404,6 +404,15 @@ public protocol Store: Sendable {
     /// on: a new file beside the store (same volume, same permissions),
     /// which the caller reads and then removes; with the copy's format (`sqlite3`).
     func backupCopy() async throws(StoreError) -> (path: String, format: String)
+    /// Whether other server processes write to this store too (PostgreSQL
+    /// behind several nodes): then what a process keeps in memory of a
+    /// session may be stale after another's write, and a resident session
+    /// reads the store on every call instead of its copy. False by default.
+    var isShared: Bool { get }
+}
+
+extension Store {
+    public var isShared: Bool { false }
 }
 
 /// What the desks hold now, across tenants.

@@ -4,7 +4,7 @@
 // releasing the chain).
 
 import Foundation
-@testable import HandoffSQLite
+@testable import HandoffCore
 import Synchronization
 import Testing
 

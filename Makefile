@@ -46,7 +46,7 @@ test-swift: deps
 test-python: deps
 	$(SWIFT) build
 	@mkdir -p .build/test-logs
-	set -o pipefail; python3 -m pytest -q clients/python/tests 2>&1 | tee .build/test-logs/python.log
+	set -o pipefail; scripts/with-postgres python3 -m pytest -q clients/python/tests 2>&1 | tee .build/test-logs/python.log
 
 # A one-minute soak of the debug build: the seed's mix at half the rate it
 # reached just before; fails on a hung or failed call, growing memory or

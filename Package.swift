@@ -194,6 +194,7 @@ let package = Package(
                 "HandoffServer",
                 "HandoffCore",
                 "HandoffSQLite",
+                "HandoffPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

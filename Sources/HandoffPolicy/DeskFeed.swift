@@ -61,6 +61,21 @@ public final class DeskHub: Sendable {
     /// Watch calls subscribed now.
     public var watcherCount: Int { watchers.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 
+    /// Wakes the watchers of `tenant`: another node committed desk events
+    /// of it (they read the change feed, which is the truth).
+    public func wake(tenant: TenantID) {
+        for signal in watchers.withLock({ Array(($0[tenant] ?? [:]).values) }) { signal.signal() }
+    }
+
+    /// Wakes every watcher: after a lost notification connection, when
+    /// nobody knows what was missed.
+    public func wakeAll() {
+        for signal in watchers.withLock({ $0.values.flatMap(\.values) }) { signal.signal() }
+    }
+
+    /// The event actions whose commits wake watchers (for a store that tells other nodes).
+    public static var actions: Set<String> { DeskFeed.actions }
+
     func publish(_ events: [EventRecord]) {
         var tenants: Set<TenantID> = []
         for event in events where DeskFeed.actions.contains(event.event.action) { tenants.insert(event.tenant) }

@@ -82,6 +82,38 @@ public struct PostgresSettings: Sendable {
         return settings
     }
 
+    /// The settings of `url` with the config file's overrides, and the
+    /// password from `passwordFile`, else PGPASSWORD (unless the URL has one).
+    public static func resolve(
+        url: String, passwordFile: String?, poolSize: Int?, sslmode: String?, caFile: String?,
+        environment: [String: String]? = nil
+    ) throws(StoreError) -> PostgresSettings {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        var settings = try parse(url)
+        if let sslmode {
+            guard let mode = TLSMode(rawValue: sslmode) else {
+                throw StoreError.failure("store.sslmode is \"\(sslmode)\"; it must be one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            settings.tls = mode
+        }
+        if let caFile { settings.caFile = caFile }
+        if let poolSize {
+            guard (1...1_000).contains(poolSize) else { throw StoreError.failure("store.pool_size is \(poolSize); it must be from 1 to 1000") }
+            settings.poolSize = poolSize
+        }
+        if settings.password == nil {
+            if let passwordFile {
+                guard let text = try? String(contentsOfFile: passwordFile, encoding: .utf8) else {
+                    throw StoreError.failure("cannot read the PostgreSQL password file \(passwordFile) (store.password_file)")
+                }
+                settings.password = text.trimmingCharacters(in: .newlines)
+            } else if let password = environment["PGPASSWORD"], !password.isEmpty {
+                settings.password = password
+            }
+        }
+        return settings
+    }
+
     /// The URL without its password, for messages.
     static func redacted(_ text: String) -> String {
         guard var url = URLComponents(string: text), url.password != nil else { return text }

@@ -13,6 +13,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import Synchronization
 public import HandoffCore
 
 /// Sessions, desks and their event chains in a PostgreSQL database.
@@ -21,7 +22,14 @@ public final class PostgresStore: Store {
     let logger: Logger
     let settings: PostgresSettings
     private let runner: Task<Void, Never>
-    public let writeHealth = WriteHealth()
+    private let listener = Mutex<Task<Void, Never>?>(nil)
+    let writeHealth = WriteHealth()
+
+    /// Tells `observer` when writes start failing for a reason of the store
+    /// (the server unreachable, its disk full), and when one succeeds again.
+    public func observeWrites(_ observer: @escaping @Sendable (WriteHealth.Change) -> Void) {
+        writeHealth.observe(observer)
+    }
 
     public var isShared: Bool { true }
 
@@ -45,11 +53,45 @@ public final class PostgresStore: Store {
 
     /// Closes the pool's connections (after the last call).
     public func shutdown() async {
+        listener.withLock { $0 }?.cancel()
         runner.cancel()
         _ = await runner.value
     }
 
-    deinit { runner.cancel() }
+    deinit {
+        listener.withLock { $0 }?.cancel()
+        runner.cancel()
+    }
+
+    /// Listens on one connection of the pool for other nodes' commits of
+    /// `settings.notifyActions` and calls `wake` with each one's tenant. A
+    /// notification carries the tenant only (never data): the woken reader
+    /// reads the change feed after its cursor. When the connection is lost,
+    /// it listens again a second later and then calls `relistened` (the
+    /// readers re-read: what committed meanwhile was told to nobody); the
+    /// readers' own polling covers the gap, and a proxy that drops
+    /// notifications.
+    public func listenForFeed(wake: @escaping @Sendable (TenantID) -> Void, relistened: @escaping @Sendable () -> Void) {
+        let task = Task { [client, logger] in
+            while !Task.isCancelled {
+                do {
+                    try await client.withConnection { connection in
+                        try await connection.listen(on: Self.feedChannel) { notifications in
+                            relistened()
+                            for try await notification in notifications { wake(TenantID(notification.payload)) }
+                        }
+                    }
+                } catch {
+                    if Task.isCancelled { break }
+                    logger.warning(
+                        "the PostgreSQL notification connection was lost; listening again in 1 s (watchers poll meanwhile)",
+                        metadata: ["cause": "\(Self.reason(error))"])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+        listener.withLock { $0 = task }
+    }
 
     /// One connection made and closed, so that a wrong address, password or
     /// database is one clear line at start, not a pool retrying in the background.
@@ -61,7 +103,14 @@ public final class PostgresStore: Store {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError.failure("cannot connect to PostgreSQL at \(settings.displayName): \(Self.reason(error))")
+            var reason = Self.reason(error)
+            if reason.contains("Connection refused") {
+                reason = "connection refused; is PostgreSQL running there and listening on port \(settings.port)?"
+            } else if reason.contains("connectTimeout") || reason.contains("timed out") {
+                reason = "no answer within 10 s; check the host, the port and any firewall between"
+            }
+            throw StoreError.failure(
+                "cannot connect to PostgreSQL at \(settings.displayName): \(reason) (choose the store with --store or store.url)")
         }
     }
 

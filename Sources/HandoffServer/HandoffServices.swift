@@ -19,6 +19,8 @@ public struct HandoffServices: Sendable {
     public let escalations: EscalationService
     public let approvals: ApprovalService
     public let feed: DeskFeed
+    /// Wakes this process's Watch calls (another node's commits wake it through the store).
+    public let desk: DeskHub
     public let automaticEscalation: AutomaticEscalation
     /// Where approval notices and alerts are queued for their channels.
     public let notices: NoticeSender
@@ -50,6 +52,7 @@ public struct HandoffServices: Sendable {
         }
         confirmations = ConfirmationService(store: store, sessions: sessions, policy: policy, multiFactor: multiFactor, clock: clock)
         let desk = DeskHub()
+        self.desk = desk
         let sender = NoticeSender(channels: notices, retryDelays: noticeRetryDelays) { notice, channel, error, retryIn in
             logger.warning(retryIn == nil ? "desk notice not delivered" : "desk notice not delivered yet; trying again", metadata: [
                 "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "notice": "\(notice.id)",

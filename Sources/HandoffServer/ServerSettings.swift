@@ -52,6 +52,11 @@ import Yams
 /// log:
 ///   format: text                        # or json: one object a line
 /// store:
+///   url: postgres://handoff@db:5432/handoff  # several nodes on one PostgreSQL; default: SQLite in <data>
+///   password_file: /etc/handoff/pg.password  # else PGPASSWORD; never in the URL on a shared machine
+///   pool_size: 16                       # PostgreSQL connections of this node, at most
+///   sslmode: verify-full                # disable, require or verify-full (with sslrootcert)
+///   sslrootcert: /etc/handoff/pg-ca.pem
 ///   cache_mib: 64                       # SQLite page cache of the writer; each reader gets a quarter
 ///   checkpoint_pages: 10000             # the writer copies the WAL back into the database after this many pages
 ///   automated_assessments: queued       # or committed: when AssessAction answers an automated action (see docs/CONFIGURATION.md)
@@ -107,6 +112,13 @@ public struct ServerSettings: Sendable, Equatable {
     /// SQLite's page cache of the writer connection, in MiB; each reader
     /// connection gets a quarter. Memory against write latency: see docs/CONFIGURATION.md.
     public var storeCacheMiB = SQLiteStore.defaultCacheMiB
+    /// `postgres://USER@HOST:PORT/DB`: the PostgreSQL store; nil: SQLite in `data`.
+    public var storeURL: String?
+    /// A file holding the PostgreSQL password (else PGPASSWORD, else none).
+    public var storePasswordFile: String?
+    public var storePoolSize: Int?
+    public var storeSSLMode: String?
+    public var storeCAFile: String?
     /// WAL pages after which the writer checkpoints (SQLite's
     /// wal_autocheckpoint). Write throughput against WAL size: see docs/CONFIGURATION.md.
     public var storeCheckpointPages = SQLiteStore.defaultCheckpointPages
@@ -217,6 +229,11 @@ public struct ServerSettings: Sendable, Equatable {
         }
         if let v = file.desk?.sweepIntervalMs { sweepIntervalMs = v }
         if let v = file.store?.cacheMiB { storeCacheMiB = v }
+        if let v = file.store?.url { storeURL = v }
+        if let v = file.store?.passwordFile { storePasswordFile = v }
+        if let v = file.store?.poolSize { storePoolSize = v }
+        if let v = file.store?.sslmode { storeSSLMode = v }
+        if let v = file.store?.sslrootcert { storeCAFile = v }
         if let v = file.store?.checkpointPages { storeCheckpointPages = v }
         if let v = file.store?.automatedAssessments {
             guard let mode = AutomatedAssessments(rawValue: v) else {
@@ -363,8 +380,14 @@ public struct ServerSettings: Sendable, Equatable {
             var cacheMiB: Int?
             var checkpointPages: Int?
             var automatedAssessments: String?
+            var url: String?
+            var passwordFile: String?
+            var poolSize: Int?
+            var sslmode: String?
+            var sslrootcert: String?
             enum CodingKeys: String, CodingKey, CaseIterable {
                 case cacheMiB = "cache_mib", checkpointPages = "checkpoint_pages", automatedAssessments = "automated_assessments"
+                case url, passwordFile = "password_file", poolSize = "pool_size", sslmode, sslrootcert
             }
             init(from decoder: any Decoder) throws {
                 try refuseUnknownKeys(decoder, CodingKeys.self)
@@ -372,6 +395,11 @@ public struct ServerSettings: Sendable, Equatable {
                 cacheMiB = try container.decodeIfPresent(Int.self, forKey: .cacheMiB)
                 checkpointPages = try container.decodeIfPresent(Int.self, forKey: .checkpointPages)
                 automatedAssessments = try container.decodeIfPresent(String.self, forKey: .automatedAssessments)
+                url = try container.decodeIfPresent(String.self, forKey: .url)
+                passwordFile = try container.decodeIfPresent(String.self, forKey: .passwordFile)
+                poolSize = try container.decodeIfPresent(Int.self, forKey: .poolSize)
+                sslmode = try container.decodeIfPresent(String.self, forKey: .sslmode)
+                sslrootcert = try container.decodeIfPresent(String.self, forKey: .sslrootcert)
             }
         }
 

@@ -11,6 +11,7 @@ import HandoffPolicy
 import HandoffRPC
 import HandoffServer
 import HandoffSQLite
+import HandoffPostgres
 import HandoffOperations
 import HandoffVersion
 public import Logging
@@ -60,6 +61,11 @@ struct Handoffd: AsyncParsableCommand {
     @Option(help: "Log format: text, or json (one object a line). [default: text]")
     var logFormat: String?
 
+    @Option(
+        name: .customLong("store"),
+        help: "The store: postgres://USER@HOST:PORT/DATABASE runs this node on a PostgreSQL database shared with other nodes (password from store.password_file or PGPASSWORD; options in docs/CONFIGURATION.md). [default: SQLite in <data>]")
+    var storeURL: String?
+
     @Option(help: "Serve /metrics (Prometheus), /healthz and /readyz over HTTP on HOST:PORT, for example 127.0.0.1:9464. [default: off]")
     var metricsListen: String?
 
@@ -80,6 +86,7 @@ struct Handoffd: AsyncParsableCommand {
             if requireClientCert { settings.requireClientCertificate = true }
             if let metricsListen { settings.metricsListen = metricsListen }
             if let logFormat { settings.logFormat = logFormat }
+            if let storeURL { settings.storeURL = storeURL }
             try settings.validate()
             if !settings.tlsEnabled && !insecureDev {
                 throw ValidationError(
@@ -109,14 +116,30 @@ struct Handoffd: AsyncParsableCommand {
         for (problem, message) in settings.revocationListReport() {
             if problem { logger.warning("\(message)") } else { logger.info("\(message)") }
         }
-        let store: SQLiteStore
+        let store: any Store
+        let observeWrites: (@escaping @Sendable (WriteHealth.Change) -> Void) -> Void
+        var postgres: PostgresStore?
         // Held until handoffd exits: one server per data directory.
         var dataLock: DataDirectoryLock?
         defer { withExtendedLifetime(dataLock) {} }
         do {
             try settings.makeDataDirectory()
             dataLock = try DataDirectoryLock(data: settings.data)
-            store = try SQLiteStore(path: settings.storePath, cacheMiB: settings.storeCacheMiB, checkpointPages: settings.storeCheckpointPages)
+            if let url = settings.storeURL {
+                var connection = try PostgresSettings.resolve(
+                    url: url, passwordFile: settings.storePasswordFile, poolSize: settings.storePoolSize, sslmode: settings.storeSSLMode,
+                    caFile: settings.storeCAFile)
+                connection.notifyActions = DeskHub.actions
+                let opened = try await PostgresStore(settings: connection, logger: logger)
+                logger.info("store: PostgreSQL at \(connection.displayName), \(connection.poolSize) connections at most")
+                postgres = opened
+                store = opened
+                observeWrites = opened.observeWrites
+            } else {
+                let opened = try SQLiteStore(path: settings.storePath, cacheMiB: settings.storeCacheMiB, checkpointPages: settings.storeCheckpointPages)
+                store = opened
+                observeWrites = opened.observeWrites
+            }
         } catch {
             logger.critical("cannot open the store: \(error)")
             throw ExitCode.failure
@@ -124,7 +147,7 @@ struct Handoffd: AsyncParsableCommand {
         let dataDirectory = settings.data
         // The store's write failure in progress, for /readyz.
         let storeFailure = Mutex<String?>(nil)
-        store.observeWrites { change in
+        observeWrites { change in
             switch change {
             case .failing(let cause):
                 storeFailure.withLock { $0 = "\(cause)" }
@@ -177,6 +200,8 @@ struct Handoffd: AsyncParsableCommand {
             store: store, sessions: sessions, policy: policyHolder, multiFactor: multiFactor, notices: notices,
             automatedAssessments: settings.automatedAssessments, logger: logger)
         services.register(into: &registry)
+        // Other nodes' desk commits wake this node's Watch calls at once (they poll besides).
+        postgres?.listenForFeed(wake: { [desk = services.desk] tenant in desk.wake(tenant: tenant) }, relistened: { [desk = services.desk] in desk.wakeAll() })
         // Calls counted and timed when metrics are on, logged at debug level; trace context always bound.
         let telemetry = CallTelemetry(methodNames: registry.methodNames, logger: logger)
         telemetry.install(into: &registry, observe: metricsRegistry != nil || logLevel <= .debug)
@@ -245,6 +270,7 @@ struct Handoffd: AsyncParsableCommand {
         // Calls are over; notices they queued (an approver's new step, an
         // outcome for the requester) still go out, within the same grace.
         let left = await services.notices.flush(within: .seconds(settings.shutdownGraceSeconds))
+        await postgres?.shutdown()
         if left > 0 {
             logger.error("\(left) deliveries of desk notices (or their retries) were still not done when the shutdown grace of \(settings.shutdownGraceSeconds) s ended; the approvals themselves are stored and listed by ListPendingApprovals")
         }

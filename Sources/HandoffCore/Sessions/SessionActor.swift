@@ -41,6 +41,12 @@ actor SessionActor {
     private let key: SessionService.Key
     private let store: any Store
     private let limits: Limits
+    /// The store is shared with other server processes (`Store.isShared`):
+    /// another node may have changed the session since this actor last read
+    /// it, so every call reads the store again instead of answering from
+    /// what the actor holds (its changes still take turns here, and the
+    /// store checks versions in the write's transaction).
+    private let shared: Bool
     /// Set once the record is loaded; read by the registry without awaiting.
     private nonisolated let loaded = Atomic<Bool>(false)
 
@@ -56,6 +62,7 @@ actor SessionActor {
         self.record = record
         self.store = store
         self.limits = limits
+        self.shared = store.isShared
         if record != nil { loaded.store(true, ordering: .relaxed) }
     }
 
@@ -63,9 +70,10 @@ actor SessionActor {
     nonisolated var isLoaded: Bool { loaded.load(ordering: .relaxed) }
 
     func current() async throws(SessionError) -> SessionRecord {
-        if let record { return record }
+        if let record, !shared { return record }
         await takeTurn()
         defer { passTurn() }
+        forgetIfShared()
         return try await load()
     }
 
@@ -76,6 +84,7 @@ actor SessionActor {
         // could start from the same version and be refused as stale.
         try await takeTurnToChange()
         defer { passTurn() }
+        forgetIfShared()
         var record = try await load()
         if let expectedVersion, expectedVersion != record.version {
             throw .aborted("stale version: expected \(expectedVersion), the session is at \(record.version)")
@@ -124,6 +133,7 @@ actor SessionActor {
     func addTurn(_ turn: TurnRecord, event: NewEvent) async throws(SessionError) -> TurnRecord {
         try await takeTurnToChange()
         defer { passTurn() }
+        forgetIfShared()
         _ = try await load()
         let stored: TurnRecord
         do {
@@ -144,6 +154,7 @@ actor SessionActor {
     func addMemory(_ memory: MemoryRecord, event: NewEvent) async throws(SessionError) -> MemoryRecord {
         try await takeTurnToChange()
         defer { passTurn() }
+        forgetIfShared()
         _ = try await load()
         let stored: MemoryRecord
         do {
@@ -177,6 +188,7 @@ actor SessionActor {
         // first without the second.
         await takeTurn()
         defer { passTurn() }
+        forgetIfShared()
         _ = try await load()
         if addsTurns { cached = nil }  // the next GetContext reads the new turns
         let (value, status) = try await work()
@@ -186,11 +198,12 @@ actor SessionActor {
 
     /// The session, its latest `turnLimit` turns (oldest first) and its memories.
     func context(turnLimit: Int) async throws(SessionError) -> SessionContext {
-        if let record, let cache = cached, let answer = Self.answer(record, cache, turnLimit) { return answer }
+        if !shared, let record, let cache = cached, let answer = Self.answer(record, cache, turnLimit) { return answer }
         // Filling the cache needs the turn: no change may commit between the
         // store read and keeping what it returned.
         await takeTurn()
         defer { passTurn() }
+        forgetIfShared()
         if cached == nil {
             // One read brings the session (if not loaded yet) and its context.
             let found: SessionContext?
@@ -279,6 +292,11 @@ actor SessionActor {
         record = found
         loaded.store(true, ordering: .relaxed)
         return found
+    }
+
+    /// With a shared store, drops what the actor holds (the caller holds the turn).
+    private func forgetIfShared() {
+        if shared { forget() }
     }
 
     /// Drops what the actor holds; the next call reads the store again.

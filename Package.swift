@@ -267,6 +267,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "HandoffPostgresTests",
+            dependencies: ["HandoffPostgres", "HandoffCore", "HandoffTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "HandoffSQLiteTests",
             dependencies: ["HandoffSQLite", "HandoffCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings

@@ -71,8 +71,8 @@ public struct PostgresSettings: Sendable {
                 settings.tls = mode
             case "sslrootcert": settings.caFile = value
             case "pool_size":
-                guard let size = Int(value), (1...1_000).contains(size) else {
-                    throw StoreError.failure("pool_size=\(value) is not a number of connections from 1 to 1000")
+                guard let size = Int(value), (2...1_000).contains(size) else {
+                    throw StoreError.failure("pool_size=\(value) is not a number of connections from 2 to 1000")
                 }
                 settings.poolSize = size
             default:
@@ -98,7 +98,7 @@ public struct PostgresSettings: Sendable {
         }
         if let caFile { settings.caFile = caFile }
         if let poolSize {
-            guard (1...1_000).contains(poolSize) else { throw StoreError.failure("store.pool_size is \(poolSize); it must be from 1 to 1000") }
+            guard (2...1_000).contains(poolSize) else { throw StoreError.failure("store.pool_size is \(poolSize); it must be from 2 to 1000") }
             settings.poolSize = poolSize
         }
         if settings.password == nil {
@@ -114,11 +114,16 @@ public struct PostgresSettings: Sendable {
         return settings
     }
 
-    /// The URL without its password, for messages.
+    /// The URL without any password, for messages: whatever stands
+    /// between `://` and the last `@` past its first `:` is masked, whether
+    /// or not the URL parses (a password with `#` or `/` in it fools a parser).
     static func redacted(_ text: String) -> String {
-        guard var url = URLComponents(string: text), url.password != nil else { return text }
-        url.password = "****"
-        return url.string ?? "(a URL)"
+        guard let scheme = text.range(of: "://"), let at = text.range(of: "@", options: .backwards),
+              at.lowerBound > scheme.upperBound
+        else { return text }
+        let userInfo = text[scheme.upperBound..<at.lowerBound]
+        guard let colon = userInfo.firstIndex(of: ":") else { return text }
+        return String(text[..<colon]) + ":****" + String(text[at.lowerBound...])
     }
 
     /// `user@host:port/database`: for logs and errors, never with the password.
@@ -144,14 +149,13 @@ public struct PostgresSettings: Sendable {
         }
     }
 
-    func clientConfiguration() -> PostgresClient.Configuration {
-        let tls: PostgresClient.Configuration.TLS = (try? tlsConfiguration()).flatMap { $0 }.map { .require($0) } ?? .disable
+    func clientConfiguration() throws(StoreError) -> PostgresClient.Configuration {
+        let tls: PostgresClient.Configuration.TLS = try tlsConfiguration().map { .require($0) } ?? .disable
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: user, password: password, database: database, tls: tls)
         configuration.options.maximumConnections = poolSize
         configuration.options.minimumConnections = min(2, poolSize)
         configuration.options.connectTimeout = .seconds(10)
-        if self.tls == .verifyFull { configuration.options.tlsServerName = host }
         return configuration
     }
 
@@ -165,7 +169,6 @@ public struct PostgresSettings: Sendable {
         var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: user, password: password, database: database, tls: tls)
         configuration.options.connectTimeout = .seconds(10)
-        if self.tls == .verifyFull { configuration.options.tlsServerName = host }
         return configuration
     }
 }

@@ -4,6 +4,8 @@
 // with a tenant id on every row; what differs, and why:
 // - each session's chain is extended with its row locked (`FOR UPDATE`), so
 //   two nodes never append after the same event;
+// - identifiers compare bytewise (COLLATE "C"), as in SQLite, so listings
+//   order the same on both stores;
 // - an event's feed position is `transaction id << 20 | index in the
 //   transaction` (see `PostgresStore.changes`): readers take only positions
 //   below the oldest transaction still running, so a position once read is
@@ -17,8 +19,8 @@ extension PostgresStore {
         (1, "sessions, events, turns, memories, pending actions, assessments, tickets, approvals", [
             """
             CREATE TABLE sessions (
-                tenant_id text NOT NULL,
-                id text NOT NULL,
+                tenant_id text COLLATE "C" NOT NULL,
+                id text COLLATE "C" NOT NULL,
                 version bigint NOT NULL,
                 state_json text NOT NULL,
                 status text NOT NULL,
@@ -33,8 +35,8 @@ extension PostgresStore {
             "CREATE INDEX sessions_by_creation ON sessions (tenant_id, created_at_ms)",
             """
             CREATE TABLE events (
-                tenant_id text NOT NULL,
-                session_id text NOT NULL,
+                tenant_id text COLLATE "C" NOT NULL,
+                session_id text COLLATE "C" NOT NULL,
                 seq bigint NOT NULL,
                 position bigint NOT NULL,
                 action text NOT NULL,
@@ -54,8 +56,8 @@ extension PostgresStore {
             "CREATE INDEX events_by_action ON events (tenant_id, action, occurred_at_ms, session_id, seq)",
             """
             CREATE TABLE turns (
-                tenant_id text NOT NULL,
-                session_id text NOT NULL,
+                tenant_id text COLLATE "C" NOT NULL,
+                session_id text COLLATE "C" NOT NULL,
                 seq bigint NOT NULL,
                 input text NOT NULL,
                 output text NOT NULL,
@@ -68,8 +70,8 @@ extension PostgresStore {
             """,
             """
             CREATE TABLE memories (
-                tenant_id text NOT NULL,
-                session_id text NOT NULL,
+                tenant_id text COLLATE "C" NOT NULL,
+                session_id text COLLATE "C" NOT NULL,
                 seq bigint NOT NULL,
                 content text NOT NULL,
                 metadata_json text NOT NULL,
@@ -79,9 +81,9 @@ extension PostgresStore {
             """,
             """
             CREATE TABLE pending_actions (
-                tenant_id text NOT NULL,
-                id text NOT NULL,
-                session_id text NOT NULL,
+                tenant_id text COLLATE "C" NOT NULL,
+                id text COLLATE "C" NOT NULL,
+                session_id text COLLATE "C" NOT NULL,
                 status text NOT NULL,
                 action_json text NOT NULL,
                 risk bigint NOT NULL,
@@ -119,8 +121,8 @@ extension PostgresStore {
             "CREATE INDEX pending_actions_undecided ON pending_actions (created_at_ms) WHERE status = 'pending'",
             """
             CREATE TABLE assessments (
-                tenant_id text NOT NULL,
-                session_id text NOT NULL,
+                tenant_id text COLLATE "C" NOT NULL,
+                session_id text COLLATE "C" NOT NULL,
                 idempotency_key text NOT NULL,
                 request_hash bytea NOT NULL,
                 assessment_json text NOT NULL,
@@ -131,9 +133,9 @@ extension PostgresStore {
             """,
             """
             CREATE TABLE tickets (
-                tenant_id text NOT NULL,
-                id text NOT NULL,
-                session_id text NOT NULL,
+                tenant_id text COLLATE "C" NOT NULL,
+                id text COLLATE "C" NOT NULL,
+                session_id text COLLATE "C" NOT NULL,
                 pending_action_id text NOT NULL,
                 reason text NOT NULL,
                 priority bigint NOT NULL,
@@ -164,9 +166,9 @@ extension PostgresStore {
             "CREATE INDEX tickets_sla ON tickets (sla_deadline_ms) WHERE status = 'open' AND NOT sla_breach_recorded",
             """
             CREATE TABLE approvals (
-                tenant_id text NOT NULL,
-                id text NOT NULL,
-                session_id text NOT NULL,
+                tenant_id text COLLATE "C" NOT NULL,
+                id text COLLATE "C" NOT NULL,
+                session_id text COLLATE "C" NOT NULL,
                 pending_action_id text NOT NULL,
                 action_json text NOT NULL,
                 edited_action_json text,
@@ -191,6 +193,7 @@ extension PostgresStore {
                 created_at_ms, id) WHERE status = 'pending'
             """,
             "CREATE INDEX approvals_due ON approvals (due_at_ms) WHERE status = 'pending' AND due_at_ms > 0",
+            "CREATE TABLE feed_base (id integer PRIMARY KEY CHECK (id = 1), base bigint NOT NULL)",
         ]),
     ]
 }

@@ -153,64 +153,80 @@ extension PostgresStore {
 
     // MARK: The change feed
 
-    /// Below this position every transaction has ended (`pg_snapshot_xmin`
-    /// of the statement's snapshot): an event position is its transaction's
-    /// id shifted left by 20 bits plus its index, so no event can commit
-    /// later below it.
-    static let settledBound = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)"
+    /// Below this position every transaction has ended: `pg_snapshot_xmin`
+    /// of the statement's snapshot, in positions (an event's position is
+    /// its transaction's id plus the feed base, shifted left by 20 bits,
+    /// plus its index), so no event can commit later below it.
+    var settledBound: String { "((pg_snapshot_xmin(pg_current_snapshot())::text::bigint + \(feedBase)) << 20)" }
 
     /// How long a feed read waits for transactions older than events that
-    /// already committed (see `settledBound(_:tenant:after:actions:)`).
+    /// already committed (see `settled(tenant:after:actions:)`).
     static let feedSettleWait: Duration = .seconds(1)
 
-    /// The bound below which the feed may be read now. A transaction still
-    /// running holds it back, so an event that committed after a
-    /// transaction that began before it (on this node, another node, or in
-    /// another database of the cluster) is not below it yet: then the read
-    /// waits, a few milliseconds at a time and at most `feedSettleWait`, for
-    /// the older transactions to end, so that what was acknowledged before
+    /// The bound below which the feed may be read, and the highest position
+    /// of a matching event committed when the read began (0: none). A
+    /// transaction still running holds the bound back, so an event that
+    /// committed after a transaction that began before it (on any node, or
+    /// in another database of the cluster) may be above it: the read then
+    /// waits, a few milliseconds at a time and at most `feedSettleWait`, until
+    /// the bound passes what had committed when it began (only the
+    /// transactions open then can hold it), so that what was answered before
     /// the read began is in it. Past the wait, the read returns what is
     /// settled; the rest comes with a later read (latency, never a lost or
-    /// reordered event).
-    func settledBound(_ connection: PostgresConnection, tenant: TenantID, after: Int64, actions: [String]?) async throws -> Int64 {
+    /// reordered event). Each poll takes a pooled connection for one
+    /// statement, and gives it back.
+    func settled(tenant: TenantID, after: Int64, actions: [String]?) async throws -> (bound: Int64, target: Int64) {
+        let target: PostgresQuery = actions.map { actions in
+            "SELECT COALESCE(max(position), 0), \(unescaped: settledBound) FROM events WHERE tenant_id = \(tenant.rawValue) AND action = ANY(\(actions)) AND position > \(after)"
+        } ?? "SELECT COALESCE(max(position), 0), \(unescaped: settledBound) FROM events WHERE tenant_id = \(tenant.rawValue) AND position > \(after)"
+        var highest: Int64 = 0, bound: Int64 = 0
+        for try await (top, settled) in try await client.query(target, logger: logger).decode((Int64, Int64).self) { (highest, bound) = (top, settled) }
         let deadline = ContinuousClock.now + Self.feedSettleWait
-        while true {
-            var bound: Int64 = 0
-            for try await value in try await connection.query("SELECT \(unescaped: Self.settledBound)", logger: logger).decode(Int64.self) {
-                bound = value
-            }
-            let beyond: PostgresQuery = actions.map { actions in
-                "SELECT 1 FROM events WHERE tenant_id = \(tenant.rawValue) AND action = ANY(\(actions)) AND position >= \(max(bound, after + 1)) LIMIT 1"
-            } ?? "SELECT 1 FROM events WHERE tenant_id = \(tenant.rawValue) AND position >= \(max(bound, after + 1)) LIMIT 1"
-            if try await connection.query(beyond, logger: logger).collect().isEmpty || ContinuousClock.now >= deadline { return bound }
+        while bound <= highest, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(3))
+            for try await settled in try await client.query("SELECT \(unescaped: settledBound)", logger: logger).decode(Int64.self) { bound = settled }
         }
+        return (bound, highest)
     }
 
     public func changes(tenant: TenantID, after: Int64, actions: [String]?, limit: Int) async throws(StoreError) -> [EventRecord] {
         if let actions, actions.isEmpty { return [] }
-        return try await read { connection in
-            let bound = try await settledBound(connection, tenant: tenant, after: after, actions: actions)
-            let rows: PostgresRowSequence
-            if let actions {
-                rows = try await connection.query("""
-                    SELECT \(unescaped: Self.eventColumns) FROM events
-                    WHERE tenant_id = \(tenant.rawValue) AND action = ANY(\(actions)) AND position > \(after) AND position < \(bound)
-                    ORDER BY position LIMIT \(Int64(limit))
-                    """, logger: logger)
-            } else {
-                rows = try await connection.query("""
-                    SELECT \(unescaped: Self.eventColumns) FROM events
-                    WHERE tenant_id = \(tenant.rawValue) AND position > \(after) AND position < \(bound)
-                    ORDER BY position LIMIT \(Int64(limit))
-                    """, logger: logger)
+        do {
+            let bound = try await settled(tenant: tenant, after: after, actions: actions).bound
+            return try await read { connection in
+                let rows: PostgresRowSequence
+                if let actions {
+                    rows = try await connection.query("""
+                        SELECT \(unescaped: Self.eventColumns) FROM events
+                        WHERE tenant_id = \(tenant.rawValue) AND action = ANY(\(actions)) AND position > \(after) AND position < \(bound)
+                        ORDER BY position LIMIT \(Int64(limit))
+                        """, logger: logger)
+                } else {
+                    rows = try await connection.query("""
+                        SELECT \(unescaped: Self.eventColumns) FROM events
+                        WHERE tenant_id = \(tenant.rawValue) AND position > \(after) AND position < \(bound)
+                        ORDER BY position LIMIT \(Int64(limit))
+                        """, logger: logger)
+                }
+                return try await rows.collect().map(Self.event)
             }
-            return try await rows.collect().map(Self.event)
+        } catch {
+            throw Self.storeError(error)
         }
     }
 
+    /// The position of the tenant's last committed event (0 when none),
+    /// once nothing can commit below it; if older transactions are still
+    /// running past the settle wait, the bound below them, which may
+    /// deliver a few events committed just before to a reader that starts
+    /// here (never lose one).
     public func feedHead(tenant: TenantID) async throws(StoreError) -> Int64 {
-        try await read { connection in try await settledBound(connection, tenant: tenant, after: -1, actions: nil) - 1 }
+        do {
+            let (bound, highest) = try await settled(tenant: tenant, after: -1, actions: nil)
+            return bound > highest ? highest : bound - 1
+        } catch {
+            throw Self.storeError(error)
+        }
     }
 
     // MARK: Listings
@@ -238,38 +254,37 @@ extension PostgresStore {
                 EventPage(events: try await connection.query(built, logger: logger).collect().map(Self.event))
             }
         }
-        // One session's events in chain order (seq). Newest first, at most
-        // `scanLimit` events are examined: when those end the page before it
-        // is full and older events remain, the last one examined is where
+        // One session's events in chain order (seq), the filters applied in
+        // the statement, so only the page crosses the wire. Newest first, at
+        // most `scanLimit` events are examined: when those end the page before
+        // it is full and older events remain, the last one examined is where
         // the next page resumes.
         var window = ["tenant_id = \(tenantBind)", "session_id = \(builder.bind(sessionID))"]
         if let after = query.after { window.append("seq \(comparison) \(builder.bind(after.sequence))") }
-        let filters = clauses.dropFirst().joined(separator: " AND ")
-        let matched = filters.isEmpty ? "true" : filters
+        let filters = Array(clauses.dropFirst())
         let scan = query.newestFirst ? query.scanLimit.map { Int64($0) } : nil
+        let windowSQL = window.joined(separator: " AND ")
+        let scanBind = scan.map { builder.bind($0) }
         builder.sql = """
-            SELECT \(Self.eventColumns), (\(matched)) AS matched FROM events WHERE \(window.joined(separator: " AND "))
-            ORDER BY seq \(direction)\(scan.map { " LIMIT \(builder.bind($0))" } ?? "")
+            SELECT \(Self.eventColumns) FROM (
+                SELECT * FROM events WHERE \(windowSQL) ORDER BY seq \(direction)\(scanBind.map { " LIMIT \($0)" } ?? "")) examined
+            \(filters.isEmpty ? "" : "WHERE " + filters.joined(separator: " AND "))
+            ORDER BY seq \(direction) LIMIT \(builder.bind(Int64(query.limit)))
             """
-        let built = builder.query
+        let page = builder.query
+        // The last event the scan examined, when it examined all it may.
+        builder.sql = """
+            SELECT \(Self.eventColumns) FROM events WHERE \(windowSQL) ORDER BY seq \(direction) OFFSET (\(scanBind ?? "1") - 1) LIMIT 1
+            """
+        let lastExamined = builder.query
         let limit = query.limit
         return try await read { connection in
-            var page = EventPage(events: [])
-            var examined = 0
-            var last: EventRecord?
-            for try await row in try await connection.query(built, logger: logger) {
-                let event = try Self.event(row)
-                examined += 1
-                last = event
-                if try row.makeRandomAccess()["matched"].decode(Bool.self) {
-                    page.events.append(event)
-                    if page.events.count == limit { break }
-                }
+            var result = EventPage(events: try await connection.query(page, logger: logger).collect().map(Self.event))
+            if result.events.count < limit, scan != nil,
+               let last = try await connection.query(lastExamined, logger: logger).collect().first.map(Self.event), last.sequence > 1 {
+                result.resumeAfter = last
             }
-            if page.events.count < limit, let scan, examined == Int(scan), let last, last.sequence > 1 {
-                page.resumeAfter = last
-            }
-            return page
+            return result
         }
     }
 

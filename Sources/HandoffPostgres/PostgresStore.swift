@@ -22,6 +22,8 @@ public final class PostgresStore: Store {
     let logger: Logger
     let settings: PostgresSettings
     private let runner: Task<Void, Never>
+    /// Added to transaction ids in feed positions (see `feedBaseAtStart`).
+    let feedBase: Int64
     private let listener = Mutex<Task<Void, Never>?>(nil)
     let writeHealth = WriteHealth()
 
@@ -40,15 +42,16 @@ public final class PostgresStore: Store {
         self.settings = settings
         self.logger = logger
         try await Self.probe(settings, logger: logger)
-        let client = PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: logger)
-        self.client = client
-        runner = Task { await client.run() }
+        let client = PostgresClient(configuration: try settings.clientConfiguration(), backgroundLogger: logger)
+        let runner = Task { await client.run() }
         do {
-            try await migrate()
+            feedBase = try await Self.migrate(client, settings: settings, logger: logger)
         } catch {
             runner.cancel()
             throw error
         }
+        self.client = client
+        self.runner = runner
     }
 
     /// Closes the pool's connections (after the last call).
@@ -63,22 +66,39 @@ public final class PostgresStore: Store {
         runner.cancel()
     }
 
-    /// Listens on one connection of the pool for other nodes' commits of
-    /// `settings.notifyActions` and calls `wake` with each one's tenant. A
-    /// notification carries the tenant only (never data): the woken reader
-    /// reads the change feed after its cursor. When the connection is lost,
-    /// it listens again a second later and then calls `relistened` (the
-    /// readers re-read: what committed meanwhile was told to nobody); the
-    /// readers' own polling covers the gap, and a proxy that drops
-    /// notifications.
+    /// Listens, on a connection of its own (not one of the pool's), for
+    /// other nodes' commits of `settings.notifyActions`, and calls `wake`
+    /// with each one's tenant. A notification carries the tenant only (never
+    /// data): the woken reader reads the change feed after its cursor. The
+    /// connection is checked every 30 s (a query that must answer within
+    /// 10 s), so a silently dropped one is noticed; when it is lost, it
+    /// listens again a second later and then calls `relistened` (the readers
+    /// re-read: what committed meanwhile was told to nobody). The readers' own
+    /// polling covers the gap, and a proxy that drops notifications.
     public func listenForFeed(wake: @escaping @Sendable (TenantID) -> Void, relistened: @escaping @Sendable () -> Void) {
-        let task = Task { [client, logger] in
+        let task = Task { [settings, logger] in
             while !Task.isCancelled {
                 do {
-                    try await client.withConnection { connection in
-                        try await connection.listen(on: Self.feedChannel) { notifications in
-                            relistened()
-                            for try await notification in notifications { wake(TenantID(notification.payload)) }
+                    let connection = try await PostgresConnection.connect(
+                        configuration: try settings.connectionConfiguration(), id: 1, logger: logger)
+                    defer { Task { try? await connection.close() } }
+                    try await connection.listen(on: Self.feedChannel) { notifications in
+                        relistened()
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask {
+                                for try await notification in notifications { wake(TenantID(notification.payload)) }
+                                throw StoreError.failure("the notification stream ended")
+                            }
+                            group.addTask {
+                                while true {
+                                    try await Task.sleep(for: .seconds(30))
+                                    try await Self.withTimeout(.seconds(10)) {
+                                        _ = try await connection.query("SELECT 1", logger: logger).collect()
+                                    }
+                                }
+                            }
+                            try await group.next()
+                            group.cancelAll()
                         }
                     }
                 } catch {
@@ -91,6 +111,23 @@ public final class PostgresStore: Store {
             }
         }
         listener.withLock { $0 = task }
+    }
+
+    /// Runs `body`, throwing if it takes longer than `limit`.
+    static func withTimeout(_ limit: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await body()
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return false
+            }
+            let finished = try await group.next() ?? false
+            group.cancelAll()
+            if !finished { throw StoreError.failure("no answer within \(limit)") }
+        }
     }
 
     /// One connection made and closed, so that a wrong address, password or
@@ -118,9 +155,11 @@ public final class PostgresStore: Store {
 
     private static let migrationLock: Int64 = 0x4841_4E44_4F46_46  // "HANDOFF"
 
-    private func migrate() async throws(StoreError) {
+    /// Runs the migrations not applied yet and returns the feed base, under
+    /// the advisory lock.
+    private static func migrate(_ client: PostgresClient, settings: PostgresSettings, logger: Logger) async throws(StoreError) -> Int64 {
         do {
-            try await client.withConnection { connection in
+            return try await client.withConnection { connection in
                 try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger).collect()
                 do {
                     try await connection.query("""
@@ -147,15 +186,41 @@ public final class PostgresStore: Store {
                         }
                         logger.info("PostgreSQL schema migrated", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
                     }
+                    let base = try await feedBaseAtStart(connection, logger: logger)
+                    try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
+                    return base
                 } catch {
                     _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
                     throw error
                 }
-                try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
             }
         } catch {
             throw StoreError.failure("cannot migrate the PostgreSQL schema at \(settings.displayName): \(Self.reason(error))")
         }
+    }
+
+    /// The feed base: added to transaction ids in feed positions, so that
+    /// positions keep growing when the database moves to a cluster whose
+    /// transaction ids start lower (a pg_dump restored, logical
+    /// replication): kept in `feed_base`, and raised at start, under the
+    /// migration lock, past the highest position stored when the cluster's
+    /// next transaction id (plus the base) is below it. Otherwise Watch
+    /// cursors saved before the move would point past every new event, and
+    /// new positions would collide with old ones.
+    private static func feedBaseAtStart(_ connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+        try await connection.query("INSERT INTO feed_base (id, base) VALUES (1, 0) ON CONFLICT (id) DO NOTHING", logger: logger).collect()
+        var base: Int64 = 0, highest: Int64 = 0, next: Int64 = 0
+        for try await (stored, top, nextID) in try await connection.query("""
+            SELECT (SELECT base FROM feed_base WHERE id = 1), COALESCE((SELECT max(position) >> 20 FROM events), 0),
+                pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+            """, logger: logger).decode((Int64, Int64, Int64).self) { (base, highest, next) = (stored, top, nextID) }
+        guard next + base <= highest else { return base }
+        let raised = highest - next + 1_000_000
+        try await connection.query("UPDATE feed_base SET base = \(raised) WHERE id = 1", logger: logger).collect()
+        logger.notice("the feed's positions were ahead of this cluster's transaction ids (a restored or moved database): feed base raised", metadata: [
+            "from": "\(base)", "to": "\(raised)",
+        ])
+        return raised
     }
 
     // MARK: Reads and writes
@@ -190,24 +255,36 @@ public final class PostgresStore: Store {
 
     /// Runs `body` in one transaction and commits it; retried (from the
     /// start) when PostgreSQL reports a serialization failure or deadlock,
-    /// which undid it whole. Store refusals pass through as they are.
+    /// which undid it whole. Store refusals pass through as they are; a call
+    /// that ended meanwhile is `.cancelled` (rolled back, and not a failure
+    /// of the store). When the connection is lost while COMMIT was on its
+    /// way, the transaction's fate is asked of the server
+    /// (`pg_xact_status`), so a committed write is answered as one.
     func write<T>(_ body: (Transaction) async throws -> T) async throws(StoreError) -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
                 let result = try await client.withConnection { connection in
-                    let transaction = Transaction(connection: connection, logger: logger, notifyActions: settings.notifyActions)
-                    try await connection.query("BEGIN", logger: logger).collect()
+                    let transaction = Transaction(
+                        connection: connection, logger: logger, notifyActions: settings.notifyActions, feedBase: feedBase)
+                    try await connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger).collect()
+                    let result: T
                     do {
-                        let result = try await body(transaction)
+                        result = try await body(transaction)
                         try await transaction.notifyWatchers()
-                        try await connection.query("COMMIT", logger: logger).collect()
-                        return result
                     } catch {
                         _ = try? await connection.query("ROLLBACK", logger: logger).collect()
                         throw error
                     }
+                    do {
+                        try await connection.query("COMMIT", logger: logger).collect()
+                    } catch {
+                        // A refusal by the server: rolled back. Anything else: ask.
+                        guard Self.sqlState(error) == nil, let xid = transaction.transactionID else { throw error }
+                        guard try await committed(xid) else { throw error }
+                    }
+                    return result
                 }
                 writeHealth.succeeded()
                 return result
@@ -220,10 +297,29 @@ public final class PostgresStore: Store {
         }
     }
 
+    /// Whether transaction `xid` committed, asked on another connection (up
+    /// to 10 s while the server still sees it in progress).
+    private func committed(_ xid: Int64) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            var status = ""
+            for try await value in try await client.query("SELECT pg_xact_status(\(String(xid))::xid8)", logger: logger).decode(String?.self) {
+                status = value ?? ""
+            }
+            if status == "committed" { return true }
+            if status != "in progress" || ContinuousClock.now >= deadline { return false }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     /// An error as the domain sees it: the store's refusals as they are, a
     /// full volume as `.full`, anything else as `.failure` with its cause.
     static func storeError(_ error: any Error) -> StoreError {
         if let error = error as? StoreError { return error }
+        if Task.isCancelled || error is CancellationError || "\(error)".contains("requestCancelled")
+            || (error as? PSQLError)?.code == .queryCancelled {
+            return .cancelled
+        }
         if let error = error as? PostgresTransactionError, let inner = error.closureError ?? error.commitError ?? error.beginError {
             return storeError(inner)
         }
@@ -275,7 +371,7 @@ public final class PostgresStore: Store {
     /// Admin/Backup copies an SQLite store; a PostgreSQL database is backed
     /// up with its own tools, which a file beside the server cannot replace.
     public func backupCopy() async throws(StoreError) -> (path: String, format: String) {
-        throw StoreError.limitReached(
+        throw StoreError.unsupported(
             "this server's store is PostgreSQL (\(settings.displayName)): back it up with pg_dump or the server's base backups (docs/OPERATIONS.md)")
     }
 
@@ -299,8 +395,11 @@ final class Transaction {
     let connection: PostgresConnection
     let logger: Logger
     let notifyActions: Set<String>
+    let feedBase: Int64
     /// The next event's index in this transaction (its feed position's low bits).
     private(set) var eventIndex: Int64 = 0
+    /// The transaction's id, once its first event gave it away (for `PostgresStore.committed`).
+    private(set) var transactionID: Int64?
     private var heads: [SessionKey: Head] = [:]
     private var wake: Set<String> = []
 
@@ -316,11 +415,15 @@ final class Transaction {
         var version: Int64
     }
 
-    init(connection: PostgresConnection, logger: Logger, notifyActions: Set<String>) {
+    init(connection: PostgresConnection, logger: Logger, notifyActions: Set<String>, feedBase: Int64) {
         self.connection = connection
         self.logger = logger
         self.notifyActions = notifyActions
+        self.feedBase = feedBase
     }
+
+    /// Events one transaction may append: an index takes 20 bits of a position.
+    static let maximumEvents: Int64 = 1 << 20
 
     /// Runs a statement and returns its rows (all read, so that an error of
     /// the statement is thrown here and never lost with an unread sequence).
@@ -356,20 +459,23 @@ final class Transaction {
         let sequence = head.sequence + 1
         let hash = EventChain.hash(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash)
         let index = eventIndex
+        guard index < Self.maximumEvents else { throw StoreError.limitReached("a write may append at most \(Self.maximumEvents) events") }
         eventIndex += 1
         guard let row = try await rows("""
             INSERT INTO events (tenant_id, session_id, seq, position, action, actor, reasoning, details_json, occurred_at_ms,
                 prev_hash, hash, traceparent)
-            VALUES (\(tenant.rawValue), \(sessionID), \(sequence), (pg_current_xact_id()::text::bigint << 20) + \(index),
+            VALUES (\(tenant.rawValue), \(sessionID), \(sequence), ((pg_current_xact_id()::text::bigint + \(feedBase)) << 20) + \(index),
                 \(event.action), \(event.actor), \(event.reasoning), \(event.detailsJSON), \(event.occurredAtMs),
                 \(ByteBuffer(bytes: head.hash)), \(ByteBuffer(bytes: hash)), \(event.traceparent))
             RETURNING position
             """).first
         else { throw StoreError.failure("an event insert returned no position") }
         if notifyActions.contains(event.action) { wake.insert(tenant.rawValue) }
+        let position = try row.decode(Int64.self)
+        transactionID = (position >> 20) - feedBase
         return EventRecord(
             tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash, hash: hash,
-            feedPosition: try row.decode(Int64.self))
+            feedPosition: position)
     }
 
     /// Appends one event to a locked session's chain and moves its head

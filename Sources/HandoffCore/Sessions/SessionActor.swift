@@ -84,7 +84,27 @@ actor SessionActor {
         // could start from the same version and be refused as stale.
         try await takeTurnToChange()
         defer { passTurn() }
-        forgetIfShared()
+        // Without an expected version the caller asked for its change on
+        // whatever is current: when another node wrote between the read and
+        // the write (a shared store), read again and apply it there, a few
+        // times, rather than refuse a version the caller never named.
+        var attempt = 0
+        while true {
+            attempt += 1
+            forgetIfShared()
+            do {
+                return try await applyUpdate(change: change, reasoning: reasoning, expectedVersion: expectedVersion, caller: caller, now: now)
+            } catch .aborted(let message) where expectedVersion == nil && shared && attempt < 5 {
+                _ = message
+                forget()
+            }
+        }
+    }
+
+    /// One try of `update`, the caller holding the turn.
+    private func applyUpdate(
+        change: StateChange, reasoning: String, expectedVersion: Int64?, caller: Caller, now: Int64
+    ) async throws(SessionError) -> SessionRecord {
         var record = try await load()
         if let expectedVersion, expectedVersion != record.version {
             throw .aborted("stale version: expected \(expectedVersion), the session is at \(record.version)")

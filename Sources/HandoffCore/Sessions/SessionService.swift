@@ -64,6 +64,8 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
         case .keyReused: self = .failedPrecondition(error.description)
         case .limitReached: self = .resourceExhausted(error.description)
         case .full: self = .resourceExhausted("no space left on the data volume: the write was not made; retry once space is freed")
+        case .cancelled: self = .cancelled(error.description)
+        case .unsupported: self = .failedPrecondition(error.description)
         case .failure: self = .unavailable(error.description)
         }
     }

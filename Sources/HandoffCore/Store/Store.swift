@@ -230,6 +230,11 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The data volume is full: the write was not made (nothing of it is
     /// kept); reads go on, and writes succeed again once space is freed.
     case full(String)
+    /// The calling task was cancelled (its call ended) before the write
+    /// committed: nothing of it was kept, and the store is fine.
+    case cancelled
+    /// This store does not do that (the text says what to do instead).
+    case unsupported(String)
     /// The store itself failed (disk, corruption, …); the text is for logs.
     case failure(String)
 
@@ -242,6 +247,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .keyReused(let key): "idempotency key \(key) was already used for a different action"
         case .limitReached(let text): text
         case .full(let text): "no space left on the data volume: \(text)"
+        case .cancelled: "the call ended before its write committed; nothing was changed"
+        case .unsupported(let text): text
         case .failure(let text): "store failure: \(text)"
         }
     }

@@ -256,3 +256,46 @@ def test_a_store_that_cannot_be_reached_or_named_stops_the_start_with_one_line(b
         assert ran.returncode == 1, ran.stderr
         assert expected in ran.stderr, ran.stderr
         assert "hunter2" not in ran.stderr  # a password in the URL is never printed
+
+
+def test_a_decision_on_one_node_reaches_a_waiter_on_the_other_and_its_release_runs_once(
+        nodes: List[ServerProcess], certs: Path) -> None:
+    agent_a, agent_b = client(nodes[0], certs), client(nodes[1], certs)
+    approver_b = client(nodes[1], certs, "approver")
+    try:
+        session = agent_a.sessions.create()
+        assessment = agent_a.assess(session.id, {"tool_name": "issue_refund", "description": "Refund my order",
+                                                 "amount": 250, "currency": "USD"})
+        assert assessment.escalated and assessment.approval_id
+        decided: List[object] = []
+        waiter = threading.Thread(target=lambda: decided.append(agent_a.wait_for_decision(assessment, timeout=30)))
+        waiter.start()
+        time.sleep(0.5)  # the wait is open on node A
+        approval = approver_b.get_approval(assessment.approval_id)
+        while approval.status == 1:  # APPROVAL_STATUS_PENDING: one decision per step, all on node B
+            approval = approver_b.decide_approval(approval.id, "approve", comment="ok")
+        waiter.join(30)
+        assert decided and decided[0].released, decided  # type: ignore[attr-defined]
+        decision = decided[0]
+        outcomes: List[str] = []
+        barrier = threading.Barrier(2)
+
+        def report(agent: handoff.Client, key: str) -> None:
+            barrier.wait()
+            try:
+                result = agent.report_execution(decision, {"refund": key}, idempotency_key=key)  # type: ignore[arg-type]
+                outcomes.append("recorded" if result.recorded and not result.duplicate else "duplicate")
+            except handoff.HandoffError as error:
+                outcomes.append(type(error).__name__)
+
+        threads = [threading.Thread(target=report, args=(agent_a, "run-a")),
+                   threading.Thread(target=report, args=(agent_b, "run-b"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert outcomes.count("recorded") == 1, outcomes
+    finally:
+        agent_a.close()
+        agent_b.close()
+        approver_b.close()

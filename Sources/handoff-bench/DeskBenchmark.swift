@@ -53,7 +53,7 @@ struct DeskBenchmark: AsyncParsableCommand {
 
         // ListQueue, first page, one call at a time.
         let queued = try await desk.call(Escalations.listQueue, ListQueueRequest(pageSize: 50)).tickets.count
-        var queue = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var queue = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
         let clock = ContinuousClock()
         for i in 0..<(queueCalls + 100) {
             let start = clock.now
@@ -90,7 +90,7 @@ struct DeskBenchmark: AsyncParsableCommand {
         }
         _ = try? await watch.value
         waited.cancel()
-        var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
         var early = 0, missing = 0
         for (_, pair) in seen.withLock({ $0 }) {
             guard let reply = pair.reply, let event = pair.event else { missing += 1; continue }

@@ -89,7 +89,7 @@ struct RPCBenchmark: AsyncParsableCommand {
         let warmup = self.warmup
         let n = self.n
         let (histogram, measured) = try await Task(executorPreference: connection.taskExecutor) {
-            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
             let clock = ContinuousClock()
             for _ in 0..<warmup { try await call(connection) }
             let begin = clock.now
@@ -122,7 +122,7 @@ struct RPCBenchmark: AsyncParsableCommand {
             for worker in 0..<max(1, concurrency) {
                 let connection = clients[worker % clients.count]
                 tasks.addTask(executorPreference: connection.taskExecutor) {
-                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
                     let clock = ContinuousClock()
                     while clock.now < deadline {
                         let start = clock.now
@@ -132,7 +132,7 @@ struct RPCBenchmark: AsyncParsableCommand {
                     return histogram
                 }
             }
-            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
             for try await part in tasks { merged.add(part) }
             return merged
         }

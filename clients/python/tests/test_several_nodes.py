@@ -54,13 +54,20 @@ def database(postgres_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def nodes(binaries: Path, certs: Path, database: str, tmp_path: Path) -> Iterator[List[ServerProcess]]:
-    """Two nodes on one database, sharing the key that seals cursors and codes."""
+    """Two nodes on one database, sharing the key that seals cursors and codes,
+    with a one-second claim SLA and sweeps every 100 ms."""
+    policy = tmp_path / "policy.yaml"
+    shipped = subprocess.run([str(binaries / "handoff"), "policy", "default"], capture_output=True, text=True, check=True)
+    policy.write_text(shipped.stdout.replace("sla_seconds: {urgent: 300, high: 900, normal: 3600}",
+                                             "sla_seconds: {urgent: 1, high: 1, normal: 1}"))
     config = tmp_path / "node.yaml"
     tokens = "".join(
         f"  - {{identity: \"handoff://tenant/acme/operator/op-{i}\", sha256: \"{hashlib.sha256(OPERATOR_TOKEN.format(i).encode()).hexdigest()}\"}}\n"
         for i in range(8))
     config.write_text(
         "limits:\n  shutdown_grace_seconds: 2\n"
+        f"policy: {policy}\n"
+        "desk:\n  sweep_interval_ms: 100\n"
         f"multi_factor:\n  key_file: {tmp_path / 'shared-mfa.key'}\n"
         f"store:\n  url: {database}\n  pool_size: 8\n"
         f"tokens:\n{tokens}")
@@ -299,3 +306,17 @@ def test_a_decision_on_one_node_reaches_a_waiter_on_the_other_and_its_release_ru
         agent_a.close()
         agent_b.close()
         approver_b.close()
+
+
+def test_the_sweepers_of_both_nodes_record_each_sla_breach_once(nodes: List[ServerProcess], certs: Path) -> None:
+    agent = client(nodes[0], certs)
+    try:
+        for i in range(6):
+            agent.sessions.create(f"sla-{i}")
+            agent.escalate(f"sla-{i}", "nobody claims this")
+        time.sleep(3)  # past the one-second SLA; both nodes sweep every 100 ms
+        for i in range(6):
+            breaches = [e for e in agent.sessions.list_events(f"sla-{i}") if e.action == "ticket.sla_breached"]
+            assert len(breaches) == 1, (i, breaches)
+    finally:
+        agent.close()

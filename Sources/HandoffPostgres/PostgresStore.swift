@@ -436,11 +436,11 @@ final class Transaction {
     func lockSession(tenant: TenantID, id: String) async throws -> Head? {
         let key = SessionKey(tenant: tenant.rawValue, id: id)
         if let head = heads[key] { return head }
-        guard let row = try await rows("""
-            SELECT last_seq, last_hash, version FROM sessions WHERE tenant_id = \(tenant.rawValue) AND id = \(id) FOR UPDATE
-            """).first
-        else { return nil }
-        let (sequence, hash, version) = try row.decode((Int64, ByteBuffer?, Int64).self)
+        var found: (Int64, ByteBuffer?, Int64)?
+        for try await row in try await connection.execute(LockSessionStatement(tenant: tenant.rawValue, id: id), logger: logger) {
+            found = row
+        }
+        guard let (sequence, hash, version) = found else { return nil }
         let head = Head(sequence: sequence, hash: hash.map { Array($0.readableBytesView) } ?? EventChain.genesis, version: version)
         heads[key] = head
         return head
@@ -453,53 +453,33 @@ final class Transaction {
         return head
     }
 
-    /// Inserts the event after `head` (its feed position: this transaction's
-    /// id, then its index here), without moving the session's row.
-    func insertEvent(tenant: TenantID, sessionID: String, event: NewEvent, after head: Head) async throws -> EventRecord {
+    /// Appends one event to a locked session's chain and moves its head,
+    /// in one statement (with `state`, the new state and version too): the
+    /// event's feed position is this transaction's id, then its index here.
+    func append(
+        tenant: TenantID, sessionID: String, event: NewEvent, state: (version: Int64, json: String, updatedAtMs: Int64)? = nil
+    ) async throws -> EventRecord {
+        let head = try await requireSession(tenant: tenant, id: sessionID)
         let sequence = head.sequence + 1
         let hash = EventChain.hash(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash)
         let index = eventIndex
         guard index < Self.maximumEvents else { throw StoreError.limitReached("a write may append at most \(Self.maximumEvents) events") }
         eventIndex += 1
-        guard let row = try await rows("""
-            INSERT INTO events (tenant_id, session_id, seq, position, action, actor, reasoning, details_json, occurred_at_ms,
-                prev_hash, hash, traceparent)
-            VALUES (\(tenant.rawValue), \(sessionID), \(sequence), ((pg_current_xact_id()::text::bigint + \(feedBase)) << 20) + \(index),
-                \(event.action), \(event.actor), \(event.reasoning), \(event.detailsJSON), \(event.occurredAtMs),
-                \(ByteBuffer(bytes: head.hash)), \(ByteBuffer(bytes: hash)), \(event.traceparent))
-            RETURNING position
-            """).first
-        else { throw StoreError.failure("an event insert returned no position") }
+        let statement = AppendEventStatement(
+            tenant: tenant.rawValue, sessionID: sessionID, sequence: sequence, feedBase: feedBase, index: index,
+            event: .init(
+                action: event.action, actor: event.actor, reasoning: event.reasoning, detailsJSON: event.detailsJSON,
+                traceparent: event.traceparent, occurredAtMs: event.occurredAtMs),
+            previousHash: head.hash, hash: hash, state: state)
+        var appended: Int64?
+        for try await position in try await connection.execute(statement, logger: logger) { appended = position }
+        guard let position = appended else { throw StoreError.failure("an event insert returned no position") }
         if notifyActions.contains(event.action) { wake.insert(tenant.rawValue) }
-        let position = try row.decode(Int64.self)
         transactionID = (position >> 20) - feedBase
+        heads[SessionKey(tenant: tenant.rawValue, id: sessionID)] = Head(sequence: sequence, hash: hash, version: state?.version ?? head.version)
         return EventRecord(
             tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash, hash: hash,
             feedPosition: position)
-    }
-
-    /// Appends one event to a locked session's chain and moves its head
-    /// (with `state`, writes the new state and version in the same statement).
-    func append(
-        tenant: TenantID, sessionID: String, event: NewEvent, state: (version: Int64, json: String, updatedAtMs: Int64)? = nil
-    ) async throws -> EventRecord {
-        let head = try await requireSession(tenant: tenant, id: sessionID)
-        let record = try await insertEvent(tenant: tenant, sessionID: sessionID, event: event, after: head)
-        if let state {
-            try await rows("""
-                UPDATE sessions SET last_seq = \(record.sequence), last_hash = \(ByteBuffer(bytes: record.hash)),
-                    version = \(state.version), state_json = \(state.json), updated_at_ms = \(state.updatedAtMs)
-                WHERE tenant_id = \(tenant.rawValue) AND id = \(sessionID)
-                """)
-        } else {
-            try await rows("""
-                UPDATE sessions SET last_seq = \(record.sequence), last_hash = \(ByteBuffer(bytes: record.hash))
-                WHERE tenant_id = \(tenant.rawValue) AND id = \(sessionID)
-                """)
-        }
-        heads[SessionKey(tenant: tenant.rawValue, id: sessionID)] = Head(
-            sequence: record.sequence, hash: record.hash, version: state?.version ?? head.version)
-        return record
     }
 
     /// Sent with the commit (PostgreSQL delivers a NOTIFY only if its

@@ -1,5 +1,5 @@
 // Handoff — the operator and approval desks from the command line:
-// `handoff desk …`, `handoff approvals …` and `handoff watch`.
+// `handoff queue|ticket|claim|reply|resolve`, `handoff approvals`, `handoff approve|reject` and `handoff watch`.
 
 import ArgumentParser
 import Foundation
@@ -142,10 +142,9 @@ enum TicketStatusName: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-struct DeskCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "desk", abstract: "The operator desk: the queue of escalation tickets.",
-        subcommands: [Queue.self, Show.self, Claim.self, Reply.self, Resolve.self])
+/// The operator desk's commands, each under one top-level name (`handoff
+/// queue`, `handoff ticket`, `handoff claim`, `handoff reply`, `handoff resolve`).
+enum DeskCommand {
 
     struct Queue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List open and claimed tickets, breached SLAs and urgent first.")
@@ -166,7 +165,8 @@ struct DeskCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a ticket with the session's conversation as it is now.")
+        static let configuration = CommandConfiguration(
+            commandName: "ticket", abstract: "Show a ticket with the session's conversation as it is now.")
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "Ticket id.") var ticket: String
         @Flag(help: "Print JSON.") var json = false
@@ -295,8 +295,8 @@ struct DeskCommand: AsyncParsableCommand {
 
 struct ApprovalsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "approvals", abstract: "The approval desk: what waits for you, and your decisions.",
-        subcommands: [List.self, Show.self, Approve.self, Reject.self], defaultSubcommand: List.self)
+        commandName: "approvals", abstract: "The approval desk: what waits for you (`handoff approve` and `handoff reject` decide).",
+        subcommands: [List.self, Show.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the approvals whose current step you may decide.")
@@ -449,52 +449,6 @@ struct WatchCommand: AsyncParsableCommand {
         }
         await client.close()
     }
-}
-
-// The desks' commands under the top-level names operators type
-// (`handoff queue`, `handoff approve`, …); each runs the grouped command's code.
-
-struct QueueCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "queue", abstract: DeskCommand.Queue.configuration.abstract)
-    @OptionGroup var options: DeskCommand.Queue
-    func run() async throws { try await options.run() }
-}
-
-struct TicketCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ticket", abstract: DeskCommand.Show.configuration.abstract)
-    @OptionGroup var options: DeskCommand.Show
-    func run() async throws { try await options.run() }
-}
-
-struct ClaimCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "claim", abstract: DeskCommand.Claim.configuration.abstract)
-    @OptionGroup var options: DeskCommand.Claim
-    func run() async throws { try await options.run() }
-}
-
-struct ReplyCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reply", abstract: DeskCommand.Reply.configuration.abstract)
-    @OptionGroup var options: DeskCommand.Reply
-    func run() async throws { try await options.run() }
-}
-
-struct ResolveCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "resolve", abstract: DeskCommand.Resolve.configuration.abstract)
-    @OptionGroup var options: DeskCommand.Resolve
-    func validate() throws { try options.validate() }
-    func run() async throws { try await options.run() }
-}
-
-struct ApproveCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "approve", abstract: ApprovalsCommand.Approve.configuration.abstract)
-    @OptionGroup var options: ApprovalsCommand.Approve
-    func run() async throws { try await options.run() }
-}
-
-struct RejectCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reject", abstract: ApprovalsCommand.Reject.configuration.abstract)
-    @OptionGroup var options: ApprovalsCommand.Reject
-    func run() async throws { try await options.run() }
 }
 
 struct StatsCommand: AsyncParsableCommand {

@@ -15,9 +15,11 @@ struct Handoff: AsyncParsableCommand {
             // The agent's side, for trying things out from a shell.
             AssessCommand.self, EscalateCommand.self, ConfirmCommand.self, AnswerCommand.self, CodeCommand.self, WaitCommand.self,
             ExecutedCommand.self,
-            AuditCommand.self, PolicyCommand.self, Tokens.self, DeskCommand.self,
-            ApprovalsCommand.self, WatchCommand.self, ConsoleCommand.self, QueueCommand.self, TicketCommand.self,
-            ClaimCommand.self, ReplyCommand.self, ResolveCommand.self, ApproveCommand.self, RejectCommand.self, StatsCommand.self,
+            AuditCommand.self, PolicyCommand.self, Tokens.self,
+            // The desks: one name each.
+            DeskCommand.Queue.self, DeskCommand.Show.self, DeskCommand.Claim.self, DeskCommand.Reply.self, DeskCommand.Resolve.self,
+            ApprovalsCommand.self, ApprovalsCommand.Approve.self, ApprovalsCommand.Reject.self,
+            WatchCommand.self, ConsoleCommand.self, StatsCommand.self,
             ReviewsCommand.self, AdminCommand.self,
         ]
     )

@@ -164,13 +164,13 @@ class Playground:
         return ran.stdout
 
     def approver_approves(self, approval_id: str) -> None:
-        self.cli("approver", "approvals", "approve", approval_id, "--amount", APPROVED_AMOUNT, "--comment",
+        self.cli("approver", "approve", approval_id, "--amount", APPROVED_AMOUNT, "--comment",
                  "Order A-1042: one item kept; refund 200.")
 
     def operator_takes_over(self, ticket_id: str) -> None:
-        self.cli("operator", "desk", "claim", ticket_id)
-        self.cli("operator", "desk", "reply", ticket_id, OPERATOR_REPLY)
-        self.cli("operator", "desk", "resolve", ticket_id, "--outcome", "resolved", "--note",
+        self.cli("operator", "claim", ticket_id)
+        self.cli("operator", "reply", ticket_id, OPERATOR_REPLY)
+        self.cli("operator", "resolve", ticket_id, "--outcome", "resolved", "--note",
                  "Answered by the on-call nurse; the agent's draft is rejected.", "--reject")
 
     def code_on_the_users_phone(self, pending_action_id: str) -> str:

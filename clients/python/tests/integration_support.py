@@ -74,16 +74,16 @@ class People:
 
     def approve(self, approval_id: str, amount: Optional[str] = None, comment: str = "checked") -> Any:
         extra = ["--amount", amount] if amount is not None else []
-        return self.cli("approver", "approvals", "approve", approval_id, *extra, "--comment", comment, "--json")
+        return self.cli("approver", "approve", approval_id, *extra, "--comment", comment, "--json")
 
     def reject(self, approval_id: str, comment: str = "not this one") -> Any:
-        return self.cli("approver", "approvals", "reject", approval_id, "--comment", comment, "--json")
+        return self.cli("approver", "reject", approval_id, "--comment", comment, "--json")
 
     def resolve(self, ticket_id: str, *, release: bool, reply: str = "", note: str = "decided") -> Any:
-        self.cli("operator", "desk", "claim", ticket_id, "--json")
+        self.cli("operator", "claim", ticket_id, "--json")
         if reply:
-            self.cli("operator", "desk", "reply", ticket_id, reply, "--json")
-        return self.cli("operator", "desk", "resolve", ticket_id, "--outcome", "resolved", "--note", note,
+            self.cli("operator", "reply", ticket_id, reply, "--json")
+        return self.cli("operator", "resolve", ticket_id, "--outcome", "resolved", "--note", note,
                         "--release" if release else "--reject", "--json")
 
     def code_for(self, pending_action_id: str, timeout: float = 10) -> str:

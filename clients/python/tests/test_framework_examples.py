@@ -28,6 +28,6 @@ def test_framework_example_plays_the_seed_stories(binaries: Path, script: str, f
     assert ran.returncode == 0, out
     assert "all five stories played" in ran.stdout, out
     assert "tools run: get_weather, book_flight, issue_refund, delete_account\n" in ran.stdout, out
-    for seen in ["handoff approvals approve", "--amount 200", "handoff desk resolve", "(the user reads code",
+    for seen in ["handoff approve", "--amount 200", "handoff resolve", "(the user reads code",
                  "Refund RF-2093 of 200 USD issued for order A-1042."]:
         assert seen in ran.stdout, f"{script} never shows {seen!r}:\n{out}"

@@ -28,5 +28,5 @@ def test_seed_scenario(binaries: Path, tmp_path: Path) -> None:
     written = transcript.read_text(encoding="utf-8")
     for outcome in ["executed get_weather automatically", "executed book_flight; reported",
                     "executed issue_refund; reported", "executed delete_account; reported", "decision: REJECTED",
-                    "handoff approvals approve", "handoff desk resolve"]:
+                    "handoff approve", "handoff resolve"]:
         assert outcome in written, f"the transcript lacks {outcome!r}:\n{written}"

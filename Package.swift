@@ -88,17 +88,30 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The embedded default store: SQLite in WAL mode through GRDB.
+        // The risk policy: rules, their YAML, evaluation (pure), and the
+        // policy in force.
         .target(
             name: "HandoffPolicy",
             dependencies: [
                 "HandoffCore",
-                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
+        // The desks: assessments, confirmations and codes, escalations,
+        // approvals, decisions, the desk feed and the notices they send.
+        .target(
+            name: "HandoffDesks",
+            dependencies: [
+                "HandoffCore",
+                "HandoffPolicy",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The embedded default store: SQLite in WAL mode through GRDB.
         .target(
             name: "HandoffSQLite",
             dependencies: [
@@ -129,6 +142,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 "HandoffVersion",
                 "HandoffPolicy",
+                "HandoffDesks",
                 "HandoffCore",
                 "HandoffSQLite",
                 "HandoffRPC",
@@ -191,6 +205,7 @@ let package = Package(
                 "HandoffVersion",
                 .product(name: "Metrics", package: "swift-metrics"),
                 "HandoffPolicy",
+                "HandoffDesks",
                 "HandoffServer",
                 "HandoffCore",
                 "HandoffSQLite",
@@ -216,6 +231,7 @@ let package = Package(
                 "HandoffClient",
                 "HandoffCore",
                 "HandoffPolicy",
+                "HandoffDesks",
                 "HandoffRPC",
                 "HandoffTLS",
                 "HandoffProto",
@@ -232,6 +248,7 @@ let package = Package(
                 "HandoffCore",
                 "HandoffSQLite",
                 "HandoffPolicy",
+                "HandoffDesks",
                 "HandoffTLS",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -253,6 +270,11 @@ let package = Package(
         .testTarget(
             name: "HandoffPolicyTests",
             dependencies: ["HandoffPolicy", "HandoffCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HandoffDesksTests",
+            dependencies: ["HandoffDesks", "HandoffPolicy", "HandoffCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

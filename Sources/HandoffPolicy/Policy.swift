@@ -101,6 +101,14 @@ public struct MatchedRule: Sendable, Hashable, CustomStringConvertible {
     public var decisionType: DecisionType?
 
     public var description: String { "\(id): \(explanation)" }
+
+    public init(id: String, kind: RuleKind, explanation: String, risk: RiskLevel? = nil, decisionType: DecisionType? = nil) {
+        self.id = id
+        self.kind = kind
+        self.explanation = explanation
+        self.risk = risk
+        self.decisionType = decisionType
+    }
 }
 
 /// How an answer to a confirmation reads.
@@ -118,6 +126,18 @@ public struct Assessment: Sendable, Hashable {
     /// An automated action picked by the sampling rate for review after the fact.
     public var sampledForReview: Bool
     public var policyVersion: String
+
+    public init(
+        risk: RiskLevel, decisionType: DecisionType, strategy: Strategy, matched: [MatchedRule], sampledForReview: Bool,
+        policyVersion: String
+    ) {
+        self.risk = risk
+        self.decisionType = decisionType
+        self.strategy = strategy
+        self.matched = matched
+        self.sampledForReview = sampledForReview
+        self.policyVersion = policyVersion
+    }
 }
 
 /// A risk policy. Build one from YAML (`Policy(yaml:source:)`) or use `Policy.standard`.

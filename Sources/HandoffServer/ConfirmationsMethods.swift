@@ -3,6 +3,7 @@
 
 import HandoffCore
 public import HandoffPolicy
+public import HandoffDesks
 import HandoffProto
 public import HandoffRPC
 

@@ -4,6 +4,7 @@
 
 public import HandoffCore
 public import HandoffPolicy
+public import HandoffDesks
 public import HandoffRPC
 public import Logging
 public import ServiceLifecycle

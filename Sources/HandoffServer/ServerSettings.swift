@@ -3,6 +3,7 @@
 import Foundation
 public import HandoffCore
 public import HandoffPolicy
+public import HandoffDesks
 import HandoffRPC
 import HandoffSQLite
 import HandoffTLS

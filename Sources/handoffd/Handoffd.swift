@@ -8,6 +8,7 @@ import Foundation
 import HandoffCore
 import NIOPosix
 import HandoffPolicy
+import HandoffDesks
 import HandoffRPC
 import HandoffServer
 import HandoffSQLite

@@ -7,6 +7,7 @@ import Foundation
 import HandoffClient
 import HandoffCore
 import HandoffPolicy
+import HandoffDesks
 import HandoffProto
 import HandoffRPC
 @testable import HandoffServer

@@ -4,6 +4,7 @@
 import Foundation
 import HandoffCore
 @testable import HandoffPolicy
+@testable import HandoffDesks
 @testable import HandoffServer
 import HandoffTLS
 import NIOPosix

@@ -7,6 +7,7 @@ import Synchronization
 import HandoffClient
 import HandoffCore
 import HandoffPolicy
+import HandoffDesks
 import HandoffProto
 import HandoffRPC
 import HandoffServer

@@ -6,6 +6,7 @@ import Foundation
 import HandoffClient
 import HandoffCore
 import HandoffPolicy
+import HandoffDesks
 import HandoffProto
 import HandoffRPC
 import HandoffSQLite

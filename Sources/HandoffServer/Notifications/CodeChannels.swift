@@ -7,6 +7,7 @@ import Crypto
 import Foundation
 import HandoffCore
 public import HandoffPolicy
+public import HandoffDesks
 import HandoffTLS
 public import NIOCore
 import NIOHTTP1

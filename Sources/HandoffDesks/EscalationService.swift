@@ -8,6 +8,7 @@ import Crypto
 import Foundation
 import Synchronization
 public import HandoffCore
+public import HandoffPolicy
 
 /// A ticket with what GetTicket shows beside it.
 public struct TicketView: Sendable, Hashable {

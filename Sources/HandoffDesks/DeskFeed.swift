@@ -6,6 +6,7 @@
 // and a slow watcher never falls behind anything but the store itself.
 
 public import HandoffCore
+import HandoffPolicy
 import Synchronization
 
 /// A desk event as Watch sends it.

@@ -10,6 +10,7 @@ import Crypto
 import Foundation
 import Synchronization
 public import HandoffCore
+public import HandoffPolicy
 
 /// Something the desks tell people about: the approvers of a new step, the
 /// requester of an approval's outcome, or operators and admins of an

@@ -6,6 +6,7 @@
 
 import CoreMetrics
 import HandoffCore
+import HandoffPolicy
 
 /// The domain's metrics, each created on first use.
 public enum DeskMetrics {

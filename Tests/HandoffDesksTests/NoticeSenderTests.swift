@@ -4,6 +4,7 @@
 import Foundation
 import HandoffCore
 @testable import HandoffPolicy
+@testable import HandoffDesks
 import Synchronization
 import Testing
 

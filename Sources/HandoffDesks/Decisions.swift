@@ -6,6 +6,7 @@
 import Crypto
 import Foundation
 public import HandoffCore
+import HandoffPolicy
 import Synchronization
 
 /// Tells waiters, in this process, that a pending action was settled (after the commit).

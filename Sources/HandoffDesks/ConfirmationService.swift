@@ -7,6 +7,7 @@
 import Crypto
 import Foundation
 public import HandoffCore
+public import HandoffPolicy
 
 /// What RequestConfirmation and RespondToConfirmation answer.
 public struct ConfirmationOutcome: Sendable, Hashable {

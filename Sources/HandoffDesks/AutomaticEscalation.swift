@@ -4,6 +4,7 @@
 // amount, else to the operator desk with the conversation.
 
 public import HandoffCore
+public import HandoffPolicy
 
 public struct AutomaticEscalation: Sendable {
     let approvals: ApprovalService

@@ -7,6 +7,7 @@
 import Crypto
 import Foundation
 public import HandoffCore
+import HandoffPolicy
 
 /// What a channel delivers to the end user. Holds the code: channels must not log it.
 public struct CodeDelivery: Sendable {

@@ -5,7 +5,7 @@ SWIFT ?= swift
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := .build-fuzz
 
-.PHONY: all deps deps-build generate check-generated build build-release install test test-swift test-python test-soak fuzz fuzz-long durability soak run bench bench-sessions clean
+.PHONY: all deps deps-build generate check-generated check-format build build-release install test test-swift test-python test-soak fuzz fuzz-long durability soak run bench bench-sessions clean
 
 all: build
 
@@ -23,6 +23,10 @@ generate: deps
 check-generated: deps
 	scripts/generate --check
 
+# The committed .swift-format, with the toolchain's swift-format (scripts/format rewrites).
+check-format:
+	scripts/format --check
+
 build: deps-build
 	$(SWIFT) build
 
@@ -31,7 +35,7 @@ build-release: deps-build
 
 # Everything CI proves: generated code current, Swift suites, Python suites,
 # and a bounded fuzzing run of the decoders.
-test: deps check-generated test-swift test-python test-soak fuzz
+test: deps check-generated check-format test-swift test-python test-soak fuzz
 	@scripts/test-summary .build/test-logs
 
 # In parallel: what failed about one parallel run in eight was the client's

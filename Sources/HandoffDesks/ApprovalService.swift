@@ -8,9 +8,9 @@
 
 import Crypto
 import Foundation
-import Synchronization
 public import HandoffCore
 public import HandoffPolicy
+import Synchronization
 
 /// Something the desks tell people about: the approvers of a new step, the
 /// requester of an approval's outcome, or operators and admins of an
@@ -130,12 +130,13 @@ public final class NoticeSender: Sendable {
         for channel in channels {
             let (stream, continuation) = AsyncStream<DeskNotice>.makeStream(bufferingPolicy: .bufferingNewest(capacity))
             lanes.append((channel.name, continuation))
-            workers.append(Task {
-                for await notice in stream {
-                    await attempt(notice, channel, delays: retryDelays[...])
-                    counts.state.withLock { $0.done += 1 }
-                }
-            })
+            workers.append(
+                Task {
+                    for await notice in stream {
+                        await attempt(notice, channel, delays: retryDelays[...])
+                        counts.state.withLock { $0.done += 1 }
+                    }
+                })
         }
         self.lanes = lanes
         self.workers = workers
@@ -235,7 +236,6 @@ public final class ApprovalService: Sendable {
         self.clock = clock
     }
 
-
     // MARK: RequestApproval
 
     /// Builds the chain for a pending action of the session (or for `action`,
@@ -258,8 +258,8 @@ public final class ApprovalService: Sendable {
         if !amountText.isEmpty {
             let parts = amountText.split(separator: ".", omittingEmptySubsequences: false)
             guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (48...57).contains($0) } }),
-                  amountText.utf8.count <= 40,
-                  let parsed = Decimal(string: amountText, locale: Locale(identifier: "en_US_POSIX")), !parsed.isNaN
+                amountText.utf8.count <= 40,
+                let parsed = Decimal(string: amountText, locale: Locale(identifier: "en_US_POSIX")), !parsed.isNaN
             else { throw .invalidArgument("amount \"\(amountText)\" is not a non-negative decimal number such as 250.00") }
             amount = parsed
         }
@@ -296,7 +296,9 @@ public final class ApprovalService: Sendable {
         let money = currency.isEmpty ? (proposed?.currency ?? "") : currency
         let settings = policy.current.policy.approvals
         guard let chain = settings.chain(for: value) else {
-            throw .failedPrecondition("the policy has no approval chain for amount \(value) (chains start above \(settings.chains.map { "\($0.above)" }.sorted().joined(separator: ", ")))")
+            throw .failedPrecondition(
+                "the policy has no approval chain for amount \(value) (chains start above \(settings.chains.map { "\($0.above)" }.sorted().joined(separator: ", ")))"
+            )
         }
         let store = self.store
         let outcome = try await sessions.changeBeside(id: sessionID, caller: caller) { () throws(SessionError) in
@@ -343,10 +345,12 @@ public final class ApprovalService: Sendable {
         pending.mfaCodeHash = nil
         pending.mfaExpiresAtMs = 0
         pending.updatedAtMs = now
-        let requested = event("approval.requested", approval, caller.identity, now, reasoning: reason, [
-            "level": .integer(1), "approvers": .array(steps[0].approvers.map(JSONValue.string)),
-            "amount": .string(approval.amount), "currency": .string(currency),
-        ])
+        let requested = event(
+            "approval.requested", approval, caller.identity, now, reasoning: reason,
+            [
+                "level": .integer(1), "approvers": .array(steps[0].approvers.map(JSONValue.string)),
+                "amount": .string(approval.amount), "currency": .string(currency),
+            ])
         return (approval, pending, requested)
     }
 
@@ -358,7 +362,7 @@ public final class ApprovalService: Sendable {
     ) -> (approval: ApprovalRecord, pending: PendingActionRecord, event: NewEvent)? {
         let settings = policy.current.policy.approvals
         guard assessment.strategy == .escalate, settings.routeDecisionTypes.contains(assessment.decisionType),
-              let amount = action.amount, let chain = settings.chain(for: amount)
+            let amount = action.amount, let chain = settings.chain(for: amount)
         else { return nil }
         let (approval, held, requested) = Self.opening(
             pending, chain: chain, amount: amount, currency: action.currency, reason: AutomaticEscalation.reason(assessment, action),
@@ -435,7 +439,7 @@ public final class ApprovalService: Sendable {
         guard item.expectedLevel >= 0 else { throw .invalidArgument("expected_level must be 0 or a level number") }
         if item.editedAction != nil, !item.approve { throw .invalidArgument("edited_action goes only with APPROVE") }
         let found = try await get(id: item.approvalID, caller: caller)
-        if case let (edited?, original?) = (item.editedAction, Self.action(found.actionJSON)), edited.toolName != original.toolName {
+        if case (let edited?, let original?) = (item.editedAction, Self.action(found.actionJSON)), edited.toolName != original.toolName {
             throw .invalidArgument("edited_action.tool_name must stay \(original.toolName), not \(edited.toolName)")
         }
         // An edit may lower what is approved, never raise it past the amount the chain was built for,
@@ -504,10 +508,13 @@ public final class ApprovalService: Sendable {
             } else if step.level < approval.steps.count {
                 approval.currentLevel = step.level + 1
                 Self.activate(&approval.steps[step.level], at: now, timeout: settings.stepTimeoutSeconds)
-                events.append(Self.event("approval.requested", approval, caller.identity, now, reasoning: approval.reason, [
-                    "level": .integer(Int64(approval.currentLevel)),
-                    "approvers": .array(approval.steps[step.level].approvers.map(JSONValue.string)),
-                ]))
+                events.append(
+                    Self.event(
+                        "approval.requested", approval, caller.identity, now, reasoning: approval.reason,
+                        [
+                            "level": .integer(Int64(approval.currentLevel)),
+                            "approvers": .array(approval.steps[step.level].approvers.map(JSONValue.string)),
+                        ]))
             } else {
                 // Fail closed: an action whose amount argument disagrees with its amount is never released.
                 if let released = Self.action(approval.editedActionJSON ?? pending.actionJSON), let mismatch = settings.mismatch(in: released) {
@@ -527,9 +534,12 @@ public final class ApprovalService: Sendable {
             if pending.status != "pending" {
                 pending.decidedBy = caller.identity
                 pending.decisionComment = item.comment
-                if pending.status == "released" { pending.releaseTokenHash = Array(SHA256.hash(data: Data(self.confirmations.releaseToken(for: pending).utf8))) }
-                events.append(self.confirmations.event(
-                    pending.status == "released" ? "action.released" : "action.rejected", pending, caller, now, ["by": .string("approval")]))
+                if pending.status == "released" {
+                    pending.releaseTokenHash = Array(SHA256.hash(data: Data(self.confirmations.releaseToken(for: pending).utf8)))
+                }
+                events.append(
+                    self.confirmations.event(
+                        pending.status == "released" ? "action.released" : "action.rejected", pending, caller, now, ["by": .string("approval")]))
             }
             do throws(StoreError) {
                 let written = try await store.updateApproval(
@@ -613,7 +623,8 @@ public final class ApprovalService: Sendable {
         let caller = Caller.system(found.tenant)
         let settings = policy.current.policy.approvals
         let store = self.store
-        let approval = try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) -> (ApprovalRecord?, status: String?) in
+        let approval = try await sessions.changeBeside(id: found.sessionID, caller: caller) {
+            () throws(SessionError) -> (ApprovalRecord?, status: String?) in
             var approval = try await self.load(found.id, caller: caller)
             let now = self.clock()
             guard approval.status == "pending", var step = approval.currentStep, step.expiresAtMs > 0, step.expiresAtMs <= now else {
@@ -623,18 +634,25 @@ public final class ApprovalService: Sendable {
             step.decidedAtMs = now
             step.expiresAtMs = 0
             approval.steps[step.level - 1] = step
-            var events = [Self.event("approval.expired", approval, Caller.systemIdentity, now, reasoning: "not decided in time", [
-                "level": .integer(Int64(step.level)), "on_expiry": .string(settings.onExpiry.rawValue),
-            ])]
+            var events = [
+                Self.event(
+                    "approval.expired", approval, Caller.systemIdentity, now, reasoning: "not decided in time",
+                    [
+                        "level": .integer(Int64(step.level)), "on_expiry": .string(settings.onExpiry.rawValue),
+                    ])
+            ]
             var pending: PendingActionRecord?
             if settings.onExpiry == .escalate, step.level < approval.steps.count {
                 approval.currentLevel = step.level + 1
                 Self.activate(&approval.steps[step.level], at: now, timeout: settings.stepTimeoutSeconds)
-                events.append(Self.event("approval.requested", approval, Caller.systemIdentity, now, reasoning: approval.reason, [
-                    "level": .integer(Int64(approval.currentLevel)),
-                    "approvers": .array(approval.steps[step.level].approvers.map(JSONValue.string)),
-                    "after_expiry_of_level": .integer(Int64(step.level)),
-                ]))
+                events.append(
+                    Self.event(
+                        "approval.requested", approval, Caller.systemIdentity, now, reasoning: approval.reason,
+                        [
+                            "level": .integer(Int64(approval.currentLevel)),
+                            "approvers": .array(approval.steps[step.level].approvers.map(JSONValue.string)),
+                            "after_expiry_of_level": .integer(Int64(step.level)),
+                        ]))
             } else {
                 approval.finish("expired", at: now)
                 var action = try await self.confirmations.load(approval.pendingActionID, caller: caller)
@@ -736,17 +754,19 @@ public final class ApprovalService: Sendable {
 
     private func notifyStep(_ approval: ApprovalRecord) async {
         guard let step = approval.currentStep else { return }
-        await send(DeskNotice(
-            kind: "approval.requested", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
-            level: step.level, recipients: step.approvers, summary: Self.summary(approval), revision: approval.revision,
-            occurredAtMs: clock()))
+        await send(
+            DeskNotice(
+                kind: "approval.requested", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
+                level: step.level, recipients: step.approvers, summary: Self.summary(approval), revision: approval.revision,
+                occurredAtMs: clock()))
     }
 
     private func notifyOutcome(_ approval: ApprovalRecord) async {
-        await send(DeskNotice(
-            kind: "approval.\(approval.status)", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
-            level: 0, recipients: [approval.requester], summary: Self.summary(approval), revision: approval.revision,
-            occurredAtMs: clock()))
+        await send(
+            DeskNotice(
+                kind: "approval.\(approval.status)", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
+                level: 0, recipients: [approval.requester], summary: Self.summary(approval), revision: approval.revision,
+                occurredAtMs: clock()))
     }
 
     private func send(_ notice: DeskNotice) async {

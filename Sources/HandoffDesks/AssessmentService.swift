@@ -66,7 +66,8 @@ public final class AssessmentService: Sendable {
     /// Given a new pending action, the action, its assessment and the time:
     /// the approval to open with it, the pending action as it is then held,
     /// and the approval's event; nil for none.
-    public typealias Opening = @Sendable (PendingActionRecord, ProposedAction, Assessment, Int64)
+    public typealias Opening =
+        @Sendable (PendingActionRecord, ProposedAction, Assessment, Int64)
         -> (approval: ApprovalRecord, pending: PendingActionRecord, event: NewEvent)?
 
     /// Assesses `action` in session `sessionID`. With `opening`, an action the
@@ -109,18 +110,24 @@ public final class AssessmentService: Sendable {
             sessionID: sessionID, idempotencyKey: idempotencyKey,
             requestHash: Array(SHA256.hash(data: Data(actionJSON.utf8))), assessmentJSON: assessmentJSON,
             pendingActionID: pending?.id, createdAtMs: now)
-        let events = [NewEvent(
-            action: "action.assessed", actor: caller.identity, reasoning: action.description,
-            detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)]
+        let events =
+            [
+                NewEvent(
+                    action: "action.assessed", actor: caller.identity, reasoning: action.description,
+                    detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
+            ]
             // An automated action the sampling rate picked: operators review these after the
             // fact (`handoff reviews`, or ListEvents with this action).
-            + (assessment.sampledForReview ? [NewEvent(
-                action: "action.sampled_for_review", actor: caller.identity, reasoning: action.description,
-                detailsJSON: JSONValue.object([
-                    "tool": .string(action.toolName), "action": action.canonicalJSON,
-                    "sampling_rate": .number(loaded.policy.samplingRate),
-                ]).serialized,
-                occurredAtMs: now)] : [])
+            + (assessment.sampledForReview
+                ? [
+                    NewEvent(
+                        action: "action.sampled_for_review", actor: caller.identity, reasoning: action.description,
+                        detailsJSON: JSONValue.object([
+                            "tool": .string(action.toolName), "action": action.canonicalJSON,
+                            "sampling_rate": .number(loaded.policy.samplingRate),
+                        ]).serialized,
+                        occurredAtMs: now)
+                ] : [])
             + (approval.map { [$0.event] } ?? [])
         if pending == nil, idempotencyKey.isEmpty, automated == .queued {
             // Nothing refers to this write later: answered once it is queued.
@@ -182,7 +189,8 @@ extension ProposedAction {
         case .integer(let v)?: confidence = Double(v)
         default: break
         }
-        var description = "", currency = ""
+        var description = ""
+        var currency = ""
         if case .string(let text)? = members["description"] { description = text }
         if case .string(let text)? = members["currency"] { currency = text }
         self.init(
@@ -211,32 +219,33 @@ extension Assessment {
             "risk": .string(risk.description), "decision_type": .string(decisionType.rawValue),
             "strategy": .string(strategy.description), "sampled_for_review": .bool(sampledForReview),
             "policy_version": .string(policyVersion),
-            "matched_rules": .array(matched.map { rule in
-                .object([
-                    "id": .string(rule.id), "kind": .string(rule.kind.rawValue), "explanation": .string(rule.explanation),
-                    "risk": rule.risk.map { .string($0.description) } ?? .null,
-                    "decision_type": rule.decisionType.map { .string($0.rawValue) } ?? .null,
-                ])
-            }),
+            "matched_rules": .array(
+                matched.map { rule in
+                    .object([
+                        "id": .string(rule.id), "kind": .string(rule.kind.rawValue), "explanation": .string(rule.explanation),
+                        "risk": rule.risk.map { .string($0.description) } ?? .null,
+                        "decision_type": rule.decisionType.map { .string($0.rawValue) } ?? .null,
+                    ])
+                }),
         ])
     }
 
     /// Reads `json` back; nil when it is not one.
     public init?(json: JSONValue) {
         guard let members = json.objectValue,
-              case .string(let riskName)? = members["risk"], let risk = RiskLevel.allCases.first(where: { $0.description == riskName }),
-              case .string(let typeName)? = members["decision_type"], let type = DecisionType(rawValue: typeName),
-              case .string(let strategyName)? = members["strategy"],
-              let strategy = Strategy.allCases.first(where: { $0.description == strategyName }),
-              case .bool(let sampled)? = members["sampled_for_review"],
-              case .string(let version)? = members["policy_version"],
-              case .array(let rules)? = members["matched_rules"]
+            case .string(let riskName)? = members["risk"], let risk = RiskLevel.allCases.first(where: { $0.description == riskName }),
+            case .string(let typeName)? = members["decision_type"], let type = DecisionType(rawValue: typeName),
+            case .string(let strategyName)? = members["strategy"],
+            let strategy = Strategy.allCases.first(where: { $0.description == strategyName }),
+            case .bool(let sampled)? = members["sampled_for_review"],
+            case .string(let version)? = members["policy_version"],
+            case .array(let rules)? = members["matched_rules"]
         else { return nil }
         var matched: [MatchedRule] = []
         for rule in rules {
             guard let fields = rule.objectValue, case .string(let id)? = fields["id"],
-                  case .string(let kindName)? = fields["kind"], let kind = RuleKind(rawValue: kindName),
-                  case .string(let explanation)? = fields["explanation"]
+                case .string(let kindName)? = fields["kind"], let kind = RuleKind(rawValue: kindName),
+                case .string(let explanation)? = fields["explanation"]
             else { return nil }
             var ruleRisk: RiskLevel?
             if case .string(let name)? = fields["risk"] { ruleRisk = RiskLevel.allCases.first { $0.description == name } }

@@ -53,7 +53,8 @@ public struct AutomaticEscalation: Sendable {
         let reason = Self.reason(outcome.assessment, action)
         let settings = policy.current.policy.approvals
         if settings.routeDecisionTypes.contains(outcome.assessment.decisionType), let amount = action.amount,
-           settings.chain(for: amount) != nil {
+            settings.chain(for: amount) != nil
+        {
             let requested = try await approvals.request(
                 sessionID: sessionID, pendingActionID: pending.id, action: nil, amount: "", currency: "", reason: reason, caller: caller)
             return Route(approvalID: requested.approval.id)

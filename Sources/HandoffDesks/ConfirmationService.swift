@@ -56,18 +56,23 @@ public final class ConfirmationService: Sendable {
                 throw .failedPrecondition(
                     "pending action \(action.id) needs \(strategy.map { "\($0)" } ?? "another decision"), not a confirmation")
             }
-            let question = prompt.isEmpty || strategy == .explicitConfirm
+            let question =
+                prompt.isEmpty || strategy == .explicitConfirm
                 ? Self.prompt(for: action, explicit: strategy == .explicitConfirm, agentPrompt: prompt) : prompt
             action.awaitingConfirmation = true
             action.prompt = question
             action.updatedAtMs = now
             action.confirmationExpiresAtMs = settings.timeoutSeconds.map { now + Int64($0) * 1000 } ?? 0
-            let (stored, status) = try await self.write(action, events: [
-                self.event("confirmation.requested", action, caller, now, [
-                    "prompt": .string(question),
-                    "expires_at_unix_ms": .integer(action.confirmationExpiresAtMs),
-                ]),
-            ])
+            let (stored, status) = try await self.write(
+                action,
+                events: [
+                    self.event(
+                        "confirmation.requested", action, caller, now,
+                        [
+                            "prompt": .string(question),
+                            "expires_at_unix_ms": .integer(action.confirmationExpiresAtMs),
+                        ])
+                ])
             return (ConfirmationOutcome(answer: nil, prompt: question, action: stored, releaseToken: nil), status)
         }
     }
@@ -87,16 +92,21 @@ public final class ConfirmationService: Sendable {
         return try await decide(pendingActionID, caller: caller) { (found, now) throws(SessionError) in
             var action = found
             guard action.isUndecided, action.awaitingConfirmation else {
-                throw .failedPrecondition(action.isUndecided
-                    ? "pending action \(action.id) awaits no confirmation: call RequestConfirmation first"
-                    : "pending action \(action.id) is \(action.status), not pending")
+                throw .failedPrecondition(
+                    action.isUndecided
+                        ? "pending action \(action.id) awaits no confirmation: call RequestConfirmation first"
+                        : "pending action \(action.id) is \(action.status), not pending")
             }
             let answer = settings.classify(text)
             action.updatedAtMs = now
             var releaseToken: String?
-            var events = [self.event("confirmation.answered", action, caller, now, [
-                "text": .string(text), "outcome": .string(answer.rawValue),
-            ])]
+            var events = [
+                self.event(
+                    "confirmation.answered", action, caller, now,
+                    [
+                        "text": .string(text), "outcome": .string(answer.rawValue),
+                    ])
+            ]
             switch answer {
             case .confirmed:
                 // Confirmed and released in one transaction; the token is

@@ -24,7 +24,9 @@ public enum DeskMetrics {
         return counters
     }()
 
-    private static func key(_ strategy: Strategy, _ type: DecisionType) -> Int { strategy.rawValue * 100 + (DecisionType.allCases.firstIndex(of: type) ?? 0) }
+    private static func key(_ strategy: Strategy, _ type: DecisionType) -> Int {
+        strategy.rawValue * 100 + (DecisionType.allCases.firstIndex(of: type) ?? 0)
+    }
 
     static func assessed(_ strategy: Strategy, _ type: DecisionType) {
         assessments[key(strategy, type)]?.increment()

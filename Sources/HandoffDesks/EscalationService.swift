@@ -6,9 +6,9 @@
 
 import Crypto
 import Foundation
-import Synchronization
 public import HandoffCore
 public import HandoffPolicy
+import Synchronization
 
 /// A ticket with what GetTicket shows beside it.
 public struct TicketView: Sendable, Hashable {
@@ -130,8 +130,8 @@ public final class EscalationService: Sendable {
         guard due else { return }
         // Two index counts on every escalation; the full stats only when the alert goes out.
         guard let counts = try? await store.escalationCounts(tenant: caller.tenant, since: now + 1 - window, until: now + 1),
-              counts.sessions > 0, Double(counts.tickets) / Double(counts.sessions) > settings.alertThreshold,
-              let stats = try? await stats(since: nil, until: nil, topReasons: 3, caller: caller), stats.alert
+            counts.sessions > 0, Double(counts.tickets) / Double(counts.sessions) > settings.alertThreshold,
+            let stats = try? await stats(since: nil, until: nil, topReasons: 3, caller: caller), stats.alert
         else { return }
         // Claim the window before sending, so concurrent escalations send one alert.
         let first = alerts.withLock { alerts -> Bool in
@@ -142,12 +142,13 @@ public final class EscalationService: Sendable {
         guard first else { return }
         let percent = (stats.rate * 1000).rounded() / 10
         let reasons = stats.topReasons.map { "\($0.reason) (\($0.count))" }.joined(separator: ", ")
-        notices.send(DeskNotice(
-            kind: "escalation.alert", tenant: caller.tenant, approvalID: "", sessionID: "", level: 0,
-            recipients: ["role:operator", "role:admin"],
-            summary: "escalation rate \(percent)% (\(stats.escalations) of \(stats.sessions) sessions) over the last "
-                + "\(settings.alertWindowSeconds / 3600) h is above \(settings.alertThreshold * 100)%; top reasons: \(reasons)",
-            occurredAtMs: now))
+        notices.send(
+            DeskNotice(
+                kind: "escalation.alert", tenant: caller.tenant, approvalID: "", sessionID: "", level: 0,
+                recipients: ["role:operator", "role:admin"],
+                summary: "escalation rate \(percent)% (\(stats.escalations) of \(stats.sessions) sessions) over the last "
+                    + "\(settings.alertWindowSeconds / 3600) h is above \(settings.alertThreshold * 100)%; top reasons: \(reasons)",
+                occurredAtMs: now))
     }
 
     /// Bytes of a ticket's snapshot, and of its live context, at most (GetTicket carries both).
@@ -180,21 +181,28 @@ public final class EscalationService: Sendable {
         let claimed = try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(SessionError) in
             guard ticket.status != "resolved" else { throw .failedPrecondition("ticket \(ticket.id) is resolved") }
             guard ticket.status != "waiting" else {
-                throw .failedPrecondition("ticket \(ticket.id) is waiting: the session's ticket in hand decides another action first, and this one opens when that one is resolved")
+                throw .failedPrecondition(
+                    "ticket \(ticket.id) is waiting: the session's ticket in hand decides another action first, and this one opens when that one is resolved"
+                )
             }
             // A bare name is the operator of that name in the caller's tenant.
-            let target = assignee.isEmpty ? caller.identity
+            let target =
+                assignee.isEmpty
+                ? caller.identity
                 : assignee.hasPrefix("handoff://") ? assignee : "handoff://tenant/\(caller.tenant.rawValue)/operator/\(assignee)"
             // Only someone of this tenant who works tickets (an operator or admin) may hold one.
             if target != caller.identity {
                 let own = "handoff://tenant/\(caller.tenant.rawValue)/"
                 let rest = target.hasPrefix(own) ? target.dropFirst(own.count).split(separator: "/", omittingEmptySubsequences: false) : []
                 guard rest.count == 2, rest[0] == "operator" || rest[0] == "admin", !rest[1].isEmpty,
-                      rest[1].utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
-                          || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0) })
+                    rest[1].utf8.allSatisfy({
+                        $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+                            || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0)
+                    })
                 else {
                     throw .invalidArgument(
-                        "assignee \(target) is not an operator or admin of tenant \(caller.tenant.rawValue) (handoff://tenant/\(caller.tenant.rawValue)/operator/<name>)")
+                        "assignee \(target) is not an operator or admin of tenant \(caller.tenant.rawValue) (handoff://tenant/\(caller.tenant.rawValue)/operator/<name>)"
+                    )
                 }
             }
             if ticket.status == "claimed", ticket.assignedTo != target {
@@ -241,16 +249,20 @@ public final class EscalationService: Sendable {
         guard (1...3).contains(outcome) else { throw .invalidArgument("outcome is required (resolved, handed back or dismissed)") }
         let current = try await load(ticketID, caller: caller)
         if caller.role != "admin", current.assignedTo != caller.identity {
-            throw .permissionDenied("an operator resolves only tickets they claimed; \(ticketID) is claimed by \(current.assignedTo.isEmpty ? "nobody" : current.assignedTo)")
+            throw .permissionDenied(
+                "an operator resolves only tickets they claimed; \(ticketID) is claimed by \(current.assignedTo.isEmpty ? "nobody" : current.assignedTo)"
+            )
         }
         if let decision, decision != "leave", current.pendingActionID.isEmpty {
             throw .invalidArgument("ticket \(ticketID) holds no pending action to decide")
         }
         // An undecided action is never left behind silently: the agent would wait for it until it expires.
         if decision == nil, !current.pendingActionID.isEmpty, current.status != "resolved",
-           try await confirmations.load(current.pendingActionID, caller: caller).isUndecided {
+            try await confirmations.load(current.pendingActionID, caller: caller).isUndecided
+        {
             throw .failedPrecondition(
-                "ticket \(ticketID) holds undecided pending action \(current.pendingActionID): say what becomes of it (pending_action_decision RELEASE, REJECT or LEAVE_PENDING)")
+                "ticket \(ticketID) holds undecided pending action \(current.pendingActionID): say what becomes of it (pending_action_decision RELEASE, REJECT or LEAVE_PENDING)"
+            )
         }
         var decided: (PendingActionRecord, String?)?
         // An action an approval chain is deciding is refused inside settle's turn (ConfirmationService.decide).
@@ -272,10 +284,17 @@ public final class EscalationService: Sendable {
                     "source": .string("system"), "ticket_id": .string(ticket.id), "outcome": .integer(Int64(outcome)),
                 ]).serialized,
                 reasoning: "ticket resolved", author: caller.identity, createdAtMs: now)
-            return (resolved, turn, [Self.event("ticket.resolved", resolved, caller, now, [
-                "outcome": .integer(Int64(outcome)), "note": .string(note),
-                "pending_action_decision": decision.map { .string($0) } ?? .null,
-            ])])
+            return (
+                resolved, turn,
+                [
+                    Self.event(
+                        "ticket.resolved", resolved, caller, now,
+                        [
+                            "outcome": .integer(Int64(outcome)), "note": .string(note),
+                            "pending_action_decision": decision.map { .string($0) } ?? .null,
+                        ])
+                ]
+            )
         }.ticket
         DeskMetrics.ticketResolved(tookMs: ticket.resolvedAtMs - ticket.createdAtMs)
         return (ticket, decided?.0, decided?.1)
@@ -361,19 +380,21 @@ public final class EscalationService: Sendable {
         .object([
             "session_id": .string(context.session.id), "version": .integer(context.session.version),
             "state_json": .string(context.session.stateJSON), "total_turns": .integer(context.totalTurns),
-            "turns": .array(context.turns.map { turn in
-                .object([
-                    "sequence": .integer(turn.sequence), "input": .string(turn.input), "output": .string(turn.output),
-                    "metadata_json": .string(turn.metadataJSON), "reasoning": .string(turn.reasoning), "author": .string(turn.author),
-                    "created_at_ms": .integer(turn.createdAtMs),
-                ])
-            }),
-            "memories": .array(context.memories.map { memory in
-                .object([
-                    "sequence": .integer(memory.sequence), "content": .string(memory.content),
-                    "metadata_json": .string(memory.metadataJSON), "created_at_ms": .integer(memory.createdAtMs),
-                ])
-            }),
+            "turns": .array(
+                context.turns.map { turn in
+                    .object([
+                        "sequence": .integer(turn.sequence), "input": .string(turn.input), "output": .string(turn.output),
+                        "metadata_json": .string(turn.metadataJSON), "reasoning": .string(turn.reasoning), "author": .string(turn.author),
+                        "created_at_ms": .integer(turn.createdAtMs),
+                    ])
+                }),
+            "memories": .array(
+                context.memories.map { memory in
+                    .object([
+                        "sequence": .integer(memory.sequence), "content": .string(memory.content),
+                        "metadata_json": .string(memory.metadataJSON), "created_at_ms": .integer(memory.createdAtMs),
+                    ])
+                }),
             "session": .object([
                 "tenant": .string(context.session.tenant.rawValue), "status": .string(context.session.status),
                 "labels": .object(context.session.labels.mapValues(JSONValue.string)),
@@ -384,10 +405,10 @@ public final class EscalationService: Sendable {
 
     static func context(from value: JSONValue) -> SessionContext? {
         guard let m = value.objectValue, case .string(let id)? = m["session_id"], case .integer(let version)? = m["version"],
-              case .string(let state)? = m["state_json"], case .integer(let total)? = m["total_turns"],
-              case .array(let turns)? = m["turns"], case .array(let memories)? = m["memories"],
-              let s = m["session"]?.objectValue, case .string(let tenant)? = s["tenant"], case .string(let status)? = s["status"],
-              case .integer(let created)? = s["created_at_ms"], case .integer(let updated)? = s["updated_at_ms"]
+            case .string(let state)? = m["state_json"], case .integer(let total)? = m["total_turns"],
+            case .array(let turns)? = m["turns"], case .array(let memories)? = m["memories"],
+            let s = m["session"]?.objectValue, case .string(let tenant)? = s["tenant"], case .string(let status)? = s["status"],
+            case .integer(let created)? = s["created_at_ms"], case .integer(let updated)? = s["updated_at_ms"]
         else { return nil }
         func text(_ o: [String: JSONValue], _ k: String) -> String { if case .string(let v)? = o[k] { v } else { "" } }
         func int(_ o: [String: JSONValue], _ k: String) -> Int64 { if case .integer(let v)? = o[k] { v } else { 0 } }
@@ -432,9 +453,11 @@ extension ConfirmationService {
             } else {
                 action.status = "rejected"
             }
-            let (stored, status) = try await self.write(action, events: [
-                self.event(release ? "action.released" : "action.rejected", action, caller, now, ["by": .string("operator")]),
-            ])
+            let (stored, status) = try await self.write(
+                action,
+                events: [
+                    self.event(release ? "action.released" : "action.rejected", action, caller, now, ["by": .string("operator")])
+                ])
             return ((stored, token), status)
         }
     }

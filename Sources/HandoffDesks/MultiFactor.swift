@@ -98,13 +98,18 @@ extension ConfirmationService {
             action.mfaExpiresAtMs = now + Int64(settings.lifetimeSeconds) * 1000
             if firstCode { action.mfaAttemptsLeft = settings.attempts }
             action.updatedAtMs = now
-            let (stored, status) = try await self.write(action, events: [
-                self.event("mfa.started", action, caller, now, [
-                    "channels": .array(settings.channels.map { .string($0.name) }),
-                    "expires_at_unix_ms": .integer(action.mfaExpiresAtMs),
-                ]),
-            ])
-            let summary = (try? JSONValue(parsing: stored.actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
+            let (stored, status) = try await self.write(
+                action,
+                events: [
+                    self.event(
+                        "mfa.started", action, caller, now,
+                        [
+                            "channels": .array(settings.channels.map { .string($0.name) }),
+                            "expires_at_unix_ms": .integer(action.mfaExpiresAtMs),
+                        ])
+                ])
+            let summary =
+                (try? JSONValue(parsing: stored.actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
                 .map { $0.description.isEmpty ? $0.toolName : $0.description } ?? stored.id
             let delivery = CodeDelivery(
                 tenant: caller.tenant, sessionID: stored.sessionID, pendingActionID: stored.id, summary: summary, code: code,
@@ -149,10 +154,12 @@ extension ConfirmationService {
                 action.mfaAttemptsLeft = 0
                 let reason = now >= action.mfaExpiresAtMs ? "the code expired" : "no attempts left"
                 DeskMetrics.multiFactorAttempt(now >= action.mfaExpiresAtMs ? "expired" : "exhausted")
-                let (stored, status) = try await self.write(action, events: [
-                    self.event("mfa.failed", action, caller, now, ["reason": .string(reason)]),
-                    self.event("action.cancelled", action, caller, now, ["reason": .string(reason)]),
-                ])
+                let (stored, status) = try await self.write(
+                    action,
+                    events: [
+                        self.event("mfa.failed", action, caller, now, ["reason": .string(reason)]),
+                        self.event("action.cancelled", action, caller, now, ["reason": .string(reason)]),
+                    ])
                 return (MultiFactorVerification(verified: false, attemptsRemaining: 0, action: stored, releaseToken: nil), status)
             }
             // Constant-time comparison of the HMACs.
@@ -164,17 +171,23 @@ extension ConfirmationService {
                 action.status = "released"
                 action.mfaCodeHash = nil
                 action.releaseTokenHash = Array(SHA256.hash(data: Data(token.utf8)))
-                let (stored, status) = try await self.write(action, events: [
-                    self.event("mfa.verified", action, caller, now, [:]),
-                    self.event("action.released", action, caller, now, ["by": .string("multi_factor")]),
-                ])
-                return (MultiFactorVerification(verified: true, attemptsRemaining: stored.mfaAttemptsLeft, action: stored, releaseToken: token), status)
+                let (stored, status) = try await self.write(
+                    action,
+                    events: [
+                        self.event("mfa.verified", action, caller, now, [:]),
+                        self.event("action.released", action, caller, now, ["by": .string("multi_factor")]),
+                    ])
+                return (
+                    MultiFactorVerification(verified: true, attemptsRemaining: stored.mfaAttemptsLeft, action: stored, releaseToken: token), status
+                )
             }
             action.mfaAttemptsLeft -= 1
             var events = [
-                self.event("mfa.failed", action, caller, now, [
-                    "reason": .string("wrong code"), "attempts_left": .integer(Int64(action.mfaAttemptsLeft)),
-                ]),
+                self.event(
+                    "mfa.failed", action, caller, now,
+                    [
+                        "reason": .string("wrong code"), "attempts_left": .integer(Int64(action.mfaAttemptsLeft)),
+                    ])
             ]
             // The last wrong code cancels the action at once: no further code can release it.
             if action.mfaAttemptsLeft <= 0 {

@@ -75,7 +75,9 @@ public final class OperationsServer: Service {
                 .bind(host: host, port: port).get()
         } catch {
             throw OperationsServerError(
-                message: "cannot listen for metrics and health checks on \(host):\(port): \(error); choose another address with --metrics-listen HOST:PORT or metrics.listen")
+                message:
+                    "cannot listen for metrics and health checks on \(host):\(port): \(error); choose another address with --metrics-listen HOST:PORT or metrics.listen"
+            )
         }
         bound.withLock { $0 = channel }
         if let address = channel.localAddress {
@@ -161,8 +163,9 @@ final class OperationsHTTPHandler: ChannelInboundHandler, RemovableChannelHandle
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         guard head.method == .GET || head.method == .HEAD else {
-            respond(.methodNotAllowed, "only GET is served here\n", type: "text/plain; charset=utf-8", keepAlive: keepAlive,
-                    version: version, head: head.method == .HEAD, context: context, extra: [("Allow", "GET, HEAD")])
+            respond(
+                .methodNotAllowed, "only GET is served here\n", type: "text/plain; charset=utf-8", keepAlive: keepAlive,
+                version: version, head: head.method == .HEAD, context: context, extra: [("Allow", "GET, HEAD")])
             return
         }
         let isHead = head.method == .HEAD

@@ -192,10 +192,11 @@ extension Policy {
             if entry.hasPrefix("handoff://") {
                 let parts = entry.dropFirst("handoff://".count).split(separator: "/", omittingEmptySubsequences: false)
                 let name: (Substring) -> Bool = { part in
-                    !part.isEmpty && part.utf8.allSatisfy { byte in
-                        byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
-                            || (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-                    }
+                    !part.isEmpty
+                        && part.utf8.allSatisfy { byte in
+                            byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+                                || (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                        }
                 }
                 return parts.count == 4 && parts[0] == "tenant" && parts[2] == "approver" && name(parts[1]) && name(parts[3])
                     ? nil : "\"\(entry)\" is not an approver identity handoff://tenant/<tenant>/approver/<name>"
@@ -214,6 +215,7 @@ public struct AmountMismatch: Error, Sendable, Hashable, CustomStringConvertible
     public var amount: Decimal?
     public var description: String {
         let beside = amount.map { "the amount is \($0)" } ?? "the action states no amount"
-        return "the argument \"\(parameter)\" is \(stated.serialized) but \(beside): a tool run with these arguments would not move the amount assessed and approved"
+        return
+            "the argument \"\(parameter)\" is \(stated.serialized) but \(beside): a tool run with these arguments would not move the amount assessed and approved"
     }
 }

@@ -84,11 +84,13 @@ private struct PolicyReader {
     }
 
     func policy(_ root: Node, text: String) throws(PolicyError) -> Policy {
-        let keys = try mapping(root, "", allowed: [
-            "version", "decision_types", "risk_strategies", "default_decision_type", "tools", "words", "amount",
-            "personal_data", "confidence", "standing_decisions", "sampling_rate", "pending_expiry_seconds", "confirmation", "escalation",
-            "approvals",
-        ])
+        let keys = try mapping(
+            root, "",
+            allowed: [
+                "version", "decision_types", "risk_strategies", "default_decision_type", "tools", "words", "amount",
+                "personal_data", "confidence", "standing_decisions", "sampling_rate", "pending_expiry_seconds", "confirmation", "escalation",
+                "approvals",
+            ])
         var policy = Policy.standardTable
         if let node = keys["version"] {
             policy.version = try string(node, "version")
@@ -122,9 +124,10 @@ private struct PolicyReader {
                 let tools = try list(fields["tools"]!, "\(path).tools").enumerated().map { (i, tool) throws(PolicyError) in
                     try string(tool, "\(path).tools[\(i)]")
                 }
-                policy.toolRules.append(Policy.ToolRule(
-                    id: try string(fields["id"]!, "\(path).id"), tools: Set(tools),
-                    decisionType: try decisionType(fields["decision_type"]!, "\(path).decision_type")))
+                policy.toolRules.append(
+                    Policy.ToolRule(
+                        id: try string(fields["id"]!, "\(path).id"), tools: Set(tools),
+                        decisionType: try decisionType(fields["decision_type"]!, "\(path).decision_type")))
             }
         }
         if let node = keys["words"] {
@@ -136,20 +139,22 @@ private struct PolicyReader {
                 for (i, wordNode) in try list(fields["words"]!, "\(path).words").enumerated() {
                     let word = try string(wordNode, "\(path).words[\(i)]").lowercased()
                     guard !word.isEmpty, word.allSatisfy({ $0.isLetter || $0.isNumber }) else {
-                        throw fail(wordNode, "\(path).words[\(i)]", "\"\(word)\" is not a single word (letters and digits only; rules match whole words)")
+                        throw fail(
+                            wordNode, "\(path).words[\(i)]", "\"\(word)\" is not a single word (letters and digits only; rules match whole words)")
                     }
                     words.append(word)
                 }
-                policy.wordRules.append(Policy.WordRule(
-                    id: try string(fields["id"]!, "\(path).id"), words: words,
-                    decisionType: try decisionType(fields["decision_type"]!, "\(path).decision_type")))
+                policy.wordRules.append(
+                    Policy.WordRule(
+                        id: try string(fields["id"]!, "\(path).id"), words: words,
+                        decisionType: try decisionType(fields["decision_type"]!, "\(path).decision_type")))
             }
         }
         if let node = keys["amount"] {
             let fields = try mapping(node, "amount", allowed: ["id", "threshold", "risk"], required: ["id", "threshold", "risk"])
             let text = try string(fields["threshold"]!, "amount.threshold")
             guard let threshold = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")), threshold >= 0,
-                  text.allSatisfy({ $0.isNumber || $0 == "." })
+                text.allSatisfy({ $0.isNumber || $0 == "." })
             else { throw fail(fields["threshold"], "amount.threshold", "\"\(text)\" is not a non-negative decimal number") }
             policy.amount = Policy.AmountRule(
                 id: try string(fields["id"]!, "amount.id"), threshold: threshold, risk: try risk(fields["risk"]!, "amount.risk"))
@@ -179,9 +184,10 @@ private struct PolicyReader {
                 let path = "standing_decisions[\(index)]"
                 let fields = try mapping(
                     item, path, allowed: ["id", "tenant", "tool", "strategy"], required: ["id", "tenant", "tool", "strategy"])
-                policy.standingDecisions.append(Policy.StandingDecision(
-                    id: try string(fields["id"]!, "\(path).id"), tenant: try string(fields["tenant"]!, "\(path).tenant"),
-                    tool: try string(fields["tool"]!, "\(path).tool"), strategy: try strategy(fields["strategy"]!, "\(path).strategy")))
+                policy.standingDecisions.append(
+                    Policy.StandingDecision(
+                        id: try string(fields["id"]!, "\(path).id"), tenant: try string(fields["tenant"]!, "\(path).tenant"),
+                        tool: try string(fields["tool"]!, "\(path).tool"), strategy: try strategy(fields["strategy"]!, "\(path).strategy")))
             }
         }
         if let node = keys["sampling_rate"] {
@@ -264,7 +270,8 @@ private struct PolicyReader {
         }
         if let node = keys["approvals"] { policy.approvals = try approvals(node) }
         var ids: [String: String] = [:]
-        let allIDs = policy.toolRules.map(\.id) + policy.wordRules.map(\.id) + policy.standingDecisions.map(\.id)
+        let allIDs =
+            policy.toolRules.map(\.id) + policy.wordRules.map(\.id) + policy.standingDecisions.map(\.id)
             + [policy.amount?.id, policy.personalData?.id, policy.confidence?.id].compactMap { $0 }
         for id in allIDs {
             guard ids[id] == nil else { throw fail(nil, "", "rule id \"\(id)\" is used twice; ids name rules in explanations") }
@@ -274,9 +281,11 @@ private struct PolicyReader {
     }
 
     func approvals(_ node: Node) throws(PolicyError) -> Policy.Approvals {
-        let fields = try mapping(node, "approvals", allowed: [
-            "groups", "chains", "step_timeout_seconds", "on_expiry", "route_decision_types", "amount_parameters",
-        ])
+        let fields = try mapping(
+            node, "approvals",
+            allowed: [
+                "groups", "chains", "step_timeout_seconds", "on_expiry", "route_decision_types", "amount_parameters",
+            ])
         var approvals = Policy.Approvals()
         func entries(_ node: Node, _ path: String) throws(PolicyError) -> [String] {
             let items: [Node] = if case .sequence = node { try list(node, path) } else { [node] }

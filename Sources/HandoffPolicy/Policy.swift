@@ -7,7 +7,8 @@ public import HandoffCore
 
 /// Risk of an action, in increasing order; when several rules match, the highest wins.
 public enum RiskLevel: Int, Sendable, Hashable, Comparable, CaseIterable, CustomStringConvertible {
-    case low = 1, lowMedium, medium, high, critical
+    case low = 1
+    case lowMedium, medium, high, critical
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 
@@ -32,7 +33,8 @@ public enum DecisionType: String, Sendable, Hashable, CaseIterable, CustomString
 /// How an action may proceed, in increasing order of human involvement; when
 /// several rules imply a strategy, the most involved wins.
 public enum Strategy: Int, Sendable, Hashable, Comparable, CaseIterable, CustomStringConvertible {
-    case automate = 1, confirm, explicitConfirm, multiFactor, escalate
+    case automate = 1
+    case confirm, explicitConfirm, multiFactor, escalate
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 
@@ -253,7 +255,10 @@ public struct Policy: Sendable, Hashable {
 
         public func hash(into hasher: inout Hasher) {
             hasher.combine(slaSeconds)
-            for rule in rules { hasher.combine(rule.words); hasher.combine(rule.priority) }
+            for rule in rules {
+                hasher.combine(rule.words)
+                hasher.combine(rule.priority)
+            }
         }
     }
 
@@ -294,9 +299,11 @@ public struct Policy: Sendable, Hashable {
             let parts = phrase.split(separator: " ").map(String.init)
             guard !parts.isEmpty, parts.count <= words.count else { return false }
             for start in 0...(words.count - parts.count) where words[start..<(start + parts.count)].elementsEqual(parts) {
-                let negated = unlessNegated && negations.contains { negation in
-                    start >= negation.count && words[(start - negation.count)..<start].elementsEqual(negation)
-                }
+                let negated =
+                    unlessNegated
+                    && negations.contains { negation in
+                        start >= negation.count && words[(start - negation.count)..<start].elementsEqual(negation)
+                    }
                 if !negated { return true }
             }
             return false
@@ -337,14 +344,16 @@ public struct Policy: Sendable, Hashable {
         matched.reserveCapacity(4)
 
         if let declared = action.declaredType {
-            matched.append(MatchedRule(
-                id: "declared_type", kind: .declaredType, explanation: "the agent declared \(declared)",
-                risk: types[declared]?.risk, decisionType: declared))
+            matched.append(
+                MatchedRule(
+                    id: "declared_type", kind: .declaredType, explanation: "the agent declared \(declared)",
+                    risk: types[declared]?.risk, decisionType: declared))
         }
         for rule in toolRules where rule.tools.contains(action.toolName) {
-            matched.append(MatchedRule(
-                id: rule.id, kind: .tool, explanation: "tool \(action.toolName)",
-                risk: types[rule.decisionType]?.risk, decisionType: rule.decisionType))
+            matched.append(
+                MatchedRule(
+                    id: rule.id, kind: .tool, explanation: "tool \(action.toolName)",
+                    risk: types[rule.decisionType]?.risk, decisionType: rule.decisionType))
         }
         if !wordRules.isEmpty {
             // The first word of each rule found, scanning description, parameters, tool name.
@@ -356,24 +365,28 @@ public struct Policy: Sendable, Hashable {
             for (index, hit) in hits.enumerated() {
                 guard let hit else { continue }
                 let rule = wordRules[index]
-                matched.append(MatchedRule(
-                    id: rule.id, kind: .word, explanation: "word \"\(hit.word)\" in \(hit.place)",
-                    risk: types[rule.decisionType]?.risk, decisionType: rule.decisionType))
+                matched.append(
+                    MatchedRule(
+                        id: rule.id, kind: .word, explanation: "word \"\(hit.word)\" in \(hit.place)",
+                        risk: types[rule.decisionType]?.risk, decisionType: rule.decisionType))
             }
         }
         if !matched.contains(where: { $0.decisionType != nil }) {
-            matched.append(MatchedRule(
-                id: "default", kind: .fallback, explanation: "no rule named a decision type",
-                risk: types[fallbackType]?.risk, decisionType: fallbackType))
+            matched.append(
+                MatchedRule(
+                    id: "default", kind: .fallback, explanation: "no rule named a decision type",
+                    risk: types[fallbackType]?.risk, decisionType: fallbackType))
         }
         if let rule = amount, let value = action.amount, value > rule.threshold {
             let currency = action.currency.isEmpty ? "" : " \(action.currency)"
-            matched.append(MatchedRule(
-                id: rule.id, kind: .amount, explanation: "amount \(value)\(currency) > \(rule.threshold)", risk: rule.risk))
+            matched.append(
+                MatchedRule(
+                    id: rule.id, kind: .amount, explanation: "amount \(value)\(currency) > \(rule.threshold)", risk: rule.risk))
         }
         if let rule = personalData, let field = Self.firstField(in: action.parameters, among: rule.fields) {
-            matched.append(MatchedRule(
-                id: rule.id, kind: .personalData, explanation: "personal data field \"\(field)\" in parameters", risk: rule.risk))
+            matched.append(
+                MatchedRule(
+                    id: rule.id, kind: .personalData, explanation: "personal data field \"\(field)\" in parameters", risk: rule.risk))
         }
 
         // The decision type of the riskiest rule that names one (the first on a tie).
@@ -391,16 +404,18 @@ public struct Policy: Sendable, Hashable {
         var strategy = max(types[decisionType]?.strategy ?? .escalate, riskStrategies[risk] ?? .escalate)
 
         if let rule = confidence, let value = action.confidence, value < rule.threshold {
-            matched.append(MatchedRule(
-                id: rule.id, kind: .confidence,
-                explanation: "confidence \(Self.format(value)) < \(Self.format(rule.threshold))"))
+            matched.append(
+                MatchedRule(
+                    id: rule.id, kind: .confidence,
+                    explanation: "confidence \(Self.format(value)) < \(Self.format(rule.threshold))"))
             strategy = max(strategy, rule.strategy)
         }
         if let standing = standingDecisions.first(where: { $0.tool == action.toolName && ($0.tenant == "*" || $0.tenant == tenant) }) {
-            matched.append(MatchedRule(
-                id: standing.id, kind: .standingDecision,
-                explanation: "standing decision: \(standing.strategy) for tool \(standing.tool)"
-                    + (standing.tenant == "*" ? "" : " in tenant \(standing.tenant)")))
+            matched.append(
+                MatchedRule(
+                    id: standing.id, kind: .standingDecision,
+                    explanation: "standing decision: \(standing.strategy) for tool \(standing.tool)"
+                        + (standing.tenant == "*" ? "" : " in tenant \(standing.tenant)")))
             strategy = standing.strategy
         }
         return Assessment(

@@ -4,9 +4,9 @@
 // command line or a log.
 
 import Foundation
+public import HandoffCore
 import NIOSSL
 import PostgresNIO
-public import HandoffCore
 
 /// How to reach the database.
 public struct PostgresSettings: Sendable {
@@ -92,7 +92,8 @@ public struct PostgresSettings: Sendable {
         var settings = try parse(url)
         if let sslmode {
             guard let mode = TLSMode(rawValue: sslmode) else {
-                throw StoreError.failure("store.sslmode is \"\(sslmode)\"; it must be one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw StoreError.failure(
+                    "store.sslmode is \"\(sslmode)\"; it must be one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             settings.tls = mode
         }
@@ -119,7 +120,7 @@ public struct PostgresSettings: Sendable {
     /// or not the URL parses (a password with `#` or `/` in it fools a parser).
     static func redacted(_ text: String) -> String {
         guard let scheme = text.range(of: "://"), let at = text.range(of: "@", options: .backwards),
-              at.lowerBound > scheme.upperBound
+            at.lowerBound > scheme.upperBound
         else { return text }
         let userInfo = text[scheme.upperBound..<at.lowerBound]
         guard let colon = userInfo.firstIndex(of: ":") else { return text }

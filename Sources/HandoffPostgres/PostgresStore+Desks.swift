@@ -3,8 +3,8 @@
 // only reads and writes, each write with its session's row locked first.
 
 import Foundation
-import PostgresNIO
 public import HandoffCore
+import PostgresNIO
 
 extension PostgresStore {
     // MARK: Tickets
@@ -39,15 +39,19 @@ extension PostgresStore {
             try await transaction.requireSession(tenant: tenant, id: ticket.sessionID)
             var sameAction: TicketRecord?
             if !ticket.pendingActionID.isEmpty {
-                sameAction = try await transaction.rows("""
+                sameAction = try await transaction.rows(
+                    """
                     SELECT \(unescaped: Self.ticketColumns) FROM tickets WHERE tenant_id = \(tenant.rawValue)
                         AND session_id = \(ticket.sessionID) AND pending_action_id = \(ticket.pendingActionID) AND status <> 'resolved'
-                    """).first.map(Self.ticket)
+                    """
+                ).first.map(Self.ticket)
             }
-            let active = try await transaction.rows("""
+            let active = try await transaction.rows(
+                """
                 SELECT \(unescaped: Self.ticketColumns) FROM tickets WHERE tenant_id = \(tenant.rawValue)
                     AND session_id = \(ticket.sessionID) AND status IN ('open', 'claimed')
-                """).first.map(Self.ticket)
+                """
+            ).first.map(Self.ticket)
             switch StoreRules.place(ticket, event: event, sameAction: sameAction, active: active) {
             case .existing(let found):
                 return (found, false, try await Self.sessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), [])
@@ -57,7 +61,8 @@ extension PostgresStore {
                 let appended = try await transaction.append(tenant: tenant, sessionID: ticket.sessionID, event: event)
                 return (opened, true, try await Self.refreshSessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), [appended])
             case .attach(let attached, let event):
-                try await transaction.rows("""
+                try await transaction.rows(
+                    """
                     UPDATE tickets SET pending_action_id = \(attached.pendingActionID), revision = \(attached.revision)
                     WHERE tenant_id = \(tenant.rawValue) AND id = \(attached.id)
                     """)
@@ -72,7 +77,8 @@ extension PostgresStore {
     }
 
     static func insertTicket(_ transaction: Transaction, _ t: TicketRecord) async throws {
-        try await transaction.rows("""
+        try await transaction.rows(
+            """
             INSERT INTO tickets (tenant_id, id, session_id, pending_action_id, reason, priority, status, created_by, assigned_to,
                 created_at_ms, claimed_at_ms, resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision,
                 sla_breach_recorded, queue_breached)
@@ -93,22 +99,27 @@ extension PostgresStore {
 
     public func escalationCounts(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: Int64, sessions: Int64) {
         try await read { connection in
-            let row = try await connection.query("""
+            let row = try await connection.query(
+                """
                 SELECT (SELECT count(*) FROM tickets WHERE tenant_id = \(tenant.rawValue) AND created_at_ms >= \(since) AND created_at_ms < \(until)),
                     (SELECT count(*) FROM sessions WHERE tenant_id = \(tenant.rawValue) AND created_at_ms >= \(since) AND created_at_ms < \(until))
-                """, logger: logger).collect()
+                """, logger: logger
+            ).collect()
             guard let first = row.first else { return (0, 0) }
             let (tickets, sessions) = try first.decode((Int64, Int64).self)
             return (tickets, sessions)
         }
     }
 
-    public func escalationWindow(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: [TicketRecord], sessions: Int64) {
+    public func escalationWindow(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: [TicketRecord], sessions: Int64)
+    {
         let tickets = try await read { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 SELECT \(unescaped: Self.ticketColumns) FROM tickets
                 WHERE tenant_id = \(tenant.rawValue) AND created_at_ms >= \(since) AND created_at_ms < \(until)
-                """, logger: logger).collect().map(Self.ticket)
+                """, logger: logger
+            ).collect().map(Self.ticket)
         }
         return (tickets, try await escalationCounts(tenant: tenant, since: since, until: until).sessions)
     }
@@ -136,7 +147,8 @@ extension PostgresStore {
             try await transaction.requireSession(tenant: tenant, id: ticket.sessionID)
             var s = ticket
             s.revision = ticket.revision + 1
-            let written = try await transaction.rows("""
+            let written = try await transaction.rows(
+                """
                 UPDATE tickets SET status = \(s.status), assigned_to = \(s.assignedTo), claimed_at_ms = \(s.claimedAtMs),
                     resolved_at_ms = \(s.resolvedAtMs), outcome = \(Int64(s.outcome)), resolution_note = \(s.resolutionNote),
                     revision = \(s.revision), sla_breach_recorded = \(s.slaBreachRecorded),
@@ -151,8 +163,10 @@ extension PostgresStore {
             if let turn { writtenTurn = try await Self.insertTurn(transaction, tenant: tenant, turn) }
             var appended: [EventRecord] = []
             for event in events { appended.append(try await transaction.append(tenant: tenant, sessionID: ticket.sessionID, event: event)) }
-            if s.status == "resolved", let opened = try await Self.openNextWaiting(
-                transaction, tenant: tenant, sessionID: ticket.sessionID, after: s, at: events.last?.occurredAtMs ?? s.resolvedAtMs) {
+            if s.status == "resolved",
+                let opened = try await Self.openNextWaiting(
+                    transaction, tenant: tenant, sessionID: ticket.sessionID, after: s, at: events.last?.occurredAtMs ?? s.resolvedAtMs)
+            {
                 appended.append(opened)
             }
             return (s, writtenTurn, try await Self.refreshSessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), appended)
@@ -164,16 +178,21 @@ extension PostgresStore {
     static func openNextWaiting(
         _ transaction: Transaction, tenant: TenantID, sessionID: String, after resolved: TicketRecord, at now: Int64
     ) async throws -> EventRecord? {
-        let active = try await transaction.rows("""
+        let active = try await transaction.rows(
+            """
             SELECT 1 FROM tickets WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID) AND status IN ('open', 'claimed')
             """)
-        guard active.isEmpty, let next = try await transaction.rows("""
-            SELECT \(unescaped: ticketColumns) FROM tickets WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID)
-                AND status = 'waiting' ORDER BY created_at_ms, id LIMIT 1
-            """).first.map(ticket)
+        guard active.isEmpty,
+            let next = try await transaction.rows(
+                """
+                SELECT \(unescaped: ticketColumns) FROM tickets WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID)
+                    AND status = 'waiting' ORDER BY created_at_ms, id LIMIT 1
+                """
+            ).first.map(ticket)
         else { return nil }
         let (opened, event) = StoreRules.opening(next, after: resolved, at: now)
-        try await transaction.rows("""
+        try await transaction.rows(
+            """
             UPDATE tickets SET status = \(opened.status), revision = \(opened.revision), queue_breached = sla_breach_recorded
             WHERE tenant_id = \(tenant.rawValue) AND id = \(opened.id)
             """)
@@ -184,26 +203,31 @@ extension PostgresStore {
     static func refuseStaleRevision(_ transaction: Transaction, table: String, tenant: TenantID, id: String, read: Int64) async throws -> Never {
         // `table` is one of this module's literals, never caller input.
         let current = try await transaction.rows(
-            "SELECT revision FROM \(unescaped: table) WHERE tenant_id = \(tenant.rawValue) AND id = \(id)").first?.decode(Int64.self)
+            "SELECT revision FROM \(unescaped: table) WHERE tenant_id = \(tenant.rawValue) AND id = \(id)"
+        ).first?.decode(Int64.self)
         guard let current else { throw StoreError.missing(kind: table == "tickets" ? "ticket" : "approval", id: id) }
         throw StoreError.versionConflict(expected: read, current: current)
     }
 
     public func unresolvedTicketID(tenant: TenantID, sessionID: String) async throws(StoreError) -> String? {
         try await read { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 SELECT id FROM tickets WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID) AND status IN ('open', 'claimed')
-                """, logger: logger).collect().first?.decode(String.self)
+                """, logger: logger
+            ).collect().first?.decode(String.self)
         }
     }
 
     public func unrecordedSLABreaches(now: Int64, limit: Int) async throws(StoreError) -> [TicketRecord] {
         try await read { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 SELECT \(unescaped: Self.ticketColumns) FROM tickets
                 WHERE status = 'open' AND NOT sla_breach_recorded AND sla_deadline_ms <= \(now)
                 ORDER BY sla_deadline_ms LIMIT \(Int64(limit))
-                """, logger: logger).collect().map(Self.ticket)
+                """, logger: logger
+            ).collect().map(Self.ticket)
         }
     }
 
@@ -234,22 +258,27 @@ extension PostgresStore {
     ) async throws(StoreError) -> (approval: ApprovalRecord, created: Bool, events: [EventRecord]) {
         try await write { transaction in
             try await transaction.requireSession(tenant: approval.tenant, id: approval.sessionID)
-            if let existing = try await transaction.rows("""
+            if let existing = try await transaction.rows(
+                """
                 SELECT \(unescaped: Self.approvalColumns) FROM approvals WHERE tenant_id = \(approval.tenant.rawValue)
                     AND pending_action_id = \(approval.pendingActionID) AND status = 'pending'
-                """).first {
+                """
+            ).first {
                 return (try Self.approval(existing), false, [])
             }
             _ = try await Self.writePendingAction(transaction, action)
             try await Self.insertApproval(transaction, approval)
             var appended: [EventRecord] = []
-            for event in events { appended.append(try await transaction.append(tenant: approval.tenant, sessionID: approval.sessionID, event: event)) }
+            for event in events {
+                appended.append(try await transaction.append(tenant: approval.tenant, sessionID: approval.sessionID, event: event))
+            }
             return (approval, true, appended)
         }
     }
 
     static func insertApproval(_ transaction: Transaction, _ a: ApprovalRecord) async throws {
-        try await transaction.rows("""
+        try await transaction.rows(
+            """
             INSERT INTO approvals (tenant_id, id, session_id, pending_action_id, action_json, edited_action_json, amount, currency,
                 reason, requester, status, steps_json, current_level, due_at_ms, created_at_ms, decided_at_ms, revision, current_approvers)
             VALUES (\(a.tenant.rawValue), \(a.id), \(a.sessionID), \(a.pendingActionID), \(a.actionJSON), \(a.editedActionJSON),
@@ -268,9 +297,11 @@ extension PostgresStore {
 
     public func pendingApprovalID(tenant: TenantID, pendingActionID: String) async throws(StoreError) -> String? {
         try await read { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 SELECT id FROM approvals WHERE tenant_id = \(tenant.rawValue) AND pending_action_id = \(pendingActionID) AND status = 'pending'
-                """, logger: logger).collect().first?.decode(String.self)
+                """, logger: logger
+            ).collect().first?.decode(String.self)
         }
     }
 
@@ -285,11 +316,14 @@ extension PostgresStore {
         if let requester = query.notRequestedBy { clauses.append("requester <> \(builder.bind(requester))") }
         if let entries = query.currentApprovers {
             guard !entries.isEmpty else { return [] }
-            clauses.append("(" + entries.map { "strpos(current_approvers, \(builder.bind(ApprovalRecord.approverKey($0)))) > 0" }
-                .joined(separator: " OR ") + ")")
+            clauses.append(
+                "("
+                    + entries.map { "strpos(current_approvers, \(builder.bind(ApprovalRecord.approverKey($0)))) > 0" }
+                    .joined(separator: " OR ") + ")")
         }
         if let after = query.after {
-            clauses.append("""
+            clauses.append(
+                """
                 (\(Self.dueKey), created_at_ms, id) > (\(builder.bind(after.dueAtMs == 0 ? Int64.max : after.dueAtMs)), \
                 \(builder.bind(after.createdAtMs)), \(builder.bind(after.id)))
                 """)
@@ -305,10 +339,12 @@ extension PostgresStore {
     public func dueApprovals(now: Int64, limit: Int) async throws(StoreError) -> [ApprovalRecord] {
         try await read { connection in
             // A row that does not decode is skipped, not allowed to stop every tenant's sweep.
-            try await connection.query("""
+            try await connection.query(
+                """
                 SELECT \(unescaped: Self.approvalColumns) FROM approvals
                 WHERE status = 'pending' AND due_at_ms > 0 AND due_at_ms <= \(now) ORDER BY due_at_ms LIMIT \(Int64(limit))
-                """, logger: logger).collect().compactMap { try? Self.approval($0) }
+                """, logger: logger
+            ).collect().compactMap { try? Self.approval($0) }
         }
     }
 
@@ -320,7 +356,8 @@ extension PostgresStore {
             try await transaction.requireSession(tenant: tenant, id: approval.sessionID)
             var s = approval
             s.revision = approval.revision + 1
-            let written = try await transaction.rows("""
+            let written = try await transaction.rows(
+                """
                 UPDATE approvals SET edited_action_json = \(s.editedActionJSON), status = \(s.status),
                     steps_json = \(ApprovalRecord.encodeSteps(s.steps)), current_level = \(Int64(s.currentLevel)), due_at_ms = \(s.dueAtMs),
                     decided_at_ms = \(s.decidedAtMs), revision = \(s.revision), current_approvers = \(s.currentApproversKey)
@@ -340,13 +377,17 @@ extension PostgresStore {
 
     /// Withdraws the pending approval of an action settled some other way (`StoreRules.cancellation`).
     static func cancelApprovals(_ transaction: Transaction, of action: PendingActionRecord, actor: String, at now: Int64) async throws {
-        guard !action.isUndecided, let row = try await transaction.rows("""
-            SELECT \(unescaped: approvalColumns) FROM approvals WHERE tenant_id = \(action.tenant.rawValue)
-                AND pending_action_id = \(action.id) AND status = 'pending'
-            """).first
+        guard !action.isUndecided,
+            let row = try await transaction.rows(
+                """
+                SELECT \(unescaped: approvalColumns) FROM approvals WHERE tenant_id = \(action.tenant.rawValue)
+                    AND pending_action_id = \(action.id) AND status = 'pending'
+                """
+            ).first
         else { return }
         guard let (approval, event) = StoreRules.cancellation(of: try Self.approval(row), settled: action, actor: actor, at: now) else { return }
-        try await transaction.rows("""
+        try await transaction.rows(
+            """
             UPDATE approvals SET status = \(approval.status), steps_json = \(ApprovalRecord.encodeSteps(approval.steps)),
                 current_level = \(Int64(approval.currentLevel)), due_at_ms = 0, decided_at_ms = \(approval.decidedAtMs),
                 revision = \(approval.revision), current_approvers = ''

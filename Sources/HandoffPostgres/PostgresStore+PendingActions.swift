@@ -2,8 +2,8 @@
 // session status they imply. Every write locks the session first.
 
 import Foundation
-import PostgresNIO
 public import HandoffCore
+import PostgresNIO
 
 extension PostgresStore {
     public func recordAssessment(
@@ -13,22 +13,29 @@ extension PostgresStore {
             try await transaction.requireSession(tenant: tenant, id: assessment.sessionID)
             // The session's row is locked: a concurrent assessment with the
             // same key (on any node) waits, then finds this one's record.
-            if !assessment.idempotencyKey.isEmpty, let row = try await transaction.rows("""
-                SELECT request_hash, assessment_json, pending_action_id FROM assessments
-                WHERE tenant_id = \(tenant.rawValue) AND session_id = \(assessment.sessionID)
-                    AND idempotency_key = \(assessment.idempotencyKey)
-                """).first {
+            if !assessment.idempotencyKey.isEmpty,
+                let row = try await transaction.rows(
+                    """
+                    SELECT request_hash, assessment_json, pending_action_id FROM assessments
+                    WHERE tenant_id = \(tenant.rawValue) AND session_id = \(assessment.sessionID)
+                        AND idempotency_key = \(assessment.idempotencyKey)
+                    """
+                ).first
+            {
                 let (hash, json, pendingID) = try row.decode((ByteBuffer, String, String?).self)
                 guard Array(hash.readableBytesView) == assessment.requestHash else {
                     throw StoreError.keyReused(assessment.idempotencyKey)
                 }
                 var earlier: PendingActionRecord?
-                if let pendingID { earlier = try await Self.fetchPendingAction(transaction.connection, logger: logger, tenant: tenant, id: pendingID) }
+                if let pendingID {
+                    earlier = try await Self.fetchPendingAction(transaction.connection, logger: logger, tenant: tenant, id: pendingID)
+                }
                 return RecordedAssessment(assessmentJSON: json, pending: earlier, replayed: true)
             }
             if let pending { try await Self.insertPendingAction(transaction, pending) }
             if !assessment.idempotencyKey.isEmpty {
-                try await transaction.rows("""
+                try await transaction.rows(
+                    """
                     INSERT INTO assessments (tenant_id, session_id, idempotency_key, request_hash, assessment_json, pending_action_id,
                         created_at_ms)
                     VALUES (\(tenant.rawValue), \(assessment.sessionID), \(assessment.idempotencyKey),
@@ -47,7 +54,8 @@ extension PostgresStore {
     }
 
     static func insertPendingAction(_ transaction: Transaction, _ p: PendingActionRecord) async throws {
-        try await transaction.rows("""
+        try await transaction.rows(
+            """
             INSERT INTO pending_actions (tenant_id, id, session_id, status, action_json, risk, decision_type, strategy,
                 created_at_ms, updated_at_ms, expires_at_ms, idempotency_key, action_hash, assessed_version)
             VALUES (\(p.tenant.rawValue), \(p.id), \(p.sessionID), \(p.status), \(p.actionJSON), \(Int64(p.risk)), \(p.decisionType),
@@ -60,7 +68,9 @@ extension PostgresStore {
         try await read { connection in try await Self.fetchPendingAction(connection, logger: logger, tenant: tenant, id: id) }
     }
 
-    static func fetchPendingAction(_ connection: PostgresConnection, logger: Logger, tenant: TenantID, id: String) async throws -> PendingActionRecord? {
+    static func fetchPendingAction(
+        _ connection: PostgresConnection, logger: Logger, tenant: TenantID, id: String
+    ) async throws -> PendingActionRecord? {
         try await connection.query(
             "SELECT \(unescaped: pendingActionColumns) FROM pending_actions WHERE tenant_id = \(tenant.rawValue) AND id = \(id)",
             logger: logger
@@ -69,10 +79,12 @@ extension PostgresStore {
 
     public func pendingAction(tenant: TenantID, releaseTokenHash: [UInt8]) async throws(StoreError) -> PendingActionRecord? {
         try await read { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 SELECT \(unescaped: Self.pendingActionColumns) FROM pending_actions
                 WHERE tenant_id = \(tenant.rawValue) AND release_token_hash = \(ByteBuffer(bytes: releaseTokenHash))
-                """, logger: logger).collect().first.map(Self.pendingAction)
+                """, logger: logger
+            ).collect().first.map(Self.pendingAction)
         }
     }
 
@@ -129,7 +141,8 @@ extension PostgresStore {
     static func writePendingAction(_ transaction: Transaction, _ action: PendingActionRecord) async throws -> PendingActionRecord {
         var s = action
         s.revision = action.revision + 1
-        let written = try await transaction.rows("""
+        let written = try await transaction.rows(
+            """
             UPDATE pending_actions SET status = \(s.status), action_json = \(s.actionJSON), updated_at_ms = \(s.updatedAtMs),
                 expires_at_ms = \(s.expiresAtMs), awaiting_confirmation = \(s.awaitingConfirmation), prompt = \(s.prompt),
                 reprompt_count = \(Int64(s.repromptCount)), confirmation_expires_at_ms = \(s.confirmationExpiresAtMs),
@@ -151,7 +164,8 @@ extension PostgresStore {
 
     /// Sets and returns the session's status (`StoreRules.sessionStatus`).
     static func refreshSessionStatus(_ transaction: Transaction, tenant: TenantID, sessionID: String) async throws -> String {
-        let row = try await transaction.rows("""
+        let row = try await transaction.rows(
+            """
             SELECT EXISTS (SELECT 1 FROM tickets WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID) AND status <> 'resolved'),
                 EXISTS (SELECT 1 FROM pending_actions WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID)
                     AND status = 'pending' AND (awaiting_confirmation OR mfa_code_hash IS NOT NULL))

@@ -2,8 +2,8 @@
 // and the change feed), turns, memories and context.
 
 import Foundation
-import PostgresNIO
 public import HandoffCore
+import PostgresNIO
 
 extension PostgresStore {
     /// The NOTIFY channel that wakes other nodes' watchers (payload: a tenant).
@@ -11,7 +11,8 @@ extension PostgresStore {
 
     public func createSession(_ session: SessionRecord, event: NewEvent) async throws(StoreError) -> EventRecord {
         try await write { transaction in
-            let created = try await transaction.rows("""
+            let created = try await transaction.rows(
+                """
                 INSERT INTO sessions (tenant_id, id, version, state_json, status, labels_json, created_at_ms, updated_at_ms)
                 VALUES (\(session.tenant.rawValue), \(session.id), \(session.version), \(session.stateJSON), \(session.status),
                     \(Self.encodeLabels(session.labels)), \(session.createdAtMs), \(session.updatedAtMs))
@@ -27,7 +28,8 @@ extension PostgresStore {
     }
 
     static func fetchSession(_ connection: PostgresConnection, logger: Logger, tenant: TenantID, id: String) async throws -> SessionRecord? {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT version, state_json, status, labels_json, created_at_ms, updated_at_ms
             FROM sessions WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
             """, logger: logger)
@@ -69,10 +71,12 @@ extension PostgresStore {
 
     public func events(tenant: TenantID, sessionID: String) async throws(StoreError) -> [EventRecord] {
         try await read { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 SELECT \(unescaped: Self.eventColumns) FROM events WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID)
                 ORDER BY seq
-                """, logger: logger).collect().map(Self.event)
+                """, logger: logger
+            ).collect().map(Self.event)
         }
     }
 
@@ -86,10 +90,12 @@ extension PostgresStore {
             guard let head else { return nil }
             var verifier = EventChain.Verifier(tenant: tenant, sessionID: sessionID)
             var broken = false
-            for try await row in try await connection.query("""
+            for try await row in try await connection.query(
+                """
                 SELECT \(unescaped: Self.eventColumns) FROM events WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID)
                 ORDER BY seq
-                """, logger: logger) where !broken {
+                """, logger: logger) where !broken
+            {
                 broken = verifier.check(try Self.event(row)) != nil
             }
             _ = verifier.finish(headSequence: head.0, headHash: head.1.map { Array($0.readableBytesView) })
@@ -109,7 +115,8 @@ extension PostgresStore {
     /// Inserts a turn numbered after the session's last one (the session's row is locked).
     static func insertTurn(_ transaction: Transaction, tenant: TenantID, _ turn: TurnRecord) async throws -> TurnRecord {
         var stored = turn
-        let row = try await transaction.rows("""
+        let row = try await transaction.rows(
+            """
             INSERT INTO turns (tenant_id, session_id, seq, input, output, metadata_json, reasoning, author, created_at_ms)
             SELECT \(tenant.rawValue), \(turn.sessionID), COALESCE(MAX(seq), 0) + 1, \(turn.input), \(turn.output),
                 \(turn.metadataJSON), \(turn.reasoning), \(turn.author), \(turn.createdAtMs)
@@ -125,7 +132,8 @@ extension PostgresStore {
     ) async throws(StoreError) -> MemoryRecord {
         try await write { transaction in
             try await transaction.requireSession(tenant: tenant, id: memory.sessionID)
-            let held = try await transaction.rows("""
+            let held = try await transaction.rows(
+                """
                 SELECT count(*), COALESCE(sum(octet_length(content) + octet_length(metadata_json)), 0)::bigint, COALESCE(MAX(seq), 0)
                 FROM memories WHERE tenant_id = \(tenant.rawValue) AND session_id = \(memory.sessionID)
                 """)
@@ -137,11 +145,13 @@ extension PostgresStore {
             }
             guard Int(bytes) + adding <= limit.bytes else {
                 throw StoreError.limitReached(
-                    "the memories of session \(memory.sessionID) hold \(bytes) bytes; this one (\(adding) bytes) would pass the limit of \(limit.bytes)")
+                    "the memories of session \(memory.sessionID) hold \(bytes) bytes; this one (\(adding) bytes) would pass the limit of \(limit.bytes)"
+                )
             }
             var stored = memory
             stored.sequence = last + 1
-            try await transaction.rows("""
+            try await transaction.rows(
+                """
                 INSERT INTO memories (tenant_id, session_id, seq, content, metadata_json, created_at_ms)
                 VALUES (\(tenant.rawValue), \(stored.sessionID), \(stored.sequence), \(stored.content), \(stored.metadataJSON),
                     \(stored.createdAtMs))
@@ -176,15 +186,22 @@ extension PostgresStore {
     /// reordered event). Each poll takes a pooled connection for one
     /// statement, and gives it back.
     func settled(tenant: TenantID, after: Int64, actions: [String]?) async throws -> (bound: Int64, target: Int64) {
-        let target: PostgresQuery = actions.map { actions in
-            "SELECT COALESCE(max(position), 0), \(unescaped: settledBound) FROM events WHERE tenant_id = \(tenant.rawValue) AND action = ANY(\(actions)) AND position > \(after)"
-        } ?? "SELECT COALESCE(max(position), 0), \(unescaped: settledBound) FROM events WHERE tenant_id = \(tenant.rawValue) AND position > \(after)"
-        var highest: Int64 = 0, bound: Int64 = 0
-        for try await (top, settled) in try await client.query(target, logger: logger).decode((Int64, Int64).self) { (highest, bound) = (top, settled) }
+        let target: PostgresQuery =
+            actions.map { actions in
+                "SELECT COALESCE(max(position), 0), \(unescaped: settledBound) FROM events WHERE tenant_id = \(tenant.rawValue) AND action = ANY(\(actions)) AND position > \(after)"
+            }
+            ?? "SELECT COALESCE(max(position), 0), \(unescaped: settledBound) FROM events WHERE tenant_id = \(tenant.rawValue) AND position > \(after)"
+        var highest: Int64 = 0
+        var bound: Int64 = 0
+        for try await (top, settled) in try await client.query(target, logger: logger).decode((Int64, Int64).self) {
+            (highest, bound) = (top, settled)
+        }
         let deadline = ContinuousClock.now + Self.feedSettleWait
         while bound <= highest, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(3))
-            for try await settled in try await client.query("SELECT \(unescaped: settledBound)", logger: logger).decode(Int64.self) { bound = settled }
+            for try await settled in try await client.query("SELECT \(unescaped: settledBound)", logger: logger).decode(Int64.self) {
+                bound = settled
+            }
         }
         return (bound, highest)
     }
@@ -196,13 +213,15 @@ extension PostgresStore {
             return try await read { connection in
                 let rows: PostgresRowSequence
                 if let actions {
-                    rows = try await connection.query("""
+                    rows = try await connection.query(
+                        """
                         SELECT \(unescaped: Self.eventColumns) FROM events
                         WHERE tenant_id = \(tenant.rawValue) AND action = ANY(\(actions)) AND position > \(after) AND position < \(bound)
                         ORDER BY position LIMIT \(Int64(limit))
                         """, logger: logger)
                 } else {
-                    rows = try await connection.query("""
+                    rows = try await connection.query(
+                        """
                         SELECT \(unescaped: Self.eventColumns) FROM events
                         WHERE tenant_id = \(tenant.rawValue) AND position > \(after) AND position < \(bound)
                         ORDER BY position LIMIT \(Int64(limit))
@@ -243,7 +262,8 @@ extension PostgresStore {
         guard let sessionID = query.sessionID else {
             if let after = query.after {
                 clauses.append(
-                    "(occurred_at_ms, session_id, seq) \(comparison) (\(builder.bind(after.occurredAtMs)), \(builder.bind(after.sessionID)), \(builder.bind(after.sequence)))")
+                    "(occurred_at_ms, session_id, seq) \(comparison) (\(builder.bind(after.occurredAtMs)), \(builder.bind(after.sessionID)), \(builder.bind(after.sequence)))"
+                )
             }
             builder.sql = """
                 SELECT \(Self.eventColumns) FROM events WHERE \(clauses.joined(separator: " AND "))
@@ -281,7 +301,8 @@ extension PostgresStore {
         return try await read { connection in
             var result = EventPage(events: try await connection.query(page, logger: logger).collect().map(Self.event))
             if result.events.count < limit, scan != nil,
-               let last = try await connection.query(lastExamined, logger: logger).collect().first.map(Self.event), last.sequence > 1 {
+                let last = try await connection.query(lastExamined, logger: logger).collect().first.map(Self.event), last.sequence > 1
+            {
                 result.resumeAfter = last
             }
             return result
@@ -292,20 +313,25 @@ extension PostgresStore {
         try await snapshotRead { connection -> SessionContext? in
             guard let session = try await Self.fetchSession(connection, logger: logger, tenant: tenant, id: sessionID) else { return nil }
             var turns: [TurnRecord] = []
-            for try await (seq, input, output, metadata, reasoning, author, created) in try await connection.query("""
+            for try await (seq, input, output, metadata, reasoning, author, created) in try await connection.query(
+                """
                 SELECT seq, input, output, metadata_json, reasoning, author, created_at_ms FROM turns
                 WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID) ORDER BY seq DESC LIMIT \(Int64(turnLimit))
-                """, logger: logger).decode((Int64, String, String, String, String, String, Int64).self) {
-                turns.append(TurnRecord(
-                    sessionID: sessionID, sequence: seq, input: input, output: output, metadataJSON: metadata, reasoning: reasoning,
-                    author: author, createdAtMs: created))
+                """, logger: logger
+            ).decode((Int64, String, String, String, String, String, Int64).self) {
+                turns.append(
+                    TurnRecord(
+                        sessionID: sessionID, sequence: seq, input: input, output: output, metadataJSON: metadata, reasoning: reasoning,
+                        author: author, createdAtMs: created))
             }
             turns.reverse()
             var memories: [MemoryRecord] = []
-            for try await (seq, content, metadata, created) in try await connection.query("""
+            for try await (seq, content, metadata, created) in try await connection.query(
+                """
                 SELECT seq, content, metadata_json, created_at_ms FROM memories
                 WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID) ORDER BY seq
-                """, logger: logger).decode((Int64, String, String, Int64).self) {
+                """, logger: logger
+            ).decode((Int64, String, String, Int64).self) {
                 memories.append(MemoryRecord(sessionID: sessionID, sequence: seq, content: content, metadataJSON: metadata, createdAtMs: created))
             }
             return SessionContext(session: session, turns: turns, memories: memories, totalTurns: turns.last?.sequence ?? 0)

@@ -9,12 +9,12 @@
 // own group commit); a write answers only after its COMMIT returned.
 
 import Foundation
+public import HandoffCore
 public import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
 import Synchronization
-public import HandoffCore
 
 /// Sessions, desks and their event chains in a PostgreSQL database.
 public final class PostgresStore: Store {
@@ -160,26 +160,29 @@ public final class PostgresStore: Store {
     private static func migrate(_ client: PostgresClient, settings: PostgresSettings, logger: Logger) async throws(StoreError) -> Int64 {
         do {
             return try await client.withConnection { connection in
-                try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger).collect()
+                _ = try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger).collect()
                 do {
-                    try await connection.query("""
+                    _ = try await connection.query(
+                        """
                         CREATE TABLE IF NOT EXISTS schema_migrations (
                             version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
-                        """, logger: logger).collect()
+                        """, logger: logger
+                    ).collect()
                     var applied: Set<Int64> = []
                     for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger)
-                        .decode(Int64.self) { applied.insert(version) }
+                        .decode(Int64.self)
+                    { applied.insert(version) }
                     for migration in Self.migrations where !applied.contains(Int64(migration.version)) {
-                        try await connection.query("BEGIN", logger: logger).collect()
+                        _ = try await connection.query("BEGIN", logger: logger).collect()
                         do {
                             for statement in migration.sql {
-                                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
+                                _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
                             }
-                            try await connection.query(
+                            _ = try await connection.query(
                                 "INSERT INTO schema_migrations (version, name) VALUES (\(Int64(migration.version)), \(migration.name))",
                                 logger: logger
                             ).collect()
-                            try await connection.query("COMMIT", logger: logger).collect()
+                            _ = try await connection.query("COMMIT", logger: logger).collect()
                         } catch {
                             _ = try? await connection.query("ROLLBACK", logger: logger).collect()
                             throw error
@@ -187,7 +190,7 @@ public final class PostgresStore: Store {
                         logger.info("PostgreSQL schema migrated", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
                     }
                     let base = try await feedBaseAtStart(connection, logger: logger)
-                    try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
+                    _ = try await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
                     return base
                 } catch {
                     _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
@@ -208,18 +211,24 @@ public final class PostgresStore: Store {
     /// cursors saved before the move would point past every new event, and
     /// new positions would collide with old ones.
     private static func feedBaseAtStart(_ connection: PostgresConnection, logger: Logger) async throws -> Int64 {
-        try await connection.query("INSERT INTO feed_base (id, base) VALUES (1, 0) ON CONFLICT (id) DO NOTHING", logger: logger).collect()
-        var base: Int64 = 0, highest: Int64 = 0, next: Int64 = 0
-        for try await (stored, top, nextID) in try await connection.query("""
+        _ = try await connection.query("INSERT INTO feed_base (id, base) VALUES (1, 0) ON CONFLICT (id) DO NOTHING", logger: logger).collect()
+        var base: Int64 = 0
+        var highest: Int64 = 0
+        var next: Int64 = 0
+        for try await (stored, top, nextID) in try await connection.query(
+            """
             SELECT (SELECT base FROM feed_base WHERE id = 1), COALESCE((SELECT max(position) >> 20 FROM events), 0),
                 pg_snapshot_xmax(pg_current_snapshot())::text::bigint
-            """, logger: logger).decode((Int64, Int64, Int64).self) { (base, highest, next) = (stored, top, nextID) }
+            """, logger: logger
+        ).decode((Int64, Int64, Int64).self) { (base, highest, next) = (stored, top, nextID) }
         guard next + base <= highest else { return base }
         let raised = highest - next + 1_000_000
-        try await connection.query("UPDATE feed_base SET base = \(raised) WHERE id = 1", logger: logger).collect()
-        logger.notice("the feed's positions were ahead of this cluster's transaction ids (a restored or moved database): feed base raised", metadata: [
-            "from": "\(base)", "to": "\(raised)",
-        ])
+        _ = try await connection.query("UPDATE feed_base SET base = \(raised) WHERE id = 1", logger: logger).collect()
+        logger.notice(
+            "the feed's positions were ahead of this cluster's transaction ids (a restored or moved database): feed base raised",
+            metadata: [
+                "from": "\(base)", "to": "\(raised)",
+            ])
         return raised
     }
 
@@ -238,10 +247,10 @@ public final class PostgresStore: Store {
     func snapshotRead<T>(_ body: (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         do {
             return try await client.withConnection { connection in
-                try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger).collect()
+                _ = try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger).collect()
                 do {
                     let result = try await body(connection)
-                    try await connection.query("COMMIT", logger: logger).collect()
+                    _ = try await connection.query("COMMIT", logger: logger).collect()
                     return result
                 } catch {
                     _ = try? await connection.query("ROLLBACK", logger: logger).collect()
@@ -268,7 +277,7 @@ public final class PostgresStore: Store {
                 let result = try await client.withConnection { connection in
                     let transaction = Transaction(
                         connection: connection, logger: logger, notifyActions: settings.notifyActions, feedBase: feedBase)
-                    try await connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger).collect()
+                    _ = try await connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger).collect()
                     let result: T
                     do {
                         result = try await body(transaction)
@@ -278,7 +287,7 @@ public final class PostgresStore: Store {
                         throw error
                     }
                     do {
-                        try await connection.query("COMMIT", logger: logger).collect()
+                        _ = try await connection.query("COMMIT", logger: logger).collect()
                     } catch {
                         // A refusal by the server: rolled back. Anything else: ask.
                         guard Self.sqlState(error) == nil, let xid = transaction.transactionID else { throw error }
@@ -317,7 +326,8 @@ public final class PostgresStore: Store {
     static func storeError(_ error: any Error) -> StoreError {
         if let error = error as? StoreError { return error }
         if Task.isCancelled || error is CancellationError || "\(error)".contains("requestCancelled")
-            || (error as? PSQLError)?.code == .queryCancelled {
+            || (error as? PSQLError)?.code == .queryCancelled
+        {
             return .cancelled
         }
         if let error = error as? PostgresTransactionError, let inner = error.closureError ?? error.commitError ?? error.beginError {
@@ -353,7 +363,8 @@ public final class PostgresStore: Store {
     public func deskCounts() async throws(StoreError) -> DeskCounts {
         try await read { connection in
             var counts = DeskCounts()
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT status, priority, count(*), min(created_at_ms) FROM tickets WHERE status <> 'resolved' GROUP BY status, priority
                 """, logger: logger)
             for try await (status, priority, count, created) in rows.decode((String, Int64, Int64, Int64).self) {
@@ -361,9 +372,11 @@ public final class PostgresStore: Store {
                 if status == "open" { counts.oldestOpenTicketCreatedAtMs = min(counts.oldestOpenTicketCreatedAtMs ?? created, created) }
             }
             for try await count in try await connection.query(
-                "SELECT count(*) FROM approvals WHERE status = 'pending'", logger: logger).decode(Int64.self) { counts.pendingApprovals = count }
+                "SELECT count(*) FROM approvals WHERE status = 'pending'", logger: logger
+            ).decode(Int64.self) { counts.pendingApprovals = count }
             for try await count in try await connection.query(
-                "SELECT count(*) FROM pending_actions WHERE status = 'pending'", logger: logger).decode(Int64.self) { counts.undecidedActions = count }
+                "SELECT count(*) FROM pending_actions WHERE status = 'pending'", logger: logger
+            ).decode(Int64.self) { counts.undecidedActions = count }
             return counts
         }
     }

@@ -10,11 +10,11 @@
 internal import CHandoffProto
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What a generated message provides to the bridge: its C struct type, the
@@ -70,10 +70,11 @@ func _protoEncode<M: _CBridged>(_ m: M) throws(ProtoError) -> [UInt8] {
         }
         let size = M._cPackedSize(c)
         if size == 0 { return .success([]) }
-        return .success([UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            count = M._cPack(c, buffer.baseAddress!)
-            precondition(count == size, "protobuf-c packed \(count) bytes after announcing \(size)")
-        })
+        return .success(
+            [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = M._cPack(c, buffer.baseAddress!)
+                precondition(count == size, "protobuf-c packed \(count) bytes after announcing \(size)")
+            })
     }
     return try encoded.get()
 }

@@ -57,13 +57,14 @@ struct HotStatement {
     }
 
     func bind(_ index: Int32, _ bytes: [UInt8]) throws {
-        try check(bytes.withUnsafeBytes { buffer in
-            if let base = buffer.baseAddress {
-                sqlite3_bind_blob(handle, index, base, Int32(buffer.count), Self.transient)
-            } else {
-                sqlite3_bind_zeroblob(handle, index, 0)
-            }
-        })
+        try check(
+            bytes.withUnsafeBytes { buffer in
+                if let base = buffer.baseAddress {
+                    sqlite3_bind_blob(handle, index, base, Int32(buffer.count), Self.transient)
+                } else {
+                    sqlite3_bind_zeroblob(handle, index, 0)
+                }
+            })
     }
 
     /// A bind that failed (a wrong index, no memory, too big) is an error, not a NULL.

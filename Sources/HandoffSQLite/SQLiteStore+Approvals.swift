@@ -10,12 +10,14 @@ extension SQLiteStore {
     public func escalationCounts(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: Int64, sessions: Int64) {
         do {
             return try await read { db in
-                let tickets = try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT count(*) FROM tickets WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
-                    arguments: [tenant.rawValue, since, until]) ?? 0
-                let sessions = try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT count(*) FROM sessions WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
-                    arguments: [tenant.rawValue, since, until]) ?? 0
+                let tickets =
+                    try Int64.fetchOne(
+                        db.cachedStatement(sql: "SELECT count(*) FROM tickets WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
+                        arguments: [tenant.rawValue, since, until]) ?? 0
+                let sessions =
+                    try Int64.fetchOne(
+                        db.cachedStatement(sql: "SELECT count(*) FROM sessions WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
+                        arguments: [tenant.rawValue, since, until]) ?? 0
                 return (tickets, sessions)
             }
         } catch {
@@ -39,11 +41,12 @@ extension SQLiteStore {
         do {
             return try await read { db in
                 try Row.fetchAll(
-                    db.cachedStatement(sql: """
-                        \(Self.ticketColumns)
-                        WHERE status = 'open' AND sla_breach_recorded = 0 AND sla_deadline_ms <= ?
-                        ORDER BY sla_deadline_ms LIMIT ?
-                        """),
+                    db.cachedStatement(
+                        sql: """
+                            \(Self.ticketColumns)
+                            WHERE status = 'open' AND sla_breach_recorded = 0 AND sla_deadline_ms <= ?
+                            ORDER BY sla_deadline_ms LIMIT ?
+                            """),
                     arguments: [now, limit]
                 ).map { Self.ticket($0, tenant: TenantID($0[Self.ticketTenantColumn])) }
             }
@@ -58,7 +61,8 @@ extension SQLiteStore {
         try await write { db in
             if let row = try Row.fetchOne(
                 db.cachedStatement(sql: "\(Self.approvalColumns) WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'"),
-                arguments: [approval.tenant.rawValue, approval.pendingActionID]) {
+                arguments: [approval.tenant.rawValue, approval.pendingActionID])
+            {
                 return (try Self.approval(row, tenant: approval.tenant), false, [])
             }
             _ = try Self.writePendingAction(db, action)
@@ -69,16 +73,18 @@ extension SQLiteStore {
     }
 
     static func insertApproval(_ db: Database, _ approval: ApprovalRecord) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO approvals (tenant_id, id, session_id, pending_action_id, action_json, edited_action_json, amount, currency,
-                reason, requester, status, steps_json, current_level, due_at_ms, created_at_ms, decided_at_ms, revision, current_approvers)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                approval.tenant.rawValue, approval.id, approval.sessionID, approval.pendingActionID, approval.actionJSON,
-                approval.editedActionJSON, approval.amount, approval.currency, approval.reason, approval.requester, approval.status,
-                ApprovalRecord.encodeSteps(approval.steps), approval.currentLevel, approval.dueAtMs, approval.createdAtMs, approval.decidedAtMs,
-                approval.revision, approval.currentApproversKey,
-            ])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO approvals (tenant_id, id, session_id, pending_action_id, action_json, edited_action_json, amount, currency,
+                    reason, requester, status, steps_json, current_level, due_at_ms, created_at_ms, decided_at_ms, revision, current_approvers)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            approval.tenant.rawValue, approval.id, approval.sessionID, approval.pendingActionID, approval.actionJSON,
+            approval.editedActionJSON, approval.amount, approval.currency, approval.reason, approval.requester, approval.status,
+            ApprovalRecord.encodeSteps(approval.steps), approval.currentLevel, approval.dueAtMs, approval.createdAtMs, approval.decidedAtMs,
+            approval.revision, approval.currentApproversKey,
+        ])
     }
 
     public func approval(tenant: TenantID, id: String) async throws(StoreError) -> ApprovalRecord? {
@@ -154,10 +160,11 @@ extension SQLiteStore {
         do {
             return try await read { db in
                 try Row.fetchAll(
-                    db.cachedStatement(sql: """
-                        \(Self.approvalColumns) WHERE status = 'pending' AND due_at_ms > 0 AND due_at_ms <= ?
-                        ORDER BY due_at_ms LIMIT ?
-                        """),
+                    db.cachedStatement(
+                        sql: """
+                            \(Self.approvalColumns) WHERE status = 'pending' AND due_at_ms > 0 AND due_at_ms <= ?
+                            ORDER BY due_at_ms LIMIT ?
+                            """),
                     arguments: [now, limit]
                     // A row that does not decode is skipped, not allowed to stop every tenant's sweep.
                 ).compactMap { try? Self.approval($0, tenant: TenantID($0[Self.approvalTenantColumn])) }
@@ -175,14 +182,16 @@ extension SQLiteStore {
             // refused before anything changed (no batch to undo).
             var stored = approval
             stored.revision = approval.revision + 1
-            try db.cachedStatement(sql: """
-                UPDATE approvals SET edited_action_json = ?, status = ?, steps_json = ?, current_level = ?, due_at_ms = ?,
-                    decided_at_ms = ?, revision = ?, current_approvers = ?
-                WHERE tenant_id = ? AND id = ? AND revision = ?
-                """).execute(arguments: [
-                    stored.editedActionJSON, stored.status, ApprovalRecord.encodeSteps(stored.steps), stored.currentLevel, stored.dueAtMs,
-                    stored.decidedAtMs, stored.revision, stored.currentApproversKey, approval.tenant.rawValue, approval.id, approval.revision,
-                ])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE approvals SET edited_action_json = ?, status = ?, steps_json = ?, current_level = ?, due_at_ms = ?,
+                        decided_at_ms = ?, revision = ?, current_approvers = ?
+                    WHERE tenant_id = ? AND id = ? AND revision = ?
+                    """
+            ).execute(arguments: [
+                stored.editedActionJSON, stored.status, ApprovalRecord.encodeSteps(stored.steps), stored.currentLevel, stored.dueAtMs,
+                stored.decidedAtMs, stored.revision, stored.currentApproversKey, approval.tenant.rawValue, approval.id, approval.revision,
+            ])
             if db.changesCount == 0 {
                 try Self.refuseStaleRevision(db, table: "approvals", tenant: approval.tenant, id: approval.id, read: approval.revision)
             }
@@ -195,21 +204,25 @@ extension SQLiteStore {
     /// Withdraws the pending approval of an action settled some other way
     /// (an operator's decision, an expiry), with an `approval.cancelled` event.
     static func cancelApprovals(_ db: Database, of action: PendingActionRecord, actor: String, at now: Int64) throws {
-        guard !action.isUndecided, let row = try Row.fetchOne(
-            db.cachedStatement(sql: "\(approvalColumns) WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'"),
-            arguments: [action.tenant.rawValue, action.id])
+        guard !action.isUndecided,
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "\(approvalColumns) WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'"),
+                arguments: [action.tenant.rawValue, action.id])
         else { return }
-        guard let (approval, event) = StoreRules.cancellation(
-            of: try Self.approval(row, tenant: action.tenant), settled: action, actor: actor, at: now)
+        guard
+            let (approval, event) = StoreRules.cancellation(
+                of: try Self.approval(row, tenant: action.tenant), settled: action, actor: actor, at: now)
         else { return }
-        try db.cachedStatement(sql: """
-            UPDATE approvals SET status = ?, steps_json = ?, current_level = ?, due_at_ms = 0, decided_at_ms = ?, revision = ?,
-                current_approvers = ''
-            WHERE tenant_id = ? AND id = ?
-            """).execute(arguments: [
-                approval.status, ApprovalRecord.encodeSteps(approval.steps), approval.currentLevel, approval.decidedAtMs, approval.revision,
-                action.tenant.rawValue, approval.id,
-            ])
+        try db.cachedStatement(
+            sql: """
+                UPDATE approvals SET status = ?, steps_json = ?, current_level = ?, due_at_ms = 0, decided_at_ms = ?, revision = ?,
+                    current_approvers = ''
+                WHERE tenant_id = ? AND id = ?
+                """
+        ).execute(arguments: [
+            approval.status, ApprovalRecord.encodeSteps(approval.steps), approval.currentLevel, approval.decidedAtMs, approval.revision,
+            action.tenant.rawValue, approval.id,
+        ])
         _ = try append(db, tenant: action.tenant, sessionID: action.sessionID, event: event)
     }
 

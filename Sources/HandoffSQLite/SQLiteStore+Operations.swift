@@ -12,10 +12,11 @@ extension SQLiteStore {
                 var counts = DeskCounts()
                 // Unresolved tickets only (a partial index holds them).
                 let rows = try Row.fetchAll(
-                    db.cachedStatement(sql: """
-                        SELECT status, priority, count(*), min(created_at_ms) FROM tickets INDEXED BY tickets_unresolved
-                        WHERE status != 'resolved' GROUP BY status, priority
-                        """))
+                    db.cachedStatement(
+                        sql: """
+                            SELECT status, priority, count(*), min(created_at_ms) FROM tickets INDEXED BY tickets_unresolved
+                            WHERE status != 'resolved' GROUP BY status, priority
+                            """))
                 for row in rows {
                     let status: String = row[0]
                     counts.tickets.append(.init(status: status, priority: row[1], count: row[2]))
@@ -24,10 +25,13 @@ extension SQLiteStore {
                         counts.oldestOpenTicketCreatedAtMs = min(counts.oldestOpenTicketCreatedAtMs ?? created, created)
                     }
                 }
-                counts.pendingApprovals = try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT count(*) FROM approvals INDEXED BY approvals_one_pending WHERE status = 'pending'")) ?? 0
-                counts.undecidedActions = try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT count(*) FROM pending_actions INDEXED BY pending_actions_undecided WHERE status = 'pending'")) ?? 0
+                counts.pendingApprovals =
+                    try Int64.fetchOne(
+                        db.cachedStatement(sql: "SELECT count(*) FROM approvals INDEXED BY approvals_one_pending WHERE status = 'pending'")) ?? 0
+                counts.undecidedActions =
+                    try Int64.fetchOne(
+                        db.cachedStatement(sql: "SELECT count(*) FROM pending_actions INDEXED BY pending_actions_undecided WHERE status = 'pending'"))
+                    ?? 0
                 return counts
             }
         } catch {

@@ -20,16 +20,19 @@ extension SQLiteStore {
         tenant: TenantID, assessment: AssessmentRecord, events: [NewEvent],
         completion: @escaping @Sendable (Result<RecordedAssessment, StoreError>) -> Void
     ) -> Bool {
-        writer.submitDetached(limit: Self.maximumQueuedAssessments, { db in
-            try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: nil, approval: nil, events: events)
-        }, completion: { [writeHealth] result in
-            let mapped = result.mapError(Self.storeError)
-            switch mapped {
-            case .success: writeHealth.succeeded()
-            case .failure(let error): writeHealth.record(error)
-            }
-            completion(mapped)
-        })
+        writer.submitDetached(
+            limit: Self.maximumQueuedAssessments,
+            { db in
+                try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: nil, approval: nil, events: events)
+            },
+            completion: { [writeHealth] result in
+                let mapped = result.mapError(Self.storeError)
+                switch mapped {
+                case .success: writeHealth.succeeded()
+                case .failure(let error): writeHealth.record(error)
+                }
+                completion(mapped)
+            })
     }
 
     public func settle() async {
@@ -41,12 +44,15 @@ extension SQLiteStore {
         events: [NewEvent]
     ) throws -> RecordedAssessment {
         try Self.requireSession(db, tenant: tenant, id: assessment.sessionID)
-        if !assessment.idempotencyKey.isEmpty, let row = try Row.fetchOne(
-            db.cachedStatement(sql: """
-                SELECT request_hash, assessment_json, pending_action_id FROM assessments
-                WHERE tenant_id = ? AND session_id = ? AND idempotency_key = ?
-                """),
-            arguments: [tenant.rawValue, assessment.sessionID, assessment.idempotencyKey]) {
+        if !assessment.idempotencyKey.isEmpty,
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT request_hash, assessment_json, pending_action_id FROM assessments
+                        WHERE tenant_id = ? AND session_id = ? AND idempotency_key = ?
+                        """),
+                arguments: [tenant.rawValue, assessment.sessionID, assessment.idempotencyKey])
+        {
             guard [UInt8](row[0] as Data) == assessment.requestHash else {
                 throw StoreError.keyReused(assessment.idempotencyKey)
             }
@@ -55,25 +61,29 @@ extension SQLiteStore {
             return RecordedAssessment(assessmentJSON: row[1], pending: earlier, replayed: true)
         }
         if let pending {
-            try db.cachedStatement(sql: """
-                INSERT INTO pending_actions (tenant_id, id, session_id, status, action_json, risk, decision_type, strategy,
-                    created_at_ms, updated_at_ms, expires_at_ms, idempotency_key, action_hash, assessed_version)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
-                    tenant.rawValue, pending.id, pending.sessionID, pending.status, pending.actionJSON, pending.risk,
-                    pending.decisionType, pending.strategy, pending.createdAtMs, pending.updatedAtMs, pending.expiresAtMs,
-                    pending.idempotencyKey, Data(pending.actionHash), pending.assessedVersion,
-                ])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO pending_actions (tenant_id, id, session_id, status, action_json, risk, decision_type, strategy,
+                        created_at_ms, updated_at_ms, expires_at_ms, idempotency_key, action_hash, assessed_version)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                tenant.rawValue, pending.id, pending.sessionID, pending.status, pending.actionJSON, pending.risk,
+                pending.decisionType, pending.strategy, pending.createdAtMs, pending.updatedAtMs, pending.expiresAtMs,
+                pending.idempotencyKey, Data(pending.actionHash), pending.assessedVersion,
+            ])
         }
         if !assessment.idempotencyKey.isEmpty {
-            try db.cachedStatement(sql: """
-                INSERT INTO assessments (tenant_id, session_id, idempotency_key, request_hash, assessment_json,
-                    pending_action_id, created_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
-                    tenant.rawValue, assessment.sessionID, assessment.idempotencyKey, Data(assessment.requestHash),
-                    assessment.assessmentJSON, assessment.pendingActionID, assessment.createdAtMs,
-                ])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO assessments (tenant_id, session_id, idempotency_key, request_hash, assessment_json,
+                        pending_action_id, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                tenant.rawValue, assessment.sessionID, assessment.idempotencyKey, Data(assessment.requestHash),
+                assessment.assessmentJSON, assessment.pendingActionID, assessment.createdAtMs,
+            ])
         }
         if let approval { try Self.insertApproval(db, approval) }
         let appended = try events.map { try Self.append(db, tenant: tenant, sessionID: assessment.sessionID, event: $0) }
@@ -90,9 +100,10 @@ extension SQLiteStore {
     }
 
     static func fetchPendingAction(_ db: Database, tenant: TenantID, id: String) throws -> PendingActionRecord? {
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: "\(pendingActionColumns) WHERE tenant_id = ? AND id = ?"),
-            arguments: [tenant.rawValue, id])
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "\(pendingActionColumns) WHERE tenant_id = ? AND id = ?"),
+                arguments: [tenant.rawValue, id])
         else { return nil }
         return pendingAction(row, tenant: tenant)
     }
@@ -160,20 +171,22 @@ extension SQLiteStore {
     static func writePendingAction(_ db: Database, _ action: PendingActionRecord) throws -> PendingActionRecord {
         var stored = action
         stored.revision = action.revision + 1
-        try db.cachedStatement(sql: """
-            UPDATE pending_actions SET status = ?, action_json = ?, updated_at_ms = ?, expires_at_ms = ?,
-                awaiting_confirmation = ?, prompt = ?, reprompt_count = ?, confirmation_expires_at_ms = ?,
-                release_token_hash = ?, revision = ?, mfa_code_hash = ?, mfa_expires_at_ms = ?, mfa_attempts_left = ?,
-                executed_at_ms = ?, execution_key = ?, result_json = ?, execution_error = ?, action_hash = ?,
-                decided_by = ?, decision_comment = ?
-            WHERE tenant_id = ? AND id = ? AND revision = ?
-            """).execute(arguments: [
-                stored.status, stored.actionJSON, stored.updatedAtMs, stored.expiresAtMs, stored.awaitingConfirmation,
-                stored.prompt, stored.repromptCount, stored.confirmationExpiresAtMs, stored.releaseTokenHash.map { Data($0) },
-                stored.revision, stored.mfaCodeHash.map { Data($0) }, stored.mfaExpiresAtMs, stored.mfaAttemptsLeft,
-                stored.executedAtMs, stored.executionKey, stored.resultJSON, stored.executionError, Data(stored.actionHash),
-                stored.decidedBy, stored.decisionComment, action.tenant.rawValue, action.id, action.revision,
-            ])
+        try db.cachedStatement(
+            sql: """
+                UPDATE pending_actions SET status = ?, action_json = ?, updated_at_ms = ?, expires_at_ms = ?,
+                    awaiting_confirmation = ?, prompt = ?, reprompt_count = ?, confirmation_expires_at_ms = ?,
+                    release_token_hash = ?, revision = ?, mfa_code_hash = ?, mfa_expires_at_ms = ?, mfa_attempts_left = ?,
+                    executed_at_ms = ?, execution_key = ?, result_json = ?, execution_error = ?, action_hash = ?,
+                    decided_by = ?, decision_comment = ?
+                WHERE tenant_id = ? AND id = ? AND revision = ?
+                """
+        ).execute(arguments: [
+            stored.status, stored.actionJSON, stored.updatedAtMs, stored.expiresAtMs, stored.awaitingConfirmation,
+            stored.prompt, stored.repromptCount, stored.confirmationExpiresAtMs, stored.releaseTokenHash.map { Data($0) },
+            stored.revision, stored.mfaCodeHash.map { Data($0) }, stored.mfaExpiresAtMs, stored.mfaAttemptsLeft,
+            stored.executedAtMs, stored.executionKey, stored.resultJSON, stored.executionError, Data(stored.actionHash),
+            stored.decidedBy, stored.decisionComment, action.tenant.rawValue, action.id, action.revision,
+        ])
         if db.changesCount == 0 {
             guard let current = try Self.fetchPendingAction(db, tenant: action.tenant, id: action.id) else {
                 throw StoreError.missing(kind: "pending action", id: action.id)
@@ -187,10 +200,12 @@ extension SQLiteStore {
     /// not resolved, else awaiting confirmation while a pending action waits
     /// for the user's answer or code, else active.
     static func refreshSessionStatus(_ db: Database, tenant: TenantID, sessionID: String) throws -> String {
-        let escalated = try Bool.fetchOne(
-            db.cachedStatement(sql: Lookup.sessionHasUnresolvedTicket), arguments: [tenant.rawValue, sessionID]) ?? false
-        let awaiting = try Bool.fetchOne(
-            db.cachedStatement(sql: Lookup.sessionAwaitsUser), arguments: [tenant.rawValue, sessionID]) ?? false
+        let escalated =
+            try Bool.fetchOne(
+                db.cachedStatement(sql: Lookup.sessionHasUnresolvedTicket), arguments: [tenant.rawValue, sessionID]) ?? false
+        let awaiting =
+            try Bool.fetchOne(
+                db.cachedStatement(sql: Lookup.sessionAwaitsUser), arguments: [tenant.rawValue, sessionID]) ?? false
         let status = StoreRules.sessionStatus(hasUnresolvedTicket: escalated, awaitsUser: awaiting)
         try db.cachedStatement(sql: "UPDATE sessions SET status = ? WHERE tenant_id = ? AND id = ?")
             .execute(arguments: [status, tenant.rawValue, sessionID])

@@ -94,12 +94,16 @@ extension SQLiteStore {
         _ db: Database, tenant: TenantID, sessionID: String, from head: Head, to record: EventRecord, at position: Int64,
         state: (version: Int64, json: String, updatedAtMs: Int64)? = nil
     ) throws {
-        let move = try HotStatement(db, state == nil ? """
-            UPDATE sessions SET last_seq = ?, last_hash = ?, last_position = ? WHERE tenant_id = ? AND id = ? AND last_seq = ?
-            """ : """
-            UPDATE sessions SET last_seq = ?, last_hash = ?, last_position = ?, version = ?, state_json = ?, updated_at_ms = ?
-            WHERE tenant_id = ? AND id = ? AND last_seq = ?
-            """)
+        let move = try HotStatement(
+            db,
+            state == nil
+                ? """
+                UPDATE sessions SET last_seq = ?, last_hash = ?, last_position = ? WHERE tenant_id = ? AND id = ? AND last_seq = ?
+                """
+                : """
+                UPDATE sessions SET last_seq = ?, last_hash = ?, last_position = ?, version = ?, state_json = ?, updated_at_ms = ?
+                WHERE tenant_id = ? AND id = ? AND last_seq = ?
+                """)
         try move.bind(1, record.sequence)
         try move.bind(2, record.hash)
         try move.bind(3, position)
@@ -123,7 +127,9 @@ extension SQLiteStore {
     ) throws -> (EventRecord, position: Int64) {
         let sequence = head.sequence + 1
         let hash = EventChain.hash(tenant: tenant, sessionID: sessionID, sequence: sequence, event: event, previousHash: head.hash)
-        let insert = try HotStatement(db, """
+        let insert = try HotStatement(
+            db,
+            """
             INSERT INTO events (tenant_id, session_id, seq, action, actor, reasoning, details_json, occurred_at_ms, prev_hash, hash,
                 prev_position, traceparent)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -160,12 +166,14 @@ extension SQLiteStore {
     }
 
     static func fetchSession(_ db: Database, tenant: TenantID, id: String) throws -> SessionRecord? {
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: """
-                SELECT version, state_json, status, labels_json, created_at_ms, updated_at_ms
-                FROM sessions WHERE tenant_id = ? AND id = ?
-                """),
-            arguments: [tenant.rawValue, id])
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT version, state_json, status, labels_json, created_at_ms, updated_at_ms
+                        FROM sessions WHERE tenant_id = ? AND id = ?
+                        """),
+                arguments: [tenant.rawValue, id])
         else { return nil }
         return SessionRecord(
             tenant: tenant, id: id, version: row[0], stateJSON: row[1], status: row[2], labels: decodeLabels(row[3]),

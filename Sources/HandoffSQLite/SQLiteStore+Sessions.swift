@@ -14,15 +14,17 @@ extension SQLiteStore {
             let (record, position) = try Self.insertEvent(
                 db, tenant: session.tenant, sessionID: session.id, event: event,
                 after: Head(sequence: 0, hash: EventChain.genesis, position: nil))
-            try db.cachedStatement(sql: """
-                INSERT INTO sessions (tenant_id, id, version, state_json, status, labels_json, created_at_ms, updated_at_ms,
-                    last_seq, last_hash, last_position)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
-                    session.tenant.rawValue, session.id, session.version, session.stateJSON, session.status,
-                    Self.encodeLabels(session.labels), session.createdAtMs, session.updatedAtMs,
-                    record.sequence, Data(record.hash), position,
-                ])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO sessions (tenant_id, id, version, state_json, status, labels_json, created_at_ms, updated_at_ms,
+                        last_seq, last_hash, last_position)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                session.tenant.rawValue, session.id, session.version, session.stateJSON, session.status,
+                Self.encodeLabels(session.labels), session.createdAtMs, session.updatedAtMs,
+                record.sequence, Data(record.hash), position,
+            ])
             return record
         }
     }
@@ -68,8 +70,9 @@ extension SQLiteStore {
         do {
             // One read: the head and the walk see the same snapshot.
             return try await readEvents { db -> EventChain.Verifier? in
-                guard let head = try Row.fetchOne(
-                    db.cachedStatement(sql: Lookup.sessionHead), arguments: [tenant.rawValue, sessionID])
+                guard
+                    let head = try Row.fetchOne(
+                        db.cachedStatement(sql: Lookup.sessionHead), arguments: [tenant.rawValue, sessionID])
                 else { return nil }
                 var verifier = EventChain.Verifier(tenant: tenant, sessionID: sessionID)
                 let rows = try Row.fetchCursor(db, sql: Lookup.eventsOfSession, arguments: [tenant.rawValue, sessionID])
@@ -98,10 +101,11 @@ extension SQLiteStore {
             try Self.requireSession(db, tenant: tenant, id: memory.sessionID)
             // The count bounds this scan (the writer's thread waits for it).
             let held = try Row.fetchOne(
-                db.cachedStatement(sql: """
-                    SELECT count(*), coalesce(sum(length(CAST(content AS BLOB)) + length(CAST(metadata_json AS BLOB))), 0)
-                    FROM memories WHERE tenant_id = ? AND session_id = ?
-                    """),
+                db.cachedStatement(
+                    sql: """
+                        SELECT count(*), coalesce(sum(length(CAST(content AS BLOB)) + length(CAST(metadata_json AS BLOB))), 0)
+                        FROM memories WHERE tenant_id = ? AND session_id = ?
+                        """),
                 arguments: [tenant.rawValue, memory.sessionID])
             let (count, bytes): (Int, Int) = (held?[0] ?? 0, held?[1] ?? 0)
             let adding = memory.content.utf8.count + memory.metadataJSON.utf8.count
@@ -110,14 +114,17 @@ extension SQLiteStore {
             }
             guard bytes + adding <= limit.bytes else {
                 throw StoreError.limitReached(
-                    "the memories of session \(memory.sessionID) hold \(bytes) bytes; this one (\(adding) bytes) would pass the limit of \(limit.bytes)")
+                    "the memories of session \(memory.sessionID) hold \(bytes) bytes; this one (\(adding) bytes) would pass the limit of \(limit.bytes)"
+                )
             }
             var stored = memory
             stored.sequence = try Self.nextSequence(db, table: "memories", tenant: tenant, sessionID: memory.sessionID)
-            try db.cachedStatement(sql: """
-                INSERT INTO memories (tenant_id, session_id, seq, content, metadata_json, created_at_ms)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [tenant.rawValue, stored.sessionID, stored.sequence, stored.content, stored.metadataJSON, stored.createdAtMs])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO memories (tenant_id, session_id, seq, content, metadata_json, created_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [tenant.rawValue, stored.sessionID, stored.sequence, stored.content, stored.metadataJSON, stored.createdAtMs])
             _ = try Self.append(db, tenant: tenant, sessionID: memory.sessionID, event: event)
             return stored
         }
@@ -317,10 +324,11 @@ extension SQLiteStore {
                 guard let session = try Self.fetchSession(db, tenant: tenant, id: sessionID) else { return nil }
                 // The latest `turnLimit` turns by the primary key, then oldest first.
                 let turns = try Row.fetchAll(
-                    db.cachedStatement(sql: """
-                        SELECT seq, input, output, metadata_json, reasoning, author, created_at_ms
-                        FROM turns WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT ?
-                        """),
+                    db.cachedStatement(
+                        sql: """
+                            SELECT seq, input, output, metadata_json, reasoning, author, created_at_ms
+                            FROM turns WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT ?
+                            """),
                     arguments: [tenant.rawValue, sessionID, turnLimit]
                 ).reversed().map { row in
                     TurnRecord(
@@ -328,10 +336,11 @@ extension SQLiteStore {
                         reasoning: row[4], author: row[5], createdAtMs: row[6])
                 }
                 let memories = try Row.fetchAll(
-                    db.cachedStatement(sql: """
-                        SELECT seq, content, metadata_json, created_at_ms
-                        FROM memories WHERE tenant_id = ? AND session_id = ? ORDER BY seq
-                        """),
+                    db.cachedStatement(
+                        sql: """
+                            SELECT seq, content, metadata_json, created_at_ms
+                            FROM memories WHERE tenant_id = ? AND session_id = ? ORDER BY seq
+                            """),
                     arguments: [tenant.rawValue, sessionID]
                 ).map { row in
                     MemoryRecord(sessionID: sessionID, sequence: row[0], content: row[1], metadataJSON: row[2], createdAtMs: row[3])

@@ -16,10 +16,13 @@ extension SQLiteStore {
                     db.cachedStatement(sql: "SELECT status FROM sessions WHERE tenant_id = ? AND id = ?"),
                     arguments: [tenant, ticket.sessionID]) ?? "escalated"
             }
-            let sameAction = ticket.pendingActionID.isEmpty ? nil : try Row.fetchOne(
-                db.cachedStatement(sql: Lookup.unresolvedTicketOfAction),
-                arguments: [tenant, ticket.sessionID, ticket.pendingActionID]
-            ).map { Self.ticket($0, tenant: ticket.tenant) }
+            let sameAction =
+                ticket.pendingActionID.isEmpty
+                ? nil
+                : try Row.fetchOne(
+                    db.cachedStatement(sql: Lookup.unresolvedTicketOfAction),
+                    arguments: [tenant, ticket.sessionID, ticket.pendingActionID]
+                ).map { Self.ticket($0, tenant: ticket.tenant) }
             let active = try Row.fetchOne(
                 db.cachedStatement(sql: Lookup.activeTicketOfSession), arguments: [tenant, ticket.sessionID]
             ).map { Self.ticket($0, tenant: ticket.tenant) }
@@ -32,9 +35,11 @@ extension SQLiteStore {
                 let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
                 return (opened, true, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), [appended])
             case .attach(let attached, let event):
-                try db.cachedStatement(sql: """
-                    UPDATE tickets SET pending_action_id = ?, revision = ? WHERE tenant_id = ? AND id = ?
-                    """).execute(arguments: [attached.pendingActionID, attached.revision, tenant, attached.id])
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE tickets SET pending_action_id = ?, revision = ? WHERE tenant_id = ? AND id = ?
+                        """
+                ).execute(arguments: [attached.pendingActionID, attached.revision, tenant, attached.id])
                 let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
                 return (attached, false, try sessionStatus(), [appended])
             case .wait(let waiting, let event):
@@ -48,18 +53,25 @@ extension SQLiteStore {
     /// When a session has no open or claimed ticket left, opens its oldest
     /// waiting one (keeping its creation time and SLA deadline: the customer
     /// has waited since then) and appends `ticket.opened`.
-    static func openNextWaiting(_ db: Database, tenant: TenantID, sessionID: String, after resolved: TicketRecord, at now: Int64) throws -> EventRecord? {
-        let active = try Bool.fetchOne(
-            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM tickets WHERE tenant_id = ? AND session_id = ? AND status IN ('open', 'claimed'))"),
-            arguments: [tenant.rawValue, sessionID]) ?? false
-        guard !active, let row = try Row.fetchOne(
-            db.cachedStatement(sql: Lookup.nextWaitingTicket),
-            arguments: [tenant.rawValue, sessionID])
+    static func openNextWaiting(
+        _ db: Database, tenant: TenantID, sessionID: String, after resolved: TicketRecord, at now: Int64
+    ) throws -> EventRecord? {
+        let active =
+            try Bool.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT EXISTS (SELECT 1 FROM tickets WHERE tenant_id = ? AND session_id = ? AND status IN ('open', 'claimed'))"),
+                arguments: [tenant.rawValue, sessionID]) ?? false
+        guard !active,
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: Lookup.nextWaitingTicket),
+                arguments: [tenant.rawValue, sessionID])
         else { return nil }
         let (opened, event) = StoreRules.opening(ticket(row, tenant: tenant), after: resolved, at: now)
-        try db.cachedStatement(sql: """
-            UPDATE tickets SET status = ?, revision = ?, queue_breached = sla_breach_recorded WHERE tenant_id = ? AND id = ?
-            """).execute(arguments: [opened.status, opened.revision, tenant.rawValue, opened.id])
+        try db.cachedStatement(
+            sql: """
+                UPDATE tickets SET status = ?, revision = ?, queue_breached = sla_breach_recorded WHERE tenant_id = ? AND id = ?
+                """
+        ).execute(arguments: [opened.status, opened.revision, tenant.rawValue, opened.id])
         return try append(db, tenant: tenant, sessionID: sessionID, event: event)
     }
 
@@ -84,9 +96,10 @@ extension SQLiteStore {
                     db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
                     arguments: [tenant.rawValue, since, until]
                 ).map { Self.ticket($0, tenant: tenant) }
-                let sessions = try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT count(*) FROM sessions WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
-                    arguments: [tenant.rawValue, since, until]) ?? 0
+                let sessions =
+                    try Int64.fetchOne(
+                        db.cachedStatement(sql: "SELECT count(*) FROM sessions WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
+                        arguments: [tenant.rawValue, since, until]) ?? 0
                 return (tickets, sessions)
             }
         } catch {
@@ -131,14 +144,17 @@ extension SQLiteStore {
         try await write { db in
             var stored = ticket
             stored.revision = ticket.revision + 1
-            try db.cachedStatement(sql: """
-                UPDATE tickets SET status = ?, assigned_to = ?, claimed_at_ms = ?, resolved_at_ms = ?, outcome = ?,
-                    resolution_note = ?, revision = ?, sla_breach_recorded = ?, queue_breached = ?
-                WHERE tenant_id = ? AND id = ? AND revision = ?
-                """).execute(arguments: [
-                    stored.status, stored.assignedTo, stored.claimedAtMs, stored.resolvedAtMs, stored.outcome, stored.resolutionNote,
-                    stored.revision, stored.slaBreachRecorded, stored.status == "open" && stored.slaBreachRecorded, ticket.tenant.rawValue, ticket.id, ticket.revision,
-                ])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE tickets SET status = ?, assigned_to = ?, claimed_at_ms = ?, resolved_at_ms = ?, outcome = ?,
+                        resolution_note = ?, revision = ?, sla_breach_recorded = ?, queue_breached = ?
+                    WHERE tenant_id = ? AND id = ? AND revision = ?
+                    """
+            ).execute(arguments: [
+                stored.status, stored.assignedTo, stored.claimedAtMs, stored.resolvedAtMs, stored.outcome, stored.resolutionNote,
+                stored.revision, stored.slaBreachRecorded, stored.status == "open" && stored.slaBreachRecorded, ticket.tenant.rawValue, ticket.id,
+                ticket.revision,
+            ])
             if db.changesCount == 0 {
                 try Self.refuseStaleRevision(db, table: "tickets", tenant: ticket.tenant, id: ticket.id, read: ticket.revision)
             }
@@ -147,8 +163,10 @@ extension SQLiteStore {
                 written = try Self.insertTurn(db, tenant: ticket.tenant, turn)
             }
             var appended = try events.map { event in try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event) }
-            if stored.status == "resolved", let opened = try Self.openNextWaiting(
-                db, tenant: ticket.tenant, sessionID: ticket.sessionID, after: stored, at: events.last?.occurredAtMs ?? stored.resolvedAtMs) {
+            if stored.status == "resolved",
+                let opened = try Self.openNextWaiting(
+                    db, tenant: ticket.tenant, sessionID: ticket.sessionID, after: stored, at: events.last?.occurredAtMs ?? stored.resolvedAtMs)
+            {
                 appended.append(opened)
             }
             return (stored, written, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), appended)
@@ -241,16 +259,18 @@ extension SQLiteStore {
     }
 
     static func insertTicket(_ db: Database, _ t: TicketRecord) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO tickets (tenant_id, id, session_id, pending_action_id, reason, priority, status, created_by, assigned_to,
-                created_at_ms, claimed_at_ms, resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision,
-                sla_breach_recorded, queue_breached)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                t.tenant.rawValue, t.id, t.sessionID, t.pendingActionID, t.reason, t.priority, t.status, t.createdBy, t.assignedTo,
-                t.createdAtMs, t.claimedAtMs, t.resolvedAtMs, t.slaDeadlineMs, t.outcome, t.resolutionNote, t.snapshotJSON, t.revision,
-                t.slaBreachRecorded, t.status == "open" && t.slaBreachRecorded,
-            ])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO tickets (tenant_id, id, session_id, pending_action_id, reason, priority, status, created_by, assigned_to,
+                    created_at_ms, claimed_at_ms, resolved_at_ms, sla_deadline_ms, outcome, resolution_note, snapshot_json, revision,
+                    sla_breach_recorded, queue_breached)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            t.tenant.rawValue, t.id, t.sessionID, t.pendingActionID, t.reason, t.priority, t.status, t.createdBy, t.assignedTo,
+            t.createdAtMs, t.claimedAtMs, t.resolvedAtMs, t.slaDeadlineMs, t.outcome, t.resolutionNote, t.snapshotJSON, t.revision,
+            t.slaBreachRecorded, t.status == "open" && t.slaBreachRecorded,
+        ])
     }
 
     /// Inserts a turn numbered after the session's last one.
@@ -258,13 +278,15 @@ extension SQLiteStore {
     static func insertTurn(_ db: Database, tenant: TenantID, _ turn: TurnRecord) throws -> TurnRecord {
         var stored = turn
         stored.sequence = try nextSequence(db, table: "turns", tenant: tenant, sessionID: turn.sessionID)
-        try db.cachedStatement(sql: """
-            INSERT INTO turns (tenant_id, session_id, seq, input, output, metadata_json, reasoning, author, created_at_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                tenant.rawValue, stored.sessionID, stored.sequence, stored.input, stored.output, stored.metadataJSON,
-                stored.reasoning, stored.author, stored.createdAtMs,
-            ])
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO turns (tenant_id, session_id, seq, input, output, metadata_json, reasoning, author, created_at_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            tenant.rawValue, stored.sessionID, stored.sequence, stored.input, stored.output, stored.metadataJSON,
+            stored.reasoning, stored.author, stored.createdAtMs,
+        ])
         return stored
     }
 }

@@ -6,8 +6,8 @@
 
 import Foundation
 import GRDB
-import Synchronization
 public import HandoffCore
+import Synchronization
 
 /// Sessions and their event chains in a SQLite file.
 public final class SQLiteStore: Store {
@@ -39,7 +39,8 @@ public final class SQLiteStore: Store {
         // lock; a backup or sqlite3 reading the file) is waited for, up to
         // 5 s, instead of failing at once with "database is locked".
         configuration.busyMode = .timeout(5)
-        let writerKiB = max(2, cacheMiB) * 1024, readerKiB = max(2, cacheMiB / 4) * 1024
+        let writerKiB = max(2, cacheMiB) * 1024
+        let readerKiB = max(2, cacheMiB / 4) * 1024
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA cache_size = -\(db.configuration.readonly ? readerKiB : writerKiB)")
         }

@@ -6,10 +6,10 @@
 
 import Crypto
 import Foundation
-import Synchronization
 public import HandoffCore
 import HandoffProto
 public import HandoffRPC
+import Synchronization
 
 /// The roles of Handoff, each scoped to one tenant.
 public enum Role: String, Sendable, CaseIterable, Hashable {
@@ -236,19 +236,21 @@ public final class AccessControl: Sendable {
         // A known token (256 random bits) is never limited: guessers sharing
         // an address (a NAT, a proxy) cannot lock its holder out.
         let known = token.isEmpty ? nil : tokens[hash]
-        let found: TokenGrant?? = known.map { .some($0) } ?? windows.withLock { windows in
-            var window = windows[key] ?? (now, 0)
-            if now - window.start >= 60_000 { window = (now, 0) }
-            guard window.count < Self.tokenFailuresPerMinute else { return .none }
-            if windows[key] == nil, windows.count >= Self.maximumTrackedWindows {
-                // Bounded: drop ended windows; if all are live, refuse rather than grow.
-                windows = windows.filter { now - $0.value.start < 60_000 }
-                guard windows.count < Self.maximumTrackedWindows else { return .none }
+        let found: TokenGrant?? =
+            known.map { .some($0) }
+            ?? windows.withLock { windows in
+                var window = windows[key] ?? (now, 0)
+                if now - window.start >= 60_000 { window = (now, 0) }
+                guard window.count < Self.tokenFailuresPerMinute else { return .none }
+                if windows[key] == nil, windows.count >= Self.maximumTrackedWindows {
+                    // Bounded: drop ended windows; if all are live, refuse rather than grow.
+                    windows = windows.filter { now - $0.value.start < 60_000 }
+                    guard windows.count < Self.maximumTrackedWindows else { return .none }
+                }
+                window.count += 1
+                windows[key] = window
+                return .some(nil)
             }
-            window.count += 1
-            windows[key] = window
-            return .some(nil)
-        }
         guard case .some(let known) = found else {
             ServerMetrics.rateLimited("token_failures")
             throw RPCError(code: .resourceExhausted, message: "too many failed token presentations from this address; wait a minute")
@@ -265,7 +267,7 @@ public final class AccessControl: Sendable {
     /// The tenant a global admin's call names (`handoff-tenant` metadata), if well formed.
     static func callTenant(_ context: ServerCallContext) -> TenantID? {
         guard let name = context.metadataValue("handoff-tenant"), !name.isEmpty, name.utf8.count <= 100,
-              name.utf8.allSatisfy(Principal.isNameByte)
+            name.utf8.allSatisfy(Principal.isNameByte)
         else { return nil }
         return TenantID(name)
     }
@@ -311,7 +313,9 @@ public final class AccessControl: Sendable {
         if rule.globalOnly, !principal.isGlobal {
             throw RPCError(
                 code: .permissionDenied,
-                message: "\(method) acts on what every tenant shares: only a global admin (handoff://global/admin/<name>) may call it; \(principal.uri) is a tenant's (`handoff certs issue DIR --role admin --global --name NAME` or `handoff tokens new --identity handoff://global/admin/NAME` makes one)")
+                message:
+                    "\(method) acts on what every tenant shares: only a global admin (handoff://global/admin/<name>) may call it; \(principal.uri) is a tenant's (`handoff certs issue DIR --role admin --global --name NAME` or `handoff tokens new --identity handoff://global/admin/NAME` makes one)"
+            )
         }
         if principal.isGlobal, !rule.anonymous, !rule.globalOnly, Self.callTenant(context) == nil {
             throw RPCError(

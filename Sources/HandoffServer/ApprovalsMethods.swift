@@ -2,8 +2,8 @@
 
 import Foundation
 import HandoffCore
-public import HandoffPolicy
 public import HandoffDesks
+import HandoffPolicy
 import HandoffProto
 public import HandoffRPC
 
@@ -76,34 +76,37 @@ extension MethodRegistry {
             // Items malformed on their own are refused on their own, like any other item error.
             var inputs: [Result<ApprovalDecisionInput, RPCError>] = []
             for decision in request.decisions {
-                inputs.append(Result { () throws(RPCError) in
-                    guard !decision.approvalID.isEmpty else { throw RPCError(code: .invalidArgument, message: "approval_id is required") }
-                    let approve: Bool
-                    switch decision.verdict {
-                    case .approve: approve = true
-                    case .reject: approve = false
-                    default: throw RPCError(code: .invalidArgument, message: "verdict must be APPROVE or REJECT")
-                    }
-                    let edited = try decision.editedAction.map { action throws(RPCError) in try proposedAction(action) }
-                    return ApprovalDecisionInput(
-                        approvalID: decision.approvalID, approve: approve, comment: decision.comment, editedAction: edited,
-                        expectedLevel: Int(decision.expectedLevel))
-                })
+                inputs.append(
+                    Result { () throws(RPCError) in
+                        guard !decision.approvalID.isEmpty else { throw RPCError(code: .invalidArgument, message: "approval_id is required") }
+                        let approve: Bool
+                        switch decision.verdict {
+                        case .approve: approve = true
+                        case .reject: approve = false
+                        default: throw RPCError(code: .invalidArgument, message: "verdict must be APPROVE or REJECT")
+                        }
+                        let edited = try decision.editedAction.map { action throws(RPCError) in try proposedAction(action) }
+                        return ApprovalDecisionInput(
+                            approvalID: decision.approvalID, approve: approve, comment: decision.comment, editedAction: edited,
+                            expectedLevel: Int(decision.expectedLevel))
+                    })
             }
             var results: [ApprovalDecisionResult] = []
             for (decision, input) in zip(request.decisions, inputs) {
                 switch input {
                 case .failure(let error):
-                    results.append(ApprovalDecisionResult(
-                        approvalID: decision.approvalID, result: .error(ItemError(code: error.code.rawValue, message: error.message))))
+                    results.append(
+                        ApprovalDecisionResult(
+                            approvalID: decision.approvalID, result: .error(ItemError(code: error.code.rawValue, message: error.message))))
                 case .success(let input):
                     switch await approvals.decide([input], caller: context.caller)[0] {
                     case .success(let approval):
                         results.append(ApprovalDecisionResult(approvalID: decision.approvalID, result: .approval(approval.proto)))
                     case .failure(let error):
                         let rpc = error.rpcError
-                        results.append(ApprovalDecisionResult(
-                            approvalID: decision.approvalID, result: .error(ItemError(code: rpc.code.rawValue, message: rpc.message))))
+                        results.append(
+                            ApprovalDecisionResult(
+                                approvalID: decision.approvalID, result: .error(ItemError(code: rpc.code.rawValue, message: rpc.message))))
                     }
                 }
             }

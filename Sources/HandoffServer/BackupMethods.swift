@@ -3,10 +3,10 @@
 
 import Crypto
 import Foundation
-import Synchronization
 import HandoffCore
 import HandoffProto
 import HandoffRPC
+import Synchronization
 
 extension MethodRegistry {
     /// Registers `handoff.v1.Admin/Backup`. The store makes its copy beside
@@ -21,7 +21,9 @@ extension MethodRegistry {
                 throw RPCError(code: .invalidArgument, message: "chunk_bytes is \(request.chunkBytes); it must be 0 (1 MiB) or from 4096 to 1048576")
             }
             guard running.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
-                throw RPCError(code: .aborted, message: "another backup is running (each makes a copy as large as the store on its volume); retry when it has ended")
+                throw RPCError(
+                    code: .aborted,
+                    message: "another backup is running (each makes a copy as large as the store on its volume); retry when it has ended")
             }
             defer { running.store(false, ordering: .releasing) }
             let path: String

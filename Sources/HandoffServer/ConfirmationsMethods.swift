@@ -2,8 +2,8 @@
 // wired to the domain; the multi-factor calls follow with their issue.
 
 import HandoffCore
-public import HandoffPolicy
 public import HandoffDesks
+import HandoffPolicy
 import HandoffProto
 public import HandoffRPC
 
@@ -21,12 +21,13 @@ extension MethodRegistry {
                 pendingActionID: request.pendingActionID, text: request.text, caller: context.caller)
             var pending = outcome.action.proto
             pending.releaseToken = outcome.releaseToken ?? ""
-            let answer: HandoffProto.ConfirmationOutcome = switch outcome.answer {
-            case .confirmed?: .confirmed
-            case .declined?: .declined
-            case .ambiguous?: .ambiguous
-            case nil: .unspecified
-            }
+            let answer: HandoffProto.ConfirmationOutcome =
+                switch outcome.answer {
+                case .confirmed?: .confirmed
+                case .declined?: .declined
+                case .ambiguous?: .ambiguous
+                case nil: .unspecified
+                }
             return RespondToConfirmationResponse(
                 outcome: answer, reprompt: outcome.prompt, repromptCount: Int32(clamping: outcome.action.repromptCount), pendingAction: pending)
         }
@@ -54,11 +55,12 @@ extension MethodRegistry {
             let decisions = try await confirmations.waitForDecision(pendingActionIDs: request.pendingActionIDs, caller: context.caller)
             for try await decision in decisions {
                 let pending = decision.action.proto
-                try await writer.write(DecisionUpdate(
-                    pendingActionID: decision.action.id, status: pending.status, releaseToken: decision.releaseToken ?? "",
-                    action: pending.action,
-                    decidedBy: decision.action.decidedBy.isEmpty ? nil : Identity(actor: decision.action.decidedBy),
-                    comment: decision.action.decisionComment, decidedAtUnixMs: decision.action.updatedAtMs))
+                try await writer.write(
+                    DecisionUpdate(
+                        pendingActionID: decision.action.id, status: pending.status, releaseToken: decision.releaseToken ?? "",
+                        action: pending.action,
+                        decidedBy: decision.action.decidedBy.isEmpty ? nil : Identity(actor: decision.action.decidedBy),
+                        comment: decision.action.decisionComment, decidedAtUnixMs: decision.action.updatedAtMs))
             }
         }
         register(Decisions.reportExecution) { request, context in

@@ -2,20 +2,21 @@
 
 import Foundation
 public import HandoffCore
-public import HandoffPolicy
 public import HandoffDesks
+import HandoffPolicy
 import HandoffProto
 public import HandoffRPC
 
 extension TicketRecord {
     func proto(now: Int64) -> Ticket {
-        let status: TicketStatus = switch self.status {
-        case "open": .open
-        case "claimed": .claimed
-        case "resolved": .resolved
-        case "waiting": .waiting
-        default: .unspecified
-        }
+        let status: TicketStatus =
+            switch self.status {
+            case "open": .open
+            case "claimed": .claimed
+            case "resolved": .resolved
+            case "waiting": .waiting
+            default: .unspecified
+            }
         return Ticket(
             id: id, tenantID: tenant.rawValue, sessionID: sessionID, pendingActionID: pendingActionID, reason: reason,
             priority: Priority(rawValue: Int32(priority)), status: status,
@@ -73,9 +74,12 @@ extension MethodRegistry {
                 }
             }
             // A name is the operator of that name in the caller's tenant; a full identity is taken as it is.
-            query.assignedTo = request.assignedTo.isEmpty ? nil
-                : request.assignedTo.hasPrefix("handoff://") ? request.assignedTo
-                : "handoff://tenant/\(context.caller.tenant.rawValue)/operator/\(request.assignedTo)"
+            query.assignedTo =
+                request.assignedTo.isEmpty
+                ? nil
+                : request.assignedTo.hasPrefix("handoff://")
+                    ? request.assignedTo
+                    : "handoff://tenant/\(context.caller.tenant.rawValue)/operator/\(request.assignedTo)"
 
             query.limit = try pageLimit(request.pageSize)
             query.offset = request.pageToken.isEmpty ? 0 : try QueuePageToken.decode(request.pageToken)
@@ -100,12 +104,13 @@ extension MethodRegistry {
             return ReplyResponse(turn: proto)
         }
         register(Escalations.resolve) { request, context in
-            let decision: String? = switch request.pendingActionDecision {
-            case .release: "release"
-            case .reject: "reject"
-            case .leavePending: "leave"
-            default: nil
-            }
+            let decision: String? =
+                switch request.pendingActionDecision {
+                case .release: "release"
+                case .reject: "reject"
+                case .leavePending: "leave"
+                default: nil
+                }
             let result = try await desk.resolve(
                 ticketID: request.ticketID, outcome: Int(request.outcome.rawValue), note: request.note, decision: decision,
                 caller: context.caller)
@@ -153,21 +158,23 @@ extension MethodRegistry {
                 return true
             }
             for try await item in items {
-                let kind: DeskEventKind = switch item.kind {
-                case .ticketOpened: .ticketOpened
-                case .ticketClaimed: .ticketClaimed
-                case .ticketResolved: .ticketResolved
-                case .ticketSLABreached: .ticketSlaBreached
-                case .approvalRequested: .approvalRequested
-                case .approvalDecided: .approvalDecided
-                case .approvalExpired: .approvalExpired
-                case .watcherLagged: .watcherLagged
-                }
-                try await writer.write(DeskEvent(
-                    cursor: cursors.encode(item.position, tenant: caller.tenant), kind: kind,
-                    actor: item.actor.isEmpty ? nil : Identity(actor: item.actor),
-                    occurredAtUnixMs: item.occurredAtMs,
-                    subject: item.ticket.map { .ticket($0.proto(now: clock())) } ?? item.approval.map { .approval($0.proto) }))
+                let kind: DeskEventKind =
+                    switch item.kind {
+                    case .ticketOpened: .ticketOpened
+                    case .ticketClaimed: .ticketClaimed
+                    case .ticketResolved: .ticketResolved
+                    case .ticketSLABreached: .ticketSlaBreached
+                    case .approvalRequested: .approvalRequested
+                    case .approvalDecided: .approvalDecided
+                    case .approvalExpired: .approvalExpired
+                    case .watcherLagged: .watcherLagged
+                    }
+                try await writer.write(
+                    DeskEvent(
+                        cursor: cursors.encode(item.position, tenant: caller.tenant), kind: kind,
+                        actor: item.actor.isEmpty ? nil : Identity(actor: item.actor),
+                        occurredAtUnixMs: item.occurredAtMs,
+                        subject: item.ticket.map { .ticket($0.proto(now: clock())) } ?? item.approval.map { .approval($0.proto) }))
             }
         }
     }

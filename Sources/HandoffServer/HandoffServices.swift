@@ -3,8 +3,8 @@
 // applies approval expiries and records SLA breaches as time passes.
 
 public import HandoffCore
-public import HandoffPolicy
 public import HandoffDesks
+public import HandoffPolicy
 public import HandoffRPC
 public import Logging
 public import ServiceLifecycle
@@ -41,28 +41,36 @@ public struct HandoffServices: Sendable {
         assessments = AssessmentService(
             store: store, sessions: sessions, policy: policy, clock: clock, automated: automatedAssessments
         ) { sessionID, error in
-            logger.error("an automated assessment was answered but its event did not commit", metadata: [
-                "session": "\(sessionID)", "error": "\(error)",
-            ])
+            logger.error(
+                "an automated assessment was answered but its event did not commit",
+                metadata: [
+                    "session": "\(sessionID)", "error": "\(error)",
+                ])
         }
         var multiFactor = multiFactor
         multiFactor.deliveryFailed = { channel, pendingActionID, error in
-            logger.warning("multi-factor code not delivered", metadata: [
-                "channel": "\(channel)", "pending_action": "\(pendingActionID)", "error": "\(error)",
-            ])
+            logger.warning(
+                "multi-factor code not delivered",
+                metadata: [
+                    "channel": "\(channel)", "pending_action": "\(pendingActionID)", "error": "\(error)",
+                ])
         }
         confirmations = ConfirmationService(store: store, sessions: sessions, policy: policy, multiFactor: multiFactor, clock: clock)
         let desk = DeskHub()
         self.desk = desk
         let sender = NoticeSender(channels: notices, retryDelays: noticeRetryDelays) { notice, channel, error, retryIn in
-            logger.warning(retryIn == nil ? "desk notice not delivered" : "desk notice not delivered yet; trying again", metadata: [
-                "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "notice": "\(notice.id)",
-                "error": "\(error)", "retry_in": "\(retryIn.map { "\($0)" } ?? "never")",
-            ])
+            logger.warning(
+                retryIn == nil ? "desk notice not delivered" : "desk notice not delivered yet; trying again",
+                metadata: [
+                    "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "notice": "\(notice.id)",
+                    "error": "\(error)", "retry_in": "\(retryIn.map { "\($0)" } ?? "never")",
+                ])
         } onDropped: { notice, channel in
-            logger.error("desk notice dropped: the channel's queue is full (its receiver is slow or down)", metadata: [
-                "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "notice": "\(notice.id)",
-            ])
+            logger.error(
+                "desk notice dropped: the channel's queue is full (its receiver is slow or down)",
+                metadata: [
+                    "channel": "\(channel)", "kind": "\(notice.kind)", "approval": "\(notice.approvalID)", "notice": "\(notice.id)",
+                ])
         }
         escalations = EscalationService(
             store: store, sessions: sessions, policy: policy, confirmations: confirmations, desk: desk, notices: sender, clock: clock)

@@ -29,7 +29,7 @@ enum QueuePageToken {
 
     static func decode(_ token: String) throws(RPCError) -> Int {
         guard token.utf8.count <= 64, let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8),
-              text.hasPrefix("q:"), let offset = Int(text.dropFirst(2)), (0...maximumOffset).contains(offset)
+            text.hasPrefix("q:"), let offset = Int(text.dropFirst(2)), (0...maximumOffset).contains(offset)
         else { throw foreignToken }
         return offset
     }
@@ -45,7 +45,7 @@ enum ApprovalPageToken {
 
     static func decode(_ token: String) throws(RPCError) -> ApprovalCursor {
         guard token.utf8.count <= 512, let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8),
-              text.hasPrefix("a:")
+            text.hasPrefix("a:")
         else { throw foreignToken }
         let parts = text.dropFirst(2).split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3, let due = Int64(parts[0]), due >= 0, let created = Int64(parts[1]), created >= 0, !parts[2].isEmpty
@@ -70,7 +70,7 @@ struct FeedCursorToken: Sendable {
         var bytes = withUnsafeBytes(of: position.bigEndian) { Array($0) }
         bytes.insert(1, at: 0)  // the format's version
         guard let sealed = try? AES.GCM.seal(bytes, using: SymmetricKey(data: key), authenticating: Data(tenant.rawValue.utf8)),
-              let combined = sealed.combined
+            let combined = sealed.combined
         else { return "" }
         return combined.base64EncodedString()
     }
@@ -78,9 +78,9 @@ struct FeedCursorToken: Sendable {
     func decode(_ token: String, tenant: TenantID) throws(RPCError) -> Int64 {
         let refusal = RPCError(code: .invalidArgument, message: "resume_cursor is not one this server issued to this tenant")
         guard token.utf8.count <= 128, let data = Data(base64Encoded: token),
-              let box = try? AES.GCM.SealedBox(combined: data),
-              let opened = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: Data(tenant.rawValue.utf8)),
-              opened.count == 9, opened.first == 1
+            let box = try? AES.GCM.SealedBox(combined: data),
+            let opened = try? AES.GCM.open(box, using: SymmetricKey(data: key), authenticating: Data(tenant.rawValue.utf8)),
+            opened.count == 9, opened.first == 1
         else { throw refusal }
         let position = opened.dropFirst().reduce(Int64(0)) { $0 << 8 | Int64($1) }
         guard position >= 0 else { throw refusal }

@@ -2,8 +2,8 @@
 
 import Foundation
 import HandoffCore
-public import HandoffPolicy
 public import HandoffDesks
+public import HandoffPolicy
 import HandoffProto
 public import HandoffRPC
 
@@ -89,7 +89,7 @@ func proposedAction(_ action: Action?) throws(RPCError) -> ProposedAction {
         // Money an action moves is never negative: a negative amount would pass every threshold.
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
-              let value = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+            let value = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
         else {
             throw RPCError(code: .invalidArgument, message: "action.amount \"\(text)\" is not decimal text such as 250 or 19.99 (never negative)")
         }
@@ -116,24 +116,26 @@ extension ProposedAction {
 
 extension PendingActionRecord {
     var proto: PendingAction {
-        let status: PendingActionStatus = switch self.status {
-        case "pending": .pending
-        case "confirmed": .confirmed
-        case "declined": .declined
-        case "expired": .expired
-        case "approved": .approved
-        case "rejected": .rejected
-        case "released": .released
-        case "executed": .executed
-        case "cancelled": .cancelled
-        default: .unspecified
-        }
+        let status: PendingActionStatus =
+            switch self.status {
+            case "pending": .pending
+            case "confirmed": .confirmed
+            case "declined": .declined
+            case "expired": .expired
+            case "approved": .approved
+            case "rejected": .rejected
+            case "released": .released
+            case "executed": .executed
+            case "cancelled": .cancelled
+            default: .unspecified
+            }
         let action = (try? JSONValue(parsing: actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
         return PendingAction(
             id: id, sessionID: sessionID, action: action?.proto, risk: ProtoRiskLevel(rawValue: Int32(risk)),
             decisionType: HandoffPolicy.DecisionType(rawValue: decisionType)?.proto ?? .unspecified,
             strategy: ProtoStrategy(rawValue: Int32(strategy)), status: status, createdAtUnixMs: createdAtMs,
-            updatedAtUnixMs: updatedAtMs, expiresAtUnixMs: isUndecided ? expiryInForceMs : expiresAtMs, idempotencyKey: idempotencyKey, actionHash: actionHash,
+            updatedAtUnixMs: updatedAtMs, expiresAtUnixMs: isUndecided ? expiryInForceMs : expiresAtMs, idempotencyKey: idempotencyKey,
+            actionHash: actionHash,
             assessedSessionVersion: assessedVersion)
     }
 }
@@ -169,7 +171,8 @@ extension MethodRegistry {
             } catch {
                 throw RPCError(code: .invalidArgument, message: error.message)
             }
-            let rules = loaded.policy.toolRules.count + loaded.policy.wordRules.count + loaded.policy.standingDecisions.count
+            let rules =
+                loaded.policy.toolRules.count + loaded.policy.wordRules.count + loaded.policy.standingDecisions.count
                 + [loaded.policy.amount != nil, loaded.policy.personalData != nil, loaded.policy.confidence != nil].filter { $0 }.count
             return ReloadPolicyResponse(
                 policyVersion: loaded.policy.version, policyHash: loaded.hash, ruleCount: Int32(rules),

@@ -1,19 +1,20 @@
 // Handoff — the listening server: TLS, then calls, on every accepted
 // connection; graceful shutdown as a Service.
 
+import Dispatch
 public import HandoffRPC
 public import HandoffTLS
 public import Logging
 public import NIOCore
-import Dispatch
 import NIOPosix
 public import ServiceLifecycle
 import Synchronization
+
 #if canImport(Glibc)
-/// glibc's `malloc_trim` (in <malloc.h>, which the Glibc module does not
-/// export): returns free heap pages to the kernel. Takes and returns plain integers.
-@_silgen_name("malloc_trim")
-private func glibcMallocTrim(_ pad: Int) -> Int32
+    /// glibc's `malloc_trim` (in <malloc.h>, which the Glibc module does not
+    /// export): returns free heap pages to the kernel. Takes and returns plain integers.
+    @_silgen_name("malloc_trim")
+    private func glibcMallocTrim(_ pad: Int) -> Int32
 #endif
 
 /// Serves a method registry over TLS on one address until graceful shutdown:
@@ -95,14 +96,20 @@ public final class RPCServer: Service {
             channel = try await bootstrap().bind(host: configuration.host, port: configuration.port).get()
         } catch {
             let failure = ServerStartError(message: "cannot listen on \(configuration.host):\(configuration.port): \(error)")
-            for waiter in ready.withLock({ w in defer { w.removeAll() }; return w }) { waiter.resume(throwing: failure) }
+            for waiter in ready.withLock({ w in
+                defer { w.removeAll() }
+                return w
+            }) { waiter.resume(throwing: failure) }
             try? await group.shutdownGracefully()
             throw failure
         }
         bound.withLock { $0 = channel }
         let address = channel.localAddress!
         logger.info("listening on \(Self.describe(address))")
-        for waiter in ready.withLock({ w in defer { w.removeAll() }; return w }) { waiter.resume(returning: address) }
+        for waiter in ready.withLock({ w in
+            defer { w.removeAll() }
+            return w
+        }) { waiter.resume(returning: address) }
 
         // Serve until graceful shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
         await withTaskCancellationHandler {
@@ -142,7 +149,12 @@ public final class RPCServer: Service {
         let closedInTime = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let answered = Mutex(false)
             let answer: @Sendable (Bool) -> Void = { value in
-                if answered.withLock({ done in defer { done = true }; return !done }) { continuation.resume(returning: value) }
+                if answered.withLock({ done in
+                    defer { done = true }
+                    return !done
+                }) {
+                    continuation.resume(returning: value)
+                }
             }
             let timer = loop.scheduleTask(in: grace) { answer(false) }
             EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: loop).whenComplete { _ in
@@ -234,7 +246,7 @@ final class ConnectionSet: Sendable {
             // At most one at a time, and once a minute: it walks every arena under its lock.
             let now = ContinuousClock.now
             guard state.closedSinceTrim >= 1_000, state.channels.count < 100, !state.trimming,
-                  state.lastTrim.map({ now - $0 >= .seconds(60) }) ?? true
+                state.lastTrim.map({ now - $0 >= .seconds(60) }) ?? true
             else { return false }
             state.closedSinceTrim = 0
             state.trimming = true
@@ -242,12 +254,12 @@ final class ConnectionSet: Sendable {
             return true
         }
         #if canImport(Glibc)
-        if trim {
-            DispatchQueue.global(qos: .utility).async { [weak self] in
-                _ = glibcMallocTrim(0)
-                self?.state.withLock { $0.trimming = false }
+            if trim {
+                DispatchQueue.global(qos: .utility).async { [weak self] in
+                    _ = glibcMallocTrim(0)
+                    self?.state.withLock { $0.trimming = false }
+                }
             }
-        }
         #endif
     }
 
@@ -311,8 +323,10 @@ final class PlaintextIdentityHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     private func announce(_ context: ChannelHandlerContext) {
-        context.fireUserInboundEventTriggered(RPCServerConnectionHandler.ConnectionInfoEvent(ConnectionInfo(
-            remoteAddress: context.channel.remoteAddress.map(RPCServer.describe), tlsVersion: "", peer: nil)))
+        context.fireUserInboundEventTriggered(
+            RPCServerConnectionHandler.ConnectionInfoEvent(
+                ConnectionInfo(
+                    remoteAddress: context.channel.remoteAddress.map(RPCServer.describe), tlsVersion: "", peer: nil)))
     }
 }
 
@@ -337,9 +351,11 @@ final class TLSIdentityHandler: ChannelInboundHandler, RemovableChannelHandler {
             let peer = session.peer.map {
                 PeerIdentity(commonName: $0.subjectCommonName, uris: $0.uris, fingerprint: $0.sha256Fingerprint)
             }
-            context.fireUserInboundEventTriggered(RPCServerConnectionHandler.ConnectionInfoEvent(ConnectionInfo(
-                remoteAddress: context.channel.remoteAddress.map(RPCServer.describe),
-                tlsVersion: session.protocolVersion, peer: peer)))
+            context.fireUserInboundEventTriggered(
+                RPCServerConnectionHandler.ConnectionInfoEvent(
+                    ConnectionInfo(
+                        remoteAddress: context.channel.remoteAddress.map(RPCServer.describe),
+                        tlsVersion: session.protocolVersion, peer: peer)))
             context.fireUserInboundEventTriggered(event)
             // Its work is done: leave the per-message path one hop shorter.
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

@@ -2,8 +2,8 @@
 
 import Foundation
 public import HandoffCore
-public import HandoffPolicy
 public import HandoffDesks
+import HandoffPolicy
 import HandoffRPC
 import HandoffSQLite
 import HandoffTLS
@@ -387,8 +387,13 @@ public struct ServerSettings: Sendable, Equatable {
             var sslmode: String?
             var sslrootcert: String?
             enum CodingKeys: String, CodingKey, CaseIterable {
-                case cacheMiB = "cache_mib", checkpointPages = "checkpoint_pages", automatedAssessments = "automated_assessments"
-                case url, passwordFile = "password_file", poolSize = "pool_size", sslmode, sslrootcert
+                case cacheMiB = "cache_mib"
+                case checkpointPages = "checkpoint_pages"
+                case automatedAssessments = "automated_assessments"
+                case url
+                case passwordFile = "password_file"
+                case poolSize = "pool_size"
+                case sslmode, sslrootcert
             }
             init(from decoder: any Decoder) throws {
                 try refuseUnknownKeys(decoder, CodingKeys.self)
@@ -611,9 +616,10 @@ private func refuseUnknownKeys<K: CodingKey & CaseIterable>(_ decoder: any Decod
     let container = try decoder.container(keyedBy: AnyKey.self)
     let known = Set(K.allCases.map(\.stringValue))
     for key in container.allKeys where !known.contains(key.stringValue) {
-        throw DecodingError.dataCorrupted(.init(
-            codingPath: decoder.codingPath + [key],
-            debugDescription: "unknown setting \"\(key.stringValue)\" (known: \(known.sorted().joined(separator: ", ")))"))
+        throw DecodingError.dataCorrupted(
+            .init(
+                codingPath: decoder.codingPath + [key],
+                debugDescription: "unknown setting \"\(key.stringValue)\" (known: \(known.sorted().joined(separator: ", ")))"))
     }
 }
 
@@ -652,8 +658,9 @@ extension ServerSettings {
                 channels.append(FileCodeChannel(path: path))
             case .webhook(let url, let secretFile, let caFile):
                 do {
-                    channels.append(try WebhookCodeChannel(
-                        url: url, secret: try secret(at: secretFile, createIfMissing: false), caFile: caFile, group: group))
+                    channels.append(
+                        try WebhookCodeChannel(
+                            url: url, secret: try secret(at: secretFile, createIfMissing: false), caFile: caFile, group: group))
                 } catch let error as Error {
                     throw error
                 } catch {
@@ -758,7 +765,10 @@ extension ServerSettings {
             guard let seconds else { return (false, "\(name) names no next update") }
             let when = Date(timeIntervalSinceNow: TimeInterval(seconds)).formatted(.iso8601)
             if seconds <= 0 {
-                return (true, "\(name) passed its next update at \(when): every client certificate it covers is refused until a fresh CRL is installed (then restart)")
+                return (
+                    true,
+                    "\(name) passed its next update at \(when): every client certificate it covers is refused until a fresh CRL is installed (then restart)"
+                )
             }
             if seconds <= warnWithinSeconds {
                 return (true, "\(name) must be replaced by its next update at \(when); after that every client certificate it covers is refused")
@@ -785,10 +795,11 @@ public final class DataDirectoryLock: Sendable {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             close(fd)
-            throw ServerSettings.Error(message: """
-                the data directory \(data) is in use by another handoffd\(holder.isEmpty ? "" : " (process \(holder))"): \
-                stop it first, or give this one another --data
-                """)
+            throw ServerSettings.Error(
+                message: """
+                    the data directory \(data) is in use by another handoffd\(holder.isEmpty ? "" : " (process \(holder))"): \
+                    stop it first, or give this one another --data
+                    """)
         }
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)

@@ -29,12 +29,13 @@ extension Identity {
     /// `system` for the server's own changes) as the protocol names it.
     init(actor: String) {
         if let principal = Principal(uri: actor) {
-            let role: HandoffProto.Role = switch principal.role {
-            case .agent: .agent
-            case .operator: .operator
-            case .approver: .approver
-            case .admin: .admin
-            }
+            let role: HandoffProto.Role =
+                switch principal.role {
+                case .agent: .agent
+                case .operator: .operator
+                case .approver: .approver
+                case .admin: .admin
+                }
             self.init(tenantID: principal.isGlobal ? "" : principal.tenant.rawValue, role: role, name: principal.name)
         } else if actor == Caller.systemIdentity {
             self.init(tenantID: "", role: .system, name: "handoffd")

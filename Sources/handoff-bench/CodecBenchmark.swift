@@ -18,7 +18,8 @@ struct CodecBenchmark: ParsableCommand {
 
     func run() throws {
         // A typical agent call: a 200-byte JSON state replacement and 40 bytes of reasoning.
-        let state = #"{"user":{"id":"u-1842","tier":"gold","locale":"en-US"},"cart":{"items":[{"sku":"A-17","qty":2},{"sku":"B-3","qty":1}],"total":"129.90"},"step":"checkout","flags":["x"]}"#
+        let state =
+            #"{"user":{"id":"u-1842","tier":"gold","locale":"en-US"},"cart":{"items":[{"sku":"A-17","qty":2},{"sku":"B-3","qty":1}],"total":"129.90"},"step":"checkout","flags":["x"]}"#
         let request = UpdateStateRequest(
             sessionID: "8c4e0a52-2f0b-4b8e-9d5e-3f6a1c2b7d90",
             reasoning: "user confirmed the shipping address ok",
@@ -32,15 +33,19 @@ struct CodecBenchmark: ParsableCommand {
 
         report("encode UpdateStateRequest", try measure { _ = try request.serializedBytes() })
         report("decode UpdateStateRequest", try measure { _ = try UpdateStateRequest(serializedBytes: payload) })
-        report("encode request + envelope", try measure {
-            var e = envelope
-            e.payload = try request.serializedBytes()
-            _ = try e.serializedBytes()
-        })
-        report("decode envelope + request", try measure {
-            let e = try Envelope(serializedBytes: frame)
-            _ = try UpdateStateRequest(serializedBytes: e.payload)
-        })
+        report(
+            "encode request + envelope",
+            try measure {
+                var e = envelope
+                e.payload = try request.serializedBytes()
+                _ = try e.serializedBytes()
+            })
+        report(
+            "decode envelope + request",
+            try measure {
+                let e = try Envelope(serializedBytes: frame)
+                _ = try UpdateStateRequest(serializedBytes: e.payload)
+            })
     }
 
     private func measure(_ body: () throws -> Void) rethrows -> Double {

@@ -42,14 +42,18 @@ struct DeskBenchmark: AsyncParsableCommand {
         guard let address = HostAndPort(server), address.port > 0 else { throw ValidationError("--server \(server) is not HOST:PORT") }
         func client(_ role: String) throws -> HandoffClient {
             let dir = URL(fileURLWithPath: certs)
-            var configuration = HandoffClient.Configuration(host: address.host, port: address.port, tls: .client(
-                trustRootsPath: dir.appendingPathComponent("ca.pem").path, serverHostname: address.host,
-                certificateChainPath: dir.appendingPathComponent("\(role).pem").path,
-                privateKeyPath: dir.appendingPathComponent("\(role).key").path))
+            var configuration = HandoffClient.Configuration(
+                host: address.host, port: address.port,
+                tls: .client(
+                    trustRootsPath: dir.appendingPathComponent("ca.pem").path, serverHostname: address.host,
+                    certificateChainPath: dir.appendingPathComponent("\(role).pem").path,
+                    privateKeyPath: dir.appendingPathComponent("\(role).key").path))
             configuration.keepaliveInterval = nil
             return try HandoffClient(configuration: configuration)
         }
-        let agent = try client("agent"), desk = try client("operator"), watcher = try client("operator")
+        let agent = try client("agent")
+        let desk = try client("operator")
+        let watcher = try client("operator")
 
         // ListQueue, first page, one call at a time.
         let queued = try await desk.call(Escalations.listQueue, ListQueueRequest(pageSize: 50)).tickets.count
@@ -91,9 +95,13 @@ struct DeskBenchmark: AsyncParsableCommand {
         _ = try? await watch.value
         waited.cancel()
         var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
-        var early = 0, missing = 0
+        var early = 0
+        var missing = 0
         for (_, pair) in seen.withLock({ $0 }) {
-            guard let reply = pair.reply, let event = pair.event else { missing += 1; continue }
+            guard let reply = pair.reply, let event = pair.event else {
+                missing += 1
+                continue
+            }
             if event < reply { early += 1 }
             _ = latency.record(event < reply ? 0 : Self.ns(event - reply))
         }
@@ -105,7 +113,8 @@ struct DeskBenchmark: AsyncParsableCommand {
     private func fill(_ directory: String) async throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let store = try SQLiteStore(path: (directory as NSString).appendingPathComponent("handoff.sqlite"))
-        let tenant = TenantID(self.tenant), count = tickets
+        let tenant = TenantID(self.tenant)
+        let count = tickets
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let started = Date()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -115,8 +124,9 @@ struct DeskBenchmark: AsyncParsableCommand {
                     while i < count {
                         let id = "queued-\(i)"
                         _ = try await store.createSession(
-                            SessionRecord(tenant: tenant, id: id, version: 1, stateJSON: "{}", status: "active", labels: [:],
-                                          createdAtMs: now - Int64(count - i), updatedAtMs: now),
+                            SessionRecord(
+                                tenant: tenant, id: id, version: 1, stateJSON: "{}", status: "active", labels: [:],
+                                createdAtMs: now - Int64(count - i), updatedAtMs: now),
                             event: NewEvent(action: "session.created", actor: "bench", reasoning: "bench", detailsJSON: "{}", occurredAtMs: now))
                         let ticket = TicketRecord(
                             tenant: tenant, id: "t-\(id)", sessionID: id, pendingActionID: "", reason: "queued", priority: 1 + i % 3,
@@ -124,8 +134,9 @@ struct DeskBenchmark: AsyncParsableCommand {
                             slaDeadlineMs: now + 86_400_000, snapshotJSON: "{}")
                         _ = try await store.openTicket(
                             ticket,
-                            turn: TurnRecord(sessionID: id, sequence: 0, input: "", output: "queued", metadataJSON: "{}", reasoning: "",
-                                             author: "bench", createdAtMs: now),
+                            turn: TurnRecord(
+                                sessionID: id, sequence: 0, input: "", output: "queued", metadataJSON: "{}", reasoning: "",
+                                author: "bench", createdAtMs: now),
                             event: NewEvent(
                                 action: "session.escalated", actor: "bench", reasoning: "queued",
                                 detailsJSON: #"{"ticket_id":"t-\#(id)"}"#, occurredAtMs: now))

@@ -28,7 +28,10 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "Directory made by `handoff certs init`; the agent certificate is used.")
     var certs = ".handoff/certs"
 
-    @Option(help: "What to call: ping, update_state, get_context, assess_action (a refund that goes to approvers) or assess_action_automated (a weather lookup).")
+    @Option(
+        help:
+            "What to call: ping, update_state, get_context, assess_action (a refund that goes to approvers) or assess_action_automated (a weather lookup)."
+    )
     var method = "ping"
 
     @Option(help: "Sessions the throughput run spreads its calls over (update_state, get_context).")
@@ -43,10 +46,12 @@ struct RPCBenchmark: AsyncParsableCommand {
     @Option(help: "Calls before measuring latency.")
     var warmup = 2000
 
-    @Flag(inversion: .prefixedNo, help: """
-        get_context: read each session it creates once before measuring, so that latency is that of resident sessions \
-        (an agent's session between its calls). Without it, p50 falls between first reads (from the store) and later ones.
-        """)
+    @Flag(
+        inversion: .prefixedNo,
+        help: """
+            get_context: read each session it creates once before measuring, so that latency is that of resident sessions \
+            (an agent's session between its calls). Without it, p50 falls between first reads (from the store) and later ones.
+            """)
     var readSessionsFirst = true
 
     @Option(help: "Calls measured at 1 in flight.")
@@ -185,7 +190,8 @@ struct RPCBenchmark: AsyncParsableCommand {
             return { connection in _ = try await connection.call(Health.ping, request, options: deadline) }
         case "update_state":
             // A 200-byte state change with 40 bytes of reasoning, on a random session.
-            let patch = #"{"cart":{"items":[{"sku":"A-17","qty":2}],"total":"129.90"},"step":"checkout","note":"#
+            let patch =
+                #"{"cart":{"items":[{"sku":"A-17","qty":2}],"total":"129.90"},"step":"checkout","note":"#
                 + "\"" + String(repeating: "x", count: 100) + "\"}"
             return { connection in
                 _ = try await connection.call(
@@ -216,7 +222,8 @@ struct RPCBenchmark: AsyncParsableCommand {
             }
         case "get_context":
             return { connection in
-                _ = try await connection.call(Sessions.getContext, GetContextRequest(sessionID: ids[picker.next(below: ids.count)], turnLimit: 50), options: deadline)
+                _ = try await connection.call(
+                    Sessions.getContext, GetContextRequest(sessionID: ids[picker.next(below: ids.count)], turnLimit: 50), options: deadline)
             }
         default:
             throw ValidationError("unknown --method \(method); known: ping, update_state, get_context, assess_action, assess_action_automated")

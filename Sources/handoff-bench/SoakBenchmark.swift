@@ -36,11 +36,14 @@ struct SoakBenchmark: AsyncParsableCommand {
     @Option(help: "Stories running at once.") var workers = 8
     @Option(help: "Seconds of warm-up: memory and descriptors are compared from its end to the run's end.") var warmup: Double?
     @Flag(help: "Only measure: print the rate reached and exit 0 (no checks).") var measure = false
-    @Option(help: "Deletions released by a code a minute at most (the server allows 10 code starts a minute per identity; 0: none).") var codesPerMinute = 8
+    @Option(help: "Deletions released by a code a minute at most (the server allows 10 code starts a minute per identity; 0: none).")
+    var codesPerMinute = 8
 
     func run() async throws {
         guard let address = HostAndPort(server), address.port > 0 else { throw ValidationError("--server \(server) is not HOST:PORT") }
-        guard workers > 0, seconds > 0, interval > 0, rate >= 0 else { throw ValidationError("--workers, --seconds and --interval must be positive, --rate at least 0") }
+        guard workers > 0, seconds > 0, interval > 0, rate >= 0 else {
+            throw ValidationError("--workers, --seconds and --interval must be positive, --rate at least 0")
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         func client(_ role: String) throws -> HandoffClient {
             var configuration = HandoffClient.Configuration(
@@ -90,7 +93,10 @@ struct SoakBenchmark: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - started
         let total = soak.stats.total
         let callsPerSecond = Double(total.calls) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-        emit(String(format: "soak calls=%d per_second=%.1f hung=%d failed=%d stories=%d", total.calls, callsPerSecond, total.hung, total.failed, total.stories))
+        emit(
+            String(
+                format: "soak calls=%d per_second=%.1f hung=%d failed=%d stories=%d", total.calls, callsPerSecond, total.hung, total.failed,
+                total.stories))
         if measure {
             for watch in watching { watch.cancel() }
             await closeAll(soak, watchers, group)
@@ -107,7 +113,9 @@ struct SoakBenchmark: AsyncParsableCommand {
         }
         for watch in watching { watch.cancel() }
         for (index, seen) in soak.watcherSets.enumerated() where !opened.isSubset(of: seen) {
-            problems.append("watcher \(index + 1) missed \(opened.subtracting(seen).count) of \(opened.count) tickets opened (e.g. \(opened.subtracting(seen).sorted().prefix(3).joined(separator: ", ")))")
+            problems.append(
+                "watcher \(index + 1) missed \(opened.subtracting(seen).count) of \(opened.count) tickets opened (e.g. \(opened.subtracting(seen).sorted().prefix(3).joined(separator: ", ")))"
+            )
         }
         // Every chain verifies.
         var broken = 0
@@ -115,7 +123,9 @@ struct SoakBenchmark: AsyncParsableCommand {
             let verified = try? await soak.operator.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: session))
             if verified?.ok != true { broken += 1 }
         }
-        emit("soak chains_verified=\(soak.sessions.count - broken)/\(soak.sessions.count) tickets_opened=\(opened.count) watchers=\(soak.watcherSets.map(\.count))")
+        emit(
+            "soak chains_verified=\(soak.sessions.count - broken)/\(soak.sessions.count) tickets_opened=\(opened.count) watchers=\(soak.watcherSets.map(\.count))"
+        )
         if broken > 0 { problems.append("\(broken) audit chains did not verify") }
         if total.hung > 0 { problems.append("\(total.hung) calls hung (no answer by their deadline plus 1 s): \(soak.stats.hungMethods)") }
         if total.failed > 0 { problems.append("\(total.failed) calls failed: \(soak.stats.failures)") }
@@ -178,7 +188,8 @@ struct Resources {
         anonymousKiB = kib("RssAnon:") ?? rss
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
         descriptors = fds.count
-        sockets = fds.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) ?? "").hasPrefix("socket:") }.count
+        sockets =
+            fds.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) ?? "").hasPrefix("socket:") }.count
     }
 }
 
@@ -232,7 +243,9 @@ final class SoakStats: Sendable {
             state.total.calls += 1
             var entry = state.interval[method] ?? ([:], Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .two))
             entry.statuses[status, default: 0] += 1
-            if let latency { _ = entry.latency.record(UInt64(max(0, latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000))) }
+            if let latency {
+                _ = entry.latency.record(UInt64(max(0, latency.components.seconds * 1_000_000 + latency.components.attoseconds / 1_000_000_000_000)))
+            }
             state.interval[method] = entry
             if status == "HUNG" {
                 state.total.hung += 1
@@ -258,18 +271,26 @@ final class SoakStats: Sendable {
             var calls = 0
             var methods: [String] = []
             for (method, entry) in state.interval.sorted(by: { $0.key < $1.key }) {
-                for (status, count) in entry.statuses { statuses[status, default: 0] += count; calls += count }
-                let p50 = entry.latency.valueAtPercentile(50), p99 = entry.latency.valueAtPercentile(99)
+                for (status, count) in entry.statuses {
+                    statuses[status, default: 0] += count
+                    calls += count
+                }
+                let p50 = entry.latency.valueAtPercentile(50)
+                let p99 = entry.latency.valueAtPercentile(99)
                 if entry.latency.totalCount >= 50 { state.p99s[method, default: []].append(p99) }
                 methods.append(String(format: "%@=%.2f/%.2f", method, Double(p50) / 1000, Double(p99) / 1000))
             }
             state.interval = [:]
             let statusText = statuses.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",")
             let seconds = Double(elapsed.components.seconds)
-            let resourceText = resources.map {
-                String(format: "rss_mib=%.1f anon_mib=%.1f fds=%d sockets=%d", Double($0.rssKiB) / 1024, Double($0.anonymousKiB) / 1024, $0.descriptors, $0.sockets)
-            } ?? "rss_mib=? fds=? sockets=?"
-            return "soak interval=\(index) t=\(Int(seconds))s calls=\(calls) statuses=\(statusText) \(resourceText) p50/p99_ms \(methods.joined(separator: " "))"
+            let resourceText =
+                resources.map {
+                    String(
+                        format: "rss_mib=%.1f anon_mib=%.1f fds=%d sockets=%d", Double($0.rssKiB) / 1024, Double($0.anonymousKiB) / 1024,
+                        $0.descriptors, $0.sockets)
+                } ?? "rss_mib=? fds=? sockets=?"
+            return
+                "soak interval=\(index) t=\(Int(seconds))s calls=\(calls) statuses=\(statusText) \(resourceText) p50/p99_ms \(methods.joined(separator: " "))"
         }
     }
 
@@ -299,7 +320,8 @@ final class Soak: Sendable {
     let codesPerMinute: Int
     let pacer: Pacer
     let stats = SoakStats()
-    private let state = Mutex<(sessions: [String], opened: Set<String>, seen: [Int: Set<String>], codeStarts: [ContinuousClock.Instant])>(([], [], [:], []))
+    private let state = Mutex<(sessions: [String], opened: Set<String>, seen: [Int: Set<String>], codeStarts: [ContinuousClock.Instant])>(
+        ([], [], [:], []))
     private let watcherIDs = Atomic<Int>(0)
 
     init(agent: HandoffClient, operator: HandoffClient, approver: HandoffClient, codes: String, codesPerMinute: Int, pacer: Pacer) {
@@ -325,7 +347,12 @@ final class Soak: Sendable {
         let answered = Mutex(false)
         let outcome: Result<T, any Error>? = await withCheckedContinuation { continuation in
             let finish: @Sendable (Result<T, any Error>?) -> Void = { value in
-                if answered.withLock({ done in defer { done = true }; return !done }) { continuation.resume(returning: value) }
+                if answered.withLock({ done in
+                    defer { done = true }
+                    return !done
+                }) {
+                    continuation.resume(returning: value)
+                }
             }
             let work = Task { do { finish(.success(try await body())) } catch { finish(.failure(error)) } }
             Task {
@@ -350,34 +377,59 @@ final class Soak: Sendable {
 
     func story(_ session: String) async {
         let agent = self.agent
-        guard await call("CreateSession", { try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: session, stateJSON: #"{"cart":0}"#, reasoning: "soak")) }) != nil else { return }
+        guard
+            await call(
+                "CreateSession",
+                {
+                    try await agent.call(
+                        Sessions.createSession, CreateSessionRequest(sessionID: session, stateJSON: #"{"cart":0}"#, reasoning: "soak"))
+                }) != nil
+        else { return }
         state.withLock { $0.sessions.append(session) }
         for i in 1...2 {
             _ = await call("UpdateState") {
-                try await agent.call(Sessions.updateState, UpdateStateRequest(sessionID: session, reasoning: "soak", change: .mergePatchJSON(#"{"cart":\#(i)}"#)))
+                try await agent.call(
+                    Sessions.updateState, UpdateStateRequest(sessionID: session, reasoning: "soak", change: .mergePatchJSON(#"{"cart":\#(i)}"#)))
             }
         }
-        _ = await call("AddTurn") { try await agent.call(Sessions.addTurn, AddTurnRequest(sessionID: session, input: "hi", output: "hello", reasoning: "soak")) }
+        _ = await call("AddTurn") {
+            try await agent.call(Sessions.addTurn, AddTurnRequest(sessionID: session, input: "hi", output: "hello", reasoning: "soak"))
+        }
         // A weather lookup: automated.
         _ = await assess(session, Action(toolName: "get_weather", parametersJSON: #"{"city":"Paris"}"#, description: "weather", confidence: 0.95))
         // A booking: confirmed by the user, then run.
-        if let booking = await assess(session, Action(toolName: "book_flight", parametersJSON: #"{"to":"NYC"}"#, description: "book", confidence: 0.9)),
-           let id = booking.pendingAction?.id {
-            _ = await call("RequestConfirmation") { try await agent.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: id)) }
-            if let answer = await call("RespondToConfirmation", { try await agent.call(Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: id, text: "Yes")) }),
-               let token = answer.pendingAction?.releaseToken, !token.isEmpty {
+        if let booking = await assess(
+            session, Action(toolName: "book_flight", parametersJSON: #"{"to":"NYC"}"#, description: "book", confidence: 0.9)),
+            let id = booking.pendingAction?.id
+        {
+            _ = await call("RequestConfirmation") {
+                try await agent.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: id))
+            }
+            if let answer = await call(
+                "RespondToConfirmation",
+                { try await agent.call(Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: id, text: "Yes")) }),
+                let token = answer.pendingAction?.releaseToken, !token.isEmpty
+            {
                 await report(token, session)
             } else {
                 stats.recordFailure("booking not released by its confirmation")
             }
         }
         // A deletion: released by a one-time code (within the per-identity limit of code starts).
-        if takeCodeSlot(), let deletion = await assess(session, Action(toolName: "delete_account", parametersJSON: #"{"scope":"all"}"#, description: "delete", confidence: 0.9)),
-           let id = deletion.pendingAction?.id {
-            if await call("StartMultiFactor", { try await agent.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: id)) }) != nil {
+        if takeCodeSlot(),
+            let deletion = await assess(
+                session, Action(toolName: "delete_account", parametersJSON: #"{"scope":"all"}"#, description: "delete", confidence: 0.9)),
+            let id = deletion.pendingAction?.id
+        {
+            if await call("StartMultiFactor", { try await agent.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: id)) })
+                != nil
+            {
                 if let code = readCode(id) {
-                    if let verified = await call("VerifyMultiFactor", { try await agent.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: id, code: code)) }),
-                       let token = verified.pendingAction?.releaseToken, !token.isEmpty {
+                    if let verified = await call(
+                        "VerifyMultiFactor",
+                        { try await agent.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: id, code: code)) }),
+                        let token = verified.pendingAction?.releaseToken, !token.isEmpty
+                    {
                         await report(token, session)
                     } else {
                         stats.recordFailure("deletion not released by its code")
@@ -388,8 +440,13 @@ final class Soak: Sendable {
             }
         }
         // A refund: the approver approves it; the agent waits for the decision.
-        if let refund = await assess(session, Action(toolName: "issue_refund", parametersJSON: #"{"order":"A-1"}"#, description: "refund", amount: "250", currency: "USD", confidence: 0.9)),
-           let id = refund.pendingAction?.id {
+        if let refund = await assess(
+            session,
+            Action(
+                toolName: "issue_refund", parametersJSON: #"{"order":"A-1"}"#, description: "refund", amount: "250", currency: "USD", confidence: 0.9)
+        ),
+            let id = refund.pendingAction?.id
+        {
             if refund.approvalID.isEmpty {
                 stats.recordFailure("a refund was not handed to approvers")
             } else {
@@ -403,8 +460,10 @@ final class Soak: Sendable {
             }
         }
         // A medical question: the operator claims it, answers and resolves, rejecting the action.
-        if let medical = await assess(session, Action(toolName: "answer_question", description: "Can I double my blood pressure medication?", confidence: 0.4)),
-           let id = medical.pendingAction?.id {
+        if let medical = await assess(
+            session, Action(toolName: "answer_question", description: "Can I double my blood pressure medication?", confidence: 0.4)),
+            let id = medical.pendingAction?.id
+        {
             if medical.ticketID.isEmpty {
                 stats.recordFailure("a medical question did not open a ticket")
             } else {
@@ -415,7 +474,8 @@ final class Soak: Sendable {
                 _ = await call("Claim") { try await op.call(Escalations.claim, ClaimRequest(ticketID: ticket)) }
                 _ = await call("Reply") { try await op.call(Escalations.reply, ReplyRequest(ticketID: ticket, text: "Please ask your doctor.")) }
                 _ = await call("Resolve") {
-                    try await op.call(Escalations.resolve, ResolveRequest(ticketID: ticket, outcome: .resolved, note: "answered", pendingActionDecision: .reject))
+                    try await op.call(
+                        Escalations.resolve, ResolveRequest(ticketID: ticket, outcome: .resolved, note: "answered", pendingActionDecision: .reject))
                 }
                 if let decision = await waiting.value, decision.status != .rejected {
                     stats.recordFailure("medical action \(decision.status) after the operator rejected it")
@@ -436,7 +496,9 @@ final class Soak: Sendable {
     private func report(_ token: String, _ session: String) async {
         let agent = self.agent
         _ = await call("ReportExecution") {
-            try await agent.call(Decisions.reportExecution, ReportExecutionRequest(releaseToken: token, resultJSON: #"{"ok":true}"#, idempotencyKey: "exec-\(token.suffix(16))"))
+            try await agent.call(
+                Decisions.reportExecution,
+                ReportExecutionRequest(releaseToken: token, resultJSON: #"{"ok":true}"#, idempotencyKey: "exec-\(token.suffix(16))"))
         }
     }
 
@@ -444,9 +506,15 @@ final class Soak: Sendable {
     private func approve(_ approvalID: String) async {
         let approver = self.approver
         for _ in 0..<3 {
-            guard let result = await call("DecideApproval", {
-                try await approver.call(Approvals.decideApproval, DecideApprovalRequest(decisions: [ApprovalDecision(approvalID: approvalID, verdict: .approve, comment: "soak")]))
-            })?.results.first else { return }
+            guard
+                let result = await call(
+                    "DecideApproval",
+                    {
+                        try await approver.call(
+                            Approvals.decideApproval,
+                            DecideApprovalRequest(decisions: [ApprovalDecision(approvalID: approvalID, verdict: .approve, comment: "soak")]))
+                    })?.results.first
+            else { return }
             guard case .approval(let approval)? = result.result else {
                 stats.recordFailure("DecideApproval refused an item")
                 return
@@ -459,7 +527,8 @@ final class Soak: Sendable {
         let agent = self.agent
         return await call("WaitForDecision", deadline: Soak.waitDeadline) { () async throws -> DecisionUpdate? in
             for try await update in try await agent.stream(
-                Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [id]), options: CallOptions(timeout: Soak.waitDeadline)) {
+                Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [id]), options: CallOptions(timeout: Soak.waitDeadline))
+            {
                 return update
             }
             return nil

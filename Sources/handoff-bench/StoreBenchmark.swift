@@ -40,7 +40,9 @@ struct StoreBenchmark: AsyncParsableCommand {
             _ = try await service.create(
                 id: id, stateJSON: #"{"cart":{"items":[]},"step":"start"}"#, labels: [:], reasoning: "bench", caller: caller)
         }
-        let patch = try JSONValue(parsing: #"{"cart":{"items":[{"sku":"A-17","qty":2}],"total":"129.90"},"step":"checkout","note":"\#(String(repeating: "x", count: 100))"}"#)
+        let patch = try JSONValue(
+            parsing:
+                #"{"cart":{"items":[{"sku":"A-17","qty":2}],"total":"129.90"},"step":"checkout","note":"\#(String(repeating: "x", count: 100))"}"#)
         let write: @Sendable () async throws -> Void = {
             _ = try await service.updateState(
                 id: ids.randomElement()!, change: .mergePatch(patch), reasoning: "user confirmed the shipping address ok",
@@ -77,8 +79,9 @@ struct StoreBenchmark: AsyncParsableCommand {
         }
         let elapsed = (clock.now - started) / .seconds(1)
         let commits = store._testOnly_commitCount - commitsBefore
-        report("store_update_state", concurrency, total, Double(total.totalCount) / elapsed,
-               extra: " writes_per_commit=\(String(format: "%.1f", Double(total.totalCount) / Double(max(1, commits))))")
+        report(
+            "store_update_state", concurrency, total, Double(total.totalCount) / elapsed,
+            extra: " writes_per_commit=\(String(format: "%.1f", Double(total.totalCount) / Double(max(1, commits))))")
     }
 
     private func report(_ anchor: String, _ concurrency: Int, _ histogram: Histogram<UInt64>, _ rps: Double, extra: String = "") {

@@ -32,9 +32,10 @@ struct AdminCommand: AsyncParsableCommand {
             let descriptor = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard descriptor >= 0 else {
                 let reason = String(cString: strerror(errno))
-                throw CommandFailure(errno == EEXIST
-                    ? "\(partial) exists: another backup to \(out) is running, or one was cut short (remove it and run again)"
-                    : "cannot create \(partial): \(reason); check the directory exists and is writable")
+                throw CommandFailure(
+                    errno == EEXIST
+                        ? "\(partial) exists: another backup to \(out) is running, or one was cut short (remove it and run again)"
+                        : "cannot create \(partial): \(reason); check the directory exists and is writable")
             }
             let file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
             var finished = false
@@ -48,7 +49,8 @@ struct AdminCommand: AsyncParsableCommand {
             var last: BackupChunk?
             do {
                 // A large store takes a while: no deadline unless --timeout asks for one.
-                let options = connection.timeout.map { CallOptions(timeout: .milliseconds(Int64($0 * 1000))) }
+                let options =
+                    connection.timeout.map { CallOptions(timeout: .milliseconds(Int64($0 * 1000))) }
                     ?? CallOptions(timeout: nil)
                 for try await chunk in try await client.stream(Admin.backup, BackupRequest(), options: options) {
                     if chunk.data.isEmpty {
@@ -65,7 +67,8 @@ struct AdminCommand: AsyncParsableCommand {
             }
             await client.close()
             guard let last, last.totalBytes == received, last.sha256 == Array(hasher.finalize()) else {
-                throw CommandFailure("the copy arrived incomplete (\(received) bytes, no matching size and SHA-256 from the server); nothing was kept, run it again")
+                throw CommandFailure(
+                    "the copy arrived incomplete (\(received) bytes, no matching size and SHA-256 from the server); nothing was kept, run it again")
             }
             try file.synchronize()
             try file.close()

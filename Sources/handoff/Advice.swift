@@ -42,16 +42,19 @@ enum Advice {
         ]
         var line: String
         if let (what, path, option) = files.first(where: { $0.1.map { !FileManager.default.fileExists(atPath: $0) } ?? false }),
-           let path {
+            let path
+        {
             line = "no \(what) \(path)"
             if c.fromCerts[option] == true {
-                line += " (role \(c.role)): make the development certificates with `\(certsInitCommand(c.certs))`"
+                line +=
+                    " (role \(c.role)): make the development certificates with `\(certsInitCommand(c.certs))`"
                     + " (make run does it), or choose others with --certs DIR, --role ROLE or \(option) FILE"
             } else {
                 line += ": pass an existing file with \(option) FILE"
             }
         } else {
-            line = "cannot use the TLS files (\(c.cert ?? "no certificate"), \(c.key ?? "no key"), CA \(c.ca ?? "none")): "
+            line =
+                "cannot use the TLS files (\(c.cert ?? "no certificate"), \(c.key ?? "no key"), CA \(c.ca ?? "none")): "
                 + shortReason(error.message)
         }
         return withDetail(line, "\(error)")
@@ -64,14 +67,18 @@ enum Advice {
         let line: String
         switch error.code {
         case .unavailable where text.contains("Connection refused"):
-            line = "no server is listening on \(c.server) (connection refused): start one with `make run`, "
+            line =
+                "no server is listening on \(c.server) (connection refused): start one with `make run`, "
                 + "or pass --server HOST:PORT (or HANDOFF_SERVER) for another"
         case .unavailable where text.contains("certificate verify failed"):
-            line = "the server at \(c.server) has a certificate the CA \(c.ca ?? "?") did not sign (certificate verify failed): "
+            line =
+                "the server at \(c.server) has a certificate the CA \(c.ca ?? "?") did not sign (certificate verify failed): "
                 + "pass the CA that signed it with --ca FILE, or the server's certificates directory with --certs DIR"
-        case .unavailable where text.contains("alert unknown ca") || text.contains("alert bad certificate")
+        case .unavailable
+        where text.contains("alert unknown ca") || text.contains("alert bad certificate")
             || text.contains("certificate required"):
-            line = "the server at \(c.server) refused the client certificate \(c.cert ?? "(none)"): use one its CA signed, "
+            line =
+                "the server at \(c.server) refused the client certificate \(c.cert ?? "(none)"): use one its CA signed, "
                 + "with --certs DIR (the directory `make run` made, .handoff/certs) or --cert/--key"
         case .unavailable where text.contains("timed out") || text.contains("connectTimeout"):
             line = "no answer from \(c.server) (connection timed out): check the address, or pass --server HOST:PORT"
@@ -80,7 +87,8 @@ enum Advice {
         case .permissionDenied:
             var hint = ""
             if c.command != .agent, c.role != c.command.rawValue {
-                hint = "; this command is for the \(c.command.rawValue) role: pass --role \(c.command.rawValue) (or HANDOFF_ROLE=\(c.command.rawValue))"
+                hint =
+                    "; this command is for the \(c.command.rawValue) role: pass --role \(c.command.rawValue) (or HANDOFF_ROLE=\(c.command.rawValue))"
             } else if c.command == .agent, !c.explicitRole {
                 hint = "; choose the role allowed to with --role (or HANDOFF_ROLE)"
             }

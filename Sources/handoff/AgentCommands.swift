@@ -119,7 +119,9 @@ struct AssessCommand: AsyncParsableCommand {
     @Option(help: "Money the action moves, decimal text (with --currency).") var amount = ""
     @Option(help: "ISO 4217 currency of --amount, for example USD.") var currency = ""
     @Option(help: "The model's confidence, 0 to 1.") var confidence: Double?
-    @Option(name: .customLong("type"), help: "The agent's own classification, a hint: \(DecisionTypeName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(
+        name: .customLong("type"),
+        help: "The agent's own classification, a hint: \(DecisionTypeName.allCases.map(\.rawValue).joined(separator: ", ")).")
     var decisionType: DecisionTypeName?
     // Not --key: that is the client key of ConnectionOptions.
     @Option(help: "Makes a retry safe: the same key in the session returns the first assessment and pending action.")
@@ -189,8 +191,12 @@ struct EscalateCommand: AsyncParsableCommand {
         if let pending = ticket?.pendingActionID, !pending.isEmpty { fields.append(("pending_action_id", pending)) }
         if !json {
             let id = ticket?.id ?? ""
-            fields.append(("next", "an operator claims it (`handoff claim \(id)`) and resolves it"
-                + (action.isEmpty ? "" : "; meanwhile `handoff wait \(action)`")))
+            fields.append(
+                (
+                    "next",
+                    "an operator claims it (`handoff claim \(id)`) and resolves it"
+                        + (action.isEmpty ? "" : "; meanwhile `handoff wait \(action)`")
+                ))
         }
         try emit(fields, json: json)
     }
@@ -289,7 +295,8 @@ struct CodeCommand: AsyncParsableCommand {
                 } else if !r.verified, r.pendingAction?.status == .pending {
                     fields.append(("next", "ask the user again: `handoff code verify \(pendingAction) CODE`"))
                 } else if !r.verified {
-                    fields.append(("next", "the action is \(Names.pendingStatus(r.pendingAction?.status ?? .cancelled)); assess it again for a new one"))
+                    fields.append(
+                        ("next", "the action is \(Names.pendingStatus(r.pendingAction?.status ?? .cancelled)); assess it again for a new one"))
                 }
             }
             try emit(fields, json: json)
@@ -337,14 +344,16 @@ struct WaitCommand: AsyncParsableCommand {
             await client.close()
             if error.code == .deadlineExceeded {
                 let left = pendingActions.filter(waiting.contains)
-                throw CommandFailure("no decision within \(connection.timeout ?? 0) s for \(left.joined(separator: ", ")); "
-                    + "run `handoff wait` again (a decision is kept until it is read)")
+                throw CommandFailure(
+                    "no decision within \(connection.timeout ?? 0) s for \(left.joined(separator: ", ")); "
+                        + "run `handoff wait` again (a decision is kept until it is read)")
             }
             throw CommandFailure(Advice.explain(error, call: Decisions.waitForDecision.fullName))
         }
         await client.close()
         if !waiting.isEmpty {
-            throw CommandFailure("the wait ended before \(pendingActions.filter(waiting.contains).joined(separator: ", ")) was decided; run `handoff wait` again")
+            throw CommandFailure(
+                "the wait ended before \(pendingActions.filter(waiting.contains).joined(separator: ", ")) was decided; run `handoff wait` again")
         }
     }
 }
@@ -370,12 +379,15 @@ struct ExecutedCommand: AsyncParsableCommand {
 
     func run() async throws {
         let client = try connection.makeClient(for: .agent)
-        let r = try await perform(client, Decisions.reportExecution, ReportExecutionRequest(
-            releaseToken: releaseToken, resultJSON: result, idempotencyKey: idempotencyKey, errorMessage: error))
+        let r = try await perform(
+            client, Decisions.reportExecution,
+            ReportExecutionRequest(
+                releaseToken: releaseToken, resultJSON: result, idempotencyKey: idempotencyKey, errorMessage: error))
         await client.close()
-        try emit([
-            ("pending_action_id", r.pendingActionID), ("recorded", r.recorded), ("duplicate", r.duplicate),
-            ("executed_at_unix_ms", r.executedAtUnixMs), ("result_json", r.resultJSON),
-        ], json: json)
+        try emit(
+            [
+                ("pending_action_id", r.pendingActionID), ("recorded", r.recorded), ("duplicate", r.duplicate),
+                ("executed_at_unix_ms", r.executedAtUnixMs), ("result_json", r.resultJSON),
+            ], json: json)
     }
 }

@@ -33,10 +33,11 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Directory made by `handoff certs init` (env HANDOFF_CERTS).")
     var certs = Environment.value("HANDOFF_CERTS") ?? ".handoff/certs"
 
-    @Option(help: ArgumentHelp(
-        "Which client certificate of --certs to use: agent, operator, approver or admin (env HANDOFF_ROLE).",
-        discussion: "Without --role, HANDOFF_ROLE, --cert, --key or a token: the desk commands and the console use "
-            + "operator, the approval commands approver, the rest agent."))
+    @Option(
+        help: ArgumentHelp(
+            "Which client certificate of --certs to use: agent, operator, approver or admin (env HANDOFF_ROLE).",
+            discussion: "Without --role, HANDOFF_ROLE, --cert, --key or a token: the desk commands and the console use "
+                + "operator, the approval commands approver, the rest agent."))
     var role: String?
 
     @Option(help: "CA bundle that signed the server certificate (default: <certs>/ca.pem).")
@@ -97,7 +98,9 @@ struct ConnectionOptions: ParsableArguments {
             trustRootsPath: caPath, serverHostname: host, certificateChainPath: certPath, privateKeyPath: keyPath)
         var configuration = HandoffClient.Configuration(host: host, port: port, tls: tls)
         if let token { configuration.metadata = [MetadataEntry(key: "authorization", value: "Bearer \(token)")] }
-        if let tenant = tenant ?? Environment.value("HANDOFF_TENANT") { configuration.metadata.append(MetadataEntry(key: "handoff-tenant", value: tenant)) }
+        if let tenant = tenant ?? Environment.value("HANDOFF_TENANT") {
+            configuration.metadata.append(MetadataEntry(key: "handoff-tenant", value: tenant))
+        }
         let timeout = self.timeout ?? 30
         guard timeout.isFinite, timeout > 0, timeout <= 86_400 else {
             throw CommandFailure("--timeout must be a number of seconds above 0 and at most 86400, not \(timeout)")

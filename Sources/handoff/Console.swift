@@ -217,9 +217,12 @@ struct Console {
 
     mutating func decide(_ id: String, level: Int32, verdict: ApprovalVerdict, comment: String) async {
         do throws(RPCError) {
-            let result = try await client.call(Approvals.decideApproval, DecideApprovalRequest(decisions: [
-                ApprovalDecision(approvalID: id, verdict: verdict, comment: comment, expectedLevel: level),
-            ])).results.first
+            let result = try await client.call(
+                Approvals.decideApproval,
+                DecideApprovalRequest(decisions: [
+                    ApprovalDecision(approvalID: id, verdict: verdict, comment: comment, expectedLevel: level)
+                ])
+            ).results.first
             switch result?.result {
             case .approval(let decided)?: state.status = "\(id): \(Names.approvalStatus(decided.status))"
             case .error(let error)?: state.status = "\(id) refused: \(error.message)"

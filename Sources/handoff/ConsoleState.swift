@@ -181,15 +181,18 @@ struct ConsoleState {
             }
         case .resolve(let id, let actionID):
             let leave = actionID == nil ? "" : " (its action stays pending)"
-            let choice: Resolution? = switch (key, actionID) {
-            case (.char("r"), nil): Resolution(outcome: .resolved, decision: .unspecified, label: "resolved")
-            case (.char("a"), _?): Resolution(outcome: .resolved, decision: .release, label: "resolved, releasing its action")
-            case (.char("x"), _?): Resolution(outcome: .resolved, decision: .reject, label: "resolved, rejecting its action")
-            case (.char("l"), _?): Resolution(outcome: .resolved, decision: .leavePending, label: "resolved, leaving its action pending")
-            case (.char("h"), _): Resolution(outcome: .handedBack, decision: actionID == nil ? .unspecified : .leavePending, label: "handed back" + leave)
-            case (.char("d"), _): Resolution(outcome: .dismissed, decision: actionID == nil ? .unspecified : .leavePending, label: "dismissed" + leave)
-            default: nil
-            }
+            let choice: Resolution? =
+                switch (key, actionID) {
+                case (.char("r"), nil): Resolution(outcome: .resolved, decision: .unspecified, label: "resolved")
+                case (.char("a"), _?): Resolution(outcome: .resolved, decision: .release, label: "resolved, releasing its action")
+                case (.char("x"), _?): Resolution(outcome: .resolved, decision: .reject, label: "resolved, rejecting its action")
+                case (.char("l"), _?): Resolution(outcome: .resolved, decision: .leavePending, label: "resolved, leaving its action pending")
+                case (.char("h"), _):
+                    Resolution(outcome: .handedBack, decision: actionID == nil ? .unspecified : .leavePending, label: "handed back" + leave)
+                case (.char("d"), _):
+                    Resolution(outcome: .dismissed, decision: actionID == nil ? .unspecified : .leavePending, label: "dismissed" + leave)
+                default: nil
+                }
             if let choice { prompt = .resolveNote(ticketID: id, choice, text: "") }
         case .resolveNote(let id, let choice, let text):
             if key == .enter {
@@ -263,12 +266,13 @@ struct ConsoleState {
     func render(rows: Int, columns: Int, now: Int64, clock: String? = nil) -> [String] {
         var lines: [String] = []
         let clock = clock ?? DateFormatter.localizedString(from: Date(), dateStyle: .none, timeStyle: .medium)
-        let linkText = switch link {
-        case .connecting: "connecting"
-        case .connected: "connected"
-        case .disconnected: "DISCONNECTED"
-        case .refused: "REFUSED"
-        }
+        let linkText =
+            switch link {
+            case .connecting: "connecting"
+            case .connected: "connected"
+            case .disconnected: "DISCONNECTED"
+            case .refused: "REFUSED"
+            }
         lines.append("Handoff console — \(roleName) @ \(server) — \(linkText) — \(clock)")
         if panes.contains(.tickets) {
             lines.append("")
@@ -280,8 +284,9 @@ struct ConsoleState {
             for (i, t) in tickets.enumerated() {
                 let mark = pane == .tickets && i == selected ? ">" : " "
                 let sla = t.slaBreached ? "BREACHED" : "\(Self.duration(max(0, t.slaDeadlineUnixMs - now))) left"
-                lines.append("\(mark) \(Self.pad(Names.priority(t.priority).uppercased(), 9)) \(Self.pad(Self.duration(now - t.createdAtUnixMs), 8)) "
-                    + "\(Self.pad(sla, 12)) \(Self.pad(statuses[i], width)) \(Self.pad(t.id, 40)) \(t.reason)")
+                lines.append(
+                    "\(mark) \(Self.pad(Names.priority(t.priority).uppercased(), 9)) \(Self.pad(Self.duration(now - t.createdAtUnixMs), 8)) "
+                        + "\(Self.pad(sla, 12)) \(Self.pad(statuses[i], width)) \(Self.pad(t.id, 40)) \(t.reason)")
             }
         }
         if panes.contains(.approvals) {
@@ -293,8 +298,9 @@ struct ConsoleState {
                 let mark = pane == .approvals && i == selected ? ">" : " "
                 let expiry = a.steps.first { $0.level == a.currentLevel }?.expiresAtUnixMs ?? 0
                 let left = expiry == 0 ? "never" : Self.duration(max(0, expiry - now))
-                lines.append("\(mark) \(Self.pad("\(a.currentLevel)/\(a.steps.count)", 6)) \(Self.pad("\(a.amount) \(a.currency)", 15)) "
-                    + "\(Self.pad(left, 11)) \(Self.pad(a.id, 41)) \(a.reason)")
+                lines.append(
+                    "\(mark) \(Self.pad("\(a.currentLevel)/\(a.steps.count)", 6)) \(Self.pad("\(a.amount) \(a.currency)", 15)) "
+                        + "\(Self.pad(left, 11)) \(Self.pad(a.id, 41)) \(a.reason)")
             }
         }
         lines.append(String(repeating: "─", count: columns))
@@ -317,8 +323,9 @@ struct ConsoleState {
             lines.append("  action: \(action?.toolName ?? "") \(action?.description ?? "") \(approval.amount) \(approval.currency)")
             lines.append("  requested by \(Names.identity(approval.requester)): \(approval.reason)")
             for step in approval.steps {
-                lines.append("  level \(step.level): \(step.approvers.joined(separator: ", ")) — \(Names.approvalStatus(step.status))"
-                    + (step.decidedBy.map { " by \($0.name)" } ?? ""))
+                lines.append(
+                    "  level \(step.level): \(step.approvers.joined(separator: ", ")) — \(Names.approvalStatus(step.status))"
+                        + (step.decidedBy.map { " by \($0.name)" } ?? ""))
             }
         }
         // The foot: keys or the prompt, then the status, on the last rows.

@@ -77,7 +77,10 @@ enum Names {
     static func action(_ a: Action?) -> [String: Any] {
         guard let a else { return [:] }
         var fields: [String: Any] = ["tool_name": a.toolName, "description": a.description, "parameters_json": a.parametersJSON]
-        if !a.amount.isEmpty { fields["amount"] = a.amount; fields["currency"] = a.currency }
+        if !a.amount.isEmpty {
+            fields["amount"] = a.amount
+            fields["currency"] = a.currency
+        }
         if let confidence = a.confidence { fields["confidence"] = confidence }
         return fields
     }
@@ -100,12 +103,15 @@ extension Approval {
             ("approval_id", id), ("session_id", sessionID), ("status", Names.approvalStatus(status)), ("current_level", currentLevel),
             ("amount", amount), ("currency", currency), ("reason", reason), ("requester", Names.identity(requester)),
             ("pending_action_id", pendingActionID), ("action", Names.action(editedAction ?? action)),
-            ("steps", steps.map { step in
-                [
-                    "level": step.level, "approvers": step.approvers, "status": Names.approvalStatus(step.status),
-                    "decided_by": Names.identity(step.decidedBy), "comment": step.comment, "expires_at_unix_ms": step.expiresAtUnixMs,
-                ] as [String: Any]
-            }),
+            (
+                "steps",
+                steps.map { step in
+                    [
+                        "level": step.level, "approvers": step.approvers, "status": Names.approvalStatus(step.status),
+                        "decided_by": Names.identity(step.decidedBy), "comment": step.comment, "expires_at_unix_ms": step.expiresAtUnixMs,
+                    ] as [String: Any]
+                }
+            ),
         ]
     }
 }
@@ -178,13 +184,22 @@ enum DeskCommand {
             var fields = view.ticket?.fields(now: nowMs()) ?? []
             let context = view.liveContext ?? view.snapshot
             fields.append(("state_json", context?.stateJSON ?? ""))
-            fields.append(("turns", (context?.turns ?? []).map { turn in
-                ["sequence": turn.sequence, "input": turn.input, "output": turn.output, "author": Names.identity(turn.author)] as [String: Any]
-            }))
+            fields.append(
+                (
+                    "turns",
+                    (context?.turns ?? []).map { turn in
+                        ["sequence": turn.sequence, "input": turn.input, "output": turn.output, "author": Names.identity(turn.author)]
+                            as [String: Any]
+                    }
+                ))
             if let pending = view.pendingAction {
-                fields.append(("pending_action", [
-                    "id": pending.id, "status": Names.pendingStatus(pending.status), "action": Names.action(pending.action),
-                ] as [String: Any]))
+                fields.append(
+                    (
+                        "pending_action",
+                        [
+                            "id": pending.id, "status": Names.pendingStatus(pending.status), "action": Names.action(pending.action),
+                        ] as [String: Any]
+                    ))
             }
             if json {
                 try emit(fields, json: true)
@@ -194,7 +209,9 @@ enum DeskCommand {
             print("conversation:")
             for turn in context?.turns ?? [] {
                 if !turn.input.isEmpty { print("  user: \(turn.input)") }
-                if !turn.output.isEmpty { print("  \(turn.source == .operator ? "operator" : turn.source == .system ? "system" : "agent"): \(turn.output)") }
+                if !turn.output.isEmpty {
+                    print("  \(turn.source == .operator ? "operator" : turn.source == .system ? "system" : "agent"): \(turn.output)")
+                }
             }
         }
     }
@@ -257,11 +274,12 @@ enum DeskCommand {
 
         func run() async throws {
             let client = try connection.makeClient(for: .operator)
-            let outcome: TicketOutcome = switch self.outcome {
-            case .resolved: .resolved
-            case .handedBack: .handedBack
-            case .dismissed: .dismissed
-            }
+            let outcome: TicketOutcome =
+                switch self.outcome {
+                case .resolved: .resolved
+                case .handedBack: .handedBack
+                case .dismissed: .dismissed
+                }
             // An undecided action would wait, and its agent with it, until it
             // expires: the operator says what becomes of it.
             if !release, !reject, !leavePending {
@@ -275,9 +293,11 @@ enum DeskCommand {
                             + "add --release to let it run, --reject to refuse it, or --leave-pending to leave it pending")
                 }
             }
-            let response = try await perform(client, Escalations.resolve, ResolveRequest(
-                ticketID: ticket, outcome: outcome, note: note,
-                pendingActionDecision: release ? .release : reject ? .reject : leavePending ? .leavePending : .unspecified))
+            let response = try await perform(
+                client, Escalations.resolve,
+                ResolveRequest(
+                    ticketID: ticket, outcome: outcome, note: note,
+                    pendingActionDecision: release ? .release : reject ? .reject : leavePending ? .leavePending : .unspecified))
             await client.close()
             if json {
                 var fields = response.ticket?.fields(now: nowMs()) ?? []
@@ -334,13 +354,14 @@ struct ApprovalsCommand: AsyncParsableCommand {
         let response = try await perform(client, Approvals.decideApproval, DecideApprovalRequest(decisions: decisions))
         await client.close()
         if json {
-            try emitList(response.results.map { result in
-                switch result.result {
-                case .approval(let approval)?: approval.fields
-                case .error(let error)?: [("approval_id", result.approvalID), ("error_code", error.code), ("error", error.message)]
-                case nil: [("approval_id", result.approvalID)]
-                }
-            }, json: true, empty: "")
+            try emitList(
+                response.results.map { result in
+                    switch result.result {
+                    case .approval(let approval)?: approval.fields
+                    case .error(let error)?: [("approval_id", result.approvalID), ("error_code", error.code), ("error", error.message)]
+                    case nil: [("approval_id", result.approvalID)]
+                    }
+                }, json: true, empty: "")
             if response.results.contains(where: { if case .approval? = $0.result { false } else { true } }) { throw ExitCode.failure }
             return
         }
@@ -384,7 +405,8 @@ struct ApprovalsCommand: AsyncParsableCommand {
                     // The tool's arguments carry the amount too (the server
                     // rewrites the argument the policy names for the tool).
                     if var arguments = (try? JSONSerialization.jsonObject(with: Data(edited.parametersJSON.utf8))) as? [String: Any],
-                       let before = arguments["amount"] {
+                        let before = arguments["amount"]
+                    {
                         arguments["amount"] = before is String ? amount : (Decimal(string: amount).map(NSDecimalNumber.init(decimal:)) ?? amount)
                         if let data = try? JSONSerialization.data(withJSONObject: arguments, options: [.sortedKeys]) {
                             edited.parametersJSON = String(decoding: data, as: UTF8.self)
@@ -427,11 +449,16 @@ struct WatchCommand: AsyncParsableCommand {
             let stream = try await client.stream(
                 Operators.watch, WatchRequest(resumeCursor: resume), options: CallOptions(timeout: nil))
             for try await event in stream {
-                var fields: [(String, Any)] = [("kind", Names.deskKind(event.kind)), ("cursor", event.cursor), ("actor", Names.identity(event.actor))]
+                var fields: [(String, Any)] = [
+                    ("kind", Names.deskKind(event.kind)), ("cursor", event.cursor), ("actor", Names.identity(event.actor)),
+                ]
                 switch event.subject {
-                case .ticket(let ticket)?: fields += [("ticket_id", ticket.id), ("priority", Names.priority(ticket.priority)), ("reason", ticket.reason)]
+                case .ticket(let ticket)?:
+                    fields += [("ticket_id", ticket.id), ("priority", Names.priority(ticket.priority)), ("reason", ticket.reason)]
                 case .approval(let approval)?:
-                    fields += [("approval_id", approval.id), ("level", approval.currentLevel), ("amount", approval.amount), ("reason", approval.reason)]
+                    fields += [
+                        ("approval_id", approval.id), ("level", approval.currentLevel), ("amount", approval.amount), ("reason", approval.reason),
+                    ]
                 case nil: break
                 }
                 if json {
@@ -465,16 +492,17 @@ struct StatsCommand: AsyncParsableCommand {
         if let hours { request.window = .durationMs(Int64(hours * 3_600_000)) }
         let s = try await perform(client, Analytics.escalationStats, request)
         await client.close()
-        try emit([
-            ("since_unix_ms", s.sinceUnixMs), ("until_unix_ms", s.untilUnixMs), ("sessions", s.sessionsInWindow),
-            ("escalations", s.escalations), ("escalation_rate", (s.escalationRate * 10_000).rounded() / 10_000),
-            ("top_reasons", s.topReasons.map { ["reason": $0.reason, "count": $0.count] as [String: Any] }),
-            ("by_priority", Dictionary(s.byPriority.map { (Names.priority($0.priority), $0.count) }, uniquingKeysWith: +)),
-            ("tickets_claimed", s.ticketsClaimed), ("tickets_resolved", s.ticketsResolved),
-            ("median_time_to_claim_ms", s.medianTimeToClaimMs), ("p90_time_to_claim_ms", s.p90TimeToClaimMs),
-            ("median_time_to_resolve_ms", s.medianTimeToResolveMs), ("p90_time_to_resolve_ms", s.p90TimeToResolveMs),
-            ("alert_threshold", s.alertThreshold), ("alert_active", s.alertActive),
-        ], json: json)
+        try emit(
+            [
+                ("since_unix_ms", s.sinceUnixMs), ("until_unix_ms", s.untilUnixMs), ("sessions", s.sessionsInWindow),
+                ("escalations", s.escalations), ("escalation_rate", (s.escalationRate * 10_000).rounded() / 10_000),
+                ("top_reasons", s.topReasons.map { ["reason": $0.reason, "count": $0.count] as [String: Any] }),
+                ("by_priority", Dictionary(s.byPriority.map { (Names.priority($0.priority), $0.count) }, uniquingKeysWith: +)),
+                ("tickets_claimed", s.ticketsClaimed), ("tickets_resolved", s.ticketsResolved),
+                ("median_time_to_claim_ms", s.medianTimeToClaimMs), ("p90_time_to_claim_ms", s.p90TimeToClaimMs),
+                ("median_time_to_resolve_ms", s.medianTimeToResolveMs), ("p90_time_to_resolve_ms", s.p90TimeToResolveMs),
+                ("alert_threshold", s.alertThreshold), ("alert_active", s.alertActive),
+            ], json: json)
     }
 }
 
@@ -491,8 +519,10 @@ struct ReviewsCommand: AsyncParsableCommand {
     func run() async throws {
         let client = try connection.makeClient()
         let since = hours.map { nowMs() - Int64($0 * 3_600_000) } ?? 0
-        let response = try await perform(client, Sessions.listEvents, ListEventsRequest(
-            actions: ["action.sampled_for_review"], sinceUnixMs: since, order: .newestFirst, pageSize: limit, pageToken: pageToken))
+        let response = try await perform(
+            client, Sessions.listEvents,
+            ListEventsRequest(
+                actions: ["action.sampled_for_review"], sinceUnixMs: since, order: .newestFirst, pageSize: limit, pageToken: pageToken))
         await client.close()
         let items: [[(String, Any)]] = response.events.map { event in
             [

@@ -23,8 +23,9 @@ struct PolicyCommand: ParsableCommand {
             } catch {
                 throw CommandFailure(error.message)
             }
-            print("\(file): ok (version \(policy.version); \(policy.toolRules.count) tool rules, "
-                + "\(policy.wordRules.count) word rules, \(policy.standingDecisions.count) standing decisions)")
+            print(
+                "\(file): ok (version \(policy.version); \(policy.toolRules.count) tool rules, "
+                    + "\(policy.wordRules.count) word rules, \(policy.standingDecisions.count) standing decisions)")
         }
     }
 
@@ -54,10 +55,11 @@ struct PolicyCommand: ParsableCommand {
             let result = rules.assess(action, tenant: tenant)
             let matched = result.matched.map { "\($0.id) (\($0.kind.rawValue)): \($0.explanation)" }
             if json {
-                try emit([
-                    ("risk", result.risk.description), ("decision_type", result.decisionType.rawValue),
-                    ("strategy", result.strategy.description), ("matched_rules", matched), ("policy_version", result.policyVersion),
-                ], json: true)
+                try emit(
+                    [
+                        ("risk", result.risk.description), ("decision_type", result.decisionType.rawValue),
+                        ("strategy", result.strategy.description), ("matched_rules", matched), ("policy_version", result.policyVersion),
+                    ], json: true)
             } else {
                 print("risk: \(result.risk)")
                 print("decision_type: \(result.decisionType)")
@@ -86,7 +88,7 @@ struct PolicyCommand: ParsableCommand {
             var money: Decimal?
             if let amount {
                 guard let value = Decimal(string: amount, locale: Locale(identifier: "en_US_POSIX")),
-                      amount.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" })
+                    amount.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" })
                 else { throw ValidationError("--amount \(amount) is not decimal text such as 250 or 19.99") }
                 money = value
             }

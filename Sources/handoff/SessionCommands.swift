@@ -2,8 +2,8 @@
 
 import ArgumentParser
 import Foundation
-import HandoffCore
 import HandoffClient
+import HandoffCore
 import HandoffProto
 import HandoffRPC
 
@@ -21,7 +21,7 @@ func emit(_ fields: [(String, Any)], json: Bool) throws {
 /// A value as one line: nested lists and objects as compact JSON, not Swift literals.
 func plain(_ value: Any) -> String {
     guard value is [Any] || value is [String: Any],
-          let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])
+        let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])
     else { return "\(value)" }
     return String(decoding: data, as: UTF8.self)
 }
@@ -127,8 +127,10 @@ struct SessionCommand: AsyncParsableCommand {
                     order: newestFirst ? .newestFirst : .oldestFirst, pageSize: pageSize, pageToken: pageToken))
             await client.close()
             let events = response.events.map {
-                ["session_id": $0.sessionID, "sequence": $0.sequence, "action": $0.action, "actor": $0.actor?.name ?? "",
-                 "reasoning": $0.reasoning, "details_json": $0.detailsJSON, "occurred_at_unix_ms": $0.occurredAtUnixMs] as [String: Any]
+                [
+                    "session_id": $0.sessionID, "sequence": $0.sequence, "action": $0.action, "actor": $0.actor?.name ?? "",
+                    "reasoning": $0.reasoning, "details_json": $0.detailsJSON, "occurred_at_unix_ms": $0.occurredAtUnixMs,
+                ] as [String: Any]
             }
             try emit([("events", events), ("next_page_token", response.nextPageToken)], json: json)
         }

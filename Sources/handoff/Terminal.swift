@@ -7,8 +7,9 @@
 // ncurses would need a C shim target of its own for a dozen escape codes.
 
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A key the console acts on.

@@ -22,7 +22,8 @@ struct Tokens: ParsableCommand {
 
         func run() throws {
             let parts = identity.split(separator: "/", omittingEmptySubsequences: false)
-            let tenantIdentity = identity.hasPrefix("handoff://tenant/") && parts.count == 6 && !parts[3].isEmpty
+            let tenantIdentity =
+                identity.hasPrefix("handoff://tenant/") && parts.count == 6 && !parts[3].isEmpty
                 && ["agent", "operator", "approver", "admin"].contains(String(parts[4])) && !parts[5].isEmpty
             let globalAdmin = identity.hasPrefix("handoff://global/admin/") && parts.count == 5 && !parts[4].isEmpty
             guard tenantIdentity || globalAdmin else {

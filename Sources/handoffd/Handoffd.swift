@@ -6,17 +6,17 @@
 public import ArgumentParser
 import Foundation
 import HandoffCore
-import NIOPosix
-import HandoffPolicy
 import HandoffDesks
-import HandoffRPC
-import HandoffServer
-import HandoffSQLite
-import HandoffPostgres
 import HandoffOperations
+import HandoffPolicy
+import HandoffPostgres
+import HandoffRPC
+import HandoffSQLite
+import HandoffServer
 import HandoffVersion
 public import Logging
 import Metrics
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
@@ -56,7 +56,9 @@ struct Handoffd: AsyncParsableCommand {
     @Option(help: "Risk policy file (YAML; `handoff policy default` prints the shipped one). SIGHUP reloads it. [default: the shipped policy]")
     var policy: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical. At debug, every call is logged with its caller, status and duration.")
+    @Option(
+        help:
+            "Log level: trace, debug, info, notice, warning, error or critical. At debug, every call is logged with its caller, status and duration.")
     var logLevel: Logger.Level = .info
 
     @Option(help: "Log format: text, or json (one object a line). [default: text]")
@@ -64,7 +66,9 @@ struct Handoffd: AsyncParsableCommand {
 
     @Option(
         name: .customLong("store"),
-        help: "The store: postgres://USER@HOST:PORT/DATABASE runs this node on a PostgreSQL database shared with other nodes (password from store.password_file or PGPASSWORD; options in docs/CONFIGURATION.md). [default: SQLite in <data>]")
+        help:
+            "The store: postgres://USER@HOST:PORT/DATABASE runs this node on a PostgreSQL database shared with other nodes (password from store.password_file or PGPASSWORD; options in docs/CONFIGURATION.md). [default: SQLite in <data>]"
+    )
     var storeURL: String?
 
     @Option(help: "Serve /metrics (Prometheus), /healthz and /readyz over HTTP on HOST:PORT, for example 127.0.0.1:9464. [default: off]")
@@ -137,7 +141,8 @@ struct Handoffd: AsyncParsableCommand {
                 store = opened
                 observeWrites = opened.observeWrites
             } else {
-                let opened = try SQLiteStore(path: settings.storePath, cacheMiB: settings.storeCacheMiB, checkpointPages: settings.storeCheckpointPages)
+                let opened = try SQLiteStore(
+                    path: settings.storePath, cacheMiB: settings.storeCacheMiB, checkpointPages: settings.storeCheckpointPages)
                 store = opened
                 observeWrites = opened.observeWrites
             }
@@ -153,9 +158,12 @@ struct Handoffd: AsyncParsableCommand {
             case .failing(let cause):
                 storeFailure.withLock { $0 = "\(cause)" }
                 if case .full = cause {
-                    logger.error("the store cannot write: no space left on the data volume \(dataDirectory); writes are refused (RESOURCE_EXHAUSTED) until space is freed, reads go on", metadata: ["cause": "\(cause)"])
+                    logger.error(
+                        "the store cannot write: no space left on the data volume \(dataDirectory); writes are refused (RESOURCE_EXHAUSTED) until space is freed, reads go on",
+                        metadata: ["cause": "\(cause)"])
                 } else {
-                    logger.error("the store cannot write; writes are refused (UNAVAILABLE) until it recovers, reads go on", metadata: ["cause": "\(cause)"])
+                    logger.error(
+                        "the store cannot write; writes are refused (UNAVAILABLE) until it recovers, reads go on", metadata: ["cause": "\(cause)"])
                 }
             case .recovered(let failed):
                 storeFailure.withLock { $0 = nil }
@@ -202,7 +210,8 @@ struct Handoffd: AsyncParsableCommand {
             automatedAssessments: settings.automatedAssessments, logger: logger)
         services.register(into: &registry)
         // Other nodes' desk commits wake this node's Watch calls at once (they poll besides).
-        postgres?.listenForFeed(wake: { [desk = services.desk] tenant in desk.wake(tenant: tenant) }, relistened: { [desk = services.desk] in desk.wakeAll() })
+        postgres?.listenForFeed(
+            wake: { [desk = services.desk] tenant in desk.wake(tenant: tenant) }, relistened: { [desk = services.desk] in desk.wakeAll() })
         // Calls counted and timed when metrics are on, logged at debug level; trace context always bound.
         let telemetry = CallTelemetry(methodNames: registry.methodNames, logger: logger)
         telemetry.install(into: &registry, observe: metricsRegistry != nil || logLevel <= .debug)
@@ -242,8 +251,10 @@ struct Handoffd: AsyncParsableCommand {
             lifecycle.append(.init(service: OperationsServer(host: address.host, port: address.port, endpoints: endpoints, logger: logger)))
         }
         lifecycle.append(.init(service: server))
-        lifecycle.append(.init(service: DeskSweeper(
-            approvals: services.approvals, interval: .milliseconds(settings.sweepIntervalMs), logger: logger)))
+        lifecycle.append(
+            .init(
+                service: DeskSweeper(
+                    approvals: services.approvals, interval: .milliseconds(settings.sweepIntervalMs), logger: logger)))
         // Last, so told first: marks the drain before the server starts it.
         lifecycle.append(.init(service: draining))
         let group = ServiceGroup(
@@ -261,7 +272,9 @@ struct Handoffd: AsyncParsableCommand {
             }
             // A port taken is the usual first-run wall: say so, and how to pick another.
             if "\(error)".contains("Address already in use") {
-                logger.critical("cannot listen on \(settings.listen): the address is in use (another handoffd?); choose another with --listen HOST:PORT, or make run LISTEN=127.0.0.1:7444")
+                logger.critical(
+                    "cannot listen on \(settings.listen): the address is in use (another handoffd?); choose another with --listen HOST:PORT, or make run LISTEN=127.0.0.1:7444"
+                )
                 throw ExitCode.failure
             }
             throw error
@@ -273,7 +286,9 @@ struct Handoffd: AsyncParsableCommand {
         let left = await services.notices.flush(within: .seconds(settings.shutdownGraceSeconds))
         await postgres?.shutdown()
         if left > 0 {
-            logger.error("\(left) deliveries of desk notices (or their retries) were still not done when the shutdown grace of \(settings.shutdownGraceSeconds) s ended; the approvals themselves are stored and listed by ListPendingApprovals")
+            logger.error(
+                "\(left) deliveries of desk notices (or their retries) were still not done when the shutdown grace of \(settings.shutdownGraceSeconds) s ended; the approvals themselves are stored and listed by ListPendingApprovals"
+            )
         }
     }
 }
@@ -298,9 +313,10 @@ final class DrainingFlag: Service {
         // Returns when the shutdown begins (or the group is cancelled).
         try? await gracefulShutdown()
         flag.store(true, ordering: .relaxed)
-        logger.notice(delay > .zero
-            ? "shutdown requested: /readyz answers 503; calls are served \(delay) more, then the drain starts"
-            : "shutdown requested: /readyz answers 503; draining")
+        logger.notice(
+            delay > .zero
+                ? "shutdown requested: /readyz answers 503; calls are served \(delay) more, then the drain starts"
+                : "shutdown requested: /readyz answers 503; draining")
         // The group stops the next service (and so the RPC server's drain) when this returns.
         if delay > .zero { try? await Task.sleep(for: delay) }
     }

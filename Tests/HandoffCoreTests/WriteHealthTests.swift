@@ -4,9 +4,10 @@
 // releasing the chain).
 
 import Foundation
-@testable import HandoffCore
 import Synchronization
 import Testing
+
+@testable import HandoffCore
 
 @Suite("Write health")
 struct WriteHealthTests {

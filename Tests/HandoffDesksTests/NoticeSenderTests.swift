@@ -3,10 +3,11 @@
 
 import Foundation
 import HandoffCore
-@testable import HandoffPolicy
-@testable import HandoffDesks
 import Synchronization
 import Testing
+
+@testable import HandoffDesks
+@testable import HandoffPolicy
 
 @Suite("Desk notices", .timeLimit(.minutes(1)))
 struct NoticeSenderTests {
@@ -22,7 +23,12 @@ struct NoticeSenderTests {
             self.permanent = permanent
         }
         func notify(_ notice: DeskNotice) async throws {
-            if attempts.withLock({ $0 += 1; return $0 }) <= failures { throw Failure(isPermanent: permanent) }
+            if attempts.withLock({
+                $0 += 1
+                return $0
+            }) <= failures {
+                throw Failure(isPermanent: permanent)
+            }
         }
     }
 
@@ -137,7 +143,8 @@ struct NoticeSenderTests {
     func dropsReported() async throws {
         let stuck = Gated(name: "stuck")
         let dropped = Mutex<[String]>([])
-        let sender = NoticeSender(channels: [stuck], capacity: 2) { _, _, _, _ in } onDropped: { notice, channel in
+        let sender = NoticeSender(channels: [stuck], capacity: 2) { _, _, _, _ in
+        } onDropped: { notice, channel in
             dropped.withLock { $0.append("\(channel):\(notice.id)") }
         }
         var sent: [DeskNotice] = []

@@ -24,11 +24,14 @@ private func twoNodes() async throws -> (PostgresStore, PostgresStore, @Sendable
     async let first = PostgresStore(settings: settings)
     async let second = PostgresStore(settings: settings)
     let (a, b) = try await (first, second)
-    return (a, b, {
-        await a.shutdown()
-        await b.shutdown()
-        await drop()
-    })
+    return (
+        a, b,
+        {
+            await a.shutdown()
+            await b.shutdown()
+            await drop()
+        }
+    )
 }
 
 @Suite("PostgreSQL store shared by two nodes", .timeLimit(.minutes(2)))
@@ -82,7 +85,8 @@ struct SharedStoreTests {
     func feedAcrossNodes() async throws {
         let (a, b, remove) = try await twoNodes()
         defer { Task { await remove() } }
-        let sessions = 12, updates = 15
+        let sessions = 12
+        let updates = 15
         for i in 0..<sessions {
             _ = try await (i % 2 == 0 ? a : b).createSession(
                 SessionRecord(tenant: acme, id: "s\(i)", version: 1, stateJSON: "{}", status: "active", labels: [:], createdAtMs: 1, updatedAtMs: 1),

@@ -84,15 +84,17 @@ struct HostileInputTests {
         #expect(throws: ProtoError.self) { try Envelope(serializedBytes: [0x18, 0x05]) }
     }
 
-    @Test("lengths past the end, overflowing lengths and over-long varints are errors", arguments: [
-        [0x32] + varint(UInt64.max),  // payload length 2^64-1
-        [0x32] + varint(1 << 40),  // payload length 1 TiB, with no body
-        [0x32] + varint(UInt64(Int32.max) + 1) + [1, 2, 3],
-        [0x32, 0x05, 1, 2],  // 5 announced, 2 present
-        [0x10] + [UInt8](repeating: 0xFF, count: 10) + [0x01],  // an 11-byte varint
-        [0x10] + [UInt8](repeating: 0x80, count: 12),  // a varint that never ends
-        [0x2A] + varint(1 << 33) + [0x0A, 0x00],  // metadata entry with an impossible length
-    ] as [[UInt8]])
+    @Test(
+        "lengths past the end, overflowing lengths and over-long varints are errors",
+        arguments: [
+            [0x32] + varint(UInt64.max),  // payload length 2^64-1
+            [0x32] + varint(1 << 40),  // payload length 1 TiB, with no body
+            [0x32] + varint(UInt64(Int32.max) + 1) + [1, 2, 3],
+            [0x32, 0x05, 1, 2],  // 5 announced, 2 present
+            [0x10] + [UInt8](repeating: 0xFF, count: 10) + [0x01],  // an 11-byte varint
+            [0x10] + [UInt8](repeating: 0x80, count: 12),  // a varint that never ends
+            [0x2A] + varint(1 << 33) + [0x0A, 0x00],  // metadata entry with an impossible length
+        ] as [[UInt8]])
     func badLengths(_ bytes: [UInt8]) {
         let error = #expect(throws: ProtoError.self) { try Envelope(serializedBytes: bytes) }
         #expect(error?.code == .malformed)

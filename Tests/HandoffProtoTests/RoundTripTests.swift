@@ -21,9 +21,11 @@ struct RoundTripTests {
         #expect(try empty.serializedBytes() == [], "\(M.protoName) default is not empty on the wire")
     }
 
-    @Test("unicode strings survive", arguments: [
-        "", "plain", VectorFixtures.unicode, String(repeating: "ß漢🙂", count: 10_000), "\u{FEFF}\u{200D}\u{10FFFF}",
-    ])
+    @Test(
+        "unicode strings survive",
+        arguments: [
+            "", "plain", VectorFixtures.unicode, String(repeating: "ß漢🙂", count: 10_000), "\u{FEFF}\u{200D}\u{10FFFF}",
+        ])
     func unicodeStrings(_ text: String) throws {
         let m = MetadataEntry(key: "k", value: text)
         #expect(try roundTrip(m) == m)
@@ -124,8 +126,9 @@ struct RoundTripTests {
         let names = ProtoRegistry.methods.map(\.fullName)
         #expect(Set(names).count == names.count)
         #expect(names.contains("handoff.v1.Health/Ping"))
-        #expect(ProtoRegistry.methods.filter(\.serverStreaming).map(\.fullName).sorted()
-            == ["handoff.v1.Admin/Backup", "handoff.v1.Decisions/WaitForDecision", "handoff.v1.Operators/Watch"])
+        #expect(
+            ProtoRegistry.methods.filter(\.serverStreaming).map(\.fullName).sorted()
+                == ["handoff.v1.Admin/Backup", "handoff.v1.Decisions/WaitForDecision", "handoff.v1.Operators/Watch"])
         #expect(names.count == 30)
     }
 }

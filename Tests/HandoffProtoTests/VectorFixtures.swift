@@ -20,32 +20,50 @@ enum VectorFixtures {
     static let all: [(String, any ProtoMessage)] = [
         ("envelope_request", envelopeRequest),
         ("envelope_end", Envelope(kind: .end, callID: UInt64.max, statusCode: 10, statusMessage: "stale version: expected 3, found 4")),
-        ("update_state_patch", UpdateStateRequest(
-            sessionID: "s-1", reasoning: "the user added an item", expectedVersion: 0,
-            change: .mergePatchJSON(#"{"cart":{"items":2,"note":null}}"#))),
+        (
+            "update_state_patch",
+            UpdateStateRequest(
+                sessionID: "s-1", reasoning: "the user added an item", expectedVersion: 0,
+                change: .mergePatchJSON(#"{"cart":{"items":2,"note":null}}"#))
+        ),
         ("update_state_replace", UpdateStateRequest(sessionID: "s-2", reasoning: "reset", change: .replacementJSON("{}"))),
-        ("session", Session(
-            id: "s-max", tenantID: "acme", version: Int64.max, stateJSON: #"{"k":""# + unicode + #""}"#,
-            status: .escalated, labels: ["channel": "web", "lang": "fr", "z": ""],
-            createdAtUnixMs: Int64.min, updatedAtUnixMs: -1, escalationTicketID: "t-1")),
+        (
+            "session",
+            Session(
+                id: "s-max", tenantID: "acme", version: Int64.max, stateJSON: #"{"k":""# + unicode + #""}"#,
+                status: .escalated, labels: ["channel": "web", "lang": "fr", "z": ""],
+                createdAtUnixMs: Int64.min, updatedAtUnixMs: -1, escalationTicketID: "t-1")
+        ),
         ("context", context),
-        ("action_zero_confidence", Action(
-            toolName: "refund_order", decisionType: .financial, parametersJSON: #"{"order":"A-17","amount":250}"#,
-            description: "Refund my order of 250 dollars", amount: "250.00", currency: "USD", confidence: 0.0)),
-        ("pending_unknown_enum", PendingAction(
-            id: "pa-1", sessionID: "s-1", risk: .unrecognized(42), status: .released,
-            actionHash: [UInt8](repeating: 0, count: 32), assessedSessionVersion: 7)),
-        ("assess_response", AssessActionResponse(
-            risk: .high, decisionType: .financial, strategy: .escalate,
-            matchedRules: [
-                MatchedRule(ruleID: "amount", kind: .amount, explanation: "amount 250 > 100", risk: .high),
-                MatchedRule(ruleID: "word:refund", kind: .word, explanation: #"word "refund""#, risk: .high, decisionType: .financial),
-            ],
-            sampledForReview: true, policyVersion: "default-1")),
-        ("stats", EscalationStatsResponse(
-            sinceUnixMs: 1_763_395_200_000, untilUnixMs: 1_764_000_000_000, sessionsInWindow: 1000, escalations: 163,
-            escalationRate: 0.163, topReasons: [ReasonCount(reason: "frustrated", count: 90)],
-            byPriority: [PriorityCount(priority: .urgent, count: 12)], alertThreshold: 0.15, alertActive: true)),
+        (
+            "action_zero_confidence",
+            Action(
+                toolName: "refund_order", decisionType: .financial, parametersJSON: #"{"order":"A-17","amount":250}"#,
+                description: "Refund my order of 250 dollars", amount: "250.00", currency: "USD", confidence: 0.0)
+        ),
+        (
+            "pending_unknown_enum",
+            PendingAction(
+                id: "pa-1", sessionID: "s-1", risk: .unrecognized(42), status: .released,
+                actionHash: [UInt8](repeating: 0, count: 32), assessedSessionVersion: 7)
+        ),
+        (
+            "assess_response",
+            AssessActionResponse(
+                risk: .high, decisionType: .financial, strategy: .escalate,
+                matchedRules: [
+                    MatchedRule(ruleID: "amount", kind: .amount, explanation: "amount 250 > 100", risk: .high),
+                    MatchedRule(ruleID: "word:refund", kind: .word, explanation: #"word "refund""#, risk: .high, decisionType: .financial),
+                ],
+                sampledForReview: true, policyVersion: "default-1")
+        ),
+        (
+            "stats",
+            EscalationStatsResponse(
+                sinceUnixMs: 1_763_395_200_000, untilUnixMs: 1_764_000_000_000, sessionsInWindow: 1000, escalations: 163,
+                escalationRate: 0.163, topReasons: [ReasonCount(reason: "frustrated", count: 90)],
+                byPriority: [PriorityCount(priority: .urgent, count: 12)], alertThreshold: 0.15, alertActive: true)
+        ),
         ("ping_empty", PingRequest()),
     ]
 

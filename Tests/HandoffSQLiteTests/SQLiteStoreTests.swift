@@ -6,9 +6,10 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import HandoffCore
-@testable import HandoffSQLite
 import Synchronization
 import Testing
+
+@testable import HandoffSQLite
 
 /// The rows of `sql` and how many virtual-machine steps SQLite took for
 /// them: how far a listing walked, whatever the clock says.
@@ -78,8 +79,9 @@ private struct HeldWriter {
 }
 
 private func session(_ id: String, tenant: TenantID = .default, state: String = "{}") -> SessionRecord {
-    SessionRecord(tenant: tenant, id: id, version: 1, stateJSON: state, status: "active", labels: ["channel": "web"],
-                  createdAtMs: 1000, updatedAtMs: 1000)
+    SessionRecord(
+        tenant: tenant, id: id, version: 1, stateJSON: state, status: "active", labels: ["channel": "web"],
+        createdAtMs: 1000, updatedAtMs: 1000)
 }
 
 private func event(_ action: String, _ reasoning: String = "because", at ms: Int64 = 1000) -> NewEvent {
@@ -168,7 +170,9 @@ struct SQLiteStoreTests {
         #expect(broken?.reason == "content does not match its hash")
     }
 
-    @Test("audit verify streams the chain and holds it to the session's head: a head moved to another chain, a missing head event, a head seq or hash that disagrees")
+    @Test(
+        "audit verify streams the chain and holds it to the session's head: a head moved to another chain, a missing head event, a head seq or hash that disagrees"
+    )
     func auditHoldsTheChainToItsHead() async throws {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -190,10 +194,11 @@ struct SQLiteStoreTests {
         try await queue.write { db in
             // a: its head points at b's chain, seq and hash included, so every
             // event it reaches hashes right; only their owner is wrong.
-            try db.execute(sql: """
-                UPDATE sessions SET (last_seq, last_hash, last_position) =
-                    (SELECT last_seq, last_hash, last_position FROM sessions WHERE id = 'b') WHERE id = 'a'
-                """)
+            try db.execute(
+                sql: """
+                    UPDATE sessions SET (last_seq, last_hash, last_position) =
+                        (SELECT last_seq, last_hash, last_position FROM sessions WHERE id = 'b') WHERE id = 'a'
+                    """)
             // c: the event its head names is gone.
             try db.execute(sql: "DELETE FROM events WHERE position = (SELECT last_position FROM sessions WHERE id = 'c')")
             // d: the head claims one event more than the chain holds.
@@ -245,7 +250,8 @@ struct SQLiteStoreTests {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SQLiteStore(path: path)
-        let acme = TenantID("acme"), globex = TenantID("globex")
+        let acme = TenantID("acme")
+        let globex = TenantID("globex")
         _ = try await store.createSession(session("s", tenant: acme, state: #"{"who":"acme"}"#), event: event("session.created"))
         _ = try await store.createSession(session("s", tenant: globex, state: #"{"who":"globex"}"#), event: event("session.created"))
         #expect(try await store.session(tenant: acme, id: "s")?.stateJSON == #"{"who":"acme"}"#)
@@ -273,7 +279,8 @@ struct SQLiteStoreTests {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SQLiteStore(path: path)
-        let sessions = 20, updates = 10
+        let sessions = 20
+        let updates = 10
         for s in 0..<sessions { _ = try await store.createSession(session("s\(s)"), event: event("session.created")) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for s in 0..<sessions {
@@ -331,7 +338,9 @@ struct SQLiteStoreTests {
         #expect(refused > 0, "no write was refused: the race did not happen")
     }
 
-    @Test("a queued assessment returns before its commit, commits once before the writes queued after it (an undone batch too), a read of events waits for it, and the queue is bounded")
+    @Test(
+        "a queued assessment returns before its commit, commits once before the writes queued after it (an undone batch too), a read of events waits for it, and the queue is bounded"
+    )
     func queuedAssessment() async throws {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -379,9 +388,10 @@ struct SQLiteStoreTests {
 
         // One for a session that does not exist fails in its completion; settle waits for it.
         let missing = automatedAssessment(of: "nope")
-        #expect(store.queueAssessment(tenant: .default, assessment: missing, events: [event("action.assessed")]) { result in
-            if case .failure(.notFound(let id)) = result { outcomes.withLock { $0.append("not found \(id)") } }
-        })
+        #expect(
+            store.queueAssessment(tenant: .default, assessment: missing, events: [event("action.assessed")]) { result in
+                if case .failure(.notFound(let id)) = result { outcomes.withLock { $0.append("not found \(id)") } }
+            })
         await store.settle()
         #expect(outcomes.withLock { $0 } == ["committed [2]", "not found nope"])
 
@@ -399,7 +409,8 @@ struct SQLiteStoreTests {
         #expect(try await store.events(tenant: .default, sessionID: "q").count == 3 + SQLiteStore.maximumQueuedAssessments + 1)
     }
 
-    @Test("a queued assessment only appends events: reads of anything else (sessions, pending actions, tickets, approvals) do not wait for its commit")
+    @Test(
+        "a queued assessment only appends events: reads of anything else (sessions, pending actions, tickets, approvals) do not wait for its commit")
     func otherReadsDoNotWaitForQueuedAssessments() async throws {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -493,13 +504,16 @@ struct SQLiteStoreTests {
         try await batch.enqueue { try await failAfterWriting(11) }
         for s in 13..<16 { try await batch.enqueue { try await update(s) } }
         let outcomes = try await batch.release()
-        #expect(outcomes == ["counted"] + Array(repeating: "updated", count: 7) + ["p7 refused", "stale refused"]
-            + Array(repeating: "updated", count: 3) + ["p11 refused"] + Array(repeating: "updated", count: 3))
+        #expect(
+            outcomes == ["counted"] + Array(repeating: "updated", count: 7) + ["p7 refused", "stale refused"]
+                + Array(repeating: "updated", count: 3) + ["p11 refused"] + Array(repeating: "updated", count: 3))
         #expect(store._testOnly_commitCount - before == 2, "the hold's transaction, then one for the writes that succeeded")
         #expect(runs.withLock { $0 } == 2, "a write before two that failed after writing ran \(runs.withLock { $0 }) times, not twice")
         for s in [7, 11] {
             let refused = try #require(try await store.session(tenant: .default, id: "p\(s)"))
-            #expect(refused.version == 1 && !refused.stateJSON.contains("half"), "the refused write left \(refused.stateJSON) at version \(refused.version)")
+            #expect(
+                refused.version == 1 && !refused.stateJSON.contains("half"),
+                "the refused write left \(refused.stateJSON) at version \(refused.version)")
             #expect(try await store.events(tenant: .default, sessionID: "p\(s)").count == 1)
         }
         #expect(try await store.session(tenant: .default, id: "p12")?.status == "counted")
@@ -510,7 +524,9 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test("a write SQLite rolls the whole transaction back for (an interrupt) is refused; the writes after it commit in a new transaction, none by itself")
+    @Test(
+        "a write SQLite rolls the whole transaction back for (an interrupt) is refused; the writes after it commit in a new transaction, none by itself"
+    )
     func transactionEndedBySQLite() async throws {
         let path = temporaryDatabase()
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -518,10 +534,11 @@ struct SQLiteStoreTests {
         for s in 0..<3 { _ = try await store.createSession(session("i\(s)"), event: event("session.created")) }
         var batch = try await HeldWriter(store) { db in
             // Interrupts the statement that calls it: SQLite then rolls the whole transaction back.
-            db.add(function: DatabaseFunction("handoff_test_interrupt", argumentCount: 0, pure: false) { _ in
-                store.pool.interrupt()
-                return 1
-            })
+            db.add(
+                function: DatabaseFunction("handoff_test_interrupt", argumentCount: 0, pure: false) { _ in
+                    store.pool.interrupt()
+                    return 1
+                })
         }
         @Sendable func update(_ s: Int) async throws -> String {
             _ = try await store.updateState(
@@ -562,10 +579,11 @@ struct SQLiteStoreTests {
                 tenant: .default, id: "c", expectedVersion: Int64(i - 1), stateJSON: "{}", updatedAtMs: 2, event: event("session.state_updated"))
         }
         try await store.pool.write { db in
-            try db.execute(sql: """
-                UPDATE events SET prev_position = (SELECT position FROM events WHERE session_id = 'c' AND seq = 5)
-                WHERE session_id = 'c' AND seq = 3
-                """)
+            try db.execute(
+                sql: """
+                    UPDATE events SET prev_position = (SELECT position FROM events WHERE session_id = 'c' AND seq = 5)
+                    WHERE session_id = 'c' AND seq = 3
+                    """)
         }
         let events = try await store.events(tenant: .default, sessionID: "c")
         #expect(events.count == 5)
@@ -586,7 +604,9 @@ struct SQLiteStoreTests {
             "SELECT id FROM approvals WHERE tenant_id = ? AND pending_action_id = ? AND status = 'pending'",
         ] {
             let plan = try await queryPlan(store, sql, StatementArguments(Array(repeating: "x", count: sql.filter { $0 == "?" }.count)))
-            #expect(plan.contains("INDEX") && !plan.contains("PRIMARY KEY") && !plan.contains("SCAN tickets") && !plan.contains("SCAN pending_actions") && !plan.contains("SCAN approvals") && !plan.contains("SCAN events"), "\(sql)\n→ \(plan)")
+            #expect(
+                plan.contains("INDEX") && !plan.contains("PRIMARY KEY") && !plan.contains("SCAN tickets") && !plan.contains("SCAN pending_actions")
+                    && !plan.contains("SCAN approvals") && !plan.contains("SCAN events"), "\(sql)\n→ \(plan)")
         }
     }
 
@@ -634,10 +654,11 @@ struct SQLiteStoreTests {
         statements.append((SQLiteStore.Lookup.eventsOfSession, ["default", "s1"]))
         for (sql, arguments) in statements {
             let plan = try await queryPlan(store, sql, arguments)
-            #expect(plan.contains("SEARCH sessions USING PRIMARY KEY (tenant_id=? AND id=?)")
-                && plan.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid=?)")
-                && plan.contains("SEARCH events USING INTEGER PRIMARY KEY (rowid=?)")
-                && !plan.contains("SCAN events") && !plan.contains("SCAN e ") && !plan.contains("INDEX events_"), "\(sql)\n→ \(plan)")
+            #expect(
+                plan.contains("SEARCH sessions USING PRIMARY KEY (tenant_id=? AND id=?)")
+                    && plan.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid=?)")
+                    && plan.contains("SEARCH events USING INTEGER PRIMARY KEY (rowid=?)")
+                    && !plan.contains("SCAN events") && !plan.contains("SCAN e ") && !plan.contains("INDEX events_"), "\(sql)\n→ \(plan)")
         }
     }
 
@@ -704,7 +725,8 @@ struct SQLiteStoreTests {
         _ = try await store.createSession(session("other"), event: event("session.created"))
         for version in 1..<100 {
             _ = try await store.updateState(
-                tenant: .default, id: "other", expectedVersion: Int64(version), stateJSON: "{}", updatedAtMs: 1, event: event("session.state_updated"))
+                tenant: .default, id: "other", expectedVersion: Int64(version), stateJSON: "{}", updatedAtMs: 1, event: event("session.state_updated")
+            )
         }
         let othersHundredth = try #require(try await store.events(tenant: .default, sessionID: "other").first { $0.sequence == 100 })
         let wrongPlaces: [Int64] = [try #require(hundredth.feedPosition) + 1, -7, try #require(othersHundredth.feedPosition)]
@@ -731,7 +753,8 @@ struct SQLiteStoreTests {
                 query.after = after
                 let (sql, arguments) = SQLiteStore.eventListing(tenant: .default, query: query)
                 let plan = try await queryPlan(store, sql, arguments)
-                #expect(plan.contains("USING INDEX events_by_action (tenant_id=? AND action=?") && !plan.contains("TEMP B-TREE"), "\(query)\n→ \(plan)")
+                #expect(
+                    plan.contains("USING INDEX events_by_action (tenant_id=? AND action=?") && !plan.contains("TEMP B-TREE"), "\(query)\n→ \(plan)")
             }
         }
     }
@@ -753,21 +776,26 @@ struct SQLiteStoreTests {
                             sql: "INSERT INTO sessions VALUES ('default', ?, 1, '{}', 'active', '{}', 0, 0)", arguments: [id])
                     }
                     let sequence = Int64((i + 1) / 2)
-                    let event = NewEvent(action: "session.turn_added", actor: "a", reasoning: "r\(i)", detailsJSON: "{}", occurredAtMs: Int64(100 - i))
+                    let event = NewEvent(
+                        action: "session.turn_added", actor: "a", reasoning: "r\(i)", detailsJSON: "{}", occurredAtMs: Int64(100 - i))
                     let prev = previous[id] ?? EventChain.genesis
                     let hash = EventChain.hash(tenant: .default, sessionID: id, sequence: sequence, event: event, previousHash: prev)
-                    try db.execute(sql: "INSERT INTO events VALUES ('default', ?, ?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
-                        id, sequence, event.action, event.actor, event.reasoning, event.detailsJSON, event.occurredAtMs, Data(prev), Data(hash),
-                    ])
+                    try db.execute(
+                        sql: "INSERT INTO events VALUES ('default', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        arguments: [
+                            id, sequence, event.action, event.actor, event.reasoning, event.detailsJSON, event.occurredAtMs, Data(prev), Data(hash),
+                        ])
                     previous[id] = hash
                 }
                 // Another tenant's session of the same id, and a session with no event.
                 try db.execute(sql: "INSERT INTO sessions VALUES ('other', 'odd', 1, '{}', 'active', '{}', 0, 0)")
                 let event = NewEvent(action: "session.created", actor: "a", reasoning: "other", detailsJSON: "{}", occurredAtMs: 50)
                 let hash = EventChain.hash(tenant: TenantID("other"), sessionID: "odd", sequence: 1, event: event, previousHash: EventChain.genesis)
-                try db.execute(sql: "INSERT INTO events VALUES ('other', 'odd', 1, ?, ?, ?, ?, ?, ?, ?)", arguments: [
-                    event.action, event.actor, event.reasoning, event.detailsJSON, event.occurredAtMs, Data(EventChain.genesis), Data(hash),
-                ])
+                try db.execute(
+                    sql: "INSERT INTO events VALUES ('other', 'odd', 1, ?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        event.action, event.actor, event.reasoning, event.detailsJSON, event.occurredAtMs, Data(EventChain.genesis), Data(hash),
+                    ])
                 try db.execute(sql: "INSERT INTO sessions VALUES ('default', 'empty', 1, '{}', 'active', '{}', 0, 0)")
             }
         }
@@ -777,7 +805,8 @@ struct SQLiteStoreTests {
         #expect(try await store.events(tenant: .default, sessionID: "empty").isEmpty)
         let first = try await store.addMemory(
             tenant: .default, memory: MemoryRecord(sessionID: "empty", sequence: 0, content: "m", metadataJSON: "{}", createdAtMs: 200),
-            event: NewEvent(action: "session.memory_added", actor: "a", reasoning: "first", detailsJSON: "{}", occurredAtMs: 200), limit: (count: 1_000, bytes: 1 << 20))
+            event: NewEvent(action: "session.memory_added", actor: "a", reasoning: "first", detailsJSON: "{}", occurredAtMs: 200),
+            limit: (count: 1_000, bytes: 1 << 20))
         let empty = try await store.events(tenant: .default, sessionID: "empty")
         #expect(empty.map(\.sequence) == [1] && empty[0].previousHash == EventChain.genesis && EventChain.verify(empty) == nil)
         _ = first
@@ -787,7 +816,8 @@ struct SQLiteStoreTests {
             #expect(EventChain.verify(events) == nil)
             _ = try await store.addMemory(
                 tenant: .default, memory: MemoryRecord(sessionID: id, sequence: 0, content: "m", metadataJSON: "{}", createdAtMs: 200),
-                event: NewEvent(action: "session.memory_added", actor: "a", reasoning: "after", detailsJSON: "{}", occurredAtMs: 200), limit: (count: 1_000, bytes: 1 << 20))
+                event: NewEvent(action: "session.memory_added", actor: "a", reasoning: "after", detailsJSON: "{}", occurredAtMs: 200),
+                limit: (count: 1_000, bytes: 1 << 20))
             let after = try await store.events(tenant: .default, sessionID: id)
             #expect(after.map(\.sequence) == [1, 2, 3, 4, 5, 6] && after[5].previousHash == events[4].hash)
             #expect(EventChain.verify(after) == nil)

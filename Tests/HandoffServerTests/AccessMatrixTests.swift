@@ -6,31 +6,36 @@ import Crypto
 import Foundation
 import HandoffClient
 import HandoffCore
-import HandoffPolicy
 import HandoffDesks
+import HandoffPolicy
 import HandoffProto
 import HandoffRPC
-@testable import HandoffServer
 import HandoffSQLite
 import HandoffTLS
 import HandoffTestSupport
 import Testing
 
+@testable import HandoffServer
+
 @Suite("Access rules", .serialized)
 struct AccessMatrixTests {
-    @Test("identity URIs: the well-formed ones parse, anything else names no one", arguments: [
-        ("handoff://tenant/acme/operator/alice", "acme", HandoffServer.Role.operator, "alice"),
-        ("handoff://tenant/a-b_c.d/admin/x.y", "a-b_c.d", HandoffServer.Role.admin, "x.y"),
-    ])
+    @Test(
+        "identity URIs: the well-formed ones parse, anything else names no one",
+        arguments: [
+            ("handoff://tenant/acme/operator/alice", "acme", HandoffServer.Role.operator, "alice"),
+            ("handoff://tenant/a-b_c.d/admin/x.y", "a-b_c.d", HandoffServer.Role.admin, "x.y"),
+        ])
     func identities(_ uri: String, _ tenant: String, _ role: HandoffServer.Role, _ name: String) throws {
         let principal = try #require(Principal(uri: uri))
         #expect(principal.tenant.rawValue == tenant && principal.role == role && principal.name == name)
     }
 
-    @Test("malformed identity URIs are refused", arguments: [
-        "handoff://tenant/acme/robot/x", "handoff://tenant/acme/agent", "handoff://tenant/acme/agent/x/y", "handoff://tenant//agent/x",
-        "handoff://tenant/acme/agent/", "https://tenant/acme/agent/x", "handoff://tenant/ac me/agent/x", "handoff://tenant/acmé/agent/x",
-    ])
+    @Test(
+        "malformed identity URIs are refused",
+        arguments: [
+            "handoff://tenant/acme/robot/x", "handoff://tenant/acme/agent", "handoff://tenant/acme/agent/x/y", "handoff://tenant//agent/x",
+            "handoff://tenant/acme/agent/", "https://tenant/acme/agent/x", "handoff://tenant/ac me/agent/x", "handoff://tenant/acmé/agent/x",
+        ])
     func badIdentities(_ uri: String) {
         #expect(Principal(uri: uri) == nil)
     }
@@ -67,9 +72,10 @@ struct AccessMatrixTests {
 
     private func client(_ running: RunningServer, _ directory: String, _ name: String?) throws -> HandoffClient {
         func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
-        return try running.client(.client(
-            trustRootsPath: path("ca.pem"), serverHostname: "127.0.0.1",
-            certificateChainPath: name.map { path("\($0).pem") }, privateKeyPath: name.map { path("\($0).key") }))
+        return try running.client(
+            .client(
+                trustRootsPath: path("ca.pem"), serverHostname: "127.0.0.1",
+                certificateChainPath: name.map { path("\($0).pem") }, privateKeyPath: name.map { path("\($0).key") }))
     }
 
     /// The status of calling `method` with an empty request.
@@ -90,7 +96,8 @@ struct AccessMatrixTests {
                 // deadline ends it, and DEADLINE_EXCEEDED counts as let in.
                 for try await _ in try await client.stream(
                     ServerStreamingMethod<Request, Response>(fullName: method.fullName), try Request(serializedBytes: []),
-                    options: CallOptions(timeout: .milliseconds(300))) {
+                    options: CallOptions(timeout: .milliseconds(300)))
+                {
                     break
                 }
                 return .ok
@@ -112,7 +119,9 @@ struct AccessMatrixTests {
         .ok, .invalidArgument, .notFound, .failedPrecondition, .deadlineExceeded, .alreadyExists, .aborted, .outOfRange,
     ]
 
-    @Test("each role, by certificate and by bearer token, a global admin by both, and no identity, against each RPC: allowed calls are answered by their handler, the others refused by the rule")
+    @Test(
+        "each role, by certificate and by bearer token, a global admin by both, and no identity, against each RPC: allowed calls are answered by their handler, the others refused by the rule"
+    )
     func matrix() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -179,9 +188,10 @@ struct AccessMatrixTests {
         let acmeOperator = try client(running, directory, "acme.operator")
 
         _ = try await acme.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", stateJSON: #"{"who":"acme"}"#, reasoning: "r"))
-        let pending = try #require(try await acme.call(
-            HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: Action(toolName: "book_flight", description: "Book"))
-        ).pendingAction)
+        let pending = try #require(
+            try await acme.call(
+                HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: Action(toolName: "book_flight", description: "Book"))
+            ).pendingAction)
         func code<Request, Response>(_ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request) async -> RPCError? {
             do {
                 _ = try await client.call(method, request)
@@ -191,7 +201,9 @@ struct AccessMatrixTests {
             }
         }
         #expect(await code(globex, Sessions.getSession, GetSessionRequest(sessionID: "s"))?.code == .notFound)
-        #expect(await code(globex, Sessions.updateState, UpdateStateRequest(sessionID: "s", reasoning: "r", change: .mergePatchJSON("{}")))?.code == .notFound)
+        #expect(
+            await code(globex, Sessions.updateState, UpdateStateRequest(sessionID: "s", reasoning: "r", change: .mergePatchJSON("{}")))?.code
+                == .notFound)
         #expect(await code(globex, Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: pending.id))?.code == .notFound)
         // The same id in globex is another session.
         _ = try await globex.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", stateJSON: #"{"who":"globex"}"#, reasoning: "r"))
@@ -199,15 +211,23 @@ struct AccessMatrixTests {
         #expect(try await acme.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.tenantID == "acme")
 
         // Another tenant's approval is NOT_FOUND to read and to decide.
-        let refund = try await acme.call(HandoffProto.Policy.assessAction, AssessActionRequest(
-            sessionID: "s", action: Action(toolName: "issue_refund", amount: "250", currency: "USD")))
+        let refund = try await acme.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(
+                sessionID: "s", action: Action(toolName: "issue_refund", amount: "250", currency: "USD")))
         #expect(!refund.approvalID.isEmpty)
         let globexApprover = try client(running, directory, "globex.approver")
         #expect(await code(globexApprover, Approvals.getApproval, GetApprovalRequest(approvalID: refund.approvalID))?.code == .notFound)
-        let item = try await globexApprover.call(Approvals.decideApproval, DecideApprovalRequest(decisions: [
-            ApprovalDecision(approvalID: refund.approvalID, verdict: .approve),
-        ])).results.first
-        guard case .error(let error)? = item?.result else { Issue.record("another tenant decided an approval"); return }
+        let item = try await globexApprover.call(
+            Approvals.decideApproval,
+            DecideApprovalRequest(decisions: [
+                ApprovalDecision(approvalID: refund.approvalID, verdict: .approve)
+            ])
+        ).results.first
+        guard case .error(let error)? = item?.result else {
+            Issue.record("another tenant decided an approval")
+            return
+        }
         #expect(error.code == 5)
         #expect(try await globexApprover.call(Approvals.listPendingApprovals, ListPendingApprovalsRequest()).approvals.isEmpty)
         await globexApprover.close()
@@ -229,7 +249,9 @@ struct AccessMatrixTests {
         "handoff.v1.Admin/Backup": "global admins only; the copy holds every tenant by design",
     ]
 
-    @Test("tenant isolation on every RPC that names a record, generated from the access table: another tenant's ids are NOT_FOUND, its lists and feeds empty")
+    @Test(
+        "tenant isolation on every RPC that names a record, generated from the access table: another tenant's ids are NOT_FOUND, its lists and feeds empty"
+    )
     func isolationEverywhere() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -258,7 +280,9 @@ struct AccessMatrixTests {
         let op = try caller("globex", "operator")
         let approver = try caller("globex", "approver")
         let admin = try caller("globex", "admin")
-        @Sendable func notFound<Request, Response>(_ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request) async -> Bool {
+        @Sendable func notFound<Request, Response>(
+            _ client: HandoffClient, _ method: UnaryMethod<Request, Response>, _ request: Request
+        ) async -> Bool {
             let refused = await refusalOf(client, method, request)
             if refused?.code != .notFound { Issue.record("\(method.fullName): \(String(describing: refused))") }
             return refused?.code == .notFound
@@ -268,7 +292,9 @@ struct AccessMatrixTests {
         probes["handoff.v1.Sessions/UpdateState"] = {
             await notFound(agent, Sessions.updateState, UpdateStateRequest(sessionID: "s", reasoning: "r", change: .mergePatchJSON("{}")))
         }
-        probes["handoff.v1.Sessions/AddTurn"] = { await notFound(agent, Sessions.addTurn, AddTurnRequest(sessionID: "s", input: "x", reasoning: "r")) }
+        probes["handoff.v1.Sessions/AddTurn"] = {
+            await notFound(agent, Sessions.addTurn, AddTurnRequest(sessionID: "s", input: "x", reasoning: "r"))
+        }
         probes["handoff.v1.Sessions/AddMemory"] = {
             await notFound(agent, Sessions.addMemory, AddMemoryRequest(sessionID: "s", content: "x", reasoning: "r"))
         }
@@ -297,7 +323,8 @@ struct AccessMatrixTests {
             do {
                 for try await _ in try await agent.stream(
                     Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id]),
-                    options: CallOptions(timeout: .seconds(2))) {
+                    options: CallOptions(timeout: .seconds(2)))
+                {
                     Issue.record("WaitForDecision answered with another tenant's decision")
                 }
                 return false
@@ -310,7 +337,8 @@ struct AccessMatrixTests {
             let refused = await refusalOf(
                 agent, Decisions.reportExecution, ReportExecutionRequest(releaseToken: token, resultJSON: "{}", idempotencyKey: "k"))
             let unknown = await refusalOf(
-                agent, Decisions.reportExecution, ReportExecutionRequest(releaseToken: String(repeating: "0", count: 64), resultJSON: "{}", idempotencyKey: "k"))
+                agent, Decisions.reportExecution,
+                ReportExecutionRequest(releaseToken: String(repeating: "0", count: 64), resultJSON: "{}", idempotencyKey: "k"))
             let used = try await acme.call(
                 Decisions.reportExecution, ReportExecutionRequest(releaseToken: token, resultJSON: "{}", idempotencyKey: "k"))
             return refused != nil && refused?.code == unknown?.code && refused?.message == unknown?.message
@@ -325,19 +353,25 @@ struct AccessMatrixTests {
             await notFound(op, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved, note: "x"))
         }
         probes["handoff.v1.Approvals/RequestApproval"] = {
-            await notFound(agent, Approvals.requestApproval, RequestApprovalRequest(
-                sessionID: "s", amount: "250", currency: "USD", reason: "x", subject: .pendingActionID(confirm.id)))
+            await notFound(
+                agent, Approvals.requestApproval,
+                RequestApprovalRequest(
+                    sessionID: "s", amount: "250", currency: "USD", reason: "x", subject: .pendingActionID(confirm.id)))
         }
-        probes["handoff.v1.Approvals/GetApproval"] = { await notFound(approver, Approvals.getApproval, GetApprovalRequest(approvalID: refund.approvalID)) }
+        probes["handoff.v1.Approvals/GetApproval"] = {
+            await notFound(approver, Approvals.getApproval, GetApprovalRequest(approvalID: refund.approvalID))
+        }
         probes["handoff.v1.Approvals/ListPendingApprovals"] = {
             let routed = try await approver.call(Approvals.listPendingApprovals, ListPendingApprovalsRequest()).approvals
             let all = try await admin.call(Approvals.listPendingApprovals, ListPendingApprovalsRequest()).approvals
             return routed.isEmpty && all.isEmpty
         }
         probes["handoff.v1.Approvals/DecideApproval"] = {
-            let result = try await approver.call(Approvals.decideApproval, DecideApprovalRequest(decisions: [
-                ApprovalDecision(approvalID: refund.approvalID, verdict: .approve),
-            ]))
+            let result = try await approver.call(
+                Approvals.decideApproval,
+                DecideApprovalRequest(decisions: [
+                    ApprovalDecision(approvalID: refund.approvalID, verdict: .approve)
+                ]))
             guard case .error(let error)? = result.results.first?.result else { return false }
             return error.code == 5
         }
@@ -351,7 +385,8 @@ struct AccessMatrixTests {
             let ours = Task { () async throws -> Int in
                 var seen = 0
                 for try await _ in try await acmeOperator.stream(
-                    Operators.watch, WatchRequest(kinds: [.ticketOpened]), options: CallOptions(timeout: .seconds(5))) {
+                    Operators.watch, WatchRequest(kinds: [.ticketOpened]), options: CallOptions(timeout: .seconds(5)))
+                {
                     seen += 1
                     break
                 }
@@ -390,10 +425,14 @@ struct AccessMatrixTests {
         try "extendedKeyUsage = clientAuth\n".write(toFile: path("ext.cnf"), atomically: true, encoding: .utf8)
         let openssl = "/usr/bin/openssl"
         for arguments in [
-            ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", path("cn.key"), "-out", path("cn.csr"),
-             "-subj", #"/CN=handoff:\/\/tenant\/acme\/operator\/cn-only"#],
-            ["x509", "-req", "-in", path("cn.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"), "-CAcreateserial",
-             "-out", path("cn.pem"), "-days", "1", "-extfile", path("ext.cnf")],
+            [
+                "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", path("cn.key"), "-out", path("cn.csr"),
+                "-subj", #"/CN=handoff:\/\/tenant\/acme\/operator\/cn-only"#,
+            ],
+            [
+                "x509", "-req", "-in", path("cn.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"), "-CAcreateserial",
+                "-out", path("cn.pem"), "-days", "1", "-extfile", path("ext.cnf"),
+            ],
         ] {
             let made = try await runProcess(openssl, arguments)
             try #require(made.status == 0, "\(made.output)")
@@ -438,8 +477,10 @@ struct AccessMatrixTests {
             #expect(error.code == .notFound)
         }
         // What it does is recorded as a global admin's.
-        _ = try await global.call(Sessions.updateState, UpdateStateRequest(
-            sessionID: "g", reasoning: "support fix", change: .mergePatchJSON(#"{"fixed":true}"#)), options: inTenant("acme"))
+        _ = try await global.call(
+            Sessions.updateState,
+            UpdateStateRequest(
+                sessionID: "g", reasoning: "support fix", change: .mergePatchJSON(#"{"fixed":true}"#)), options: inTenant("acme"))
         let events = try await acme.call(Sessions.listEvents, ListEventsRequest(sessionID: "g", order: .newestFirst, pageSize: 5))
         #expect(events.events.first?.actor == Identity(tenantID: "", role: .admin, name: "root"))
         // A tenant's admin may not reach another tenant by naming it.
@@ -496,17 +537,21 @@ struct AccessMatrixTests {
         await running.stop()
     }
 
-    @Test("token failures count per IPv4 address, per IPv6 /64, and an IPv4 client on a dual-stack socket as its IPv4 address", arguments: [
-        ("127.0.0.1:5000", "127.0.0.1"), ("[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"), ("[2001:db8:1:2::9]:1", "2001:db8:1:2::/64"),
-        ("[::1]:7", "0:0:0:0::/64"), ("[::ffff:192.0.2.7]:80", "192.0.2.7"),
-    ])
+    @Test(
+        "token failures count per IPv4 address, per IPv6 /64, and an IPv4 client on a dual-stack socket as its IPv4 address",
+        arguments: [
+            ("127.0.0.1:5000", "127.0.0.1"), ("[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"), ("[2001:db8:1:2::9]:1", "2001:db8:1:2::/64"),
+            ("[::1]:7", "0:0:0:0::/64"), ("[::ffff:192.0.2.7]:80", "192.0.2.7"),
+        ])
     func limitKeys(_ remote: String, _ key: String) {
         #expect(AccessControl.limitKey(remote) == key)
     }
 
-    @Test("the code calls are rate-limited per identity", arguments: [
-        "handoff.v1.Confirmations/VerifyMultiFactor", "handoff.v1.Confirmations/StartMultiFactor",
-    ])
+    @Test(
+        "the code calls are rate-limited per identity",
+        arguments: [
+            "handoff.v1.Confirmations/VerifyMultiFactor", "handoff.v1.Confirmations/StartMultiFactor",
+        ])
     func codeRateLimits(_ method: String) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -33,24 +33,28 @@ struct AgentCommandsTests {
         _ = try await ok(["session", "create", "--id", "story"])
 
         // The weather: automated, nothing to wait for.
-        let weather = try await ok(["assess", "story", "--tool", "get_weather", "--description", "Look up the weather in Paris",
-                                    "--params", #"{"city": "Paris"}"#])
+        let weather = try await ok([
+            "assess", "story", "--tool", "get_weather", "--description", "Look up the weather in Paris",
+            "--params", #"{"city": "Paris"}"#,
+        ])
         #expect(weather.contains("strategy: automate") && weather.contains("risk: low"), "\(weather)")
         #expect(weather.contains("  - tools.informational: tool get_weather"), "the matched rules are not listed: \(weather)")
         #expect(weather.contains("next: run the tool now") && !weather.contains("pending_action_id"), "\(weather)")
 
         // The booking: asked, confirmed, released; executed once, then a duplicate.
-        let booking = try object(try await ok([
-            "assess", "story", "--tool", "book_flight", "--description", "Book a flight to NYC",
-            "--params", #"{"to": "NYC", "date": "2026-12-01"}"#, "--idempotency-key", "book-1", "--json",
-        ]))
+        let booking = try object(
+            try await ok([
+                "assess", "story", "--tool", "book_flight", "--description", "Book a flight to NYC",
+                "--params", #"{"to": "NYC", "date": "2026-12-01"}"#, "--idempotency-key", "book-1", "--json",
+            ]))
         #expect(booking["strategy"] as? String == "explicit_confirm", "\(booking)")
         let book = try #require(booking["pending_action_id"] as? String)
         #expect((booking["next"] as? String)?.contains("handoff confirm \(book)") == true, "\(booking)")
-        let again = try object(try await ok([
-            "assess", "story", "--tool", "book_flight", "--description", "Book a flight to NYC",
-            "--params", #"{"to": "NYC", "date": "2026-12-01"}"#, "--idempotency-key", "book-1", "--json",
-        ]))
+        let again = try object(
+            try await ok([
+                "assess", "story", "--tool", "book_flight", "--description", "Book a flight to NYC",
+                "--params", #"{"to": "NYC", "date": "2026-12-01"}"#, "--idempotency-key", "book-1", "--json",
+            ]))
         #expect(again["pending_action_id"] as? String == book, "the same key made a second pending action")
         let prompt = try await ok(["confirm", book])
         #expect(prompt.contains("book_flight") && prompt.contains("handoff answer \(book)"), "\(prompt)")
@@ -91,9 +95,10 @@ struct AgentCommandsTests {
         #expect(refundWait["comment"] as? String == "partial refund" && (refundWait["decided_by"] as? String)?.hasSuffix("approver") == true)
 
         // The deletion: a code, a wrong one first.
-        let deletion = try object(try await ok([
-            "assess", "story", "--tool", "delete_account", "--description", "Delete all my data", "--json",
-        ]))
+        let deletion = try object(
+            try await ok([
+                "assess", "story", "--tool", "delete_account", "--description", "Delete all my data", "--json",
+            ]))
         #expect(deletion["strategy"] as? String == "multi_factor", "\(deletion)")
         let delete = try #require(deletion["pending_action_id"] as? String)
         let started = try await ok(["code", "start", delete])
@@ -109,26 +114,29 @@ struct AgentCommandsTests {
         #expect(deleteWait.contains("status: released") && deleteWait.contains("delete_account") && deleteWait.contains("handoff executed "))
 
         // The medical question: to the operator desk; escalating it again names the same ticket.
-        let medical = try object(try await ok([
-            "assess", "story", "--tool", "answer_question", "--description", "Can I double my blood pressure medication?",
-            "--confidence", "0.4", "--json",
-        ]))
+        let medical = try object(
+            try await ok([
+                "assess", "story", "--tool", "answer_question", "--description", "Can I double my blood pressure medication?",
+                "--confidence", "0.4", "--json",
+            ]))
         #expect(medical["strategy"] as? String == "escalate" && medical["risk"] as? String == "critical", "\(medical)")
         let question = try #require(medical["pending_action_id"] as? String)
         let ticket = try #require(medical["ticket_id"] as? String, "no ticket: \(medical)")
         let escalated = try object(try await ok(["escalate", "story", "--reason", "medical question", "--action", question, "--json"]))
         #expect(escalated["ticket_id"] as? String == ticket && escalated["created"] as? Bool == false, "\(escalated)")
         let undecided = try await cli(["wait", question, "--timeout", "1"])
-        #expect(undecided.status != 0 && undecided.output.contains("no decision within 1") && undecided.output.contains(question),
-                "\(undecided.output)")
+        #expect(
+            undecided.status != 0 && undecided.output.contains("no decision within 1") && undecided.output.contains(question),
+            "\(undecided.output)")
         #expect(outputLines(undecided.output).count == 1, "\(undecided.output)")
         _ = try await ok(["claim", ticket])
         _ = try await ok(["reply", ticket, "Please don't change your dose on your own; call your doctor."])
         let resolved = try await ok(["resolve", ticket, "--outcome", "resolved", "--release", "--note", "nurse answered"])
         #expect(resolved.contains("is released"), "\(resolved)")
         let questionWait = try object(try await ok(["wait", question, "--json"]))
-        #expect(questionWait["status"] as? String == "released" && (questionWait["decided_by"] as? String)?.hasSuffix("operator") == true,
-                "\(questionWait)")
+        #expect(
+            questionWait["status"] as? String == "released" && (questionWait["decided_by"] as? String)?.hasSuffix("operator") == true,
+            "\(questionWait)")
         let context = try await ok(["session", "context", "story"])
         #expect(context.contains("call your doctor"), "the operator's reply is not in the conversation: \(context)")
     }
@@ -158,10 +166,19 @@ func readmeTour() throws -> [String: [[String]]] {
     var inBlock = false
     var pending = ""
     for raw in readme[start.upperBound..<end.lowerBound].components(separatedBy: "\n") {
-        if raw.hasPrefix("### As an ") { section = String(raw.dropFirst("### As an ".count)); continue }
-        if raw.hasPrefix("```") { inBlock = raw == "```sh"; continue }
+        if raw.hasPrefix("### As an ") {
+            section = String(raw.dropFirst("### As an ".count))
+            continue
+        }
+        if raw.hasPrefix("```") {
+            inBlock = raw == "```sh"
+            continue
+        }
         guard inBlock else { continue }
-        if raw.hasSuffix("\\") { pending += raw.dropLast() + " "; continue }
+        if raw.hasSuffix("\\") {
+            pending += raw.dropLast() + " "
+            continue
+        }
         let line = (pending + raw).trimmingCharacters(in: .whitespaces)
         pending = ""
         guard line.hasPrefix("handoff ") else { continue }
@@ -181,11 +198,17 @@ func shellWords(_ line: String) -> [String] {
         if let q = quote {
             if c == q { quote = nil } else { word.append(c) }
         } else if c == "'" || c == "\"" {
-            quote = c; inWord = true
+            quote = c
+            inWord = true
         } else if c == " " || c == "\t" {
-            if inWord { words.append(word); word = ""; inWord = false }
+            if inWord {
+                words.append(word)
+                word = ""
+                inWord = false
+            }
         } else {
-            word.append(c); inWord = true
+            word.append(c)
+            inWord = true
         }
     }
     if inWord { words.append(word) }
@@ -197,7 +220,8 @@ struct ReadmeTourTests {
     @Test("the README's shell tour runs as written: agent, approver and operator, ids taken from what each command printed")
     func tour() async throws {
         let sections = try readmeTour()
-        let agent = try #require(sections["agent"]), approver = try #require(sections["approver"])
+        let agent = try #require(sections["agent"])
+        let approver = try #require(sections["approver"])
         let desk = try #require(sections["operator"])
         #expect(agent.count >= 15 && approver.count >= 3 && desk.count >= 5, "\(sections)")
 
@@ -276,8 +300,9 @@ struct ReadmeTourTests {
     func makeInstall() async throws {
         let result = try await runProcess("/usr/bin/env", ["make", "-n", "install", "PREFIX=/tmp/handoff-prefix"], directory: Binaries.root.path)
         #expect(result.0 == 0, "\(result.1)")
-        #expect(result.1.contains("build -c release --product handoffd") && result.1.contains("build -c release --product handoff\n"),
-                "\(result.1)")
+        #expect(
+            result.1.contains("build -c release --product handoffd") && result.1.contains("build -c release --product handoff\n"),
+            "\(result.1)")
         #expect(result.1.contains(#"install -m 0755 .build/release/handoff .build/release/handoffd "/tmp/handoff-prefix/bin/""#), "\(result.1)")
     }
 }

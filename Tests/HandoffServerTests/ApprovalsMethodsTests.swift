@@ -6,29 +6,30 @@
 import Foundation
 import HandoffClient
 import HandoffCore
-import HandoffPolicy
 import HandoffDesks
+import HandoffPolicy
 import HandoffProto
 import HandoffRPC
-import HandoffServer
 import HandoffSQLite
+import HandoffServer
 import NIOPosix
 import Testing
 
 /// The shipped policy with its chains replaced: managers alice and dave,
 /// finance bob and alice; carol is an approver in no group.
-private let chainPolicy = Policy.standardYAML.components(separatedBy: "\napprovals:")[0] + """
+private let chainPolicy =
+    Policy.standardYAML.components(separatedBy: "\napprovals:")[0] + """
 
-    approvals:
-      groups:
-        managers: [alice, dave]
-        finance: [bob, "handoff://tenant/acme/approver/alice"]
-      chains:
-        - {above: 1000, steps: [[group:managers]]}
-        - {above: 10000, steps: [[group:managers], [group:finance]]}
-      step_timeout_seconds: 60
-      on_expiry: escalate
-    """
+        approvals:
+          groups:
+            managers: [alice, dave]
+            finance: [bob, "handoff://tenant/acme/approver/alice"]
+          chains:
+            - {above: 1000, steps: [[group:managers]]}
+            - {above: 10000, steps: [[group:managers], [group:finance]]}
+          step_timeout_seconds: 60
+          on_expiry: escalate
+        """
 
 @Suite("The approval desk over TLS", .timeLimit(.minutes(1)))
 struct ApprovalsMethodsTests {
@@ -39,9 +40,13 @@ struct ApprovalsMethodsTests {
     }
 
     private func request(_ agent: HandoffClient, amount: String, reason: String = "customer asked for a refund") async throws -> Approval {
-        try #require(try await agent.call(Approvals.requestApproval, RequestApprovalRequest(
-            sessionID: "s", reason: reason,
-            subject: .action(Action(toolName: "issue_refund", description: "Refund order 42", amount: amount, currency: "USD")))).approval)
+        try #require(
+            try await agent.call(
+                Approvals.requestApproval,
+                RequestApprovalRequest(
+                    sessionID: "s", reason: reason,
+                    subject: .action(Action(toolName: "issue_refund", description: "Refund order 42", amount: amount, currency: "USD")))
+            ).approval)
     }
 
     private func decide(_ client: HandoffClient, _ decisions: [ApprovalDecision]) async throws -> [ApprovalDecisionResult] {
@@ -92,9 +97,14 @@ struct ApprovalsMethodsTests {
 
         // A stale expected level is refused; the right one moves the chain on.
         #expect(refused(try await decide(alice, [ApprovalDecision(approvalID: approval.id, verdict: .approve, expectedLevel: 2)]).first)?.code == 9)
-        let afterFirst = try #require(approved(try await decide(alice, [
-            ApprovalDecision(approvalID: approval.id, verdict: .approve, comment: "fine by me", expectedLevel: 1),
-        ]).first))
+        let afterFirst = try #require(
+            approved(
+                try await decide(
+                    alice,
+                    [
+                        ApprovalDecision(approvalID: approval.id, verdict: .approve, comment: "fine by me", expectedLevel: 1)
+                    ]
+                ).first))
         #expect(afterFirst.currentLevel == 2 && afterFirst.steps.map(\.status) == [.approved, .pending])
         #expect(afterFirst.steps[0].decidedBy == Identity(tenantID: "acme", role: .approver, name: "alice"))
         #expect(try await notices(fixtures, services).last?["recipients"] as? [String] == ["group:finance"])
@@ -106,12 +116,23 @@ struct ApprovalsMethodsTests {
 
         // Bob approves a lower amount: the edited action is what is released.
         let edited = Action(toolName: "issue_refund", description: "Refund order 42 (partial)", amount: "20000", currency: "USD")
-        let wrongTool = refused(try await decide(bob, [ApprovalDecision(
-            approvalID: approval.id, verdict: .approve, editedAction: Action(toolName: "wire_money", amount: "1", currency: "USD"))]).first)
+        let wrongTool = refused(
+            try await decide(
+                bob,
+                [
+                    ApprovalDecision(
+                        approvalID: approval.id, verdict: .approve, editedAction: Action(toolName: "wire_money", amount: "1", currency: "USD"))
+                ]
+            ).first)
         #expect(wrongTool?.code == 3)
-        let done = try #require(approved(try await decide(bob, [
-            ApprovalDecision(approvalID: approval.id, verdict: .approve, editedAction: edited, expectedLevel: 2),
-        ]).first))
+        let done = try #require(
+            approved(
+                try await decide(
+                    bob,
+                    [
+                        ApprovalDecision(approvalID: approval.id, verdict: .approve, editedAction: edited, expectedLevel: 2)
+                    ]
+                ).first))
         #expect(done.status == .approved && done.currentLevel == 0)
         #expect(done.editedAction?.amount == "20000")
 
@@ -130,9 +151,10 @@ struct ApprovalsMethodsTests {
         #expect(refused(try await decide(bob, [ApprovalDecision(approvalID: approval.id, verdict: .reject)]).first)?.code == 9)
 
         let events = try await agent.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50)).events.map(\.action)
-        #expect(Array(events.suffix(6)) == [
-            "approval.requested", "approval.decided", "approval.requested", "approval.decided", "approval.approved", "action.released",
-        ])
+        #expect(
+            Array(events.suffix(6)) == [
+                "approval.requested", "approval.decided", "approval.requested", "approval.decided", "approval.approved", "action.released",
+            ])
         let admin = try running.client(fixtures.clientTLS(role: "admin"))
         #expect(try await admin.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: "s")).ok)
         for client in [alice, bob, carol, admin, agent] { await client.close() }
@@ -167,11 +189,18 @@ struct ApprovalsMethodsTests {
         let (running, agent, _) = try await start(fixtures, clock: TestClock())
         let alice = try running.client(fixtures.clientTLS(role: "alice"))
         let bob = try running.client(fixtures.clientTLS(role: "bob"))
-        let approval = try #require(try await agent.call(Approvals.requestApproval, RequestApprovalRequest(
-            sessionID: "s", reason: "refund", subject: .action(Action(
-                toolName: "issue_refund", parametersJSON: #"{"amount":12000,"order":"42"}"#, amount: "12000", currency: "USD")))).approval)
+        let approval = try #require(
+            try await agent.call(
+                Approvals.requestApproval,
+                RequestApprovalRequest(
+                    sessionID: "s", reason: "refund",
+                    subject: .action(
+                        Action(
+                            toolName: "issue_refund", parametersJSON: #"{"amount":12000,"order":"42"}"#, amount: "12000", currency: "USD")))
+            ).approval)
         let lowered = Action(toolName: "issue_refund", parametersJSON: #"{"amount":12000,"order":"42"}"#, amount: "11000", currency: "USD")
-        _ = try #require(approved(try await decide(alice, [ApprovalDecision(approvalID: approval.id, verdict: .approve, editedAction: lowered)]).first))
+        _ = try #require(
+            approved(try await decide(alice, [ApprovalDecision(approvalID: approval.id, verdict: .approve, editedAction: lowered)]).first))
         let raised = Action(toolName: "issue_refund", parametersJSON: #"{"amount":12000,"order":"42"}"#, amount: "12000", currency: "USD")
         let refusal = refused(try await decide(bob, [ApprovalDecision(approvalID: approval.id, verdict: .approve, editedAction: raised)]).first)
         #expect(refusal?.code == 3 && refusal?.message.contains("exceeds the amount under approval 11000") == true, "\(String(describing: refusal))")
@@ -193,12 +222,14 @@ struct ApprovalsMethodsTests {
         let two = try await request(agent, amount: "3000")
         #expect(one.steps.count == 1)
 
-        let results = try await decide(alice, [
-            ApprovalDecision(approvalID: one.id, verdict: .approve),
-            ApprovalDecision(approvalID: "ap-nope", verdict: .approve),
-            ApprovalDecision(approvalID: two.id, verdict: .unspecified),
-            ApprovalDecision(approvalID: two.id, verdict: .reject, comment: "not without a receipt"),
-        ])
+        let results = try await decide(
+            alice,
+            [
+                ApprovalDecision(approvalID: one.id, verdict: .approve),
+                ApprovalDecision(approvalID: "ap-nope", verdict: .approve),
+                ApprovalDecision(approvalID: two.id, verdict: .unspecified),
+                ApprovalDecision(approvalID: two.id, verdict: .reject, comment: "not without a receipt"),
+            ])
         #expect(results.map(\.approvalID) == [one.id, "ap-nope", two.id, two.id])
         #expect(approved(results[0])?.status == .approved)
         #expect(refused(results[1])?.code == 5)
@@ -207,7 +238,8 @@ struct ApprovalsMethodsTests {
         #expect(approved(results[3])?.steps.first?.comment == "not without a receipt")
         var statuses: [String: PendingActionStatus] = [:]
         for try await update in try await agent.stream(
-            Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [one.pendingActionID, two.pendingActionID])) {
+            Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [one.pendingActionID, two.pendingActionID]))
+        {
             statuses[update.pendingActionID] = update.status
         }
         #expect(statuses == [one.pendingActionID: .released, two.pendingActionID: .rejected])
@@ -232,42 +264,73 @@ struct ApprovalsMethodsTests {
         #expect(await code(RequestApprovalRequest(sessionID: "s", reason: "r", subject: .pendingActionID("pa-nope")))?.code == .notFound)
         #expect(await refusalOf(alice, Approvals.decideApproval, DecideApprovalRequest())?.code == .invalidArgument)
         // The chain follows the action's own amount: stating less is refused.
-        let understated = await code(RequestApprovalRequest(
-            sessionID: "s", amount: "1500", reason: "r", subject: .action(Action(toolName: "issue_refund", amount: "25000", currency: "USD"))))
+        let understated = await code(
+            RequestApprovalRequest(
+                sessionID: "s", amount: "1500", reason: "r", subject: .action(Action(toolName: "issue_refund", amount: "25000", currency: "USD"))))
         #expect(understated?.code == .invalidArgument && understated?.message.contains("below the action's own amount") == true)
         // An approver lowers an amount, never raises it.
         let refundApproval = try await request(agent, amount: "3000", reason: "another refund")
-        let raised = refused(try await decide(alice, [ApprovalDecision(
-            approvalID: refundApproval.id, verdict: .approve, editedAction: Action(toolName: "issue_refund", amount: "9000", currency: "USD"))]).first)
+        let raised = refused(
+            try await decide(
+                alice,
+                [
+                    ApprovalDecision(
+                        approvalID: refundApproval.id, verdict: .approve,
+                        editedAction: Action(toolName: "issue_refund", amount: "9000", currency: "USD"))
+                ]
+            ).first)
         #expect(raised?.code == 3 && raised?.message.contains("exceeds the amount under approval") == true)
-        let unstated = refused(try await decide(alice, [ApprovalDecision(
-            approvalID: refundApproval.id, verdict: .approve, editedAction: Action(toolName: "issue_refund"))]).first)
+        let unstated = refused(
+            try await decide(
+                alice,
+                [
+                    ApprovalDecision(
+                        approvalID: refundApproval.id, verdict: .approve, editedAction: Action(toolName: "issue_refund"))
+                ]
+            ).first)
         #expect(unstated?.code == 3 && unstated?.message.contains("edited_action.amount is required") == true)
-        #expect(await code(RequestApprovalRequest(sessionID: "s", amount: "1.2.3", reason: "r", subject: .action(refund)))?.code
-            == .invalidArgument)
+        #expect(
+            await code(RequestApprovalRequest(sessionID: "s", amount: "1.2.3", reason: "r", subject: .action(refund)))?.code
+                == .invalidArgument)
         // While approvers decide, the user's confirmation cannot settle it.
         let booking = try await assess(agent, Action(toolName: "book_flight", description: "Book a flight"))
         _ = try await agent.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
-        let chained = try #require(try await agent.call(Approvals.requestApproval, RequestApprovalRequest(
-            sessionID: "s", amount: "2500", reason: "a manager signs bookings this large", subject: .pendingActionID(booking.id))).approval)
-        let answered = await refusalOf(agent, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
+        let chained = try #require(
+            try await agent.call(
+                Approvals.requestApproval,
+                RequestApprovalRequest(
+                    sessionID: "s", amount: "2500", reason: "a manager signs bookings this large", subject: .pendingActionID(booking.id))
+            ).approval)
+        let answered = await refusalOf(
+            agent, Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
         #expect(answered?.code == .failedPrecondition && answered?.message.contains("awaits approval \(chained.id)") == true)
         // An operator asks approval of an assessed action, never of a new one.
         let operatorAsks = try running.client(fixtures.clientTLS(role: "operator"))
-        #expect(await refusalOf(operatorAsks, Approvals.requestApproval, RequestApprovalRequest(
-            sessionID: "s", reason: "r", subject: .action(refund)))?.code == .permissionDenied)
+        #expect(
+            await refusalOf(
+                operatorAsks, Approvals.requestApproval,
+                RequestApprovalRequest(
+                    sessionID: "s", reason: "r", subject: .action(refund)))?.code == .permissionDenied)
         await operatorAsks.close()
         // Requesting again for the same pending action returns the approval already pending.
-        let pending = try await agent.call(Approvals.requestApproval, RequestApprovalRequest(
-            sessionID: "s", amount: "5000", reason: "again", subject: .pendingActionID(own.action.id)))
+        let pending = try await agent.call(
+            Approvals.requestApproval,
+            RequestApprovalRequest(
+                sessionID: "s", amount: "5000", reason: "again", subject: .pendingActionID(own.action.id)))
         #expect(pending.approval?.id == own.approval.id)
         // The desk cannot decide around the chain: an operator's resolve may not release it.
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
-        let ticket = try #require(try await agent.call(Escalations.escalate, EscalateRequest(
-            sessionID: "s", reason: "customer is waiting", pendingActionID: own.action.id)).ticket)
+        let ticket = try #require(
+            try await agent.call(
+                Escalations.escalate,
+                EscalateRequest(
+                    sessionID: "s", reason: "customer is waiting", pendingActionID: own.action.id)
+            ).ticket)
         _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: ticket.id))
-        let bypass = await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(
-            ticketID: ticket.id, outcome: .resolved, pendingActionDecision: .release))
+        let bypass = await refusalOf(
+            operatorClient, Escalations.resolve,
+            ResolveRequest(
+                ticketID: ticket.id, outcome: .resolved, pendingActionDecision: .release))
         #expect(bypass?.code == .failedPrecondition && bypass?.message.contains("awaits approval \(own.approval.id)") == true)
         // Nor leave it silently: the operator says the action stays with the chain.
         let silent = await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .handedBack))
@@ -290,8 +353,11 @@ struct ApprovalsMethodsTests {
         let approval = try await request(agent, amount: "50000")
         let watched = Task {
             var kinds: [DeskEventKind] = []
-            for try await event in try await watcher.stream(Operators.watch, WatchRequest(
-                kinds: [.approvalExpired, .approvalRequested], resumeCursor: "")) {
+            for try await event in try await watcher.stream(
+                Operators.watch,
+                WatchRequest(
+                    kinds: [.approvalExpired, .approvalRequested], resumeCursor: ""))
+            {
                 kinds.append(event.kind)
                 if kinds.count == 3 { break }
             }
@@ -312,11 +378,14 @@ struct ApprovalsMethodsTests {
         #expect(ended.status == .expired && ended.steps.map(\.status) == [.expired, .expired])
         #expect(try await services.approvals.sweep().approvals == 0, "already applied")
         var status: PendingActionStatus?
-        for try await update in try await agent.stream(Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [approval.pendingActionID])) {
+        for try await update in try await agent.stream(
+            Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [approval.pendingActionID]))
+        {
             status = update.status
         }
         #expect(status == .expired)
-        #expect(try await watched.value == [.approvalExpired, .approvalRequested, .approvalExpired], "level 1 expired, level 2 asked, level 2 expired")
+        #expect(
+            try await watched.value == [.approvalExpired, .approvalRequested, .approvalExpired], "level 1 expired, level 2 asked, level 2 expired")
         #expect(try await notices(fixtures, services).last?["kind"] as? String == "approval.expired")
         await watcher.close()
         await agent.close()
@@ -349,7 +418,9 @@ struct ApprovalsMethodsTests {
         let first = try await agent.call(HandoffProto.Policy.assessAction, refund)
         #expect(first.strategy == .escalate && !first.approvalID.isEmpty && first.ticketID.isEmpty)
         // One transaction: an assessed action never exists without the chain that decides it.
-        #expect(store._testOnly_commitCount - commitsBefore == 1, "the assessment and its approval took \(store._testOnly_commitCount - commitsBefore) commits")
+        #expect(
+            store._testOnly_commitCount - commitsBefore == 1,
+            "the assessment and its approval took \(store._testOnly_commitCount - commitsBefore) commits")
         let recorded = try await agent.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 10)).events.map(\.action)
         #expect(Array(recorded.suffix(2)) == ["action.assessed", "approval.requested"], "\(recorded)")
         let again = try await agent.call(HandoffProto.Policy.assessAction, refund)
@@ -357,10 +428,14 @@ struct ApprovalsMethodsTests {
         let approver = try running.client(fixtures.clientTLS(role: "approver"))
         let waiting = try await approver.call(Approvals.listPendingApprovals, ListPendingApprovalsRequest())
         #expect(waiting.approvals.map(\.id) == [first.approvalID])
-        #expect(waiting.approvals.first?.reason.contains("amount 250 USD > 100") == true, "the reason names the rules: \(waiting.approvals.first?.reason ?? "")")
+        #expect(
+            waiting.approvals.first?.reason.contains("amount 250 USD > 100") == true,
+            "the reason names the rules: \(waiting.approvals.first?.reason ?? "")")
 
-        let medical = AssessActionRequest(sessionID: "s", action: Action(
-            toolName: "answer_question", description: "Is it safe to double my medication dose?", confidence: 0.4))
+        let medical = AssessActionRequest(
+            sessionID: "s",
+            action: Action(
+                toolName: "answer_question", description: "Is it safe to double my medication dose?", confidence: 0.4))
         let escalated = try await agent.call(HandoffProto.Policy.assessAction, medical)
         #expect(escalated.strategy == .escalate && !escalated.ticketID.isEmpty && escalated.approvalID.isEmpty)
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
@@ -369,8 +444,10 @@ struct ApprovalsMethodsTests {
         #expect(view.ticket?.priority == .urgent, "a critical action is urgent whatever the reason's words")
         #expect(try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .escalated)
         // Automated actions go nowhere.
-        let weather = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(
-            sessionID: "s", action: Action(toolName: "get_weather", description: "What's the weather?")))
+        let weather = try await agent.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(
+                sessionID: "s", action: Action(toolName: "get_weather", description: "What's the weather?")))
         #expect(weather.ticketID.isEmpty && weather.approvalID.isEmpty)
         for client in [approver, operatorClient, agent] { await client.close() }
         await running.stop()
@@ -406,11 +483,15 @@ struct ApprovalsMethodsTests {
         let everything = Policy.standardYAML.replacingOccurrences(of: "sampling_rate: 0.0", with: "sampling_rate: 1.0")
         #expect(everything != Policy.standardYAML)
         let (running, agent, _) = try await start(fixtures, clock: TestClock(), policy: everything)
-        let weather = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(
-            sessionID: "s", action: Action(toolName: "get_weather", description: "What's the weather?")))
+        let weather = try await agent.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(
+                sessionID: "s", action: Action(toolName: "get_weather", description: "What's the weather?")))
         #expect(weather.strategy == .automate && weather.sampledForReview)
-        _ = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(
-            sessionID: "s", action: Action(toolName: "book_flight", description: "Book a flight")))  // not automated: not sampled
+        _ = try await agent.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(
+                sessionID: "s", action: Action(toolName: "book_flight", description: "Book a flight")))  // not automated: not sampled
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
         let reviews = try await operatorClient.call(Sessions.listEvents, ListEventsRequest(actions: ["action.sampled_for_review"]))
         #expect(reviews.events.count == 1)

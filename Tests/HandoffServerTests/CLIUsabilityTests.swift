@@ -36,8 +36,10 @@ func ticketWithUndecidedAction(_ agent: HandoffClient, session: String) async th
         HandoffProto.Policy.assessAction,
         AssessActionRequest(sessionID: session, action: Action(toolName: "book_flight", description: "Book a flight to NYC")))
     let pending = try #require(assessed.pendingAction)
-    let opened = try await agent.call(Escalations.escalate, EscalateRequest(
-        sessionID: session, reason: "wants a person", pendingActionID: pending.id))
+    let opened = try await agent.call(
+        Escalations.escalate,
+        EscalateRequest(
+            sessionID: session, reason: "wants a person", pendingActionID: pending.id))
     return (try #require(opened.ticket).id, pending.id)
 }
 
@@ -112,8 +114,9 @@ struct CLIUsabilityTests {
         defer { fixtures.remove() }
         let refused = try await runCLI(["ping", "--server", "127.0.0.1:1", "--certs", fixtures.directory])
         #expect(refused.status != 0)
-        #expect(refused.output.contains("127.0.0.1:1") && refused.output.contains("make run") && refused.output.contains("--server"),
-                "\(refused.output)")
+        #expect(
+            refused.output.contains("127.0.0.1:1") && refused.output.contains("make run") && refused.output.contains("--server"),
+            "\(refused.output)")
         #expect(!refused.output.contains("SingleConnectionFailure") && outputLines(refused.output).count == 1, "\(refused.output)")
 
         // A server whose certificate another CA signed.
@@ -147,7 +150,8 @@ struct CLIUsabilityTests {
 
     @Test("make run takes LISTEN= and DATA=")
     func makeRunVariables() async throws {
-        let result = try await runProcess("/usr/bin/env", ["make", "-n", "run", "LISTEN=127.0.0.1:7444", "DATA=/tmp/handoff-elsewhere"], directory: Binaries.root.path)
+        let result = try await runProcess(
+            "/usr/bin/env", ["make", "-n", "run", "LISTEN=127.0.0.1:7444", "DATA=/tmp/handoff-elsewhere"], directory: Binaries.root.path)
         #expect(result.0 == 0, "\(result.1)")
         #expect(result.1.contains(#"handoffd --data "/tmp/handoff-elsewhere" --listen "127.0.0.1:7444""#), "\(result.1)")
         #expect(result.1.contains(#"certs init "/tmp/handoff-elsewhere/certs""#), "\(result.1)")
@@ -228,8 +232,12 @@ struct CLIUsabilityTests {
         let (server, agent) = try await startWithFixtures(fixtures)
         defer { _ = server.terminate() }
         _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: "refunds", reasoning: "test"))
-        let assessed = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "refunds", action: Action(
-            toolName: "issue_refund", description: "Refund my order", amount: "250", currency: "USD")))
+        let assessed = try await agent.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(
+                sessionID: "refunds",
+                action: Action(
+                    toolName: "issue_refund", description: "Refund my order", amount: "250", currency: "USD")))
         let approval = assessed.approvalID
         #expect(!approval.isEmpty)
         let common = ["--server", "127.0.0.1:\(server.port)", "--certs", fixtures.directory, "--role", "approver"]
@@ -240,8 +248,9 @@ struct CLIUsabilityTests {
         // a opens the confirmation; esc leaves the approval pending.
         let cancelled = try await runCLI(["console", "--script", "a", "<esc>", "--raw"] + common)
         #expect(cancelled.output.contains("Approve \(approval) (250 USD, level 1/"), "\(cancelled.output)")
-        #expect(try await approver.call(Approvals.getApproval, GetApprovalRequest(approvalID: approval)).approval?.status == .pending,
-                "one keystroke decided the approval")
+        #expect(
+            try await approver.call(Approvals.getApproval, GetApprovalRequest(approvalID: approval)).approval?.status == .pending,
+            "one keystroke decided the approval")
         // Every line of every drawn screen ends by clearing the rest of the row, the status line included.
         for frame in cancelled.output.components(separatedBy: "--- after ") {
             let rows = frame.components(separatedBy: "\r\n")

@@ -6,8 +6,8 @@ import HandoffClient
 import HandoffCore
 import HandoffProto
 import HandoffRPC
-import HandoffServer
 import HandoffSQLite
+import HandoffServer
 import Logging
 import Synchronization
 import Testing
@@ -45,9 +45,10 @@ struct CallTelemetryTests {
         await running.stop()
         let outcomes = seen.withLock { $0 }
         #expect(outcomes.count == 5 && outcomes.allSatisfy { $0.code == .ok && $0.registered })
-        #expect(outcomes.map(\.method) == [
-            "handoff.v1.Sessions/CreateSession", "handoff.v1.Sessions/UpdateState", "handoff.v1.Sessions/UpdateState",
-            "handoff.v1.Sessions/ListEvents", "handoff.v1.Admin/VerifyAuditChain",
-        ])
+        #expect(
+            outcomes.map(\.method) == [
+                "handoff.v1.Sessions/CreateSession", "handoff.v1.Sessions/UpdateState", "handoff.v1.Sessions/UpdateState",
+                "handoff.v1.Sessions/ListEvents", "handoff.v1.Admin/VerifyAuditChain",
+            ])
     }
 }

@@ -3,12 +3,13 @@
 
 import Foundation
 import HandoffCore
-@testable import HandoffPolicy
-@testable import HandoffDesks
-@testable import HandoffServer
 import HandoffTLS
 import NIOPosix
 import Testing
+
+@testable import HandoffDesks
+@testable import HandoffPolicy
+@testable import HandoffServer
 
 @Suite("Code channels")
 struct CodeChannelsTests {
@@ -16,9 +17,11 @@ struct CodeChannelsTests {
     private let delivery = CodeDelivery(
         tenant: .default, sessionID: "s", pendingActionID: "pa-1", summary: "Delete all my data", code: "123456", expiresAtMs: 1)
 
-    @Test("http:// is refused to any host but loopback: codes would cross the network in clear", arguments: [
-        "http://example.com/codes", "http://10.0.0.5:8080/x", "http://127.0.0.1.example.com/x", "http://user:pw@127.0.0.1/x",
-    ])
+    @Test(
+        "http:// is refused to any host but loopback: codes would cross the network in clear",
+        arguments: [
+            "http://example.com/codes", "http://10.0.0.5:8080/x", "http://127.0.0.1.example.com/x", "http://user:pw@127.0.0.1/x",
+        ])
     func clearTextRefused(_ url: String) {
         #expect(throws: CodeChannelError.self) {
             _ = try WebhookCodeChannel(url: url, secret: secret, group: MultiThreadedEventLoopGroup.singleton)
@@ -27,9 +30,11 @@ struct CodeChannelsTests {
         #expect(message == nil)
     }
 
-    @Test("http:// to loopback and https:// to any host are accepted", arguments: [
-        "http://127.0.0.1:9/x", "http://[::1]:9/x", "http://localhost/x", "https://example.com/codes",
-    ])
+    @Test(
+        "http:// to loopback and https:// to any host are accepted",
+        arguments: [
+            "http://127.0.0.1:9/x", "http://[::1]:9/x", "http://localhost/x", "https://example.com/codes",
+        ])
     func accepted(_ url: String) throws {
         _ = try WebhookCodeChannel(url: url, secret: secret, group: MultiThreadedEventLoopGroup.singleton)
     }
@@ -59,8 +64,9 @@ struct CodeChannelsTests {
             commonName: "elsewhere.example", subjectAlternativeNames: ["elsewhere.example"], usage: .server)
         /// An https receiver presenting `<name>.pem`, and a channel to https://localhost:<its port>.
         func receiver(_ name: String) async throws -> (WebhookReceiver, WebhookCodeChannel) {
-            let tls = try TLSContext(configuration: .server(
-                certificateChainPath: fixtures.path("\(name).pem"), privateKeyPath: fixtures.path("\(name).key"), applicationProtocols: []))
+            let tls = try TLSContext(
+                configuration: .server(
+                    certificateChainPath: fixtures.path("\(name).pem"), privateKeyPath: fixtures.path("\(name).key"), applicationProtocols: []))
             let receiver = try await WebhookReceiver(secret: secret, tls: tls)
             let channel = try WebhookCodeChannel(
                 url: "https://localhost:\(receiver.port)/codes", secret: secret, caFile: fixtures.path("ca.pem"),

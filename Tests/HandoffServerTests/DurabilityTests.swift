@@ -6,13 +6,13 @@ import Foundation
 import HandoffClient
 import HandoffProto
 import HandoffRPC
-import HandoffTestSupport
 import HandoffTLS
+import HandoffTestSupport
 import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a writer knows was acknowledged for its session.
@@ -120,8 +120,11 @@ struct DurabilityTests {
                 // Acknowledged means durable; one more may have committed unacknowledged.
                 #expect(version == known.version || version == known.version + 1, "\(id): version \(version), acknowledged \(known.version)")
                 // No partial write: the state always says the version it was written at.
-                #expect(context.session?.stateJSON == #"{"n":\#(version)}"#, "\(id): state \(context.session?.stateJSON ?? "-") at version \(version)")
-                #expect(context.totalTurns == known.turns || context.totalTurns == known.turns + 1, "\(id): \(context.totalTurns) turns, acknowledged \(known.turns)")
+                #expect(
+                    context.session?.stateJSON == #"{"n":\#(version)}"#, "\(id): state \(context.session?.stateJSON ?? "-") at version \(version)")
+                #expect(
+                    context.totalTurns == known.turns || context.totalTurns == known.turns + 1,
+                    "\(id): \(context.totalTurns) turns, acknowledged \(known.turns)")
                 let audit = try await admin.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: id))
                 #expect(audit.ok, "\(id): chain broken at \(audit.firstBrokenSequence): \(audit.reason)")
                 // Continue from what is stored: the next round's writers must match it.

@@ -6,12 +6,12 @@
 import Foundation
 import HandoffClient
 import HandoffCore
-import HandoffPolicy
 import HandoffDesks
+import HandoffPolicy
 import HandoffProto
 import HandoffRPC
-import HandoffServer
 import HandoffSQLite
+import HandoffServer
 import Testing
 
 @Suite("Page tokens over TLS", .timeLimit(.minutes(2)))
@@ -34,8 +34,10 @@ struct PageTokenTests {
         let agent = clients["agent"]!
         _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "chat"))
         for i in 0..<refunds {
-            let reply = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(
-                sessionID: "s", action: Action(toolName: "issue_refund", description: "refund \(i)", amount: "\(200 + i)", currency: "USD")))
+            let reply = try await agent.call(
+                HandoffProto.Policy.assessAction,
+                AssessActionRequest(
+                    sessionID: "s", action: Action(toolName: "issue_refund", description: "refund \(i)", amount: "\(200 + i)", currency: "USD")))
             #expect(!reply.approvalID.isEmpty)
         }
         _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "s", reason: "the user asks for a person"))
@@ -45,12 +47,19 @@ struct PageTokenTests {
     /// Tokens a stranger might send: every prefix the server uses, with numbers at and past the edges, and garbage.
     static func hostileTokens() -> [String] {
         func b64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
-        let numbers = ["9223372036854775807", "9223372036854775808", "-9223372036854775808", "-1", "0", "1e9", "", " 1", "0x10", "99999999999999999999999"]
+        let numbers = [
+            "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-1", "0", "1e9", "", " 1", "0x10", "99999999999999999999999",
+        ]
         var tokens: [String] = []
         for n in numbers {
-            tokens += [b64("q:\(n)"), b64("a:\(n):0:ap-x"), b64("a:0:\(n):ap-x"), b64("a:\(n):\(n):"), b64("p:\(n):1:1:s"), b64("\(n):\(n):s"), b64("\(n):1:s")]
+            tokens += [
+                b64("q:\(n)"), b64("a:\(n):0:ap-x"), b64("a:0:\(n):ap-x"), b64("a:\(n):\(n):"), b64("p:\(n):1:1:s"), b64("\(n):\(n):s"),
+                b64("\(n):1:s"),
+            ]
         }
-        tokens += ["not base64!", "====", String(repeating: "A", count: 100_000), b64(String(repeating: "q:1", count: 1000)), b64("a::::"), b64("q:")]
+        tokens += [
+            "not base64!", "====", String(repeating: "A", count: 100_000), b64(String(repeating: "q:1", count: 1000)), b64("a::::"), b64("q:"),
+        ]
         // Random bytes, seeded so a failure can be replayed.
         var generator = SplitMix(seed: 20_261_207)
         for length in [1, 3, 8, 17, 64, 300] {
@@ -61,7 +70,9 @@ struct PageTokenTests {
         return tokens
     }
 
-    @Test("hostile page tokens and resume cursors to ListEvents, ListQueue, ListPendingApprovals and Watch: a page or INVALID_ARGUMENT, and the server answers after")
+    @Test(
+        "hostile page tokens and resume cursors to ListEvents, ListQueue, ListPendingApprovals and Watch: a page or INVALID_ARGUMENT, and the server answers after"
+    )
     func hostileTokensRefused() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
@@ -84,7 +95,8 @@ struct PageTokenTests {
             var watched: RPCError.Code = .ok
             do {
                 for try await _ in try await admin.stream(
-                    Operators.watch, WatchRequest(resumeCursor: token), options: CallOptions(timeout: .milliseconds(50))) {}
+                    Operators.watch, WatchRequest(resumeCursor: token), options: CallOptions(timeout: .milliseconds(50)))
+                {}
             } catch let error as RPCError {
                 watched = error.code
             } catch {
@@ -128,10 +140,15 @@ struct PageTokenTests {
             seen += page.approvals.map(\.id)
             // Deciding the first of each page takes it off the pending list before the next page is read.
             if let first = page.approvals.first {
-                let result = try await approver.call(Approvals.decideApproval, DecideApprovalRequest(decisions: [
-                    ApprovalDecision(approvalID: first.id, verdict: .reject, comment: "no"),
-                ]))
-                guard case .approval? = result.results.first?.result else { Issue.record("the decision failed: \(result)"); break }
+                let result = try await approver.call(
+                    Approvals.decideApproval,
+                    DecideApprovalRequest(decisions: [
+                        ApprovalDecision(approvalID: first.id, verdict: .reject, comment: "no")
+                    ]))
+                guard case .approval? = result.results.first?.result else {
+                    Issue.record("the decision failed: \(result)")
+                    break
+                }
             }
             token = page.nextPageToken
             pages += 1
@@ -145,4 +162,3 @@ struct PageTokenTests {
         await running.stop()
     }
 }
-

@@ -2,17 +2,18 @@
 // real SQLite file.
 
 import Foundation
-import NIOPosix
-import Synchronization
 import HandoffClient
 import HandoffCore
-import HandoffPolicy
 import HandoffDesks
+import HandoffPolicy
 import HandoffProto
 import HandoffRPC
 import HandoffServer
-@testable import HandoffSQLite
+import NIOPosix
+import Synchronization
 import Testing
+
+@testable import HandoffSQLite
 
 @Suite("Policy over TLS", .timeLimit(.minutes(1)))
 struct PolicyMethodsTests {
@@ -117,15 +118,17 @@ struct PolicyMethodsTests {
         await running.stop()
     }
 
-    @Test("bad actions are INVALID_ARGUMENT naming the field; an unknown session is NOT_FOUND", arguments: [
-        (Action(toolName: ""), "action.tool_name is required"),
-        (Action(toolName: "t", parametersJSON: "[1]"), "action.parameters_json must be a JSON object"),
-        (Action(toolName: "t", parametersJSON: "{oops"), "action.parameters_json is not valid JSON"),
-        (Action(toolName: "t", amount: "12,50", currency: "EUR"), "action.amount \"12,50\" is not decimal text"),
-        (Action(toolName: "t", amount: "12.50"), "action.currency must be an ISO 4217 code"),
-        (Action(toolName: "t", confidence: 1.5), "action.confidence 1.5 is not within 0.0...1.0"),
-        (Action(toolName: "t", confidence: .nan), "action.confidence nan is not within 0.0...1.0"),
-    ])
+    @Test(
+        "bad actions are INVALID_ARGUMENT naming the field; an unknown session is NOT_FOUND",
+        arguments: [
+            (Action(toolName: ""), "action.tool_name is required"),
+            (Action(toolName: "t", parametersJSON: "[1]"), "action.parameters_json must be a JSON object"),
+            (Action(toolName: "t", parametersJSON: "{oops"), "action.parameters_json is not valid JSON"),
+            (Action(toolName: "t", amount: "12,50", currency: "EUR"), "action.amount \"12,50\" is not decimal text"),
+            (Action(toolName: "t", amount: "12.50"), "action.currency must be an ISO 4217 code"),
+            (Action(toolName: "t", confidence: 1.5), "action.confidence 1.5 is not within 0.0...1.0"),
+            (Action(toolName: "t", confidence: .nan), "action.confidence nan is not within 0.0...1.0"),
+        ])
     func badActions(_ action: Action, _ expected: String) async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
@@ -142,7 +145,9 @@ struct PolicyMethodsTests {
         await running.stop()
     }
 
-    @Test("an automated action is answered while the store's writer is busy (queued), or after its event committed (committed); reads see it", arguments: AutomatedAssessments.allCases)
+    @Test(
+        "an automated action is answered while the store's writer is busy (queued), or after its event committed (committed); reads see it",
+        arguments: AutomatedAssessments.allCases)
     func automatedWhileWriterBusy(_ mode: AutomatedAssessments) async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
@@ -152,7 +157,12 @@ struct PolicyMethodsTests {
         // A write that holds the writer, like a slow disk would.
         let gate = DispatchSemaphore(value: 0)
         let held = Mutex(false)
-        let holding = Task { try await store.write { _ in held.withLock { $0 = true }; gate.wait() } }
+        let holding = Task {
+            try await store.write { _ in
+                held.withLock { $0 = true }
+                gate.wait()
+            }
+        }
         while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
         let weather = Action(toolName: "get_weather", description: "What's the weather in Lisbon?")
         let answered = Mutex(false)
@@ -308,8 +318,10 @@ struct ConfirmationsMethodsTests {
         defer { fixtures.remove() }
         let clock = TestClock()
         let (running, client) = try await start(fixtures, clock: clock)
-        let booking = try await assess(client, Action(
-            toolName: "book_flight", parametersJSON: #"{"to":"NYC","date":"2026-12-24"}"#, description: "Book a flight to NYC"))
+        let booking = try await assess(
+            client,
+            Action(
+                toolName: "book_flight", parametersJSON: #"{"to":"NYC","date":"2026-12-24"}"#, description: "Book a flight to NYC"))
         #expect(booking.strategy == .explicitConfirm)
         #expect(try await status(client) == .active)
 
@@ -346,14 +358,16 @@ struct ConfirmationsMethodsTests {
         #expect(again?.message.contains("released") == true)
 
         let events = try await client.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50)).events.map(\.action)
-        #expect(events == [
-            "session.created", "action.assessed", "confirmation.requested", "confirmation.answered", "confirmation.answered",
-            "confirmation.answered", "confirmation.answered", "action.released",
-        ])
+        #expect(
+            events == [
+                "session.created", "action.assessed", "confirmation.requested", "confirmation.answered", "confirmation.answered",
+                "confirmation.answered", "confirmation.answered", "action.released",
+            ])
         #expect(try await client.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: "s")).ok)
         await running.stop()
         // Only the token's hash is kept.
-        let database = try Data(contentsOf: URL(fileURLWithPath: fixtures.path("handoff.sqlite")))
+        let database =
+            try Data(contentsOf: URL(fileURLWithPath: fixtures.path("handoff.sqlite")))
             + ((try? Data(contentsOf: URL(fileURLWithPath: fixtures.path("handoff.sqlite-wal")))) ?? Data())
         #expect(database.range(of: Data(token.utf8)) == nil, "the release token is in the database")
     }
@@ -517,10 +531,12 @@ struct MultiFactorMethodsTests {
         #expect(!events.events.contains { $0.detailsJSON.contains(code) }, "the code is in an event")
         await running.stop()
         await receiver.close()
-        let database = try Data(contentsOf: URL(fileURLWithPath: fixtures.path("handoff.sqlite")))
+        let database =
+            try Data(contentsOf: URL(fileURLWithPath: fixtures.path("handoff.sqlite")))
             + ((try? Data(contentsOf: URL(fileURLWithPath: fixtures.path("handoff.sqlite-wal")))) ?? Data())
-        #expect(database.range(of: Data("\"\(code)\"".utf8)) == nil && database.range(of: Data(":\(code)".utf8)) == nil,
-                "the code is in the database")
+        #expect(
+            database.range(of: Data("\"\(code)\"".utf8)) == nil && database.range(of: Data(":\(code)".utf8)) == nil,
+            "the code is in the database")
     }
 
     @Test("the third wrong code cancels the action at once: the right code after it releases nothing")
@@ -627,7 +643,8 @@ struct DecisionsMethodsTests {
     private func answer(_ client: HandoffClient, _ id: String, _ text: String) async throws -> PendingAction? {
         _ = try await client.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: id))
         return try await client.call(
-            Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: id, text: text)).pendingAction
+            Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: id, text: text)
+        ).pendingAction
     }
 
     private func report(_ client: HandoffClient, _ request: ReportExecutionRequest) async throws(RPCError) -> ReportExecutionResponse {
@@ -644,8 +661,10 @@ struct DecisionsMethodsTests {
         let token = released.releaseToken
         #expect(released.status == .released && token.count == 64)
 
-        let first = try await report(client, ReportExecutionRequest(
-            releaseToken: token, resultJSON: #"{"confirmation":"AB12"}"#, idempotencyKey: "exec-1"))
+        let first = try await report(
+            client,
+            ReportExecutionRequest(
+                releaseToken: token, resultJSON: #"{"confirmation":"AB12"}"#, idempotencyKey: "exec-1"))
         #expect(first.recorded && !first.duplicate)
         #expect(first.pendingActionID == booking.id)
         let again = try await report(client, ReportExecutionRequest(releaseToken: token, resultJSON: #"{"other":1}"#, idempotencyKey: "exec-1"))
@@ -661,8 +680,9 @@ struct DecisionsMethodsTests {
             }
         }
         #expect(await refused(ReportExecutionRequest(releaseToken: token, idempotencyKey: "exec-2"))?.code == .failedPrecondition)
-        #expect(await refused(ReportExecutionRequest(releaseToken: String(repeating: "0", count: 64), idempotencyKey: "k"))?.code
-            == .failedPrecondition, "a token never issued")
+        #expect(
+            await refused(ReportExecutionRequest(releaseToken: String(repeating: "0", count: 64), idempotencyKey: "k"))?.code
+                == .failedPrecondition, "a token never issued")
         #expect(await refused(ReportExecutionRequest(releaseToken: token))?.code == .invalidArgument, "the key is required")
         #expect(await refused(ReportExecutionRequest(releaseToken: token, resultJSON: "{oops", idempotencyKey: "k"))?.code == .invalidArgument)
         // A declined action never had a token to report with.
@@ -684,7 +704,9 @@ struct DecisionsMethodsTests {
         let waiter = try running.client(fixtures.clientTLS(role: "agent"))
         let updates = Task {
             var seen: [DecisionUpdate] = []
-            for try await update in try await waiter.stream(Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id, hotel.id, booking.id])) {
+            for try await update in try await waiter.stream(
+                Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id, hotel.id, booking.id]))
+            {
                 seen.append(update)
             }
             return seen
@@ -714,7 +736,8 @@ struct DecisionsMethodsTests {
 
         var failure: (any Error)?
         do {
-            for try await _ in try await client.stream(Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id, "pa-nope"])) {}
+            for try await _ in try await client.stream(Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id, "pa-nope"])) {
+            }
         } catch {
             failure = error
         }
@@ -757,7 +780,8 @@ struct DecisionsMethodsTests {
         let waiter = Task {
             var seen: [DecisionUpdate] = []
             for try await update in try await client.stream(
-                Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id]), options: CallOptions(timeout: .seconds(20))) {
+                Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id]), options: CallOptions(timeout: .seconds(20)))
+            {
                 seen.append(update)
             }
             return seen
@@ -792,8 +816,10 @@ struct EscalationsMethodsTests {
         let refund = try #require(assessed.pendingAction)
         #expect(assessed.approvalID.isEmpty && assessed.ticketID.isEmpty, "a confirmation goes to nobody at once")
 
-        let opened = try await agent.call(Escalations.escalate, EscalateRequest(
-            sessionID: "s", reason: "Customer is frustrated and filed a complaint", pendingActionID: refund.id))
+        let opened = try await agent.call(
+            Escalations.escalate,
+            EscalateRequest(
+                sessionID: "s", reason: "Customer is frustrated and filed a complaint", pendingActionID: refund.id))
         #expect(opened.created)
         let ticket = try #require(opened.ticket)
         #expect(ticket.priority == .high)
@@ -824,8 +850,10 @@ struct EscalationsMethodsTests {
 
         let notYours = await refusalOf(admin, Escalations.reply, ReplyRequest(ticketID: ticket.id, text: "x"))
         #expect(notYours?.code == .failedPrecondition)
-        let resolved = try await operatorClient.call(Escalations.resolve, ResolveRequest(
-            ticketID: ticket.id, outcome: .resolved, note: "refund approved", pendingActionDecision: .release))
+        let resolved = try await operatorClient.call(
+            Escalations.resolve,
+            ResolveRequest(
+                ticketID: ticket.id, outcome: .resolved, note: "refund approved", pendingActionDecision: .release))
         #expect(resolved.ticket?.status == .resolved)
         #expect(resolved.pendingAction?.status == .released)
         #expect(resolved.pendingAction?.releaseToken.count == 64)
@@ -835,8 +863,9 @@ struct EscalationsMethodsTests {
         for try await u in try await agent.stream(Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [refund.id])) { update = u }
         #expect(update?.comment == "refund approved" && update?.decidedBy?.role == .operator, "the operator's note reaches the agent")
         #expect(try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .active)
-        #expect((await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved)))?.code
-            == .failedPrecondition)
+        #expect(
+            (await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ticket.id, outcome: .resolved)))?.code
+                == .failedPrecondition)
         let events = try await agent.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 50)).events.map(\.action)
         #expect(Array(events.suffix(5)) == ["session.escalated", "ticket.claimed", "ticket.replied", "action.released", "ticket.resolved"])
         #expect(try await admin.call(Admin.verifyAuditChain, VerifyAuditChainRequest(sessionID: "s")).ok)
@@ -870,9 +899,11 @@ struct EscalationsMethodsTests {
         #expect(!second.ticketID.isEmpty && second.ticketID != first.ticketID, "the second action was folded into the first's ticket")
         let waiting = try await operatorClient.call(Escalations.getTicket, GetTicketRequest(ticketID: second.ticketID)).ticket
         #expect(waiting?.status == .waiting && waiting?.pendingActionID == secondAction.id)
-        #expect(try await operatorClient.call(Escalations.listQueue, ListQueueRequest()).tickets.map(\.id) == [first.ticketID],
-                "a waiting ticket is in the default queue")
-        #expect(try await operatorClient.call(Escalations.listQueue, ListQueueRequest(statuses: [.waiting])).tickets.map(\.id)
+        #expect(
+            try await operatorClient.call(Escalations.listQueue, ListQueueRequest()).tickets.map(\.id) == [first.ticketID],
+            "a waiting ticket is in the default queue")
+        #expect(
+            try await operatorClient.call(Escalations.listQueue, ListQueueRequest(statuses: [.waiting])).tickets.map(\.id)
                 == [second.ticketID])
         let early = await refusalOf(operatorClient, Escalations.claim, ClaimRequest(ticketID: second.ticketID))
         #expect(early?.code == .failedPrecondition && early?.message.contains("waiting") == true, "\(String(describing: early))")
@@ -884,8 +915,10 @@ struct EscalationsMethodsTests {
         #expect(retried.pendingAction?.id == secondAction.id && retried.ticketID == second.ticketID)
 
         _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: first.ticketID))
-        let resolved = try await operatorClient.call(Escalations.resolve, ResolveRequest(
-            ticketID: first.ticketID, outcome: .resolved, note: "no legal advice from a bot", pendingActionDecision: .reject))
+        let resolved = try await operatorClient.call(
+            Escalations.resolve,
+            ResolveRequest(
+                ticketID: first.ticketID, outcome: .resolved, note: "no legal advice from a bot", pendingActionDecision: .reject))
         #expect(resolved.pendingAction?.id == firstAction.id && resolved.pendingAction?.status == .rejected)
         // Resolving the ticket in hand opened the waiting one, in the same transaction.
         let opened = try await operatorClient.call(Escalations.getTicket, GetTicketRequest(ticketID: second.ticketID)).ticket
@@ -894,8 +927,10 @@ struct EscalationsMethodsTests {
         let session = try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session
         #expect(session?.status == .escalated && session?.escalationTicketID == second.ticketID)
         _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: second.ticketID))
-        let released = try await operatorClient.call(Escalations.resolve, ResolveRequest(
-            ticketID: second.ticketID, outcome: .resolved, note: "seen by a doctor", pendingActionDecision: .release))
+        let released = try await operatorClient.call(
+            Escalations.resolve,
+            ResolveRequest(
+                ticketID: second.ticketID, outcome: .resolved, note: "seen by a doctor", pendingActionDecision: .release))
         #expect(released.pendingAction?.id == secondAction.id && released.pendingAction?.status == .released)
         #expect(try await agent.call(Sessions.getSession, GetSessionRequest(sessionID: "s")).session?.status == .active)
         let events = try await agent.call(Sessions.listEvents, ListEventsRequest(sessionID: "s", pageSize: 100)).events.map(\.action)
@@ -994,7 +1029,9 @@ struct EscalationsMethodsTests {
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
         let admin = try running.client(fixtures.clientTLS(role: "admin"))
         var ids: [String: String] = [:]
-        for (session, reason, after) in [("n", "question about opening hours", 0), ("u", "possible fraud on the account", 1), ("h", "angry customer", 3000)] {
+        for (session, reason, after) in [
+            ("n", "question about opening hours", 0), ("u", "possible fraud on the account", 1), ("h", "angry customer", 3000),
+        ] {
             clock.advance(seconds: Int64(after))
             _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: session, reasoning: "r"))
             ids[session] = try #require(try await agent.call(Escalations.escalate, EscalateRequest(sessionID: session, reason: reason)).ticket?.id)
@@ -1010,7 +1047,9 @@ struct EscalationsMethodsTests {
         _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: ids["u"]!))
         clock.advance(seconds: 700)  // normal is 3701 s old (SLA 3600), high 700 s (SLA 900)
         #expect(try await order(sweeping: false) == ["u!", "h", "n"], "until the sweep records it, n is neither marked nor ordered as breached")
-        #expect(try await order() == ["n!", "u!", "h"], "a breached normal ticket rises above an unbreached high one; u was claimed late and stays marked")
+        #expect(
+            try await order() == ["n!", "u!", "h"], "a breached normal ticket rises above an unbreached high one; u was claimed late and stays marked"
+        )
         let page = try await operatorClient.call(Escalations.listQueue, ListQueueRequest(pageSize: 2))
         #expect(page.tickets.count == 2 && !page.nextPageToken.isEmpty)
         let rest = try await operatorClient.call(Escalations.listQueue, ListQueueRequest(pageSize: 2, pageToken: page.nextPageToken))
@@ -1024,8 +1063,9 @@ struct EscalationsMethodsTests {
             "handoff://global/admin/root", "handoff://tenant/acme/operator/", "eve/../x",
         ] {
             let refused = await refusalOf(admin, Escalations.claim, ClaimRequest(ticketID: ids["u"]!, reassign: true, assignee: assignee))
-            #expect(refused?.code == .invalidArgument && refused?.message.contains("is not an operator or admin of tenant acme") == true,
-                    "\(assignee): \(String(describing: refused))")
+            #expect(
+                refused?.code == .invalidArgument && refused?.message.contains("is not an operator or admin of tenant acme") == true,
+                "\(assignee): \(String(describing: refused))")
         }
         let named = try await admin.call(Escalations.claim, ClaimRequest(ticketID: ids["u"]!, reassign: true, assignee: "olga"))
         #expect(named.ticket?.assignedTo == Identity(tenantID: "acme", role: .operator, name: "olga"))
@@ -1034,8 +1074,10 @@ struct EscalationsMethodsTests {
         let notYours = await refusalOf(operatorClient, Escalations.resolve, ResolveRequest(ticketID: ids["u"]!, outcome: .handedBack))
         #expect(notYours?.code == .permissionDenied)
         #expect(try await admin.call(Escalations.resolve, ResolveRequest(ticketID: ids["u"]!, outcome: .handedBack)).ticket?.status == .resolved)
-        let noDecision = await refusalOf(admin, Escalations.resolve, ResolveRequest(
-            ticketID: ids["n"]!, outcome: .resolved, pendingActionDecision: .release))
+        let noDecision = await refusalOf(
+            admin, Escalations.resolve,
+            ResolveRequest(
+                ticketID: ids["n"]!, outcome: .resolved, pendingActionDecision: .release))
         #expect(noDecision?.code == .invalidArgument, "a ticket without a pending action has nothing to release")
         for client in [operatorClient, admin, agent] { await client.close() }
         await running.stop()
@@ -1156,7 +1198,8 @@ struct WatchMethodsTests {
             Task { () async throws -> [(String, String)] in
                 var seen: [(String, String)] = []
                 for try await event in try await client.stream(
-                    Operators.watch, WatchRequest(kinds: [.ticketOpened]), options: CallOptions(timeout: .seconds(30))) {
+                    Operators.watch, WatchRequest(kinds: [.ticketOpened]), options: CallOptions(timeout: .seconds(30)))
+                {
                     if case .ticket(let ticket)? = event.subject { seen.append((ticket.sessionID, event.cursor)) }
                     if seen.count == 24 { break }
                 }
@@ -1186,7 +1229,8 @@ struct WatchMethodsTests {
         let first = try await watches[0].value
         var resumed: [String] = []
         for try await event in try await operators[0].stream(
-            Operators.watch, WatchRequest(kinds: [.ticketOpened], resumeCursor: first[0].1), options: CallOptions(timeout: .seconds(30))) {
+            Operators.watch, WatchRequest(kinds: [.ticketOpened], resumeCursor: first[0].1), options: CallOptions(timeout: .seconds(30)))
+        {
             if case .ticket(let ticket)? = event.subject { resumed.append(ticket.sessionID) }
             if resumed.count == 23 { break }
         }
@@ -1200,7 +1244,9 @@ struct WatchMethodsTests {
         await running.stop()
     }
 
-    @Test("a second escalated action waits behind the first: TICKET_OPENED once for each ticket, the second when it opens; replayed, each shows its ticket as it was")
+    @Test(
+        "a second escalated action waits behind the first: TICKET_OPENED once for each ticket, the second when it opens; replayed, each shows its ticket as it was"
+    )
     func openedOncePerTicket() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
@@ -1208,13 +1254,19 @@ struct WatchMethodsTests {
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
         let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/operator/operator", role: "operator")
         let head = try await services.store.feedHead(tenant: caller.tenant)
-        let lease = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(
-            sessionID: "s", action: Action(toolName: "draft_contract", description: "Give legal advice on the lease")))
-        let rash = try await agent.call(HandoffProto.Policy.assessAction, AssessActionRequest(
-            sessionID: "s", action: Action(toolName: "diagnose", description: "Give a medical diagnosis of the rash")))
+        let lease = try await agent.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(
+                sessionID: "s", action: Action(toolName: "draft_contract", description: "Give legal advice on the lease")))
+        let rash = try await agent.call(
+            HandoffProto.Policy.assessAction,
+            AssessActionRequest(
+                sessionID: "s", action: Action(toolName: "diagnose", description: "Give a medical diagnosis of the rash")))
         _ = try await operatorClient.call(Escalations.claim, ClaimRequest(ticketID: lease.ticketID))
-        _ = try await operatorClient.call(Escalations.resolve, ResolveRequest(
-            ticketID: lease.ticketID, outcome: .resolved, note: "no", pendingActionDecision: .reject))
+        _ = try await operatorClient.call(
+            Escalations.resolve,
+            ResolveRequest(
+                ticketID: lease.ticketID, outcome: .resolved, note: "no", pendingActionDecision: .reject))
         var seen: [(DeskItem.Kind, String, String)] = []
         for try await item in try await services.feed.watch(after: head, caller: caller, include: { _, _, _ in true }) {
             seen.append((item.kind, item.ticket?.id ?? "", item.ticket?.status ?? ""))
@@ -1250,9 +1302,17 @@ struct AnalyticsMethodsTests {
         let (running, agent) = try await startDecisionServer(fixtures, clock: clock)  // session "s", not escalated
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
         var random = SplitMix(seed: 42)
-        let reasons = [("payment failed", 3), ("security question", 3), ("frustrated customer", 2), ("complaint about delay", 2),
-                       ("question about hours", 1), ("wants a human", 1)]
-        struct Kept { var created: Int64; var reason: String; var priority: Int; var claimedAfter: Int64?; var resolvedAfter: Int64? }
+        let reasons = [
+            ("payment failed", 3), ("security question", 3), ("frustrated customer", 2), ("complaint about delay", 2),
+            ("question about hours", 1), ("wants a human", 1),
+        ]
+        struct Kept {
+            var created: Int64
+            var reason: String
+            var priority: Int
+            var claimedAfter: Int64?
+            var resolvedAfter: Int64?
+        }
         var sessions: [Int64] = [clock.read()]
         var kept: [Kept] = []
         let start = clock.read()
@@ -1286,8 +1346,10 @@ struct AnalyticsMethodsTests {
         for (since, until) in [(start, end), (start + 2 * 86_400_000, start + 3 * 86_400_000)] {
             let inWindow = kept.filter { $0.created >= since && $0.created < until }
             let sessionCount = sessions.filter { $0 >= since && $0 < until }.count
-            let stats = try await operatorClient.call(Analytics.escalationStats, EscalationStatsRequest(
-                topReasonsLimit: 100, window: .range(TimeRange(sinceUnixMs: since, untilUnixMs: until))))
+            let stats = try await operatorClient.call(
+                Analytics.escalationStats,
+                EscalationStatsRequest(
+                    topReasonsLimit: 100, window: .range(TimeRange(sinceUnixMs: since, untilUnixMs: until))))
             #expect(stats.sessionsInWindow == Int64(sessionCount))
             #expect(stats.escalations == Int64(inWindow.count))
             #expect(abs(stats.escalationRate - Double(inWindow.count) / Double(max(1, sessionCount))) < 1e-9)
@@ -1296,7 +1358,8 @@ struct AnalyticsMethodsTests {
             #expect(Dictionary(uniqueKeysWithValues: stats.topReasons.map { ($0.reason, $0.count) }) == counts)
             let expectedByPriority: [Int64] = [3, 2, 1].map { p in Int64(inWindow.filter { $0.priority == p }.count) }
             #expect(stats.byPriority.map { $0.count } == expectedByPriority)
-            let claims = inWindow.compactMap(\.claimedAfter), resolutions = inWindow.compactMap(\.resolvedAfter)
+            let claims = inWindow.compactMap(\.claimedAfter)
+            let resolutions = inWindow.compactMap(\.resolvedAfter)
             #expect(stats.ticketsClaimed == Int64(claims.count) && stats.ticketsResolved == Int64(resolutions.count))
             #expect(stats.medianTimeToClaimMs == nearestRank(claims, 0.5) && stats.p90TimeToClaimMs == nearestRank(claims, 0.9))
             #expect(stats.medianTimeToResolveMs == nearestRank(resolutions, 0.5) && stats.p90TimeToResolveMs == nearestRank(resolutions, 0.9))

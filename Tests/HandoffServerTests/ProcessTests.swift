@@ -5,8 +5,8 @@ import Crypto
 import Foundation
 import HandoffClient
 import HandoffCore
-import HandoffPolicy
 import HandoffDesks
+import HandoffPolicy
 import HandoffProto
 import HandoffRPC
 import HandoffSQLite
@@ -110,7 +110,9 @@ struct ProcessTests {
         #expect(ping.status == 0, "\(ping.output)")
         let json = try JSONSerialization.jsonObject(with: Data(ping.output.utf8)) as? [String: Any]
         #expect(json?["count"] as? Int == 3)
-        #expect((json?["server_version"] as? String)?.hasPrefix("0.1.0+") == true, "the release and, after +, the commit it was built from: \(ping.output)")
+        #expect(
+            (json?["server_version"] as? String)?.hasPrefix("0.1.0+") == true,
+            "the release and, after +, the commit it was built from: \(ping.output)")
 
         let wrongRole = try await run("handoff", ["ping", "--server", "127.0.0.1:\(server.port)", "--certs", certs, "--role", "nobody"])
         #expect(wrongRole.status != 0)
@@ -129,11 +131,15 @@ struct ProcessTests {
         let server = try await offPool { try ServerProcess(arguments: ["--data", dir]) }
         let common = ["--server", "127.0.0.1:\(server.port)", "--certs", certs]
 
-        let created = try await run("handoff", ["session", "create"] + common + ["--id", "s-cli", "--state", #"{"a":1}"#, "--label", "channel=cli", "--reasoning", "test", "--json"])
+        let created = try await run(
+            "handoff",
+            ["session", "create"] + common + ["--id", "s-cli", "--state", #"{"a":1}"#, "--label", "channel=cli", "--reasoning", "test", "--json"])
         #expect(created.status == 0, "\(created.output)")
-        let patched = try await run("handoff", ["session", "update", "s-cli"] + common + ["--patch", #"{"b":2}"#, "--reasoning", "add b", "--expect-version", "1", "--json"])
+        let patched = try await run(
+            "handoff", ["session", "update", "s-cli"] + common + ["--patch", #"{"b":2}"#, "--reasoning", "add b", "--expect-version", "1", "--json"])
         #expect(patched.output.contains(#""version":2"#), "\(patched.output)")
-        let stale = try await run("handoff", ["session", "update", "s-cli"] + common + ["--patch", "{}", "--reasoning", "r", "--expect-version", "1"])
+        let stale = try await run(
+            "handoff", ["session", "update", "s-cli"] + common + ["--patch", "{}", "--reasoning", "r", "--expect-version", "1"])
         #expect(stale.status != 0)
         #expect(stale.output.contains("ABORTED"), "\(stale.output)")
         let got = try await run("handoff", ["session", "get", "s-cli"] + common + ["--json"])
@@ -141,7 +147,8 @@ struct ProcessTests {
         #expect(object?["state_json"] as? String == #"{"a":1,"b":2}"#)
         #expect((object?["labels"] as? [String: String]) == ["channel": "cli"])
 
-        #expect(try await run("handoff", ["session", "turn", "s-cli"] + common + ["--input", "hi", "--output", "hello", "--reasoning", "r"]).status == 0)
+        #expect(
+            try await run("handoff", ["session", "turn", "s-cli"] + common + ["--input", "hi", "--output", "hello", "--reasoning", "r"]).status == 0)
         #expect(try await run("handoff", ["session", "memory", "s-cli"] + common + ["--content", "likes tea", "--reasoning", "r"]).status == 0)
         let context = try await run("handoff", ["session", "context", "s-cli"] + common + ["--json"])
         #expect(context.output.contains(#""total_turns":1"#) && context.output.contains("likes tea"), "\(context.output)")
@@ -205,10 +212,12 @@ struct ProcessTests {
 
     @Test("handoff policy explain names the rules that matched and why, without a server")
     func policyExplain() async throws {
-        let result = try await run("handoff", [
-            "policy", "explain", "--tool", "issue_refund", "--description", "Refund my order of 250 dollars",
-            "--amount", "250", "--currency", "USD", "--json",
-        ])
+        let result = try await run(
+            "handoff",
+            [
+                "policy", "explain", "--tool", "issue_refund", "--description", "Refund my order of 250 dollars",
+                "--amount", "250", "--currency", "USD", "--json",
+            ])
         #expect(result.status == 0, "\(result.output)")
         let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
         #expect(object?["strategy"] as? String == "escalate")
@@ -257,10 +266,12 @@ struct ProcessTests {
         defer { try? FileManager.default.removeItem(atPath: file) }
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
-        let result = try await run("handoffd", [
-            "--listen", "127.0.0.1:0", "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"),
-            "--tls-key", fixtures.path("server.key"), "--policy", file,
-        ])
+        let result = try await run(
+            "handoffd",
+            [
+                "--listen", "127.0.0.1:0", "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"),
+                "--tls-key", fixtures.path("server.key"), "--policy", file,
+            ])
         #expect(result.status != 0)
         #expect(result.output.contains(":2: sampling_rate: 2.0 is not within 0...1"), "\(result.output)")
     }
@@ -271,10 +282,11 @@ struct ProcessTests {
         defer { fixtures.remove() }
         let (server, client) = try await startWithFixtures(fixtures, ["--log-level", "trace"])
         _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s", reasoning: "r"))
-        let pending = try #require(try await client.call(
-            HandoffProto.Policy.assessAction,
-            AssessActionRequest(sessionID: "s", action: Action(toolName: "delete_user_data", description: "Delete all my data"))
-        ).pendingAction)
+        let pending = try #require(
+            try await client.call(
+                HandoffProto.Policy.assessAction,
+                AssessActionRequest(sessionID: "s", action: Action(toolName: "delete_user_data", description: "Delete all my data"))
+            ).pendingAction)
         let started = try await client.call(Confirmations.startMultiFactor, StartMultiFactorRequest(pendingActionID: pending.id))
         #expect(started.channels == ["file"], "the default channel is the development file")
         let line = try String(contentsOfFile: fixtures.path("mfa-codes.jsonl"), encoding: .utf8)
@@ -283,9 +295,10 @@ struct ProcessTests {
         let ok = try await client.call(Confirmations.verifyMultiFactor, VerifyMultiFactorRequest(pendingActionID: pending.id, code: code))
         #expect(ok.verified)
         // A release token too, from a confirmation, and one report under it.
-        let booking = try #require(try await client.call(
-            HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: Action(toolName: "book_flight", description: "Book"))
-        ).pendingAction)
+        let booking = try #require(
+            try await client.call(
+                HandoffProto.Policy.assessAction, AssessActionRequest(sessionID: "s", action: Action(toolName: "book_flight", description: "Book"))
+            ).pendingAction)
         _ = try await client.call(Confirmations.requestConfirmation, RequestConfirmationRequest(pendingActionID: booking.id))
         let yes = try await client.call(Confirmations.respondToConfirmation, RespondToConfirmationRequest(pendingActionID: booking.id, text: "yes"))
         let tokens = [try #require(ok.pendingAction?.releaseToken), try #require(yes.pendingAction?.releaseToken)]
@@ -342,10 +355,12 @@ struct ProcessTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         chmod(fixtures.path("server.key"), 0o644)
-        let open = try await run("handoffd", [
-            "--listen", "127.0.0.1:0", "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"),
-            "--tls-key", fixtures.path("server.key"),
-        ])
+        let open = try await run(
+            "handoffd",
+            [
+                "--listen", "127.0.0.1:0", "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"),
+                "--tls-key", fixtures.path("server.key"),
+            ])
         #expect(open.status != 0)
         #expect(open.output.contains("server.key is readable by others (mode 644)"), "\(open.output)")
         chmod(fixtures.path("server.key"), 0o600)
@@ -409,10 +424,10 @@ struct ProcessTests {
         func hash(_ token: String) -> String { SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined() }
         let config = fixtures.path("handoffd.yaml")
         try """
-            tokens:
-              - {identity: "handoff://tenant/acme/agent/old", sha256: "\(hash("expired-token"))", expires: "2020-01-01T00:00:00Z"}
-              - {identity: "handoff://tenant/acme/agent/new", sha256: "\(hash("current-token"))", expires: "2099-01-01T00:00:00Z"}
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        tokens:
+          - {identity: "handoff://tenant/acme/agent/old", sha256: "\(hash("expired-token"))", expires: "2020-01-01T00:00:00Z"}
+          - {identity: "handoff://tenant/acme/agent/new", sha256: "\(hash("current-token"))", expires: "2099-01-01T00:00:00Z"}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         let server = try await offPool {
             try ServerProcess(arguments: [
                 "--config", config, "--data", fixtures.directory, "--tls-cert", fixtures.path("server.pem"),
@@ -441,7 +456,8 @@ struct ProcessTests {
         func watch(_ client: HandoffClient, after cursor: String, count: Int) async throws -> [(String, String)] {
             var seen: [(String, String)] = []
             for try await event in try await client.stream(
-                Operators.watch, WatchRequest(kinds: [.ticketOpened], resumeCursor: cursor), options: CallOptions(timeout: .seconds(10))) {
+                Operators.watch, WatchRequest(kinds: [.ticketOpened], resumeCursor: cursor), options: CallOptions(timeout: .seconds(10)))
+            {
                 guard case .ticket(let ticket)? = event.subject else { continue }
                 seen.append((ticket.sessionID, event.cursor))
                 if seen.count == count { break }
@@ -491,15 +507,18 @@ struct ProcessTests {
         let first = try await offPool { try ServerProcess(arguments: common) }
         let second = try await run("handoffd", ["--listen", "127.0.0.1:0"] + common)
         #expect(second.status != 0)
-        #expect(second.output.contains("the data directory \(data) is in use by another handoffd (process \(first.process.processIdentifier))"),
-                "\(second.output)")
+        #expect(
+            second.output.contains("the data directory \(data) is in use by another handoffd (process \(first.process.processIdentifier))"),
+            "\(second.output)")
         kill(first.process.processIdentifier, SIGKILL)
         first.process.waitUntilExit()
         let third = try await offPool { try ServerProcess(arguments: common) }
         #expect(try await offPool { third.terminate() } == 0, "a kill -9 left a stale lock")
     }
 
-    @Test("a full data volume: writes are RESOURCE_EXHAUSTED naming it, reads go on, the failure and the recovery are logged once each, nothing acknowledged is lost", .timeLimit(.minutes(2)))
+    @Test(
+        "a full data volume: writes are RESOURCE_EXHAUSTED naming it, reads go on, the failure and the recovery are logged once each, nothing acknowledged is lost",
+        .timeLimit(.minutes(2)))
     func fullDisk() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
@@ -525,8 +544,10 @@ struct ProcessTests {
         var refusal: RPCError?
         for i in 0..<100 {
             do {
-                let reply = try await client.call(Sessions.updateState, UpdateStateRequest(
-                    sessionID: "big", reasoning: "fill \(i)", change: .replacementJSON(#"{"blob":"\#(blob)","i":\#(i)}"#)))
+                let reply = try await client.call(
+                    Sessions.updateState,
+                    UpdateStateRequest(
+                        sessionID: "big", reasoning: "fill \(i)", change: .replacementJSON(#"{"blob":"\#(blob)","i":\#(i)}"#)))
                 acknowledged = reply.version
             } catch {
                 refusal = error
@@ -537,15 +558,19 @@ struct ProcessTests {
         #expect(full.code == .resourceExhausted && full.message.contains("no space left on the data volume"), "\(full)")
         // Reads go on; a second failing write is refused the same way.
         #expect(try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "big")).session?.version == acknowledged)
-        let again = await refusalOf(client, Sessions.updateState, UpdateStateRequest(
-            sessionID: "big", reasoning: "again", change: .mergePatchJSON(#"{"blob":"\#(blob.prefix(100_000))"}"#)))
+        let again = await refusalOf(
+            client, Sessions.updateState,
+            UpdateStateRequest(
+                sessionID: "big", reasoning: "again", change: .mergePatchJSON(#"{"blob":"\#(blob.prefix(100_000))"}"#)))
         #expect(again?.code == .resourceExhausted)
         let notReady = try await readyz(metrics)
         #expect(notReady.status == 503 && notReady.body.contains("no space left on the data volume"), "\(notReady)")
         // Space freed: writes resume.
         try FileManager.default.removeItem(atPath: filler)
-        let resumed = try await client.call(Sessions.updateState, UpdateStateRequest(
-            sessionID: "big", reasoning: "small", change: .replacementJSON(#"{"small":true}"#)))
+        let resumed = try await client.call(
+            Sessions.updateState,
+            UpdateStateRequest(
+                sessionID: "big", reasoning: "small", change: .replacementJSON(#"{"small":true}"#)))
         #expect(resumed.version == acknowledged + 1, "every acknowledged write is there, and the refused ones are not")
         #expect(try await readyz(metrics).status == 200, "ready again once a write succeeded")
         await client.close()

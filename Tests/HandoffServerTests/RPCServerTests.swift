@@ -62,7 +62,10 @@ struct RPCServerTests {
     func unknownCA() async throws {
         let fixtures = try Fixtures()
         let other = try Fixtures()
-        defer { fixtures.remove(); other.remove() }
+        defer {
+            fixtures.remove()
+            other.remove()
+        }
         let running = try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: fixtures.serverTLS()), registry: registry())
         let client = try running.client(fixtures.clientTLS(ca: other.path("ca.pem")))
         let error = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest()) }
@@ -100,7 +103,8 @@ struct RPCServerTests {
         return fd
     }
 
-    @Test("idle handshakes past limits.max_handshakes make room for new ones (oldest first); past max_connections a connection is closed as it arrives")
+    @Test(
+        "idle handshakes past limits.max_handshakes make room for new ones (oldest first); past max_connections a connection is closed as it arrives")
     func connectionLimits() async throws {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
@@ -125,7 +129,9 @@ struct RPCServerTests {
             var served: HandoffClient?
             for _ in 0..<50 where served == nil {  // the idle sockets' slots free as the server sees them close
                 let client = try running.client(fixtures.clientTLS(role: "agent"), timeout: .seconds(5))
-                if (try? await client.call(Health.ping, PingRequest())) != nil { served = client } else {
+                if (try? await client.call(Health.ping, PingRequest())) != nil {
+                    served = client
+                } else {
                     await client.close()
                     try await Task.sleep(for: .milliseconds(20))
                 }
@@ -139,7 +145,9 @@ struct RPCServerTests {
         var again: HandoffClient?
         for _ in 0..<50 where again == nil {
             let client = try running.client(fixtures.clientTLS(role: "agent"), timeout: .seconds(5))
-            if (try? await client.call(Health.ping, PingRequest())) != nil { again = client } else {
+            if (try? await client.call(Health.ping, PingRequest())) != nil {
+                again = client
+            } else {
                 await client.close()
                 try await Task.sleep(for: .milliseconds(20))
             }
@@ -204,54 +212,56 @@ struct ServerSettingsTests {
     @Test("YAML overrides defaults; every key is read")
     func yaml() throws {
         var settings = ServerSettings()
-        try settings.apply(yaml: """
-            listen: "[::1]:9443"
-            data: /var/lib/handoff
-            tls:
-              cert: /etc/handoff/server.pem
-              key: /etc/handoff/server.key
-              client_ca: /etc/handoff/ca.pem
-              require_client_cert: true
-            limits:
-              max_frame_bytes: 1048576
-              max_calls_per_connection: 64
-              max_calls_total: 128
-              max_connections: 300
-              max_handshakes: 40
-              idle_timeout_seconds: 30
-              shutdown_grace_seconds: 5
-              threads: 2
-            sessions:
-              resident_ceiling: 500
-              state_size_limit_bytes: 1024
-              default_turn_limit: 20
-              max_turn_limit: 100
-              text_size_limit_bytes: 2048
-              context_cache_bytes: 0
-              memory_bytes_limit: 4096
-            multi_factor:
-              code_length: 8
-              lifetime_seconds: 120
-              attempts: 5
-              key_file: /etc/handoff/mfa.key
-              channels:
-                - {type: webhook, url: "http://127.0.0.1:9000/codes", secret_file: /etc/handoff/hook.secret}
-                - {type: webhook, url: "https://hooks.example.com/codes", secret_file: /etc/handoff/hook.secret, ca_file: /etc/handoff/hooks-ca.pem}
-                - {type: file, path: /tmp/codes.jsonl}
-            store:
-              cache_mib: 16
-              checkpoint_pages: 2000
-              automated_assessments: committed
-            """, source: "test.yaml")
+        try settings.apply(
+            yaml: """
+                listen: "[::1]:9443"
+                data: /var/lib/handoff
+                tls:
+                  cert: /etc/handoff/server.pem
+                  key: /etc/handoff/server.key
+                  client_ca: /etc/handoff/ca.pem
+                  require_client_cert: true
+                limits:
+                  max_frame_bytes: 1048576
+                  max_calls_per_connection: 64
+                  max_calls_total: 128
+                  max_connections: 300
+                  max_handshakes: 40
+                  idle_timeout_seconds: 30
+                  shutdown_grace_seconds: 5
+                  threads: 2
+                sessions:
+                  resident_ceiling: 500
+                  state_size_limit_bytes: 1024
+                  default_turn_limit: 20
+                  max_turn_limit: 100
+                  text_size_limit_bytes: 2048
+                  context_cache_bytes: 0
+                  memory_bytes_limit: 4096
+                multi_factor:
+                  code_length: 8
+                  lifetime_seconds: 120
+                  attempts: 5
+                  key_file: /etc/handoff/mfa.key
+                  channels:
+                    - {type: webhook, url: "http://127.0.0.1:9000/codes", secret_file: /etc/handoff/hook.secret}
+                    - {type: webhook, url: "https://hooks.example.com/codes", secret_file: /etc/handoff/hook.secret, ca_file: /etc/handoff/hooks-ca.pem}
+                    - {type: file, path: /tmp/codes.jsonl}
+                store:
+                  cache_mib: 16
+                  checkpoint_pages: 2000
+                  automated_assessments: committed
+                """, source: "test.yaml")
         #expect(settings.multiFactor.codeLength == 8)
         #expect(settings.multiFactor.lifetimeSeconds == 120)
         #expect(settings.multiFactor.attempts == 5)
         #expect(settings.multiFactor.keyFile == "/etc/handoff/mfa.key")
-        #expect(settings.multiFactor.channels == [
-            .webhook(url: "http://127.0.0.1:9000/codes", secretFile: "/etc/handoff/hook.secret"),
-            .webhook(url: "https://hooks.example.com/codes", secretFile: "/etc/handoff/hook.secret", caFile: "/etc/handoff/hooks-ca.pem"),
-            .file(path: "/tmp/codes.jsonl"),
-        ])
+        #expect(
+            settings.multiFactor.channels == [
+                .webhook(url: "http://127.0.0.1:9000/codes", secretFile: "/etc/handoff/hook.secret"),
+                .webhook(url: "https://hooks.example.com/codes", secretFile: "/etc/handoff/hook.secret", caFile: "/etc/handoff/hooks-ca.pem"),
+                .file(path: "/tmp/codes.jsonl"),
+            ])
         #expect(settings.storeCacheMiB == 16)
         #expect(settings.storeCheckpointPages == 2000 && ServerSettings().storeCheckpointPages == 10_000)
         var tooSmall = ServerSettings()
@@ -297,23 +307,26 @@ struct ServerSettingsTests {
         #expect(configuration.tls?.peerVerification == .optional)
     }
 
-    @Test("a misspelt key is refused by name", arguments: [
-        ("limits:\n  max_frame_byte: 5\n", "unknown setting \"max_frame_byte\""),
-        ("lisen: 1.2.3.4:5\n", "unknown setting \"lisen\""),
-        ("limits:\n  threads: many\n", "limits.threads"),
-        ("limits:\n  max_frame_bytes: 10\n", "max_frame_bytes is 10"),
-        ("listen: nowhere\n", "is not HOST:PORT"),
-        ("listen: 127.0.0.1:70000\n", "port from 0 to 65535"),
-        ("sessions:\n  resident_celing: 5\n", "unknown setting \"resident_celing\""),
-        ("sessions:\n  default_turn_limit: 600\n", "sessions.default_turn_limit is 600; it must be within 1...500"),
-        ("multi_factor:\n  channels:\n    - {type: sms}\n", "multi_factor.channels[0]: unknown type \"sms\""),
-        ("multi_factor:\n  code_length: 4\n", "multi_factor.code_length is 4"),
-    ])
+    @Test(
+        "a misspelt key is refused by name",
+        arguments: [
+            ("limits:\n  max_frame_byte: 5\n", "unknown setting \"max_frame_byte\""),
+            ("lisen: 1.2.3.4:5\n", "unknown setting \"lisen\""),
+            ("limits:\n  threads: many\n", "limits.threads"),
+            ("limits:\n  max_frame_bytes: 10\n", "max_frame_bytes is 10"),
+            ("listen: nowhere\n", "is not HOST:PORT"),
+            ("listen: 127.0.0.1:70000\n", "port from 0 to 65535"),
+            ("sessions:\n  resident_celing: 5\n", "unknown setting \"resident_celing\""),
+            ("sessions:\n  default_turn_limit: 600\n", "sessions.default_turn_limit is 600; it must be within 1...500"),
+            ("multi_factor:\n  channels:\n    - {type: sms}\n", "multi_factor.channels[0]: unknown type \"sms\""),
+            ("multi_factor:\n  code_length: 4\n", "multi_factor.code_length is 4"),
+        ])
     func errors(_ yaml: String, _ expected: String) {
         var settings = ServerSettings()
         let error = #expect(throws: ServerSettings.Error.self) { try settings.apply(yaml: yaml, source: "bad.yaml") }
         #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
-        #expect(error?.message.hasPrefix("bad.yaml") == true || expected.contains("is not") || expected.contains("port")
-            || expected.contains("is 10") || expected.contains("is 600") || expected.contains("is 4"))
+        #expect(
+            error?.message.hasPrefix("bad.yaml") == true || expected.contains("is not") || expected.contains("port")
+                || expected.contains("is 10") || expected.contains("is 600") || expected.contains("is 4"))
     }
 }

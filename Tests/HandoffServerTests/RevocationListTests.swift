@@ -7,8 +7,8 @@ import HandoffClient
 import HandoffProto
 import HandoffRPC
 import HandoffServer
-import HandoffTestSupport
 import HandoffTLS
+import HandoffTestSupport
 import Testing
 
 @Suite("handoffd and its CRL")

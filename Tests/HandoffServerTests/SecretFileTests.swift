@@ -1,8 +1,9 @@
 // Handoff — server settings read from files: secrets exactly as written.
 
 import Foundation
-@testable import HandoffServer
 import Testing
+
+@testable import HandoffServer
 
 @Suite("Secret files")
 struct SecretFileTests {

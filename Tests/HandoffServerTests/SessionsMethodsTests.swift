@@ -1,14 +1,15 @@
 // Handoff — handoff.v1.Sessions over real TLS, into a real SQLite file.
 
 import Foundation
-import Synchronization
 import HandoffClient
 import HandoffCore
 import HandoffProto
 import HandoffRPC
 import HandoffServer
-@testable import HandoffSQLite
+import Synchronization
 import Testing
+
+@testable import HandoffSQLite
 
 /// A handoffd serving only Sessions over TLS on a store in `fixtures`, and an agent's client.
 private func startSessionsServer(_ fixtures: Fixtures) async throws -> (RunningServer, HandoffClient, SQLiteStore) {
@@ -40,8 +41,9 @@ struct SessionsMethodsTests {
 
         let patched = try await client.call(
             Sessions.updateState,
-            UpdateStateRequest(sessionID: "s-1", reasoning: "added an item", expectedVersion: 1,
-                               change: .mergePatchJSON(#"{"cart":{"items":2},"step":"checkout"}"#)))
+            UpdateStateRequest(
+                sessionID: "s-1", reasoning: "added an item", expectedVersion: 1,
+                change: .mergePatchJSON(#"{"cart":{"items":2},"step":"checkout"}"#)))
         #expect(patched.version == 2)
         #expect(patched.stateJSON == #"{"cart":{"items":2},"step":"checkout"}"#)
 
@@ -78,8 +80,9 @@ struct SessionsMethodsTests {
             _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "s-1", reasoning: "again"))
         }
         #expect(duplicate?.code == .alreadyExists)
-        #expect(try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "s-1")).session?.version == 3,
-                "a refused call changed the session")
+        #expect(
+            try await client.call(Sessions.getSession, GetSessionRequest(sessionID: "s-1")).session?.version == 3,
+            "a refused call changed the session")
 
         // The events carry the caller's certificate identity and chain intact.
         let events = try await store.events(tenant: TenantID("acme"), sessionID: "s-1")
@@ -109,8 +112,9 @@ struct ContextMethodsTests {
         _ = try await client.call(Sessions.createSession, CreateSessionRequest(sessionID: "Ok.id_1:x-Y", reasoning: "r"))
 
         let manyLabels = Dictionary(uniqueKeysWithValues: (0..<65).map { ("k\($0)", "v") })
-        #expect(await refusal(Sessions.createSession, CreateSessionRequest(sessionID: "l1", labels: manyLabels, reasoning: "r"))?
-            .message == "labels holds 65 labels; at most 64")
+        #expect(
+            await refusal(Sessions.createSession, CreateSessionRequest(sessionID: "l1", labels: manyLabels, reasoning: "r"))?
+                .message == "labels holds 65 labels; at most 64")
         for labels in [["": "v"], [String(repeating: "k", count: 129): "v"], ["k": String(repeating: "v", count: 1025)]] {
             let refused = await refusal(Sessions.createSession, CreateSessionRequest(sessionID: "l2", labels: labels, reasoning: "r"))
             #expect(refused?.code == .invalidArgument && refused?.message.hasPrefix("a label's key must be 1 to 128 bytes") == true)
@@ -363,9 +367,10 @@ struct ListEventsTests {
             }
             #expect(refused?.code == .invalidArgument, "\(malformed)")
         }
-        #expect(try await client.call(
-            Sessions.listEvents, ListEventsRequest(sessionID: "a", order: .newestFirst, pageToken: token("p:5:0:4:a:b"))
-        ).events.map(\.sequence) == [3, 2, 1])
+        #expect(
+            try await client.call(
+                Sessions.listEvents, ListEventsRequest(sessionID: "a", order: .newestFirst, pageToken: token("p:5:0:4:a:b"))
+            ).events.map(\.sequence) == [3, 2, 1])
         // A token that says where its event is resumes there; a made-up place is ignored.
         let madeUp = try await client.call(
             Sessions.listEvents, ListEventsRequest(sessionID: "a", order: .newestFirst, pageSize: 3, pageToken: token("p:999999:0:4:a")))
@@ -377,10 +382,11 @@ struct ListEventsTests {
         }
         #expect(manyActions?.code == .invalidArgument)
         #expect(manyActions?.message.contains("at most 100 may be listed") == true)
-        #expect(try await client.call(
-            Sessions.listEvents,
-            ListEventsRequest(sessionID: "a", actions: (1..<SessionService.maximumListedActions).map { "a\($0)" } + ["session.created"])
-        ).events.map(\.action) == ["session.created"])
+        #expect(
+            try await client.call(
+                Sessions.listEvents,
+                ListEventsRequest(sessionID: "a", actions: (1..<SessionService.maximumListedActions).map { "a\($0)" } + ["session.created"])
+            ).events.map(\.action) == ["session.created"])
         await client.close()
         await running.stop()
     }
@@ -389,7 +395,12 @@ struct ListEventsTests {
 /// A clock that moves one millisecond per reading, so event times are known.
 final class ManualClock: Sendable {
     private let now = Mutex<Int64>(0)
-    func tick() -> Int64 { now.withLock { $0 += 1; return $0 } }
+    func tick() -> Int64 {
+        now.withLock {
+            $0 += 1
+            return $0
+        }
+    }
 }
 
 @Suite("Sessions under concurrent calls")

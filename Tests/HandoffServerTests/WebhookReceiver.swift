@@ -58,8 +58,9 @@ final class WebhookReceiver: Sendable {
         let valid = signature == WebhookCodeChannel.signature(secret: secret, timestamp: timestamp, body: body)
         let json = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
         received.withLock {
-            $0.append(Delivery(
-                path: head.uri, host: head.headers["Host"].first ?? "", body: json.mapValues { "\($0)" }, signatureValid: valid))
+            $0.append(
+                Delivery(
+                    path: head.uri, host: head.headers["Host"].first ?? "", body: json.mapValues { "\($0)" }, signatureValid: valid))
         }
         if let scripted = script.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return scripted }
         return status.withLock { $0 }

@@ -23,18 +23,24 @@ enum StoreKind: String, CaseIterable, CustomStringConvertible {
         switch self {
         case .sqlite:
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("conformance-\(UUID().uuidString).sqlite").path
-            return (try SQLiteStore(path: path), {
-                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
-            })
+            return (
+                try SQLiteStore(path: path),
+                {
+                    for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+                }
+            )
         case .postgres:
             let (url, drop) = try await PostgresCluster.freshDatabase()
             var settings = try PostgresSettings.parse(url)
             settings.poolSize = 4
             let store = try await PostgresStore(settings: settings)
-            return (store, {
-                await store.shutdown()
-                await drop()
-            })
+            return (
+                store,
+                {
+                    await store.shutdown()
+                    await drop()
+                }
+            )
         }
     }
 }
@@ -77,8 +83,11 @@ private func ticket(_ id: String, session: String, action: String = "", tenant: 
 }
 
 private func escalation(_ session: String) -> (TurnRecord, NewEvent) {
-    (TurnRecord(sessionID: session, sequence: 0, input: "", output: "escalated", metadataJSON: "{}", reasoning: "r", author: "system", createdAtMs: 1_000),
-     event("session.escalated"))
+    (
+        TurnRecord(
+            sessionID: session, sequence: 0, input: "", output: "escalated", metadataJSON: "{}", reasoning: "r", author: "system", createdAtMs: 1_000),
+        event("session.escalated")
+    )
 }
 
 @Suite("Store conformance")
@@ -88,9 +97,11 @@ struct StoreConformanceTests {
         let (store, remove) = try await kind.make()
         defer { Task { await remove() } }
         try await newSession(store, "s")
-        _ = try await store.updateState(tenant: acme, id: "s", expectedVersion: 1, stateJSON: #"{"a":1}"#, updatedAtMs: 2_000, event: event("session.state_updated"))
+        _ = try await store.updateState(
+            tenant: acme, id: "s", expectedVersion: 1, stateJSON: #"{"a":1}"#, updatedAtMs: 2_000, event: event("session.state_updated"))
         do {
-            _ = try await store.updateState(tenant: acme, id: "s", expectedVersion: 1, stateJSON: #"{"a":2}"#, updatedAtMs: 3_000, event: event("session.state_updated"))
+            _ = try await store.updateState(
+                tenant: acme, id: "s", expectedVersion: 1, stateJSON: #"{"a":2}"#, updatedAtMs: 3_000, event: event("session.state_updated"))
             Issue.record("a stale write was accepted")
         } catch {
             #expect(error == .versionConflict(expected: 1, current: 2))
@@ -103,7 +114,9 @@ struct StoreConformanceTests {
         }
     }
 
-    @Test("chains: every change appends an event whose hash chains to the last, and the chain verifies to the session's head", arguments: StoreKind.allCases)
+    @Test(
+        "chains: every change appends an event whose hash chains to the last, and the chain verifies to the session's head",
+        arguments: StoreKind.allCases)
     func chains(_ kind: StoreKind) async throws {
         let (store, remove) = try await kind.make()
         defer { Task { await remove() } }
@@ -122,7 +135,9 @@ struct StoreConformanceTests {
         #expect(try await store.verifyChain(tenant: acme, sessionID: "none") == nil)
     }
 
-    @Test("tenants: another tenant's session, pending action, ticket and approval are not found, and the same id is another record", arguments: StoreKind.allCases)
+    @Test(
+        "tenants: another tenant's session, pending action, ticket and approval are not found, and the same id is another record",
+        arguments: StoreKind.allCases)
     func tenants(_ kind: StoreKind) async throws {
         let (store, remove) = try await kind.make()
         defer { Task { await remove() } }
@@ -141,7 +156,9 @@ struct StoreConformanceTests {
         #expect(try await store.events(tenant: acme, sessionID: "s").count == 3, "acme's chain is its own")
     }
 
-    @Test("idempotency: a key used again for the same request returns what was stored and writes nothing; for another request it is refused", arguments: StoreKind.allCases)
+    @Test(
+        "idempotency: a key used again for the same request returns what was stored and writes nothing; for another request it is refused",
+        arguments: StoreKind.allCases)
     func idempotency(_ kind: StoreKind) async throws {
         let (store, remove) = try await kind.make()
         defer { Task { await remove() } }
@@ -155,7 +172,9 @@ struct StoreConformanceTests {
         #expect(try await store.events(tenant: acme, sessionID: "s").count == 2)
     }
 
-    @Test("pending actions: written only over the revision read; the session awaits the user while one awaits an answer; a release token finds its action", arguments: StoreKind.allCases)
+    @Test(
+        "pending actions: written only over the revision read; the session awaits the user while one awaits an answer; a release token finds its action",
+        arguments: StoreKind.allCases)
     func pendingActions(_ kind: StoreKind) async throws {
         let (store, remove) = try await kind.make()
         defer { Task { await remove() } }
@@ -176,7 +195,9 @@ struct StoreConformanceTests {
         #expect(try await store.pendingAction(tenant: globex, releaseTokenHash: Array(repeating: 7, count: 32)) == nil)
     }
 
-    @Test("the ticket queue: one ticket in hand per session; a second action waits and opens, with ticket.opened, when the first is resolved", arguments: StoreKind.allCases)
+    @Test(
+        "the ticket queue: one ticket in hand per session; a second action waits and opens, with ticket.opened, when the first is resolved",
+        arguments: StoreKind.allCases)
     func ticketQueue(_ kind: StoreKind) async throws {
         let (store, remove) = try await kind.make()
         defer { Task { await remove() } }
@@ -201,7 +222,9 @@ struct StoreConformanceTests {
         await #expect(throws: StoreError.self) { _ = try await store.updateTicket(first.ticket, turn: nil, events: []) }
     }
 
-    @Test("approvals: the pending approval of an action settled another way is cancelled in the same transaction, with approval.cancelled", arguments: StoreKind.allCases)
+    @Test(
+        "approvals: the pending approval of an action settled another way is cancelled in the same transaction, with approval.cancelled",
+        arguments: StoreKind.allCases)
     func approvalCancellation(_ kind: StoreKind) async throws {
         let (store, remove) = try await kind.make()
         defer { Task { await remove() } }
@@ -232,7 +255,8 @@ struct StoreConformanceTests {
             let id = ["a", "b", "c"][i % 3]
             let version = try #require(try await store.session(tenant: acme, id: id)).version
             _ = try await store.updateState(
-                tenant: acme, id: id, expectedVersion: version, stateJSON: "{}", updatedAtMs: 2_000, event: event("session.state_updated", at: 2_000 + Int64(i)))
+                tenant: acme, id: id, expectedVersion: version, stateJSON: "{}", updatedAtMs: 2_000,
+                event: event("session.state_updated", at: 2_000 + Int64(i)))
         }
         for newestFirst in [false, true] {
             var query = EventQuery()
@@ -266,7 +290,9 @@ struct StoreConformanceTests {
         #expect(context.memories.map(\.content) == ["one", "two"])
     }
 
-    @Test("the change feed: every committed event of the tenant after a cursor, in commit order, resumable, filtered by action", arguments: StoreKind.allCases)
+    @Test(
+        "the change feed: every committed event of the tenant after a cursor, in commit order, resumable, filtered by action",
+        arguments: StoreKind.allCases)
     func changeFeed(_ kind: StoreKind) async throws {
         let (store, remove) = try await kind.make()
         defer { Task { await remove() } }

@@ -174,11 +174,13 @@ struct TLSHandlerEmbeddedTests {
         #expect(!b2b.server.isActive)
     }
 
-    @Test("garbage instead of a ClientHello fails the handshake and closes", arguments: [
-        "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
-        "\u{16}\u{03}\u{01}\u{00}\u{05}hello",
-        String(repeating: "\u{00}", count: 300),
-    ])
+    @Test(
+        "garbage instead of a ClientHello fails the handshake and closes",
+        arguments: [
+            "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            "\u{16}\u{03}\u{01}\u{00}\u{05}hello",
+            String(repeating: "\u{00}", count: 300),
+        ])
     func garbageHandshake(garbage: String) throws {
         let b2b = try self.pair()
         defer { b2b.finish() }

@@ -111,8 +111,9 @@ struct TLSSocketTests {
     }
 
     /// CRLs are checked along the whole chain: a leaf check alone would let the revoked intermediate's client in.
-    @Test("a client certificate from an intermediate CA the root revoked is refused; from one in good standing, let in",
-          .enabled(if: ChildProcess.hasOpenSSL))
+    @Test(
+        "a client certificate from an intermediate CA the root revoked is refused; from one in good standing, let in",
+        .enabled(if: ChildProcess.hasOpenSSL))
     func revokedIntermediate() async throws {
         let cas = try await IntermediateCAs.make(count: 1)
         let client = try cas.client(from: 1)

@@ -26,9 +26,12 @@ public enum PostgresCluster {
         let created = try await runProcess("/usr/bin/env", ["psql", admin, "-qAt", "-v", "ON_ERROR_STOP=1", "-c", "CREATE DATABASE \(name)"])
         guard created.status == 0 else { throw ClusterError(text: "CREATE DATABASE failed: \(created.output)") }
         let url = base.replacingOccurrences(of: #"/[^/]*$"#, with: "/\(name)", options: .regularExpression)
-        return (url, {
-            _ = try? await runProcess("/usr/bin/env", ["psql", admin, "-qAt", "-c", "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"])
-        })
+        return (
+            url,
+            {
+                _ = try? await runProcess("/usr/bin/env", ["psql", admin, "-qAt", "-c", "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"])
+            }
+        )
     }
 
     public struct ClusterError: Error, CustomStringConvertible {

@@ -9,7 +9,7 @@
 public import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A pipe whose two descriptors are closed in every child that does not

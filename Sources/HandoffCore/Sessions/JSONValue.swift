@@ -92,9 +92,15 @@ private struct JSONParser {
         case UInt8(ascii: "{"): return try parseObject()
         case UInt8(ascii: "["): return try parseArray()
         case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
         default: throw failure("unexpected character")
         }
@@ -103,7 +109,7 @@ private struct JSONParser {
     private mutating func expectLiteral(_ literal: StaticString) throws(JSONValue.ParseError) {
         let count = literal.utf8CodeUnitCount
         guard bytes.count - index >= count,
-              memcmpEqual(literal.utf8Start, bytes.baseAddress! + index, count)
+            memcmpEqual(literal.utf8Start, bytes.baseAddress! + index, count)
         else { throw failure("unknown literal") }
         index += count
     }

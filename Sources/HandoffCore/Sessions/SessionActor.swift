@@ -274,7 +274,7 @@ actor SessionActor {
     /// The context from the cache, when the cache can answer it.
     private static func answer(_ record: SessionRecord, _ cache: ContextCache, _ turnLimit: Int) -> SessionContext? {
         guard let memories = cache.memories,
-              cache.turns.count >= turnLimit || Int64(cache.turns.count) == cache.totalTurns
+            cache.turns.count >= turnLimit || Int64(cache.turns.count) == cache.totalTurns
         else { return nil }
         return SessionContext(session: record, turns: Array(cache.turns.suffix(turnLimit)), memories: memories, totalTurns: cache.totalTurns)
     }

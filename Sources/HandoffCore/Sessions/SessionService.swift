@@ -52,7 +52,8 @@ public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidArgument(let m), .notFound(let m), .alreadyExists(let m), .aborted(let m), .failedPrecondition(let m),
-             .permissionDenied(let m), .unavailable(let m), .unreachable(let m), .cancelled(let m), .resourceExhausted(let m): m
+            .permissionDenied(let m), .unavailable(let m), .unreachable(let m), .cancelled(let m), .resourceExhausted(let m):
+            m
         }
     }
 
@@ -151,7 +152,7 @@ public final class SessionService: Sendable {
     private static func isSessionIDByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-"):
+            UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-"):
             true
         default:
             false
@@ -312,7 +313,8 @@ public final class SessionService: Sendable {
             turn.input.utf8.count + turn.output.utf8.count + turn.metadataJSON.utf8.count + turn.reasoning.utf8.count
                 + turn.author.utf8.count + id + 96
         }
-        var total = context.session.stateJSON.utf8.count
+        var total =
+            context.session.stateJSON.utf8.count
             + context.session.labels.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 8 }
             + context.memories.reduce(0) { $0 + $1.content.utf8.count + $1.metadataJSON.utf8.count + id + 48 }
         var kept = 0
@@ -489,4 +491,3 @@ public final class SessionService: Sendable {
         }
     }
 }
-

@@ -15,13 +15,14 @@ public enum CallTrace {
     public static func validated(_ value: String) -> String? {
         var value = value
         if value.utf8.count > 55, !value.hasPrefix("00-"), value.utf8.count <= 512,
-           value.utf8[value.utf8.index(value.utf8.startIndex, offsetBy: 55)] == UInt8(ascii: "-") {
+            value.utf8[value.utf8.index(value.utf8.startIndex, offsetBy: 55)] == UInt8(ascii: "-")
+        {
             value = String(value.utf8.prefix(55))!
         }
         let parts = value.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 4, parts[0] != "ff",
-              isHex(parts[0], 2), isHex(parts[1], 32), isHex(parts[2], 16), isHex(parts[3], 2),
-              parts[1].contains(where: { $0 != "0" }), parts[2].contains(where: { $0 != "0" })
+            isHex(parts[0], 2), isHex(parts[1], 32), isHex(parts[2], 16), isHex(parts[3], 2),
+            parts[1].contains(where: { $0 != "0" }), parts[2].contains(where: { $0 != "0" })
         else { return nil }
         return value
     }

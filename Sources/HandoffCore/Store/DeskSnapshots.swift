@@ -46,7 +46,7 @@ extension ApprovalStepRecord {
     /// Reads `json` back; nil when it is not a step.
     public init?(json item: JSONValue) {
         guard let m = item.objectValue, case .integer(let level)? = m["level"], case .array(let approvers)? = m["approvers"],
-              case .string(let status)? = m["status"]
+            case .string(let status)? = m["status"]
         else { return nil }
         func text(_ key: String) -> String { if case .string(let v)? = m[key] { v } else { "" } }
         func int(_ key: String) -> Int64 { if case .integer(let v)? = m[key] { v } else { 0 } }

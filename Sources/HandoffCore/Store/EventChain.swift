@@ -107,7 +107,8 @@ public enum EventChain {
         public mutating func finish(headSequence: Int64, headHash: [UInt8]?) -> Break? {
             if let firstBreak { return firstBreak }
             if Int64(checked) != headSequence {
-                firstBreak = checked == 0
+                firstBreak =
+                    checked == 0
                     ? Break(sequence: headSequence, reason: "the session's head is event \(headSequence), which is missing")
                     : Break(sequence: Int64(checked), reason: "the chain ends at event \(checked), but the session's head is event \(headSequence)")
             } else if headSequence > 0, headHash != lastHash {

@@ -104,8 +104,9 @@ extension PendingActionRecord {
 
     /// Whether it is undecided and past an expiry at `now`.
     public func hasExpired(at now: Int64) -> Bool {
-        isUndecided && ((expiresAtMs > 0 && now >= expiresAtMs)
-            || (awaitingConfirmation && confirmationExpiresAtMs > 0 && now >= confirmationExpiresAtMs))
+        isUndecided
+            && ((expiresAtMs > 0 && now >= expiresAtMs)
+                || (awaitingConfirmation && confirmationExpiresAtMs > 0 && now >= confirmationExpiresAtMs))
     }
 }
 

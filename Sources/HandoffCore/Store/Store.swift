@@ -326,7 +326,8 @@ public protocol Store: Sendable {
     /// nothing, when too many such writes wait already (use `recordAssessment`).
     func queueAssessment(
         tenant: TenantID, assessment: AssessmentRecord, events: [NewEvent],
-        completion: @escaping @Sendable (Result<RecordedAssessment, StoreError>) -> Void) -> Bool
+        completion: @escaping @Sendable (Result<RecordedAssessment, StoreError>) -> Void
+    ) -> Bool
     /// Returns once every write queued by `queueAssessment` so far committed
     /// or failed (for an orderly shutdown, after the last call). Other writes
     /// are awaited by their callers, so after the last call none is left;

@@ -42,15 +42,24 @@ public enum StoreRules {
         if active.pendingActionID.isEmpty {
             active.pendingActionID = ticket.pendingActionID
             active.revision += 1
-            return .attach(active, annotated(event, [
-                "ticket_id": .string(active.id), "status": .string(active.status), "attached": .bool(true), "ticket_state": active.deskSnapshot,
-            ]))
+            return .attach(
+                active,
+                annotated(
+                    event,
+                    [
+                        "ticket_id": .string(active.id), "status": .string(active.status), "attached": .bool(true),
+                        "ticket_state": active.deskSnapshot,
+                    ]))
         }
         var waiting = ticket
         waiting.status = "waiting"
-        return .wait(waiting, annotated(event, [
-            "status": .string("waiting"), "waiting_for": .string(active.id), "ticket_state": waiting.deskSnapshot,
-        ]))
+        return .wait(
+            waiting,
+            annotated(
+                event,
+                [
+                    "status": .string("waiting"), "waiting_for": .string(active.id), "ticket_state": waiting.deskSnapshot,
+                ]))
     }
 
     /// When `resolved` left its session with no open or claimed ticket: the
@@ -89,9 +98,12 @@ public enum StoreRules {
             "approval_id": .string(approval.id), "pending_action_id": .string(action.id), "status": .string("cancelled"),
             "pending_action_status": .string(action.status),
         ])
-        return (cancelled, NewEvent(
-            action: "approval.cancelled", actor: actor, reasoning: "the pending action was settled otherwise",
-            detailsJSON: details.serialized, occurredAtMs: now))
+        return (
+            cancelled,
+            NewEvent(
+                action: "approval.cancelled", actor: actor, reasoning: "the pending action was settled otherwise",
+                detailsJSON: details.serialized, occurredAtMs: now)
+        )
     }
 
     // MARK: Events

@@ -141,8 +141,9 @@ public final class RPCClientConnection: Sendable {
                     do {
                         continuation.yield(try Response(serializedBytes: bytes))
                     } catch {
-                        continuation.finish(throwing: RPCError(
-                            code: .internalError, message: "a streamed response is not a valid \(Response.protoName)"))
+                        continuation.finish(
+                            throwing: RPCError(
+                                code: .internalError, message: "a streamed response is not a valid \(Response.protoName)"))
                     }
                 },
                 onEnd: { error in
@@ -178,6 +179,7 @@ extension TimeAmount {
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        self = overflow ? .nanoseconds(seconds < 0 ? .min : .max) : .nanoseconds(whole.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue)
+        self =
+            overflow ? .nanoseconds(seconds < 0 ? .min : .max) : .nanoseconds(whole.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue)
     }
 }

@@ -154,9 +154,11 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler, EndOfTickFlushing 
     }
 
     private func start(_ call: OutboundCall, context: ChannelHandlerContext) {
-        if let reason = closed ?? goAwayLastCallID.map({ _ in
-            RPCError(code: .unavailable, message: "the server is shutting down this connection; call not started")
-        }) {
+        if let reason = closed
+            ?? goAwayLastCallID.map({ _ in
+                RPCError(code: .unavailable, message: "the server is shutting down this connection; call not started")
+            })
+        {
             complete(call.responder, .failure(reason))
             return
         }
@@ -270,8 +272,11 @@ final class RPCClientConnectionHandler: ChannelDuplexHandler, EndOfTickFlushing 
             let notStarted = pending.filter { $0.key > envelope.callID }
             for (id, call) in notStarted {
                 pending.removeValue(forKey: id)
-                complete(call.responder, .failure(RPCError(
-                    code: .unavailable, message: "the server is shutting down (\(envelope.statusMessage)); call not started")))
+                complete(
+                    call.responder,
+                    .failure(
+                        RPCError(
+                            code: .unavailable, message: "the server is shutting down (\(envelope.statusMessage)); call not started")))
             }
         case .request, .cancel, .unspecified, .unrecognized:
             let reason = RPCError(code: .internalError, message: "the server sent an invalid frame kind \(envelope.kind.rawValue)")

@@ -249,7 +249,8 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
         }
         highestCallID = id
         guard calls.count + abandoned.count < configuration.maximumConcurrentCalls else {
-            let finishing = abandoned.isEmpty
+            let finishing =
+                abandoned.isEmpty
                 ? "" : "; \(abandoned.count) of them cancelled or past their deadline, their work still finishing"
             refuse(
                 envelope, started: now, .resourceExhausted,
@@ -257,7 +258,8 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
                 refusal: .callsPerConnection)
             return
         }
-        let deadline: NIODeadline? = envelope.timeoutMs > 0
+        let deadline: NIODeadline? =
+            envelope.timeoutMs > 0
             ? now + .milliseconds(Int64(clamping: envelope.timeoutMs)) : nil
         var checked = ServerCallContext(
             method: envelope.method, callID: id, metadata: envelope.metadata, deadline: deadline,
@@ -358,17 +360,19 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
     ) {
         write(.end(callID: envelope.callID, status: code, message: message))
         guard let observer = registry.callObserver else { return }
-        observer(CallOutcome(
-            method: envelope.method, registered: registry.handlers[envelope.method] != nil, callID: envelope.callID,
-            code: code, message: message, duration: Self.since(started), context: context, refusal: refusal))
+        observer(
+            CallOutcome(
+                method: envelope.method, registered: registry.handlers[envelope.method] != nil, callID: envelope.callID,
+                code: code, message: message, duration: Self.since(started), context: context, refusal: refusal))
     }
 
     /// Tells the observer how a call that ran has ended.
     private func observe(_ call: Call, _ code: RPCError.Code, _ message: String) {
         guard let observer = registry.callObserver else { return }
-        observer(CallOutcome(
-            method: call.context.method, registered: true, callID: call.context.callID, code: code, message: message,
-            duration: Self.since(call.started), context: call.context, refusal: nil))
+        observer(
+            CallOutcome(
+                method: call.context.method, registered: true, callID: call.context.callID, code: code, message: message,
+                duration: Self.since(call.started), context: call.context, refusal: nil))
     }
 
     private static func since(_ start: NIODeadline) -> Duration {
@@ -479,9 +483,10 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
             let size = buffer.readableBytes - 4
             buffer.clear()
             if envelope.kind == .message, let call = calls.removeValue(forKey: envelope.callID) { abandon(envelope.callID, call) }
-            try? buffer.writeFrame(.end(
-                callID: envelope.callID, status: .resourceExhausted,
-                message: "response frame of \(size) bytes exceeds the limit of \(configuration.maximumFrameSize) bytes"))
+            try? buffer.writeFrame(
+                .end(
+                    callID: envelope.callID, status: .resourceExhausted,
+                    message: "response frame of \(size) bytes exceeds the limit of \(configuration.maximumFrameSize) bytes"))
         }
         context.write(wrapOutboundOut(buffer), promise: nil)
         scheduleFlush()
@@ -528,9 +533,10 @@ public final class RPCServerConnectionHandler: ChannelDuplexHandler, EndOfTickFl
         guard case .active = state else { return }
         state = .draining
         if sendGoAway {
-            write(Envelope(
-                kind: .goaway, callID: highestCallID, statusCode: RPCError.Code.unavailable.rawValue,
-                statusMessage: "the server is shutting down"))
+            write(
+                Envelope(
+                    kind: .goaway, callID: highestCallID, statusCode: RPCError.Code.unavailable.rawValue,
+                    statusMessage: "the server is shutting down"))
         }
         for (id, call) in calls where call.endsOnDrain {
             calls.removeValue(forKey: id)

@@ -6,8 +6,8 @@
 import Crypto
 import Foundation
 import HandoffCore
-public import HandoffPolicy
 public import HandoffDesks
+public import HandoffPolicy
 import HandoffTLS
 public import NIOCore
 import NIOHTTP1
@@ -73,7 +73,7 @@ public struct WebhookCodeChannel: CodeChannel {
     ///   settings do not load (the reason from OpenSSL).
     public init(url: String, secret: [UInt8], caFile: String? = nil, timeout: TimeAmount = .seconds(5), group: any EventLoopGroup) throws {
         guard let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(), ["http", "https"].contains(scheme),
-              let written = parsed.host, !written.isEmpty, parsed.user == nil, parsed.password == nil, !secret.isEmpty
+            let written = parsed.host, !written.isEmpty, parsed.user == nil, parsed.password == nil, !secret.isEmpty
         else {
             throw CodeChannelError("webhook url \(url) is not https://HOST[:PORT]/PATH, or its secret is empty")
         }
@@ -88,8 +88,9 @@ public struct WebhookCodeChannel: CodeChannel {
         }
         if scheme == "https" {
             do {
-                tls = try TLSContext(configuration: .client(
-                    trustRootsPath: caFile, serverHostname: host, applicationProtocols: [], handshakeTimeout: timeout))
+                tls = try TLSContext(
+                    configuration: .client(
+                        trustRootsPath: caFile, serverHostname: host, applicationProtocols: [], handshakeTimeout: timeout))
             } catch {
                 throw CodeChannelError("webhook \(url): \(error)")
             }

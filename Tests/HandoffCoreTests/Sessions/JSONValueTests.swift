@@ -6,15 +6,18 @@ import Testing
 struct JSONValueTests {
     @Test("values of every kind parse to the expected cases")
     func kinds() throws {
-        let value = try JSONValue(parsing: #" { "a" : [ 1 , -2.5e3 , true , false , null , "x" , { } , [ ] ] , "big" : 18446744073709551616 , "one" : 1.0 } "#)
-        #expect(value == .object([
-            "a": .array([.integer(1), .number(-2500), .bool(true), .bool(false), .null, .string("x"), .object([:]), .array([])]),
-            "big": .number(18446744073709551616),
-            "one": .number(1),
-        ]))
+        let value = try JSONValue(
+            parsing: #" { "a" : [ 1 , -2.5e3 , true , false , null , "x" , { } , [ ] ] , "big" : 18446744073709551616 , "one" : 1.0 } "#)
+        #expect(
+            value
+                == .object([
+                    "a": .array([.integer(1), .number(-2500), .bool(true), .bool(false), .null, .string("x"), .object([:]), .array([])]),
+                    "big": .number(18_446_744_073_709_551_616),
+                    "one": .number(1),
+                ]))
         #expect(try JSONValue(parsing: "-0") == .integer(0))
         #expect(try JSONValue(parsing: "9223372036854775807") == .integer(.max))
-        #expect(try JSONValue(parsing: "9223372036854775808") == .number(9223372036854775808))
+        #expect(try JSONValue(parsing: "9223372036854775808") == .number(9_223_372_036_854_775_808))
     }
 
     @Test("escapes, surrogate pairs and raw unicode decode to the same string")
@@ -53,25 +56,27 @@ struct JSONValueTests {
         }
     }
 
-    @Test("malformed text is refused with what and where", arguments: [
-        ("", "unexpected end of text at byte 0"),
-        ("{", "expected a member name at byte 1"),
-        (#"{"a":}"#, "unexpected character at byte 5"),
-        ("nul", "unknown literal at byte 0"),
-        ("{'a':1}", "expected a member name at byte 1"),
-        ("[1,]", "unexpected character at byte 3"),
-        ("[1 2]", "expected ',' or ']' at byte 3"),
-        ("01", "a number must not start with 0 at byte 1"),
-        ("1.", "a fraction needs digits at byte 2"),
-        ("1e999", "a number out of range at byte 5"),
-        (#""a"#, "unterminated string at byte 2"),
-        ("\"a\u{1}\"", "unescaped control character in a string at byte 2"),
-        (#""\x""#, "unknown escape at byte 2"),
-        (#""\ud800""#, "a high surrogate escape without its low surrogate at byte 7"),
-        (#""\udc00""#, "a lone low surrogate escape at byte 7"),
-        (#""\u12""#, #"a \u escape needs four hex digits at byte 3"#),
-        ("{} x", "unexpected text after the value at byte 3"),
-    ])
+    @Test(
+        "malformed text is refused with what and where",
+        arguments: [
+            ("", "unexpected end of text at byte 0"),
+            ("{", "expected a member name at byte 1"),
+            (#"{"a":}"#, "unexpected character at byte 5"),
+            ("nul", "unknown literal at byte 0"),
+            ("{'a':1}", "expected a member name at byte 1"),
+            ("[1,]", "unexpected character at byte 3"),
+            ("[1 2]", "expected ',' or ']' at byte 3"),
+            ("01", "a number must not start with 0 at byte 1"),
+            ("1.", "a fraction needs digits at byte 2"),
+            ("1e999", "a number out of range at byte 5"),
+            (#""a"#, "unterminated string at byte 2"),
+            ("\"a\u{1}\"", "unescaped control character in a string at byte 2"),
+            (#""\x""#, "unknown escape at byte 2"),
+            (#""\ud800""#, "a high surrogate escape without its low surrogate at byte 7"),
+            (#""\udc00""#, "a lone low surrogate escape at byte 7"),
+            (#""\u12""#, #"a \u escape needs four hex digits at byte 3"#),
+            ("{} x", "unexpected text after the value at byte 3"),
+        ])
     func malformed(_ text: String, _ expected: String) {
         let error = #expect(throws: JSONValue.ParseError.self) { _ = try JSONValue(parsing: text) }
         #expect(error?.message == "not valid JSON: \(expected)")

@@ -3,9 +3,10 @@
 
 import Foundation
 import HandoffCore
-@testable import HandoffSQLite
 import Synchronization
 import Testing
+
+@testable import HandoffSQLite
 
 @Suite("Session service")
 struct SessionServiceTests {
@@ -50,7 +51,12 @@ struct SessionServiceTests {
     ) async throws -> (first: Task<SessionRecord, any Error>, release: @Sendable () async throws -> Void) {
         let gate = DispatchSemaphore(value: 0)
         let held = Mutex(false)
-        let holding = Task { try await store.write { _ in held.withLock { $0 = true }; gate.wait() } }
+        let holding = Task {
+            try await store.write { _ in
+                held.withLock { $0 = true }
+                gate.wait()
+            }
+        }
         while !held.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
         let caller = caller
         let first = Task {
@@ -58,10 +64,13 @@ struct SessionServiceTests {
                 id: "s", change: .mergePatch(.object(["a": .integer(1)])), reasoning: "first", expectedVersion: nil, caller: caller)
         }
         while store._testOnly_waitingWrites < 1 { try await Task.sleep(for: .milliseconds(5)) }
-        return (first, {
-            gate.signal()
-            try await holding.value
-        })
+        return (
+            first,
+            {
+                gate.signal()
+                try await holding.value
+            }
+        )
     }
 
     @Test("a change whose call ended (cancelled, past its deadline) while it waited for the session's turn changes nothing")
@@ -205,7 +214,8 @@ struct SessionServiceTests {
         let (sessions, _, path) = try service()
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try await sessions.create(id: "s", stateJSON: #"{"a":1}"#, labels: [:], reasoning: "start", caller: caller)
-        _ = try await sessions.updateState(id: "s", change: .mergePatch(.object(["a": .integer(2)])), reasoning: "r", expectedVersion: 1, caller: caller)
+        _ = try await sessions.updateState(
+            id: "s", change: .mergePatch(.object(["a": .integer(2)])), reasoning: "r", expectedVersion: 1, caller: caller)
         await #expect(throws: SessionError.aborted("stale version: expected 1, the session is at 2")) {
             _ = try await sessions.updateState(
                 id: "s", change: .mergePatch(.object(["a": .integer(3)])), reasoning: "r", expectedVersion: 1, caller: caller)
@@ -232,7 +242,8 @@ struct SessionServiceTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try await sessions.create(id: "s", stateJSON: "{}", labels: [:], reasoning: "start", caller: caller)
         await #expect(throws: SessionError.invalidArgument("reasoning is required: say why the state changes")) {
-            _ = try await sessions.updateState(id: "s", change: .replacement(.object([:])), reasoning: reasoning, expectedVersion: nil, caller: caller)
+            _ = try await sessions.updateState(
+                id: "s", change: .replacement(.object([:])), reasoning: reasoning, expectedVersion: nil, caller: caller)
         }
     }
 }
@@ -255,8 +266,9 @@ struct SessionContextCacheTests {
         try #require(try await store.context(tenant: .default, sessionID: id, turnLimit: limit))
     }
 
-    @Test("every answer equals the store's, whatever the cache budget, as turns and memories arrive",
-          arguments: [0, 600, 32 * 1024])
+    @Test(
+        "every answer equals the store's, whatever the cache budget, as turns and memories arrive",
+        arguments: [0, 600, 32 * 1024])
     func matchesStore(_ cacheBytes: Int) async throws {
         let (sessions, store, path) = try service(cacheBytes: cacheBytes)
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -41,12 +41,14 @@ struct SessionStateTests {
         #expect(json == #"{"n":3,"step":"checkout","total":"129.90","user":{"id":"u-1"}}"#)
     }
 
-    @Test("the state must stay an object", arguments: [
-        (StateChange.replacement(.array([])), "must be a JSON object, not an array"),
-        (StateChange.replacement(.string("x")), "must be a JSON object, not a string"),
-        (StateChange.mergePatch(.null), "a merge patch must be a JSON object"),
-        (StateChange.mergePatch(.integer(1)), "a merge patch must be a JSON object"),
-    ])
+    @Test(
+        "the state must stay an object",
+        arguments: [
+            (StateChange.replacement(.array([])), "must be a JSON object, not an array"),
+            (StateChange.replacement(.string("x")), "must be a JSON object, not a string"),
+            (StateChange.mergePatch(.null), "a merge patch must be a JSON object"),
+            (StateChange.mergePatch(.integer(1)), "a merge patch must be a JSON object"),
+        ])
     func mustBeObject(_ change: StateChange, _ expected: String) {
         let error = #expect(throws: StateError.self) { _ = try SessionState.apply(change, to: .object([:])) }
         #expect(error?.message.contains(expected) == true, "\(String(describing: error))")

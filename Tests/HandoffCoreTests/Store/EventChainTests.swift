@@ -38,19 +38,21 @@ struct EventChainTests {
         }
     }
 
-    @Test("only well-formed version-00 traceparents are taken", arguments: [
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true),
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", true),
-        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", false),  // zero trace id
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", false),  // zero parent id
-        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", false),  // upper case
-        ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true),   // a later version, read by its first four fields
-        ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-later", true),
-        ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false),  // version ff is invalid
-        ("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", false),   // short
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", false),
-        ("", false), ("00--00f067aa0ba902b7-01", false), ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba9\u{0}2b7-01", false),
-    ])
+    @Test(
+        "only well-formed version-00 traceparents are taken",
+        arguments: [
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true),
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", true),
+            ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", false),  // zero trace id
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", false),  // zero parent id
+            ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", false),  // upper case
+            ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true),  // a later version, read by its first four fields
+            ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-later", true),
+            ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false),  // version ff is invalid
+            ("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", false),  // short
+            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", false),
+            ("", false), ("00--00f067aa0ba902b7-01", false), ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba9\u{0}2b7-01", false),
+        ])
     func validation(value: String, valid: Bool) {
         #expect((CallTrace.validated(value) != nil) == valid)
         if valid { #expect(CallTrace.validated(value)?.utf8.count == 55) }

@@ -1,11 +1,12 @@
 // Handoff — the frame decoder, fed byte by byte and in batches.
 
 import HandoffProto
-@testable import HandoffRPC
 import NIOCore
 import NIOEmbedded
 import NIOTestUtils
 import Testing
+
+@testable import HandoffRPC
 
 @Suite("Frame decoder")
 struct FrameDecoderTests {

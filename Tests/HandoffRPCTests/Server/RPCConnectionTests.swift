@@ -2,11 +2,12 @@
 // deadlines, cancellation, limits, flow control, keepalive, drain.
 
 import HandoffProto
-@testable import HandoffRPC
 import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+
+@testable import HandoffRPC
 
 struct SecretFailure: Error {
     let text = "the database password is hunter2"
@@ -89,15 +90,16 @@ struct RPCConnectionTests {
     @Test("a deadline ends the call with DEADLINE_EXCEEDED and cancels the server's work")
     func deadline() async throws {
         let cancelled = Signal()
-        let loopback = try await Loopback(registry: pingRegistry { _, _ in
-            do {
-                try await Task.sleep(for: .seconds(30))
-            } catch {
-                cancelled.fire()
-                throw error
-            }
-            return PingResponse()
-        })
+        let loopback = try await Loopback(
+            registry: pingRegistry { _, _ in
+                do {
+                    try await Task.sleep(for: .seconds(30))
+                } catch {
+                    cancelled.fire()
+                    throw error
+                }
+                return PingResponse()
+            })
         let client = try await loopback.connect()
         let clock = ContinuousClock()
         let start = clock.now
@@ -113,14 +115,16 @@ struct RPCConnectionTests {
 
     @Test("the server enforces a deadline the client does not (a raw client that never gives up)")
     func serverSideDeadline() async throws {
-        let loopback = try await Loopback(registry: pingRegistry { _, _ in
-            try await Task.sleep(for: .seconds(30))
-            return PingResponse()
-        })
+        let loopback = try await Loopback(
+            registry: pingRegistry { _, _ in
+                try await Task.sleep(for: .seconds(30))
+                return PingResponse()
+            })
         let raw = try await loopback.connectRaw()
-        try await raw.send(Envelope(
-            kind: .request, callID: 1, method: Health.ping.fullName, timeoutMs: 150,
-            payload: try PingRequest().serializedBytes()))
+        try await raw.send(
+            Envelope(
+                kind: .request, callID: 1, method: Health.ping.fullName, timeoutMs: 150,
+                payload: try PingRequest().serializedBytes()))
         let end = await raw.next()
         #expect(end?.kind == .end)
         #expect(end?.statusCode == RPCError.Code.deadlineExceeded.rawValue)
@@ -130,18 +134,20 @@ struct RPCConnectionTests {
     @Test("many deadlines on one connection: each call ends at its own, a later short one first, calls without one untouched")
     func deadlinesShareOneTimer() async throws {
         // The payload's first byte is how long the handler works, in 100 ms steps (0: answer at once).
-        let loopback = try await Loopback(registry: pingRegistry { request, _ in
-            try await Task.sleep(for: .milliseconds(100 * Int(request.payload.first ?? 0)))
-            return PingResponse(payload: request.payload)
-        })
+        let loopback = try await Loopback(
+            registry: pingRegistry { request, _ in
+                try await Task.sleep(for: .milliseconds(100 * Int(request.payload.first ?? 0)))
+                return PingResponse(payload: request.payload)
+            })
         // The server's own timer, with no client timer to hide behind: a raw client.
         let raw = try await loopback.connectRaw()
         let clock = ContinuousClock()
         let start = clock.now
         for (id, timeout, work) in [(1, 2500, 100), (3, 150, 100), (5, 0, 3), (7, 600, 100), (9, 5000, 0)] as [(UInt64, UInt64, UInt8)] {
-            try await raw.send(Envelope(
-                kind: .request, callID: id, method: Health.ping.fullName, timeoutMs: timeout,
-                payload: try PingRequest(payload: [work]).serializedBytes()))
+            try await raw.send(
+                Envelope(
+                    kind: .request, callID: id, method: Health.ping.fullName, timeoutMs: timeout,
+                    payload: try PingRequest(payload: [work]).serializedBytes()))
         }
         var ends: [UInt64: (status: UInt32, at: Duration)] = [:]
         var order: [UInt64] = []
@@ -185,16 +191,17 @@ struct RPCConnectionTests {
     func cancellation() async throws {
         let started = Signal()
         let cancelled = Signal()
-        let loopback = try await Loopback(registry: pingRegistry { _, _ in
-            started.fire()
-            do {
-                try await Task.sleep(for: .seconds(30))
-            } catch {
-                cancelled.fire()
-                throw error
-            }
-            return PingResponse()
-        })
+        let loopback = try await Loopback(
+            registry: pingRegistry { _, _ in
+                started.fire()
+                do {
+                    try await Task.sleep(for: .seconds(30))
+                } catch {
+                    cancelled.fire()
+                    throw error
+                }
+                return PingResponse()
+            })
         let client = try await loopback.connect()
         let task = Task { try await client.call(Health.ping, PingRequest()) }
         #expect(await started.wait())
@@ -224,9 +231,10 @@ struct RPCConnectionTests {
 
     @Test("a handler's RPCError reaches the caller as sent")
     func statusErrors() async throws {
-        let loopback = try await Loopback(registry: pingRegistry { _, _ in
-            throw RPCError(code: .failedPrecondition, message: "action pa-1 was never released")
-        })
+        let loopback = try await Loopback(
+            registry: pingRegistry { _, _ in
+                throw RPCError(code: .failedPrecondition, message: "action pa-1 was never released")
+            })
         let client = try await loopback.connect()
         let error = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest()) }
         #expect(error?.code == .failedPrecondition)
@@ -359,8 +367,9 @@ struct RPCConnectionTests {
         }
         let loopback = try await Loopback(registry: registry)
         let raw = try await loopback.connectRaw(autoRead: false)
-        try await raw.send(Envelope(
-            kind: .request, callID: 1, method: Operators.watch.fullName, payload: try WatchRequest().serializedBytes()))
+        try await raw.send(
+            Envelope(
+                kind: .request, callID: 1, method: Operators.watch.fullName, payload: try WatchRequest().serializedBytes()))
         try await Task.sleep(for: .seconds(1))
         let stalledAt = written.load(ordering: .relaxed)
         try await Task.sleep(for: .milliseconds(500))
@@ -492,11 +501,12 @@ struct RPCConnectionTests {
     func drain() async throws {
         let started = Signal()
         let release = Signal()
-        let loopback = try await Loopback(registry: pingRegistry { request, _ in
-            started.fire()
-            _ = await release.wait(timeout: .seconds(10))
-            return PingResponse(payload: request.payload)
-        })
+        let loopback = try await Loopback(
+            registry: pingRegistry { request, _ in
+                started.fire()
+                _ = await release.wait(timeout: .seconds(10))
+                return PingResponse(payload: request.payload)
+            })
         let client = try await loopback.connect()
         let inFlight = Task { try await client.call(Health.ping, PingRequest(payload: [7])) }
         #expect(await started.wait())

@@ -2,8 +2,8 @@
 // the `openssl` command line (DevelopmentPKI's CAs carry pathlen:0 and sign
 // leaves only), client certificates from any of them, and CRLs from each.
 import Foundation
-import HandoffTestSupport
 import HandoffTLS
+import HandoffTestSupport
 
 /// `root.pem`, then `intermediate-1.pem` (signed by the root) down to
 /// `intermediate-<count>.pem`, each signed by the one above, in a fresh
@@ -39,16 +39,22 @@ struct IntermediateCAs: Sendable {
         try Self.config.write(toFile: config, atomically: true, encoding: .utf8)
         let newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-noenc"]
         try await openssl(
-            ["req", "-x509", "-new", "-config", config, "-extensions", "ca", "-subj", "/CN=Chain Root", "-days", "30",
-             "-keyout", cas.key(0), "-out", cas.root] + newKey)
+            [
+                "req", "-x509", "-new", "-config", config, "-extensions", "ca", "-subj", "/CN=Chain Root", "-days", "30",
+                "-keyout", cas.key(0), "-out", cas.root,
+            ] + newKey)
         for level in 1...count {
             let request = cas.path("intermediate-\(level).csr")
             try await openssl(
-                ["req", "-new", "-config", config, "-subj", "/CN=Intermediate \(level)",
-                 "-keyout", cas.key(level), "-out", request] + newKey)
+                [
+                    "req", "-new", "-config", config, "-subj", "/CN=Intermediate \(level)",
+                    "-keyout", cas.key(level), "-out", request,
+                ] + newKey)
             try await openssl(
-                ["x509", "-req", "-in", request, "-CA", cas.certificate(level - 1), "-CAkey", cas.key(level - 1),
-                 "-days", "30", "-extfile", config, "-extensions", "ca", "-out", cas.certificate(level)])
+                [
+                    "x509", "-req", "-in", request, "-CA", cas.certificate(level - 1), "-CAkey", cas.key(level - 1),
+                    "-days", "30", "-extfile", config, "-extensions", "ca", "-out", cas.certificate(level),
+                ])
         }
         return cas
     }

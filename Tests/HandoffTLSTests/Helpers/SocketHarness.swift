@@ -2,8 +2,8 @@
 // 127.0.0.1 (port 0), raw TCP clients, and `openssl s_client`, every wait
 // bounded by a deadline.
 import Foundation
-import HandoffTestSupport
 import HandoffTLS
+import HandoffTestSupport
 import NIOCore
 import NIOPosix
 

@@ -27,24 +27,34 @@ struct Proposal {
 func propose(_ message: String) -> Proposal {
     let text = message.lowercased()
     if text.contains("weather") {
-        return Proposal(reply: "It is 18 °C and sunny in Paris.", action: Action(
-            toolName: "get_weather", parametersJSON: #"{"city":"Paris"}"#, description: message, confidence: 0.95))
+        return Proposal(
+            reply: "It is 18 °C and sunny in Paris.",
+            action: Action(
+                toolName: "get_weather", parametersJSON: #"{"city":"Paris"}"#, description: message, confidence: 0.95))
     }
     if text.contains("flight") {
-        return Proposal(reply: "Your flight to NYC is booked.", action: Action(
-            toolName: "book_flight", parametersJSON: #"{"to":"NYC"}"#, description: message, confidence: 0.9))
+        return Proposal(
+            reply: "Your flight to NYC is booked.",
+            action: Action(
+                toolName: "book_flight", parametersJSON: #"{"to":"NYC"}"#, description: message, confidence: 0.9))
     }
     if text.contains("refund") {
-        return Proposal(reply: "Your refund of 250 USD is on its way.", action: Action(
-            toolName: "issue_refund", parametersJSON: #"{"order":"A-1001"}"#, description: message, amount: "250", currency: "USD",
-            confidence: 0.9))
+        return Proposal(
+            reply: "Your refund of 250 USD is on its way.",
+            action: Action(
+                toolName: "issue_refund", parametersJSON: #"{"order":"A-1001"}"#, description: message, amount: "250", currency: "USD",
+                confidence: 0.9))
     }
     if text.contains("delete") {
-        return Proposal(reply: "All your data is deleted.", action: Action(
-            toolName: "delete_account", parametersJSON: #"{"scope":"all"}"#, description: message, confidence: 0.9))
+        return Proposal(
+            reply: "All your data is deleted.",
+            action: Action(
+                toolName: "delete_account", parametersJSON: #"{"scope":"all"}"#, description: message, confidence: 0.9))
     }
-    return Proposal(reply: "Here is what I found.", action: Action(
-        toolName: "answer_question", description: message, confidence: 0.4))
+    return Proposal(
+        reply: "Here is what I found.",
+        action: Action(
+            toolName: "answer_question", description: message, confidence: 0.4))
 }
 
 struct Agent {
@@ -105,16 +115,21 @@ struct Agent {
         // Run the tool (the stand-in answers), then tell Handoff it ran.
         say("agent", proposal.reply)
         if !token.isEmpty {
-            _ = try await client.call(Decisions.reportExecution, ReportExecutionRequest(
-                releaseToken: token, resultJSON: #"{"ok":true}"#, idempotencyKey: "exec-\(session)-\(proposal.action.toolName)"))
+            _ = try await client.call(
+                Decisions.reportExecution,
+                ReportExecutionRequest(
+                    releaseToken: token, resultJSON: #"{"ok":true}"#, idempotencyKey: "exec-\(session)-\(proposal.action.toolName)"))
         }
-        _ = try await client.call(Sessions.addTurn, AddTurnRequest(
-            sessionID: session, input: message, output: proposal.reply, reasoning: "\(proposal.action.toolName) \(assessed.strategy)"))
+        _ = try await client.call(
+            Sessions.addTurn,
+            AddTurnRequest(
+                sessionID: session, input: message, output: proposal.reply, reasoning: "\(proposal.action.toolName) \(assessed.strategy)"))
     }
 
     /// Waits for the person's decision, showing an operator's replies as they come.
     func waitForDecision(_ id: String, ticket: String) async throws -> DecisionUpdate {
-        let client = self.client, session = self.session
+        let client = self.client
+        let session = self.session
         let watcher = Task {
             var shown = Set<Int64>()
             while !Task.isCancelled, !ticket.isEmpty {
@@ -128,7 +143,8 @@ struct Agent {
         }
         defer { watcher.cancel() }
         for try await update in try await client.stream(
-            Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [id]), options: CallOptions(timeout: .seconds(120))) {
+            Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [id]), options: CallOptions(timeout: .seconds(120)))
+        {
             return update
         }
         throw RPCError(code: .unavailable, message: "the decision stream ended without a decision")
@@ -144,7 +160,9 @@ func show(_ line: String) {
 struct HITLAgent {
     static func main() async throws {
         var arguments = ArraySlice(CommandLine.arguments.dropFirst())
-        var server = "127.0.0.1:7443", certs = ".handoff/certs", session = "swift-\(UUID().uuidString.prefix(8))"
+        var server = "127.0.0.1:7443"
+        var certs = ".handoff/certs"
+        var session = "swift-\(UUID().uuidString.prefix(8))"
         while let flag = arguments.popFirst() {
             guard let value = arguments.popFirst() else { fatalError("\(flag) needs a value") }
             switch flag {
@@ -155,13 +173,16 @@ struct HITLAgent {
             }
         }
         guard let address = HostAndPort(server) else { fatalError("--server \(server) is not HOST:PORT") }
-        let client = try HandoffClient(configuration: .init(
-            host: address.host, port: address.port,
-            tls: .client(
-                trustRootsPath: "\(certs)/ca.pem", serverHostname: address.host,
-                certificateChainPath: "\(certs)/agent.pem", privateKeyPath: "\(certs)/agent.key")))
-        _ = try await client.call(Sessions.createSession, CreateSessionRequest(
-            sessionID: session, stateJSON: #"{"channel":"chat"}"#, reasoning: "a customer opened the chat"))
+        let client = try HandoffClient(
+            configuration: .init(
+                host: address.host, port: address.port,
+                tls: .client(
+                    trustRootsPath: "\(certs)/ca.pem", serverHostname: address.host,
+                    certificateChainPath: "\(certs)/agent.pem", privateKeyPath: "\(certs)/agent.key")))
+        _ = try await client.call(
+            Sessions.createSession,
+            CreateSessionRequest(
+                sessionID: session, stateJSON: #"{"channel":"chat"}"#, reasoning: "a customer opened the chat"))
         var agent = Agent(client: client, session: session)
         for message in [
             "What's the weather in Paris?", "Book a flight to NYC", "Refund my order of 250 dollars", "Delete all my data",

@@ -178,19 +178,8 @@ struct Handoffd: AsyncParsableCommand {
             throw ExitCode.failure
         }
         logger.info("policy \(policyHolder.current.policy.version) in force", metadata: ["file": "\(settings.policy ?? "shipped")"])
-        // SIGHUP reloads the policy file; a bad one is logged and the old one stays.
+        // SIGHUP reloads the policy file (PolicyReloadService); ignored until then.
         signal(SIGHUP, SIG_IGN)
-        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP)
-        hangup.setEventHandler {
-            do {
-                let loaded = try policyHolder.reload()
-                logger.notice("policy reloaded: \(loaded.policy.version) in force")
-            } catch {
-                logger.error("policy not reloaded, the old one stays in force: \(error)")
-            }
-        }
-        hangup.resume()
-        defer { hangup.cancel() }
 
         let sessions = SessionService(store: store, configuration: settings.sessions)
         var registry = MethodRegistry()
@@ -229,7 +218,12 @@ struct Handoffd: AsyncParsableCommand {
         }
         // Set the moment a graceful shutdown begins: /readyz answers 503 from then on.
         let draining = DrainingFlag(delay: .seconds(settings.drainDelaySeconds), logger: logger)
-        var lifecycle: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // Started in this order and told to stop in the reverse: the store
+        // last, after every service that writes to it; notices after the calls.
+        var lifecycle: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: StoreService(store: store, postgres: postgres)),
+            .init(service: NoticeService(notices: services.notices, graceSeconds: settings.shutdownGraceSeconds, logger: logger)),
+        ]
         if let metricsRegistry, let address = settings.metricsListen.flatMap(HostAndPort.init) {
             let gauges = OperationsGauges(store: store, services: services, server: server, handlers: serverConfiguration.connection.handlers)
             let endpoints = OperationsEndpoints(
@@ -255,6 +249,7 @@ struct Handoffd: AsyncParsableCommand {
             .init(
                 service: DeskSweeper(
                     approvals: services.approvals, interval: .milliseconds(settings.sweepIntervalMs), logger: logger)))
+        lifecycle.append(.init(service: PolicyReloadService(holder: policyHolder, logger: logger)))
         // Last, so told first: marks the drain before the server starts it.
         lifecycle.append(.init(service: draining))
         let group = ServiceGroup(
@@ -265,7 +260,6 @@ struct Handoffd: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            await store.settle()
             if let error = error as? OperationsServerError {
                 logger.critical("\(error.message)")
                 throw ExitCode.failure
@@ -278,17 +272,6 @@ struct Handoffd: AsyncParsableCommand {
                 throw ExitCode.failure
             }
             throw error
-        }
-        // Calls are over; automated assessments answered once queued commit now.
-        await store.settle()
-        // Calls are over; notices they queued (an approver's new step, an
-        // outcome for the requester) still go out, within the same grace.
-        let left = await services.notices.flush(within: .seconds(settings.shutdownGraceSeconds))
-        await postgres?.shutdown()
-        if left > 0 {
-            logger.error(
-                "\(left) deliveries of desk notices (or their retries) were still not done when the shutdown grace of \(settings.shutdownGraceSeconds) s ended; the approvals themselves are stored and listed by ListPendingApprovals"
-            )
         }
     }
 }

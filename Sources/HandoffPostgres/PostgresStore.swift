@@ -41,17 +41,19 @@ public final class PostgresStore: Store {
     public init(settings: PostgresSettings, logger: Logger = Logger(label: "handoff.postgres")) async throws(StoreError) {
         self.settings = settings
         self.logger = logger
-        try await Self.probe(settings, logger: logger)
-        let client = PostgresClient(configuration: try settings.clientConfiguration(), backgroundLogger: logger)
-        let runner = Task { await client.run() }
+        // The first connection, made on its own (not the pool's), answers
+        // for the server at once and runs the migrations; the pool starts after.
+        let first = try await Self.connect(settings, logger: logger)
         do {
-            feedBase = try await Self.migrate(client, settings: settings, logger: logger)
+            feedBase = try await Self.migrate(first, settings: settings, logger: logger)
         } catch {
-            runner.cancel()
+            try? await first.close()
             throw error
         }
+        try? await first.close()
+        let client = PostgresClient(configuration: try settings.clientConfiguration(), backgroundLogger: logger)
         self.client = client
-        self.runner = runner
+        self.runner = Task { await client.run() }
     }
 
     /// Closes the pool's connections (after the last call).
@@ -130,13 +132,11 @@ public final class PostgresStore: Store {
         }
     }
 
-    /// One connection made and closed, so that a wrong address, password or
-    /// database is one clear line at start, not a pool retrying in the background.
-    private static func probe(_ settings: PostgresSettings, logger: Logger) async throws(StoreError) {
+    /// One connection, so that a wrong address, password or database is one
+    /// clear line at start, not a pool retrying in the background.
+    private static func connect(_ settings: PostgresSettings, logger: Logger) async throws(StoreError) -> PostgresConnection {
         do {
-            let connection = try await PostgresConnection.connect(
-                configuration: try settings.connectionConfiguration(), id: 0, logger: logger)
-            try await connection.close()
+            return try await PostgresConnection.connect(configuration: try settings.connectionConfiguration(), id: 0, logger: logger)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -157,9 +157,9 @@ public final class PostgresStore: Store {
 
     /// Runs the migrations not applied yet and returns the feed base, under
     /// the advisory lock.
-    private static func migrate(_ client: PostgresClient, settings: PostgresSettings, logger: Logger) async throws(StoreError) -> Int64 {
+    private static func migrate(_ connection: PostgresConnection, settings: PostgresSettings, logger: Logger) async throws(StoreError) -> Int64 {
         do {
-            return try await client.withConnection { connection in
+            return try await { () async throws -> Int64 in
                 _ = try await connection.query("SELECT pg_advisory_lock(\(Self.migrationLock))", logger: logger).collect()
                 do {
                     _ = try await connection.query(
@@ -196,7 +196,7 @@ public final class PostgresStore: Store {
                     _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.migrationLock))", logger: logger).collect()
                     throw error
                 }
-            }
+            }()
         } catch {
             throw StoreError.failure("cannot migrate the PostgreSQL schema at \(settings.displayName): \(Self.reason(error))")
         }

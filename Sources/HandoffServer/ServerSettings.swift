@@ -310,9 +310,23 @@ public struct ServerSettings: Sendable, Equatable {
         let (host, port) = try hostAndPort()
         let certs = (data as NSString).appendingPathComponent("certs")
         let clientCA = self.clientCA ?? (certs as NSString).appendingPathComponent("ca.pem")
+        let chain = tlsCertificate ?? (certs as NSString).appendingPathComponent("server.pem")
+        let key = tlsKey ?? (certs as NSString).appendingPathComponent("server.key")
+        if tlsEnabled {
+            // A missing file is the usual first-run wall: say which, and how to make or name one.
+            for (what, path, option) in [
+                ("server certificate", chain, "--tls-cert"), ("server key", key, "--tls-key"), ("client CA", clientCA, "--client-ca"),
+            ] where !FileManager.default.isReadableFile(atPath: path) {
+                let why = FileManager.default.fileExists(atPath: path) ? "it is not readable by this user" : "there is no such file"
+                throw Error(
+                    message:
+                        "cannot read the \(what) \(path): \(why). Make development certificates with `handoff certs init \(certs)`, or name your own with \(option) (tls.cert, tls.key, tls.client_ca in the config file)"
+                )
+            }
+        }
         let tls = TLSConfiguration.server(
-            certificateChainPath: tlsCertificate ?? (certs as NSString).appendingPathComponent("server.pem"),
-            privateKeyPath: tlsKey ?? (certs as NSString).appendingPathComponent("server.key"),
+            certificateChainPath: chain,
+            privateKeyPath: key,
             clientCertificateTrustRootsPath: clientCA,
             clientCertificates: requireClientCertificate ? .required : .optional,
             crlPath: crl)

@@ -148,6 +148,17 @@ struct CLIUsabilityTests {
         #expect(!second.output.contains("bind(descriptor"), "\(second.output)")
     }
 
+    @Test("handoffd without its certificates says which file and how to make or name one, in one line")
+    func handoffdWithoutCertificates() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("handoff-nocerts-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let result = try await runCLI(["--data", data, "--listen", "127.0.0.1:0"], binary: "handoffd")
+        #expect(result.status != 0)
+        #expect(result.output.contains("cannot read the server certificate \(data)/certs/server.pem: there is no such file"), "\(result.output)")
+        #expect(result.output.contains("handoff certs init \(data)/certs") && result.output.contains("--tls-cert"), "\(result.output)")
+        #expect(!result.output.contains("fopen"), "\(result.output)")
+    }
+
     @Test("make run takes LISTEN= and DATA=")
     func makeRunVariables() async throws {
         let result = try await runProcess(

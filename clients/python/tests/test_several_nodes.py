@@ -114,7 +114,7 @@ def test_concurrent_claims_on_both_nodes_have_one_winner(nodes: List[ServerProce
                                 bearer_token=OPERATOR_TOKEN.format(i), default_timeout=20) for i in range(8)]
     try:
         tickets = []
-        for i in range(5):
+        for i in range(20):  # 20 rounds
             agent.sessions.create(f"c-{i}")
             tickets.append(agent.escalate(f"c-{i}", "needs a person").ticket.id)
         for ticket_id in tickets:
@@ -320,3 +320,97 @@ def test_the_sweepers_of_both_nodes_record_each_sla_breach_once(nodes: List[Serv
             assert len(breaches) == 1, (i, breaches)
     finally:
         agent.close()
+
+
+def test_sixteen_writers_on_each_node_with_expected_versions_lose_no_update(nodes: List[ServerProcess],
+                                                                          certs: Path) -> None:
+    setup = client(nodes[0], certs)
+    sessions = [f"v-{i}" for i in range(4)]
+    for session in sessions:
+        setup.sessions.create(session, state={"writes": []})
+    written: List[Tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def writer(node: ServerProcess, number: int) -> None:
+        c = client(node, certs)
+        try:
+            for round_ in range(6):
+                session = sessions[(number + round_) % len(sessions)]
+                while True:
+                    current = c.sessions.get(session)
+                    try:
+                        update = c.sessions.update_state(
+                            session, {"writes": current.state["writes"] + [f"{number}-{round_}"]}, reasoning="w",
+                            expected_version=current.version)
+                    except handoff.Aborted:
+                        continue  # another writer came first: read again
+                    with lock:
+                        written.append((session, update.version))
+                    break
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=writer, args=(nodes[i % 2], i)) for i in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    try:
+        assert len(written) == 32 * 6
+        for session in sessions:
+            versions = sorted(v for s, v in written if s == session)
+            stored = setup.sessions.get(session)
+            # Versions without gaps or repeats, and every acknowledged write in the state: no lost update.
+            assert versions == list(range(2, stored.version + 1)), (session, versions[:10], stored.version)
+            assert len(stored.state["writes"]) == len(versions) == len(set(stored.state["writes"]))
+            verified = subprocess.run(
+                [str(Path(os.environ.get("HANDOFF_BIN_DIR") or ROOT / ".build" / "debug") / "handoff"), "audit", "verify",
+                 session, "--server", nodes[1].address, "--certs", str(certs), "--role", "operator"],
+                capture_output=True, text=True, timeout=30)
+            assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        setup.close()
+
+
+def test_the_seed_story_across_two_nodes(nodes: List[ServerProcess], certs: Path) -> None:
+    """The agent on node A; the operator and the approver on node B."""
+    agent = client(nodes[0], certs)
+    operator = client(nodes[1], certs, "operator")
+    approver = client(nodes[1], certs, "approver")
+    try:
+        found: List[Tuple[str, str, str]] = []
+        stop = threading.Event()
+        watching = threading.Thread(target=_watch, args=(operator, found, stop), daemon=True)
+        watching.start()
+        time.sleep(1.0)  # B's Watch is open
+        session = agent.sessions.create("seed-1")
+        agent.sessions.add_turn(session.id, input="I want my money back", output="Let me check")
+        booking = agent.assess(session.id, {"tool_name": "book_flight", "description": "Change my flight",
+                                            "parameters": {"to": "NYC"}})
+        ticket = agent.escalate(session.id, "the customer asks for a person", booking.pending_action_id).ticket
+        deadline = time.monotonic() + 15
+        while not any(t == ticket.id for _, t, _ in found) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any(k.endswith("TICKET_OPENED") and t == ticket.id for k, t, _ in found), found
+        operator.desk.claim(ticket.id)
+        operator.desk.reply(ticket.id, "I am on it: your flight is changed.")
+        assert agent.sessions.get_context(session.id).turns[-1].output == "I am on it: your flight is changed."
+        waited: List[object] = []
+        waiter = threading.Thread(target=lambda: waited.append(agent.wait_for_decision(booking, timeout=30)))
+        waiter.start()
+        time.sleep(0.3)
+        operator.desk.resolve(ticket.id, "resolved", note="changed", decision="release")
+        waiter.join(30)
+        assert waited and waited[0].released, waited  # type: ignore[attr-defined]
+        # A refund approved on B releases on A.
+        refund = agent.assess(session.id, {"tool_name": "issue_refund", "description": "Refund my order",
+                                           "amount": 250, "currency": "USD"})
+        approval = approver.get_approval(refund.approval_id)
+        while approval.status == 1:
+            approval = approver.decide_approval(approval.id, "approve", comment="ok")
+        assert agent.wait_for_decision(refund, timeout=30).released
+        stop.set()
+    finally:
+        agent.close()
+        operator.close()
+        approver.close()

@@ -34,7 +34,7 @@ extension PostgresStore {
     public func openTicket(
         _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
     ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
-        try await write { transaction in
+        try await write { [self] transaction in
             let tenant = ticket.tenant
             try await transaction.requireSession(tenant: tenant, id: ticket.sessionID)
             var sameAction: TicketRecord?
@@ -90,7 +90,7 @@ extension PostgresStore {
     }
 
     public func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord? {
-        try await read { connection in
+        try await read { [self] connection in
             try await connection.query(
                 "SELECT \(unescaped: Self.ticketColumns) FROM tickets WHERE tenant_id = \(tenant.rawValue) AND id = \(id)", logger: logger
             ).collect().first.map(Self.ticket)
@@ -98,7 +98,7 @@ extension PostgresStore {
     }
 
     public func escalationCounts(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: Int64, sessions: Int64) {
-        try await read { connection in
+        try await read { [self] connection in
             let row = try await connection.query(
                 """
                 SELECT (SELECT count(*) FROM tickets WHERE tenant_id = \(tenant.rawValue) AND created_at_ms >= \(since) AND created_at_ms < \(until)),
@@ -113,7 +113,7 @@ extension PostgresStore {
 
     public func escalationWindow(tenant: TenantID, since: Int64, until: Int64) async throws(StoreError) -> (tickets: [TicketRecord], sessions: Int64)
     {
-        let tickets = try await read { connection in
+        let tickets = try await read { [self] connection in
             try await connection.query(
                 """
                 SELECT \(unescaped: Self.ticketColumns) FROM tickets
@@ -136,13 +136,13 @@ extension PostgresStore {
             LIMIT \(builder.bind(Int64(query.limit))) OFFSET \(builder.bind(Int64(query.offset)))
             """
         let built = builder.query
-        return try await read { connection in try await connection.query(built, logger: logger).collect().map(Self.ticket) }
+        return try await read { [self] connection in try await connection.query(built, logger: logger).collect().map(Self.ticket) }
     }
 
     public func updateTicket(
         _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
     ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String, events: [EventRecord]) {
-        try await write { transaction in
+        try await write { [self] transaction in
             let tenant = ticket.tenant
             try await transaction.requireSession(tenant: tenant, id: ticket.sessionID)
             var s = ticket
@@ -210,7 +210,7 @@ extension PostgresStore {
     }
 
     public func unresolvedTicketID(tenant: TenantID, sessionID: String) async throws(StoreError) -> String? {
-        try await read { connection in
+        try await read { [self] connection in
             try await connection.query(
                 """
                 SELECT id FROM tickets WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID) AND status IN ('open', 'claimed')
@@ -220,7 +220,7 @@ extension PostgresStore {
     }
 
     public func unrecordedSLABreaches(now: Int64, limit: Int) async throws(StoreError) -> [TicketRecord] {
-        try await read { connection in
+        try await read { [self] connection in
             try await connection.query(
                 """
                 SELECT \(unescaped: Self.ticketColumns) FROM tickets
@@ -256,7 +256,7 @@ extension PostgresStore {
     public func openApproval(
         _ approval: ApprovalRecord, action: PendingActionRecord, events: [NewEvent]
     ) async throws(StoreError) -> (approval: ApprovalRecord, created: Bool, events: [EventRecord]) {
-        try await write { transaction in
+        try await write { [self] transaction in
             try await transaction.requireSession(tenant: approval.tenant, id: approval.sessionID)
             if let existing = try await transaction.rows(
                 """
@@ -288,7 +288,7 @@ extension PostgresStore {
     }
 
     public func approval(tenant: TenantID, id: String) async throws(StoreError) -> ApprovalRecord? {
-        try await read { connection in
+        try await read { [self] connection in
             try await connection.query(
                 "SELECT \(unescaped: Self.approvalColumns) FROM approvals WHERE tenant_id = \(tenant.rawValue) AND id = \(id)", logger: logger
             ).collect().first.map(Self.approval)
@@ -296,7 +296,7 @@ extension PostgresStore {
     }
 
     public func pendingApprovalID(tenant: TenantID, pendingActionID: String) async throws(StoreError) -> String? {
-        try await read { connection in
+        try await read { [self] connection in
             try await connection.query(
                 """
                 SELECT id FROM approvals WHERE tenant_id = \(tenant.rawValue) AND pending_action_id = \(pendingActionID) AND status = 'pending'
@@ -333,11 +333,11 @@ extension PostgresStore {
             ORDER BY \(Self.dueKey), created_at_ms, id LIMIT \(builder.bind(Int64(query.limit)))
             """
         let built = builder.query
-        return try await read { connection in try await connection.query(built, logger: logger).collect().map(Self.approval) }
+        return try await read { [self] connection in try await connection.query(built, logger: logger).collect().map(Self.approval) }
     }
 
     public func dueApprovals(now: Int64, limit: Int) async throws(StoreError) -> [ApprovalRecord] {
-        try await read { connection in
+        try await read { [self] connection in
             // A row that does not decode is skipped, not allowed to stop every tenant's sweep.
             try await connection.query(
                 """
@@ -351,7 +351,7 @@ extension PostgresStore {
     public func updateApproval(
         _ approval: ApprovalRecord, action: PendingActionRecord?, events: [NewEvent]
     ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: String, events: [EventRecord]) {
-        try await write { transaction in
+        try await write { [self] transaction in
             let tenant = approval.tenant
             try await transaction.requireSession(tenant: tenant, id: approval.sessionID)
             var s = approval

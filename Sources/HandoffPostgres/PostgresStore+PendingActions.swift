@@ -9,7 +9,7 @@ extension PostgresStore {
     public func recordAssessment(
         tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?, events: [NewEvent]
     ) async throws(StoreError) -> RecordedAssessment {
-        try await write { transaction in
+        try await write { [self] transaction in
             try await transaction.requireSession(tenant: tenant, id: assessment.sessionID)
             // The session's row is locked: a concurrent assessment with the
             // same key (on any node) waits, then finds this one's record.
@@ -65,7 +65,7 @@ extension PostgresStore {
     }
 
     public func pendingAction(tenant: TenantID, id: String) async throws(StoreError) -> PendingActionRecord? {
-        try await read { connection in try await Self.fetchPendingAction(connection, logger: logger, tenant: tenant, id: id) }
+        try await read { [self] connection in try await Self.fetchPendingAction(connection, logger: logger, tenant: tenant, id: id) }
     }
 
     static func fetchPendingAction(
@@ -78,7 +78,7 @@ extension PostgresStore {
     }
 
     public func pendingAction(tenant: TenantID, releaseTokenHash: [UInt8]) async throws(StoreError) -> PendingActionRecord? {
-        try await read { connection in
+        try await read { [self] connection in
             try await connection.query(
                 """
                 SELECT \(unescaped: Self.pendingActionColumns) FROM pending_actions
@@ -126,7 +126,7 @@ extension PostgresStore {
     public func updatePendingAction(
         _ action: PendingActionRecord, events: [NewEvent]
     ) async throws(StoreError) -> (PendingActionRecord, String) {
-        try await write { transaction in
+        try await write { [self] transaction in
             try await transaction.requireSession(tenant: action.tenant, id: action.sessionID)
             let stored = try await Self.writePendingAction(transaction, action)
             for event in events {

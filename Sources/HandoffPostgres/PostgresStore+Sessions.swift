@@ -10,7 +10,7 @@ extension PostgresStore {
     static let feedChannel = "handoff_feed"
 
     public func createSession(_ session: SessionRecord, event: NewEvent) async throws(StoreError) -> EventRecord {
-        try await write { transaction in
+        try await write { [self] transaction in
             let created = try await transaction.rows(
                 """
                 INSERT INTO sessions (tenant_id, id, version, state_json, status, labels_json, created_at_ms, updated_at_ms)
@@ -24,7 +24,7 @@ extension PostgresStore {
     }
 
     public func session(tenant: TenantID, id: String) async throws(StoreError) -> SessionRecord? {
-        try await read { connection in try await Self.fetchSession(connection, logger: logger, tenant: tenant, id: id) }
+        try await read { [self] connection in try await Self.fetchSession(connection, logger: logger, tenant: tenant, id: id) }
     }
 
     static func fetchSession(_ connection: PostgresConnection, logger: Logger, tenant: TenantID, id: String) async throws -> SessionRecord? {
@@ -44,7 +44,7 @@ extension PostgresStore {
     public func updateState(
         tenant: TenantID, id: String, expectedVersion: Int64, stateJSON: String, updatedAtMs: Int64, event: NewEvent
     ) async throws(StoreError) -> EventRecord {
-        try await write { transaction in
+        try await write { [self] transaction in
             let head = try await transaction.requireSession(tenant: tenant, id: id)
             guard head.version == expectedVersion else {
                 throw StoreError.versionConflict(expected: expectedVersion, current: head.version)
@@ -70,7 +70,7 @@ extension PostgresStore {
     }
 
     public func events(tenant: TenantID, sessionID: String) async throws(StoreError) -> [EventRecord] {
-        try await read { connection in
+        try await read { [self] connection in
             try await connection.query(
                 """
                 SELECT \(unescaped: Self.eventColumns) FROM events WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID)
@@ -82,7 +82,7 @@ extension PostgresStore {
 
     public func verifyChain(tenant: TenantID, sessionID: String) async throws(StoreError) -> EventChain.Verifier? {
         // One snapshot: the head and the walk agree.
-        try await snapshotRead { connection -> EventChain.Verifier? in
+        try await snapshotRead { [self] connection -> EventChain.Verifier? in
             var head: (Int64, ByteBuffer?)?
             for try await row in try await connection.query(
                 "SELECT last_seq, last_hash FROM sessions WHERE tenant_id = \(tenant.rawValue) AND id = \(sessionID)", logger: logger
@@ -104,7 +104,7 @@ extension PostgresStore {
     }
 
     public func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord {
-        try await write { transaction in
+        try await write { [self] transaction in
             try await transaction.requireSession(tenant: tenant, id: turn.sessionID)
             let stored = try await Self.insertTurn(transaction, tenant: tenant, turn)
             _ = try await transaction.append(tenant: tenant, sessionID: turn.sessionID, event: event)
@@ -130,7 +130,7 @@ extension PostgresStore {
     public func addMemory(
         tenant: TenantID, memory: MemoryRecord, event: NewEvent, limit: (count: Int, bytes: Int)
     ) async throws(StoreError) -> MemoryRecord {
-        try await write { transaction in
+        try await write { [self] transaction in
             try await transaction.requireSession(tenant: tenant, id: memory.sessionID)
             let held = try await transaction.rows(
                 """
@@ -210,7 +210,7 @@ extension PostgresStore {
         if let actions, actions.isEmpty { return [] }
         do {
             let bound = try await settled(tenant: tenant, after: after, actions: actions).bound
-            return try await read { connection in
+            return try await read { [self] connection in
                 let rows: PostgresRowSequence
                 if let actions {
                     rows = try await connection.query(
@@ -270,7 +270,7 @@ extension PostgresStore {
                 ORDER BY occurred_at_ms \(direction), session_id \(direction), seq \(direction) LIMIT \(builder.bind(Int64(query.limit)))
                 """
             let built = builder.query
-            return try await read { connection in
+            return try await read { [self] connection in
                 EventPage(events: try await connection.query(built, logger: logger).collect().map(Self.event))
             }
         }
@@ -298,7 +298,7 @@ extension PostgresStore {
             """
         let lastExamined = builder.query
         let limit = query.limit
-        return try await read { connection in
+        return try await read { [self] connection in
             var result = EventPage(events: try await connection.query(page, logger: logger).collect().map(Self.event))
             if result.events.count < limit, scan != nil,
                 let last = try await connection.query(lastExamined, logger: logger).collect().first.map(Self.event), last.sequence > 1
@@ -310,7 +310,7 @@ extension PostgresStore {
     }
 
     public func context(tenant: TenantID, sessionID: String, turnLimit: Int) async throws(StoreError) -> SessionContext? {
-        try await snapshotRead { connection -> SessionContext? in
+        try await snapshotRead { [self] connection -> SessionContext? in
             guard let session = try await Self.fetchSession(connection, logger: logger, tenant: tenant, id: sessionID) else { return nil }
             var turns: [TurnRecord] = []
             for try await (seq, input, output, metadata, reasoning, author, created) in try await connection.query(

@@ -234,19 +234,61 @@ public final class PostgresStore: Store {
 
     // MARK: Reads and writes
 
+    /// How long a call waits for a connection of the pool: when PostgreSQL
+    /// is down (or every connection stays busy) the call fails UNAVAILABLE,
+    /// naming the server, instead of waiting for its deadline.
+    static let leaseTimeout: Duration = .seconds(5)
+
+    /// Whether a lease came in time (set by the operation, read by its watchdog).
+    private final class LeaseFlag: Sendable {
+        let leased = Atomic<Bool>(false)
+    }
+
+    /// Runs `body` on a connection of the pool, failing when none is had
+    /// within `leaseTimeout` (once it has one, the operation runs to its end).
+    func withLease<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let flag = LeaseFlag()
+        let client = self.client
+        let name = settings.displayName
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await client.withConnection { connection in
+                    flag.leased.store(true, ordering: .releasing)
+                    return try await body(connection)
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: Self.leaseTimeout)
+                guard flag.leased.load(ordering: .acquiring) else {
+                    throw StoreError.failure(
+                        "no connection to PostgreSQL at \(name) within \(Self.leaseTimeout): the server is down or unreachable, or every connection of the pool stayed busy"
+                    )
+                }
+                return nil
+            }
+            while let next = try await group.next() {
+                if let value = next {
+                    group.cancelAll()
+                    return value
+                }
+            }
+            throw StoreError.failure("the PostgreSQL operation ended without a result")
+        }
+    }
+
     /// A read outside any transaction (each statement sees what committed before it).
-    func read<T>(_ body: (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
+    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await withLease { connection in try await body(connection) }
         } catch {
             throw Self.storeError(error)
         }
     }
 
     /// A read of several statements that must see one snapshot.
-    func snapshotRead<T>(_ body: (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
+    func snapshotRead<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         do {
-            return try await client.withConnection { connection in
+            return try await withLease { [logger] connection in
                 _ = try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger).collect()
                 do {
                     let result = try await body(connection)
@@ -269,12 +311,12 @@ public final class PostgresStore: Store {
     /// of the store). When the connection is lost while COMMIT was on its
     /// way, the transaction's fate is asked of the server
     /// (`pg_xact_status`), so a committed write is answered as one.
-    func write<T>(_ body: (Transaction) async throws -> T) async throws(StoreError) -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (Transaction) async throws -> T) async throws(StoreError) -> T {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                let result = try await client.withConnection { connection in
+                let result = try await withLease { [self] connection in
                     let transaction = Transaction(
                         connection: connection, logger: logger, notifyActions: settings.notifyActions, feedBase: feedBase)
                     _ = try await connection.query("BEGIN ISOLATION LEVEL READ COMMITTED", logger: logger).collect()
@@ -361,7 +403,7 @@ public final class PostgresStore: Store {
     // MARK: Operations
 
     public func deskCounts() async throws(StoreError) -> DeskCounts {
-        try await read { connection in
+        try await read { [self] connection in
             var counts = DeskCounts()
             let rows = try await connection.query(
                 """

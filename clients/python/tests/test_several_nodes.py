@@ -32,6 +32,7 @@ def postgres_url() -> Iterator[str]:
     if url:
         yield url
         return
+    os.environ["HANDOFF_TEST_POSTGRES_DIR"] = str(CLUSTER_DIR)
     started = subprocess.run([str(ROOT / "scripts" / "pg-cluster"), "start", str(CLUSTER_DIR)],
                              capture_output=True, text=True, timeout=120)
     assert started.returncode == 0, started.stdout + started.stderr
@@ -414,3 +415,45 @@ def test_the_seed_story_across_two_nodes(nodes: List[ServerProcess], certs: Path
         agent.close()
         operator.close()
         approver.close()
+
+
+def test_postgresql_stopped_and_started_while_the_nodes_serve(nodes: List[ServerProcess], certs: Path) -> None:
+    directory = os.environ.get("HANDOFF_TEST_POSTGRES_DIR")
+    assert directory, "scripts/with-postgres names the cluster's directory"
+    port = Path(directory, "port").read_text().strip()
+    a, b = client(nodes[0], certs), client(nodes[1], certs)
+    try:
+        a.sessions.create("pg-down", state={"n": 0})
+        acknowledged = a.sessions.update_state("pg-down", {"n": 1}, reasoning="before").version
+        stopped = subprocess.run([str(ROOT / "scripts" / "pg-cluster"), "stop", directory], capture_output=True, text=True,
+                                 timeout=60)
+        assert stopped.returncode == 0, stopped.stderr
+        try:
+            for node in (a, b):
+                started = time.monotonic()
+                with pytest.raises(handoff.Unavailable) as refused:
+                    node.sessions.update_state("pg-down", {"n": 2}, reasoning="while down")
+                # A status naming the store, within the lease timeout (not the call's deadline).
+                assert "PostgreSQL" in str(refused.value) or "store" in str(refused.value), str(refused.value)
+                assert time.monotonic() - started < 15
+        finally:
+            restarted = subprocess.run([str(ROOT / "scripts" / "pg-cluster"), "start", directory, port],
+                                       capture_output=True, text=True, timeout=120)
+            assert restarted.returncode == 0, restarted.stderr
+        # Both nodes write again once the server is back.
+        for node in (a, b):
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    node.sessions.update_state("pg-down", {"n": 3}, reasoning="after")
+                    break
+                except handoff.Unavailable:
+                    assert time.monotonic() < deadline, "the node did not write again within 60 s of PostgreSQL's restart"
+                    time.sleep(0.5)
+        stored = b.sessions.get("pg-down")
+        assert stored.version >= acknowledged + 2 and stored.state["n"] == 3
+        events = b.sessions.list_events("pg-down")
+        assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    finally:
+        a.close()
+        b.close()

@@ -46,7 +46,8 @@ public struct PostgresSettings: Sendable {
     /// discouraged (a command line is visible to every user of the machine):
     /// use a password file or PGPASSWORD.
     public static func parse(_ text: String) throws(StoreError) -> PostgresSettings {
-        let advice = "expected postgres://USER@HOST:PORT/DATABASE, for example postgres://handoff@127.0.0.1:5432/handoff"
+        let advice =
+            "expected postgres://USER@HOST:PORT/DATABASE, for example postgres://handoff@127.0.0.1:5432/handoff (a password belongs in store.password_file or PGPASSWORD; in the URL, characters such as # @ / ? or spaces must be percent-encoded)"
         guard let url = URLComponents(string: text), let scheme = url.scheme, ["postgres", "postgresql"].contains(scheme) else {
             throw StoreError.failure("the store URL \(redacted(text)) is not a PostgreSQL URL: \(advice)")
         }

@@ -193,13 +193,24 @@ extension PostgresStore {
             ?? "SELECT COALESCE(max(position), 0), \(unescaped: settledBound) FROM events WHERE tenant_id = \(tenant.rawValue) AND position > \(after)"
         var highest: Int64 = 0
         var bound: Int64 = 0
-        for try await (top, settled) in try await client.query(target, logger: logger).decode((Int64, Int64).self) {
+        for (top, settled) in try await withLease({ [logger] connection in
+            let rows = try await connection.query(target, logger: logger)
+            var found: [(Int64, Int64)] = []
+            for try await row in rows.decode((Int64, Int64).self) { found.append(row) }
+            return found
+        }) {
             (highest, bound) = (top, settled)
         }
         let deadline = ContinuousClock.now + Self.feedSettleWait
         while bound <= highest, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(3))
-            for try await settled in try await client.query("SELECT \(unescaped: settledBound)", logger: logger).decode(Int64.self) {
+            let query: PostgresQuery = "SELECT \(unescaped: settledBound)"
+            for settled in try await withLease({ [logger] connection in
+                let rows = try await connection.query(query, logger: logger)
+                var found: [Int64] = []
+                for try await value in rows.decode(Int64.self) { found.append(value) }
+                return found
+            }) {
                 bound = settled
             }
         }

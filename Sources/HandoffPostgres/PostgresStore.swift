@@ -51,7 +51,12 @@ public final class PostgresStore: Store {
             throw error
         }
         try? await first.close()
-        let client = PostgresClient(configuration: try settings.clientConfiguration(), backgroundLogger: logger)
+        // The pool logs every failed connection attempt (once a second while
+        // the server is down): only its errors reach handoffd's log; the
+        // store's own failure and recovery are logged once (WriteHealth).
+        var poolLogger = logger
+        poolLogger.logLevel = max(logger.logLevel, .error)
+        let client = PostgresClient(configuration: try settings.clientConfiguration(), backgroundLogger: poolLogger)
         self.client = client
         self.runner = Task { await client.run() }
     }
@@ -60,7 +65,15 @@ public final class PostgresStore: Store {
     public func shutdown() async {
         listener.withLock { $0 }?.cancel()
         runner.cancel()
-        _ = await runner.value
+        // The pool closes its connections; a server that does not answer
+        // (stopped meanwhile) must not hold handoffd's exit: 5 s at most.
+        let runner = self.runner
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = await runner.value }
+            group.addTask { try? await Task.sleep(for: .seconds(5)) }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     deinit {
@@ -79,12 +92,17 @@ public final class PostgresStore: Store {
     /// polling covers the gap, and a proxy that drops notifications.
     public func listenForFeed(wake: @escaping @Sendable (TenantID) -> Void, relistened: @escaping @Sendable () -> Void) {
         let task = Task { [settings, logger] in
+            var lost = false
             while !Task.isCancelled {
                 do {
                     let connection = try await PostgresConnection.connect(
                         configuration: try settings.connectionConfiguration(), id: 1, logger: logger)
                     defer { Task { try? await connection.close() } }
                     try await connection.listen(on: Self.feedChannel) { notifications in
+                        if lost {
+                            logger.notice("listening for PostgreSQL notifications again")
+                            lost = false
+                        }
                         relistened()
                         try await withThrowingTaskGroup(of: Void.self) { group in
                             group.addTask {
@@ -105,9 +123,12 @@ public final class PostgresStore: Store {
                     }
                 } catch {
                     if Task.isCancelled { break }
-                    logger.warning(
-                        "the PostgreSQL notification connection was lost; listening again in 1 s (watchers poll meanwhile)",
-                        metadata: ["cause": "\(Self.reason(error))"])
+                    if !lost {
+                        logger.warning(
+                            "the PostgreSQL notification connection was lost; trying again every second (watchers poll meanwhile)",
+                            metadata: ["cause": "\(Self.reason(error))"])
+                        lost = true
+                    }
                     try? await Task.sleep(for: .seconds(1))
                 }
             }
@@ -237,7 +258,7 @@ public final class PostgresStore: Store {
     /// How long a call waits for a connection of the pool: when PostgreSQL
     /// is down (or every connection stays busy) the call fails UNAVAILABLE,
     /// naming the server, instead of waiting for its deadline.
-    static let leaseTimeout: Duration = .seconds(5)
+    static let leaseTimeout: Duration = .seconds(3)
 
     /// Whether a lease came in time (set by the operation, read by its watchdog).
     private final class LeaseFlag: Sendable {
@@ -354,7 +375,13 @@ public final class PostgresStore: Store {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
             var status = ""
-            for try await value in try await client.query("SELECT pg_xact_status(\(String(xid))::xid8)", logger: logger).decode(String?.self) {
+            let query: PostgresQuery = "SELECT pg_xact_status(\(String(xid))::xid8)"
+            for value in try await withLease({ [logger] connection in
+                let rows = try await connection.query(query, logger: logger)
+                var found: [String?] = []
+                for try await value in rows.decode(String?.self) { found.append(value) }
+                return found
+            }) {
                 status = value ?? ""
             }
             if status == "committed" { return true }
@@ -390,6 +417,9 @@ public final class PostgresStore: Store {
     /// What went wrong, in one line, without bind values (PSQLError's own
     /// description says only "PSQLError").
     static func reason(_ error: any Error) -> String {
+        if let error = error as? PSQLError, error.code == .sslUnsupported {
+            return "the server does not offer TLS: turn ssl on in its postgresql.conf, or choose sslmode=disable on a trusted network"
+        }
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] {
                 return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"

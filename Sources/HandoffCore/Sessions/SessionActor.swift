@@ -94,9 +94,11 @@ actor SessionActor {
             forgetIfShared()
             do {
                 return try await applyUpdate(change: change, reasoning: reasoning, expectedVersion: expectedVersion, caller: caller, now: now)
-            } catch .aborted(let message) where expectedVersion == nil && shared && attempt < 5 {
+            } catch .aborted(let message) where expectedVersion == nil && shared && attempt < 50 {
                 _ = message
                 forget()
+                // Many nodes writing one session: step aside a little, more each time.
+                if attempt > 2 { try? await Task.sleep(for: .microseconds(Int64.random(in: 0...(500 * Int64(attempt))))) }
             }
         }
     }

@@ -457,3 +457,32 @@ def test_postgresql_stopped_and_started_while_the_nodes_serve(nodes: List[Server
     finally:
         a.close()
         b.close()
+
+
+def test_updates_without_an_expected_version_are_never_refused_as_stale(nodes: List[ServerProcess], certs: Path) -> None:
+    setup = client(nodes[0], certs)
+    setup.sessions.create("plain", state={})
+    refused: List[str] = []
+
+    def writer(node: ServerProcess, number: int) -> None:
+        c = client(node, certs)
+        try:
+            for i in range(20):
+                try:
+                    c.sessions.update_state("plain", {f"w{number}": i}, reasoning="plain")
+                except handoff.HandoffError as error:
+                    refused.append(f"{type(error).__name__}: {error}")
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=writer, args=(nodes[i % 2], i)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    try:
+        assert refused == [], refused[:3]
+        stored = setup.sessions.get("plain")
+        assert stored.version == 1 + 10 * 20 and all(stored.state[f"w{i}"] == 19 for i in range(10))
+    finally:
+        setup.close()

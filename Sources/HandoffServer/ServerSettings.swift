@@ -305,15 +305,23 @@ public struct ServerSettings: Sendable, Equatable {
         return (address.host, address.port)
     }
 
-    /// The RPC server's configuration these settings describe.
-    public func serverConfiguration() throws(Error) -> RPCServer.Configuration {
-        let (host, port) = try hostAndPort()
+    /// With TLS on, that the certificate, key and client CA files can be
+    /// read; a missing one is the usual first-run wall, so the error says
+    /// which, and how to make or name one (handoffd calls this at start).
+    /// The development certificates' folder, and the certificate chain, key
+    /// and client CA in use (each `<data>/certs/…` unless set).
+    private var tlsPaths: (certs: String, chain: String, key: String, clientCA: String) {
         let certs = (data as NSString).appendingPathComponent("certs")
-        let clientCA = self.clientCA ?? (certs as NSString).appendingPathComponent("ca.pem")
-        let chain = tlsCertificate ?? (certs as NSString).appendingPathComponent("server.pem")
-        let key = tlsKey ?? (certs as NSString).appendingPathComponent("server.key")
+        return (
+            certs, tlsCertificate ?? (certs as NSString).appendingPathComponent("server.pem"),
+            tlsKey ?? (certs as NSString).appendingPathComponent("server.key"),
+            clientCA ?? (certs as NSString).appendingPathComponent("ca.pem")
+        )
+    }
+
+    public func checkTLSFiles() throws(Error) {
+        let (certs, chain, key, clientCA) = tlsPaths
         if tlsEnabled {
-            // A missing file is the usual first-run wall: say which, and how to make or name one.
             for (what, path, option) in [
                 ("server certificate", chain, "--tls-cert"), ("server key", key, "--tls-key"), ("client CA", clientCA, "--client-ca"),
             ] where !FileManager.default.isReadableFile(atPath: path) {
@@ -324,6 +332,12 @@ public struct ServerSettings: Sendable, Equatable {
                 )
             }
         }
+    }
+
+    /// The RPC server's configuration these settings describe.
+    public func serverConfiguration() throws(Error) -> RPCServer.Configuration {
+        let (host, port) = try hostAndPort()
+        let (certs, chain, key, clientCA) = tlsPaths
         let tls = TLSConfiguration.server(
             certificateChainPath: chain,
             privateKeyPath: key,

@@ -210,6 +210,7 @@ struct Handoffd: AsyncParsableCommand {
         let server: RPCServer
         let serverConfiguration: RPCServer.Configuration
         do {
+            try settings.checkTLSFiles()
             serverConfiguration = try settings.serverConfiguration()
             server = try RPCServer(configuration: serverConfiguration, registry: registry, logger: logger)
         } catch {

@@ -189,16 +189,10 @@ public final class EscalationService: Sendable {
             let target =
                 assignee.isEmpty
                 ? caller.identity
-                : assignee.hasPrefix("handoff://") ? assignee : "handoff://tenant/\(caller.tenant.rawValue)/operator/\(assignee)"
+                : assignee.hasPrefix("handoff://") ? assignee : Principal(tenant: caller.tenant, role: .operator, name: assignee).uri
             // Only someone of this tenant who works tickets (an operator or admin) may hold one.
             if target != caller.identity {
-                let own = "handoff://tenant/\(caller.tenant.rawValue)/"
-                let rest = target.hasPrefix(own) ? target.dropFirst(own.count).split(separator: "/", omittingEmptySubsequences: false) : []
-                guard rest.count == 2, rest[0] == "operator" || rest[0] == "admin", !rest[1].isEmpty,
-                    rest[1].utf8.allSatisfy({
-                        $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
-                            || (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0)
-                    })
+                guard let holder = Principal(uri: target), holder.tenant == caller.tenant, holder.role == .operator || holder.role == .admin
                 else {
                     throw .invalidArgument(
                         "assignee \(target) is not an operator or admin of tenant \(caller.tenant.rawValue) (handoff://tenant/\(caller.tenant.rawValue)/operator/<name>)"

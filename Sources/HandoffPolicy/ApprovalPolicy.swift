@@ -161,8 +161,7 @@ extension Policy {
         /// A store matches these as data; the rules stay here.
         public func entries(routingTo caller: Caller) -> [String] {
             var candidates = ["role:\(caller.role)", caller.identity]
-            let own = "handoff://tenant/\(caller.tenant.rawValue)/approver/"
-            if caller.identity.hasPrefix(own) { candidates.append(String(caller.identity.dropFirst(own.count))) }
+            if let own = Principal(uri: caller.identity), own.tenant == caller.tenant, own.role == .approver { candidates.append(own.name) }
             var found = candidates.filter { Self.matches($0, caller) }
             for (name, members) in groups.sorted(by: { $0.key < $1.key }) where members.contains(where: { Self.matches($0, caller) }) {
                 found.append("group:\(name)")
@@ -174,7 +173,7 @@ extension Policy {
             if entry.hasPrefix("role:") { return caller.role == entry.dropFirst(5) }
             if entry.hasPrefix("handoff://") { return caller.identity == entry }
             // A bare name: the approver of that name in the caller's own tenant.
-            return caller.role == "approver" && caller.identity == "handoff://tenant/\(caller.tenant.rawValue)/approver/\(entry)"
+            return caller.role == "approver" && caller.identity == Principal(tenant: caller.tenant, role: .approver, name: entry).uri
         }
 
         /// Why an entry cannot be used, or nil when it can.
@@ -190,15 +189,8 @@ extension Policy {
                 return entry == "role:approver" ? nil : "\"\(entry)\": only role:approver may decide approvals"
             }
             if entry.hasPrefix("handoff://") {
-                let parts = entry.dropFirst("handoff://".count).split(separator: "/", omittingEmptySubsequences: false)
-                let name: (Substring) -> Bool = { part in
-                    !part.isEmpty
-                        && part.utf8.allSatisfy { byte in
-                            byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
-                                || (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-                        }
-                }
-                return parts.count == 4 && parts[0] == "tenant" && parts[2] == "approver" && name(parts[1]) && name(parts[3])
+                let read = Principal(uri: entry)
+                return read.map { !$0.isGlobal && $0.role == .approver } == true
                     ? nil : "\"\(entry)\" is not an approver identity handoff://tenant/<tenant>/approver/<name>"
             }
             let allowed = entry.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.@".unicodeScalars.contains($0) }

@@ -79,7 +79,7 @@ extension MethodRegistry {
                 ? nil
                 : request.assignedTo.hasPrefix("handoff://")
                     ? request.assignedTo
-                    : "handoff://tenant/\(context.caller.tenant.rawValue)/operator/\(request.assignedTo)"
+                    : Principal(tenant: context.caller.tenant, role: .operator, name: request.assignedTo).uri
 
             query.limit = try pageLimit(request.pageSize)
             query.offset = request.pageToken.isEmpty ? 0 : try QueuePageToken.decode(request.pageToken)

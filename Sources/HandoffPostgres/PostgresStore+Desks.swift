@@ -16,18 +16,17 @@ extension PostgresStore {
 
     static func ticket(_ row: PostgresRow) throws -> TicketRecord {
         let r = row.makeRandomAccess()
-        func value<T: PostgresDecodable>(_ name: String, _: T.Type = T.self) throws -> T { try r[name].decode(T.self) }
         var record = TicketRecord(
-            tenant: TenantID(try value("tenant_id")), id: try value("id"), sessionID: try value("session_id"),
-            pendingActionID: try value("pending_action_id"), reason: try value("reason"), priority: Int(try value("priority", Int64.self)),
-            status: try value("status"), createdBy: try value("created_by"), assignedTo: try value("assigned_to"),
-            createdAtMs: try value("created_at_ms"), slaDeadlineMs: try value("sla_deadline_ms"), snapshotJSON: try value("snapshot_json"))
-        record.claimedAtMs = try value("claimed_at_ms")
-        record.resolvedAtMs = try value("resolved_at_ms")
-        record.outcome = Int(try value("outcome", Int64.self))
-        record.resolutionNote = try value("resolution_note")
-        record.revision = try value("revision")
-        record.slaBreachRecorded = try value("sla_breach_recorded")
+            tenant: TenantID(try r.value("tenant_id")), id: try r.value("id"), sessionID: try r.value("session_id"),
+            pendingActionID: try r.value("pending_action_id"), reason: try r.value("reason"), priority: Int(try r.value("priority", Int64.self)),
+            status: try r.value("status"), createdBy: try r.value("created_by"), assignedTo: try r.value("assigned_to"),
+            createdAtMs: try r.value("created_at_ms"), slaDeadlineMs: try r.value("sla_deadline_ms"), snapshotJSON: try r.value("snapshot_json"))
+        record.claimedAtMs = try r.value("claimed_at_ms")
+        record.resolvedAtMs = try r.value("resolved_at_ms")
+        record.outcome = Int(try r.value("outcome", Int64.self))
+        record.resolutionNote = try r.value("resolution_note")
+        record.revision = try r.value("revision")
+        record.slaBreachRecorded = try r.value("sla_breach_recorded")
         return record
     }
 
@@ -240,16 +239,15 @@ extension PostgresStore {
 
     static func approval(_ row: PostgresRow) throws -> ApprovalRecord {
         let r = row.makeRandomAccess()
-        func value<T: PostgresDecodable>(_ name: String, _: T.Type = T.self) throws -> T { try r[name].decode(T.self) }
         var record = ApprovalRecord(
-            tenant: TenantID(try value("tenant_id")), id: try value("id"), sessionID: try value("session_id"),
-            pendingActionID: try value("pending_action_id"), actionJSON: try value("action_json"), amount: try value("amount"),
-            currency: try value("currency"), reason: try value("reason"), requester: try value("requester"), status: try value("status"),
-            steps: try ApprovalRecord.decodeSteps(try value("steps_json")), currentLevel: Int(try value("current_level", Int64.self)),
-            createdAtMs: try value("created_at_ms"))
-        record.editedActionJSON = try value("edited_action_json")
-        record.decidedAtMs = try value("decided_at_ms")
-        record.revision = try value("revision")
+            tenant: TenantID(try r.value("tenant_id")), id: try r.value("id"), sessionID: try r.value("session_id"),
+            pendingActionID: try r.value("pending_action_id"), actionJSON: try r.value("action_json"), amount: try r.value("amount"),
+            currency: try r.value("currency"), reason: try r.value("reason"), requester: try r.value("requester"), status: try r.value("status"),
+            steps: try ApprovalRecord.decodeSteps(try r.value("steps_json")), currentLevel: Int(try r.value("current_level", Int64.self)),
+            createdAtMs: try r.value("created_at_ms"))
+        record.editedActionJSON = try r.value("edited_action_json")
+        record.decidedAtMs = try r.value("decided_at_ms")
+        record.revision = try r.value("revision")
         return record
     }
 

@@ -97,29 +97,27 @@ extension PostgresStore {
 
     static func pendingAction(_ row: PostgresRow) throws -> PendingActionRecord {
         let r = row.makeRandomAccess()
-        func value<T: PostgresDecodable>(_ name: String, _: T.Type = T.self) throws -> T { try r[name].decode(T.self) }
-        func bytes(_ name: String) throws -> [UInt8]? { try value(name, ByteBuffer?.self).map { Array($0.readableBytesView) } }
         var record = PendingActionRecord(
-            tenant: TenantID(try value("tenant_id")), id: try value("id"), sessionID: try value("session_id"), status: try value("status"),
-            actionJSON: try value("action_json"), risk: Int(try value("risk", Int64.self)), decisionType: try value("decision_type"),
-            strategy: Int(try value("strategy", Int64.self)), createdAtMs: try value("created_at_ms"), updatedAtMs: try value("updated_at_ms"),
-            expiresAtMs: try value("expires_at_ms"), idempotencyKey: try value("idempotency_key"), actionHash: try bytes("action_hash") ?? [],
-            assessedVersion: try value("assessed_version"))
-        record.awaitingConfirmation = try value("awaiting_confirmation")
-        record.prompt = try value("prompt")
-        record.repromptCount = Int(try value("reprompt_count", Int64.self))
-        record.confirmationExpiresAtMs = try value("confirmation_expires_at_ms")
-        record.releaseTokenHash = try bytes("release_token_hash")
-        record.revision = try value("revision")
-        record.mfaCodeHash = try bytes("mfa_code_hash")
-        record.mfaExpiresAtMs = try value("mfa_expires_at_ms")
-        record.mfaAttemptsLeft = Int(try value("mfa_attempts_left", Int64.self))
-        record.executedAtMs = try value("executed_at_ms")
-        record.executionKey = try value("execution_key")
-        record.resultJSON = try value("result_json")
-        record.executionError = try value("execution_error")
-        record.decidedBy = try value("decided_by")
-        record.decisionComment = try value("decision_comment")
+            tenant: TenantID(try r.value("tenant_id")), id: try r.value("id"), sessionID: try r.value("session_id"), status: try r.value("status"),
+            actionJSON: try r.value("action_json"), risk: Int(try r.value("risk", Int64.self)), decisionType: try r.value("decision_type"),
+            strategy: Int(try r.value("strategy", Int64.self)), createdAtMs: try r.value("created_at_ms"), updatedAtMs: try r.value("updated_at_ms"),
+            expiresAtMs: try r.value("expires_at_ms"), idempotencyKey: try r.value("idempotency_key"), actionHash: try r.bytes("action_hash") ?? [],
+            assessedVersion: try r.value("assessed_version"))
+        record.awaitingConfirmation = try r.value("awaiting_confirmation")
+        record.prompt = try r.value("prompt")
+        record.repromptCount = Int(try r.value("reprompt_count", Int64.self))
+        record.confirmationExpiresAtMs = try r.value("confirmation_expires_at_ms")
+        record.releaseTokenHash = try r.bytes("release_token_hash")
+        record.revision = try r.value("revision")
+        record.mfaCodeHash = try r.bytes("mfa_code_hash")
+        record.mfaExpiresAtMs = try r.value("mfa_expires_at_ms")
+        record.mfaAttemptsLeft = Int(try r.value("mfa_attempts_left", Int64.self))
+        record.executedAtMs = try r.value("executed_at_ms")
+        record.executionKey = try r.value("execution_key")
+        record.resultJSON = try r.value("result_json")
+        record.executionError = try r.value("execution_error")
+        record.decidedBy = try r.value("decided_by")
+        record.decisionComment = try r.value("decision_comment")
         return record
     }
 

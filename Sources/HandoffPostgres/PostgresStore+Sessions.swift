@@ -359,6 +359,15 @@ extension PostgresStore {
     }
 }
 
+extension PostgresRandomAccessRow {
+    /// The column `name`, decoded (records are read by column name: a
+    /// pending action has 29 columns).
+    func value<T: PostgresDecodable>(_ name: String, _: T.Type = T.self) throws -> T { try self[name].decode(T.self) }
+
+    /// A `bytea` column as bytes, nil for NULL.
+    func bytes(_ name: String) throws -> [UInt8]? { try value(name, ByteBuffer?.self).map { Array($0.readableBytesView) } }
+}
+
 /// A statement put together from parts, each value bound (`$1`, `$2`, …).
 struct QueryBuilder {
     var sql = ""

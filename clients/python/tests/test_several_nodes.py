@@ -20,7 +20,7 @@ from typing import Iterator, List, Tuple
 import pytest
 
 import handoff
-from conftest import ROOT, ServerProcess
+from conftest import ROOT, ServerProcess, bin_dir
 
 OPERATOR_TOKEN = "t0k-operator-{}"
 CLUSTER_DIR = Path(f"/tmp/handoff-pg-pytest-{os.getpid()}")
@@ -79,6 +79,18 @@ def nodes(binaries: Path, certs: Path, database: str, tmp_path: Path) -> Iterato
             assert node.stop() == 0, "".join(node.output)
 
 
+def audit_verify(node: ServerProcess, certs: Path, session: str) -> None:
+    """`handoff audit verify` of `session` on `node`: its whole chain checks."""
+    verified = subprocess.run([str(bin_dir() / "handoff"), "audit", "verify", session, "--server", node.address,
+                               "--certs", str(certs), "--role", "operator"], capture_output=True, text=True, timeout=30)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def assert_numbered(events) -> None:  # type: ignore[no-untyped-def]
+    """A session's events are numbered 1, 2, 3, … without gaps."""
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+
+
 def client(node: ServerProcess, certs: Path, role: str = "agent") -> handoff.Client:
     return handoff.Client.from_certs(node.address, str(certs), role=role, default_timeout=20)
 
@@ -101,8 +113,7 @@ def test_each_node_sees_what_the_other_acknowledged(nodes: List[ServerProcess], 
         context = a.sessions.get_context("s-1")
         assert [t.output for t in context.turns] == ["from B"]
         assert [m.content for m in context.memories] == ["prefers email"]
-        events = a.sessions.list_events("s-1")
-        assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+        assert_numbered(a.sessions.list_events("s-1"))
     finally:
         a.close()
         b.close()
@@ -237,14 +248,9 @@ def test_a_node_killed_mid_writes_loses_nothing_it_acknowledged(nodes: List[Serv
         for session, version in acknowledged.items():
             stored = setup.sessions.get(session)
             assert stored.version >= version, (session, stored.version, version)
-            events = setup.sessions.list_events(session)
-            assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+            assert_numbered(setup.sessions.list_events(session))
         for i in range(4):
-            verified = subprocess.run(
-                [str(Path(os.environ.get("HANDOFF_BIN_DIR") or ROOT / ".build" / "debug") / "handoff"), "audit", "verify",
-                 f"k-{i}", "--server", nodes[1].address, "--certs", str(certs), "--role", "operator"],
-                capture_output=True, text=True, timeout=30)
-            assert verified.returncode == 0, verified.stdout + verified.stderr
+            audit_verify(nodes[1], certs, f"k-{i}")
         # Node B still serves writes.
         assert setup.sessions.update_state("k-0", {"n": -1}, reasoning="after").version > acknowledged.get("k-0", 1)
     finally:
@@ -364,11 +370,7 @@ def test_sixteen_writers_on_each_node_with_expected_versions_lose_no_update(node
             # Versions without gaps or repeats, and every acknowledged write in the state: no lost update.
             assert versions == list(range(2, stored.version + 1)), (session, versions[:10], stored.version)
             assert len(stored.state["writes"]) == len(versions) == len(set(stored.state["writes"]))
-            verified = subprocess.run(
-                [str(Path(os.environ.get("HANDOFF_BIN_DIR") or ROOT / ".build" / "debug") / "handoff"), "audit", "verify",
-                 session, "--server", nodes[1].address, "--certs", str(certs), "--role", "operator"],
-                capture_output=True, text=True, timeout=30)
-            assert verified.returncode == 0, verified.stdout + verified.stderr
+            audit_verify(nodes[1], certs, session)
     finally:
         setup.close()
 
@@ -452,8 +454,7 @@ def test_postgresql_stopped_and_started_while_the_nodes_serve(nodes: List[Server
                     time.sleep(0.5)
         stored = b.sessions.get("pg-down")
         assert stored.version >= acknowledged + 2 and stored.state["n"] == 3
-        events = b.sessions.list_events("pg-down")
-        assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+        assert_numbered(b.sessions.list_events("pg-down"))
     finally:
         a.close()
         b.close()

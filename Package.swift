@@ -290,7 +290,10 @@ let package = Package(
         ),
         .testTarget(
             name: "HandoffPostgresTests",
-            dependencies: ["HandoffPostgres", "HandoffCore", "HandoffTestSupport"],
+            dependencies: [
+                "HandoffPostgres", "HandoffCore", "HandoffTestSupport", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -124,7 +124,7 @@ extension PostgresStore {
     public func updatePendingAction(
         _ action: PendingActionRecord, events: [NewEvent]
     ) async throws(StoreError) -> (PendingActionRecord, String) {
-        try await write { [self] transaction in
+        try await write { transaction in
             try await transaction.requireSession(tenant: action.tenant, id: action.sessionID)
             let stored = try await Self.writePendingAction(transaction, action)
             for event in events {

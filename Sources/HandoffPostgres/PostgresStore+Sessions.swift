@@ -10,7 +10,7 @@ extension PostgresStore {
     static let feedChannel = "handoff_feed"
 
     public func createSession(_ session: SessionRecord, event: NewEvent) async throws(StoreError) -> EventRecord {
-        try await write { [self] transaction in
+        try await write { transaction in
             let created = try await transaction.rows(
                 """
                 INSERT INTO sessions (tenant_id, id, version, state_json, status, labels_json, created_at_ms, updated_at_ms)
@@ -44,7 +44,7 @@ extension PostgresStore {
     public func updateState(
         tenant: TenantID, id: String, expectedVersion: Int64, stateJSON: String, updatedAtMs: Int64, event: NewEvent
     ) async throws(StoreError) -> EventRecord {
-        try await write { [self] transaction in
+        try await write { transaction in
             let head = try await transaction.requireSession(tenant: tenant, id: id)
             guard head.version == expectedVersion else {
                 throw StoreError.versionConflict(expected: expectedVersion, current: head.version)
@@ -104,7 +104,7 @@ extension PostgresStore {
     }
 
     public func addTurn(tenant: TenantID, turn: TurnRecord, event: NewEvent) async throws(StoreError) -> TurnRecord {
-        try await write { [self] transaction in
+        try await write { transaction in
             try await transaction.requireSession(tenant: tenant, id: turn.sessionID)
             let stored = try await Self.insertTurn(transaction, tenant: tenant, turn)
             _ = try await transaction.append(tenant: tenant, sessionID: turn.sessionID, event: event)
@@ -130,7 +130,7 @@ extension PostgresStore {
     public func addMemory(
         tenant: TenantID, memory: MemoryRecord, event: NewEvent, limit: (count: Int, bytes: Int)
     ) async throws(StoreError) -> MemoryRecord {
-        try await write { [self] transaction in
+        try await write { transaction in
             try await transaction.requireSession(tenant: tenant, id: memory.sessionID)
             let held = try await transaction.rows(
                 """
@@ -169,6 +169,27 @@ extension PostgresStore {
     /// plus its index), so no event can commit later below it.
     var settledBound: String { "((pg_snapshot_xmin(pg_current_snapshot())::text::bigint + \(feedBase)) << 20)" }
 
+    /// The same bound, held back only by transactions of this database: a
+    /// transaction of another database of the cluster (a `CREATE DATABASE`,
+    /// another application's batch) can never write an event here, so the
+    /// oldest running transaction whose backend is connected elsewhere is
+    /// skipped. A running transaction whose backend cannot be told (a
+    /// prepared one, or one caught between taking its id and its lock) still
+    /// holds the bound: never a lost event, at worst the wait.
+    var databaseSettledBound: String {
+        """
+        ((COALESCE(
+            (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x
+             WHERE NOT EXISTS (
+                SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock'
+                  AND l.transactionid::text::bigint = x::text::bigint % 4294967296
+                  AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))),
+            pg_snapshot_xmax(s.snap)::text::bigint) + \(feedBase)) << 20)
+        FROM (SELECT pg_current_snapshot() AS snap) AS s
+        """
+    }
+
     /// How long a feed read waits for transactions older than events that
     /// already committed (see `settled(tenant:after:actions:)`).
     static let feedSettleWait: Duration = .seconds(1)
@@ -179,7 +200,7 @@ extension PostgresStore {
     /// committed after a transaction that began before it (on any node, or
     /// in another database of the cluster) may be above it: the read then
     /// waits, a few milliseconds at a time and at most `feedSettleWait`, until
-    /// the bound passes what had committed when it began (only the
+    /// the bound of this database's transactions (`databaseSettledBound`) passes what had committed when it began (only the
     /// transactions open then can hold it), so that what was answered before
     /// the read began is in it. Past the wait, the read returns what is
     /// settled; the rest comes with a later read (latency, never a lost or
@@ -204,7 +225,7 @@ extension PostgresStore {
         let deadline = ContinuousClock.now + Self.feedSettleWait
         while bound <= highest, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(3))
-            let query: PostgresQuery = "SELECT \(unescaped: settledBound)"
+            let query: PostgresQuery = "SELECT \(unescaped: databaseSettledBound)"
             for settled in try await withLease({ [logger] connection in
                 let rows = try await connection.query(query, logger: logger)
                 var found: [Int64] = []

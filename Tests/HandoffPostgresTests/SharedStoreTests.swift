@@ -7,6 +7,8 @@ import Foundation
 import HandoffCore
 import HandoffPostgres
 import HandoffTestSupport
+import Logging
+import PostgresNIO
 import Testing
 
 private let acme = TenantID("acme")
@@ -126,5 +128,36 @@ struct SharedStoreTests {
         for i in 0..<sessions {
             #expect(seen.filter { $0.sessionID == "s\(i)" }.map(\.sequence) == Array(2...Int64(updates + 1)))
         }
+    }
+
+    @Test("a write transaction left open in another database of the cluster holds no feed back: the head is exact, a new event read at once")
+    func otherDatabaseHoldsNothing() async throws {
+        let (a, b, remove) = try await twoNodes()
+        defer { Task { await remove() } }
+        // Another database's transaction with an id, older than every event
+        // below (as a CREATE DATABASE or another application's batch is).
+        let cluster = try PostgresSettings.parse(try await PostgresCluster.url())
+        let other = try await PostgresConnection.connect(
+            configuration: .init(host: cluster.host, port: cluster.port, username: cluster.user, password: nil, database: "postgres", tls: .disable),
+            id: 1, logger: Logger(label: "other-database"))
+        let logger = Logger(label: "other-database")
+        _ = try await other.query("BEGIN", logger: logger).collect()
+        _ = try await other.query("SELECT pg_current_xact_id()", logger: logger).collect()
+        do {
+            _ = try await a.createSession(
+                SessionRecord(tenant: acme, id: "s", version: 1, stateJSON: "{}", status: "active", labels: [:], createdAtMs: 1, updatedAtMs: 1),
+                event: event("session.created"))
+            let created = try #require(try await b.changes(tenant: acme, after: 0, actions: nil, limit: 10).last?.feedPosition)
+            #expect(try await b.feedHead(tenant: acme) == created, "the head fell back below the other database's transaction")
+            _ = try await b.updateState(
+                tenant: acme, id: "s", expectedVersion: 1, stateJSON: "{}", updatedAtMs: 2, event: event("session.state_updated"))
+            #expect(try await b.changes(tenant: acme, after: created, actions: nil, limit: 10).map(\.sequence) == [2])
+        } catch {
+            _ = try? await other.query("ROLLBACK", logger: logger).collect()
+            try? await other.close()
+            throw error
+        }
+        _ = try await other.query("ROLLBACK", logger: logger).collect()
+        try await other.close()
     }
 }

@@ -480,13 +480,16 @@ struct RPCConnectionTests {
         let gate = Gate()
         let loopback = try await Loopback(registry: gatedPing(gate), idleTimeout: .seconds(30))
         let client = try await loopback.connect(keepalive: .milliseconds(100), keepaliveTimeout: .milliseconds(400))
-        while loopback.children.all.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+        // A call in flight first (its handler waits at the gate), so that it
+        // is the keepalive that fails it, not a connection already closed.
+        let inFlight = Task { try await client.call(Health.ping, PingRequest(payload: [3])) }
+        while gate.entered == 0 { try await Task.sleep(for: .milliseconds(5)) }
         // The server reads nothing more: no PONG will come.
         let child = loopback.children.all[0]
         try await child.eventLoop.submit { child.setOption(ChannelOptions.autoRead, value: false) }.get().get()
         let started = ContinuousClock.now
         await #expect {
-            _ = try await client.call(Health.ping, PingRequest(payload: [3]))
+            _ = try await inFlight.value
         } throws: { error in
             (error as? RPCError)?.message.contains("keepalive timed out") == true
         }

@@ -20,7 +20,7 @@ struct AgentCommandsTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let (server, client) = try await startWithFixtures(fixtures)
-        defer { _ = server.terminate() }
+        defer { server.stop() }
         await client.close()
         let common = ["--server", "127.0.0.1:\(server.port)", "--certs", fixtures.directory]
         func cli(_ arguments: [String]) async throws -> (status: Int32, output: String) { try await runCLI(arguments + common) }
@@ -228,7 +228,7 @@ struct ReadmeTourTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let (server, client) = try await startWithFixtures(fixtures)
-        defer { _ = server.terminate() }
+        defer { server.stop() }
         await client.close()
         let environment = ["HANDOFF_SERVER": "127.0.0.1:\(server.port)", "HANDOFF_CERTS": fixtures.directory]
 

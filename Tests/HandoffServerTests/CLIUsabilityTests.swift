@@ -50,7 +50,7 @@ struct CLIUsabilityTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let (server, agent) = try await startWithFixtures(fixtures)
-        defer { _ = server.terminate() }
+        defer { server.stop() }
         let common = ["--server", "127.0.0.1:\(server.port)", "--certs", fixtures.directory]
         let (ticket, _) = try await ticketWithUndecidedAction(agent, session: "roles")
         await agent.close()
@@ -88,7 +88,7 @@ struct CLIUsabilityTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let (server, agent) = try await startWithFixtures(fixtures)
-        defer { _ = server.terminate() }
+        defer { server.stop() }
         await agent.close()
         let result = try await runCLI(
             ["console", "--server", "127.0.0.1:\(server.port)", "--certs", fixtures.directory, "--script", "g"],
@@ -123,7 +123,7 @@ struct CLIUsabilityTests {
         let other = try Fixtures()
         defer { other.remove() }
         let (server, agent) = try await startWithFixtures(fixtures)
-        defer { _ = server.terminate() }
+        defer { server.stop() }
         await agent.close()
         let wrongCA = try await runCLI(["ping", "--server", "127.0.0.1:\(server.port)", "--certs", other.directory])
         #expect(wrongCA.status != 0)
@@ -136,7 +136,7 @@ struct CLIUsabilityTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let (server, agent) = try await startWithFixtures(fixtures)
-        defer { _ = server.terminate() }
+        defer { server.stop() }
         await agent.close()
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("handoff-bind-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: data) }
@@ -173,7 +173,7 @@ struct CLIUsabilityTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let (server, agent) = try await startWithFixtures(fixtures)
-        defer { _ = server.terminate() }
+        defer { server.stop() }
         let common = ["--server", "127.0.0.1:\(server.port)", "--certs", fixtures.directory, "--role", "operator"]
         let (ticket, action) = try await ticketWithUndecidedAction(agent, session: "resolve")
         #expect(try await runCLI(["claim", ticket] + common).status == 0)
@@ -203,7 +203,7 @@ struct CLIUsabilityTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let (server, agent) = try await startWithFixtures(fixtures)
-        defer { _ = server.terminate() }
+        defer { server.stop() }
         let (ticket, action) = try await ticketWithUndecidedAction(agent, session: "console-op")
         let common = ["--server", "127.0.0.1:\(server.port)", "--certs", fixtures.directory]
 
@@ -241,7 +241,7 @@ struct CLIUsabilityTests {
         let fixtures = try Fixtures()
         defer { fixtures.remove() }
         let (server, agent) = try await startWithFixtures(fixtures)
-        defer { _ = server.terminate() }
+        defer { server.stop() }
         _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: "refunds", reasoning: "test"))
         let assessed = try await agent.call(
             HandoffProto.Policy.assessAction,

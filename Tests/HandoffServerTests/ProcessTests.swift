@@ -50,7 +50,14 @@ final class ServerProcess: @unchecked Sendable {
         startupOutput = seen
     }
 
-    /// Sends SIGTERM and returns the exit status.
+    /// Sends SIGTERM and returns at once: for a test's `defer`, which cannot
+    /// await and must not block a thread of the cooperative pool (with two
+    /// cores, two such waits stall every other test of the process).
+    func stop() {
+        process.terminate()
+    }
+
+    /// Sends SIGTERM and returns the exit status (blocks: call it in `offPool`).
     func terminate() -> Int32 {
         process.terminate()
         process.waitUntilExit()

@@ -333,7 +333,7 @@ public final class ApprovalService: Sendable {
         var steps = chain.steps.enumerated().map { ApprovalStepRecord(level: $0.offset + 1, approvers: $0.element, status: "waiting") }
         activate(&steps[0], at: now, timeout: stepTimeoutSeconds)
         let approval = ApprovalRecord(
-            tenant: caller.tenant, id: "ap-" + UUID().uuidString.lowercased(), sessionID: pending.sessionID, pendingActionID: pending.id,
+            tenant: caller.tenant, id: RecordID.make("ap-"), sessionID: pending.sessionID, pendingActionID: pending.id,
             actionJSON: pending.actionJSON, amount: "\(amount)", currency: currency, reason: reason, requester: caller.identity,
             status: "pending", steps: steps, currentLevel: 1, createdAtMs: now)
         // The chain's own deadlines govern from now on, not the action's; the

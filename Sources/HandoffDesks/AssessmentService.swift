@@ -92,7 +92,7 @@ public final class AssessmentService: Sendable {
             // answered before its write (below), which would refuse an unknown one.
             let session = try await sessions.get(id: sessionID, caller: caller)
             pending = PendingActionRecord(
-                tenant: caller.tenant, id: "pa-" + UUID().uuidString.lowercased(), sessionID: sessionID, status: "pending",
+                tenant: caller.tenant, id: RecordID.make("pa-"), sessionID: sessionID, status: "pending",
                 actionJSON: actionJSON, risk: assessment.risk.rawValue, decisionType: assessment.decisionType.rawValue,
                 strategy: assessment.strategy.rawValue, createdAtMs: now, updatedAtMs: now,
                 expiresAtMs: loaded.policy.pendingExpirySeconds.map { now + Int64($0) * 1000 } ?? 0,

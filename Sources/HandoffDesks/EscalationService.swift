@@ -84,7 +84,7 @@ public final class EscalationService: Sendable {
         let now = clock()
         let priority = max(escalation.priority(for: reason), minimumPriority)
         let ticket = TicketRecord(
-            tenant: caller.tenant, id: "t-" + UUID().uuidString.lowercased(), sessionID: sessionID, pendingActionID: pendingActionID,
+            tenant: caller.tenant, id: RecordID.make("t-"), sessionID: sessionID, pendingActionID: pendingActionID,
             reason: reason, priority: priority, status: "open", createdBy: caller.identity, assignedTo: "", createdAtMs: now,
             slaDeadlineMs: now + Int64(escalation.slaSeconds[priority] ?? 3600) * 1000, snapshotJSON: Self.json(snapshot).serialized)
         let turn = TurnRecord(

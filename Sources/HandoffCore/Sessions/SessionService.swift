@@ -173,7 +173,7 @@ public final class SessionService: Sendable {
     public func create(
         id: String?, stateJSON: String, labels: [String: String], reasoning: String, caller: Caller
     ) async throws(SessionError) -> SessionRecord {
-        let id = (id?.isEmpty ?? true) ? UUID().uuidString.lowercased() : id!
+        let id = (id?.isEmpty ?? true) ? RecordID.make() : id!
         // As sessions.proto says: ids reach logs, terminals and URLs.
         guard id.utf8.count <= 128, id.utf8.allSatisfy(Self.isSessionIDByte) else {
             throw .invalidArgument(#"session_id must be at most 128 of A-Z, a-z, 0-9, ".", "_", ":" and "-""#)

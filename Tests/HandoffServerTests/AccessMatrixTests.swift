@@ -50,6 +50,13 @@ struct AccessMatrixTests {
 
     /// A server with every implemented service and the rules enforced, on certificates from `handoff certs init`.
     private func start(_ directory: String, access: AccessControl = AccessControl()) async throws -> RunningServer {
+        try await startWithServices(directory, access: access).server
+    }
+
+    /// `start`, and the services it serves (to wait on their state instead of pausing).
+    private func startWithServices(
+        _ directory: String, access: AccessControl = AccessControl()
+    ) async throws -> (server: RunningServer, services: HandoffServices) {
         let made = try await runProcess(Binaries.path("handoff"), ["certs", "init", directory, "--tenant", "acme", "--tenant", "globex"])
         #expect(made.status == 0, "\(made.output)")
         func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
@@ -67,7 +74,7 @@ struct AccessMatrixTests {
         let tls = TLSConfiguration.server(
             certificateChainPath: path("server.pem"), privateKeyPath: path("server.key"), clientCertificateTrustRootsPath: path("ca.pem"),
             clientCertificates: .optional)
-        return try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: tls), registry: registry)
+        return (try await RunningServer(.init(host: "127.0.0.1", port: 0, tls: tls), registry: registry), services)
     }
 
     private func client(_ running: RunningServer, _ directory: String, _ name: String?) throws -> HandoffClient {
@@ -96,7 +103,7 @@ struct AccessMatrixTests {
                 // deadline ends it, and DEADLINE_EXCEEDED counts as let in.
                 for try await _ in try await client.stream(
                     ServerStreamingMethod<Request, Response>(fullName: method.fullName), try Request(serializedBytes: []),
-                    options: CallOptions(timeout: .milliseconds(300)))
+                    options: CallOptions(timeout: .seconds(1)))
                 {
                     break
                 }
@@ -255,7 +262,7 @@ struct AccessMatrixTests {
     func isolationEverywhere() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("access-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let running = try await start(directory)
+        let (running, services) = try await startWithServices(directory)
         func caller(_ tenant: String, _ role: String) throws -> HandoffClient { try client(running, directory, "\(tenant).\(role)") }
         let acme = try caller("acme", "agent")
         let acmeOperator = try caller("acme", "operator")
@@ -323,7 +330,7 @@ struct AccessMatrixTests {
             do {
                 for try await _ in try await agent.stream(
                     Decisions.waitForDecision, WaitForDecisionRequest(pendingActionIDs: [booking.id]),
-                    options: CallOptions(timeout: .seconds(2)))
+                    options: CallOptions(timeout: .seconds(10)))
                 {
                     Issue.record("WaitForDecision answered with another tenant's decision")
                 }
@@ -385,7 +392,7 @@ struct AccessMatrixTests {
             let ours = Task { () async throws -> Int in
                 var seen = 0
                 for try await _ in try await acmeOperator.stream(
-                    Operators.watch, WatchRequest(kinds: [.ticketOpened]), options: CallOptions(timeout: .seconds(5)))
+                    Operators.watch, WatchRequest(kinds: [.ticketOpened]), options: CallOptions(timeout: .seconds(30)))
                 {
                     seen += 1
                     break
@@ -395,13 +402,15 @@ struct AccessMatrixTests {
             let theirs = Task { () async throws -> Int in
                 var seen = 0
                 do {
-                    for try await event in try await op.stream(Operators.watch, WatchRequest(), options: CallOptions(timeout: .seconds(2))) {
+                    for try await event in try await op.stream(Operators.watch, WatchRequest(), options: CallOptions(timeout: .seconds(5))) {
                         if event.kind != .watcherLagged { seen += 1 }
                     }
                 } catch let error as RPCError where error.code == .deadlineExceeded {}
                 return seen
             }
-            try await Task.sleep(for: .milliseconds(200))  // both watches are open before the change (latency only)
+            // Both watches have read the feed's head before the change (a late one would miss it).
+            let deadline = ContinuousClock.now + .seconds(20)
+            while services.feed.hub.watcherCount < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
             _ = try await acme.call(Sessions.createSession, CreateSessionRequest(sessionID: "w", reasoning: "r"))
             _ = try await acme.call(Escalations.escalate, EscalateRequest(sessionID: "w", reason: "watch me"))
             let control = try await ours.value

@@ -532,7 +532,7 @@ struct ApprovalsMethodsTests {
         defer { Task { await receiver.close() } }
         receiver.script.withLock { $0 = [.serviceUnavailable, .serviceUnavailable] }
         let webhook = try WebhookCodeChannel(
-            url: "http://127.0.0.1:\(receiver.port)/notices", secret: secret, group: MultiThreadedEventLoopGroup.singleton)
+            url: "http://127.0.0.1:\(receiver.port)/notices", secret: secret, timeout: .seconds(30), group: MultiThreadedEventLoopGroup.singleton)
         let fixtures = try Fixtures(approvers: ["alice"])
         defer { fixtures.remove() }
         let (running, agent, services) = try await startServices(
@@ -563,18 +563,21 @@ struct ApprovalsMethodsTests {
         defer { Task { await receiver.close() } }
         receiver.script.withLock { $0 = [.serviceUnavailable] }
         let webhook = try WebhookCodeChannel(
-            url: "http://127.0.0.1:\(receiver.port)/notices", secret: secret, group: MultiThreadedEventLoopGroup.singleton)
+            url: "http://127.0.0.1:\(receiver.port)/notices", secret: secret, timeout: .seconds(30), group: MultiThreadedEventLoopGroup.singleton)
         let fixtures = try Fixtures(approvers: ["alice"])
         defer { fixtures.remove() }
         let clock = TestClock()
         let (running, agent, services) = try await startServices(
-            // The retry waits long enough for the decision to come first even on a busy machine (400 ms did not, in parallel runs).
-            fixtures, clock: clock, policyYAML: chainPolicy, notices: [webhook], noticeRetryDelays: [.seconds(2)])
+            // The retry waits for a minute, so the decision comes first however busy the machine is; the
+            // test then hurries it (flush(within:) cancels a retry's wait).
+            fixtures, clock: clock, policyYAML: chainPolicy, notices: [webhook], noticeRetryDelays: [.seconds(60)])
         let alice = try running.client(fixtures.clientTLS(role: "alice"))
         let approval = try await request(agent, amount: "2000")
         clock.advance(seconds: 5)
         #expect(approved(try await decide(alice, [ApprovalDecision(approvalID: approval.id, verdict: .approve)]).first)?.status == .approved)
-        await services.notices.flush()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while receiver.deliveries.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(await services.notices.flush(within: .seconds(20)) == 0)
         let kinds = receiver.deliveries.map { $0.body["kind"] ?? "" }
         #expect(kinds == ["approval.requested", "approval.approved", "approval.requested"], "\(kinds)")
         let revisions = receiver.deliveries.map { Int($0.body["approval_revision"] ?? "") ?? -1 }

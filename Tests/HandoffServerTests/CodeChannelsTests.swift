@@ -44,7 +44,8 @@ struct CodeChannelsTests {
         let receiver = try await WebhookReceiver(secret: secret, host: "::1")
         defer { Task { await receiver.close() } }
         let channel = try WebhookCodeChannel(
-            url: "http://[::1]:\(receiver.port)/hooks/a%2Fb?key=abc&x=1", secret: secret, group: MultiThreadedEventLoopGroup.singleton)
+            url: "http://[::1]:\(receiver.port)/hooks/a%2Fb?key=abc&x=1", secret: secret, timeout: .seconds(30),
+            group: MultiThreadedEventLoopGroup.singleton)
         try await channel.deliver(delivery)
         let seen = try #require(receiver.deliveries.first)
         #expect(seen.path == "/hooks/a%2Fb?key=abc&x=1")
@@ -70,7 +71,7 @@ struct CodeChannelsTests {
             let receiver = try await WebhookReceiver(secret: secret, tls: tls)
             let channel = try WebhookCodeChannel(
                 url: "https://localhost:\(receiver.port)/codes", secret: secret, caFile: fixtures.path("ca.pem"),
-                group: MultiThreadedEventLoopGroup.singleton)
+                timeout: .seconds(30), group: MultiThreadedEventLoopGroup.singleton)
             return (receiver, channel)
         }
 

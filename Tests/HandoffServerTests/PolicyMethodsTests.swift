@@ -495,7 +495,7 @@ struct MultiFactorMethodsTests {
         defer { fixtures.remove() }
         let receiver = try await WebhookReceiver(secret: secret)
         let webhook = try WebhookCodeChannel(
-            url: "http://127.0.0.1:\(receiver.port)/codes", secret: secret, group: MultiThreadedEventLoopGroup.singleton)
+            url: "http://127.0.0.1:\(receiver.port)/codes", secret: secret, timeout: .seconds(30), group: MultiThreadedEventLoopGroup.singleton)
         let file = FileCodeChannel(path: fixtures.path("codes.jsonl"))
         let clock = TestClock()
         let (running, client) = try await start(fixtures, clock: clock, channels: [webhook, file])
@@ -617,7 +617,7 @@ struct MultiFactorMethodsTests {
         let receiver = try await WebhookReceiver(secret: secret)
         receiver.status.withLock { $0 = .internalServerError }
         let webhook = try WebhookCodeChannel(
-            url: "http://127.0.0.1:\(receiver.port)/codes", secret: secret, group: MultiThreadedEventLoopGroup.singleton)
+            url: "http://127.0.0.1:\(receiver.port)/codes", secret: secret, timeout: .seconds(30), group: MultiThreadedEventLoopGroup.singleton)
         let (server2, client2) = try await start(failing, clock: clock, channels: [webhook])
         let third = try await deletion(client2)
         do {

@@ -11,7 +11,13 @@ import HandoffProto
 import HandoffRPC
 import HandoffSQLite
 import HandoffTestSupport
+import Synchronization
 import Testing
+
+/// A flag one task raises and another reads.
+private final class Flag: Sendable {
+    let raised = Atomic(false)
+}
 
 /// A handoffd process listening on a free port.
 final class ServerProcess: @unchecked Sendable {
@@ -459,13 +465,19 @@ struct ProcessTests {
             configuration.defaultTimeout = .seconds(10)
             return try HandoffClient(configuration: configuration)
         }
-        /// The first `count` desk events after `cursor`, with their cursors.
+        /// The first `count` desk events after `cursor`, with their cursors;
+        /// warm-up tickets (sessions `warm-…`) only raise `warm`.
+        let warm = Flag()
         func watch(_ client: HandoffClient, after cursor: String, count: Int) async throws -> [(String, String)] {
             var seen: [(String, String)] = []
             for try await event in try await client.stream(
-                Operators.watch, WatchRequest(kinds: [.ticketOpened], resumeCursor: cursor), options: CallOptions(timeout: .seconds(10)))
+                Operators.watch, WatchRequest(kinds: [.ticketOpened], resumeCursor: cursor), options: CallOptions(timeout: .seconds(60)))
             {
                 guard case .ticket(let ticket)? = event.subject else { continue }
+                if ticket.sessionID.hasPrefix("warm-") {
+                    warm.raised.store(true, ordering: .relaxed)
+                    continue
+                }
                 seen.append((ticket.sessionID, event.cursor))
                 if seen.count == count { break }
             }
@@ -474,7 +486,14 @@ struct ProcessTests {
         var (server, agent) = try await startWithFixtures(fixtures)
         var op = try operatorClient(server)
         let live = Task { [op] in try await watch(op, after: "", count: 2) }
-        try await Task.sleep(for: .milliseconds(300))  // the watch is open (latency only: a late start would time out, not pass)
+        // The watch is open once it sees a warm-up ticket (a fixed pause can be outlasted by a busy machine).
+        for round in 0..<100 where !warm.raised.load(ordering: .relaxed) {
+            _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: "warm-\(round)", reasoning: "r"))
+            _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: "warm-\(round)", reason: "warm-up"))
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let watching = warm.raised.load(ordering: .relaxed)
+        try #require(watching, "the watch saw no warm-up ticket")
         for id in ["r1", "r2"] {
             _ = try await agent.call(Sessions.createSession, CreateSessionRequest(sessionID: id, reasoning: "r"))
             _ = try await agent.call(Escalations.escalate, EscalateRequest(sessionID: id, reason: "help \(id)"))
@@ -518,7 +537,7 @@ struct ProcessTests {
             second.output.contains("the data directory \(data) is in use by another handoffd (process \(first.process.processIdentifier))"),
             "\(second.output)")
         kill(first.process.processIdentifier, SIGKILL)
-        first.process.waitUntilExit()
+        _ = try await offPool { first.process.waitUntilExit() }
         let third = try await offPool { try ServerProcess(arguments: common) }
         #expect(try await offPool { third.terminate() } == 0, "a kill -9 left a stale lock")
     }

@@ -173,7 +173,7 @@ final class Signal: Sendable {
     var fired: Bool { state.withLock { $0.fired } }
 
     /// True when fired within `timeout`.
-    func wait(timeout: Duration = .seconds(5)) async -> Bool {
+    func wait(timeout: Duration = .seconds(30)) async -> Bool {
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
@@ -196,4 +196,11 @@ final class Signal: Sendable {
             return first && self.fired
         }
     }
+}
+
+/// Waits until `condition` holds or `seconds` pass (the caller then checks
+/// it): a condition polled, not a fixed pause a busy machine can outlast.
+func until(seconds: Int, _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
 }

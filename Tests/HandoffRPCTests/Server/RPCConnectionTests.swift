@@ -170,7 +170,7 @@ struct RPCConnectionTests {
         // The client's timer: a short deadline started after a long one still ends first.
         let client = try await loopback.connect()
         let long = Task {
-            try await client.call(Health.ping, PingRequest(payload: [100]), options: CallOptions(timeout: .milliseconds(1500)))
+            try await client.call(Health.ping, PingRequest(payload: [100]), options: CallOptions(timeout: .seconds(6)))
         }
         try await Task.sleep(for: .milliseconds(20))
         let shortStart = clock.now
@@ -178,7 +178,7 @@ struct RPCConnectionTests {
             _ = try await client.call(Health.ping, PingRequest(payload: [100]), options: CallOptions(timeout: .milliseconds(150)))
         }
         #expect(error?.code == .deadlineExceeded)
-        #expect(clock.now - shortStart < .milliseconds(1200), "the short deadline waited for the long one (1500 ms)")
+        #expect(clock.now - shortStart < .seconds(4), "the short deadline waited for the long one (6 s)")
         let answered = try await client.call(Health.ping, PingRequest(payload: [1]), options: CallOptions(timeout: .seconds(5)))
         #expect(answered.payload == [1])
         let longError = await #expect(throws: RPCError.self) { try await long.value }
@@ -246,18 +246,22 @@ struct RPCConnectionTests {
     @Test("calls beyond the per-connection limit are RESOURCE_EXHAUSTED")
     func inFlightLimit() async throws {
         let release = Signal()
+        let entered = Atomic(0)
         var configuration = RPCServerConnectionHandler.Configuration()
         configuration.maximumConcurrentCalls = 2
         let loopback = try await Loopback(
             registry: pingRegistry { request, _ in
-                _ = await release.wait(timeout: .seconds(10))
+                entered.add(1, ordering: .relaxed)
+                _ = await release.wait(timeout: .seconds(30))
                 return PingResponse(payload: request.payload)
             },
             configuration: configuration)
         let client = try await loopback.connect()
         let first = Task { try await client.call(Health.ping, PingRequest(payload: [1])) }
         let second = Task { try await client.call(Health.ping, PingRequest(payload: [2])) }
-        try await Task.sleep(for: .milliseconds(200))
+        // Both in their handlers before the third is sent (not a fixed pause: a busy machine starts them late).
+        let deadline = ContinuousClock.now + .seconds(20)
+        while entered.load(ordering: .relaxed) < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         let error = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest(payload: [3])) }
         #expect(error?.code == .resourceExhausted)
         #expect(error?.message.contains("limit 2") == true)
@@ -514,13 +518,13 @@ struct RPCConnectionTests {
         let inFlight = Task { try await client.call(Health.ping, PingRequest(payload: [7])) }
         #expect(await started.wait())
         #expect(loopback.drainAll() == 1)
-        try await Task.sleep(for: .milliseconds(200))
+        try await until(seconds: 10) { !client.isUsable }
         #expect(!client.isUsable, "the client did not see the GOAWAY")
         let refused = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest()) }
         #expect(refused?.code == .unavailable)
         release.fire()
         #expect(try await inFlight.value.payload == [7], "the call in flight did not finish")
-        try await Task.sleep(for: .milliseconds(200))
+        try await until(seconds: 10) { !client.channel.isActive }
         #expect(!client.channel.isActive, "the drained connection was not closed")
         try await loopback.shutdown()
     }

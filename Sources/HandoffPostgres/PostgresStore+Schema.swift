@@ -197,6 +197,18 @@ extension PostgresStore {
                 "CREATE INDEX approvals_due ON approvals (due_at_ms) WHERE status = 'pending' AND due_at_ms > 0",
                 "CREATE TABLE feed_base (id integer PRIMARY KEY CHECK (id = 1), base bigint NOT NULL)",
             ]
-        )
+        ),
+        (
+            // As SQLite's v20: the index by session held every action ever
+            // assessed for one lookup; each refund wrote a random page of it.
+            2, "only actions that wait for the user indexed by session",
+            [
+                "DROP INDEX pending_actions_by_session",
+                """
+                CREATE INDEX pending_actions_awaiting_user ON pending_actions (tenant_id, session_id)
+                    WHERE status = 'pending' AND (awaiting_confirmation OR mfa_code_hash IS NOT NULL)
+                """,
+            ]
+        ),
     ]
 }

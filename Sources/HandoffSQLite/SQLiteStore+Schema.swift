@@ -313,6 +313,15 @@ extension SQLiteStore {
             // The metrics' count of undecided actions, on every scrape, without a scan of every action ever assessed.
             try db.execute(sql: "CREATE INDEX pending_actions_undecided ON pending_actions (created_at_ms) WHERE status = 'pending'")
         }
+        migrator.registerMigration("v20: only actions that wait for the user indexed by session") { db in
+            // The index by session served one lookup (does the session wait for
+            // its user?) and held every action ever assessed, keyed by session:
+            // each refund handed to approvers wrote one random page of it (a
+            // quarter of a group commit's WAL frames, docs/BENCHMARKS.md). Now
+            // it holds only the actions that wait for a confirmation or a code.
+            try db.execute(sql: "DROP INDEX pending_actions_by_session")
+            try db.execute(sql: "CREATE INDEX pending_actions_awaiting_user ON pending_actions (tenant_id, session_id) \(Lookup.awaitingUser)")
+        }
         return migrator
     }
 }

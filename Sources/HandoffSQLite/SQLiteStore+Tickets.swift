@@ -181,9 +181,12 @@ extension SQLiteStore {
             SELECT EXISTS (SELECT 1 FROM tickets INDEXED BY tickets_unresolved
             WHERE tenant_id = ? AND session_id = ? AND status != 'resolved')
             """
+        /// The condition of a pending action that waits for its user (a
+        /// confirmation or a code): the partial index's and the lookup's, word for word.
+        static let awaitingUser = "WHERE status = 'pending' AND (awaiting_confirmation = 1 OR mfa_code_hash IS NOT NULL)"
         static let sessionAwaitsUser = """
-            SELECT EXISTS (SELECT 1 FROM pending_actions INDEXED BY pending_actions_by_session
-            WHERE tenant_id = ? AND session_id = ? AND status = 'pending' AND (awaiting_confirmation = 1 OR mfa_code_hash IS NOT NULL))
+            SELECT EXISTS (SELECT 1 FROM pending_actions INDEXED BY pending_actions_awaiting_user
+            \(awaitingUser) AND tenant_id = ? AND session_id = ?)
             """
         static let unresolvedTicketOfAction = """
             \(ticketColumns) INDEXED BY tickets_unresolved

@@ -372,9 +372,11 @@ public final class ApprovalService: Sendable {
 
     /// After an approval opened with an assessment committed: watchers and
     /// the first step's approvers are told.
-    public func announce(_ approval: ApprovalRecord, events: [EventRecord]) async {
+    /// `action`: the approval's action as the caller has it already, so the
+    /// notice's summary does not parse it back from JSON.
+    public func announce(_ approval: ApprovalRecord, events: [EventRecord], action: ProposedAction? = nil) async {
         desk.publish(events)
-        await notifyStep(approval)
+        await notifyStep(approval, action: action)
     }
 
     // MARK: Reading
@@ -746,18 +748,18 @@ public final class ApprovalService: Sendable {
         }
     }
 
-    private static func summary(_ approval: ApprovalRecord) -> String {
-        let proposed = action(approval.editedActionJSON ?? approval.actionJSON)
+    private static func summary(_ approval: ApprovalRecord, action known: ProposedAction? = nil) -> String {
+        let proposed = approval.editedActionJSON == nil ? known ?? action(approval.actionJSON) : action(approval.editedActionJSON!)
         let what = proposed.map { $0.description.isEmpty ? $0.toolName : "\($0.description) (\($0.toolName))" } ?? "an action"
         return "\(what), \(approval.amount) \(approval.currency)".trimmingCharacters(in: .whitespaces) + ": \(approval.reason)"
     }
 
-    private func notifyStep(_ approval: ApprovalRecord) async {
+    private func notifyStep(_ approval: ApprovalRecord, action: ProposedAction? = nil) async {
         guard let step = approval.currentStep else { return }
         await send(
             DeskNotice(
                 kind: "approval.requested", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
-                level: step.level, recipients: step.approvers, summary: Self.summary(approval), revision: approval.revision,
+                level: step.level, recipients: step.approvers, summary: Self.summary(approval, action: action), revision: approval.revision,
                 occurredAtMs: clock()))
     }
 

@@ -46,7 +46,7 @@ public struct AutomaticEscalation: Sendable {
     ) async throws(SessionError) -> Route {
         // Opened in the assessment's own transaction (AssessmentService.assess with `opening`).
         if let approval = outcome.approval {
-            await approvals.announce(approval, events: outcome.events)
+            await approvals.announce(approval, events: outcome.events, action: action)
             return Route(approvalID: approval.id)
         }
         guard outcome.assessment.strategy == .escalate, let pending = outcome.pending, pending.isUndecided else { return Route() }

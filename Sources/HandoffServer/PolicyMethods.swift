@@ -115,7 +115,11 @@ extension ProposedAction {
 }
 
 extension PendingActionRecord {
-    var proto: PendingAction {
+    var proto: PendingAction { proto(action: nil) }
+
+    /// `action`: the record's action as the caller has it already (the
+    /// same canonical JSON), so it is not parsed back.
+    func proto(action known: ProposedAction?) -> PendingAction {
         let status: PendingActionStatus =
             switch self.status {
             case "pending": .pending
@@ -129,7 +133,7 @@ extension PendingActionRecord {
             case "cancelled": .cancelled
             default: .unspecified
             }
-        let action = (try? JSONValue(parsing: actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
+        let action = known ?? (try? JSONValue(parsing: actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
         return PendingAction(
             id: id, sessionID: sessionID, action: action?.proto, risk: ProtoRiskLevel(rawValue: Int32(risk)),
             decisionType: HandoffPolicy.DecisionType(rawValue: decisionType)?.proto ?? .unspecified,
@@ -158,7 +162,8 @@ extension MethodRegistry {
                         ruleID: $0.id, kind: $0.kind.proto, explanation: $0.explanation, risk: $0.risk?.proto ?? .unspecified,
                         decisionType: $0.decisionType?.proto ?? .unspecified)
                 },
-                pendingAction: outcome.pending?.proto, sampledForReview: assessment.sampledForReview,
+                // The stored action is this one: the same canonical JSON (a replay's request hash matched it).
+                pendingAction: outcome.pending?.proto(action: action), sampledForReview: assessment.sampledForReview,
                 policyVersion: assessment.policyVersion, ticketID: route?.ticketID ?? "", approvalID: route?.approvalID ?? "")
         }
         register(Admin.reloadPolicy) { request, _ in

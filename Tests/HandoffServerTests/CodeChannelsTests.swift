@@ -114,4 +114,32 @@ struct CodeChannelsTests {
         #expect(mode == 0o600)
         #expect(try String(contentsOfFile: open, encoding: .utf8).contains("123456"))
     }
+
+    @Test("the development file stays open between lines, and is opened again when removed, rotated, or replaced by a link (refused)")
+    func fileChannelFollowsThePath() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("codes-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = (directory as NSString).appendingPathComponent("codes.jsonl")
+        let channel = FileCodeChannel(path: path)
+        func lines(_ file: String) throws -> Int { try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count }
+        try channel.append(delivery.json)
+        try channel.append(delivery.json)
+        #expect(try lines(path) == 2)
+        // Rotated: the next line goes to a new file at the path, not to the old one.
+        let rotated = path + ".1"
+        try FileManager.default.moveItem(atPath: path, toPath: rotated)
+        try channel.append(delivery.json)
+        #expect(try lines(rotated) == 2 && lines(path) == 1)
+        // Removed: made again, 0600.
+        try FileManager.default.removeItem(atPath: path)
+        try channel.append(delivery.json)
+        #expect(try lines(path) == 1)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+        // Replaced by a link: refused, nothing written through it.
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: rotated)
+        #expect(throws: (any Error).self) { try channel.append(delivery.json) }
+        #expect(try lines(rotated) == 2)
+    }
 }

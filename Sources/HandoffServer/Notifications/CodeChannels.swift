@@ -12,12 +12,15 @@ import HandoffTLS
 public import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Appends each code as a JSON line to a file made with mode 0600 (development:
-/// the user's "phone" is `tail -f`).
+/// the user's "phone" is `tail -f`). The file stays open between lines; it is
+/// opened again when the path no longer names it (removed, rotated, replaced).
 public struct FileCodeChannel: CodeChannel {
     public let name = "file"
     public let path: String
+    private let file = OpenFile()
 
     public init(path: String) {
         self.path = path
@@ -29,23 +32,65 @@ public struct FileCodeChannel: CodeChannel {
 
     func append(_ json: JSONValue) throws {
         let line = Array(json.serialized.utf8) + [UInt8(ascii: "\n")]
+        try file.state.withLock { open in
+            if let current = open, !Self.stillNamed(path, current) {
+                close(current.descriptor)
+                open = nil
+            }
+            if open == nil { open = try Self.open(path) }
+            let descriptor = open!.descriptor
+            let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            guard written == line.count else {
+                close(descriptor)
+                open = nil
+                throw CodeChannelError("cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// The open file and its identity.
+    struct Opened {
+        let descriptor: Int32
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    /// The file, open between lines (closed when the channel goes).
+    final class OpenFile: Sendable {
+        let state = Mutex<Opened?>(nil)
+
+        deinit {
+            state.withLock { open in
+                if let open { close(open.descriptor) }
+            }
+        }
+    }
+
+    /// Whether `path` (not followed if a link) still names the open file.
+    private static func stillNamed(_ path: String, _ opened: Opened) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && UInt64(info.st_dev) == opened.device && UInt64(info.st_ino) == opened.inode
+    }
+
+    private static func open(_ path: String) throws -> Opened {
         // O_NOFOLLOW: a link planted at the path cannot send codes elsewhere.
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
             let reason = errno == ELOOP ? "it is a symbolic link" : String(cString: strerror(errno))
             throw CodeChannelError("cannot open \(path): \(reason)")
         }
-        defer { close(fd) }
         // A file that was there before keeps no wider mode than one made here.
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
             throw CodeChannelError("cannot write \(path): not a regular file")
         }
         if info.st_mode & 0o077 != 0, fchmod(fd, 0o600) != 0 {
-            throw CodeChannelError("cannot make \(path) private (chmod 600): \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw CodeChannelError("cannot make \(path) private (chmod 600): \(reason)")
         }
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == line.count else { throw CodeChannelError("cannot write \(path)") }
+        return Opened(descriptor: fd, device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
     }
 }
 

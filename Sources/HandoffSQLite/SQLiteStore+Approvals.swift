@@ -67,7 +67,7 @@ extension SQLiteStore {
             }
             _ = try Self.writePendingAction(db, action)
             try Self.insertApproval(db, approval)
-            let appended = try events.map { try Self.append(db, tenant: approval.tenant, sessionID: approval.sessionID, event: $0) }
+            let appended = try Self.appendAll(db, tenant: approval.tenant, sessionID: approval.sessionID, events: events)
             return (approval, true, appended)
         }
     }
@@ -196,7 +196,7 @@ extension SQLiteStore {
                 try Self.refuseStaleRevision(db, table: "approvals", tenant: approval.tenant, id: approval.id, read: approval.revision)
             }
             let writtenAction = try action.map { try Self.writePendingAction(db, $0) }
-            let appended = try events.map { try Self.append(db, tenant: approval.tenant, sessionID: approval.sessionID, event: $0) }
+            let appended = try Self.appendAll(db, tenant: approval.tenant, sessionID: approval.sessionID, events: events)
             return (stored, writtenAction, try Self.refreshSessionStatus(db, tenant: approval.tenant, sessionID: approval.sessionID), appended)
         }
     }

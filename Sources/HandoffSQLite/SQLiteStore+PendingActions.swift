@@ -86,7 +86,7 @@ extension SQLiteStore {
             ])
         }
         if let approval { try Self.insertApproval(db, approval) }
-        let appended = try events.map { try Self.append(db, tenant: tenant, sessionID: assessment.sessionID, event: $0) }
+        let appended = try Self.appendAll(db, tenant: tenant, sessionID: assessment.sessionID, events: events)
         return RecordedAssessment(
             assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false, approval: approval, events: appended)
     }

@@ -81,10 +81,26 @@ extension SQLiteStore {
     /// Appends one event to a session's chain, inside the caller's transaction,
     /// and moves the session's head to it.
     static func append(_ db: Database, tenant: TenantID, sessionID: String, event: NewEvent) throws -> EventRecord {
-        let (head, _) = try head(db, tenant: tenant, sessionID: sessionID)
-        let (record, position) = try insertEvent(db, tenant: tenant, sessionID: sessionID, event: event, after: head)
-        try moveHead(db, tenant: tenant, sessionID: sessionID, from: head, to: record, at: position)
-        return record
+        try appendAll(db, tenant: tenant, sessionID: sessionID, events: [event])[0]
+    }
+
+    /// Appends events to a session's chain in order, each linked to the one
+    /// before, and moves the head once, to the last: one read and one write
+    /// of the session's row however many there are (a refund handed to
+    /// approvers appends two).
+    static func appendAll(_ db: Database, tenant: TenantID, sessionID: String, events: [NewEvent]) throws -> [EventRecord] {
+        guard !events.isEmpty else { return [] }
+        let (read, _) = try head(db, tenant: tenant, sessionID: sessionID)
+        var head = read
+        var appended: [EventRecord] = []
+        appended.reserveCapacity(events.count)
+        for event in events {
+            let (record, position) = try insertEvent(db, tenant: tenant, sessionID: sessionID, event: event, after: head)
+            appended.append(record)
+            head = Head(sequence: record.sequence, hash: record.hash, position: position)
+        }
+        try moveHead(db, tenant: tenant, sessionID: sessionID, from: read, to: appended[appended.count - 1], at: head.position ?? 0)
+        return appended
     }
 
     /// Moves the session's head from `head` (the seq it was read at) to

@@ -162,7 +162,7 @@ extension SQLiteStore {
             if let turn {
                 written = try Self.insertTurn(db, tenant: ticket.tenant, turn)
             }
-            var appended = try events.map { event in try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event) }
+            var appended = try Self.appendAll(db, tenant: ticket.tenant, sessionID: ticket.sessionID, events: events)
             if stored.status == "resolved",
                 let opened = try Self.openNextWaiting(
                     db, tenant: ticket.tenant, sessionID: ticket.sessionID, after: stored, at: events.last?.occurredAtMs ?? stored.resolvedAtMs)

@@ -146,6 +146,11 @@ struct DeskBenchmark: AsyncParsableCommand {
             }
             try await group.waitForAll()
         }
+        // As handoffd makes its own (it refuses a store others can read).
+        chmod(directory, 0o700)
+        for file in ["handoff.sqlite", "handoff.sqlite-wal", "handoff.sqlite-shm"] {
+            chmod((directory as NSString).appendingPathComponent(file), 0o600)
+        }
         print("prepared \(count) open tickets in \(directory) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
     }
 

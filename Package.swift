@@ -274,7 +274,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HandoffDesksTests",
-            dependencies: ["HandoffDesks", "HandoffPolicy", "HandoffCore"],
+            dependencies: ["HandoffDesks", "HandoffPolicy", "HandoffCore", "HandoffSQLite"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

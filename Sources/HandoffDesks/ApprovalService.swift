@@ -358,9 +358,9 @@ public final class ApprovalService: Sendable {
     /// goes to, built to be written in the assessment's own transaction (nil
     /// when the policy does not route this action to approvers).
     public func automaticOpening(
-        _ pending: PendingActionRecord, action: ProposedAction, assessment: Assessment, caller: Caller, now: Int64
+        _ pending: PendingActionRecord, action: ProposedAction, assessment: Assessment, caller: Caller, now: Int64, policy assessedWith: Policy
     ) -> (approval: ApprovalRecord, pending: PendingActionRecord, event: NewEvent)? {
-        let settings = policy.current.policy.approvals
+        let settings = assessedWith.approvals
         guard assessment.strategy == .escalate, settings.routeDecisionTypes.contains(assessment.decisionType),
             let amount = action.amount, let chain = settings.chain(for: amount)
         else { return nil }

@@ -21,6 +21,10 @@ public struct AssessmentOutcome: Sendable, Hashable {
     /// The events the assessment appended (none on a replay, nor when it
     /// was answered once queued: see `AutomatedAssessments`).
     public var events: [EventRecord] = []
+    /// The policy the assessment was made with: what acts on it later in the
+    /// same call (routing its escalation) reads this one, not the policy in
+    /// force by then, so a reload in between cannot split one decision.
+    public var policy: Policy?
 }
 
 /// When AssessAction answers an automated action that carries no
@@ -63,11 +67,11 @@ public final class AssessmentService: Sendable {
         self.queuedWriteFailed = queuedWriteFailed
     }
 
-    /// Given a new pending action, the action, its assessment and the time:
-    /// the approval to open with it, the pending action as it is then held,
-    /// and the approval's event; nil for none.
+    /// Given a new pending action, the action, its assessment, the time and
+    /// the policy it was assessed with: the approval to open with it, the
+    /// pending action as it is then held, and the approval's event; nil for none.
     public typealias Opening =
-        @Sendable (PendingActionRecord, ProposedAction, Assessment, Int64)
+        @Sendable (PendingActionRecord, ProposedAction, Assessment, Int64, Policy)
         -> (approval: ApprovalRecord, pending: PendingActionRecord, event: NewEvent)?
 
     /// Assesses `action` in session `sessionID`. With `opening`, an action the
@@ -100,7 +104,7 @@ public final class AssessmentService: Sendable {
                 assessedVersion: session.version)
         }
         var approval: (approval: ApprovalRecord, pending: PendingActionRecord, event: NewEvent)?
-        if let opening, let created = pending { approval = opening(created, action, assessment, now) }
+        if let opening, let created = pending { approval = opening(created, action, assessment, now, loaded.policy) }
         let assessmentJSON = assessment.json.serialized
         var details = assessment.json.objectValue ?? [:]
         details["tool"] = .string(action.toolName)
@@ -140,7 +144,7 @@ public final class AssessmentService: Sendable {
             }
             if queued {
                 DeskMetrics.assessed(assessment.strategy, assessment.decisionType)
-                return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false)
+                return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false, policy: loaded.policy)
             }
         }
         let recorded: RecordedAssessment
@@ -154,12 +158,13 @@ public final class AssessmentService: Sendable {
         guard recorded.replayed else {
             DeskMetrics.assessed(assessment.strategy, assessment.decisionType)
             return AssessmentOutcome(
-                assessment: assessment, pending: recorded.pending, replayed: false, approval: recorded.approval, events: recorded.events)
+                assessment: assessment, pending: recorded.pending, replayed: false, approval: recorded.approval, events: recorded.events,
+                policy: loaded.policy)
         }
         guard let first = try? Assessment(json: JSONValue(parsing: recorded.assessmentJSON)) else {
             throw .unavailable("the stored assessment under key \(idempotencyKey) does not parse")
         }
-        return AssessmentOutcome(assessment: first, pending: recorded.pending, replayed: true)
+        return AssessmentOutcome(assessment: first, pending: recorded.pending, replayed: true, policy: loaded.policy)
     }
 }
 

@@ -27,8 +27,8 @@ public struct AutomaticEscalation: Sendable {
     /// The approval `assess` should open with a new pending action, if the
     /// policy sends it to approvers (for `AssessmentService.assess(opening:)`).
     public func opening(caller: Caller) -> AssessmentService.Opening {
-        { [approvals] pending, action, assessment, now in
-            approvals.automaticOpening(pending, action: action, assessment: assessment, caller: caller, now: now)
+        { [approvals] pending, action, assessment, now, policy in
+            approvals.automaticOpening(pending, action: action, assessment: assessment, caller: caller, now: now, policy: policy)
         }
     }
 
@@ -51,7 +51,8 @@ public struct AutomaticEscalation: Sendable {
         }
         guard outcome.assessment.strategy == .escalate, let pending = outcome.pending, pending.isUndecided else { return Route() }
         let reason = Self.reason(outcome.assessment, action)
-        let settings = policy.current.policy.approvals
+        // The policy the action was assessed with (a reload since must not route it otherwise).
+        let settings = (outcome.policy ?? policy.current.policy).approvals
         if settings.routeDecisionTypes.contains(outcome.assessment.decisionType), let amount = action.amount,
             settings.chain(for: amount) != nil
         {

@@ -23,7 +23,8 @@ public struct AssessmentOutcome: Sendable, Hashable {
     public var events: [EventRecord] = []
     /// The policy the assessment was made with: what acts on it later in the
     /// same call (routing its escalation) reads this one, not the policy in
-    /// force by then, so a reload in between cannot split one decision.
+    /// force by then, so a reload in between cannot split one decision. On a
+    /// replay, the policy in force at the replay (the first call's is not kept).
     public var policy: Policy?
 }
 

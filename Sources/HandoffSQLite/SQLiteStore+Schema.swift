@@ -320,7 +320,12 @@ extension SQLiteStore {
             // quarter of a group commit's WAL frames, docs/BENCHMARKS.md). Now
             // it holds only the actions that wait for a confirmation or a code.
             try db.execute(sql: "DROP INDEX pending_actions_by_session")
-            try db.execute(sql: "CREATE INDEX pending_actions_awaiting_user ON pending_actions (tenant_id, session_id) \(Lookup.awaitingUser)")
+            // Written out, not shared with the lookup: a migration must not change once applied.
+            try db.execute(
+                sql: """
+                    CREATE INDEX pending_actions_awaiting_user ON pending_actions (tenant_id, session_id)
+                    WHERE status = 'pending' AND (awaiting_confirmation = 1 OR mfa_code_hash IS NOT NULL)
+                    """)
         }
         return migrator
     }

@@ -182,7 +182,8 @@ extension SQLiteStore {
             WHERE tenant_id = ? AND session_id = ? AND status != 'resolved')
             """
         /// The condition of a pending action that waits for its user (a
-        /// confirmation or a code): the partial index's and the lookup's, word for word.
+        /// confirmation or a code): the partial index's (migration v20) word
+        /// for word, or SQLite cannot use the index.
         static let awaitingUser = "WHERE status = 'pending' AND (awaiting_confirmation = 1 OR mfa_code_hash IS NOT NULL)"
         static let sessionAwaitsUser = """
             SELECT EXISTS (SELECT 1 FROM pending_actions INDEXED BY pending_actions_awaiting_user

@@ -162,8 +162,9 @@ extension MethodRegistry {
                         ruleID: $0.id, kind: $0.kind.proto, explanation: $0.explanation, risk: $0.risk?.proto ?? .unspecified,
                         decisionType: $0.decisionType?.proto ?? .unspecified)
                 },
-                // The stored action is this one: the same canonical JSON (a replay's request hash matched it).
-                pendingAction: outcome.pending?.proto(action: action), sampledForReview: assessment.sampledForReview,
+                // A new pending action holds this very action; a replay's may since have been
+                // edited by its approvers, so it is read from the record.
+                pendingAction: outcome.pending?.proto(action: outcome.replayed ? nil : action), sampledForReview: assessment.sampledForReview,
                 policyVersion: assessment.policyVersion, ticketID: route?.ticketID ?? "", approvalID: route?.approvalID ?? "")
         }
         register(Admin.reloadPolicy) { request, _ in

@@ -126,11 +126,16 @@ struct CodeChannelsTests {
         try channel.append(delivery.json)
         try channel.append(delivery.json)
         #expect(try lines(path) == 2)
+        // Made readable by others while open: private again before the next code goes in.
+        chmod(path, 0o644)
+        try channel.append(delivery.json)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+        #expect(try lines(path) == 3)
         // Rotated: the next line goes to a new file at the path, not to the old one.
         let rotated = path + ".1"
         try FileManager.default.moveItem(atPath: path, toPath: rotated)
         try channel.append(delivery.json)
-        #expect(try lines(rotated) == 2 && lines(path) == 1)
+        #expect(try lines(rotated) == 3 && lines(path) == 1)
         // Removed: made again, 0600.
         try FileManager.default.removeItem(atPath: path)
         try channel.append(delivery.json)
@@ -140,6 +145,6 @@ struct CodeChannelsTests {
         try FileManager.default.removeItem(atPath: path)
         try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: rotated)
         #expect(throws: (any Error).self) { try channel.append(delivery.json) }
-        #expect(try lines(rotated) == 2)
+        #expect(try lines(rotated) == 3)
     }
 }

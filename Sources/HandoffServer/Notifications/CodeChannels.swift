@@ -33,17 +33,25 @@ public struct FileCodeChannel: CodeChannel {
     func append(_ json: JSONValue) throws {
         let line = Array(json.serialized.utf8) + [UInt8(ascii: "\n")]
         try file.state.withLock { open in
-            if let current = open, !Self.stillNamed(path, current) {
-                close(current.descriptor)
-                open = nil
+            if let current = open {
+                var info = stat()
+                if lstat(path, &info) != 0 || UInt64(info.st_dev) != current.device || UInt64(info.st_ino) != current.inode {
+                    // Removed, rotated or replaced: the next line goes to the file at the path.
+                    close(current.descriptor)
+                    open = nil
+                } else if info.st_mode & 0o077 != 0, fchmod(current.descriptor, 0o600) != 0 {
+                    // Made readable by others since it was opened: private again before a code goes in.
+                    throw CodeChannelError("cannot make \(path) private (chmod 600): \(String(cString: strerror(errno)))")
+                }
             }
-            if open == nil { open = try Self.open(path) }
+            if open == nil { open = try Self.openFile(path) }
             let descriptor = open!.descriptor
             let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
             guard written == line.count else {
+                let reason = String(cString: strerror(errno))
                 close(descriptor)
                 open = nil
-                throw CodeChannelError("cannot write \(path): \(String(cString: strerror(errno)))")
+                throw CodeChannelError("cannot write \(path): \(reason)")
             }
         }
     }
@@ -66,15 +74,9 @@ public struct FileCodeChannel: CodeChannel {
         }
     }
 
-    /// Whether `path` (not followed if a link) still names the open file.
-    private static func stillNamed(_ path: String, _ opened: Opened) -> Bool {
-        var info = stat()
-        return lstat(path, &info) == 0 && UInt64(info.st_dev) == opened.device && UInt64(info.st_ino) == opened.inode
-    }
-
-    private static func open(_ path: String) throws -> Opened {
+    private static func openFile(_ path: String) throws -> Opened {
         // O_NOFOLLOW: a link planted at the path cannot send codes elsewhere.
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
             let reason = errno == ELOOP ? "it is a symbolic link" : String(cString: strerror(errno))
             throw CodeChannelError("cannot open \(path): \(reason)")

@@ -140,9 +140,15 @@ public final class AssessmentService: Sendable {
             // Past the store's limit of queued writes, it waits for its commit.
             _ = try await sessions.get(id: sessionID, caller: caller)
             let failed = queuedWriteFailed
-            let queued = store.queueAssessment(tenant: caller.tenant, assessment: record, events: events) { result in
-                if case .failure(let error) = result { failed(sessionID, error) }
+            let queue = { [store] in
+                store.queueAssessment(tenant: caller.tenant, assessment: record, events: events) { result in
+                    if case .failure(let error) = result { failed(sessionID, error) }
+                }
             }
+            // A full queue: wait once for room rather than for this write's own
+            // commit behind the whole queue; taken by others meanwhile, it commits.
+            var queued = queue()
+            if !queued, await store.waitForQueueRoom() { queued = queue() }
             if queued {
                 DeskMetrics.assessed(assessment.strategy, assessment.decisionType)
                 return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false, policy: loaded.policy)

@@ -49,6 +49,8 @@ final class GroupCommitWriter: Sendable {
         var detachedWaiting = 0
         /// Reads waiting (`settle`) until `finishedThrough` reaches their ticket.
         var settling: [(ticket: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        /// Callers waiting (`waitForDetachedRoom`) for a detached job to be answered.
+        var waitingForRoom: [CheckedContinuation<Void, Never>] = []
     }
 
     private let pool: DatabasePool
@@ -71,6 +73,9 @@ final class GroupCommitWriter: Sendable {
     /// Reads waiting in `settle` (for tests).
     var settling: Int { queue.withLock { $0.settling.count } }
 
+    /// Callers waiting in `waitForDetachedRoom` (for tests).
+    var waitingForRoom: Int { queue.withLock { $0.waitingForRoom.count } }
+
     /// Runs `body` in the next group transaction; returns after it committed.
     func submit<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
@@ -91,7 +96,26 @@ final class GroupCommitWriter: Sendable {
     ) -> Bool {
         enqueue(detachedLimit: limit, body) { result in
             completion(result)
-            self.queue.withLock { $0.detachedWaiting -= 1 }
+            // One place freed, one caller told: telling all of them at once
+            // sent all but one back to a full queue.
+            let next = self.queue.withLock { queue -> CheckedContinuation<Void, Never>? in
+                queue.detachedWaiting -= 1
+                return queue.waitingForRoom.isEmpty ? nil : queue.waitingForRoom.removeFirst()
+            }
+            next?.resume()
+        }
+    }
+
+    /// Returns once fewer than `limit` detached jobs wait (at once if so
+    /// already); others may take the room first.
+    func waitForDetachedRoom(limit: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let room = queue.withLock { queue -> Bool in
+                if queue.detachedWaiting < limit { return true }
+                queue.waitingForRoom.append(continuation)
+                return false
+            }
+            if room { continuation.resume() }
         }
     }
 

@@ -39,6 +39,11 @@ extension SQLiteStore {
         await writer.settle()
     }
 
+    public func waitForQueueRoom() async -> Bool {
+        await writer.waitForDetachedRoom(limit: Self.maximumQueuedAssessments)
+        return true
+    }
+
     static func recordAssessment(
         _ db: Database, tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?,
         events: [NewEvent]

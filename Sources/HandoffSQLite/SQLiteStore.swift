@@ -83,5 +83,6 @@ public final class SQLiteStore: Store {
     /// Writes waiting for the next group commit; for tests.
     public var _testOnly_waitingWrites: Int { writer.waiting }
     public var _testOnly_settlingReads: Int { writer.settling }
+    public var _testOnly_waitingForRoom: Int { writer.waitingForRoom }
 
 }

@@ -826,6 +826,30 @@ struct SQLiteStoreTests {
         #expect(columns.first == "position")
     }
 
+    @Test("a caller that finds the queue of assessments full waits for room, until a queued write is answered, and then queues")
+    func queueRoom() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        _ = try await store.createSession(session("q"), event: event("session.created"))
+        let record = automatedAssessment(of: "q")
+        let full = try await HeldWriter(store)
+        for _ in 0..<SQLiteStore.maximumQueuedAssessments {
+            #expect(store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed")]) { _ in })
+        }
+        #expect(!store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed")]) { _ in })
+        let waiter = Task { await store.waitForQueueRoom() }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while store._testOnly_waitingForRoom == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+        #expect(store._testOnly_waitingForRoom == 1, "the caller did not wait for room while the queue was full")
+        _ = try await full.release()
+        #expect(await waiter.value)
+        #expect(store._testOnly_waitingForRoom == 0)
+        #expect(store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed")]) { _ in })
+        await store.settle()
+        #expect(try await store.events(tenant: .default, sessionID: "q").count == 1 + SQLiteStore.maximumQueuedAssessments + 1)
+    }
+
     @Test("the page cache: the writer gets cacheMiB, each reader a quarter")
     func pageCache() async throws {
         let path = temporaryDatabase()

@@ -328,6 +328,12 @@ public protocol Store: Sendable {
         tenant: TenantID, assessment: AssessmentRecord, events: [NewEvent],
         completion: @escaping @Sendable (Result<RecordedAssessment, StoreError>) -> Void
     ) -> Bool
+    /// After `queueAssessment` declined for a full queue: returns once a
+    /// queued write was answered (room, unless others took it first), true;
+    /// false at once for a store that queues nothing. Waiting for room
+    /// rather than for the call's own commit behind the whole queue keeps
+    /// the answers of a full queue about one group commit late, not three.
+    func waitForQueueRoom() async -> Bool
     /// Returns once every write queued by `queueAssessment` so far committed
     /// or failed (for an orderly shutdown, after the last call). Other writes
     /// are awaited by their callers, so after the last call none is left;
@@ -421,6 +427,7 @@ public protocol Store: Sendable {
 
 extension Store {
     public var isShared: Bool { false }
+    public func waitForQueueRoom() async -> Bool { false }
 }
 
 /// What the desks hold now, across tenants.

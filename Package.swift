@@ -298,13 +298,14 @@ let package = Package(
         ),
         .testTarget(
             name: "HandoffSQLiteTests",
-            dependencies: ["HandoffSQLite", "HandoffCore", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["HandoffSQLite", "HandoffCore", "HandoffTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "HandoffRPCTests",
             dependencies: [
                 "HandoffRPC",
+                "HandoffTestSupport",
                 "HandoffProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

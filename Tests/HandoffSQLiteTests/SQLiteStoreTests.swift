@@ -6,6 +6,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import HandoffCore
+import HandoffTestSupport
 import Synchronization
 import Testing
 
@@ -839,8 +840,7 @@ struct SQLiteStoreTests {
         }
         #expect(!store.queueAssessment(tenant: .default, assessment: record, events: [event("action.assessed")]) { _ in })
         let waiter = Task { await store.waitForQueueRoom() }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while store._testOnly_waitingForRoom == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+        try await until(seconds: 20) { store._testOnly_waitingForRoom > 0 }
         #expect(store._testOnly_waitingForRoom == 1, "the caller did not wait for room while the queue was full")
         _ = try await full.release()
         #expect(await waiter.value)

@@ -409,8 +409,7 @@ struct AccessMatrixTests {
                 return seen
             }
             // Both watches have read the feed's head before the change (a late one would miss it).
-            let deadline = ContinuousClock.now + .seconds(20)
-            while services.feed.hub.watcherCount < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(2)) }
+            try await until(seconds: 20) { services.feed.hub.watcherCount >= 2 }
             _ = try await acme.call(Sessions.createSession, CreateSessionRequest(sessionID: "w", reasoning: "r"))
             _ = try await acme.call(Escalations.escalate, EscalateRequest(sessionID: "w", reason: "watch me"))
             let control = try await ours.value

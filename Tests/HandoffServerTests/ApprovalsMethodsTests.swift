@@ -12,6 +12,7 @@ import HandoffProto
 import HandoffRPC
 import HandoffSQLite
 import HandoffServer
+import HandoffTestSupport
 import NIOPosix
 import Testing
 
@@ -575,8 +576,7 @@ struct ApprovalsMethodsTests {
         let approval = try await request(agent, amount: "2000")
         clock.advance(seconds: 5)
         #expect(approved(try await decide(alice, [ApprovalDecision(approvalID: approval.id, verdict: .approve)]).first)?.status == .approved)
-        let deadline = ContinuousClock.now + .seconds(20)
-        while receiver.deliveries.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try await until(seconds: 20) { receiver.deliveries.count >= 2 }
         #expect(await services.notices.flush(within: .seconds(20)) == 0)
         let kinds = receiver.deliveries.map { $0.body["kind"] ?? "" }
         #expect(kinds == ["approval.requested", "approval.approved", "approval.requested"], "\(kinds)")

@@ -197,10 +197,3 @@ final class Signal: Sendable {
         }
     }
 }
-
-/// Waits until `condition` holds or `seconds` pass (the caller then checks
-/// it): a condition polled, not a fixed pause a busy machine can outlast.
-func until(seconds: Int, _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(seconds)
-    while !condition(), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-}

@@ -2,6 +2,7 @@
 // deadlines, cancellation, limits, flow control, keepalive, drain.
 
 import HandoffProto
+import HandoffTestSupport
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -260,8 +261,7 @@ struct RPCConnectionTests {
         let first = Task { try await client.call(Health.ping, PingRequest(payload: [1])) }
         let second = Task { try await client.call(Health.ping, PingRequest(payload: [2])) }
         // Both in their handlers before the third is sent (not a fixed pause: a busy machine starts them late).
-        let deadline = ContinuousClock.now + .seconds(20)
-        while entered.load(ordering: .relaxed) < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try await until(seconds: 20) { entered.load(ordering: .relaxed) >= 2 }
         let error = await #expect(throws: RPCError.self) { _ = try await client.call(Health.ping, PingRequest(payload: [3])) }
         #expect(error?.code == .resourceExhausted)
         #expect(error?.message.contains("limit 2") == true)

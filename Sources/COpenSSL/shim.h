@@ -20,6 +20,18 @@
 _Static_assert(sizeof(int) == 4, "COpenSSL assumes a 32-bit int");
 _Static_assert(sizeof(unsigned char) == 1, "COpenSSL assumes 8-bit bytes");
 
+// MARK: - Library
+
+// OpenSSL's first initialisation, without the cleanup it otherwise registers
+// with atexit(3). That cleanup frees its global locks while the process
+// exits, and a thread still inside OpenSSL then (an event loop closing a
+// connection, the cooperative pool releasing a context) crashes in
+// CRYPTO_THREAD_unlock on a freed lock: handoffd was seen to die of SIGSEGV
+// after "server stopped" on SIGTERM. Must run before any other OpenSSL call.
+static inline int COpenSSL_init_without_atexit(void) {
+    return OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT | OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
+}
+
 // MARK: - SSL_CTX
 
 static inline long COpenSSL_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {

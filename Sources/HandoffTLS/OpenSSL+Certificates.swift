@@ -63,6 +63,7 @@ public enum DevelopmentPKI {
         serverNames: [String] = ["localhost", "127.0.0.1", "::1"],
         overwrite: Bool = false
     ) throws(TLSError) {
+        _ = OpenSSLLibrary.initialized
         try FileIO.makeDirectory(directory)
         let caCertificate = FileIO.join(directory, "ca.pem")
         let caKey = FileIO.join(directory, "ca.key")
@@ -115,6 +116,7 @@ public enum DevelopmentPKI {
         commonName: String,
         validityDays: Int = DevelopmentPKI.defaultValidityDays
     ) throws(TLSError) {
+        _ = OpenSSLLibrary.initialized
         let key = try Key.generate()
         let certificate = try CertificateBuilder.build(
             commonName: commonName,
@@ -161,6 +163,7 @@ public enum DevelopmentPKI {
         notBeforeDays: Int = 0,
         notAfterDays: Int = DevelopmentPKI.defaultValidityDays
     ) throws(TLSError) {
+        _ = OpenSSLLibrary.initialized
         let issuer = try PEM.readCertificate(issuerCertificatePath)
         defer { X509_free(issuer) }
         let issuerKey = try PEM.readKey(issuerKeyPath)
@@ -215,6 +218,7 @@ public enum DevelopmentPKI {
         revokedCertificatePaths: [String],
         nextUpdateDays: Int = 30
     ) throws(TLSError) {
+        _ = OpenSSLLibrary.initialized
         let issuer = try PEM.readCertificate(issuerCertificatePath)
         defer { X509_free(issuer) }
         let issuerKey = try PEM.readKey(issuerKeyPath)
@@ -264,6 +268,7 @@ public enum DevelopmentPKI {
     /// (negative once passed; nil for a CRL without one). A CRL past its
     /// next update fails every verification that needs it, so a server reports these.
     public static func revocationListNextUpdates(path: String) throws(TLSError) -> [Int?] {
+        _ = OpenSSLLibrary.initialized
         OpenSSLErrorQueue.clear()
         guard let bio = BIO_new_file(path, "r") else {
             throw OpenSSLErrorQueue.error(.configuration, "cannot open CRL '\(path)'")
@@ -286,6 +291,7 @@ public enum DevelopmentPKI {
 
     /// Reads the identifying fields of a PEM certificate (the first in the file).
     public static func readCertificate(path: String) throws(TLSError) -> PeerCertificate {
+        _ = OpenSSLLibrary.initialized
         let certificate = try PEM.readCertificate(path)
         defer { X509_free(certificate) }
         return X509Certificate.peerCertificate(certificate)

@@ -19,6 +19,13 @@ import NIOCore
 
 /// OpenSSL's per-thread error queue: cleared before each operation, drained
 /// into reason texts after a failure.
+/// OpenSSL, initialised once before its first use without its atexit(3)
+/// cleanup (see `COpenSSL_init_without_atexit`): every entry point of this
+/// module that calls OpenSSL reads `OpenSSLLibrary.initialized` first.
+enum OpenSSLLibrary {
+    static let initialized: Bool = COpenSSL_init_without_atexit() == 1
+}
+
 enum OpenSSLErrorQueue {
     @inline(__always)
     static func clear() {
@@ -84,6 +91,7 @@ final class OpenSSLContext: @unchecked Sendable {
     private let alpn: ALPNProtocols
 
     init(configuration: TLSConfiguration) throws(TLSError) {
+        _ = OpenSSLLibrary.initialized
         try Self.validate(configuration)
         OpenSSLErrorQueue.clear()
         let method = configuration.role == .server ? TLS_server_method() : TLS_client_method()

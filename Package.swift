@@ -274,7 +274,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HandoffDesksTests",
-            dependencies: ["HandoffDesks", "HandoffPolicy", "HandoffCore", "HandoffSQLite"],
+            dependencies: ["HandoffDesks", "HandoffPolicy", "HandoffCore", "HandoffSQLite", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -243,16 +243,16 @@ public final class ApprovalService: Sendable {
     public func request(
         sessionID: String, pendingActionID: String?, action: ProposedAction?, amount amountText: String, currency: String,
         reason: String, caller: Caller
-    ) async throws(SessionError) -> ApprovalRequestOutcome {
+    ) async throws(HandoffError) -> ApprovalRequestOutcome {
         let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !sessionID.isEmpty else { throw .invalidArgument("session_id is required") }
-        guard !reason.isEmpty else { throw .invalidArgument("reason is required: say why the action needs approval") }
-        guard reason.utf8.count <= 4096 else { throw .invalidArgument("reason is longer than 4096 bytes") }
+        guard !sessionID.isEmpty else { throw .invalid("session_id is required") }
+        guard !reason.isEmpty else { throw .invalid("reason is required: say why the action needs approval") }
+        guard reason.utf8.count <= 4096 else { throw .invalid("reason is longer than 4096 bytes") }
         guard (pendingActionID == nil) != (action == nil) else {
-            throw .invalidArgument("give exactly one of pending_action_id and action")
+            throw .invalid("give exactly one of pending_action_id and action")
         }
         guard currency.isEmpty || (currency.count == 3 && currency.allSatisfy { $0.isASCII && $0.isUppercase }) else {
-            throw .invalidArgument("currency \"\(currency)\" is not an ISO 4217 code such as USD")
+            throw .invalid("currency \"\(currency)\" is not an ISO 4217 code such as USD")
         }
         var amount: Decimal?
         if !amountText.isEmpty {
@@ -260,51 +260,51 @@ public final class ApprovalService: Sendable {
             guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { (48...57).contains($0) } }),
                 amountText.utf8.count <= 40,
                 let parsed = Decimal(string: amountText, locale: Locale(identifier: "en_US_POSIX")), !parsed.isNaN
-            else { throw .invalidArgument("amount \"\(amountText)\" is not a non-negative decimal number such as 250.00") }
+            else { throw .invalid("amount \"\(amountText)\" is not a non-negative decimal number such as 250.00") }
             amount = parsed
         }
-        if action != nil, caller.role != "agent", caller.role != "admin" {
+        if action != nil, caller.role != .agent, caller.role != .admin {
             // Assessing a new action is AssessAction's, which is the agent's (and the admin's).
-            throw .permissionDenied("only an agent or an admin proposes a new action; give the pending_action_id of an assessed one")
+            throw .forbidden("only an agent or an admin proposes a new action; give the pending_action_id of an assessed one")
         }
         let pendingID: String
         if let action {
             let assessed = try await assessments.assess(sessionID: sessionID, action: action, idempotencyKey: "", caller: caller)
             guard let pending = assessed.pending else {
-                throw .failedPrecondition("the policy automates this action (\(assessed.assessment.risk) risk); it needs no approval")
+                throw .conflict("the policy automates this action (\(assessed.assessment.risk) risk); it needs no approval")
             }
             pendingID = pending.id
         } else {
             pendingID = pendingActionID ?? ""
         }
         let found = try await confirmations.load(pendingID, caller: caller)
-        guard found.sessionID == sessionID else { throw .invalidArgument("pending action \(pendingID) belongs to another session") }
+        guard found.sessionID == sessionID else { throw .invalid("pending action \(pendingID) belongs to another session") }
         let proposed = (try? JSONValue(parsing: found.actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
         if let proposed, let mismatch = policy.current.policy.approvals.mismatch(in: proposed) {
-            throw .failedPrecondition("pending action \(found.id) cannot go to approval: \(mismatch)")
+            throw .conflict("pending action \(found.id) cannot go to approval: \(mismatch)")
         }
         guard let value = amount ?? proposed?.amount else {
-            throw .invalidArgument("amount is required: neither the request nor the action names one")
+            throw .invalid("amount is required: neither the request nor the action names one")
         }
         // The chain follows what the action moves: a lower stated amount would buy a shorter chain.
         if let actual = proposed?.amount, value < actual {
-            throw .invalidArgument("amount \(value) is below the action's own amount \(actual)")
+            throw .invalid("amount \(value) is below the action's own amount \(actual)")
         }
         if let actual = proposed?.currency, !actual.isEmpty, !currency.isEmpty, currency != actual {
-            throw .invalidArgument("currency \(currency) differs from the action's \(actual)")
+            throw .invalid("currency \(currency) differs from the action's \(actual)")
         }
         let money = currency.isEmpty ? (proposed?.currency ?? "") : currency
         let settings = policy.current.policy.approvals
         guard let chain = settings.chain(for: value) else {
-            throw .failedPrecondition(
+            throw .conflict(
                 "the policy has no approval chain for amount \(value) (chains start above \(settings.chains.map { "\($0.above)" }.sorted().joined(separator: ", ")))"
             )
         }
         let store = self.store
-        let outcome = try await sessions.changeBeside(id: sessionID, caller: caller) { () throws(SessionError) in
+        let outcome = try await sessions.changeBeside(id: sessionID, caller: caller) { () throws(HandoffError) in
             let loaded = try await self.confirmations.load(pendingID, caller: caller)
             guard loaded.isUndecided else {
-                throw .failedPrecondition("pending action \(loaded.id) is \(loaded.status), not pending")
+                throw .conflict("pending action \(loaded.id) is \(loaded.status), not pending")
             }
             let (approval, pending, requested) = Self.opening(
                 loaded, chain: chain, amount: value, currency: money, reason: reason, caller: caller, now: self.clock(),
@@ -313,8 +313,8 @@ public final class ApprovalService: Sendable {
             do throws(StoreError) {
                 opened = try await store.openApproval(approval, action: pending, events: [requested])
             } catch {
-                if case .versionConflict = error { throw .aborted("pending action \(pendingID) changed meanwhile; try again") }
-                throw SessionError(error)
+                if case .versionConflict = error { throw .staleVersion("pending action \(pendingID) changed meanwhile; try again") }
+                throw HandoffError(error)
             }
             self.desk.publish(opened.events)
             let current = opened.created ? pending.revisionBumped : try await self.confirmations.load(pendingID, caller: caller)
@@ -370,6 +370,15 @@ public final class ApprovalService: Sendable {
         return (approval, held, requested)
     }
 
+    /// The pending approval that decides `pending`, if any.
+    func pendingApprovalID(of pending: PendingActionRecord, caller: Caller) async throws(HandoffError) -> String? {
+        do {
+            return try await store.pendingApprovalID(tenant: caller.tenant, pendingActionID: pending.id)
+        } catch {
+            throw HandoffError(error)
+        }
+    }
+
     /// After an approval opened with an assessment committed: watchers and
     /// the first step's approvers are told.
     /// `action`: the approval's action as the caller has it already, so the
@@ -382,7 +391,7 @@ public final class ApprovalService: Sendable {
     // MARK: Reading
 
     /// One approval of the caller's tenant, its expiry applied if due.
-    public func get(id: String, caller: Caller) async throws(SessionError) -> ApprovalRecord {
+    public func get(id: String, caller: Caller) async throws(HandoffError) -> ApprovalRecord {
         let found = try await load(id, caller: caller)
         guard found.status == "pending", found.dueAtMs > 0, found.dueAtMs <= clock() else { return found }
         try await expire(found)
@@ -397,14 +406,14 @@ public final class ApprovalService: Sendable {
     /// with a cursor, when rows the final check refused were skipped.
     public func pending(
         sessionID: String?, after: ApprovalCursor?, limit: Int, caller: Caller
-    ) async throws(SessionError) -> (approvals: [ApprovalRecord], next: ApprovalCursor?) {
+    ) async throws(HandoffError) -> (approvals: [ApprovalRecord], next: ApprovalCursor?) {
         let settings = policy.current.policy.approvals
         var query = ApprovalQuery()
         query.sessionID = sessionID
         query.after = after
         query.dueAfterMs = clock()
         query.limit = limit + 1
-        if caller.role != "admin" {
+        if caller.role != .admin {
             query.currentApprovers = settings.entries(routingTo: caller)
             query.notRequestedBy = caller.identity
         }
@@ -412,11 +421,11 @@ public final class ApprovalService: Sendable {
         do {
             page = try await store.pendingApprovals(tenant: caller.tenant, query: query)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         let examined = page.prefix(limit)
         // The rest of the rule (never a second step by the same approver) is checked here.
-        let mine = examined.filter { caller.role == "admin" || Self.refusal($0, caller, settings) == nil }
+        let mine = examined.filter { caller.role == .admin || Self.refusal($0, caller, settings) == nil }
         let next = page.count > limit ? examined.last.map(ApprovalCursor.init) : nil
         return (Array(mine), next)
     }
@@ -424,10 +433,10 @@ public final class ApprovalService: Sendable {
     // MARK: DecideApproval
 
     /// Decides each item on its own, in order; one failing does not stop the others.
-    public func decide(_ items: [ApprovalDecisionInput], caller: Caller) async -> [Result<ApprovalRecord, SessionError>] {
-        var results: [Result<ApprovalRecord, SessionError>] = []
+    public func decide(_ items: [ApprovalDecisionInput], caller: Caller) async -> [Result<ApprovalRecord, HandoffError>] {
+        var results: [Result<ApprovalRecord, HandoffError>] = []
         for item in items {
-            do throws(SessionError) {
+            do throws(HandoffError) {
                 results.append(.success(try await decide(item, caller: caller)))
             } catch {
                 results.append(.failure(error))
@@ -436,13 +445,13 @@ public final class ApprovalService: Sendable {
         return results
     }
 
-    private func decide(_ item: ApprovalDecisionInput, caller: Caller) async throws(SessionError) -> ApprovalRecord {
-        guard item.comment.utf8.count <= 4096 else { throw .invalidArgument("comment is longer than 4096 bytes") }
-        guard item.expectedLevel >= 0 else { throw .invalidArgument("expected_level must be 0 or a level number") }
-        if item.editedAction != nil, !item.approve { throw .invalidArgument("edited_action goes only with APPROVE") }
+    private func decide(_ item: ApprovalDecisionInput, caller: Caller) async throws(HandoffError) -> ApprovalRecord {
+        guard item.comment.utf8.count <= 4096 else { throw .invalid("comment is longer than 4096 bytes") }
+        guard item.expectedLevel >= 0 else { throw .invalid("expected_level must be 0 or a level number") }
+        if item.editedAction != nil, !item.approve { throw .invalid("edited_action goes only with APPROVE") }
         let found = try await get(id: item.approvalID, caller: caller)
         if case (let edited?, let original?) = (item.editedAction, Self.action(found.actionJSON)), edited.toolName != original.toolName {
-            throw .invalidArgument("edited_action.tool_name must stay \(original.toolName), not \(edited.toolName)")
+            throw .invalid("edited_action.tool_name must stay \(original.toolName), not \(edited.toolName)")
         }
         // An edit may lower what is approved, never raise it past the amount the chain was built for,
         // nor past what an earlier level lowered it to.
@@ -451,13 +460,13 @@ public final class ApprovalService: Sendable {
             let earlier = found.editedActionJSON.flatMap(Self.action)?.amount
             let approved = earlier.map { min($0, chainAmount) } ?? chainAmount
             if let amount = edited.amount, amount > approved {
-                throw .invalidArgument("edited_action.amount \(amount) exceeds the amount under approval \(approved)")
+                throw .invalid("edited_action.amount \(amount) exceeds the amount under approval \(approved)")
             }
             if edited.amount == nil, Self.action(found.actionJSON)?.amount != nil {
-                throw .invalidArgument("edited_action.amount is required: the action has an amount (at most \(found.amount))")
+                throw .invalid("edited_action.amount is required: the action has an amount (at most \(found.amount))")
             }
             if !edited.currency.isEmpty, !found.currency.isEmpty, edited.currency != found.currency {
-                throw .invalidArgument("edited_action.currency must stay \(found.currency)")
+                throw .invalid("edited_action.currency must stay \(found.currency)")
             }
         }
         let settings = policy.current.policy.approvals
@@ -466,23 +475,23 @@ public final class ApprovalService: Sendable {
         if let edited = item.editedAction, let original = Self.action(found.editedActionJSON ?? found.actionJSON) {
             switch settings.reconcile(edited, original: original) {
             case .success(let consistent): reconciled.editedAction = consistent
-            case .failure(let mismatch): throw .invalidArgument("edited_action: \(mismatch)")
+            case .failure(let mismatch): throw .invalid("edited_action: \(mismatch)")
             }
         }
         let item = reconciled
         let store = self.store
-        let approval = try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) in
+        let approval = try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(HandoffError) in
             var approval = try await self.load(item.approvalID, caller: caller)
             guard approval.status == "pending", var step = approval.currentStep else {
-                throw .failedPrecondition("approval \(approval.id) is \(approval.status), not pending")
+                throw .conflict("approval \(approval.id) is \(approval.status), not pending")
             }
             if step.expiresAtMs > 0, step.expiresAtMs <= self.clock() {
-                throw .failedPrecondition("level \(step.level) of approval \(approval.id) expired undecided; the policy's expiry outcome applies")
+                throw .conflict("level \(step.level) of approval \(approval.id) expired undecided; the policy's expiry outcome applies")
             }
             if item.expectedLevel != 0, item.expectedLevel != step.level {
-                throw .failedPrecondition("approval \(approval.id) is at level \(step.level), not \(item.expectedLevel): read it again")
+                throw .conflict("approval \(approval.id) is at level \(step.level), not \(item.expectedLevel): read it again")
             }
-            if let refusal = Self.refusal(approval, caller, settings) { throw .permissionDenied(refusal) }
+            if let refusal = Self.refusal(approval, caller, settings) { throw .forbidden(refusal) }
             let now = self.clock()
             step.decidedBy = caller.identity
             step.comment = item.comment
@@ -520,7 +529,7 @@ public final class ApprovalService: Sendable {
             } else {
                 // Fail closed: an action whose amount argument disagrees with its amount is never released.
                 if let released = Self.action(approval.editedActionJSON ?? pending.actionJSON), let mismatch = settings.mismatch(in: released) {
-                    throw .failedPrecondition(
+                    throw .conflict(
                         "approval \(approval.id) cannot release its action: \(mismatch); approve with edited_action whose arguments agree, or reject")
                 }
                 approval.finish("approved", at: now)
@@ -550,8 +559,8 @@ public final class ApprovalService: Sendable {
                 if let action = written.action { self.confirmations.decisions.publish(action) }
                 return (written.approval, status: written.sessionStatus)
             } catch {
-                if case .versionConflict = error { throw .aborted("approval \(item.approvalID) changed meanwhile; read it again and retry") }
-                throw SessionError(error)
+                if case .versionConflict = error { throw .staleVersion("approval \(item.approvalID) changed meanwhile; read it again and retry") }
+                throw HandoffError(error)
             }
         }
         if approval.status == "pending" { await notifyStep(approval) } else { await notifyOutcome(approval) }
@@ -563,7 +572,7 @@ public final class ApprovalService: Sendable {
     /// Applies the expiry outcome to every approval step due by now, and
     /// records every ticket SLA breach not yet recorded. Returns how many of each.
     @discardableResult
-    public func sweep(limit: Int = 500) async throws(SessionError) -> (approvals: Int, breaches: Int) {
+    public func sweep(limit: Int = 500) async throws(HandoffError) -> (approvals: Int, breaches: Int) {
         let now = clock()
         let due: [ApprovalRecord]
         let breached: [TicketRecord]
@@ -571,11 +580,11 @@ public final class ApprovalService: Sendable {
             due = try await store.dueApprovals(now: now, limit: limit)
             breached = try await store.unrecordedSLABreaches(now: now, limit: limit)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         var expired = 0
         for approval in due {
-            do throws(SessionError) {
+            do throws(HandoffError) {
                 try await expire(approval)
                 expired += 1
             } catch {
@@ -589,15 +598,15 @@ public final class ApprovalService: Sendable {
         return (expired, breaches)
     }
 
-    private func recordBreach(_ found: TicketRecord) async throws(SessionError) {
+    private func recordBreach(_ found: TicketRecord) async throws(HandoffError) {
         let caller = Caller.system(found.tenant)
         let store = self.store
-        try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(SessionError) -> (Void, status: String?) in
+        try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(HandoffError) -> (Void, status: String?) in
             let current: TicketRecord?
             do throws(StoreError) {
                 current = try await store.ticket(tenant: found.tenant, id: found.id)
             } catch {
-                throw SessionError(error)
+                throw HandoffError(error)
             }
             guard var ticket = current, ticket.status == "open", !ticket.slaBreachRecorded else { return ((), status: nil) }
             ticket.slaBreachRecorded = true
@@ -615,18 +624,18 @@ public final class ApprovalService: Sendable {
                 self.desk.publish(written.events)
                 return ((), status: written.sessionStatus)
             } catch {
-                throw SessionError(error)
+                throw HandoffError(error)
             }
         }
     }
 
     /// The policy's expiry outcome for an approval whose current step is due.
-    private func expire(_ found: ApprovalRecord) async throws(SessionError) {
+    private func expire(_ found: ApprovalRecord) async throws(HandoffError) {
         let caller = Caller.system(found.tenant)
         let settings = policy.current.policy.approvals
         let store = self.store
         let approval = try await sessions.changeBeside(id: found.sessionID, caller: caller) {
-            () throws(SessionError) -> (ApprovalRecord?, status: String?) in
+            () throws(HandoffError) -> (ApprovalRecord?, status: String?) in
             var approval = try await self.load(found.id, caller: caller)
             let now = self.clock()
             guard approval.status == "pending", var step = approval.currentStep, step.expiresAtMs > 0, step.expiresAtMs <= now else {
@@ -673,8 +682,8 @@ public final class ApprovalService: Sendable {
                 if let action = written.action { self.confirmations.decisions.publish(action) }
                 return (written.approval, status: written.sessionStatus)
             } catch {
-                if case .versionConflict = error { throw .aborted("approval \(found.id) changed meanwhile") }
-                throw SessionError(error)
+                if case .versionConflict = error { throw .staleVersion("approval \(found.id) changed meanwhile") }
+                throw HandoffError(error)
             }
         }
         guard let approval else { return }
@@ -683,13 +692,13 @@ public final class ApprovalService: Sendable {
 
     // MARK: Helpers
 
-    private func load(_ id: String, caller: Caller) async throws(SessionError) -> ApprovalRecord {
-        guard !id.isEmpty else { throw .invalidArgument("approval_id is required") }
+    private func load(_ id: String, caller: Caller) async throws(HandoffError) -> ApprovalRecord {
+        guard !id.isEmpty else { throw .invalid("approval_id is required") }
         let found: ApprovalRecord?
         do {
             found = try await store.approval(tenant: caller.tenant, id: id)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         guard let found else { throw .notFound("approval \(id) not found") }
         return found

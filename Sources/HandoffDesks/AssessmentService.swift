@@ -1,7 +1,8 @@
-// Handoff — AssessAction in the domain: assess a proposed action with the
-// policy in force, keep a pending action when it may not run on its own, and
-// record an `action.assessed` event, all in one transaction; the same
-// idempotency key gets the first answer back.
+// Handoff — AssessAction in the domain, one use case: assess a proposed
+// action with one snapshot of the policy in force, keep a pending action when
+// it may not run on its own, hand an escalated one to its approvers or to the
+// operator desk, and record an `action.assessed` event, all in one
+// transaction; the same idempotency key gets the first answer back.
 
 import Crypto
 import Foundation
@@ -16,15 +17,14 @@ public struct AssessmentOutcome: Sendable, Hashable {
     public var pending: PendingActionRecord?
     /// True when the idempotency key had been used: the first answer, again.
     public var replayed: Bool
-    /// The approval opened in the same transaction (see `assess(opening:)`).
-    public var approval: ApprovalRecord?
-    /// The events the assessment appended (none on a replay, nor when it
-    /// was answered once queued: see `AutomatedAssessments`).
-    public var events: [EventRecord] = []
-    /// The policy the assessment was made with: what acts on it later in the
-    /// same call (routing its escalation) reads this one, not the policy in
-    /// force by then, so a reload in between cannot split one decision. On a
-    /// replay, the policy in force at the replay (the first call's is not kept).
+    /// The ticket or the approval an escalated action was handed to (at most
+    /// one is set): opened in the assessment's own transaction, or on a
+    /// replay, the one still deciding the pending action.
+    public var ticketID = ""
+    public var approvalID = ""
+    /// The policy the assessment was made with, which also decided where an
+    /// escalated action went; on a replay, the policy in force at the replay
+    /// (the first call's is not kept).
     public var policy: Policy?
 }
 
@@ -68,25 +68,19 @@ public final class AssessmentService: Sendable {
         self.queuedWriteFailed = queuedWriteFailed
     }
 
-    /// Given a new pending action, the action, its assessment, the time and
-    /// the policy it was assessed with: the approval to open with it, the
-    /// pending action as it is then held, and the approval's event; nil for none.
-    public typealias Opening =
-        @Sendable (PendingActionRecord, ProposedAction, Assessment, Int64, Policy)
-        -> (approval: ApprovalRecord, pending: PendingActionRecord, event: NewEvent)?
-
-    /// Assesses `action` in session `sessionID`. With `opening`, an action the
-    /// policy sends to approvers gets its approval in the same transaction.
-    /// - Throws: `.notFound` (no such session), `.failedPrecondition` (the key was
-    ///   used for another action), `.invalidArgument`.
+    /// Assesses `action` in session `sessionID`. With `escalation`, an action
+    /// of the escalate strategy goes to its approvers or to the operator desk
+    /// in the same transaction, routed by the same policy snapshot.
+    /// - Throws: `.notFound` (no such session), `.conflict` (the key was
+    ///   used for another action), `.invalid`.
     public func assess(
-        sessionID: String, action: ProposedAction, idempotencyKey: String, caller: Caller, opening: Opening? = nil
-    ) async throws(SessionError) -> AssessmentOutcome {
-        guard !action.toolName.isEmpty else { throw .invalidArgument("action.tool_name is required") }
-        guard idempotencyKey.utf8.count <= 128 else { throw .invalidArgument("idempotency_key is longer than 128 bytes") }
+        sessionID: String, action: ProposedAction, idempotencyKey: String, caller: Caller, escalation: AutomaticEscalation? = nil
+    ) async throws(HandoffError) -> AssessmentOutcome {
+        guard !action.toolName.isEmpty else { throw .invalid("action.tool_name is required") }
+        guard idempotencyKey.utf8.count <= 128 else { throw .invalid("idempotency_key is longer than 128 bytes") }
         let loaded = policy.current
         // The amount assessed must be the amount the tool's arguments move (fail closed).
-        if let mismatch = loaded.policy.approvals.mismatch(in: action) { throw .invalidArgument("action: \(mismatch)") }
+        if let mismatch = loaded.policy.approvals.mismatch(in: action) { throw .invalid("action: \(mismatch)") }
         let assessment = loaded.policy.assess(action, tenant: caller.tenant.rawValue, sample: random())
         let now = clock()
         let actionJSON = action.canonicalJSON.serialized
@@ -104,8 +98,11 @@ public final class AssessmentService: Sendable {
                 idempotencyKey: idempotencyKey, actionHash: action.bindingHash(sessionVersion: session.version),
                 assessedVersion: session.version)
         }
-        var approval: (approval: ApprovalRecord, pending: PendingActionRecord, event: NewEvent)?
-        if let opening, let created = pending { approval = opening(created, action, assessment, now, loaded.policy) }
+        var handover: (handover: Handover, pending: PendingActionRecord, event: NewEvent?)?
+        if let escalation, let created = pending {
+            handover = try await escalation.handover(
+                created, action: action, assessment: assessment, caller: caller, now: now, policy: loaded.policy)
+        }
         let assessmentJSON = assessment.json.serialized
         var details = assessment.json.objectValue ?? [:]
         details["tool"] = .string(action.toolName)
@@ -133,7 +130,7 @@ public final class AssessmentService: Sendable {
                         ]).serialized,
                         occurredAtMs: now)
                 ] : [])
-            + (approval.map { [$0.event] } ?? [])
+            + (handover?.event.map { [$0] } ?? [])
         if pending == nil, idempotencyKey.isEmpty, automated == .queued {
             // Nothing refers to this write later: answered once it is queued.
             // The session must exist first, as the write would refuse it.
@@ -154,24 +151,44 @@ public final class AssessmentService: Sendable {
                 return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false, policy: loaded.policy)
             }
         }
+        let store = store
+        let (held, given) = (handover?.pending ?? pending, handover?.handover)
+        let write = { @Sendable () async throws(HandoffError) -> RecordedAssessment in
+            do throws(StoreError) {
+                return try await store.recordAssessment(
+                    tenant: caller.tenant, assessment: record, pending: held, handover: given, events: events)
+            } catch {
+                throw HandoffError(error)
+            }
+        }
         let recorded: RecordedAssessment
-        do {
-            recorded = try await store.recordAssessment(
-                tenant: caller.tenant, assessment: record, pending: approval?.pending ?? pending, approval: approval?.approval,
-                events: events)
-        } catch {
-            throw SessionError(error)
+        if case .ticket = handover?.handover {
+            // A ticket adds the escalation's turn and changes the session's
+            // status: written in order with the session's other changes.
+            recorded = try await sessions.changeBeside(id: sessionID, caller: caller, addsTurns: true, first: true) {
+                () throws(HandoffError) in
+                let recorded = try await write()
+                return (recorded, status: recorded.sessionStatus)
+            }
+        } else {
+            recorded = try await write()
         }
         guard recorded.replayed else {
             DeskMetrics.assessed(assessment.strategy, assessment.decisionType)
+            if let escalation { await escalation.announce(recorded, action: action, caller: caller) }
             return AssessmentOutcome(
-                assessment: assessment, pending: recorded.pending, replayed: false, approval: recorded.approval, events: recorded.events,
-                policy: loaded.policy)
+                assessment: assessment, pending: recorded.pending, replayed: false, ticketID: recorded.ticket?.record.id ?? "",
+                approvalID: recorded.approval?.id ?? "", policy: loaded.policy)
         }
         guard let first = try? Assessment(json: JSONValue(parsing: recorded.assessmentJSON)) else {
-            throw .unavailable("the stored assessment under key \(idempotencyKey) does not parse")
+            throw .storeFailed("the stored assessment under key \(idempotencyKey) does not parse")
         }
-        return AssessmentOutcome(assessment: first, pending: recorded.pending, replayed: true, policy: loaded.policy)
+        var replay = AssessmentOutcome(assessment: first, pending: recorded.pending, replayed: true, policy: loaded.policy)
+        if let escalation, let earlier = recorded.pending, first.strategy == .escalate {
+            (replay.ticketID, replay.approvalID) = try await escalation.deciding(
+                earlier, action: action, assessment: first, caller: caller, policy: loaded.policy)
+        }
+        return replay
     }
 }
 

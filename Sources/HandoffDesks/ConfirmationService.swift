@@ -44,16 +44,16 @@ public final class ConfirmationService: Sendable {
     }
 
     /// Asks the end user to confirm a pending action of strategy confirm or explicit confirm.
-    public func request(pendingActionID: String, prompt: String, caller: Caller) async throws(SessionError) -> ConfirmationOutcome {
+    public func request(pendingActionID: String, prompt: String, caller: Caller) async throws(HandoffError) -> ConfirmationOutcome {
         let settings = policy.current.policy.confirmation
-        return try await decide(pendingActionID, caller: caller) { (found, now) throws(SessionError) in
+        return try await decide(pendingActionID, caller: caller) { (found, now) throws(HandoffError) in
             var action = found
             guard action.isUndecided else {
-                throw .failedPrecondition("pending action \(action.id) is \(action.status), not pending")
+                throw .conflict("pending action \(action.id) is \(action.status), not pending")
             }
             let strategy = Strategy(rawValue: action.strategy)
             guard strategy == .confirm || strategy == .explicitConfirm else {
-                throw .failedPrecondition(
+                throw .conflict(
                     "pending action \(action.id) needs \(strategy.map { "\($0)" } ?? "another decision"), not a confirmation")
             }
             let question =
@@ -78,21 +78,21 @@ public final class ConfirmationService: Sendable {
     }
 
     /// Refuses an agent answering for the end user unless the policy makes the agent the user's channel.
-    func requireUserChannel(_ caller: Caller) throws(SessionError) {
-        if caller.role == "agent", !policy.current.policy.confirmation.agentRelaysUser {
-            throw .permissionDenied("the policy does not let an agent answer for the end user (confirmation.agent_relays_user is false)")
+    func requireUserChannel(_ caller: Caller) throws(HandoffError) {
+        if caller.role == .agent, !policy.current.policy.confirmation.agentRelaysUser {
+            throw .forbidden("the policy does not let an agent answer for the end user (confirmation.agent_relays_user is false)")
         }
     }
 
     /// Reads the end user's answer.
-    public func respond(pendingActionID: String, text: String, caller: Caller) async throws(SessionError) -> ConfirmationOutcome {
+    public func respond(pendingActionID: String, text: String, caller: Caller) async throws(HandoffError) -> ConfirmationOutcome {
         try requireUserChannel(caller)
-        guard text.utf8.count <= 4096 else { throw .invalidArgument("text is longer than 4096 bytes") }
+        guard text.utf8.count <= 4096 else { throw .invalid("text is longer than 4096 bytes") }
         let settings = policy.current.policy.confirmation
-        return try await decide(pendingActionID, caller: caller) { (found, now) throws(SessionError) in
+        return try await decide(pendingActionID, caller: caller) { (found, now) throws(HandoffError) in
             var action = found
             guard action.isUndecided, action.awaitingConfirmation else {
-                throw .failedPrecondition(
+                throw .conflict(
                     action.isUndecided
                         ? "pending action \(action.id) awaits no confirmation: call RequestConfirmation first"
                         : "pending action \(action.id) is \(action.status), not pending")
@@ -136,11 +136,11 @@ public final class ConfirmationService: Sendable {
     /// naming the approval) unless `whileApproving`: only the approvers settle it.
     func decide<T: Sendable>(
         _ id: String, caller: Caller, whileApproving: Bool = false,
-        _ body: @escaping @Sendable (PendingActionRecord, Int64) async throws(SessionError) -> (T, status: String?)
-    ) async throws(SessionError) -> T {
+        _ body: @escaping @Sendable (PendingActionRecord, Int64) async throws(HandoffError) -> (T, status: String?)
+    ) async throws(HandoffError) -> T {
         let found = try await load(id, caller: caller)
         return try await sessions.changeBeside(id: found.sessionID, caller: caller) {
-            () throws(SessionError) -> (Result<T, SessionError>, status: String?) in
+            () throws(HandoffError) -> (Result<T, HandoffError>, status: String?) in
             var action = try await self.load(id, caller: caller)
             let now = self.clock()
             if let expired = try await self.expire(&action, now: now, caller: caller) { return (.failure(expired.error), expired.status) }
@@ -149,10 +149,10 @@ public final class ConfirmationService: Sendable {
                 do throws(StoreError) {
                     approval = try await self.store.pendingApprovalID(tenant: caller.tenant, pendingActionID: action.id)
                 } catch {
-                    throw SessionError(error)
+                    throw HandoffError(error)
                 }
                 if let approval {
-                    throw .failedPrecondition("pending action \(action.id) awaits approval \(approval); its approvers decide it")
+                    throw .conflict("pending action \(action.id) awaits approval \(approval); its approvers decide it")
                 }
             }
             let (outcome, status) = try await body(action, now)
@@ -160,13 +160,13 @@ public final class ConfirmationService: Sendable {
         }.get()
     }
 
-    func load(_ id: String, caller: Caller) async throws(SessionError) -> PendingActionRecord {
-        guard !id.isEmpty else { throw .invalidArgument("pending_action_id is required") }
+    func load(_ id: String, caller: Caller) async throws(HandoffError) -> PendingActionRecord {
+        guard !id.isEmpty else { throw .invalid("pending_action_id is required") }
         let found: PendingActionRecord?
         do {
             found = try await store.pendingAction(tenant: caller.tenant, id: id)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         guard let found else { throw .notFound("pending action \(id) not found") }
         return found
@@ -176,7 +176,7 @@ public final class ConfirmationService: Sendable {
     /// so), and the call is to be refused: nothing is released after the deadline.
     private func expire(
         _ action: inout PendingActionRecord, now: Int64, caller: Caller
-    ) async throws(SessionError) -> (error: SessionError, status: String)? {
+    ) async throws(HandoffError) -> (error: HandoffError, status: String)? {
         guard action.hasExpired(at: now) else { return nil }
         action.status = "expired"
         action.awaitingConfirmation = false
@@ -184,10 +184,10 @@ public final class ConfirmationService: Sendable {
         action.decidedBy = Caller.systemIdentity
         // The server expired it; the caller only happened to look at it then.
         let (_, status) = try await write(action, events: [event("action.expired", action, .system(caller.tenant), now, [:])])
-        return (.failedPrecondition("pending action \(action.id) expired unanswered; nothing was released"), status)
+        return (.conflict("pending action \(action.id) expired unanswered; nothing was released"), status)
     }
 
-    func write(_ action: PendingActionRecord, events: [NewEvent]) async throws(SessionError) -> (PendingActionRecord, String) {
+    func write(_ action: PendingActionRecord, events: [NewEvent]) async throws(HandoffError) -> (PendingActionRecord, String) {
         var action = action
         // The decider of a settlement is the actor of its first event, unless named already.
         if action.isSettled, action.status != "executed", action.decidedBy.isEmpty { action.decidedBy = events.first?.actor ?? "" }
@@ -197,9 +197,9 @@ public final class ConfirmationService: Sendable {
             return written
         } catch {
             if case .versionConflict = error {
-                throw .aborted("pending action \(action.id) changed meanwhile; read it again and retry")
+                throw .staleVersion("pending action \(action.id) changed meanwhile; read it again and retry")
             }
-            throw SessionError(error)
+            throw HandoffError(error)
         }
     }
 

@@ -63,12 +63,12 @@ extension ConfirmationService {
 
     /// Streams each listed action's decision as it is settled (at once for
     /// those already settled), then finishes.
-    /// - Throws: `.invalidArgument` (not 1 to 100 ids), `.notFound` (an unknown id) before anything is streamed.
-    public func waitForDecision(pendingActionIDs: [String], caller: Caller) async throws(SessionError) -> AsyncThrowingStream<Decision, any Error> {
+    /// - Throws: `.invalid` (not 1 to 100 ids), `.notFound` (an unknown id) before anything is streamed.
+    public func waitForDecision(pendingActionIDs: [String], caller: Caller) async throws(HandoffError) -> AsyncThrowingStream<Decision, any Error> {
         var ids: [String] = []
         for id in pendingActionIDs where !ids.contains(id) { ids.append(id) }
         guard (1...100).contains(ids.count) else {
-            throw .invalidArgument("pending_action_ids must hold 1 to 100 ids, not \(ids.count)")
+            throw .invalid("pending_action_ids must hold 1 to 100 ids, not \(ids.count)")
         }
         // Subscribe before reading, so a decision made in between is not missed.
         let (updates, cancel) = decisions.subscribe(tenant: caller.tenant, ids: ids)
@@ -149,9 +149,9 @@ extension ConfirmationService {
 
     /// Marks an undecided action expired if its time is up; returns it as stored.
     @discardableResult
-    func expireNow(_ id: String, caller: Caller) async throws(SessionError) -> PendingActionRecord {
+    func expireNow(_ id: String, caller: Caller) async throws(HandoffError) -> PendingActionRecord {
         do {
-            return try await decide(id, caller: caller, whileApproving: true) { (action, _) throws(SessionError) in (action, status: nil) }
+            return try await decide(id, caller: caller, whileApproving: true) { (action, _) throws(HandoffError) in (action, status: nil) }
         } catch {
             // decide refuses an expired action after recording the expiry: read what it wrote.
             return try await load(id, caller: caller)
@@ -161,16 +161,16 @@ extension ConfirmationService {
     /// Records the execution of a released action, once.
     public func reportExecution(
         releaseToken: String, resultJSON: String, idempotencyKey: String, errorMessage: String, caller: Caller
-    ) async throws(SessionError) -> ExecutionReport {
-        guard !releaseToken.isEmpty, releaseToken.utf8.count <= 128 else { throw .invalidArgument("release_token is required") }
+    ) async throws(HandoffError) -> ExecutionReport {
+        guard !releaseToken.isEmpty, releaseToken.utf8.count <= 128 else { throw .invalid("release_token is required") }
         guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 128 else {
-            throw .invalidArgument("idempotency_key is required (1 to 128 bytes)")
+            throw .invalid("idempotency_key is required (1 to 128 bytes)")
         }
         if !resultJSON.isEmpty {
             do {
                 _ = try JSONValue(parsing: resultJSON)
             } catch {
-                throw .invalidArgument("result_json is \(error.message)")
+                throw .invalid("result_json is \(error.message)")
             }
         }
         let hash = Array(SHA256.hash(data: Data(releaseToken.utf8)))
@@ -178,24 +178,24 @@ extension ConfirmationService {
         do {
             found = try await store.pendingAction(tenant: caller.tenant, releaseTokenHash: hash)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
-        guard let found else { throw .failedPrecondition("this release token was never issued, or its action was not released") }
-        return try await decide(found.id, caller: caller) { (stored, now) throws(SessionError) in
+        guard let found else { throw .conflict("this release token was never issued, or its action was not released") }
+        return try await decide(found.id, caller: caller) { (stored, now) throws(HandoffError) in
             var action = stored
             if action.status == "executed" {
                 guard action.executionKey == idempotencyKey else {
-                    throw .failedPrecondition("pending action \(action.id) was already executed under another idempotency key")
+                    throw .conflict("pending action \(action.id) was already executed under another idempotency key")
                 }
                 return (ExecutionReport(duplicate: true, action: action), status: nil)
             }
             guard action.status == "released" else {
-                throw .failedPrecondition("pending action \(action.id) is \(action.status), not released")
+                throw .conflict("pending action \(action.id) is \(action.status), not released")
             }
             // Fail closed: the stored action must still be the one released.
             let proposed = (try? JSONValue(parsing: action.actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
             guard let proposed, proposed.bindingHash(sessionVersion: action.assessedVersion) == action.actionHash else {
-                throw .failedPrecondition("pending action \(action.id) no longer matches what was released; it needs a new decision")
+                throw .conflict("pending action \(action.id) no longer matches what was released; it needs a new decision")
             }
             action.status = "executed"
             action.executedAtMs = now

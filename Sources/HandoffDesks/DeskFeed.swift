@@ -178,13 +178,13 @@ public struct DeskFeed: Sendable {
     public func watch(
         after resume: Int64?, caller: Caller,
         include: @escaping @Sendable (DeskItem.Kind, TicketRecord?, ApprovalRecord?) -> Bool
-    ) async throws(SessionError) -> DeskWatch {
+    ) async throws(HandoffError) -> DeskWatch {
         var start = resume
         if start == nil {
             do {
                 start = try await store.feedHead(tenant: caller.tenant)
             } catch {
-                throw SessionError(error)
+                throw HandoffError(error)
             }
         }
         return DeskWatch(feed: self, start: start ?? 0, caller: caller, include: include)

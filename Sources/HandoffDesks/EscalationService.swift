@@ -68,20 +68,53 @@ public final class EscalationService: Sendable {
     /// Opens a ticket for the session, or returns its unresolved one (`created` false).
     public func escalate(
         sessionID: String, reason: String, pendingActionID: String, minimumPriority: Int = 1, caller: Caller
-    ) async throws(SessionError) -> (ticket: TicketRecord, created: Bool) {
+    ) async throws(HandoffError) -> (ticket: TicketRecord, created: Bool) {
         let reason = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !reason.isEmpty else { throw .invalidArgument("reason is required: say why a human is needed") }
-        guard reason.utf8.count <= 4096 else { throw .invalidArgument("reason is longer than 4096 bytes") }
+        guard !reason.isEmpty else { throw .invalid("reason is required: say why a human is needed") }
+        guard reason.utf8.count <= Self.reasonBytes else { throw .invalid("reason is longer than \(Self.reasonBytes) bytes") }
         if !pendingActionID.isEmpty {
             let action = try await confirmations.load(pendingActionID, caller: caller)
             guard action.sessionID == sessionID else {
-                throw .invalidArgument("pending action \(pendingActionID) belongs to another session")
+                throw .invalid("pending action \(pendingActionID) belongs to another session")
             }
         }
+        let (ticket, turn, event) = try await self.ticket(
+            sessionID: sessionID, reason: reason, pendingActionID: pendingActionID, minimumPriority: minimumPriority, caller: caller,
+            escalation: policy.current.policy.escalation, now: clock())
+        let store = self.store
+        let opened = try await sessions.changeBeside(id: sessionID, caller: caller, addsTurns: true) { () throws(HandoffError) in
+            do throws(StoreError) {
+                let opened = try await store.openTicket(ticket, turn: turn, event: event)
+                return ((opened.ticket, opened.created, opened.events), status: opened.sessionStatus)
+            } catch {
+                throw HandoffError(error)
+            }
+        }
+        await announce(PlacedTicket(record: opened.0, created: opened.1), events: opened.2, caller: caller)
+        return (opened.0, opened.1)
+    }
+
+    /// The ticket, not resolved yet, that decides `pending`, if any.
+    func unresolvedTicketID(of pending: PendingActionRecord, caller: Caller) async throws(HandoffError) -> String? {
+        do {
+            return try await store.unresolvedTicketID(tenant: caller.tenant, sessionID: pending.sessionID, pendingActionID: pending.id)
+        } catch {
+            throw HandoffError(error)
+        }
+    }
+
+    /// The longest reason an escalation takes, in bytes.
+    static let reasonBytes = 4096
+
+    /// A ticket for the session, ready to be written (by `escalate`, or by
+    /// AssessAction in the assessment's own transaction): the session's
+    /// context as it is now is its snapshot, `escalation` (the policy the
+    /// call works with) sets its priority and SLA deadline.
+    func ticket(
+        sessionID: String, reason: String, pendingActionID: String, minimumPriority: Int, caller: Caller, escalation: Policy.Escalation, now: Int64
+    ) async throws(HandoffError) -> (ticket: TicketRecord, turn: TurnRecord, event: NewEvent) {
         // The snapshot: what the operator sees as it was when escalated.
         let snapshot = try await sessions.context(id: sessionID, turnLimit: 50, caller: caller, responseBytes: Self.contextBytes)
-        let escalation = policy.current.policy.escalation
-        let now = clock()
         let priority = max(escalation.priority(for: reason), minimumPriority)
         let ticket = TicketRecord(
             tenant: caller.tenant, id: RecordID.make("t-"), sessionID: sessionID, pendingActionID: pendingActionID,
@@ -99,18 +132,14 @@ public final class EscalationService: Sendable {
                 "ticket_state": ticket.deskSnapshot,
             ]).serialized,
             occurredAtMs: now)
-        let store = self.store
-        let opened = try await sessions.changeBeside(id: sessionID, caller: caller, addsTurns: true) { () throws(SessionError) in
-            do throws(StoreError) {
-                let opened = try await store.openTicket(ticket, turn: turn, event: event)
-                self.desk.publish(opened.events)
-                return ((opened.ticket, opened.created), status: opened.sessionStatus)
-            } catch {
-                throw SessionError(error)
-            }
-        }
-        if opened.1 { await alertIfNeeded(caller) }
-        return opened
+        return (ticket, turn, event)
+    }
+
+    /// After a ticket's write committed: watchers are told, and operators
+    /// alerted if escalations pass the policy's rate.
+    func announce(_ placed: PlacedTicket, events: [EventRecord], caller: Caller) async {
+        desk.publish(events)
+        if placed.created { await alertIfNeeded(caller) }
     }
 
     /// Tells operators and admins, through the notice channels, when the
@@ -155,7 +184,7 @@ public final class EscalationService: Sendable {
     static let contextBytes = 1_536 * 1024
 
     /// The ticket, its snapshot, the session's live context and its pending action.
-    public func view(ticketID: String, caller: Caller) async throws(SessionError) -> TicketView {
+    public func view(ticketID: String, caller: Caller) async throws(HandoffError) -> TicketView {
         let ticket = try await load(ticketID, caller: caller)
         // Snapshot and live context share one answer (GetTicket): half the room each.
         let snapshot = (try? JSONValue(parsing: ticket.snapshotJSON)).flatMap(Self.context(from:))
@@ -167,21 +196,21 @@ public final class EscalationService: Sendable {
     }
 
     /// Open and claimed tickets (or as filtered), breached SLAs first, then priority, then age.
-    public func queue(_ query: TicketQuery, caller: Caller) async throws(SessionError) -> [TicketRecord] {
+    public func queue(_ query: TicketQuery, caller: Caller) async throws(HandoffError) -> [TicketRecord] {
         do {
             return try await store.tickets(tenant: caller.tenant, query: query)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
     }
 
     /// Claims a ticket for the caller (or, for an admin reassigning, for `assignee`).
-    public func claim(ticketID: String, reassign: Bool, assignee: String, caller: Caller) async throws(SessionError) -> TicketRecord {
+    public func claim(ticketID: String, reassign: Bool, assignee: String, caller: Caller) async throws(HandoffError) -> TicketRecord {
         let started = clock()
-        let claimed = try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(SessionError) in
-            guard ticket.status != "resolved" else { throw .failedPrecondition("ticket \(ticket.id) is resolved") }
+        let claimed = try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(HandoffError) in
+            guard ticket.status != "resolved" else { throw .conflict("ticket \(ticket.id) is resolved") }
             guard ticket.status != "waiting" else {
-                throw .failedPrecondition(
+                throw .conflict(
                     "ticket \(ticket.id) is waiting: the session's ticket in hand decides another action first, and this one opens when that one is resolved"
                 )
             }
@@ -194,18 +223,18 @@ public final class EscalationService: Sendable {
             if target != caller.identity {
                 guard let holder = Principal(uri: target), holder.tenant == caller.tenant, holder.role == .operator || holder.role == .admin
                 else {
-                    throw .invalidArgument(
+                    throw .invalid(
                         "assignee \(target) is not an operator or admin of tenant \(caller.tenant.rawValue) (handoff://tenant/\(caller.tenant.rawValue)/operator/<name>)"
                     )
                 }
             }
             if ticket.status == "claimed", ticket.assignedTo != target {
-                guard reassign, caller.role == "admin" else {
-                    throw .failedPrecondition("ticket \(ticket.id) is claimed by \(ticket.assignedTo); only an admin may reassign it")
+                guard reassign, caller.role == .admin else {
+                    throw .conflict("ticket \(ticket.id) is claimed by \(ticket.assignedTo); only an admin may reassign it")
                 }
             }
-            if target != caller.identity, caller.role != "admin" {
-                throw .permissionDenied("only an admin claims a ticket for someone else")
+            if target != caller.identity, caller.role != .admin {
+                throw .forbidden("only an admin claims a ticket for someone else")
             }
             var claimed = ticket
             claimed.status = "claimed"
@@ -219,11 +248,11 @@ public final class EscalationService: Sendable {
     }
 
     /// Adds the operator's reply to the conversation, visible to the agent in GetContext.
-    public func reply(ticketID: String, text: String, caller: Caller) async throws(SessionError) -> TurnRecord {
-        guard !text.isEmpty, text.utf8.count <= 64 * 1024 else { throw .invalidArgument("text must be 1 byte to 64 KiB") }
-        let result = try await change(ticketID, caller: caller, addsTurns: true) { ticket, now throws(SessionError) in
+    public func reply(ticketID: String, text: String, caller: Caller) async throws(HandoffError) -> TurnRecord {
+        guard !text.isEmpty, text.utf8.count <= 64 * 1024 else { throw .invalid("text must be 1 byte to 64 KiB") }
+        let result = try await change(ticketID, caller: caller, addsTurns: true) { ticket, now throws(HandoffError) in
             guard ticket.status == "claimed", ticket.assignedTo == caller.identity else {
-                throw .failedPrecondition("reply on ticket \(ticket.id) needs it claimed by you (it is \(ticket.status))")
+                throw .conflict("reply on ticket \(ticket.id) needs it claimed by you (it is \(ticket.status))")
             }
             let turn = TurnRecord(
                 sessionID: ticket.sessionID, sequence: 0, input: "", output: text,
@@ -231,7 +260,7 @@ public final class EscalationService: Sendable {
                 reasoning: "operator reply", author: caller.identity, createdAtMs: now)
             return (ticket, turn, [Self.event("ticket.replied", ticket, caller, now, ["text": .string(text)])])
         }
-        guard let turn = result.turn else { throw .unavailable("the reply was not stored") }
+        guard let turn = result.turn else { throw .storeFailed("the reply was not stored") }
         return turn
     }
 
@@ -239,22 +268,22 @@ public final class EscalationService: Sendable {
     /// - Parameter decision: "release", "reject", or nil to leave the action as it is.
     public func resolve(
         ticketID: String, outcome: Int, note: String, decision: String?, caller: Caller
-    ) async throws(SessionError) -> (ticket: TicketRecord, pending: PendingActionRecord?, releaseToken: String?) {
-        guard (1...3).contains(outcome) else { throw .invalidArgument("outcome is required (resolved, handed back or dismissed)") }
+    ) async throws(HandoffError) -> (ticket: TicketRecord, pending: PendingActionRecord?, releaseToken: String?) {
+        guard (1...3).contains(outcome) else { throw .invalid("outcome is required (resolved, handed back or dismissed)") }
         let current = try await load(ticketID, caller: caller)
-        if caller.role != "admin", current.assignedTo != caller.identity {
-            throw .permissionDenied(
+        if caller.role != .admin, current.assignedTo != caller.identity {
+            throw .forbidden(
                 "an operator resolves only tickets they claimed; \(ticketID) is claimed by \(current.assignedTo.isEmpty ? "nobody" : current.assignedTo)"
             )
         }
         if let decision, decision != "leave", current.pendingActionID.isEmpty {
-            throw .invalidArgument("ticket \(ticketID) holds no pending action to decide")
+            throw .invalid("ticket \(ticketID) holds no pending action to decide")
         }
         // An undecided action is never left behind silently: the agent would wait for it until it expires.
         if decision == nil, !current.pendingActionID.isEmpty, current.status != "resolved",
             try await confirmations.load(current.pendingActionID, caller: caller).isUndecided
         {
-            throw .failedPrecondition(
+            throw .conflict(
                 "ticket \(ticketID) holds undecided pending action \(current.pendingActionID): say what becomes of it (pending_action_decision RELEASE, REJECT or LEAVE_PENDING)"
             )
         }
@@ -263,8 +292,8 @@ public final class EscalationService: Sendable {
         if let decision, decision != "leave", current.status != "resolved" {
             decided = try await confirmations.settle(current.pendingActionID, release: decision == "release", note: note, caller: caller)
         }
-        let ticket = try await change(ticketID, caller: caller, addsTurns: true) { ticket, now throws(SessionError) in
-            guard ticket.status != "resolved" else { throw .failedPrecondition("ticket \(ticket.id) is already resolved") }
+        let ticket = try await change(ticketID, caller: caller, addsTurns: true) { ticket, now throws(HandoffError) in
+            guard ticket.status != "resolved" else { throw .conflict("ticket \(ticket.id) is already resolved") }
             var resolved = ticket
             resolved.status = "resolved"
             resolved.outcome = outcome
@@ -295,16 +324,16 @@ public final class EscalationService: Sendable {
     }
 
     /// Escalation statistics over `since..<until` (nil: the policy's alert window ending now).
-    public func stats(since: Int64?, until: Int64?, topReasons: Int, caller: Caller) async throws(SessionError) -> EscalationStats {
+    public func stats(since: Int64?, until: Int64?, topReasons: Int, caller: Caller) async throws(HandoffError) -> EscalationStats {
         let settings = policy.current.policy.escalation
         let end = until ?? clock() + 1  // up to now, this millisecond included
         let start = since ?? end - Int64(settings.alertWindowSeconds) * 1000
-        guard start < end else { throw .invalidArgument("the window is empty: since must be before until") }
+        guard start < end else { throw .invalid("the window is empty: since must be before until") }
         let window: (tickets: [TicketRecord], sessions: Int64)
         do {
             window = try await store.escalationWindow(tenant: caller.tenant, since: start, until: end)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         var reasons: [String: Int64] = [:]
         for ticket in window.tickets { reasons[ticket.reason.trimmingCharacters(in: .whitespacesAndNewlines).lowercased(), default: 0] += 1 }
@@ -327,13 +356,13 @@ public final class EscalationService: Sendable {
             threshold: settings.alertThreshold, alert: rate > settings.alertThreshold)
     }
 
-    private func load(_ id: String, caller: Caller) async throws(SessionError) -> TicketRecord {
-        guard !id.isEmpty else { throw .invalidArgument("ticket_id is required") }
+    private func load(_ id: String, caller: Caller) async throws(HandoffError) -> TicketRecord {
+        guard !id.isEmpty else { throw .invalid("ticket_id is required") }
         let found: TicketRecord?
         do {
             found = try await store.ticket(tenant: caller.tenant, id: id)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         guard let found else { throw .notFound("ticket \(id) not found") }
         return found
@@ -342,11 +371,11 @@ public final class EscalationService: Sendable {
     /// Runs `body` on the ticket as stored, in its session's turn, and writes what it returns.
     private func change(
         _ id: String, caller: Caller, addsTurns: Bool,
-        _ body: @escaping @Sendable (TicketRecord, Int64) async throws(SessionError) -> (TicketRecord, TurnRecord?, [NewEvent])
-    ) async throws(SessionError) -> (ticket: TicketRecord, turn: TurnRecord?) {
+        _ body: @escaping @Sendable (TicketRecord, Int64) async throws(HandoffError) -> (TicketRecord, TurnRecord?, [NewEvent])
+    ) async throws(HandoffError) -> (ticket: TicketRecord, turn: TurnRecord?) {
         let found = try await load(id, caller: caller)
         let store = self.store
-        return try await sessions.changeBeside(id: found.sessionID, caller: caller, addsTurns: addsTurns) { () throws(SessionError) in
+        return try await sessions.changeBeside(id: found.sessionID, caller: caller, addsTurns: addsTurns) { () throws(HandoffError) in
             let ticket = try await self.load(id, caller: caller)
             let (next, turn, events) = try await body(ticket, self.clock())
             do throws(StoreError) {
@@ -354,8 +383,8 @@ public final class EscalationService: Sendable {
                 self.desk.publish(written.events)
                 return ((written.ticket, written.turn), status: written.sessionStatus)
             } catch {
-                if case .versionConflict = error { throw .aborted("ticket \(id) changed meanwhile; read it again and retry") }
-                throw SessionError(error)
+                if case .versionConflict = error { throw .staleVersion("ticket \(id) changed meanwhile; read it again and retry") }
+                throw HandoffError(error)
             }
         }
     }
@@ -429,10 +458,10 @@ public final class EscalationService: Sendable {
 extension ConfirmationService {
     /// Releases or rejects an undecided pending action by a human's decision
     /// (an operator resolving its ticket). Returns it and, when released, its token.
-    func settle(_ id: String, release: Bool, note: String = "", caller: Caller) async throws(SessionError) -> (PendingActionRecord, String?) {
-        try await decide(id, caller: caller) { (found, now) throws(SessionError) in
+    func settle(_ id: String, release: Bool, note: String = "", caller: Caller) async throws(HandoffError) -> (PendingActionRecord, String?) {
+        try await decide(id, caller: caller) { (found, now) throws(HandoffError) in
             var action = found
-            guard action.isUndecided else { throw .failedPrecondition("pending action \(action.id) is \(action.status), not pending") }
+            guard action.isUndecided else { throw .conflict("pending action \(action.id) is \(action.status), not pending") }
             action.updatedAtMs = now
             action.awaitingConfirmation = false
             action.mfaCodeHash = nil

@@ -76,22 +76,22 @@ public struct MultiFactorVerification: Sendable, Hashable {
 extension ConfirmationService {
     /// Issues a code for a pending action of strategy multi-factor and delivers
     /// it; a new code replaces the previous one.
-    /// - Throws: `.failedPrecondition` (other strategy, not pending),
-    ///   `.unavailable` when no channel delivered it.
-    public func startMultiFactor(pendingActionID: String, caller: Caller) async throws(SessionError) -> MultiFactorStart {
+    /// - Throws: `.conflict` (other strategy, not pending),
+    ///   `.unreachable` when no channel delivered it.
+    public func startMultiFactor(pendingActionID: String, caller: Caller) async throws(HandoffError) -> MultiFactorStart {
         let settings = multiFactor
         guard !settings.channels.isEmpty else { throw .unreachable("no notification channel is configured for codes") }
-        let (start, delivery) = try await decide(pendingActionID, caller: caller) { (found, now) throws(SessionError) in
+        let (start, delivery) = try await decide(pendingActionID, caller: caller) { (found, now) throws(HandoffError) in
             var action = found
-            guard action.isUndecided else { throw .failedPrecondition("pending action \(action.id) is \(action.status), not pending") }
+            guard action.isUndecided else { throw .conflict("pending action \(action.id) is \(action.status), not pending") }
             guard action.strategy == Strategy.multiFactor.rawValue else {
-                throw .failedPrecondition("pending action \(action.id) does not need a multi-factor code")
+                throw .conflict("pending action \(action.id) does not need a multi-factor code")
             }
             // Wrong codes count per action, across codes: a new code replaces
             // the last one but never gives the attempts back.
             let firstCode = action.mfaExpiresAtMs == 0
             guard firstCode || action.mfaAttemptsLeft > 0 else {
-                throw .failedPrecondition("pending action \(action.id) has no code attempts left")
+                throw .conflict("pending action \(action.id) has no code attempts left")
             }
             let code = Self.newCode(length: settings.codeLength)
             action.mfaCodeHash = Self.mac(code, for: action.id, key: settings.key)
@@ -137,15 +137,15 @@ extension ConfirmationService {
 
     /// Checks a code. A wrong one is an answer (verified false, attempts left);
     /// one after expiry or after the attempts ran out cancels the action.
-    public func verifyMultiFactor(pendingActionID: String, code: String, caller: Caller) async throws(SessionError) -> MultiFactorVerification {
+    public func verifyMultiFactor(pendingActionID: String, code: String, caller: Caller) async throws(HandoffError) -> MultiFactorVerification {
         try requireUserChannel(caller)
-        guard !code.isEmpty, code.utf8.count <= 32 else { throw .invalidArgument("code must be 1 to 32 characters") }
+        guard !code.isEmpty, code.utf8.count <= 32 else { throw .invalid("code must be 1 to 32 characters") }
         let settings = multiFactor
-        return try await decide(pendingActionID, caller: caller) { (found, now) throws(SessionError) in
+        return try await decide(pendingActionID, caller: caller) { (found, now) throws(HandoffError) in
             var action = found
-            guard action.isUndecided else { throw .failedPrecondition("pending action \(action.id) is \(action.status), not pending") }
+            guard action.isUndecided else { throw .conflict("pending action \(action.id) is \(action.status), not pending") }
             guard let expected = action.mfaCodeHash else {
-                throw .failedPrecondition("pending action \(action.id) has no code: call StartMultiFactor first")
+                throw .conflict("pending action \(action.id) has no code: call StartMultiFactor first")
             }
             action.updatedAtMs = now
             if now >= action.mfaExpiresAtMs || action.mfaAttemptsLeft <= 0 {

@@ -160,7 +160,7 @@ extension Policy {
         /// name in its own tenant, and each group with a member it matches.
         /// A store matches these as data; the rules stay here.
         public func entries(routingTo caller: Caller) -> [String] {
-            var candidates = ["role:\(caller.role)", caller.identity]
+            var candidates = ["role:\(caller.role.rawValue)", caller.identity]
             if let own = Principal(uri: caller.identity), own.tenant == caller.tenant, own.role == .approver { candidates.append(own.name) }
             var found = candidates.filter { Self.matches($0, caller) }
             for (name, members) in groups.sorted(by: { $0.key < $1.key }) where members.contains(where: { Self.matches($0, caller) }) {
@@ -170,10 +170,10 @@ extension Policy {
         }
 
         static func matches(_ entry: String, _ caller: Caller) -> Bool {
-            if entry.hasPrefix("role:") { return caller.role == entry.dropFirst(5) }
+            if entry.hasPrefix("role:") { return caller.role.rawValue == entry.dropFirst(5) }
             if entry.hasPrefix("handoff://") { return caller.identity == entry }
             // A bare name: the approver of that name in the caller's own tenant.
-            return caller.role == "approver" && caller.identity == Principal(tenant: caller.tenant, role: .approver, name: entry).uri
+            return caller.role == .approver && caller.identity == Principal(tenant: caller.tenant, role: .approver, name: entry).uri
         }
 
         /// Why an entry cannot be used, or nil when it can.

@@ -33,45 +33,52 @@ extension PostgresStore {
     public func openTicket(
         _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
     ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
-        try await write { [self] transaction in
-            let tenant = ticket.tenant
-            try await transaction.requireSession(tenant: tenant, id: ticket.sessionID)
-            var sameAction: TicketRecord?
-            if !ticket.pendingActionID.isEmpty {
-                sameAction = try await transaction.rows(
-                    """
-                    SELECT \(unescaped: Self.ticketColumns) FROM tickets WHERE tenant_id = \(tenant.rawValue)
-                        AND session_id = \(ticket.sessionID) AND pending_action_id = \(ticket.pendingActionID) AND status <> 'resolved'
-                    """
-                ).first.map(Self.ticket)
-            }
-            let active = try await transaction.rows(
+        try await write { transaction in
+            try await transaction.requireSession(tenant: ticket.tenant, id: ticket.sessionID)
+            return try await Self.placeTicket(transaction, ticket, turn: turn, event: event)
+        }
+    }
+
+    /// `openTicket` inside a transaction whose session row is locked (AssessAction's calls it too).
+    static func placeTicket(
+        _ transaction: Transaction, _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
+    ) async throws -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
+        let tenant = ticket.tenant
+        var sameAction: TicketRecord?
+        if !ticket.pendingActionID.isEmpty {
+            sameAction = try await transaction.rows(
                 """
                 SELECT \(unescaped: Self.ticketColumns) FROM tickets WHERE tenant_id = \(tenant.rawValue)
-                    AND session_id = \(ticket.sessionID) AND status IN ('open', 'claimed')
+                    AND session_id = \(ticket.sessionID) AND pending_action_id = \(ticket.pendingActionID) AND status <> 'resolved'
                 """
             ).first.map(Self.ticket)
-            switch StoreRules.place(ticket, event: event, sameAction: sameAction, active: active) {
-            case .existing(let found):
-                return (found, false, try await Self.sessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), [])
-            case .open(let opened, let event):
-                try await Self.insertTicket(transaction, opened)
-                _ = try await Self.insertTurn(transaction, tenant: tenant, turn)
-                let appended = try await transaction.append(tenant: tenant, sessionID: ticket.sessionID, event: event)
-                return (opened, true, try await Self.refreshSessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), [appended])
-            case .attach(let attached, let event):
-                try await transaction.rows(
-                    """
-                    UPDATE tickets SET pending_action_id = \(attached.pendingActionID), revision = \(attached.revision)
-                    WHERE tenant_id = \(tenant.rawValue) AND id = \(attached.id)
-                    """)
-                let appended = try await transaction.append(tenant: tenant, sessionID: ticket.sessionID, event: event)
-                return (attached, false, try await Self.sessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), [appended])
-            case .wait(let waiting, let event):
-                try await Self.insertTicket(transaction, waiting)
-                let appended = try await transaction.append(tenant: tenant, sessionID: ticket.sessionID, event: event)
-                return (waiting, true, try await Self.sessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), [appended])
-            }
+        }
+        let active = try await transaction.rows(
+            """
+            SELECT \(unescaped: Self.ticketColumns) FROM tickets WHERE tenant_id = \(tenant.rawValue)
+                AND session_id = \(ticket.sessionID) AND status IN ('open', 'claimed')
+            """
+        ).first.map(Self.ticket)
+        switch StoreRules.place(ticket, event: event, sameAction: sameAction, active: active) {
+        case .existing(let found):
+            return (found, false, try await Self.sessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), [])
+        case .open(let opened, let event):
+            try await Self.insertTicket(transaction, opened)
+            _ = try await Self.insertTurn(transaction, tenant: tenant, turn)
+            let appended = try await transaction.append(tenant: tenant, sessionID: ticket.sessionID, event: event)
+            return (opened, true, try await Self.refreshSessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), [appended])
+        case .attach(let attached, let event):
+            try await transaction.rows(
+                """
+                UPDATE tickets SET pending_action_id = \(attached.pendingActionID), revision = \(attached.revision)
+                WHERE tenant_id = \(tenant.rawValue) AND id = \(attached.id)
+                """)
+            let appended = try await transaction.append(tenant: tenant, sessionID: ticket.sessionID, event: event)
+            return (attached, false, try await Self.sessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), [appended])
+        case .wait(let waiting, let event):
+            try await Self.insertTicket(transaction, waiting)
+            let appended = try await transaction.append(tenant: tenant, sessionID: ticket.sessionID, event: event)
+            return (waiting, true, try await Self.sessionStatus(transaction, tenant: tenant, sessionID: ticket.sessionID), [appended])
         }
     }
 
@@ -213,6 +220,17 @@ extension PostgresStore {
             try await connection.query(
                 """
                 SELECT id FROM tickets WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID) AND status IN ('open', 'claimed')
+                """, logger: logger
+            ).collect().first?.decode(String.self)
+        }
+    }
+
+    public func unresolvedTicketID(tenant: TenantID, sessionID: String, pendingActionID: String) async throws(StoreError) -> String? {
+        try await read { [self] connection in
+            try await connection.query(
+                """
+                SELECT id FROM tickets WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID)
+                    AND pending_action_id = \(pendingActionID) AND status <> 'resolved'
                 """, logger: logger
             ).collect().first?.decode(String.self)
         }

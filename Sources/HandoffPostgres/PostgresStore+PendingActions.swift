@@ -7,7 +7,7 @@ import PostgresNIO
 
 extension PostgresStore {
     public func recordAssessment(
-        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?, events: [NewEvent]
+        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, handover: Handover?, events: [NewEvent]
     ) async throws(StoreError) -> RecordedAssessment {
         try await write { [self] transaction in
             try await transaction.requireSession(tenant: tenant, id: assessment.sessionID)
@@ -43,13 +43,24 @@ extension PostgresStore {
                         \(assessment.createdAtMs))
                     """)
             }
-            if let approval { try await Self.insertApproval(transaction, approval) }
-            var appended: [EventRecord] = []
-            for event in events {
-                appended.append(try await transaction.append(tenant: tenant, sessionID: assessment.sessionID, event: event))
+            var recorded = RecordedAssessment(assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false)
+            if case .approval(let approval) = handover {
+                try await Self.insertApproval(transaction, approval)
+                recorded.approval = approval
             }
-            return RecordedAssessment(
-                assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false, approval: approval, events: appended)
+            for event in events {
+                recorded.events.append(try await transaction.append(tenant: tenant, sessionID: assessment.sessionID, event: event))
+            }
+            if case .ticket(let ticket, let turn, let event) = handover {
+                guard ticket.tenant == tenant, ticket.sessionID == assessment.sessionID else {
+                    throw StoreError.failure("the handover's ticket is for another session than its assessment")
+                }
+                let placed = try await Self.placeTicket(transaction, ticket, turn: turn, event: event)
+                recorded.ticket = PlacedTicket(record: placed.ticket, created: placed.created)
+                recorded.sessionStatus = placed.sessionStatus
+                recorded.events += placed.events
+            }
+            return recorded
         }
     }
 

@@ -37,6 +37,18 @@ extension SQLiteStore {
         }
     }
 
+    public func unresolvedTicketID(tenant: TenantID, sessionID: String, pendingActionID: String) async throws(StoreError) -> String? {
+        do {
+            return try await read { db in
+                try Row.fetchOne(
+                    db.cachedStatement(sql: Lookup.unresolvedTicketOfAction), arguments: [tenant.rawValue, sessionID, pendingActionID]
+                ).map { Self.ticket($0, tenant: tenant).id }
+            }
+        } catch {
+            throw StoreError.failure("\(error)")
+        }
+    }
+
     public func unrecordedSLABreaches(now: Int64, limit: Int) async throws(StoreError) -> [TicketRecord] {
         do {
             return try await read { db in

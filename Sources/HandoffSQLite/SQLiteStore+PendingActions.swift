@@ -6,10 +6,10 @@ public import HandoffCore
 
 extension SQLiteStore {
     public func recordAssessment(
-        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?, events: [NewEvent]
+        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, handover: Handover?, events: [NewEvent]
     ) async throws(StoreError) -> RecordedAssessment {
         try await write { db in
-            try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: pending, approval: approval, events: events)
+            try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: pending, handover: handover, events: events)
         }
     }
 
@@ -23,7 +23,7 @@ extension SQLiteStore {
         writer.submitDetached(
             limit: Self.maximumQueuedAssessments,
             { db in
-                try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: nil, approval: nil, events: events)
+                try Self.recordAssessment(db, tenant: tenant, assessment: assessment, pending: nil, handover: nil, events: events)
             },
             completion: { [writeHealth] result in
                 let mapped = result.mapError(Self.storeError)
@@ -45,7 +45,7 @@ extension SQLiteStore {
     }
 
     static func recordAssessment(
-        _ db: Database, tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?,
+        _ db: Database, tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, handover: Handover?,
         events: [NewEvent]
     ) throws -> RecordedAssessment {
         try Self.requireSession(db, tenant: tenant, id: assessment.sessionID)
@@ -90,10 +90,22 @@ extension SQLiteStore {
                 assessment.assessmentJSON, assessment.pendingActionID, assessment.createdAtMs,
             ])
         }
-        if let approval { try Self.insertApproval(db, approval) }
-        let appended = try Self.appendAll(db, tenant: tenant, sessionID: assessment.sessionID, events: events)
-        return RecordedAssessment(
-            assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false, approval: approval, events: appended)
+        var recorded = RecordedAssessment(assessmentJSON: assessment.assessmentJSON, pending: pending, replayed: false)
+        if case .approval(let approval) = handover {
+            try Self.insertApproval(db, approval)
+            recorded.approval = approval
+        }
+        recorded.events = try Self.appendAll(db, tenant: tenant, sessionID: assessment.sessionID, events: events)
+        if case .ticket(let ticket, let turn, let event) = handover {
+            guard ticket.tenant == tenant, ticket.sessionID == assessment.sessionID else {
+                throw StoreError.failure("the handover's ticket is for another session than its assessment")
+            }
+            let placed = try Self.placeTicket(db, ticket, turn: turn, event: event)
+            recorded.ticket = PlacedTicket(record: placed.ticket, created: placed.created)
+            recorded.sessionStatus = placed.sessionStatus
+            recorded.events += placed.events
+        }
+        return recorded
     }
 
     public func pendingAction(tenant: TenantID, id: String) async throws(StoreError) -> PendingActionRecord? {

@@ -10,43 +10,50 @@ extension SQLiteStore {
     ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
         try await write { db in
             try Self.requireSession(db, tenant: ticket.tenant, id: ticket.sessionID)
-            let tenant = ticket.tenant.rawValue
-            func sessionStatus() throws -> String {
-                try String.fetchOne(
-                    db.cachedStatement(sql: "SELECT status FROM sessions WHERE tenant_id = ? AND id = ?"),
-                    arguments: [tenant, ticket.sessionID]) ?? "escalated"
-            }
-            let sameAction =
-                ticket.pendingActionID.isEmpty
-                ? nil
-                : try Row.fetchOne(
-                    db.cachedStatement(sql: Lookup.unresolvedTicketOfAction),
-                    arguments: [tenant, ticket.sessionID, ticket.pendingActionID]
-                ).map { Self.ticket($0, tenant: ticket.tenant) }
-            let active = try Row.fetchOne(
-                db.cachedStatement(sql: Lookup.activeTicketOfSession), arguments: [tenant, ticket.sessionID]
+            return try Self.placeTicket(db, ticket, turn: turn, event: event)
+        }
+    }
+
+    /// `openTicket` inside a transaction (AssessAction's calls it too).
+    static func placeTicket(
+        _ db: Database, _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
+    ) throws -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
+        let tenant = ticket.tenant.rawValue
+        func sessionStatus() throws -> String {
+            try String.fetchOne(
+                db.cachedStatement(sql: "SELECT status FROM sessions WHERE tenant_id = ? AND id = ?"),
+                arguments: [tenant, ticket.sessionID]) ?? "escalated"
+        }
+        let sameAction =
+            ticket.pendingActionID.isEmpty
+            ? nil
+            : try Row.fetchOne(
+                db.cachedStatement(sql: Lookup.unresolvedTicketOfAction),
+                arguments: [tenant, ticket.sessionID, ticket.pendingActionID]
             ).map { Self.ticket($0, tenant: ticket.tenant) }
-            switch StoreRules.place(ticket, event: event, sameAction: sameAction, active: active) {
-            case .existing(let found):
-                return (found, false, try sessionStatus(), [])
-            case .open(let opened, let event):
-                try Self.insertTicket(db, opened)
-                try Self.insertTurn(db, tenant: ticket.tenant, turn)
-                let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
-                return (opened, true, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), [appended])
-            case .attach(let attached, let event):
-                try db.cachedStatement(
-                    sql: """
-                        UPDATE tickets SET pending_action_id = ?, revision = ? WHERE tenant_id = ? AND id = ?
-                        """
-                ).execute(arguments: [attached.pendingActionID, attached.revision, tenant, attached.id])
-                let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
-                return (attached, false, try sessionStatus(), [appended])
-            case .wait(let waiting, let event):
-                try Self.insertTicket(db, waiting)
-                let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
-                return (waiting, true, try sessionStatus(), [appended])
-            }
+        let active = try Row.fetchOne(
+            db.cachedStatement(sql: Lookup.activeTicketOfSession), arguments: [tenant, ticket.sessionID]
+        ).map { Self.ticket($0, tenant: ticket.tenant) }
+        switch StoreRules.place(ticket, event: event, sameAction: sameAction, active: active) {
+        case .existing(let found):
+            return (found, false, try sessionStatus(), [])
+        case .open(let opened, let event):
+            try Self.insertTicket(db, opened)
+            try Self.insertTurn(db, tenant: ticket.tenant, turn)
+            let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
+            return (opened, true, try Self.refreshSessionStatus(db, tenant: ticket.tenant, sessionID: ticket.sessionID), [appended])
+        case .attach(let attached, let event):
+            try db.cachedStatement(
+                sql: """
+                    UPDATE tickets SET pending_action_id = ?, revision = ? WHERE tenant_id = ? AND id = ?
+                    """
+            ).execute(arguments: [attached.pendingActionID, attached.revision, tenant, attached.id])
+            let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
+            return (attached, false, try sessionStatus(), [appended])
+        case .wait(let waiting, let event):
+            try Self.insertTicket(db, waiting)
+            let appended = try Self.append(db, tenant: ticket.tenant, sessionID: ticket.sessionID, event: event)
+            return (waiting, true, try sessionStatus(), [appended])
         }
     }
 

@@ -284,12 +284,12 @@ extension ServerCallContext {
         if let identity, let principal = certified?.uri == identity ? certified : Principal(uri: identity) {
             // A global admin works in the tenant its call names (the access check required one).
             let tenant = principal.isGlobal ? AccessControl.callTenant(self) ?? Principal.globalTenant : principal.tenant
-            return Caller(tenant: tenant, identity: principal.uri, role: principal.role.rawValue)
+            return Caller(tenant: tenant, identity: principal.uri, role: principal.role)
         }
         if let principal = certified {
-            return Caller(tenant: principal.tenant, identity: principal.uri, role: principal.role.rawValue)
+            return Caller(tenant: principal.tenant, identity: principal.uri, role: principal.role)
         }
         let identity = connection.peer.map { $0.uris.first ?? $0.commonName ?? "certificate \($0.fingerprint.prefix(16))" }
-        return Caller(tenant: .default, identity: identity ?? "anonymous", role: "agent")
+        return Caller(tenant: .default, identity: identity ?? "anonymous", role: .agent)
     }
 }

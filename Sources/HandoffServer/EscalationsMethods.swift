@@ -150,7 +150,7 @@ extension MethodRegistry {
             let items = try await feed.watch(after: resume, caller: caller) { kind, ticket, approval in
                 if let filterKinds, !filterKinds.contains(kind) { return false }
                 if !priorities.isEmpty, let ticket, !priorities.contains(ticket.priority) { return false }
-                if caller.role == "approver" {
+                if caller.role == .approver {
                     guard let approval else { return false }
                     let settings = policy.current.policy.approvals
                     return approval.steps.contains { settings.routes($0.approvers, to: caller) }

@@ -79,7 +79,7 @@ public struct HandoffServices: Sendable {
             notices: sender, clock: clock)
         self.notices = sender
         feed = DeskFeed(store: store, hub: desk)
-        automaticEscalation = AutomaticEscalation(approvals: approvals, escalations: escalations, policy: policy)
+        automaticEscalation = AutomaticEscalation(approvals: approvals, escalations: escalations)
     }
 
     /// Registers every domain RPC (Health and the access rules are the caller's).

@@ -152,8 +152,7 @@ extension MethodRegistry {
             let action = try proposedAction(request.action)
             let outcome = try await assessments.assess(
                 sessionID: request.sessionID, action: action, idempotencyKey: request.idempotencyKey, caller: context.caller,
-                opening: escalation?.opening(caller: context.caller))
-            let route = try await escalation?.route(outcome, sessionID: request.sessionID, action: action, caller: context.caller)
+                escalation: escalation)
             let assessment = outcome.assessment
             return AssessActionResponse(
                 risk: assessment.risk.proto, decisionType: assessment.decisionType.proto, strategy: assessment.strategy.proto,
@@ -165,7 +164,7 @@ extension MethodRegistry {
                 // A new pending action holds this very action; a replay's may since have been
                 // edited by its approvers, so it is read from the record.
                 pendingAction: outcome.pending?.proto(action: outcome.replayed ? nil : action), sampledForReview: assessment.sampledForReview,
-                policyVersion: assessment.policyVersion, ticketID: route?.ticketID ?? "", approvalID: route?.approvalID ?? "")
+                policyVersion: assessment.policyVersion, ticketID: outcome.ticketID, approvalID: outcome.approvalID)
         }
         register(Admin.reloadPolicy) { request, _ in
             guard policy.path != nil else {

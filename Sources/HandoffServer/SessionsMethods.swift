@@ -6,20 +6,21 @@ public import HandoffCore
 import HandoffProto
 public import HandoffRPC
 
-extension SessionError: RPCErrorConvertible {
+/// The domain's refusals as status codes: the one place they are chosen.
+extension HandoffError: RPCErrorConvertible {
     public var rpcError: RPCError {
         switch self {
-        case .invalidArgument(let message): RPCError(code: .invalidArgument, message: message)
+        case .invalid(let message): RPCError(code: .invalidArgument, message: message)
         case .notFound(let message): RPCError(code: .notFound, message: message)
         case .alreadyExists(let message): RPCError(code: .alreadyExists, message: message)
-        case .aborted(let message): RPCError(code: .aborted, message: message)
-        case .failedPrecondition(let message): RPCError(code: .failedPrecondition, message: message)
-        case .permissionDenied(let message): RPCError(code: .permissionDenied, message: message)
-        // The store's text stays in the logs; the caller learns it may retry.
+        case .staleVersion(let message): RPCError(code: .aborted, message: message)
+        case .conflict(let message): RPCError(code: .failedPrecondition, message: message)
+        case .forbidden(let message): RPCError(code: .permissionDenied, message: message)
+        case .limitReached(let message), .volumeFull(let message): RPCError(code: .resourceExhausted, message: message)
         case .unreachable(let message): RPCError(code: .unavailable, message: message)
-        case .cancelled(let message): RPCError(code: .cancelled, message: message)
-        case .resourceExhausted(let message): RPCError(code: .resourceExhausted, message: message)
-        case .unavailable: RPCError(code: .unavailable, message: "the store is unavailable; retry later", cause: self)
+        case .callEnded(let message): RPCError(code: .cancelled, message: message)
+        // The store's text stays in the logs; the caller learns it may retry.
+        case .storeFailed: RPCError(code: .unavailable, message: "the store is unavailable; retry later", cause: self)
         }
     }
 }

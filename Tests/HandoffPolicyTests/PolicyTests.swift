@@ -203,7 +203,7 @@ struct PolicyTests {
         #expect(policy.chain(for: 1000.01)?.steps == [["group:managers"]])
         #expect(policy.chain(for: 10_001)?.steps.count == 2)
         func caller(_ name: String, _ role: String = "approver", tenant: String = "acme") -> Caller {
-            Caller(tenant: TenantID(tenant), identity: "handoff://tenant/\(tenant)/\(role)/\(name)", role: role)
+            Caller(tenant: TenantID(tenant), identity: "handoff://tenant/\(tenant)/\(role)/\(name)", role: Role(rawValue: role)!)
         }
         #expect(policy.routes(["group:managers"], to: caller("alice")))
         #expect(!policy.routes(["group:managers"], to: caller("alice", "operator")), "a name means the approver of that name")
@@ -242,7 +242,7 @@ struct PolicyTests {
             ("acme", "approver", "alice"), ("acme", "approver", "bob"), ("other", "approver", "alice"),
             ("acme", "operator", "alice"), ("acme", "approver", "carol"),
         ] {
-            let caller = Caller(tenant: TenantID(tenant), identity: "handoff://tenant/\(tenant)/\(role)/\(name)", role: role)
+            let caller = Caller(tenant: TenantID(tenant), identity: "handoff://tenant/\(tenant)/\(role)/\(name)", role: Role(rawValue: role)!)
             let entries = Set(policy.entries(routingTo: caller))
             for entry in candidates {
                 #expect(entries.contains(entry) == policy.routes([entry], to: caller), "\(caller.identity) and \(entry)")

@@ -243,7 +243,7 @@ struct SQLiteStoreTests {
             _ = try await store.updatePendingAction(ghost, events: [])
         }
         #expect(StoreError.missing(kind: "pending action", id: "pa-ghost").description == "pending action pa-ghost not found")
-        #expect(SessionError(StoreError.missing(kind: "ticket", id: "t-1")) == .notFound("ticket t-1 not found"))
+        #expect(HandoffError(StoreError.missing(kind: "ticket", id: "t-1")) == .notFound("ticket t-1 not found"))
     }
 
     @Test("tenants are apart: the same id in two tenants are two sessions")

@@ -171,7 +171,7 @@ struct ApprovalsMethodsTests {
         let head = try await services.store.feedHead(tenant: TenantID("acme"))
         let approval = try await request(agent, amount: "2000")
         _ = try #require(approved(try await decide(alice, [ApprovalDecision(approvalID: approval.id, verdict: .approve)]).first))
-        let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/admin/admin", role: "admin")
+        let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/admin/admin", role: .admin)
         var seen: [(DeskItem.Kind, String)] = []
         for try await item in try await services.feed.watch(after: head, caller: caller, include: { _, _, _ in true }) {
             seen.append((item.kind, item.approval?.status ?? ""))
@@ -246,7 +246,7 @@ struct ApprovalsMethodsTests {
         #expect(statuses == [one.pendingActionID: .released, two.pendingActionID: .rejected])
 
         // The requester rule holds even for an approver who requested it.
-        let aliceCaller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/approver/alice", role: "approver")
+        let aliceCaller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/approver/alice", role: .approver)
         let upgrade = try await assess(agent, Action(toolName: "book_flight", description: "Book a business class upgrade"))
         let own = try await services.approvals.request(
             sessionID: "s", pendingActionID: upgrade.id, action: nil, amount: "5000", currency: "USD", reason: "my own", caller: aliceCaller)

@@ -1160,7 +1160,7 @@ struct WatchMethodsTests {
         let hub = DeskHub()
         let desk = EscalationService(store: store, sessions: sessions, policy: holder, confirmations: confirmations, desk: hub)
         let feed = DeskFeed(store: store, hub: hub)
-        let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/operator/op", role: "operator")
+        let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/operator/op", role: .operator)
         for i in 0..<50 {
             _ = try await sessions.create(id: "s\(i)", stateJSON: "{}", labels: [:], reasoning: "r", caller: caller)
         }
@@ -1252,7 +1252,7 @@ struct WatchMethodsTests {
         defer { fixtures.remove() }
         let (running, agent, services) = try await startServices(fixtures, clock: TestClock())
         let operatorClient = try running.client(fixtures.clientTLS(role: "operator"))
-        let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/operator/operator", role: "operator")
+        let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/operator/operator", role: .operator)
         let head = try await services.store.feedHead(tenant: caller.tenant)
         let lease = try await agent.call(
             HandoffProto.Policy.assessAction,

@@ -67,13 +67,15 @@ private func pendingAction(_ id: String, session: String, tenant: TenantID = acm
 
 /// Records `action` as an assessment's pending action; returns it as stored.
 @discardableResult
-private func assess(_ store: any Store, _ action: PendingActionRecord, key: String = "", request: UInt8 = 1) async throws -> RecordedAssessment {
+private func assess(
+    _ store: any Store, _ action: PendingActionRecord, key: String = "", request: UInt8 = 1, handover: Handover? = nil
+) async throws -> RecordedAssessment {
     try await store.recordAssessment(
         tenant: action.tenant,
         assessment: AssessmentRecord(
             sessionID: action.sessionID, idempotencyKey: key, requestHash: Array(repeating: request, count: 32),
             assessmentJSON: #"{"strategy":3}"#, pendingActionID: action.id, createdAtMs: 1_000),
-        pending: action, approval: nil, events: [event("action.assessed")])
+        pending: action, handover: handover, events: [event("action.assessed")])
 }
 
 private func ticket(_ id: String, session: String, action: String = "", tenant: TenantID = acme) -> TicketRecord {
@@ -220,6 +222,35 @@ struct StoreConformanceTests {
         #expect(try await store.ticket(tenant: acme, id: "tk-2")?.status == "open")
         #expect(done.sessionStatus == "escalated", "the opened ticket holds the session")
         await #expect(throws: StoreError.self) { _ = try await store.updateTicket(first.ticket, turn: nil, events: []) }
+    }
+
+    @Test(
+        "an assessment with a ticket: both in one transaction, placed like any escalation (a second action waits); a replay writes nothing",
+        arguments: StoreKind.allCases)
+    func assessmentWithTicket(_ kind: StoreKind) async throws {
+        let (store, remove) = try await kind.make()
+        defer { Task { await remove() } }
+        try await newSession(store, "s")
+        let (turn, escalated) = escalation("s")
+        let first = try await assess(
+            store, pendingAction("pa-1", session: "s"), key: "k1",
+            handover: .ticket(ticket("tk-1", session: "s", action: "pa-1"), turn: turn, event: escalated))
+        #expect(first.ticket == PlacedTicket(record: try #require(try await store.ticket(tenant: acme, id: "tk-1")), created: true))
+        #expect(first.sessionStatus == "escalated" && first.events.map(\.event.action) == ["action.assessed", "session.escalated"])
+        let second = try await assess(
+            store, pendingAction("pa-2", session: "s"),
+            handover: .ticket(ticket("tk-2", session: "s", action: "pa-2"), turn: turn, event: escalated))
+        #expect(second.ticket?.record.status == "waiting" && second.ticket?.created == true)
+        let replay = try await assess(
+            store, pendingAction("pa-3", session: "s"), key: "k1",
+            handover: .ticket(ticket("tk-3", session: "s", action: "pa-3"), turn: turn, event: escalated))
+        #expect(replay.replayed && replay.ticket == nil && replay.events.isEmpty && replay.pending?.id == "pa-1")
+        #expect(try await store.ticket(tenant: acme, id: "tk-3") == nil)
+        #expect(try await store.pendingAction(tenant: acme, id: "pa-3") == nil)
+        #expect(try await store.unresolvedTicketID(tenant: acme, sessionID: "s", pendingActionID: "pa-1") == "tk-1")
+        #expect(try await store.unresolvedTicketID(tenant: acme, sessionID: "s", pendingActionID: "pa-2") == "tk-2")
+        #expect(try await store.unresolvedTicketID(tenant: globex, sessionID: "s", pendingActionID: "pa-1") == nil)
+        #expect(try await store.context(tenant: acme, sessionID: "s", turnLimit: 10)?.turns.count == 1, "the opened ticket's turn only")
     }
 
     @Test(

@@ -69,7 +69,7 @@ actor SessionActor {
     /// Whether the actor holds its session (false until loaded, and for an id that names none).
     nonisolated var isLoaded: Bool { loaded.load(ordering: .relaxed) }
 
-    func current() async throws(SessionError) -> SessionRecord {
+    func current() async throws(HandoffError) -> SessionRecord {
         if let record, !shared { return record }
         await takeTurn()
         defer { passTurn() }
@@ -79,7 +79,7 @@ actor SessionActor {
 
     func update(
         change: StateChange, reasoning: String, expectedVersion: Int64?, caller: Caller, now: Int64
-    ) async throws(SessionError) -> SessionRecord {
+    ) async throws(HandoffError) -> SessionRecord {
         // The store write suspends this actor; without the turn, a second update
         // could start from the same version and be refused as stale.
         try await takeTurnToChange()
@@ -94,7 +94,7 @@ actor SessionActor {
             forgetIfShared()
             do {
                 return try await applyUpdate(change: change, reasoning: reasoning, expectedVersion: expectedVersion, caller: caller, now: now)
-            } catch .aborted(let message) where expectedVersion == nil && shared && attempt < 50 {
+            } catch .staleVersion(let message) where expectedVersion == nil && shared && attempt < 50 {
                 _ = message
                 forget()
                 // Many nodes writing one session: step aside a little, more each time.
@@ -106,10 +106,10 @@ actor SessionActor {
     /// One try of `update`, the caller holding the turn.
     private func applyUpdate(
         change: StateChange, reasoning: String, expectedVersion: Int64?, caller: Caller, now: Int64
-    ) async throws(SessionError) -> SessionRecord {
+    ) async throws(HandoffError) -> SessionRecord {
         var record = try await load()
         if let expectedVersion, expectedVersion != record.version {
-            throw .aborted("stale version: expected \(expectedVersion), the session is at \(record.version)")
+            throw .staleVersion("stale version: expected \(expectedVersion), the session is at \(record.version)")
         }
         let current: JSONValue
         if let parsedState {
@@ -118,14 +118,14 @@ actor SessionActor {
             do {
                 current = try JSONValue(parsing: record.stateJSON)
             } catch {
-                throw .unavailable("stored state of \(record.id) does not parse: \(error.message)")
+                throw .storeFailed("stored state of \(record.id) does not parse: \(error.message)")
             }
         }
         let next: (state: JSONValue, json: String)
         do {
             next = try SessionState.apply(change, to: current, sizeLimit: limits.stateSizeLimit)
         } catch {
-            throw .invalidArgument(error.message)
+            throw .invalid(error.message)
         }
         let details: JSONValue
         switch change {
@@ -142,7 +142,7 @@ actor SessionActor {
             if case .versionConflict = error {
                 forget()  // another node wrote first: the next call reloads
             }
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         record.version += 1
         record.stateJSON = next.json
@@ -152,7 +152,7 @@ actor SessionActor {
         return record
     }
 
-    func addTurn(_ turn: TurnRecord, event: NewEvent) async throws(SessionError) -> TurnRecord {
+    func addTurn(_ turn: TurnRecord, event: NewEvent) async throws(HandoffError) -> TurnRecord {
         try await takeTurnToChange()
         defer { passTurn() }
         forgetIfShared()
@@ -161,7 +161,7 @@ actor SessionActor {
         do {
             stored = try await store.addTurn(tenant: key.tenant, turn: turn, event: event)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         if var cache = cached {
             cache.turns.append(stored)
@@ -173,7 +173,7 @@ actor SessionActor {
         return stored
     }
 
-    func addMemory(_ memory: MemoryRecord, event: NewEvent) async throws(SessionError) -> MemoryRecord {
+    func addMemory(_ memory: MemoryRecord, event: NewEvent) async throws(HandoffError) -> MemoryRecord {
         try await takeTurnToChange()
         defer { passTurn() }
         forgetIfShared()
@@ -184,7 +184,7 @@ actor SessionActor {
                 tenant: key.tenant, memory: memory, event: event,
                 limit: (count: SessionService.maximumMemories, bytes: limits.memoryBytesLimit))
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         if var cache = cached, cache.memories != nil {
             cache.memoryBytes += Self.size(of: stored)
@@ -202,13 +202,13 @@ actor SessionActor {
     /// action) in the session's turn, and takes the session status the store
     /// computed in the same transaction (nil: nothing was written).
     func changeBeside<T: Sendable>(
-        addsTurns: Bool = false, _ work: @Sendable () async throws(SessionError) -> (T, status: String?)
-    ) async throws(SessionError) -> T {
-        // Not takeTurnToChange: these changes often follow one already
-        // committed for the same call (an assessment's pending action, then
-        // its ticket or approval); stopping between them would leave the
-        // first without the second.
-        await takeTurn()
+        addsTurns: Bool = false, first: Bool = false, _ work: @Sendable () async throws(HandoffError) -> (T, status: String?)
+    ) async throws(HandoffError) -> T {
+        // Not takeTurnToChange unless `first`: these changes often follow
+        // one already committed for the same call (a pending action, then
+        // its ticket); stopping between them would leave the first without
+        // the second. A call's first change stops if the call has ended.
+        if first { try await takeTurnToChange() } else { await takeTurn() }
         defer { passTurn() }
         forgetIfShared()
         _ = try await load()
@@ -219,7 +219,7 @@ actor SessionActor {
     }
 
     /// The session, its latest `turnLimit` turns (oldest first) and its memories.
-    func context(turnLimit: Int) async throws(SessionError) -> SessionContext {
+    func context(turnLimit: Int) async throws(HandoffError) -> SessionContext {
         if !shared, let record, let cache = cached, let answer = Self.answer(record, cache, turnLimit) { return answer }
         // Filling the cache needs the turn: no change may commit between the
         // store read and keeping what it returned.
@@ -232,7 +232,7 @@ actor SessionActor {
             do {
                 found = try await store.context(tenant: key.tenant, sessionID: key.id, turnLimit: max(turnLimit, 50))
             } catch {
-                throw SessionError(error)
+                throw HandoffError(error)
             }
             guard let found else { throw .notFound("session \(key.id) not found") }
             if self.record == nil {
@@ -261,15 +261,15 @@ actor SessionActor {
         // More than the cache holds: straight from the store.
         do {
             guard let found = try await store.context(tenant: key.tenant, sessionID: key.id, turnLimit: turnLimit) else {
-                throw SessionError.notFound("session \(key.id) not found")
+                throw HandoffError.notFound("session \(key.id) not found")
             }
             return SessionContext(session: record, turns: found.turns, memories: found.memories, totalTurns: found.totalTurns)
-        } catch let error as SessionError {
+        } catch let error as HandoffError {
             throw error
         } catch let error as StoreError {
-            throw SessionError(error)
+            throw HandoffError(error)
         } catch {
-            throw .unavailable("\(error)")
+            throw .storeFailed("\(error)")
         }
     }
 
@@ -302,13 +302,13 @@ actor SessionActor {
     }
 
     /// The record, loading it from the store the first time; the caller holds the turn.
-    private func load() async throws(SessionError) -> SessionRecord {
+    private func load() async throws(HandoffError) -> SessionRecord {
         if let record { return record }
         let found: SessionRecord?
         do {
             found = try await store.session(tenant: key.tenant, id: key.id)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         guard let found else { throw .notFound("session \(key.id) not found") }
         record = found
@@ -332,11 +332,11 @@ actor SessionActor {
     /// the turn (the client cancelled it, or its deadline passed, and it was
     /// answered so) changes nothing: its task is cancelled, and the change
     /// would commit after the caller was told it did not happen.
-    private func takeTurnToChange() async throws(SessionError) {
+    private func takeTurnToChange() async throws(HandoffError) {
         await takeTurn()
         if Task.isCancelled {
             passTurn()
-            throw .cancelled("the call ended (cancelled, or past its deadline) before its change started; nothing was changed")
+            throw .callEnded("the call ended (cancelled, or past its deadline) before its change started; nothing was changed")
         }
     }
 

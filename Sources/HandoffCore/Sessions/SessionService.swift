@@ -10,10 +10,9 @@ public struct Caller: Sendable, Hashable {
     public var tenant: TenantID
     /// A stable name for events, for example `handoff://tenant/acme/agent/bot`.
     public var identity: String
-    /// `agent`, `operator`, `approver` or `admin`.
-    public var role: String
+    public var role: Role
 
-    public init(tenant: TenantID, identity: String, role: String = "agent") {
+    public init(tenant: TenantID, identity: String, role: Role = .agent) {
         self.tenant = tenant
         self.identity = identity
         self.role = role
@@ -24,51 +23,7 @@ public struct Caller: Sendable, Hashable {
 
     /// The server acting in `tenant`.
     public static func system(_ tenant: TenantID) -> Caller {
-        Caller(tenant: tenant, identity: systemIdentity, role: "admin")
-    }
-}
-
-/// A refusal of the sessions domain; the server maps each case to a status code.
-public enum SessionError: Error, Sendable, Hashable, CustomStringConvertible {
-    case invalidArgument(String)
-    case notFound(String)
-    case alreadyExists(String)
-    /// A version check failed: nothing was changed.
-    case aborted(String)
-    /// The request conflicts with what was done before (for example an idempotency key reused).
-    case failedPrecondition(String)
-    /// The caller may not do this (a rule beyond its role).
-    case permissionDenied(String)
-    /// The store failed; the text is for logs.
-    case unavailable(String)
-    /// Something outside the store failed (a notification channel); the text is for the caller.
-    case unreachable(String)
-    /// The call ended (cancelled, or past its deadline) before its change
-    /// started: nothing was changed.
-    case cancelled(String)
-    /// A limit of the session's was reached (its memories' bytes).
-    case resourceExhausted(String)
-
-    public var description: String {
-        switch self {
-        case .invalidArgument(let m), .notFound(let m), .alreadyExists(let m), .aborted(let m), .failedPrecondition(let m),
-            .permissionDenied(let m), .unavailable(let m), .unreachable(let m), .cancelled(let m), .resourceExhausted(let m):
-            m
-        }
-    }
-
-    public init(_ error: StoreError) {
-        switch error {
-        case .alreadyExists: self = .alreadyExists(error.description)
-        case .notFound, .missing: self = .notFound(error.description)
-        case .versionConflict: self = .aborted(error.description)
-        case .keyReused: self = .failedPrecondition(error.description)
-        case .limitReached: self = .resourceExhausted(error.description)
-        case .full: self = .resourceExhausted("no space left on the data volume: the write was not made; retry once space is freed")
-        case .cancelled: self = .cancelled(error.description)
-        case .unsupported: self = .failedPrecondition(error.description)
-        case .failure: self = .unavailable(error.description)
-        }
+        Caller(tenant: tenant, identity: systemIdentity, role: .admin)
     }
 }
 
@@ -160,9 +115,9 @@ public final class SessionService: Sendable {
     }
 
     /// A text field within the configured text size limit (256 KiB by default).
-    private func checkSize(_ text: String, _ field: String) throws(SessionError) {
+    private func checkSize(_ text: String, _ field: String) throws(HandoffError) {
         guard text.utf8.count <= configuration.textSizeLimit else {
-            throw .invalidArgument("\(field) is \(text.utf8.count) bytes; the limit is \(configuration.textSizeLimit)")
+            throw .invalid("\(field) is \(text.utf8.count) bytes; the limit is \(configuration.textSizeLimit)")
         }
     }
 
@@ -172,18 +127,18 @@ public final class SessionService: Sendable {
     /// Creates a session; `id` nil or empty picks a random one.
     public func create(
         id: String?, stateJSON: String, labels: [String: String], reasoning: String, caller: Caller
-    ) async throws(SessionError) -> SessionRecord {
+    ) async throws(HandoffError) -> SessionRecord {
         let id = (id?.isEmpty ?? true) ? RecordID.make() : id!
         // As sessions.proto says: ids reach logs, terminals and URLs.
         guard id.utf8.count <= 128, id.utf8.allSatisfy(Self.isSessionIDByte) else {
-            throw .invalidArgument(#"session_id must be at most 128 of A-Z, a-z, 0-9, ".", "_", ":" and "-""#)
+            throw .invalid(#"session_id must be at most 128 of A-Z, a-z, 0-9, ".", "_", ":" and "-""#)
         }
         guard labels.count <= Self.maximumLabels else {
-            throw .invalidArgument("labels holds \(labels.count) labels; at most \(Self.maximumLabels)")
+            throw .invalid("labels holds \(labels.count) labels; at most \(Self.maximumLabels)")
         }
         for (key, value) in labels {
             guard (1...Self.maximumLabelKeyBytes).contains(key.utf8.count), value.utf8.count <= Self.maximumLabelValueBytes else {
-                throw .invalidArgument(
+                throw .invalid(
                     "a label's key must be 1 to \(Self.maximumLabelKeyBytes) bytes and its value at most \(Self.maximumLabelValueBytes) bytes")
             }
         }
@@ -192,13 +147,13 @@ public final class SessionService: Sendable {
         do {
             state = stateJSON.isEmpty ? .object([:]) : try JSONValue(parsing: stateJSON)
         } catch {
-            throw .invalidArgument("state_json is \(error.message)")
+            throw .invalid("state_json is \(error.message)")
         }
         let json: String
         do {
             json = try SessionState.validate(state, sizeLimit: configuration.stateSizeLimit).json
         } catch {
-            throw .invalidArgument(error.message)
+            throw .invalid(error.message)
         }
         let now = clock()
         let record = SessionRecord(
@@ -212,7 +167,7 @@ public final class SessionService: Sendable {
                     action: "session.created", actor: caller.identity, reasoning: reasoning,
                     detailsJSON: details.serialized, occurredAtMs: now))
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         // The next call finds the session resident, on the creator's executor.
         let key = Key(tenant: caller.tenant, id: id)
@@ -227,20 +182,20 @@ public final class SessionService: Sendable {
     }
 
     /// The session, from its resident actor or the store.
-    public func get(id: String, caller: Caller) async throws(SessionError) -> SessionRecord {
-        try await withSession(id, caller) { actor throws(SessionError) in try await actor.current() }
+    public func get(id: String, caller: Caller) async throws(HandoffError) -> SessionRecord {
+        try await withSession(id, caller) { actor throws(HandoffError) in try await actor.current() }
     }
 
     /// Applies a state change in order with every other change to the session.
     public func updateState(
         id: String, change: StateChange, reasoning: String, expectedVersion: Int64?, caller: Caller
-    ) async throws(SessionError) -> SessionRecord {
+    ) async throws(HandoffError) -> SessionRecord {
         guard reasoning.unicodeScalars.contains(where: { !$0.properties.isWhitespace }) else {
-            throw .invalidArgument("reasoning is required: say why the state changes")
+            throw .invalid("reasoning is required: say why the state changes")
         }
         try checkSize(reasoning, "reasoning")
         let now = clock()
-        return try await withSession(id, caller) { actor throws(SessionError) in
+        return try await withSession(id, caller) { actor throws(HandoffError) in
             try await actor.update(change: change, reasoning: reasoning, expectedVersion: expectedVersion, caller: caller, now: now)
         }
     }
@@ -248,7 +203,7 @@ public final class SessionService: Sendable {
     /// Appends a turn of the conversation, in order with the session's other changes.
     public func addTurn(
         id: String, input: String, output: String, metadataJSON: String, reasoning: String, caller: Caller
-    ) async throws(SessionError) -> TurnRecord {
+    ) async throws(HandoffError) -> TurnRecord {
         for (name, text) in [("input", input), ("output", output), ("reasoning", reasoning), ("metadata_json", metadataJSON)] {
             try checkSize(text, name)
         }
@@ -257,7 +212,7 @@ public final class SessionService: Sendable {
         // GetContext tells operators' and the server's own turns by these
         // (Turn.source); a client must not pass its turns off as theirs.
         for reserved in [#""source":"operator""#, #""source":"system""#] where canonical.contains(reserved) {
-            throw .invalidArgument(
+            throw .invalid(
                 "metadata_json may not hold \(reserved): the server marks the turns operators and the server itself write")
         }
         let now = clock()
@@ -268,14 +223,14 @@ public final class SessionService: Sendable {
             action: "session.turn_added", actor: caller.identity, reasoning: reasoning,
             detailsJSON: JSONValue.object(["input": .string(input), "output": .string(output), "metadata": metadata]).serialized,
             occurredAtMs: now)
-        return try await withSession(id, caller) { actor throws(SessionError) in try await actor.addTurn(turn, event: event) }
+        return try await withSession(id, caller) { actor throws(HandoffError) in try await actor.addTurn(turn, event: event) }
     }
 
     /// Appends a memory to the session.
     public func addMemory(
         id: String, content: String, metadataJSON: String, reasoning: String, caller: Caller
-    ) async throws(SessionError) -> MemoryRecord {
-        guard !content.isEmpty else { throw .invalidArgument("content is required") }
+    ) async throws(HandoffError) -> MemoryRecord {
+        guard !content.isEmpty else { throw .invalid("content is required") }
         try checkSize(content, "content")
         try checkSize(metadataJSON, "metadata_json")
         try checkSize(reasoning, "reasoning")
@@ -286,7 +241,7 @@ public final class SessionService: Sendable {
             action: "session.memory_added", actor: caller.identity, reasoning: reasoning,
             detailsJSON: JSONValue.object(["content": .string(content), "metadata": metadata]).serialized,
             occurredAtMs: now)
-        return try await withSession(id, caller) { actor throws(SessionError) in try await actor.addMemory(memory, event: event) }
+        return try await withSession(id, caller) { actor throws(HandoffError) in try await actor.addMemory(memory, event: event) }
     }
 
     /// The session with its most recent turns (oldest first) and its memories.
@@ -294,12 +249,12 @@ public final class SessionService: Sendable {
     /// it (as sessions.proto says); negative is refused.
     public func context(
         id: String, turnLimit: Int, caller: Caller, responseBytes: Int? = nil
-    ) async throws(SessionError) -> SessionContext {
+    ) async throws(HandoffError) -> SessionContext {
         guard turnLimit >= 0 else {
-            throw .invalidArgument("turn_limit must not be negative, not \(turnLimit)")
+            throw .invalid("turn_limit must not be negative, not \(turnLimit)")
         }
         let limit = turnLimit == 0 ? configuration.defaultTurnLimit : min(turnLimit, configuration.maximumTurnLimit)
-        let context = try await withSession(id, caller) { actor throws(SessionError) in try await actor.context(turnLimit: limit) }
+        let context = try await withSession(id, caller) { actor throws(HandoffError) in try await actor.context(turnLimit: limit) }
         return Self.fitted(context, within: responseBytes ?? configuration.contextResponseBytes)
     }
 
@@ -341,12 +296,12 @@ public final class SessionService: Sendable {
     public var maximumPageSize: Int { configuration.maximumTurnLimit }
 
     /// A page of the event log and where the next one starts (nil at the end).
-    public func listEvents(query: EventQuery, caller: Caller) async throws(SessionError) -> (events: [EventRecord], next: EventPosition?) {
+    public func listEvents(query: EventQuery, caller: Caller) async throws(HandoffError) -> (events: [EventRecord], next: EventPosition?) {
         guard (1...maximumPageSize).contains(query.limit) else {
-            throw .invalidArgument("page_size must be from 1 to \(maximumPageSize), not \(query.limit)")
+            throw .invalid("page_size must be from 1 to \(maximumPageSize), not \(query.limit)")
         }
         guard query.actions.count <= Self.maximumListedActions else {
-            throw .invalidArgument("actions names \(query.actions.count) actions; at most \(Self.maximumListedActions) may be listed at once")
+            throw .invalid("actions names \(query.actions.count) actions; at most \(Self.maximumListedActions) may be listed at once")
         }
         var probe = query
         probe.limit = query.limit + 1  // one more tells whether a next page exists
@@ -357,7 +312,7 @@ public final class SessionService: Sendable {
         do {
             found = try await store.listEvents(tenant: caller.tenant, query: probe)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         let page = Array(found.events.prefix(query.limit))
         // Only one session's newest-first listing resumes at a position; other tokens do not carry it.
@@ -377,16 +332,16 @@ public final class SessionService: Sendable {
     }
 
     /// Empty text is an empty object; anything else must be a JSON object.
-    private static func jsonObject(_ text: String, field: String) throws(SessionError) -> JSONValue {
+    private static func jsonObject(_ text: String, field: String) throws(HandoffError) -> JSONValue {
         if text.isEmpty { return .object([:]) }
         do {
             let value = try JSONValue(parsing: text)
-            guard case .object = value else { throw SessionError.invalidArgument("\(field) must be a JSON object") }
+            guard case .object = value else { throw HandoffError.invalid("\(field) must be a JSON object") }
             return value
-        } catch let error as SessionError {
+        } catch let error as HandoffError {
             throw error
         } catch {
-            throw .invalidArgument("\(field) is \(error)")
+            throw .invalid("\(field) is \(error)")
         }
     }
 
@@ -400,12 +355,12 @@ public final class SessionService: Sendable {
     }
 
     /// Recomputes the session's hash chain from the store and names the first broken link.
-    public func verifyAuditChain(id: String, caller: Caller) async throws(SessionError) -> AuditResult {
+    public func verifyAuditChain(id: String, caller: Caller) async throws(HandoffError) -> AuditResult {
         let checked: EventChain.Verifier?
         do {
             checked = try await store.verifyChain(tenant: caller.tenant, sessionID: id)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
         guard let checked else { throw .notFound("session \(id) not found") }
         return AuditResult(eventsChecked: checked.checked, firstBreak: checked.firstBreak, headHash: checked.checked == 0 ? [] : checked.lastHash)
@@ -413,29 +368,33 @@ public final class SessionService: Sendable {
 
     /// The id of the session's unresolved escalation ticket, or nil (the
     /// session must be the caller's tenant's; another's is nil too).
-    public func escalationTicketID(id: String, caller: Caller) async throws(SessionError) -> String? {
+    public func escalationTicketID(id: String, caller: Caller) async throws(HandoffError) -> String? {
         do {
             return try await store.unresolvedTicketID(tenant: caller.tenant, sessionID: id)
         } catch {
-            throw SessionError(error)
+            throw HandoffError(error)
         }
     }
 
     /// Runs `work`, a change to one of the session's pending actions, in order
     /// with the session's other changes; `work` returns the session status the
-    /// store computed, which the resident session takes.
+    /// store computed, which the resident session takes. `first`: the call's
+    /// first change, not made (`.callEnded`) if the call ended while it
+    /// waited for the session's turn.
     public func changeBeside<T: Sendable>(
-        id: String, caller: Caller, addsTurns: Bool = false,
-        _ work: @escaping @Sendable () async throws(SessionError) -> (T, status: String?)
-    ) async throws(SessionError) -> T {
-        try await withSession(id, caller) { actor throws(SessionError) in try await actor.changeBeside(addsTurns: addsTurns, work) }
+        id: String, caller: Caller, addsTurns: Bool = false, first: Bool = false,
+        _ work: @escaping @Sendable () async throws(HandoffError) -> (T, status: String?)
+    ) async throws(HandoffError) -> T {
+        try await withSession(id, caller) { actor throws(HandoffError) in
+            try await actor.changeBeside(addsTurns: addsTurns, first: first, work)
+        }
     }
 
     /// Runs `body` with the session's resident actor, making one (not yet
     /// loaded: it loads itself in its first call) if there is none.
     private func withSession<T: Sendable>(
-        _ id: String, _ caller: Caller, _ body: (SessionActor) async throws(SessionError) -> T
-    ) async throws(SessionError) -> T {
+        _ id: String, _ caller: Caller, _ body: (SessionActor) async throws(HandoffError) -> T
+    ) async throws(HandoffError) -> T {
         let key = Key(tenant: caller.tenant, id: id)
         let actor = registry.withLock { registry -> SessionActor in
             registry.useClock &+= 1
@@ -450,8 +409,8 @@ public final class SessionService: Sendable {
             evictIfNeeded(&registry)
             return actor
         }
-        let result: Result<T, SessionError>
-        do throws(SessionError) {
+        let result: Result<T, HandoffError>
+        do throws(HandoffError) {
             result = .success(try await body(actor))
         } catch {
             result = .failure(error)

@@ -134,6 +134,17 @@ public struct AssessmentRecord: Sendable, Hashable {
     }
 }
 
+/// The people an assessed action is handed to, written in the assessment's
+/// own transaction so that an action the policy escalates never exists
+/// without the ticket or approval that decides it.
+public enum Handover: Sendable, Hashable {
+    /// An approval chain (the pending action passed beside it is held for it).
+    case approval(ApprovalRecord)
+    /// The operator desk: the ticket with its escalation turn and event,
+    /// placed as `Store.openTicket` places one.
+    case ticket(TicketRecord, turn: TurnRecord, event: NewEvent)
+}
+
 /// What recording an assessment stored, or found under its idempotency key.
 public struct RecordedAssessment: Sendable, Hashable {
     public var assessmentJSON: String
@@ -142,16 +153,36 @@ public struct RecordedAssessment: Sendable, Hashable {
     public var replayed: Bool
     /// The approval opened in the same transaction, if one was asked for.
     public var approval: ApprovalRecord?
+    /// The ticket placed in the same transaction, if one was asked for, and
+    /// whether it was created (false: an active ticket took the action).
+    public var ticket: PlacedTicket?
+    /// The session's status after the write, when a ticket changed it.
+    public var sessionStatus: String?
     /// The events appended (none on a replay).
     public var events: [EventRecord]
 
     public init(
-        assessmentJSON: String, pending: PendingActionRecord?, replayed: Bool, approval: ApprovalRecord? = nil, events: [EventRecord] = []
+        assessmentJSON: String, pending: PendingActionRecord?, replayed: Bool, approval: ApprovalRecord? = nil,
+        ticket: PlacedTicket? = nil, sessionStatus: String? = nil, events: [EventRecord] = []
     ) {
         self.assessmentJSON = assessmentJSON
         self.pending = pending
         self.replayed = replayed
         self.approval = approval
+        self.ticket = ticket
+        self.sessionStatus = sessionStatus
         self.events = events
+    }
+}
+
+/// A ticket as an escalation left it: created, or an active one that took
+/// the action (`created` false).
+public struct PlacedTicket: Sendable, Hashable {
+    public var record: TicketRecord
+    public var created: Bool
+
+    public init(record: TicketRecord, created: Bool) {
+        self.record = record
+        self.created = created
     }
 }

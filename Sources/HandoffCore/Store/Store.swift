@@ -311,11 +311,12 @@ public protocol Store: Sendable {
     /// writes nothing.
     /// - Throws: `.notFound` (no such session), `.keyReused` (same key, other request).
     ///
-    /// With `approval` (the escalate strategy sending the action to approvers),
-    /// the approval is opened in the same transaction, so an assessed action
-    /// never exists without the chain that decides it.
+    /// With a `handover` (the escalate strategy), the approval is opened, or
+    /// the ticket placed as `openTicket` places one, in the same transaction,
+    /// after `events`: an assessed action never exists without the people
+    /// who decide it.
     func recordAssessment(
-        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, approval: ApprovalRecord?, events: [NewEvent]
+        tenant: TenantID, assessment: AssessmentRecord, pending: PendingActionRecord?, handover: Handover?, events: [NewEvent]
     ) async throws(StoreError) -> RecordedAssessment
     /// `recordAssessment` for an automated action without an idempotency key
     /// (no pending action, no approval), returning as soon as the write is
@@ -381,8 +382,11 @@ public protocol Store: Sendable {
     func updateTicket(
         _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
     ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String, events: [EventRecord])
-    /// The id of the session's ticket that is not resolved yet, or nil.
+    /// The id of the session's open or claimed ticket, or nil.
     func unresolvedTicketID(tenant: TenantID, sessionID: String) async throws(StoreError) -> String?
+    /// The id of the session's ticket, not resolved yet (waiting, open or
+    /// claimed), that decides pending action `pendingActionID`, or nil.
+    func unresolvedTicketID(tenant: TenantID, sessionID: String, pendingActionID: String) async throws(StoreError) -> String?
     /// Open tickets of every tenant whose claim SLA ran out by `now` and whose
     /// breach is not recorded yet, oldest deadline first, at most `limit`.
     func unrecordedSLABreaches(now: Int64, limit: Int) async throws(StoreError) -> [TicketRecord]

@@ -89,8 +89,8 @@ struct SessionServiceTests {
         try await release()
         #expect(try await first.value.version == 2)
         let refused = await second.result
-        guard case .failure(let error as SessionError) = refused, case .cancelled = error else {
-            Issue.record("expected SessionError.cancelled, got \(refused)")
+        guard case .failure(let error as HandoffError) = refused, case .callEnded = error else {
+            Issue.record("expected HandoffError.callEnded, got \(refused)")
             return
         }
         let record = try await sessions.get(id: "s", caller: caller)
@@ -140,7 +140,7 @@ struct SessionServiceTests {
             }
             try await group.waitForAll()
         }
-        await #expect(throws: SessionError.resourceExhausted("session s holds 1000 memories, the most it may")) {
+        await #expect(throws: HandoffError.limitReached("session s holds 1000 memories, the most it may")) {
             _ = try await sessions.addMemory(id: "s", content: "one more", metadataJSON: "", reasoning: "r", caller: caller)
         }
         #expect(try await sessions.context(id: "s", turnLimit: 1, caller: caller).memories.count == 1_000)
@@ -155,7 +155,7 @@ struct SessionServiceTests {
         let (first, release) = try await firstUpdateHoldingTheTurn(sessions, store)
         let ran = Mutex(false)
         let beside = Task {
-            try await sessions.changeBeside(id: "s", caller: caller) { () throws(SessionError) -> (Bool, status: String?) in
+            try await sessions.changeBeside(id: "s", caller: caller) { () throws(HandoffError) -> (Bool, status: String?) in
                 ran.withLock { $0 = true }
                 return (true, status: nil)
             }
@@ -216,7 +216,7 @@ struct SessionServiceTests {
         _ = try await sessions.create(id: "s", stateJSON: #"{"a":1}"#, labels: [:], reasoning: "start", caller: caller)
         _ = try await sessions.updateState(
             id: "s", change: .mergePatch(.object(["a": .integer(2)])), reasoning: "r", expectedVersion: 1, caller: caller)
-        await #expect(throws: SessionError.aborted("stale version: expected 1, the session is at 2")) {
+        await #expect(throws: HandoffError.staleVersion("stale version: expected 1, the session is at 2")) {
             _ = try await sessions.updateState(
                 id: "s", change: .mergePatch(.object(["a": .integer(3)])), reasoning: "r", expectedVersion: 1, caller: caller)
         }
@@ -241,7 +241,7 @@ struct SessionServiceTests {
         let (sessions, _, path) = try service()
         defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try await sessions.create(id: "s", stateJSON: "{}", labels: [:], reasoning: "start", caller: caller)
-        await #expect(throws: SessionError.invalidArgument("reasoning is required: say why the state changes")) {
+        await #expect(throws: HandoffError.invalid("reasoning is required: say why the state changes")) {
             _ = try await sessions.updateState(
                 id: "s", change: .replacement(.object([:])), reasoning: reasoning, expectedVersion: nil, caller: caller)
         }
@@ -302,7 +302,7 @@ struct SessionContextCacheTests {
         let (sessions, _, path) = try service()
         defer { try? FileManager.default.removeItem(atPath: path) }
         for i in 0..<20 {
-            await #expect(throws: SessionError.notFound("session ghost\(i) not found")) {
+            await #expect(throws: HandoffError.notFound("session ghost\(i) not found")) {
                 _ = try await sessions.context(id: "ghost\(i)", turnLimit: 0, caller: caller)
             }
         }

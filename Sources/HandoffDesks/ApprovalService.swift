@@ -330,12 +330,12 @@ public final class ApprovalService: Sendable {
         _ pending: PendingActionRecord, chain: Policy.Approvals.Chain, amount: Decimal, currency: String, reason: String, caller: Caller,
         now: Int64, stepTimeoutSeconds: Int?
     ) -> (ApprovalRecord, PendingActionRecord, NewEvent) {
-        var steps = chain.steps.enumerated().map { ApprovalStepRecord(level: $0.offset + 1, approvers: $0.element, status: "waiting") }
+        var steps = chain.steps.enumerated().map { ApprovalStepRecord(level: $0.offset + 1, approvers: $0.element, status: .waiting) }
         activate(&steps[0], at: now, timeout: stepTimeoutSeconds)
         let approval = ApprovalRecord(
             tenant: caller.tenant, id: RecordID.make("ap-"), sessionID: pending.sessionID, pendingActionID: pending.id,
             actionJSON: pending.actionJSON, amount: "\(amount)", currency: currency, reason: reason, requester: caller.identity,
-            status: "pending", steps: steps, currentLevel: 1, createdAtMs: now)
+            status: .pending, steps: steps, currentLevel: 1, createdAtMs: now)
         // The chain's own deadlines govern from now on, not the action's; the
         // approvers decide it, so no confirmation or code is awaited any more.
         var pending = pending
@@ -346,7 +346,7 @@ public final class ApprovalService: Sendable {
         pending.mfaExpiresAtMs = 0
         pending.updatedAtMs = now
         let requested = event(
-            "approval.requested", approval, caller.identity, now, reasoning: reason,
+            .approvalRequested, approval, caller.identity, now, reasoning: reason,
             [
                 "level": .integer(1), "approvers": .array(steps[0].approvers.map(JSONValue.string)),
                 "amount": .string(approval.amount), "currency": .string(currency),
@@ -393,7 +393,7 @@ public final class ApprovalService: Sendable {
     /// One approval of the caller's tenant, its expiry applied if due.
     public func get(id: String, caller: Caller) async throws(HandoffError) -> ApprovalRecord {
         let found = try await load(id, caller: caller)
-        guard found.status == "pending", found.dueAtMs > 0, found.dueAtMs <= clock() else { return found }
+        guard found.status == .pending, found.dueAtMs > 0, found.dueAtMs <= clock() else { return found }
         try await expire(found)
         return try await load(id, caller: caller)
     }
@@ -482,7 +482,7 @@ public final class ApprovalService: Sendable {
         let store = self.store
         let approval = try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(HandoffError) in
             var approval = try await self.load(item.approvalID, caller: caller)
-            guard approval.status == "pending", var step = approval.currentStep else {
+            guard approval.status == .pending, var step = approval.currentStep else {
                 throw .conflict("approval \(approval.id) is \(approval.status), not pending")
             }
             if step.expiresAtMs > 0, step.expiresAtMs <= self.clock() {
@@ -509,19 +509,19 @@ public final class ApprovalService: Sendable {
                 approval.editedActionJSON = json
                 detail["edited_action"] = edited.canonicalJSON
             }
-            step.status = item.approve ? "approved" : "rejected"
+            step.status = item.approve ? .approved : .rejected
             approval.steps[step.level - 1] = step
-            events.append(Self.event("approval.decided", approval, caller.identity, now, reasoning: item.comment, detail))
+            events.append(Self.event(.approvalDecided, approval, caller.identity, now, reasoning: item.comment, detail))
             if !item.approve {
-                approval.finish("rejected", at: now)
-                events.append(Self.event("approval.rejected", approval, caller.identity, now, reasoning: item.comment, [:]))
+                approval.finish(.rejected, at: now)
+                events.append(Self.event(.approvalRejected, approval, caller.identity, now, reasoning: item.comment, [:]))
                 Self.settle(&pending, release: false, at: now)
             } else if step.level < approval.steps.count {
                 approval.currentLevel = step.level + 1
                 Self.activate(&approval.steps[step.level], at: now, timeout: settings.stepTimeoutSeconds)
                 events.append(
                     Self.event(
-                        "approval.requested", approval, caller.identity, now, reasoning: approval.reason,
+                        .approvalRequested, approval, caller.identity, now, reasoning: approval.reason,
                         [
                             "level": .integer(Int64(approval.currentLevel)),
                             "approvers": .array(approval.steps[step.level].approvers.map(JSONValue.string)),
@@ -532,8 +532,8 @@ public final class ApprovalService: Sendable {
                     throw .conflict(
                         "approval \(approval.id) cannot release its action: \(mismatch); approve with edited_action whose arguments agree, or reject")
                 }
-                approval.finish("approved", at: now)
-                events.append(Self.event("approval.approved", approval, caller.identity, now, reasoning: item.comment, [:]))
+                approval.finish(.approved, at: now)
+                events.append(Self.event(.approvalApproved, approval, caller.identity, now, reasoning: item.comment, [:]))
                 if let edited = approval.editedActionJSON, let proposed = Self.action(edited) {
                     // The released action is the edited one: a new binding, so
                     // a token for the original could not run it.
@@ -542,19 +542,19 @@ public final class ApprovalService: Sendable {
                 }
                 Self.settle(&pending, release: true, at: now)
             }
-            if pending.status != "pending" {
+            if pending.status != .pending {
                 pending.decidedBy = caller.identity
                 pending.decisionComment = item.comment
-                if pending.status == "released" {
+                if pending.status == .released {
                     pending.releaseTokenHash = Array(SHA256.hash(data: Data(self.confirmations.releaseToken(for: pending).utf8)))
                 }
                 events.append(
                     self.confirmations.event(
-                        pending.status == "released" ? "action.released" : "action.rejected", pending, caller, now, ["by": .string("approval")]))
+                        pending.status == .released ? .actionReleased : .actionRejected, pending, caller, now, ["by": .string("approval")]))
             }
             do throws(StoreError) {
                 let written = try await store.updateApproval(
-                    approval, action: pending.status == "pending" ? nil : pending, events: Self.withFinalState(events, approval))
+                    approval, action: pending.status == .pending ? nil : pending, events: Self.withFinalState(events, approval))
                 self.desk.publish(written.events)
                 if let action = written.action { self.confirmations.decisions.publish(action) }
                 return (written.approval, status: written.sessionStatus)
@@ -563,7 +563,7 @@ public final class ApprovalService: Sendable {
                 throw HandoffError(error)
             }
         }
-        if approval.status == "pending" { await notifyStep(approval) } else { await notifyOutcome(approval) }
+        if approval.status == .pending { await notifyStep(approval) } else { await notifyOutcome(approval) }
         return approval
     }
 
@@ -601,18 +601,18 @@ public final class ApprovalService: Sendable {
     private func recordBreach(_ found: TicketRecord) async throws(HandoffError) {
         let caller = Caller.system(found.tenant)
         let store = self.store
-        try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(HandoffError) -> (Void, status: String?) in
+        try await sessions.changeBeside(id: found.sessionID, caller: caller) { () throws(HandoffError) -> (Void, status: SessionRecord.Status?) in
             let current: TicketRecord?
             do throws(StoreError) {
                 current = try await store.ticket(tenant: found.tenant, id: found.id)
             } catch {
                 throw HandoffError(error)
             }
-            guard var ticket = current, ticket.status == "open", !ticket.slaBreachRecorded else { return ((), status: nil) }
+            guard var ticket = current, ticket.status == .open, !ticket.slaBreachRecorded else { return ((), status: nil) }
             ticket.slaBreachRecorded = true
             let now = self.clock()
             let event = NewEvent(
-                action: "ticket.sla_breached", actor: Caller.systemIdentity, reasoning: "not claimed within its SLA",
+                action: .ticketSLABreached, actor: Caller.systemIdentity, reasoning: "not claimed within its SLA",
                 detailsJSON: JSONValue.object([
                     "ticket_id": .string(ticket.id), "priority": .integer(Int64(ticket.priority)),
                     "sla_deadline_unix_ms": .integer(ticket.slaDeadlineMs), "late_by_ms": .integer(now - ticket.slaDeadlineMs),
@@ -635,19 +635,19 @@ public final class ApprovalService: Sendable {
         let settings = policy.current.policy.approvals
         let store = self.store
         let approval = try await sessions.changeBeside(id: found.sessionID, caller: caller) {
-            () throws(HandoffError) -> (ApprovalRecord?, status: String?) in
+            () throws(HandoffError) -> (ApprovalRecord?, status: SessionRecord.Status?) in
             var approval = try await self.load(found.id, caller: caller)
             let now = self.clock()
-            guard approval.status == "pending", var step = approval.currentStep, step.expiresAtMs > 0, step.expiresAtMs <= now else {
+            guard approval.status == .pending, var step = approval.currentStep, step.expiresAtMs > 0, step.expiresAtMs <= now else {
                 return (nil, status: nil)
             }
-            step.status = "expired"
+            step.status = .expired
             step.decidedAtMs = now
             step.expiresAtMs = 0
             approval.steps[step.level - 1] = step
             var events = [
                 Self.event(
-                    "approval.expired", approval, Caller.systemIdentity, now, reasoning: "not decided in time",
+                    .approvalExpired, approval, Caller.systemIdentity, now, reasoning: "not decided in time",
                     [
                         "level": .integer(Int64(step.level)), "on_expiry": .string(settings.onExpiry.rawValue),
                     ])
@@ -658,21 +658,21 @@ public final class ApprovalService: Sendable {
                 Self.activate(&approval.steps[step.level], at: now, timeout: settings.stepTimeoutSeconds)
                 events.append(
                     Self.event(
-                        "approval.requested", approval, Caller.systemIdentity, now, reasoning: approval.reason,
+                        .approvalRequested, approval, Caller.systemIdentity, now, reasoning: approval.reason,
                         [
                             "level": .integer(Int64(approval.currentLevel)),
                             "approvers": .array(approval.steps[step.level].approvers.map(JSONValue.string)),
                             "after_expiry_of_level": .integer(Int64(step.level)),
                         ]))
             } else {
-                approval.finish("expired", at: now)
+                approval.finish(.expired, at: now)
                 var action = try await self.confirmations.load(approval.pendingActionID, caller: caller)
                 if action.isUndecided {
-                    action.status = "expired"
+                    action.status = .expired
                     action.decidedBy = Caller.systemIdentity
                     action.awaitingConfirmation = false
                     action.updatedAtMs = now
-                    events.append(self.confirmations.event("action.expired", action, caller, now, ["by": .string("approval")]))
+                    events.append(self.confirmations.event(.actionExpired, action, caller, now, ["by": .string("approval")]))
                     pending = action
                 }
             }
@@ -687,7 +687,7 @@ public final class ApprovalService: Sendable {
             }
         }
         guard let approval else { return }
-        if approval.status == "pending" { await notifyStep(approval) } else { await notifyOutcome(approval) }
+        if approval.status == .pending { await notifyStep(approval) } else { await notifyOutcome(approval) }
     }
 
     // MARK: Helpers
@@ -720,13 +720,13 @@ public final class ApprovalService: Sendable {
     }
 
     static func activate(_ step: inout ApprovalStepRecord, at now: Int64, timeout: Int?) {
-        step.status = "pending"
+        step.status = .pending
         step.activatedAtMs = now
         step.expiresAtMs = timeout.map { now + Int64($0) * 1000 } ?? 0
     }
 
     static func settle(_ action: inout PendingActionRecord, release: Bool, at now: Int64) {
-        action.status = release ? "released" : "rejected"
+        action.status = release ? .released : .rejected
         action.awaitingConfirmation = false
         action.mfaCodeHash = nil
         action.updatedAtMs = now
@@ -737,12 +737,12 @@ public final class ApprovalService: Sendable {
     }
 
     static func event(
-        _ name: String, _ approval: ApprovalRecord, _ actor: String, _ now: Int64, reasoning: String, _ extra: [String: JSONValue]
+        _ name: EventAction, _ approval: ApprovalRecord, _ actor: String, _ now: Int64, reasoning: String, _ extra: [String: JSONValue]
     ) -> NewEvent {
         var details = extra
         details["approval_id"] = .string(approval.id)
         details["pending_action_id"] = .string(approval.pendingActionID)
-        details["status"] = .string(approval.status)
+        details["status"] = .string(approval.status.rawValue)
         details["approval_state"] = approval.deskSnapshot
         return NewEvent(action: name, actor: actor, reasoning: reasoning, detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
     }
@@ -767,7 +767,7 @@ public final class ApprovalService: Sendable {
         guard let step = approval.currentStep else { return }
         await send(
             DeskNotice(
-                kind: "approval.requested", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
+                kind: EventAction.approvalRequested.rawValue, tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
                 level: step.level, recipients: step.approvers, summary: Self.summary(approval, action: action), revision: approval.revision,
                 occurredAtMs: clock()))
     }

@@ -91,7 +91,7 @@ public final class AssessmentService: Sendable {
             // answered before its write (below), which would refuse an unknown one.
             let session = try await sessions.get(id: sessionID, caller: caller)
             pending = PendingActionRecord(
-                tenant: caller.tenant, id: RecordID.make("pa-"), sessionID: sessionID, status: "pending",
+                tenant: caller.tenant, id: RecordID.make("pa-"), sessionID: sessionID, status: .pending,
                 actionJSON: actionJSON, risk: assessment.risk.rawValue, decisionType: assessment.decisionType.rawValue,
                 strategy: assessment.strategy.rawValue, createdAtMs: now, updatedAtMs: now,
                 expiresAtMs: loaded.policy.pendingExpirySeconds.map { now + Int64($0) * 1000 } ?? 0,
@@ -115,7 +115,7 @@ public final class AssessmentService: Sendable {
         let events =
             [
                 NewEvent(
-                    action: "action.assessed", actor: caller.identity, reasoning: action.description,
+                    action: .actionAssessed, actor: caller.identity, reasoning: action.description,
                     detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
             ]
             // An automated action the sampling rate picked: operators review these after the
@@ -123,7 +123,7 @@ public final class AssessmentService: Sendable {
             + (assessment.sampledForReview
                 ? [
                     NewEvent(
-                        action: "action.sampled_for_review", actor: caller.identity, reasoning: action.description,
+                        action: .actionSampledForReview, actor: caller.identity, reasoning: action.description,
                         detailsJSON: JSONValue.object([
                             "tool": .string(action.toolName), "action": action.canonicalJSON,
                             "sampling_rate": .number(loaded.policy.samplingRate),

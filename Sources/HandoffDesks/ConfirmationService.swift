@@ -67,7 +67,7 @@ public final class ConfirmationService: Sendable {
                 action,
                 events: [
                     self.event(
-                        "confirmation.requested", action, caller, now,
+                        .confirmationRequested, action, caller, now,
                         [
                             "prompt": .string(question),
                             "expires_at_unix_ms": .integer(action.confirmationExpiresAtMs),
@@ -102,7 +102,7 @@ public final class ConfirmationService: Sendable {
             var releaseToken: String?
             var events = [
                 self.event(
-                    "confirmation.answered", action, caller, now,
+                    .confirmationAnswered, action, caller, now,
                     [
                         "text": .string(text), "outcome": .string(answer.rawValue),
                     ])
@@ -113,14 +113,14 @@ public final class ConfirmationService: Sendable {
                 // returned once and only its hash is kept.
                 let token = self.releaseToken(for: action)
                 releaseToken = token
-                action.status = "released"
+                action.status = .released
                 action.awaitingConfirmation = false
                 action.releaseTokenHash = Array(SHA256.hash(data: Data(token.utf8)))
-                events.append(self.event("action.released", action, caller, now, ["by": .string("confirmation")]))
+                events.append(self.event(.actionReleased, action, caller, now, ["by": .string("confirmation")]))
             case .declined:
-                action.status = "declined"
+                action.status = .declined
                 action.awaitingConfirmation = false
-                events.append(self.event("action.declined", action, caller, now, [:]))
+                events.append(self.event(.actionDeclined, action, caller, now, [:]))
             case .ambiguous:
                 action.repromptCount += 1
             }
@@ -136,11 +136,11 @@ public final class ConfirmationService: Sendable {
     /// naming the approval) unless `whileApproving`: only the approvers settle it.
     func decide<T: Sendable>(
         _ id: String, caller: Caller, whileApproving: Bool = false,
-        _ body: @escaping @Sendable (PendingActionRecord, Int64) async throws(HandoffError) -> (T, status: String?)
+        _ body: @escaping @Sendable (PendingActionRecord, Int64) async throws(HandoffError) -> (T, status: SessionRecord.Status?)
     ) async throws(HandoffError) -> T {
         let found = try await load(id, caller: caller)
         return try await sessions.changeBeside(id: found.sessionID, caller: caller) {
-            () throws(HandoffError) -> (Result<T, HandoffError>, status: String?) in
+            () throws(HandoffError) -> (Result<T, HandoffError>, status: SessionRecord.Status?) in
             var action = try await self.load(id, caller: caller)
             let now = self.clock()
             if let expired = try await self.expire(&action, now: now, caller: caller) { return (.failure(expired.error), expired.status) }
@@ -176,21 +176,21 @@ public final class ConfirmationService: Sendable {
     /// so), and the call is to be refused: nothing is released after the deadline.
     private func expire(
         _ action: inout PendingActionRecord, now: Int64, caller: Caller
-    ) async throws(HandoffError) -> (error: HandoffError, status: String)? {
+    ) async throws(HandoffError) -> (error: HandoffError, status: SessionRecord.Status)? {
         guard action.hasExpired(at: now) else { return nil }
-        action.status = "expired"
+        action.status = .expired
         action.awaitingConfirmation = false
         action.updatedAtMs = now
         action.decidedBy = Caller.systemIdentity
         // The server expired it; the caller only happened to look at it then.
-        let (_, status) = try await write(action, events: [event("action.expired", action, .system(caller.tenant), now, [:])])
+        let (_, status) = try await write(action, events: [event(.actionExpired, action, .system(caller.tenant), now, [:])])
         return (.conflict("pending action \(action.id) expired unanswered; nothing was released"), status)
     }
 
-    func write(_ action: PendingActionRecord, events: [NewEvent]) async throws(HandoffError) -> (PendingActionRecord, String) {
+    func write(_ action: PendingActionRecord, events: [NewEvent]) async throws(HandoffError) -> (PendingActionRecord, SessionRecord.Status) {
         var action = action
         // The decider of a settlement is the actor of its first event, unless named already.
-        if action.isSettled, action.status != "executed", action.decidedBy.isEmpty { action.decidedBy = events.first?.actor ?? "" }
+        if action.isSettled, action.status != .executed, action.decidedBy.isEmpty { action.decidedBy = events.first?.actor ?? "" }
         do {
             let written = try await store.updatePendingAction(action, events: events)
             decisions.publish(written.0)  // after the commit: durable before anyone hears of it
@@ -204,11 +204,11 @@ public final class ConfirmationService: Sendable {
     }
 
     func event(
-        _ name: String, _ action: PendingActionRecord, _ caller: Caller, _ now: Int64, _ extra: [String: JSONValue]
+        _ name: EventAction, _ action: PendingActionRecord, _ caller: Caller, _ now: Int64, _ extra: [String: JSONValue]
     ) -> NewEvent {
         var details = extra
         details["pending_action_id"] = .string(action.id)
-        details["status"] = .string(action.status)
+        details["status"] = .string(action.status.rawValue)
         details["reprompt_count"] = .integer(Int64(action.repromptCount))
         return NewEvent(action: name, actor: caller.identity, reasoning: "", detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
     }

@@ -86,7 +86,7 @@ extension ConfirmationService {
             var waiting = Set(ids)
             func send(_ action: PendingActionRecord) {
                 guard waiting.remove(action.id) != nil else { return }
-                continuation.yield(Decision(action: action, releaseToken: action.status == "released" ? self.releaseToken(for: action) : nil))
+                continuation.yield(Decision(action: action, releaseToken: action.status == .released ? self.releaseToken(for: action) : nil))
             }
             for id in ids {
                 guard var action = current[id] else { continue }
@@ -183,13 +183,13 @@ extension ConfirmationService {
         guard let found else { throw .conflict("this release token was never issued, or its action was not released") }
         return try await decide(found.id, caller: caller) { (stored, now) throws(HandoffError) in
             var action = stored
-            if action.status == "executed" {
+            if action.status == .executed {
                 guard action.executionKey == idempotencyKey else {
                     throw .conflict("pending action \(action.id) was already executed under another idempotency key")
                 }
                 return (ExecutionReport(duplicate: true, action: action), status: nil)
             }
-            guard action.status == "released" else {
+            guard action.status == .released else {
                 throw .conflict("pending action \(action.id) is \(action.status), not released")
             }
             // Fail closed: the stored action must still be the one released.
@@ -197,7 +197,7 @@ extension ConfirmationService {
             guard let proposed, proposed.bindingHash(sessionVersion: action.assessedVersion) == action.actionHash else {
                 throw .conflict("pending action \(action.id) no longer matches what was released; it needs a new decision")
             }
-            action.status = "executed"
+            action.status = .executed
             action.executedAtMs = now
             action.executionKey = idempotencyKey
             action.resultJSON = resultJSON.isEmpty ? nil : resultJSON
@@ -206,7 +206,7 @@ extension ConfirmationService {
             var details: [String: JSONValue] = ["idempotency_key": .string(idempotencyKey)]
             details["result"] = resultJSON.isEmpty ? .null : (try? JSONValue(parsing: resultJSON)) ?? .null
             details["error"] = errorMessage.isEmpty ? .null : .string(errorMessage)
-            let (written, status) = try await self.write(action, events: [self.event("action.executed", action, caller, now, details)])
+            let (written, status) = try await self.write(action, events: [self.event(.actionExecuted, action, caller, now, details)])
             return (ExecutionReport(duplicate: false, action: written), status: status)
         }
     }

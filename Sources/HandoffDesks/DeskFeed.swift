@@ -151,12 +151,12 @@ final class WakeSignal: Sendable {
 /// Reads the feed for Watch.
 public struct DeskFeed: Sendable {
     /// The event actions that are desk events, and their kinds.
-    static let kinds: [String: DeskItem.Kind] = [
-        "session.escalated": .ticketOpened, "ticket.opened": .ticketOpened, "ticket.claimed": .ticketClaimed, "ticket.resolved": .ticketResolved,
-        "ticket.sla_breached": .ticketSLABreached, "approval.requested": .approvalRequested, "approval.decided": .approvalDecided,
-        "approval.expired": .approvalExpired,
+    static let kinds: [EventAction: DeskItem.Kind] = [
+        .sessionEscalated: .ticketOpened, .ticketOpened: .ticketOpened, .ticketClaimed: .ticketClaimed, .ticketResolved: .ticketResolved,
+        .ticketSLABreached: .ticketSLABreached, .approvalRequested: .approvalRequested, .approvalDecided: .approvalDecided,
+        .approvalExpired: .approvalExpired,
     ]
-    static let actions = Set(kinds.keys)
+    static let actions = Set(kinds.keys.map(\.rawValue))
     static let actionList = actions.sorted()
 
     let store: any Store
@@ -233,13 +233,15 @@ public struct DeskWatch: AsyncSequence, Sendable {
                 }
                 let event = page.removeFirst()
                 last = event.feedPosition ?? last
-                guard let kind = DeskFeed.kinds[event.event.action], let position = event.feedPosition else { continue }
+                guard let kind = event.event.kind.flatMap({ DeskFeed.kinds[$0] }), let position = event.feedPosition else { continue }
                 var ticket: TicketRecord?
                 var approval: ApprovalRecord?
                 let details = (try? JSONValue(parsing: event.event.detailsJSON))?.objectValue
                 // An escalation that queued a waiting ticket, or joined the ticket in hand, opened nothing
                 // (the waiting one is announced by its own ticket.opened when it opens).
-                if event.event.action == "session.escalated", details?["attached"] == .bool(true) || details?["status"] == .string("waiting") {
+                if event.event.kind == .sessionEscalated,
+                    details?["attached"] == .bool(true) || details?["status"] == .string(TicketRecord.Status.waiting.rawValue)
+                {
                     continue
                 }
                 // The record as it was right after the event (its snapshot over the stored record).

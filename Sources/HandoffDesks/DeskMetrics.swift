@@ -30,15 +30,16 @@ public enum DeskMetrics {
 
     static func assessed(_ strategy: Strategy, _ type: DecisionType) {
         assessments[key(strategy, type)]?.increment()
-        if strategy != .automate { reached("pending") }
+        if strategy != .automate { reached(.pending) }
     }
 
-    private static let reachedPending = Counter(label: "handoff_pending_actions_total", dimensions: [("status", "pending")])
+    private static let reachedPending = Counter(
+        label: "handoff_pending_actions_total", dimensions: [("status", PendingActionRecord.Status.pending.rawValue)])
 
     /// A pending action reached `status`: created (`pending`), decided, expired or executed.
-    private static func reached(_ status: String) {
-        if status == "pending" { return reachedPending.increment() }
-        Counter(label: "handoff_pending_actions_total", dimensions: [("status", status)]).increment()
+    private static func reached(_ status: PendingActionRecord.Status) {
+        if status == .pending { return reachedPending.increment() }
+        Counter(label: "handoff_pending_actions_total", dimensions: [("status", status.rawValue)]).increment()
     }
 
     /// A pending action was settled (after its commit): counted by status;
@@ -47,10 +48,10 @@ public enum DeskMetrics {
     /// execution are not a person's decision and are not timed here.
     static func decided(_ action: PendingActionRecord) {
         reached(action.status)
-        guard ["released", "declined", "rejected", "cancelled"].contains(action.status) else { return }
+        guard [.released, .declined, .rejected, .cancelled].contains(action.status) else { return }
         let strategy = Strategy(rawValue: action.strategy)?.description ?? "unknown"
         CoreMetrics.Timer(
-            label: "handoff_decision_wait_seconds", dimensions: [("strategy", strategy), ("outcome", action.status)]
+            label: "handoff_decision_wait_seconds", dimensions: [("strategy", strategy), ("outcome", action.status.rawValue)]
         ).recordMilliseconds(max(0, action.updatedAtMs - action.createdAtMs))
     }
 

@@ -118,14 +118,14 @@ public final class EscalationService: Sendable {
         let priority = max(escalation.priority(for: reason), minimumPriority)
         let ticket = TicketRecord(
             tenant: caller.tenant, id: RecordID.make("t-"), sessionID: sessionID, pendingActionID: pendingActionID,
-            reason: reason, priority: priority, status: "open", createdBy: caller.identity, assignedTo: "", createdAtMs: now,
+            reason: reason, priority: priority, status: .open, createdBy: caller.identity, assignedTo: "", createdAtMs: now,
             slaDeadlineMs: now + Int64(escalation.slaSeconds[priority] ?? 3600) * 1000, snapshotJSON: Self.json(snapshot).serialized)
         let turn = TurnRecord(
             sessionID: sessionID, sequence: 0, input: "", output: "Handing you over to a person; someone will reply here.",
             metadataJSON: JSONValue.object(["source": .string("system"), "ticket_id": .string(ticket.id)]).serialized,
             reasoning: reason, author: caller.identity, createdAtMs: now)
         let event = NewEvent(
-            action: "session.escalated", actor: caller.identity, reasoning: reason,
+            action: .sessionEscalated, actor: caller.identity, reasoning: reason,
             detailsJSON: JSONValue.object([
                 "ticket_id": .string(ticket.id), "priority": .integer(Int64(priority)),
                 "pending_action_id": pendingActionID.isEmpty ? .null : .string(pendingActionID),
@@ -208,8 +208,8 @@ public final class EscalationService: Sendable {
     public func claim(ticketID: String, reassign: Bool, assignee: String, caller: Caller) async throws(HandoffError) -> TicketRecord {
         let started = clock()
         let claimed = try await change(ticketID, caller: caller, addsTurns: false) { ticket, now throws(HandoffError) in
-            guard ticket.status != "resolved" else { throw .conflict("ticket \(ticket.id) is resolved") }
-            guard ticket.status != "waiting" else {
+            guard ticket.status != .resolved else { throw .conflict("ticket \(ticket.id) is resolved") }
+            guard ticket.status != .waiting else {
                 throw .conflict(
                     "ticket \(ticket.id) is waiting: the session's ticket in hand decides another action first, and this one opens when that one is resolved"
                 )
@@ -228,7 +228,7 @@ public final class EscalationService: Sendable {
                     )
                 }
             }
-            if ticket.status == "claimed", ticket.assignedTo != target {
+            if ticket.status == .claimed, ticket.assignedTo != target {
                 guard reassign, caller.role == .admin else {
                     throw .conflict("ticket \(ticket.id) is claimed by \(ticket.assignedTo); only an admin may reassign it")
                 }
@@ -237,10 +237,10 @@ public final class EscalationService: Sendable {
                 throw .forbidden("only an admin claims a ticket for someone else")
             }
             var claimed = ticket
-            claimed.status = "claimed"
+            claimed.status = .claimed
             claimed.assignedTo = target
             claimed.claimedAtMs = ticket.claimedAtMs == 0 ? now : ticket.claimedAtMs
-            return (claimed, nil, [Self.event("ticket.claimed", claimed, caller, now, ["assigned_to": .string(target)])])
+            return (claimed, nil, [Self.event(.ticketClaimed, claimed, caller, now, ["assigned_to": .string(target)])])
         }.ticket
         // Claimed for the first time by this call (a reassignment keeps the first claim's time).
         if claimed.claimedAtMs >= started { DeskMetrics.ticketClaimed(waitedMs: claimed.claimedAtMs - claimed.createdAtMs) }
@@ -251,14 +251,14 @@ public final class EscalationService: Sendable {
     public func reply(ticketID: String, text: String, caller: Caller) async throws(HandoffError) -> TurnRecord {
         guard !text.isEmpty, text.utf8.count <= 64 * 1024 else { throw .invalid("text must be 1 byte to 64 KiB") }
         let result = try await change(ticketID, caller: caller, addsTurns: true) { ticket, now throws(HandoffError) in
-            guard ticket.status == "claimed", ticket.assignedTo == caller.identity else {
+            guard ticket.status == .claimed, ticket.assignedTo == caller.identity else {
                 throw .conflict("reply on ticket \(ticket.id) needs it claimed by you (it is \(ticket.status))")
             }
             let turn = TurnRecord(
                 sessionID: ticket.sessionID, sequence: 0, input: "", output: text,
                 metadataJSON: JSONValue.object(["source": .string("operator"), "ticket_id": .string(ticket.id)]).serialized,
                 reasoning: "operator reply", author: caller.identity, createdAtMs: now)
-            return (ticket, turn, [Self.event("ticket.replied", ticket, caller, now, ["text": .string(text)])])
+            return (ticket, turn, [Self.event(.ticketReplied, ticket, caller, now, ["text": .string(text)])])
         }
         guard let turn = result.turn else { throw .storeFailed("the reply was not stored") }
         return turn
@@ -280,7 +280,7 @@ public final class EscalationService: Sendable {
             throw .invalid("ticket \(ticketID) holds no pending action to decide")
         }
         // An undecided action is never left behind silently: the agent would wait for it until it expires.
-        if decision == nil, !current.pendingActionID.isEmpty, current.status != "resolved",
+        if decision == nil, !current.pendingActionID.isEmpty, current.status != .resolved,
             try await confirmations.load(current.pendingActionID, caller: caller).isUndecided
         {
             throw .conflict(
@@ -289,13 +289,13 @@ public final class EscalationService: Sendable {
         }
         var decided: (PendingActionRecord, String?)?
         // An action an approval chain is deciding is refused inside settle's turn (ConfirmationService.decide).
-        if let decision, decision != "leave", current.status != "resolved" {
+        if let decision, decision != "leave", current.status != .resolved {
             decided = try await confirmations.settle(current.pendingActionID, release: decision == "release", note: note, caller: caller)
         }
         let ticket = try await change(ticketID, caller: caller, addsTurns: true) { ticket, now throws(HandoffError) in
-            guard ticket.status != "resolved" else { throw .conflict("ticket \(ticket.id) is already resolved") }
+            guard ticket.status != .resolved else { throw .conflict("ticket \(ticket.id) is already resolved") }
             var resolved = ticket
-            resolved.status = "resolved"
+            resolved.status = .resolved
             resolved.outcome = outcome
             resolved.resolutionNote = note
             resolved.resolvedAtMs = now
@@ -311,7 +311,7 @@ public final class EscalationService: Sendable {
                 resolved, turn,
                 [
                     Self.event(
-                        "ticket.resolved", resolved, caller, now,
+                        .ticketResolved, resolved, caller, now,
                         [
                             "outcome": .integer(Int64(outcome)), "note": .string(note),
                             "pending_action_decision": decision.map { .string($0) } ?? .null,
@@ -390,11 +390,11 @@ public final class EscalationService: Sendable {
     }
 
     private static func event(
-        _ name: String, _ ticket: TicketRecord, _ caller: Caller, _ now: Int64, _ extra: [String: JSONValue]
+        _ name: EventAction, _ ticket: TicketRecord, _ caller: Caller, _ now: Int64, _ extra: [String: JSONValue]
     ) -> NewEvent {
         var details = extra
         details["ticket_id"] = .string(ticket.id)
-        details["status"] = .string(ticket.status)
+        details["status"] = .string(ticket.status.rawValue)
         details["ticket_state"] = ticket.deskSnapshot
         return NewEvent(action: name, actor: caller.identity, reasoning: "", detailsJSON: JSONValue.object(details).serialized, occurredAtMs: now)
     }
@@ -419,7 +419,7 @@ public final class EscalationService: Sendable {
                     ])
                 }),
             "session": .object([
-                "tenant": .string(context.session.tenant.rawValue), "status": .string(context.session.status),
+                "tenant": .string(context.session.tenant.rawValue), "status": .string(context.session.status.rawValue),
                 "labels": .object(context.session.labels.mapValues(JSONValue.string)),
                 "created_at_ms": .integer(context.session.createdAtMs), "updated_at_ms": .integer(context.session.updatedAtMs),
             ]),
@@ -430,9 +430,11 @@ public final class EscalationService: Sendable {
         guard let m = value.objectValue, case .string(let id)? = m["session_id"], case .integer(let version)? = m["version"],
             case .string(let state)? = m["state_json"], case .integer(let total)? = m["total_turns"],
             case .array(let turns)? = m["turns"], case .array(let memories)? = m["memories"],
-            let s = m["session"]?.objectValue, case .string(let tenant)? = s["tenant"], case .string(let status)? = s["status"],
+            let s = m["session"]?.objectValue, case .string(let tenant)? = s["tenant"], case .string(let statusName)? = s["status"],
             case .integer(let created)? = s["created_at_ms"], case .integer(let updated)? = s["updated_at_ms"]
         else { return nil }
+        // A snapshot written before the status words changed would still read.
+        let status = SessionRecord.Status(rawValue: statusName) ?? .escalated
         func text(_ o: [String: JSONValue], _ k: String) -> String { if case .string(let v)? = o[k] { v } else { "" } }
         func int(_ o: [String: JSONValue], _ k: String) -> Int64 { if case .integer(let v)? = o[k] { v } else { 0 } }
         let labels = (s["labels"]?.objectValue ?? [:]).compactMapValues { if case .string(let v) = $0 { v } else { nil } }
@@ -471,15 +473,15 @@ extension ConfirmationService {
             if release {
                 let released = self.releaseToken(for: action)
                 token = released
-                action.status = "released"
+                action.status = .released
                 action.releaseTokenHash = Array(SHA256.hash(data: Data(released.utf8)))
             } else {
-                action.status = "rejected"
+                action.status = .rejected
             }
             let (stored, status) = try await self.write(
                 action,
                 events: [
-                    self.event(release ? "action.released" : "action.rejected", action, caller, now, ["by": .string("operator")])
+                    self.event(release ? .actionReleased : .actionRejected, action, caller, now, ["by": .string("operator")])
                 ])
             return ((stored, token), status)
         }

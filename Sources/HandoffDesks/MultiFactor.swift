@@ -102,7 +102,7 @@ extension ConfirmationService {
                 action,
                 events: [
                     self.event(
-                        "mfa.started", action, caller, now,
+                        .mfaStarted, action, caller, now,
                         [
                             "channels": .array(settings.channels.map { .string($0.name) }),
                             "expires_at_unix_ms": .integer(action.mfaExpiresAtMs),
@@ -149,7 +149,7 @@ extension ConfirmationService {
             }
             action.updatedAtMs = now
             if now >= action.mfaExpiresAtMs || action.mfaAttemptsLeft <= 0 {
-                action.status = "cancelled"
+                action.status = .cancelled
                 action.mfaCodeHash = nil
                 action.mfaAttemptsLeft = 0
                 let reason = now >= action.mfaExpiresAtMs ? "the code expired" : "no attempts left"
@@ -157,8 +157,8 @@ extension ConfirmationService {
                 let (stored, status) = try await self.write(
                     action,
                     events: [
-                        self.event("mfa.failed", action, caller, now, ["reason": .string(reason)]),
-                        self.event("action.cancelled", action, caller, now, ["reason": .string(reason)]),
+                        self.event(.mfaFailed, action, caller, now, ["reason": .string(reason)]),
+                        self.event(.actionCancelled, action, caller, now, ["reason": .string(reason)]),
                     ])
                 return (MultiFactorVerification(verified: false, attemptsRemaining: 0, action: stored, releaseToken: nil), status)
             }
@@ -168,14 +168,14 @@ extension ConfirmationService {
             DeskMetrics.multiFactorAttempt(right ? "verified" : "wrong")
             if right {
                 let token = self.releaseToken(for: action)
-                action.status = "released"
+                action.status = .released
                 action.mfaCodeHash = nil
                 action.releaseTokenHash = Array(SHA256.hash(data: Data(token.utf8)))
                 let (stored, status) = try await self.write(
                     action,
                     events: [
-                        self.event("mfa.verified", action, caller, now, [:]),
-                        self.event("action.released", action, caller, now, ["by": .string("multi_factor")]),
+                        self.event(.mfaVerified, action, caller, now, [:]),
+                        self.event(.actionReleased, action, caller, now, ["by": .string("multi_factor")]),
                     ])
                 return (
                     MultiFactorVerification(verified: true, attemptsRemaining: stored.mfaAttemptsLeft, action: stored, releaseToken: token), status
@@ -184,17 +184,17 @@ extension ConfirmationService {
             action.mfaAttemptsLeft -= 1
             var events = [
                 self.event(
-                    "mfa.failed", action, caller, now,
+                    .mfaFailed, action, caller, now,
                     [
                         "reason": .string("wrong code"), "attempts_left": .integer(Int64(action.mfaAttemptsLeft)),
                     ])
             ]
             // The last wrong code cancels the action at once: no further code can release it.
             if action.mfaAttemptsLeft <= 0 {
-                action.status = "cancelled"
+                action.status = .cancelled
                 action.mfaCodeHash = nil
                 action.mfaAttemptsLeft = 0
-                events.append(self.event("action.cancelled", action, caller, now, ["reason": .string("no attempts left")]))
+                events.append(self.event(.actionCancelled, action, caller, now, ["reason": .string("no attempts left")]))
             }
             let (stored, status) = try await self.write(action, events: events)
             return (MultiFactorVerification(verified: false, attemptsRemaining: stored.mfaAttemptsLeft, action: stored, releaseToken: nil), status)

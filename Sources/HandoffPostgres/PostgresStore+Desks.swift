@@ -32,7 +32,7 @@ extension PostgresStore {
 
     public func openTicket(
         _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
-    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
+    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: SessionRecord.Status, events: [EventRecord]) {
         try await write { transaction in
             try await transaction.requireSession(tenant: ticket.tenant, id: ticket.sessionID)
             return try await Self.placeTicket(transaction, ticket, turn: turn, event: event)
@@ -42,7 +42,7 @@ extension PostgresStore {
     /// `openTicket` inside a transaction whose session row is locked (AssessAction's calls it too).
     static func placeTicket(
         _ transaction: Transaction, _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
-    ) async throws -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
+    ) async throws -> (ticket: TicketRecord, created: Bool, sessionStatus: SessionRecord.Status, events: [EventRecord]) {
         let tenant = ticket.tenant
         var sameAction: TicketRecord?
         if !ticket.pendingActionID.isEmpty {
@@ -91,7 +91,7 @@ extension PostgresStore {
             VALUES (\(t.tenant.rawValue), \(t.id), \(t.sessionID), \(t.pendingActionID), \(t.reason), \(Int64(t.priority)), \(t.status),
                 \(t.createdBy), \(t.assignedTo), \(t.createdAtMs), \(t.claimedAtMs), \(t.resolvedAtMs), \(t.slaDeadlineMs),
                 \(Int64(t.outcome)), \(t.resolutionNote), \(t.snapshotJSON), \(t.revision), \(t.slaBreachRecorded),
-                \(t.status == "open" && t.slaBreachRecorded))
+                \(t.status == .open && t.slaBreachRecorded))
             """)
     }
 
@@ -133,7 +133,7 @@ extension PostgresStore {
     public func tickets(tenant: TenantID, query: TicketQuery) async throws(StoreError) -> [TicketRecord] {
         var builder = QueryBuilder()
         var clauses = ["tenant_id = \(builder.bind(tenant.rawValue))"]
-        if !query.statuses.isEmpty { clauses.append("status = ANY(\(builder.bind(query.statuses)))") }
+        if !query.statuses.isEmpty { clauses.append("status = ANY(\(builder.bind(query.statuses.map(\.rawValue))))") }
         if !query.priorities.isEmpty { clauses.append("priority = ANY(\(builder.bind(query.priorities.map { Int64($0) })))") }
         if let assignee = query.assignedTo { clauses.append("assigned_to = \(builder.bind(assignee))") }
         builder.sql = """
@@ -147,7 +147,7 @@ extension PostgresStore {
 
     public func updateTicket(
         _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
-    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String, events: [EventRecord]) {
+    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: SessionRecord.Status, events: [EventRecord]) {
         try await write { [self] transaction in
             let tenant = ticket.tenant
             try await transaction.requireSession(tenant: tenant, id: ticket.sessionID)
@@ -158,7 +158,7 @@ extension PostgresStore {
                 UPDATE tickets SET status = \(s.status), assigned_to = \(s.assignedTo), claimed_at_ms = \(s.claimedAtMs),
                     resolved_at_ms = \(s.resolvedAtMs), outcome = \(Int64(s.outcome)), resolution_note = \(s.resolutionNote),
                     revision = \(s.revision), sla_breach_recorded = \(s.slaBreachRecorded),
-                    queue_breached = \(s.status == "open" && s.slaBreachRecorded)
+                    queue_breached = \(s.status == .open && s.slaBreachRecorded)
                 WHERE tenant_id = \(tenant.rawValue) AND id = \(ticket.id) AND revision = \(ticket.revision)
                 RETURNING 1
                 """)
@@ -169,7 +169,7 @@ extension PostgresStore {
             if let turn { writtenTurn = try await Self.insertTurn(transaction, tenant: tenant, turn) }
             var appended: [EventRecord] = []
             for event in events { appended.append(try await transaction.append(tenant: tenant, sessionID: ticket.sessionID, event: event)) }
-            if s.status == "resolved",
+            if s.status == .resolved,
                 let opened = try await Self.openNextWaiting(
                     transaction, tenant: tenant, sessionID: ticket.sessionID, after: s, at: events.last?.occurredAtMs ?? s.resolvedAtMs)
             {
@@ -366,7 +366,8 @@ extension PostgresStore {
 
     public func updateApproval(
         _ approval: ApprovalRecord, action: PendingActionRecord?, events: [NewEvent]
-    ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: String, events: [EventRecord]) {
+    ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: SessionRecord.Status, events: [EventRecord])
+    {
         try await write { [self] transaction in
             let tenant = approval.tenant
             try await transaction.requireSession(tenant: tenant, id: approval.sessionID)

@@ -134,7 +134,7 @@ extension PostgresStore {
 
     public func updatePendingAction(
         _ action: PendingActionRecord, events: [NewEvent]
-    ) async throws(StoreError) -> (PendingActionRecord, String) {
+    ) async throws(StoreError) -> (PendingActionRecord, SessionRecord.Status) {
         try await write { transaction in
             try await transaction.requireSession(tenant: action.tenant, id: action.sessionID)
             let stored = try await Self.writePendingAction(transaction, action)
@@ -172,7 +172,7 @@ extension PostgresStore {
     }
 
     /// Sets and returns the session's status (`StoreRules.sessionStatus`).
-    static func refreshSessionStatus(_ transaction: Transaction, tenant: TenantID, sessionID: String) async throws -> String {
+    static func refreshSessionStatus(_ transaction: Transaction, tenant: TenantID, sessionID: String) async throws -> SessionRecord.Status {
         let row = try await transaction.rows(
             """
             SELECT EXISTS (SELECT 1 FROM tickets WHERE tenant_id = \(tenant.rawValue) AND session_id = \(sessionID) AND status <> 'resolved'),
@@ -187,8 +187,8 @@ extension PostgresStore {
     }
 
     /// The session's status as stored (in the write's transaction).
-    static func sessionStatus(_ transaction: Transaction, tenant: TenantID, sessionID: String) async throws -> String {
+    static func sessionStatus(_ transaction: Transaction, tenant: TenantID, sessionID: String) async throws -> SessionRecord.Status {
         try await transaction.rows("SELECT status FROM sessions WHERE tenant_id = \(tenant.rawValue) AND id = \(sessionID)")
-            .first?.decode(String.self) ?? "escalated"
+            .first?.decode(SessionRecord.Status.self) ?? .escalated
     }
 }

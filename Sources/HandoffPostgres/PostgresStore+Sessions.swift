@@ -33,7 +33,9 @@ extension PostgresStore {
             SELECT version, state_json, status, labels_json, created_at_ms, updated_at_ms
             FROM sessions WHERE tenant_id = \(tenant.rawValue) AND id = \(id)
             """, logger: logger)
-        for try await (version, state, status, labels, created, updated) in rows.decode((Int64, String, String, String, Int64, Int64).self) {
+        for try await (version, state, status, labels, created, updated) in rows.decode(
+            (Int64, String, SessionRecord.Status, String, Int64, Int64).self)
+        {
             return SessionRecord(
                 tenant: tenant, id: id, version: version, stateJSON: state, status: status, labels: decodeLabels(labels),
                 createdAtMs: created, updatedAtMs: updated)

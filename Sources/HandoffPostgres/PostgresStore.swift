@@ -439,9 +439,9 @@ public final class PostgresStore: Store {
                 """
                 SELECT status, priority, count(*), min(created_at_ms) FROM tickets WHERE status <> 'resolved' GROUP BY status, priority
                 """, logger: logger)
-            for try await (status, priority, count, created) in rows.decode((String, Int64, Int64, Int64).self) {
+            for try await (status, priority, count, created) in rows.decode((TicketRecord.Status, Int64, Int64, Int64).self) {
                 counts.tickets.append(.init(status: status, priority: Int(priority), count: count))
-                if status == "open" { counts.oldestOpenTicketCreatedAtMs = min(counts.oldestOpenTicketCreatedAtMs ?? created, created) }
+                if status == .open { counts.oldestOpenTicketCreatedAtMs = min(counts.oldestOpenTicketCreatedAtMs ?? created, created) }
             }
             for try await count in try await connection.query(
                 "SELECT count(*) FROM approvals WHERE status = 'pending'", logger: logger

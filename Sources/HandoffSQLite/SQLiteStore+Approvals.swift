@@ -188,7 +188,8 @@ extension SQLiteStore {
 
     public func updateApproval(
         _ approval: ApprovalRecord, action: PendingActionRecord?, events: [NewEvent]
-    ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: String, events: [EventRecord]) {
+    ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: SessionRecord.Status, events: [EventRecord])
+    {
         try await write { db in
             // The approval's revision first: a concurrent decision is then
             // refused before anything changed (no batch to undo).

@@ -18,9 +18,9 @@ extension SQLiteStore {
                             WHERE status != 'resolved' GROUP BY status, priority
                             """))
                 for row in rows {
-                    let status: String = row[0]
+                    let status: TicketRecord.Status = row[0]
                     counts.tickets.append(.init(status: status, priority: row[1], count: row[2]))
-                    if status == "open" {
+                    if status == .open {
                         let created: Int64 = row[3]
                         counts.oldestOpenTicketCreatedAtMs = min(counts.oldestOpenTicketCreatedAtMs ?? created, created)
                     }

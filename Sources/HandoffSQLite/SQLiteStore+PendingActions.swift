@@ -173,7 +173,7 @@ extension SQLiteStore {
 
     public func updatePendingAction(
         _ action: PendingActionRecord, events: [NewEvent]
-    ) async throws(StoreError) -> (PendingActionRecord, String) {
+    ) async throws(StoreError) -> (PendingActionRecord, SessionRecord.Status) {
         try await write { db in
             let stored = try Self.writePendingAction(db, action)
             for event in events {
@@ -216,7 +216,7 @@ extension SQLiteStore {
     /// Sets and returns the session's status: escalated while a ticket is
     /// not resolved, else awaiting confirmation while a pending action waits
     /// for the user's answer or code, else active.
-    static func refreshSessionStatus(_ db: Database, tenant: TenantID, sessionID: String) throws -> String {
+    static func refreshSessionStatus(_ db: Database, tenant: TenantID, sessionID: String) throws -> SessionRecord.Status {
         let escalated =
             try Bool.fetchOne(
                 db.cachedStatement(sql: Lookup.sessionHasUnresolvedTicket), arguments: [tenant.rawValue, sessionID]) ?? false

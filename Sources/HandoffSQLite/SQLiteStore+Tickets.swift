@@ -7,7 +7,7 @@ public import HandoffCore
 extension SQLiteStore {
     public func openTicket(
         _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
-    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
+    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: SessionRecord.Status, events: [EventRecord]) {
         try await write { db in
             try Self.requireSession(db, tenant: ticket.tenant, id: ticket.sessionID)
             return try Self.placeTicket(db, ticket, turn: turn, event: event)
@@ -17,12 +17,12 @@ extension SQLiteStore {
     /// `openTicket` inside a transaction (AssessAction's calls it too).
     static func placeTicket(
         _ db: Database, _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
-    ) throws -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord]) {
+    ) throws -> (ticket: TicketRecord, created: Bool, sessionStatus: SessionRecord.Status, events: [EventRecord]) {
         let tenant = ticket.tenant.rawValue
-        func sessionStatus() throws -> String {
-            try String.fetchOne(
+        func sessionStatus() throws -> SessionRecord.Status {
+            try SessionRecord.Status.fetchOne(
                 db.cachedStatement(sql: "SELECT status FROM sessions WHERE tenant_id = ? AND id = ?"),
-                arguments: [tenant, ticket.sessionID]) ?? "escalated"
+                arguments: [tenant, ticket.sessionID]) ?? .escalated
         }
         let sameAction =
             ticket.pendingActionID.isEmpty
@@ -121,7 +121,7 @@ extension SQLiteStore {
             clauses.append("status IN \(Self.placeholders(query.statuses.count))")
             arguments.append(contentsOf: query.statuses)
             // Lets SQLite use the queue's order index (partial: unresolved tickets).
-            if !query.statuses.contains("resolved") { clauses.append("status != 'resolved'") }
+            if !query.statuses.contains(.resolved) { clauses.append("status != 'resolved'") }
         }
         if !query.priorities.isEmpty {
             clauses.append("priority IN \(Self.placeholders(query.priorities.count))")
@@ -147,7 +147,7 @@ extension SQLiteStore {
 
     public func updateTicket(
         _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
-    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String, events: [EventRecord]) {
+    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: SessionRecord.Status, events: [EventRecord]) {
         try await write { db in
             var stored = ticket
             stored.revision = ticket.revision + 1
@@ -159,7 +159,7 @@ extension SQLiteStore {
                     """
             ).execute(arguments: [
                 stored.status, stored.assignedTo, stored.claimedAtMs, stored.resolvedAtMs, stored.outcome, stored.resolutionNote,
-                stored.revision, stored.slaBreachRecorded, stored.status == "open" && stored.slaBreachRecorded, ticket.tenant.rawValue, ticket.id,
+                stored.revision, stored.slaBreachRecorded, stored.status == .open && stored.slaBreachRecorded, ticket.tenant.rawValue, ticket.id,
                 ticket.revision,
             ])
             if db.changesCount == 0 {
@@ -170,7 +170,7 @@ extension SQLiteStore {
                 written = try Self.insertTurn(db, tenant: ticket.tenant, turn)
             }
             var appended = try Self.appendAll(db, tenant: ticket.tenant, sessionID: ticket.sessionID, events: events)
-            if stored.status == "resolved",
+            if stored.status == .resolved,
                 let opened = try Self.openNextWaiting(
                     db, tenant: ticket.tenant, sessionID: ticket.sessionID, after: stored, at: events.last?.occurredAtMs ?? stored.resolvedAtMs)
             {
@@ -280,7 +280,7 @@ extension SQLiteStore {
         ).execute(arguments: [
             t.tenant.rawValue, t.id, t.sessionID, t.pendingActionID, t.reason, t.priority, t.status, t.createdBy, t.assignedTo,
             t.createdAtMs, t.claimedAtMs, t.resolvedAtMs, t.slaDeadlineMs, t.outcome, t.resolutionNote, t.snapshotJSON, t.revision,
-            t.slaBreachRecorded, t.status == "open" && t.slaBreachRecorded,
+            t.slaBreachRecorded, t.status == .open && t.slaBreachRecorded,
         ])
     }
 

@@ -9,15 +9,23 @@ public import HandoffRPC
 
 extension ApprovalRecord {
     var proto: Approval {
-        func status(_ text: String) -> ApprovalStatus {
-            switch text {
-            case "pending": .pending
-            case "waiting": .waiting
-            case "approved": .approved
-            case "rejected": .rejected
-            case "expired": .expired
-            case "cancelled": .cancelled
-            default: .unspecified
+        func status(_ status: ApprovalRecord.Status) -> ApprovalStatus {
+            switch status {
+            case .pending: .pending
+            case .approved: .approved
+            case .rejected: .rejected
+            case .expired: .expired
+            case .cancelled: .cancelled
+            }
+        }
+        func status(_ status: ApprovalStepRecord.Status) -> ApprovalStatus {
+            switch status {
+            case .waiting: .waiting
+            case .pending: .pending
+            case .approved: .approved
+            case .rejected: .rejected
+            case .expired: .expired
+            case .cancelled: .cancelled
             }
         }
         func action(_ json: String?) -> Action? {

@@ -11,11 +11,10 @@ extension TicketRecord {
     func proto(now: Int64) -> Ticket {
         let status: TicketStatus =
             switch self.status {
-            case "open": .open
-            case "claimed": .claimed
-            case "resolved": .resolved
-            case "waiting": .waiting
-            default: .unspecified
+            case .open: .open
+            case .claimed: .claimed
+            case .resolved: .resolved
+            case .waiting: .waiting
             }
         return Ticket(
             id: id, tenantID: tenant.rawValue, sessionID: sessionID, pendingActionID: pendingActionID, reason: reason,
@@ -57,10 +56,10 @@ extension MethodRegistry {
             if !request.statuses.isEmpty {
                 query.statuses = try Array(Set(request.statuses)).map { status throws(RPCError) in
                     switch status {
-                    case .open: "open"
-                    case .claimed: "claimed"
-                    case .resolved: "resolved"
-                    case .waiting: "waiting"
+                    case .open: TicketRecord.Status.open
+                    case .claimed: .claimed
+                    case .resolved: .resolved
+                    case .waiting: .waiting
                     default: throw RPCError(code: .invalidArgument, message: "statuses holds an unknown ticket status")
                     }
                 }

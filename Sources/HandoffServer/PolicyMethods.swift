@@ -122,16 +122,15 @@ extension PendingActionRecord {
     func proto(action known: ProposedAction?) -> PendingAction {
         let status: PendingActionStatus =
             switch self.status {
-            case "pending": .pending
-            case "confirmed": .confirmed
-            case "declined": .declined
-            case "expired": .expired
-            case "approved": .approved
-            case "rejected": .rejected
-            case "released": .released
-            case "executed": .executed
-            case "cancelled": .cancelled
-            default: .unspecified
+            case .pending: .pending
+            case .confirmed: .confirmed
+            case .declined: .declined
+            case .expired: .expired
+            case .approved: .approved
+            case .rejected: .rejected
+            case .released: .released
+            case .executed: .executed
+            case .cancelled: .cancelled
             }
         let action = known ?? (try? JSONValue(parsing: actionJSON)).flatMap { ProposedAction(canonicalJSON: $0) }
         return PendingAction(

@@ -50,7 +50,7 @@ extension SessionRecord {
     var proto: Session {
         Session(
             id: id, tenantID: tenant.rawValue, version: version, stateJSON: stateJSON,
-            status: status == "awaiting_confirmation" ? .awaitingConfirmation : status == "escalated" ? .escalated : .active,
+            status: status == .awaitingConfirmation ? .awaitingConfirmation : status == .escalated ? .escalated : .active,
             labels: labels,
             createdAtUnixMs: createdAtMs, updatedAtUnixMs: updatedAtMs)
     }

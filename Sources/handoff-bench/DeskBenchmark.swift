@@ -125,12 +125,12 @@ struct DeskBenchmark: AsyncParsableCommand {
                         let id = "queued-\(i)"
                         _ = try await store.createSession(
                             SessionRecord(
-                                tenant: tenant, id: id, version: 1, stateJSON: "{}", status: "active", labels: [:],
+                                tenant: tenant, id: id, version: 1, stateJSON: "{}", status: .active, labels: [:],
                                 createdAtMs: now - Int64(count - i), updatedAtMs: now),
                             event: NewEvent(action: "session.created", actor: "bench", reasoning: "bench", detailsJSON: "{}", occurredAtMs: now))
                         let ticket = TicketRecord(
                             tenant: tenant, id: "t-\(id)", sessionID: id, pendingActionID: "", reason: "queued", priority: 1 + i % 3,
-                            status: "open", createdBy: "bench", assignedTo: "", createdAtMs: now - Int64(count - i),
+                            status: .open, createdBy: "bench", assignedTo: "", createdAtMs: now - Int64(count - i),
                             slaDeadlineMs: now + 86_400_000, snapshotJSON: "{}")
                         _ = try await store.openTicket(
                             ticket,

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import HandoffCore
 import HandoffTLS
 
 struct Certs: ParsableCommand {
@@ -31,17 +32,17 @@ struct Certs: ParsableCommand {
         @Flag(help: "Replace an existing CA in the directory.")
         var force = false
 
-        static let roles = ["agent", "operator", "approver", "admin"]
-
         func run() throws {
             let tenants = self.tenants.isEmpty ? ["default"] : self.tenants
             for tenant in tenants where tenant.isEmpty || !tenant.allSatisfy({ $0.isLetter || $0.isNumber || "-_".contains($0) }) {
                 throw ValidationError("--tenant \(tenant) must be letters, digits, - and _")
             }
-            var clients = Self.roles.map { (name: $0, uri: "handoff://tenant/\(tenants[0])/\($0)/\($0)") }
+            var clients = Role.allCases.map { (name: $0.rawValue, uri: Principal(tenant: TenantID(tenants[0]), role: $0, name: $0.rawValue).uri) }
             if tenants.count > 1 {
                 for tenant in tenants {
-                    clients += Self.roles.map { (name: "\(tenant).\($0)", uri: "handoff://tenant/\(tenant)/\($0)/\($0)") }
+                    clients += Role.allCases.map {
+                        (name: "\(tenant).\($0.rawValue)", uri: Principal(tenant: TenantID(tenant), role: $0, name: $0.rawValue).uri)
+                    }
                 }
             }
             do {
@@ -49,7 +50,7 @@ struct Certs: ParsableCommand {
             } catch {
                 throw CommandFailure("certs init: \(error)")
             }
-            print("wrote a development CA, server and \(Self.roles.joined(separator: ", ")) certificates to \(directory)")
+            print("wrote a development CA, server and \(Role.allCases.map(\.rawValue).joined(separator: ", ")) certificates to \(directory)")
         }
     }
 
@@ -86,12 +87,15 @@ struct Certs: ParsableCommand {
             let allowed = { (text: String) in !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) } }
             guard allowed(name) else { throw ValidationError("--name \(name) must be letters, digits, -, _ and .") }
             guard allowed(tenant) else { throw ValidationError("--tenant \(tenant) must be letters, digits, -, _ and .") }
-            guard Init.roles.contains(role) else { throw ValidationError("--role must be one of \(Init.roles.joined(separator: ", "))") }
+            guard Role(rawValue: role) != nil else {
+                throw ValidationError("--role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
             if global, role != "admin" { throw ValidationError("only admins are global (--role admin)") }
         }
 
         func run() throws {
-            let uri = global ? "handoff://global/admin/\(name)" : "handoff://tenant/\(tenant)/\(role)/\(name)"
+            let uri =
+                global ? Principal(globalAdmin: name).uri : Principal(tenant: TenantID(tenant), role: Role(rawValue: role) ?? .agent, name: name).uri
             let base = file ?? (global ? "global.admin.\(name)" : "\(tenant).\(role).\(name)")
             func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
             do {

@@ -21,12 +21,8 @@ struct Tokens: ParsableCommand {
         var days = 90
 
         func run() throws {
-            let parts = identity.split(separator: "/", omittingEmptySubsequences: false)
-            let tenantIdentity =
-                identity.hasPrefix("handoff://tenant/") && parts.count == 6 && !parts[3].isEmpty
-                && ["agent", "operator", "approver", "admin"].contains(String(parts[4])) && !parts[5].isEmpty
-            let globalAdmin = identity.hasPrefix("handoff://global/admin/") && parts.count == 5 && !parts[4].isEmpty
-            guard tenantIdentity || globalAdmin else {
+            // Read as handoffd reads its tokens: setting.
+            guard Principal(uri: identity) != nil else {
                 throw ValidationError(
                     "--identity must be handoff://tenant/<tenant>/<agent|operator|approver|admin>/<name> or handoff://global/admin/<name>")
             }

@@ -41,7 +41,7 @@ final class OperationsGauges: Sendable {
         Gauge(label: "handoff_store_scrape_ok").record(1)
         var seen = Set<[String]>()
         for ticket in counts.tickets {
-            let labels = [ticket.status, "\(ticket.priority)"]
+            let labels = [ticket.status.rawValue, "\(ticket.priority)"]
             seen.insert(labels)
             Gauge(label: "handoff_tickets", dimensions: [("status", labels[0]), ("priority", labels[1])]).record(ticket.count)
         }

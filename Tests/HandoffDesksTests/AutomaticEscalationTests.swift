@@ -75,7 +75,7 @@ struct AutomaticEscalationTests {
         #expect(outcome.assessment.strategy == .escalate && !outcome.ticketID.isEmpty && outcome.approvalID.isEmpty)
         let events = try await desks.store.events(tenant: .default, sessionID: "s").map(\.event.action)
         #expect(events == ["session.created", "action.assessed", "session.escalated"])
-        #expect(try await desks.sessions.get(id: "s", caller: desks.agent).status == "escalated")
+        #expect(try await desks.sessions.get(id: "s", caller: desks.agent).status == .escalated)
     }
 
     @Test("a replay names the ticket still deciding the action and writes nothing")

@@ -43,11 +43,11 @@ struct SharedStoreTests {
         let (a, b, remove) = try await twoNodes()
         defer { Task { await remove() } }
         _ = try await a.createSession(
-            SessionRecord(tenant: acme, id: "s", version: 1, stateJSON: "{}", status: "active", labels: [:], createdAtMs: 1, updatedAtMs: 1),
+            SessionRecord(tenant: acme, id: "s", version: 1, stateJSON: "{}", status: .active, labels: [:], createdAtMs: 1, updatedAtMs: 1),
             event: event("session.created"))
         await #expect(throws: StoreError.alreadyExists("s")) {
             _ = try await b.createSession(
-                SessionRecord(tenant: acme, id: "s", version: 1, stateJSON: "{}", status: "active", labels: [:], createdAtMs: 1, updatedAtMs: 1),
+                SessionRecord(tenant: acme, id: "s", version: 1, stateJSON: "{}", status: .active, labels: [:], createdAtMs: 1, updatedAtMs: 1),
                 event: event("session.created"))
         }
         // Each writer returns the versions it wrote.
@@ -91,7 +91,7 @@ struct SharedStoreTests {
         let updates = 15
         for i in 0..<sessions {
             _ = try await (i % 2 == 0 ? a : b).createSession(
-                SessionRecord(tenant: acme, id: "s\(i)", version: 1, stateJSON: "{}", status: "active", labels: [:], createdAtMs: 1, updatedAtMs: 1),
+                SessionRecord(tenant: acme, id: "s\(i)", version: 1, stateJSON: "{}", status: .active, labels: [:], createdAtMs: 1, updatedAtMs: 1),
                 event: event("session.created"))
         }
         let start = try await b.feedHead(tenant: acme)
@@ -145,7 +145,7 @@ struct SharedStoreTests {
         _ = try await other.query("SELECT pg_current_xact_id()", logger: logger).collect()
         do {
             _ = try await a.createSession(
-                SessionRecord(tenant: acme, id: "s", version: 1, stateJSON: "{}", status: "active", labels: [:], createdAtMs: 1, updatedAtMs: 1),
+                SessionRecord(tenant: acme, id: "s", version: 1, stateJSON: "{}", status: .active, labels: [:], createdAtMs: 1, updatedAtMs: 1),
                 event: event("session.created"))
             let created = try #require(try await b.changes(tenant: acme, after: 0, actions: nil, limit: 10).last?.feedPosition)
             #expect(try await b.feedHead(tenant: acme) == created, "the head fell back below the other database's transaction")

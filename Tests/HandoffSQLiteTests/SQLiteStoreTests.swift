@@ -81,7 +81,7 @@ private struct HeldWriter {
 
 private func session(_ id: String, tenant: TenantID = .default, state: String = "{}") -> SessionRecord {
     SessionRecord(
-        tenant: tenant, id: id, version: 1, stateJSON: state, status: "active", labels: ["channel": "web"],
+        tenant: tenant, id: id, version: 1, stateJSON: state, status: .active, labels: ["channel": "web"],
         createdAtMs: 1000, updatedAtMs: 1000)
 }
 
@@ -237,7 +237,7 @@ struct SQLiteStoreTests {
         let store = try SQLiteStore(path: path)
         _ = try await store.createSession(session("s"), event: event("session.created"))
         let ghost = PendingActionRecord(
-            tenant: .default, id: "pa-ghost", sessionID: "s", status: "pending", actionJSON: "{}", risk: 1, decisionType: "none",
+            tenant: .default, id: "pa-ghost", sessionID: "s", status: .pending, actionJSON: "{}", risk: 1, decisionType: "none",
             strategy: 0, createdAtMs: 1, updatedAtMs: 1, expiresAtMs: 0, idempotencyKey: "", actionHash: [], assessedVersion: 1)
         await #expect(throws: StoreError.missing(kind: "pending action", id: "pa-ghost")) {
             _ = try await store.updatePendingAction(ghost, events: [])
@@ -484,7 +484,7 @@ struct SQLiteStoreTests {
         try await batch.enqueue {
             _ = try await store.write { db in
                 runs.withLock { $0 += 1 }
-                try db.execute(sql: "UPDATE sessions SET status = 'counted' WHERE id = 'p12'")
+                try db.execute(sql: "UPDATE sessions SET status = 'escalated' WHERE id = 'p12'")
             }
             return "counted"
         }
@@ -517,7 +517,7 @@ struct SQLiteStoreTests {
                 "the refused write left \(refused.stateJSON) at version \(refused.version)")
             #expect(try await store.events(tenant: .default, sessionID: "p\(s)").count == 1)
         }
-        #expect(try await store.session(tenant: .default, id: "p12")?.status == "counted")
+        #expect(try await store.session(tenant: .default, id: "p12")?.status == .escalated)
         for s in Array(0..<7) + Array(8..<11) + Array(13..<16) {
             let record = try #require(try await store.session(tenant: .default, id: "p\(s)"))
             #expect(record.version == 2 && record.stateJSON.contains("done"))
@@ -566,7 +566,7 @@ struct SQLiteStoreTests {
             let events = try await store.events(tenant: .default, sessionID: "i\(s)")
             #expect(events.map(\.event.action) == ["session.created", "session.state_updated"] && EventChain.verify(events) == nil)
         }
-        #expect(try await store.session(tenant: .default, id: "i1")?.status == "active")
+        #expect(try await store.session(tenant: .default, id: "i1")?.status == .active)
     }
 
     @Test("links edited into a cycle end the chain walk: audit verify reports a break instead of looping", .timeLimit(.minutes(1)))

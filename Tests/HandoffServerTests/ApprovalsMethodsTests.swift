@@ -174,7 +174,7 @@ struct ApprovalsMethodsTests {
         let caller = Caller(tenant: TenantID("acme"), identity: "handoff://tenant/acme/admin/admin", role: .admin)
         var seen: [(DeskItem.Kind, String)] = []
         for try await item in try await services.feed.watch(after: head, caller: caller, include: { _, _, _ in true }) {
-            seen.append((item.kind, item.approval?.status ?? ""))
+            seen.append((item.kind, item.approval?.status.rawValue ?? ""))
             if seen.count == 2 { break }
         }
         #expect(seen.map(\.0) == [.approvalRequested, .approvalDecided])

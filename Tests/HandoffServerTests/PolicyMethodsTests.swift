@@ -1269,7 +1269,7 @@ struct WatchMethodsTests {
                 ticketID: lease.ticketID, outcome: .resolved, note: "no", pendingActionDecision: .reject))
         var seen: [(DeskItem.Kind, String, String)] = []
         for try await item in try await services.feed.watch(after: head, caller: caller, include: { _, _, _ in true }) {
-            seen.append((item.kind, item.ticket?.id ?? "", item.ticket?.status ?? ""))
+            seen.append((item.kind, item.ticket?.id ?? "", item.ticket?.status.rawValue ?? ""))
             if seen.count == 4 { break }
         }
         #expect(seen.map(\.0) == [.ticketOpened, .ticketClaimed, .ticketResolved, .ticketOpened])

@@ -54,13 +54,13 @@ private func event(_ action: String, at ms: Int64 = 1_000, details: String = "{}
 
 private func newSession(_ store: any Store, _ id: String, tenant: TenantID = acme) async throws {
     _ = try await store.createSession(
-        SessionRecord(tenant: tenant, id: id, version: 1, stateJSON: "{}", status: "active", labels: [:], createdAtMs: 1_000, updatedAtMs: 1_000),
+        SessionRecord(tenant: tenant, id: id, version: 1, stateJSON: "{}", status: .active, labels: [:], createdAtMs: 1_000, updatedAtMs: 1_000),
         event: event("session.created"))
 }
 
 private func pendingAction(_ id: String, session: String, tenant: TenantID = acme) -> PendingActionRecord {
     PendingActionRecord(
-        tenant: tenant, id: id, sessionID: session, status: "pending", actionJSON: #"{"tool_name":"t"}"#, risk: 3,
+        tenant: tenant, id: id, sessionID: session, status: .pending, actionJSON: #"{"tool_name":"t"}"#, risk: 3,
         decisionType: "transactional", strategy: 3, createdAtMs: 1_000, updatedAtMs: 1_000, expiresAtMs: 0, idempotencyKey: "",
         actionHash: Array(repeating: 1, count: 32), assessedVersion: 1)
 }
@@ -80,7 +80,7 @@ private func assess(
 
 private func ticket(_ id: String, session: String, action: String = "", tenant: TenantID = acme) -> TicketRecord {
     TicketRecord(
-        tenant: tenant, id: id, sessionID: session, pendingActionID: action, reason: "help", priority: 1, status: "open",
+        tenant: tenant, id: id, sessionID: session, pendingActionID: action, reason: "help", priority: 1, status: .open,
         createdBy: "handoff://tenant/acme/agent/a", assignedTo: "", createdAtMs: 1_000, slaDeadlineMs: 301_000, snapshotJSON: "{}")
 }
 
@@ -184,15 +184,15 @@ struct StoreConformanceTests {
         var action = try #require(try await assess(store, pendingAction("pa-1", session: "s")).pending)
         action.awaitingConfirmation = true
         let (asked, status) = try await store.updatePendingAction(action, events: [event("confirmation.requested")])
-        #expect(status == "awaiting_confirmation" && asked.revision == action.revision + 1)
-        #expect(try await store.session(tenant: acme, id: "s")?.status == "awaiting_confirmation")
+        #expect(status == .awaitingConfirmation && asked.revision == action.revision + 1)
+        #expect(try await store.session(tenant: acme, id: "s")?.status == .awaitingConfirmation)
         await #expect(throws: StoreError.self) { _ = try await store.updatePendingAction(action, events: [event("x")]) }
         var released = asked
-        released.status = "released"
+        released.status = .released
         released.awaitingConfirmation = false
         released.releaseTokenHash = Array(repeating: 7, count: 32)
         let (_, after) = try await store.updatePendingAction(released, events: [event("action.released")])
-        #expect(after == "active")
+        #expect(after == .active)
         #expect(try await store.pendingAction(tenant: acme, releaseTokenHash: Array(repeating: 7, count: 32))?.id == "pa-1")
         #expect(try await store.pendingAction(tenant: globex, releaseTokenHash: Array(repeating: 7, count: 32)) == nil)
     }
@@ -208,19 +208,19 @@ struct StoreConformanceTests {
         try await assess(store, pendingAction("pa-2", session: "s"))
         let (turn, opened) = escalation("s")
         let first = try await store.openTicket(ticket("tk-1", session: "s", action: "pa-1"), turn: turn, event: opened)
-        #expect(first.created && first.ticket.status == "open" && first.sessionStatus == "escalated")
+        #expect(first.created && first.ticket.status == .open && first.sessionStatus == .escalated)
         let retried = try await store.openTicket(ticket("tk-x", session: "s", action: "pa-1"), turn: turn, event: opened)
         #expect(!retried.created && retried.ticket.id == "tk-1" && retried.events.isEmpty, "a retried escalation finds its ticket")
         let second = try await store.openTicket(ticket("tk-2", session: "s", action: "pa-2"), turn: turn, event: opened)
-        #expect(second.created && second.ticket.status == "waiting")
+        #expect(second.created && second.ticket.status == .waiting)
         var resolved = first.ticket
-        resolved.status = "resolved"
+        resolved.status = .resolved
         resolved.resolvedAtMs = 5_000
         resolved.assignedTo = "handoff://tenant/acme/operator/o"
         let done = try await store.updateTicket(resolved, turn: nil, events: [event("ticket.resolved", at: 5_000)])
         #expect(done.events.map(\.event.action) == ["ticket.resolved", "ticket.opened"])
-        #expect(try await store.ticket(tenant: acme, id: "tk-2")?.status == "open")
-        #expect(done.sessionStatus == "escalated", "the opened ticket holds the session")
+        #expect(try await store.ticket(tenant: acme, id: "tk-2")?.status == .open)
+        #expect(done.sessionStatus == .escalated, "the opened ticket holds the session")
         await #expect(throws: StoreError.self) { _ = try await store.updateTicket(first.ticket, turn: nil, events: []) }
     }
 
@@ -236,11 +236,11 @@ struct StoreConformanceTests {
             store, pendingAction("pa-1", session: "s"), key: "k1",
             handover: .ticket(ticket("tk-1", session: "s", action: "pa-1"), turn: turn, event: escalated))
         #expect(first.ticket == PlacedTicket(record: try #require(try await store.ticket(tenant: acme, id: "tk-1")), created: true))
-        #expect(first.sessionStatus == "escalated" && first.events.map(\.event.action) == ["action.assessed", "session.escalated"])
+        #expect(first.sessionStatus == .escalated && first.events.map(\.event.action) == ["action.assessed", "session.escalated"])
         let second = try await assess(
             store, pendingAction("pa-2", session: "s"),
             handover: .ticket(ticket("tk-2", session: "s", action: "pa-2"), turn: turn, event: escalated))
-        #expect(second.ticket?.record.status == "waiting" && second.ticket?.created == true)
+        #expect(second.ticket?.record.status == .waiting && second.ticket?.created == true)
         let replay = try await assess(
             store, pendingAction("pa-3", session: "s"), key: "k1",
             handover: .ticket(ticket("tk-3", session: "s", action: "pa-3"), turn: turn, event: escalated))
@@ -263,16 +263,16 @@ struct StoreConformanceTests {
         let action = try #require(try await assess(store, pendingAction("pa-1", session: "s")).pending)
         let approval = ApprovalRecord(
             tenant: acme, id: "ap-1", sessionID: "s", pendingActionID: "pa-1", actionJSON: action.actionJSON, amount: "250", currency: "USD",
-            reason: "r", requester: "handoff://tenant/acme/agent/a", status: "pending",
-            steps: [ApprovalStepRecord(level: 1, approvers: ["role:approver"], status: "pending")], currentLevel: 1, createdAtMs: 1_000)
+            reason: "r", requester: "handoff://tenant/acme/agent/a", status: .pending,
+            steps: [ApprovalStepRecord(level: 1, approvers: ["role:approver"], status: .pending)], currentLevel: 1, createdAtMs: 1_000)
         let opened = try await store.openApproval(approval, action: action, events: [event("approval.requested")])
         #expect(opened.created)
         #expect(try await store.pendingApprovalID(tenant: acme, pendingActionID: "pa-1") == "ap-1")
         var settled = try #require(try await store.pendingAction(tenant: acme, id: "pa-1"))
-        settled.status = "rejected"
+        settled.status = .rejected
         _ = try await store.updatePendingAction(settled, events: [event("action.rejected", at: 2_000)])
         let cancelled = try #require(try await store.approval(tenant: acme, id: "ap-1"))
-        #expect(cancelled.status == "cancelled" && cancelled.steps[0].status == "cancelled")
+        #expect(cancelled.status == .cancelled && cancelled.steps[0].status == .cancelled)
         #expect(try await store.events(tenant: acme, sessionID: "s").last?.event.action == "approval.cancelled")
         #expect(try await store.pendingApprovals(tenant: acme, query: ApprovalQuery()).isEmpty)
     }

@@ -31,6 +31,14 @@ public struct Principal: Sendable, Hashable {
         self.uri = "handoff://tenant/\(tenant.rawValue)/\(role.rawValue)/\(name)"
     }
 
+    /// A global admin, `handoff://global/admin/<name>`.
+    public init(globalAdmin name: String) {
+        tenant = Self.globalTenant
+        role = .admin
+        self.name = name
+        uri = "handoff://global/admin/\(name)"
+    }
+
     /// Reads `handoff://tenant/<tenant>/<role>/<name>`, or a global admin's
     /// `handoff://global/admin/<name>`; nil for anything else.
     /// (Byte-wise: it runs on every call.)

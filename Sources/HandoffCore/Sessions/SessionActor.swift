@@ -136,7 +136,7 @@ actor SessionActor {
             _ = try await store.updateState(
                 tenant: record.tenant, id: record.id, expectedVersion: record.version, stateJSON: next.json, updatedAtMs: now,
                 event: NewEvent(
-                    action: "session.state_updated", actor: caller.identity, reasoning: reasoning,
+                    action: .sessionStateUpdated, actor: caller.identity, reasoning: reasoning,
                     detailsJSON: details.serialized, occurredAtMs: now))
         } catch {
             if case .versionConflict = error {
@@ -202,7 +202,7 @@ actor SessionActor {
     /// action) in the session's turn, and takes the session status the store
     /// computed in the same transaction (nil: nothing was written).
     func changeBeside<T: Sendable>(
-        addsTurns: Bool = false, first: Bool = false, _ work: @Sendable () async throws(HandoffError) -> (T, status: String?)
+        addsTurns: Bool = false, first: Bool = false, _ work: @Sendable () async throws(HandoffError) -> (T, status: SessionRecord.Status?)
     ) async throws(HandoffError) -> T {
         // Not takeTurnToChange unless `first`: these changes often follow
         // one already committed for the same call (a pending action, then

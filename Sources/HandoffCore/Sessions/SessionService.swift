@@ -157,14 +157,14 @@ public final class SessionService: Sendable {
         }
         let now = clock()
         let record = SessionRecord(
-            tenant: caller.tenant, id: id, version: 1, stateJSON: json, status: "active", labels: labels,
+            tenant: caller.tenant, id: id, version: 1, stateJSON: json, status: .active, labels: labels,
             createdAtMs: now, updatedAtMs: now)
         let details = JSONValue.object(["state": state, "labels": .object(labels.mapValues(JSONValue.string))])
         do {
             _ = try await store.createSession(
                 record,
                 event: NewEvent(
-                    action: "session.created", actor: caller.identity, reasoning: reasoning,
+                    action: .sessionCreated, actor: caller.identity, reasoning: reasoning,
                     detailsJSON: details.serialized, occurredAtMs: now))
         } catch {
             throw HandoffError(error)
@@ -220,7 +220,7 @@ public final class SessionService: Sendable {
             sessionID: id, sequence: 0, input: input, output: output, metadataJSON: canonical, reasoning: reasoning,
             author: caller.identity, createdAtMs: now)
         let event = NewEvent(
-            action: "session.turn_added", actor: caller.identity, reasoning: reasoning,
+            action: .sessionTurnAdded, actor: caller.identity, reasoning: reasoning,
             detailsJSON: JSONValue.object(["input": .string(input), "output": .string(output), "metadata": metadata]).serialized,
             occurredAtMs: now)
         return try await withSession(id, caller) { actor throws(HandoffError) in try await actor.addTurn(turn, event: event) }
@@ -238,7 +238,7 @@ public final class SessionService: Sendable {
         let now = clock()
         let memory = MemoryRecord(sessionID: id, sequence: 0, content: content, metadataJSON: metadata.serialized, createdAtMs: now)
         let event = NewEvent(
-            action: "session.memory_added", actor: caller.identity, reasoning: reasoning,
+            action: .sessionMemoryAdded, actor: caller.identity, reasoning: reasoning,
             detailsJSON: JSONValue.object(["content": .string(content), "metadata": metadata]).serialized,
             occurredAtMs: now)
         return try await withSession(id, caller) { actor throws(HandoffError) in try await actor.addMemory(memory, event: event) }
@@ -383,7 +383,7 @@ public final class SessionService: Sendable {
     /// waited for the session's turn.
     public func changeBeside<T: Sendable>(
         id: String, caller: Caller, addsTurns: Bool = false, first: Bool = false,
-        _ work: @escaping @Sendable () async throws(HandoffError) -> (T, status: String?)
+        _ work: @escaping @Sendable () async throws(HandoffError) -> (T, status: SessionRecord.Status?)
     ) async throws(HandoffError) -> T {
         try await withSession(id, caller) { actor throws(HandoffError) in
             try await actor.changeBeside(addsTurns: addsTurns, first: first, work)

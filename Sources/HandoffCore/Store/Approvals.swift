@@ -7,9 +7,7 @@ public struct ApprovalStepRecord: Sendable, Hashable {
     public var level: Int
     /// Identities, or `group:<name>` / `role:<role>` entries, that may decide it.
     public var approvers: [String]
-    /// `waiting` (not reached), `pending` (current), `approved`, `rejected`,
-    /// `expired` or `cancelled` (the approval ended before it was decided).
-    public var status: String
+    public var status: Status
     public var decidedBy = ""
     public var comment = ""
     /// The action as the decider edited it when approving (canonical JSON).
@@ -19,7 +17,7 @@ public struct ApprovalStepRecord: Sendable, Hashable {
     public var expiresAtMs: Int64 = 0
     public var decidedAtMs: Int64 = 0
 
-    public init(level: Int, approvers: [String], status: String) {
+    public init(level: Int, approvers: [String], status: Status) {
         self.level = level
         self.approvers = approvers
         self.status = status
@@ -42,8 +40,7 @@ public struct ApprovalRecord: Sendable, Hashable {
     public var reason: String
     /// Who asked; that identity never decides a step of it.
     public var requester: String
-    /// `pending`, `approved`, `rejected`, `expired` or `cancelled`.
-    public var status: String
+    public var status: Status
     public var steps: [ApprovalStepRecord]
     /// Level of the step waiting for a decision; 0 once final.
     public var currentLevel: Int
@@ -53,7 +50,7 @@ public struct ApprovalRecord: Sendable, Hashable {
 
     public init(
         tenant: TenantID, id: String, sessionID: String, pendingActionID: String, actionJSON: String, amount: String,
-        currency: String, reason: String, requester: String, status: String, steps: [ApprovalStepRecord], currentLevel: Int,
+        currency: String, reason: String, requester: String, status: Status, steps: [ApprovalStepRecord], currentLevel: Int,
         createdAtMs: Int64
     ) {
         self.tenant = tenant
@@ -73,7 +70,7 @@ public struct ApprovalRecord: Sendable, Hashable {
 
     /// The step waiting for a decision, if the approval is pending.
     public var currentStep: ApprovalStepRecord? {
-        guard status == "pending", currentLevel >= 1, currentLevel <= steps.count else { return nil }
+        guard status == .pending, currentLevel >= 1, currentLevel <= steps.count else { return nil }
         return steps[currentLevel - 1]
     }
 
@@ -81,12 +78,12 @@ public struct ApprovalRecord: Sendable, Hashable {
     public var dueAtMs: Int64 { currentStep?.expiresAtMs ?? 0 }
 
     /// Ends a pending approval as `status`, marking the undecided steps so.
-    public mutating func finish(_ status: String, at now: Int64) {
+    public mutating func finish(_ status: Status, at now: Int64) {
         self.status = status
         decidedAtMs = now
         currentLevel = 0
-        for i in steps.indices where steps[i].status == "pending" || steps[i].status == "waiting" {
-            steps[i].status = steps[i].status == "pending" && status == "expired" ? "expired" : "cancelled"
+        for i in steps.indices where steps[i].status == .pending || steps[i].status == .waiting {
+            steps[i].status = steps[i].status == .pending && status == .expired ? .expired : .cancelled
             steps[i].expiresAtMs = 0
         }
     }

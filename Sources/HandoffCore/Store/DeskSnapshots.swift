@@ -7,7 +7,7 @@ extension TicketRecord {
     /// The ticket's changing parts, for an event's details (`ticket_state`).
     public var deskSnapshot: JSONValue {
         .object([
-            "status": .string(status), "assigned_to": .string(assignedTo), "claimed_at_ms": .integer(claimedAtMs),
+            "status": .string(status.rawValue), "assigned_to": .string(assignedTo), "claimed_at_ms": .integer(claimedAtMs),
             "resolved_at_ms": .integer(resolvedAtMs), "outcome": .integer(Int64(outcome)), "resolution_note": .string(resolutionNote),
             "sla_breach_recorded": .bool(slaBreachRecorded), "pending_action_id": .string(pendingActionID),
             "priority": .integer(Int64(priority)),
@@ -18,7 +18,7 @@ extension TicketRecord {
     public func applying(deskSnapshot snapshot: JSONValue) -> TicketRecord {
         guard let m = snapshot.objectValue else { return self }
         var t = self
-        if case .string(let v)? = m["status"] { t.status = v }
+        if case .string(let v)? = m["status"], let status = TicketRecord.Status(rawValue: v) { t.status = status }
         if case .string(let v)? = m["assigned_to"] { t.assignedTo = v }
         if case .integer(let v)? = m["claimed_at_ms"] { t.claimedAtMs = v }
         if case .integer(let v)? = m["resolved_at_ms"] { t.resolvedAtMs = v }
@@ -36,7 +36,7 @@ extension ApprovalStepRecord {
     public var json: JSONValue {
         .object([
             "level": .integer(Int64(level)), "approvers": .array(approvers.map(JSONValue.string)),
-            "status": .string(status), "decided_by": .string(decidedBy), "comment": .string(comment),
+            "status": .string(status.rawValue), "decided_by": .string(decidedBy), "comment": .string(comment),
             "edited_action": editedActionJSON.map(JSONValue.string) ?? .null,
             "activated_at_ms": .integer(activatedAtMs), "expires_at_ms": .integer(expiresAtMs),
             "decided_at_ms": .integer(decidedAtMs),
@@ -46,7 +46,7 @@ extension ApprovalStepRecord {
     /// Reads `json` back; nil when it is not a step.
     public init?(json item: JSONValue) {
         guard let m = item.objectValue, case .integer(let level)? = m["level"], case .array(let approvers)? = m["approvers"],
-            case .string(let status)? = m["status"]
+            case .string(let name)? = m["status"], let status = Status(rawValue: name)
         else { return nil }
         func text(_ key: String) -> String { if case .string(let v)? = m[key] { v } else { "" } }
         func int(_ key: String) -> Int64 { if case .integer(let v)? = m[key] { v } else { 0 } }
@@ -64,7 +64,7 @@ extension ApprovalRecord {
     /// The approval's changing parts, for an event's details (`approval_state`).
     public var deskSnapshot: JSONValue {
         .object([
-            "status": .string(status), "current_level": .integer(Int64(currentLevel)), "decided_at_ms": .integer(decidedAtMs),
+            "status": .string(status.rawValue), "current_level": .integer(Int64(currentLevel)), "decided_at_ms": .integer(decidedAtMs),
             "edited_action": editedActionJSON.map(JSONValue.string) ?? .null, "steps": .array(steps.map(\.json)),
         ])
     }
@@ -73,7 +73,7 @@ extension ApprovalRecord {
     public func applying(deskSnapshot snapshot: JSONValue) -> ApprovalRecord {
         guard let m = snapshot.objectValue else { return self }
         var a = self
-        if case .string(let v)? = m["status"] { a.status = v }
+        if case .string(let v)? = m["status"], let status = ApprovalRecord.Status(rawValue: v) { a.status = status }
         if case .integer(let v)? = m["current_level"] { a.currentLevel = Int(v) }
         if case .integer(let v)? = m["decided_at_ms"] { a.decidedAtMs = v }
         if let edited = m["edited_action"] { a.editedActionJSON = if case .string(let v) = edited { v } else { nil } }

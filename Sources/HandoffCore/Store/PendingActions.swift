@@ -7,9 +7,7 @@ public struct PendingActionRecord: Sendable, Hashable {
     public var tenant: TenantID
     public var id: String
     public var sessionID: String
-    /// `pending`, `confirmed`, `declined`, `expired`, `approved`, `rejected`,
-    /// `released`, `executed` or `cancelled`.
-    public var status: String
+    public var status: Status
     /// The action, canonical JSON (tool, decision type, parameters, description, amount, currency, confidence).
     public var actionJSON: String
     /// Risk level as its protocol number (1 low … 5 critical).
@@ -57,7 +55,7 @@ public struct PendingActionRecord: Sendable, Hashable {
     public var revision: Int64 = 0
 
     public init(
-        tenant: TenantID, id: String, sessionID: String, status: String, actionJSON: String, risk: Int, decisionType: String,
+        tenant: TenantID, id: String, sessionID: String, status: Status, actionJSON: String, risk: Int, decisionType: String,
         strategy: Int, createdAtMs: Int64, updatedAtMs: Int64, expiresAtMs: Int64, idempotencyKey: String, actionHash: [UInt8],
         assessedVersion: Int64
     ) {
@@ -80,11 +78,11 @@ public struct PendingActionRecord: Sendable, Hashable {
 
 extension PendingActionRecord {
     /// Whether it waits for a decision.
-    public var isUndecided: Bool { status == "pending" }
+    public var isUndecided: Bool { status == .pending }
 
     /// Whether a decision was made (released counts: it was decided, not yet run).
     public var isSettled: Bool {
-        ["released", "declined", "rejected", "expired", "cancelled", "executed"].contains(status)
+        [.released, .declined, .rejected, .expired, .cancelled, .executed].contains(status)
     }
 
     /// When it will expire if nobody decides, or nil.
@@ -157,13 +155,13 @@ public struct RecordedAssessment: Sendable, Hashable {
     /// whether it was created (false: an active ticket took the action).
     public var ticket: PlacedTicket?
     /// The session's status after the write, when a ticket changed it.
-    public var sessionStatus: String?
+    public var sessionStatus: SessionRecord.Status?
     /// The events appended (none on a replay).
     public var events: [EventRecord]
 
     public init(
         assessmentJSON: String, pending: PendingActionRecord?, replayed: Bool, approval: ApprovalRecord? = nil,
-        ticket: PlacedTicket? = nil, sessionStatus: String? = nil, events: [EventRecord] = []
+        ticket: PlacedTicket? = nil, sessionStatus: SessionRecord.Status? = nil, events: [EventRecord] = []
     ) {
         self.assessmentJSON = assessmentJSON
         self.pending = pending

@@ -19,13 +19,13 @@ public struct SessionRecord: Sendable, Hashable {
     public var version: Int64
     /// Canonical JSON of the state object.
     public var stateJSON: String
-    public var status: String
+    public var status: Status
     public var labels: [String: String]
     public var createdAtMs: Int64
     public var updatedAtMs: Int64
 
     public init(
-        tenant: TenantID, id: String, version: Int64, stateJSON: String, status: String,
+        tenant: TenantID, id: String, version: Int64, stateJSON: String, status: Status,
         labels: [String: String], createdAtMs: Int64, updatedAtMs: Int64
     ) {
         self.tenant = tenant
@@ -350,7 +350,9 @@ public protocol Store: Sendable {
     /// pending actions awaits one), in one transaction.
     /// - Returns: the stored action and the session's status.
     /// - Throws: `.versionConflict` when another change came first (nothing written).
-    func updatePendingAction(_ action: PendingActionRecord, events: [NewEvent]) async throws(StoreError) -> (PendingActionRecord, String)
+    func updatePendingAction(
+        _ action: PendingActionRecord, events: [NewEvent]
+    ) async throws(StoreError) -> (PendingActionRecord, SessionRecord.Status)
 
     /// Opens `ticket` with its escalation turn and event in one transaction and
     /// marks the session escalated. A session has at most one open or claimed
@@ -364,7 +366,7 @@ public protocol Store: Sendable {
     ///   resolved (`updateTicket` does that, appending `ticket.opened`).
     func openTicket(
         _ ticket: TicketRecord, turn: TurnRecord, event: NewEvent
-    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: String, events: [EventRecord])
+    ) async throws(StoreError) -> (ticket: TicketRecord, created: Bool, sessionStatus: SessionRecord.Status, events: [EventRecord])
     /// A ticket, or nil.
     func ticket(tenant: TenantID, id: String) async throws(StoreError) -> TicketRecord?
     /// How many tickets were opened and sessions created in `since..<until`
@@ -381,7 +383,7 @@ public protocol Store: Sendable {
     /// - Throws: `.versionConflict` when another change came first.
     func updateTicket(
         _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
-    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: String, events: [EventRecord])
+    ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: SessionRecord.Status, events: [EventRecord])
     /// The id of the session's open or claimed ticket, or nil.
     func unresolvedTicketID(tenant: TenantID, sessionID: String) async throws(StoreError) -> String?
     /// The id of the session's ticket, not resolved yet (waiting, open or
@@ -413,7 +415,7 @@ public protocol Store: Sendable {
     /// - Throws: `.versionConflict` when either changed meanwhile (nothing written).
     func updateApproval(
         _ approval: ApprovalRecord, action: PendingActionRecord?, events: [NewEvent]
-    ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: String, events: [EventRecord])
+    ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: SessionRecord.Status, events: [EventRecord])
 
     /// What the desks of every tenant hold now, for the operators' metrics
     /// (read on each scrape: index counts only).
@@ -446,10 +448,10 @@ public struct DeskCounts: Sendable, Hashable {
     public var undecidedActions: Int64 = 0
 
     public struct TicketCount: Sendable, Hashable {
-        public var status: String
+        public var status: TicketRecord.Status
         public var priority: Int
         public var count: Int64
-        public init(status: String, priority: Int, count: Int64) {
+        public init(status: TicketRecord.Status, priority: Int, count: Int64) {
             self.status = status
             self.priority = priority
             self.count = count

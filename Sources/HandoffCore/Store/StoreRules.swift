@@ -12,8 +12,8 @@ public enum StoreRules {
     /// it has a ticket not yet resolved (open, claimed or waiting),
     /// `awaiting_confirmation` while one of its pending actions awaits the
     /// end user (a confirmation asked or a code issued), else `active`.
-    public static func sessionStatus(hasUnresolvedTicket: Bool, awaitsUser: Bool) -> String {
-        hasUnresolvedTicket ? "escalated" : awaitsUser ? "awaiting_confirmation" : "active"
+    public static func sessionStatus(hasUnresolvedTicket: Bool, awaitsUser: Bool) -> SessionRecord.Status {
+        hasUnresolvedTicket ? .escalated : awaitsUser ? .awaitingConfirmation : .active
     }
 
     // MARK: The ticket queue
@@ -47,18 +47,18 @@ public enum StoreRules {
                 annotated(
                     event,
                     [
-                        "ticket_id": .string(active.id), "status": .string(active.status), "attached": .bool(true),
+                        "ticket_id": .string(active.id), "status": .string(active.status.rawValue), "attached": .bool(true),
                         "ticket_state": active.deskSnapshot,
                     ]))
         }
         var waiting = ticket
-        waiting.status = "waiting"
+        waiting.status = .waiting
         return .wait(
             waiting,
             annotated(
                 event,
                 [
-                    "status": .string("waiting"), "waiting_for": .string(active.id), "ticket_state": waiting.deskSnapshot,
+                    "status": .string(TicketRecord.Status.waiting.rawValue), "waiting_for": .string(active.id), "ticket_state": waiting.deskSnapshot,
                 ]))
     }
 
@@ -68,12 +68,12 @@ public enum StoreRules {
     /// `ticket.opened` event. The store writes both.
     public static func opening(_ next: TicketRecord, after resolved: TicketRecord, at now: Int64) -> (ticket: TicketRecord, event: NewEvent) {
         var opened = next
-        opened.status = "open"
+        opened.status = .open
         opened.revision += 1
         let event = NewEvent(
-            action: "ticket.opened", actor: resolved.assignedTo.isEmpty ? next.createdBy : resolved.assignedTo, reasoning: next.reason,
+            action: .ticketOpened, actor: resolved.assignedTo.isEmpty ? next.createdBy : resolved.assignedTo, reasoning: next.reason,
             detailsJSON: JSONValue.object([
-                "ticket_id": .string(next.id), "status": .string("open"), "priority": .integer(Int64(next.priority)),
+                "ticket_id": .string(next.id), "status": .string(TicketRecord.Status.open.rawValue), "priority": .integer(Int64(next.priority)),
                 "pending_action_id": next.pendingActionID.isEmpty ? .null : .string(next.pendingActionID),
                 "after": .string(resolved.id), "ticket_state": opened.deskSnapshot,
             ]).serialized,
@@ -90,18 +90,18 @@ public enum StoreRules {
     public static func cancellation(
         of approval: ApprovalRecord, settled action: PendingActionRecord, actor: String, at now: Int64
     ) -> (approval: ApprovalRecord, event: NewEvent)? {
-        guard !action.isUndecided, approval.status == "pending" else { return nil }
+        guard !action.isUndecided, approval.status == .pending else { return nil }
         var cancelled = approval
-        cancelled.finish("cancelled", at: now)
+        cancelled.finish(.cancelled, at: now)
         cancelled.revision += 1
         let details = JSONValue.object([
-            "approval_id": .string(approval.id), "pending_action_id": .string(action.id), "status": .string("cancelled"),
-            "pending_action_status": .string(action.status),
+            "approval_id": .string(approval.id), "pending_action_id": .string(action.id), "status": .string(ApprovalRecord.Status.cancelled.rawValue),
+            "pending_action_status": .string(action.status.rawValue),
         ])
         return (
             cancelled,
             NewEvent(
-                action: "approval.cancelled", actor: actor, reasoning: "the pending action was settled otherwise",
+                action: .approvalCancelled, actor: actor, reasoning: "the pending action was settled otherwise",
                 detailsJSON: details.serialized, occurredAtMs: now)
         )
     }

@@ -10,8 +10,7 @@ public struct TicketRecord: Sendable, Hashable {
     public var reason: String
     /// 1 normal, 2 high, 3 urgent (the protocol's numbers).
     public var priority: Int
-    /// `open`, `claimed` or `resolved`.
-    public var status: String
+    public var status: Status
     public var createdBy: String
     /// The operator who claimed it; empty while open.
     public var assignedTo: String
@@ -30,7 +29,7 @@ public struct TicketRecord: Sendable, Hashable {
     public var revision: Int64 = 0
 
     public init(
-        tenant: TenantID, id: String, sessionID: String, pendingActionID: String, reason: String, priority: Int, status: String,
+        tenant: TenantID, id: String, sessionID: String, pendingActionID: String, reason: String, priority: Int, status: Status,
         createdBy: String, assignedTo: String, createdAtMs: Int64, slaDeadlineMs: Int64, snapshotJSON: String
     ) {
         self.tenant = tenant
@@ -48,12 +47,12 @@ public struct TicketRecord: Sendable, Hashable {
     }
 
     /// Open past its deadline: it waited too long to be claimed.
-    public func slaBreached(at now: Int64) -> Bool { status == "open" && now >= slaDeadlineMs }
+    public func slaBreached(at now: Int64) -> Bool { status == .open && now >= slaDeadlineMs }
 }
 
 /// Which tickets ListQueue shows.
 public struct TicketQuery: Sendable, Hashable {
-    public var statuses: [String] = ["open", "claimed"]
+    public var statuses: [TicketRecord.Status] = [.open, .claimed]
     public var priorities: [Int] = []
     public var assignedTo: String?
     public var offset = 0

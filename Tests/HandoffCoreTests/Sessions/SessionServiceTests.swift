@@ -155,7 +155,7 @@ struct SessionServiceTests {
         let (first, release) = try await firstUpdateHoldingTheTurn(sessions, store)
         let ran = Mutex(false)
         let beside = Task {
-            try await sessions.changeBeside(id: "s", caller: caller) { () throws(HandoffError) -> (Bool, status: String?) in
+            try await sessions.changeBeside(id: "s", caller: caller) { () throws(HandoffError) -> (Bool, status: SessionRecord.Status?) in
                 ran.withLock { $0 = true }
                 return (true, status: nil)
             }

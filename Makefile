@@ -5,7 +5,7 @@ SWIFT ?= swift
 FUZZ_SECONDS ?= 30
 FUZZ_BUILD := .build-fuzz
 
-.PHONY: all deps deps-build generate check-generated check-format build build-release install test test-swift test-python test-soak fuzz fuzz-long durability soak run bench bench-sessions clean
+.PHONY: all deps deps-build generate check-generated check-format build build-release install test test-swift test-python test-soak fuzz fuzz-long durability soak run bench bench-postgres bench-sessions clean
 
 all: build
 
@@ -90,6 +90,14 @@ bench: deps
 	$(SWIFT) build -c release --product handoff
 	$(SWIFT) build -c release --product handoff-bench
 	scripts/bench
+
+# Issue 23's figures: pgbench and two handoffd nodes on one throwaway
+# PostgreSQL cluster, in one run (docs/BENCHMARKS.md).
+bench-postgres: deps
+	$(SWIFT) build -c release --product handoffd
+	$(SWIFT) build -c release --product handoff
+	$(SWIFT) build -c release --product handoff-bench
+	scripts/bench-postgres
 
 # The figures that need a big store: memory with 100,000 sessions touched, and
 # GetContext with 10 sessions in the store against 1,000,000 (BIG=N to change).

@@ -4,8 +4,8 @@
 // amount, else to the operator desk with the conversation. The handover is
 // written in the assessment's own transaction (`AssessmentService.assess`).
 
-public import HandoffCore
-public import HandoffPolicy
+import HandoffCore
+import HandoffPolicy
 
 public struct AutomaticEscalation: Sendable {
     let approvals: ApprovalService

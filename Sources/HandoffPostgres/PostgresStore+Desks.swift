@@ -148,7 +148,7 @@ extension PostgresStore {
     public func updateTicket(
         _ ticket: TicketRecord, turn: TurnRecord?, events: [NewEvent]
     ) async throws(StoreError) -> (ticket: TicketRecord, turn: TurnRecord?, sessionStatus: SessionRecord.Status, events: [EventRecord]) {
-        try await write { [self] transaction in
+        try await write { transaction in
             let tenant = ticket.tenant
             try await transaction.requireSession(tenant: tenant, id: ticket.sessionID)
             var s = ticket
@@ -272,7 +272,7 @@ extension PostgresStore {
     public func openApproval(
         _ approval: ApprovalRecord, action: PendingActionRecord, events: [NewEvent]
     ) async throws(StoreError) -> (approval: ApprovalRecord, created: Bool, events: [EventRecord]) {
-        try await write { [self] transaction in
+        try await write { transaction in
             try await transaction.requireSession(tenant: approval.tenant, id: approval.sessionID)
             if let existing = try await transaction.rows(
                 """
@@ -368,7 +368,7 @@ extension PostgresStore {
         _ approval: ApprovalRecord, action: PendingActionRecord?, events: [NewEvent]
     ) async throws(StoreError) -> (approval: ApprovalRecord, action: PendingActionRecord?, sessionStatus: SessionRecord.Status, events: [EventRecord])
     {
-        try await write { [self] transaction in
+        try await write { transaction in
             let tenant = approval.tenant
             try await transaction.requireSession(tenant: tenant, id: approval.sessionID)
             var s = approval

@@ -337,7 +337,7 @@ public struct ServerSettings: Sendable, Equatable {
     /// The RPC server's configuration these settings describe.
     public func serverConfiguration() throws(Error) -> RPCServer.Configuration {
         let (host, port) = try hostAndPort()
-        let (certs, chain, key, clientCA) = tlsPaths
+        let (_, chain, key, clientCA) = tlsPaths
         let tls = TLSConfiguration.server(
             certificateChainPath: chain,
             privateKeyPath: key,

@@ -30,6 +30,11 @@ struct DeskBenchmark: AsyncParsableCommand {
     @Option(help: "Open tickets to prepare.") var tickets = 100_000
     @Option(help: "Tenant of the prepared tickets (the certificates' tenant).") var tenant = "default"
     @Option(help: "Server address HOST:PORT.") var server = "127.0.0.1:7443"
+    @Option(
+        help:
+            "The watcher's server, HOST:PORT: another node on the same PostgreSQL database times Escalate on one node to the event on the other (default: --server)."
+    )
+    var watchServer: String?
     @Option(help: "Directory made by `handoff certs init` (agent and operator certificates).") var certs = ".handoff/certs"
     @Option(help: "Escalations timed from reply to Watch event.") var escalations = 300
     @Option(help: "ListQueue calls measured (first page of 50).") var queueCalls = 2000
@@ -40,7 +45,10 @@ struct DeskBenchmark: AsyncParsableCommand {
             return
         }
         guard let address = HostAndPort(server), address.port > 0 else { throw ValidationError("--server \(server) is not HOST:PORT") }
-        func client(_ role: String) throws -> HandoffClient {
+        guard let watchAddress = HostAndPort(watchServer ?? server), watchAddress.port > 0 else {
+            throw ValidationError("--watch-server \(watchServer ?? "") is not HOST:PORT")
+        }
+        func client(_ role: String, at address: HostAndPort) throws -> HandoffClient {
             let dir = URL(fileURLWithPath: certs)
             var configuration = HandoffClient.Configuration(
                 host: address.host, port: address.port,
@@ -51,9 +59,9 @@ struct DeskBenchmark: AsyncParsableCommand {
             configuration.keepaliveInterval = nil
             return try HandoffClient(configuration: configuration)
         }
-        let agent = try client("agent")
-        let desk = try client("operator")
-        let watcher = try client("operator")
+        let agent = try client("agent", at: address)
+        let desk = try client("operator", at: address)
+        let watcher = try client("operator", at: watchAddress)
 
         // ListQueue, first page, one call at a time.
         let queued = try await desk.call(Escalations.listQueue, ListQueueRequest(pageSize: 50)).tickets.count
@@ -105,7 +113,10 @@ struct DeskBenchmark: AsyncParsableCommand {
             if event < reply { early += 1 }
             _ = latency.record(event < reply ? 0 : Self.ns(event - reply))
         }
-        print(Self.line("handoff_escalate_reply_to_watch_event", latency, extra: "n=\(total) event_before_reply=\(early) missing=\(missing)"))
+        print(
+            Self.line(
+                "handoff_escalate_reply_to_watch_event", latency,
+                extra: "n=\(total) watch_node=\(watchServer == nil ? "same" : "other") event_before_reply=\(early) missing=\(missing)"))
         for c in [agent, desk, watcher] { await c.close() }
     }
 

@@ -7,7 +7,7 @@ import Crypto
 import Foundation
 import HandoffCore
 public import HandoffDesks
-public import HandoffPolicy
+import HandoffPolicy
 import HandoffTLS
 public import NIOCore
 import NIOHTTP1

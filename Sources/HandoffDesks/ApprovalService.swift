@@ -775,7 +775,7 @@ public final class ApprovalService: Sendable {
     private func notifyOutcome(_ approval: ApprovalRecord) async {
         await send(
             DeskNotice(
-                kind: "approval.\(approval.status)", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
+                kind: "approval.\(approval.status.rawValue)", tenant: approval.tenant, approvalID: approval.id, sessionID: approval.sessionID,
                 level: 0, recipients: [approval.requester], summary: Self.summary(approval), revision: approval.revision,
                 occurredAtMs: clock()))
     }

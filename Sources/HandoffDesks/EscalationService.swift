@@ -433,8 +433,8 @@ public final class EscalationService: Sendable {
             let s = m["session"]?.objectValue, case .string(let tenant)? = s["tenant"], case .string(let statusName)? = s["status"],
             case .integer(let created)? = s["created_at_ms"], case .integer(let updated)? = s["updated_at_ms"]
         else { return nil }
-        // A snapshot written before the status words changed would still read.
-        let status = SessionRecord.Status(rawValue: statusName) ?? .escalated
+        // A word this version does not know reads as active, as the protocol showed it before.
+        let status = SessionRecord.Status(rawValue: statusName) ?? .active
         func text(_ o: [String: JSONValue], _ k: String) -> String { if case .string(let v)? = o[k] { v } else { "" } }
         func int(_ o: [String: JSONValue], _ k: String) -> Int64 { if case .integer(let v)? = o[k] { v } else { 0 } }
         let labels = (s["labels"]?.objectValue ?? [:]).compactMapValues { if case .string(let v) = $0 { v } else { nil } }

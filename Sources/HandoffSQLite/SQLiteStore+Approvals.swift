@@ -21,7 +21,7 @@ extension SQLiteStore {
                 return (tickets, sessions)
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -33,7 +33,7 @@ extension SQLiteStore {
                     arguments: [tenant.rawValue, sessionID])
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -42,10 +42,10 @@ extension SQLiteStore {
             return try await read { db in
                 try Row.fetchOne(
                     db.cachedStatement(sql: Lookup.unresolvedTicketOfAction), arguments: [tenant.rawValue, sessionID, pendingActionID]
-                ).map { Self.ticket($0, tenant: tenant).id }
+                ).map { try Self.ticket($0, tenant: tenant).id }
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -60,10 +60,10 @@ extension SQLiteStore {
                             ORDER BY sla_deadline_ms LIMIT ?
                             """),
                     arguments: [now, limit]
-                ).map { Self.ticket($0, tenant: TenantID($0[Self.ticketTenantColumn])) }
+                ).map { try Self.ticket($0, tenant: TenantID($0[Self.ticketTenantColumn])) }
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -107,7 +107,7 @@ extension SQLiteStore {
                 ).map { try Self.approval($0, tenant: tenant) }
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -119,7 +119,7 @@ extension SQLiteStore {
                     arguments: [tenant.rawValue, pendingActionID])
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -128,7 +128,7 @@ extension SQLiteStore {
         do {
             return try await read { db in try Row.fetchAll(db, sql: text, arguments: bound).map { try Self.approval($0, tenant: tenant) } }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -182,7 +182,7 @@ extension SQLiteStore {
                 ).compactMap { try? Self.approval($0, tenant: TenantID($0[Self.approvalTenantColumn])) }
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -250,7 +250,8 @@ extension SQLiteStore {
     static func approval(_ row: Row, tenant: TenantID) throws -> ApprovalRecord {
         var record = ApprovalRecord(
             tenant: tenant, id: row[0], sessionID: row[1], pendingActionID: row[2], actionJSON: row[3], amount: row[5],
-            currency: row[6], reason: row[7], requester: row[8], status: row[9], steps: try ApprovalRecord.decodeSteps(row[10]),
+            currency: row[6], reason: row[7], requester: row[8], status: try status(row, 9, of: "approval"),
+            steps: try ApprovalRecord.decodeSteps(row[10]),
             currentLevel: row[11], createdAtMs: row[12])
         record.editedActionJSON = row[4]
         record.decidedAtMs = row[13]

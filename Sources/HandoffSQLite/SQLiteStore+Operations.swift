@@ -18,7 +18,7 @@ extension SQLiteStore {
                             WHERE status != 'resolved' GROUP BY status, priority
                             """))
                 for row in rows {
-                    let status: TicketRecord.Status = row[0]
+                    let status: TicketRecord.Status = try Self.status(row, 0, of: "ticket")
                     counts.tickets.append(.init(status: status, priority: row[1], count: row[2]))
                     if status == .open {
                         let created: Int64 = row[3]
@@ -35,7 +35,7 @@ extension SQLiteStore {
                 return counts
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 

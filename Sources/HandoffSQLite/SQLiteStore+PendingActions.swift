@@ -112,7 +112,7 @@ extension SQLiteStore {
         do {
             return try await read { db in try Self.fetchPendingAction(db, tenant: tenant, id: id) }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -122,7 +122,7 @@ extension SQLiteStore {
                 db.cachedStatement(sql: "\(pendingActionColumns) WHERE tenant_id = ? AND id = ?"),
                 arguments: [tenant.rawValue, id])
         else { return nil }
-        return pendingAction(row, tenant: tenant)
+        return try pendingAction(row, tenant: tenant)
     }
 
     public func pendingAction(tenant: TenantID, releaseTokenHash: [UInt8]) async throws(StoreError) -> PendingActionRecord? {
@@ -131,10 +131,10 @@ extension SQLiteStore {
                 try Row.fetchOne(
                     db.cachedStatement(sql: Lookup.pendingActionByReleaseToken),
                     arguments: [tenant.rawValue, Data(releaseTokenHash)]
-                ).map { Self.pendingAction($0, tenant: tenant) }
+                ).map { try Self.pendingAction($0, tenant: tenant) }
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -148,9 +148,10 @@ extension SQLiteStore {
         FROM pending_actions
         """
 
-    static func pendingAction(_ row: Row, tenant: TenantID) -> PendingActionRecord {
+    static func pendingAction(_ row: Row, tenant: TenantID) throws -> PendingActionRecord {
         var record = PendingActionRecord(
-            tenant: tenant, id: row[25], sessionID: row[0], status: row[1], actionJSON: row[2], risk: row[3], decisionType: row[4],
+            tenant: tenant, id: row[25], sessionID: row[0], status: try status(row, 1, of: "pending action"), actionJSON: row[2], risk: row[3],
+            decisionType: row[4],
             strategy: row[5], createdAtMs: row[6], updatedAtMs: row[7], expiresAtMs: row[8], idempotencyKey: row[9],
             actionHash: [UInt8](row[10] as Data), assessedVersion: row[11])
         record.awaitingConfirmation = row[12]

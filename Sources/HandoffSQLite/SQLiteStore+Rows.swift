@@ -192,7 +192,7 @@ extension SQLiteStore {
                 arguments: [tenant.rawValue, id])
         else { return nil }
         return SessionRecord(
-            tenant: tenant, id: id, version: row[0], stateJSON: row[1], status: row[2], labels: decodeLabels(row[3]),
+            tenant: tenant, id: id, version: row[0], stateJSON: row[1], status: try status(row, 2, of: "session"), labels: decodeLabels(row[3]),
             createdAtMs: row[4], updatedAtMs: row[5])
     }
 

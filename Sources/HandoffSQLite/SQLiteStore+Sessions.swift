@@ -33,7 +33,7 @@ extension SQLiteStore {
         do {
             return try await read { db in try Self.fetchSession(db, tenant: tenant, id: id) }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -62,7 +62,7 @@ extension SQLiteStore {
                 ).map(Self.event(from:))
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -81,7 +81,7 @@ extension SQLiteStore {
                 return verifier
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -146,7 +146,7 @@ extension SQLiteStore {
         do {
             return try await readEvents { db in try Row.fetchAll(db, sql: text, arguments: bound).map(Self.event(from:)) }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -157,7 +157,7 @@ extension SQLiteStore {
                 try Int64.fetchOne(db, sql: "SELECT max(position) FROM events") ?? 0
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -175,7 +175,7 @@ extension SQLiteStore {
                 return page
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -350,7 +350,7 @@ extension SQLiteStore {
                 return SessionContext(session: session, turns: Array(turns), memories: memories, totalTurns: total)
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 }

@@ -30,10 +30,10 @@ extension SQLiteStore {
             : try Row.fetchOne(
                 db.cachedStatement(sql: Lookup.unresolvedTicketOfAction),
                 arguments: [tenant, ticket.sessionID, ticket.pendingActionID]
-            ).map { Self.ticket($0, tenant: ticket.tenant) }
+            ).map { try Self.ticket($0, tenant: ticket.tenant) }
         let active = try Row.fetchOne(
             db.cachedStatement(sql: Lookup.activeTicketOfSession), arguments: [tenant, ticket.sessionID]
-        ).map { Self.ticket($0, tenant: ticket.tenant) }
+        ).map { try Self.ticket($0, tenant: ticket.tenant) }
         switch StoreRules.place(ticket, event: event, sameAction: sameAction, active: active) {
         case .existing(let found):
             return (found, false, try sessionStatus(), [])
@@ -73,7 +73,7 @@ extension SQLiteStore {
                 db.cachedStatement(sql: Lookup.nextWaitingTicket),
                 arguments: [tenant.rawValue, sessionID])
         else { return nil }
-        let (opened, event) = StoreRules.opening(ticket(row, tenant: tenant), after: resolved, at: now)
+        let (opened, event) = StoreRules.opening(try ticket(row, tenant: tenant), after: resolved, at: now)
         try db.cachedStatement(
             sql: """
                 UPDATE tickets SET status = ?, revision = ?, queue_breached = sla_breach_recorded WHERE tenant_id = ? AND id = ?
@@ -87,10 +87,10 @@ extension SQLiteStore {
             return try await read { db in
                 try Row.fetchOne(
                     db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND id = ?"), arguments: [tenant.rawValue, id]
-                ).map { Self.ticket($0, tenant: tenant) }
+                ).map { try Self.ticket($0, tenant: tenant) }
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -102,7 +102,7 @@ extension SQLiteStore {
                 let tickets = try Row.fetchAll(
                     db.cachedStatement(sql: "\(Self.ticketColumns) WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
                     arguments: [tenant.rawValue, since, until]
-                ).map { Self.ticket($0, tenant: tenant) }
+                ).map { try Self.ticket($0, tenant: tenant) }
                 let sessions =
                     try Int64.fetchOne(
                         db.cachedStatement(sql: "SELECT count(*) FROM sessions WHERE tenant_id = ? AND created_at_ms >= ? AND created_at_ms < ?"),
@@ -110,7 +110,7 @@ extension SQLiteStore {
                 return (tickets, sessions)
             }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -139,9 +139,9 @@ extension SQLiteStore {
         arguments.append(contentsOf: [query.limit, query.offset] as [any DatabaseValueConvertible])
         let bound = StatementArguments(arguments.map { Optional($0) })
         do {
-            return try await read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { Self.ticket($0, tenant: tenant) } }
+            return try await read { db in try Row.fetchAll(db, sql: sql, arguments: bound).map { try Self.ticket($0, tenant: tenant) } }
         } catch {
-            throw StoreError.failure("\(error)")
+            throw Self.storeError(error)
         }
     }
 
@@ -256,9 +256,10 @@ extension SQLiteStore {
         throw StoreError.versionConflict(expected: read, current: current)
     }
 
-    static func ticket(_ row: Row, tenant: TenantID) -> TicketRecord {
+    static func ticket(_ row: Row, tenant: TenantID) throws -> TicketRecord {
         var record = TicketRecord(
-            tenant: tenant, id: row[0], sessionID: row[1], pendingActionID: row[2], reason: row[3], priority: row[4], status: row[5],
+            tenant: tenant, id: row[0], sessionID: row[1], pendingActionID: row[2], reason: row[3], priority: row[4],
+            status: try status(row, 5, of: "ticket"),
             createdBy: row[6], assignedTo: row[7], createdAtMs: row[8], slaDeadlineMs: row[11], snapshotJSON: row[14])
         record.claimedAtMs = row[9]
         record.resolvedAtMs = row[10]

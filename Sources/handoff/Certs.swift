@@ -34,8 +34,9 @@ struct Certs: ParsableCommand {
 
         func run() throws {
             let tenants = self.tenants.isEmpty ? ["default"] : self.tenants
-            for tenant in tenants where tenant.isEmpty || !tenant.allSatisfy({ $0.isLetter || $0.isNumber || "-_".contains($0) }) {
-                throw ValidationError("--tenant \(tenant) must be letters, digits, - and _")
+            // As handoffd reads identities (Principal); no `.`, which separates tenant and role in file names.
+            for tenant in tenants where tenant.isEmpty || tenant.contains(".") || !tenant.utf8.allSatisfy(Principal.isNameByte) {
+                throw ValidationError("--tenant \(tenant) must be ASCII letters, digits, - and _")
             }
             var clients = Role.allCases.map { (name: $0.rawValue, uri: Principal(tenant: TenantID(tenants[0]), role: $0, name: $0.rawValue).uri) }
             if tenants.count > 1 {
@@ -84,9 +85,10 @@ struct Certs: ParsableCommand {
         var file: String?
 
         func validate() throws {
-            let allowed = { (text: String) in !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) } }
-            guard allowed(name) else { throw ValidationError("--name \(name) must be letters, digits, -, _ and .") }
-            guard allowed(tenant) else { throw ValidationError("--tenant \(tenant) must be letters, digits, -, _ and .") }
+            // As handoffd reads identities (Principal): ASCII only, and not too long.
+            let allowed = { (text: String) in !text.isEmpty && text.utf8.count <= 100 && text.utf8.allSatisfy(Principal.isNameByte) }
+            guard allowed(name) else { throw ValidationError("--name \(name) must be 1 to 100 ASCII letters, digits, -, _ and .") }
+            guard allowed(tenant) else { throw ValidationError("--tenant \(tenant) must be 1 to 100 ASCII letters, digits, -, _ and .") }
             guard Role(rawValue: role) != nil else {
                 throw ValidationError("--role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
             }

@@ -145,6 +145,32 @@ struct SQLiteStoreTests {
         }
     }
 
+    @Test("a status word this version does not know (a newer version's, a hand edit) is a store failure naming it, not a trap")
+    func unknownStatus() async throws {
+        let path = temporaryDatabase()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SQLiteStore(path: path)
+        _ = try await store.createSession(session("s"), event: event("session.created"))
+        _ = try await store.openTicket(
+            TicketRecord(
+                tenant: .default, id: "t-1", sessionID: "s", pendingActionID: "", reason: "r", priority: 1, status: .open,
+                createdBy: "a", assignedTo: "", createdAtMs: 1, slaDeadlineMs: 2, snapshotJSON: "{}"),
+            turn: TurnRecord(
+                sessionID: "s", sequence: 0, input: "", output: "o", metadataJSON: "{}", reasoning: "r", author: "a", createdAtMs: 1),
+            event: event("session.escalated"))
+        try await DatabaseQueue(path: path).write { db in
+            try db.execute(sql: "UPDATE sessions SET status = 'frozen'")
+            try db.execute(sql: "UPDATE tickets SET status = 'parked'")
+        }
+        let fresh = try SQLiteStore(path: path)
+        await #expect(throws: StoreError.failure("a stored session has status 'frozen', which this version of handoffd does not know")) {
+            _ = try await fresh.session(tenant: .default, id: "s")
+        }
+        await #expect(throws: StoreError.failure("a stored ticket has status 'parked', which this version of handoffd does not know")) {
+            _ = try await fresh.ticket(tenant: .default, id: "t-1")
+        }
+    }
+
     @Test("events form a hash chain that verifies, and tampering is found at the right event")
     func chain() async throws {
         let path = temporaryDatabase()

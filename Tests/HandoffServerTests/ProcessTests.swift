@@ -25,6 +25,8 @@ final class ServerProcess: @unchecked Sendable {
     // (offPool); Process itself is not Sendable.
     let process = Process()
     let port: Int
+    /// The metrics listener's port, when the arguments ask for one (`--metrics-listen 127.0.0.1:0` picks a free one).
+    let metricsPort: Int?
     private let errors: Pipe
     /// What handoffd wrote to stderr before it reported listening.
     private(set) var startupOutput = ""
@@ -36,23 +38,30 @@ final class ServerProcess: @unchecked Sendable {
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        // The one line scripts and tests read: "listening on HOST:PORT".
+        // The one line scripts and tests read: "listening on HOST:PORT" (and
+        // the metrics listener's, in either order, when there is one).
+        let wantsMetrics = arguments.contains("--metrics-listen")
         var seen = ""
         let deadline = Date().addingTimeInterval(20)
         var found: Int?
-        while found == nil, Date() < deadline, process.isRunning {
+        var metrics: Int?
+        func listening(after pattern: String) -> Int? {
+            guard let range = seen.range(of: pattern + #"127\.0\.0\.1:(\d+)"#, options: .regularExpression) else { return nil }
+            return Int(seen[range].split(separator: ":").last!)
+        }
+        while found == nil || (wantsMetrics && metrics == nil), Date() < deadline, process.isRunning {
             let chunk = errors.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             seen += String(decoding: chunk, as: UTF8.self)
-            if let range = seen.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                found = Int(seen[range].split(separator: ":").last!)
-            }
+            found = listening(after: "listening on ")
+            metrics = listening(after: "health checks on http://")
         }
-        guard let found else {
+        guard let found, !wantsMetrics || metrics != nil else {
             process.terminate()
             throw CommandError(output: "handoffd did not report listening:\n\(seen)")
         }
         port = found
+        metricsPort = metrics
         startupOutput = seen
     }
 
@@ -556,10 +565,10 @@ struct ProcessTests {
         defer { _ = try? Process.run(URL(fileURLWithPath: "/bin/umount"), arguments: ["-l", data]).waitUntilExit() }
         let filler = (data as NSString).appendingPathComponent("filler")
         FileManager.default.createFile(atPath: filler, contents: Data(repeating: 7, count: 2 << 20))
-        let metrics = try freePort()
         let server = try await offPool {
-            try ServerProcess(arguments: serverArguments(fixtures, data: data) + ["--metrics-listen", "127.0.0.1:\(metrics)"])
+            try ServerProcess(arguments: serverArguments(fixtures, data: data) + ["--metrics-listen", "127.0.0.1:0"])
         }
+        let metrics = try #require(server.metricsPort)
         var configuration = HandoffClient.Configuration(host: "127.0.0.1", port: server.port, tls: fixtures.clientTLS(role: "agent"))
         configuration.defaultTimeout = .seconds(20)
         let client = try HandoffClient(configuration: configuration)
@@ -614,21 +623,6 @@ struct ProcessTests {
 }
 
 /// A TCP port free now on 127.0.0.1 (for a listener a child process opens).
-private func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw CommandError(output: "no free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
-
 /// GET /readyz on 127.0.0.1:`port` (with Python's urllib, as a probe would).
 private func readyz(_ port: Int) async throws -> (status: Int, body: String) {
     let script = """

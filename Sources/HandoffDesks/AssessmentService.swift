@@ -22,10 +22,6 @@ public struct AssessmentOutcome: Sendable, Hashable {
     /// replay, the one still deciding the pending action.
     public var ticketID = ""
     public var approvalID = ""
-    /// The policy the assessment was made with, which also decided where an
-    /// escalated action went; on a replay, the policy in force at the replay
-    /// (the first call's is not kept).
-    public var policy: Policy?
 }
 
 /// When AssessAction answers an automated action that carries no
@@ -148,7 +144,7 @@ public final class AssessmentService: Sendable {
             if !queued, await store.waitForQueueRoom() { queued = queue() }
             if queued {
                 DeskMetrics.assessed(assessment.strategy, assessment.decisionType)
-                return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false, policy: loaded.policy)
+                return AssessmentOutcome(assessment: assessment, pending: nil, replayed: false)
             }
         }
         let store = store
@@ -178,12 +174,12 @@ public final class AssessmentService: Sendable {
             if let escalation { await escalation.announce(recorded, action: action, caller: caller) }
             return AssessmentOutcome(
                 assessment: assessment, pending: recorded.pending, replayed: false, ticketID: recorded.ticket?.record.id ?? "",
-                approvalID: recorded.approval?.id ?? "", policy: loaded.policy)
+                approvalID: recorded.approval?.id ?? "")
         }
         guard let first = try? Assessment(json: JSONValue(parsing: recorded.assessmentJSON)) else {
             throw .storeFailed("the stored assessment under key \(idempotencyKey) does not parse")
         }
-        var replay = AssessmentOutcome(assessment: first, pending: recorded.pending, replayed: true, policy: loaded.policy)
+        var replay = AssessmentOutcome(assessment: first, pending: recorded.pending, replayed: true)
         if let escalation, let earlier = recorded.pending, first.strategy == .escalate {
             (replay.ticketID, replay.approvalID) = try await escalation.deciding(
                 earlier, action: action, assessment: first, caller: caller, policy: loaded.policy)
